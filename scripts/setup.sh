@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# Install what rust_wq needs on a Debian 12 machine with rustup Rust, then
+# build (and cache) the Rust-enabled Linux 7.3 test kernel.
+#
+# Idempotent: every step checks whether its result is already there and is
+# silent when it is.  Usage: scripts/setup.sh [deps|kernel|all]   (default all)
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+what="${1:-all}"
+KBUILD_DIR="${KBUILD_DIR:-$KBUILD_DIR_DEFAULT}"
+
+APT_PACKAGES=(flex bison bc libelf-dev libssl-dev cpio kmod xz-utils
+	qemu-system-x86 udev python3-venv gcc make)
+
+sudo_() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+step_apt() {
+	local missing=() p
+	for p in "${APT_PACKAGES[@]}"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+			missing+=("$p")
+	done
+	[ ${#missing[@]} -eq 0 ] && return 0
+	log "installing Debian packages: ${missing[*]}"
+	sudo_ env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null ||
+		die "apt-get update failed (Debian mirror unreachable?)"
+	sudo_ env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+		"${missing[@]}" >/dev/null || die "apt-get install failed for: ${missing[*]}"
+}
+
+step_rust_src() {
+	local sysroot
+	sysroot="$(rustc --print sysroot)" || die "rustc not found: install Rust with rustup"
+	[ -d "$sysroot/lib/rustlib/src/rust/library/core" ] && return 0
+	log "installing rustup component rust-src"
+	rustup component add rust-src >/dev/null || die "rustup component add rust-src failed"
+}
+
+step_bindgen() {
+	if [ -x "$TOOLS_DIR/bin/bindgen" ] &&
+		"$TOOLS_DIR/bin/bindgen" --version 2>/dev/null | grep -q "$BINDGEN_VERSION"; then
+		return 0
+	fi
+	log "building bindgen-cli $BINDGEN_VERSION (about 3 minutes)"
+	cargo install --quiet --locked --root "$TOOLS_DIR" bindgen-cli --version "$BINDGEN_VERSION" ||
+		die "cargo install bindgen-cli failed (crates.io unreachable?)"
+}
+
+step_venv() {
+	if [ -x "$VENV_DIR/bin/vng" ] && [ -f "$VENV_DIR/.pins-$VIRTME_NG_VERSION-$LIBCLANG_VERSION" ]; then
+		return 0
+	fi
+	log "installing virtme-ng $VIRTME_NG_VERSION and libclang $LIBCLANG_VERSION (PyPI) into $VENV_DIR"
+	python3 -m venv "$VENV_DIR" || die "python3 -m venv failed"
+	"$VENV_DIR/bin/pip" install -q --disable-pip-version-check \
+		"virtme-ng==$VIRTME_NG_VERSION" "libclang==$LIBCLANG_VERSION" ||
+		die "pip install virtme-ng/libclang failed (PyPI unreachable?)"
+	touch "$VENV_DIR/.pins-$VIRTME_NG_VERSION-$LIBCLANG_VERSION"
+}
+
+# Downloads Debian's linux-source-7.3 without touching the machine's apt
+# configuration: a private sources list, state and cache under $APT_DIR.
+# apt checks the archive signatures with the keyring already on the machine.
+step_source() {
+	[ -f "$SRC_DIR/.extracted" ] && return 0
+	log "downloading Debian's linux-source-$KVER_SERIES"
+	mkdir -p "$APT_DIR/lists/partial" "$APT_DIR/cache/archives/partial" "$APT_DIR/deb"
+	cat >"$APT_DIR/sources.list" <<-EOF
+		deb http://deb.debian.org/debian trixie-backports main
+		deb http://deb.debian.org/debian forky main
+		deb http://deb.debian.org/debian sid main
+	EOF
+	local opts=(-o "Dir::Etc::sourcelist=$APT_DIR/sources.list" -o Dir::Etc::sourceparts=/dev/null
+		-o "Dir::State::Lists=$APT_DIR/lists" -o "Dir::Cache=$APT_DIR/cache" -o APT::Sandbox::User=root)
+	apt-get "${opts[@]}" -qq update >/dev/null 2>&1 || die "apt-get update of the private sources failed"
+	(cd "$APT_DIR/deb" && rm -f linux-source-*.deb &&
+		apt-get "${opts[@]}" -qq download "linux-source-$KVER_SERIES" >/dev/null 2>&1) ||
+		die "could not download linux-source-$KVER_SERIES from Debian"
+	local deb
+	deb="$(ls "$APT_DIR"/deb/linux-source-"$KVER_SERIES"_*.deb | head -n1)"
+	log "extracting $(basename "$deb")"
+	rm -rf "$SRC_DIR" "$APT_DIR/x"
+	mkdir -p "$APT_DIR/x" "$SRC_DIR"
+	dpkg-deb -x "$deb" "$APT_DIR/x"
+	tar -xJf "$APT_DIR/x/usr/src/linux-source-$KVER_SERIES.tar.xz" -C "$SRC_DIR" --strip-components=1
+	rm -rf "$APT_DIR/x"
+	touch "$SRC_DIR/.extracted"
+}
+
+step_kernel() {
+	toolchain_env
+	if [ -f "$KBUILD_DIR/.rust_wq-built" ] && [ -f "$KBUILD_DIR/arch/x86/boot/bzImage" ]; then
+		return 0
+	fi
+	mkdir -p "$KBUILD_DIR"
+	if [ ! -f "$KBUILD_DIR/.rust_wq-configured" ]; then
+		log "configuring the test kernel in $KBUILD_DIR"
+		(cd "$SRC_DIR" && make -s O="$KBUILD_DIR" rustavailable >/dev/null) ||
+			die "the kernel says Rust is not available (see: make -C $SRC_DIR rustavailable)"
+		# virtme-ng's minimal config plus our fragment (scripts/kernel.config).
+		rm -f "$KBUILD_DIR/.config"
+		(cd "$SRC_DIR" && virtme-configkernel --allnoconfig --custom "$FRAGMENT" \
+			--arch x86_64 O="$KBUILD_DIR" >"$KBUILD_DIR/configkernel.log" 2>&1) ||
+			die "virtme-configkernel failed, see $KBUILD_DIR/configkernel.log"
+		check_config
+		touch "$KBUILD_DIR/.rust_wq-configured"
+	fi
+	log "building the test kernel in $KBUILD_DIR (about 10 minutes, log: $KBUILD_DIR/build.log)"
+	local start=$SECONDS
+	if ! make -C "$KBUILD_DIR" -j"$(nproc)" >"$KBUILD_DIR/build.log" 2>&1; then
+		tail -n 30 "$KBUILD_DIR/build.log" >&2
+		die "kernel build failed, see $KBUILD_DIR/build.log"
+	fi
+	touch "$KBUILD_DIR/.rust_wq-built"
+	log "kernel built in $((SECONDS - start)) s"
+}
+
+# Every option the fragment asks for must have survived Kconfig; a silently
+# dropped option (unmet dependency) would make the tests meaningless.
+check_config() {
+	local line opt want got bad=0
+	while IFS= read -r line; do
+		case "$line" in
+		CONFIG_*=*) opt="${line%%=*}"; want="${line#*=}" ;;
+		"# CONFIG_"*" is not set") opt="${line#\# }"; opt="${opt%% *}"; want=n ;;
+		*) continue ;;
+		esac
+		got="$(grep -E "^$opt=|^# $opt is not set" "$KBUILD_DIR/.config" | head -n1 || true)"
+		case "$got" in
+		"$opt=$want") ;;
+		"# $opt is not set") [ "$want" = n ] || { log "config: $opt=$want was dropped"; bad=1; } ;;
+		"") [ "$want" = n ] || { log "config: $opt missing"; bad=1; } ;;
+		*) log "config: wanted $opt=$want, got $got"; bad=1 ;;
+		esac
+	done <"$FRAGMENT"
+	[ $bad -eq 0 ] || die "kernel config does not match scripts/kernel.config"
+}
+
+case "$what" in
+deps) step_apt; step_rust_src; step_bindgen; step_venv ;;
+source) step_source ;;
+kernel) step_source; step_kernel ;;
+all) step_apt; step_rust_src; step_bindgen; step_venv; step_source; step_kernel ;;
+*) die "usage: $0 [deps|source|kernel|all]" ;;
+esac
