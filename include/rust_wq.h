@@ -1,0 +1,186 @@
+/* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
+/*
+ * rust_wq userspace ABI: the ioctls of /dev/rust_wq.
+ *
+ * All structures have a fixed size and layout on every 64-bit and 32-bit ABI
+ * (only __u32/__u64 fields, naturally aligned, explicit padding).  Every
+ * structure passed *into* the kernel starts with a `version` field that must
+ * be RUST_WQ_ABI_VERSION, and every `reserved`/`pad` field must be zero on
+ * input (else EINVAL); the kernel zeroes them on output.
+ *
+ * Work belongs to the open file that enqueued it.  Closing the file cancels
+ * whatever of it has not started and waits for what is running.
+ *
+ * Errors (negative return, errno set):
+ *   ENOTTY  unknown ioctl number (another magic, or an unknown command nr)
+ *   EINVAL  known command with a wrong size encoded in the ioctl number,
+ *           wrong version, non-zero reserved/pad field, unknown queue,
+ *           count 0 or > max_count, delay > max_delay_us,
+ *           sleep > max_sleep_us, cpu >= nr_cpu_ids (and not RUST_WQ_CPU_ANY),
+ *           unknown target kind, RESULTS with a NULL buf and capacity > 0
+ *   ENODEV  the requested CPU is possible but offline
+ *   EFAULT  the argument pointer (or results buffer) cannot be read/written
+ *   EBUSY   the file already has max_pending unfinished items
+ *   ENOENT  CANCEL/MOD_DELAY of an id that this file does not have pending
+ *   ENOMEM  the kernel could not allocate the items (nothing was enqueued)
+ */
+#ifndef _UAPI_RUST_WQ_H
+#define _UAPI_RUST_WQ_H
+
+#include <linux/ioctl.h>
+#include <linux/types.h>
+
+#define RUST_WQ_ABI_VERSION 1
+#define RUST_WQ_DEVICE "/dev/rust_wq"
+#define RUST_WQ_IOC_MAGIC 0xBC
+
+/* Limits of this version (also reported by RUST_WQ_IOC_INFO). */
+#define RUST_WQ_MAX_COUNT 1024
+#define RUST_WQ_MAX_PENDING 4096
+#define RUST_WQ_MAX_DELAY_US 60000000ull /* 60 s */
+#define RUST_WQ_MAX_SLEEP_US 1000000ull  /* 1 s */
+#define RUST_WQ_MAX_RESULTS 8192
+
+/* Target queues. */
+#define RUST_WQ_Q_PERCPU 0        /* the module's own per-CPU queue (WQ_PERCPU) */
+#define RUST_WQ_Q_UNBOUND 1       /* the module's own unbound queue (WQ_UNBOUND) */
+#define RUST_WQ_Q_ORDERED 2       /* the module's ordered queue: one item at a time, FIFO */
+#define RUST_WQ_Q_SYSTEM_PERCPU 3 /* system_percpu_wq, what schedule_work() uses */
+#define RUST_WQ_Q_SYSTEM_DFL 4    /* system_dfl_wq, the default unbound system queue */
+#define RUST_WQ_Q_COUNT 5
+
+/* `cpu` value meaning "no CPU requested" (the queue picks one). */
+#define RUST_WQ_CPU_ANY 0xffffffffu
+
+/* RUST_WQ_IOC_INFO: version and limits. */
+struct rust_wq_info {
+	__u32 abi_version;   /* RUST_WQ_ABI_VERSION */
+	__u32 nr_cpu_ids;    /* CPUs are numbered 0 .. nr_cpu_ids-1 */
+	__u32 max_count;     /* most items one ENQUEUE may create */
+	__u32 max_pending;   /* most unfinished items one file may have */
+	__u64 max_delay_us;  /* largest accepted delay */
+	__u64 max_sleep_us;  /* largest accepted sleep inside a work item */
+	__u64 online_cpus;   /* bit n set: CPU n online (CPUs 0..63) */
+	__u32 max_results;   /* results kept per file before the oldest are dropped */
+	__u32 reserved0;
+	__u64 reserved[4];
+};
+
+/*
+ * RUST_WQ_IOC_ENQUEUE: create `count` work items and queue them.
+ *
+ * cpu: RUST_WQ_CPU_ANY, or a CPU to queue on (queue_work_on /
+ *      queue_delayed_work_on).  Allowed on every queue; on the per-CPU queues
+ *      the item runs on that CPU.
+ * delay_us: 0 queues at once; otherwise the item is queued after at least
+ *      this delay (rounded up to whole jiffies, never early).
+ * sleep_us: the work function sleeps (usleep_range/msleep) this long.
+ * On success `first_id` is the id of the first item; the items have ids
+ * first_id .. first_id + count - 1.  Ids are unique per file and start at 1.
+ */
+struct rust_wq_enqueue {
+	__u32 version;
+	__u32 queue;      /* RUST_WQ_Q_* */
+	__u32 cpu;        /* RUST_WQ_CPU_ANY or a CPU number */
+	__u32 count;      /* 1 .. max_count */
+	__u64 delay_us;   /* 0 .. max_delay_us */
+	__u64 sleep_us;   /* 0 .. max_sleep_us */
+	__u64 tag;        /* copied into each result */
+	__u64 first_id;   /* out */
+	__u64 reserved[2];
+};
+
+/* Kinds for FLUSH and CANCEL. */
+#define RUST_WQ_TARGET_ALL 0   /* all of this file's items */
+#define RUST_WQ_TARGET_ID 1    /* the item with `id` */
+#define RUST_WQ_TARGET_QUEUE 2 /* all of this file's items on `queue` */
+
+/*
+ * RUST_WQ_IOC_FLUSH: wait until the targeted items that were enqueued before
+ * the call have finished (delayed ones included: their timers are fired
+ * early, as flush_delayed_work() does).  `count` (out) is how many items were
+ * waited for.  FLUSH of an id that is not pending succeeds with count 0.
+ *
+ * RUST_WQ_IOC_CANCEL: cancel the targeted items that have not started yet
+ * and wait for those running (cancel_delayed_work_sync()).  `count` (out) is
+ * how many were cancelled, which then never run and produce no result.
+ * CANCEL of an id that is not pending fails with ENOENT.
+ */
+struct rust_wq_target {
+	__u32 version;
+	__u32 kind;       /* RUST_WQ_TARGET_* */
+	__u32 queue;      /* for RUST_WQ_TARGET_QUEUE, else 0 */
+	__u32 pad;
+	__u64 id;         /* for RUST_WQ_TARGET_ID, else 0 */
+	__u64 count;      /* out */
+	__u64 reserved[2];
+};
+
+/*
+ * RUST_WQ_IOC_MOD_DELAY: change the delay of a pending item (it now runs
+ * `delay_us` from now; mod_delayed_work_on()).  ENOENT if the item is not
+ * pending (it ran, is running, was cancelled, or never existed).
+ */
+struct rust_wq_mod_delay {
+	__u32 version;
+	__u32 pad;
+	__u64 id;
+	__u64 delay_us;   /* 0 .. max_delay_us */
+	__u64 reserved[2];
+};
+
+/* rust_wq_result.flags */
+#define RUST_WQ_RES_PROCESS_CTX (1u << 0) /* ran in process context (in_task, preemptible) */
+#define RUST_WQ_RES_SLEPT (1u << 1)       /* slept for at least sleep_us */
+
+/* One executed item. */
+struct rust_wq_result {
+	__u64 id;
+	__u64 tag;
+	__u64 seq;            /* global execution order (module-wide, from 1) */
+	__u64 latency_ns;     /* from the ENQUEUE call (any delay included) to the start of the work function */
+	__u64 runtime_ns;     /* duration of the work function */
+	__u32 requested_cpu;  /* as given, or RUST_WQ_CPU_ANY */
+	__u32 cpu;            /* CPU the work function started on */
+	__u32 queue;          /* RUST_WQ_Q_* */
+	__u32 flags;          /* RUST_WQ_RES_* */
+	__u64 reserved;
+};
+
+/*
+ * RUST_WQ_IOC_RESULTS: move up to `capacity` results of this file, oldest
+ * first, into the array at `buf`; `count` (out) says how many.  Results that
+ * are read are removed.  `dropped` (out) is how many results were discarded
+ * since the last call because more than max_results were waiting.
+ */
+struct rust_wq_results {
+	__u32 version;
+	__u32 capacity;
+	__u64 buf;        /* user pointer to struct rust_wq_result[capacity] */
+	__u32 count;      /* out */
+	__u32 pad;
+	__u64 dropped;    /* out */
+	__u64 reserved[2];
+};
+
+/* RUST_WQ_IOC_STATS: this file's counters since open (or the last RESET). */
+struct rust_wq_stats {
+	__u64 enqueued;
+	__u64 executed;
+	__u64 cancelled;
+	__u64 pending;    /* enqueued - executed - cancelled */
+	__u64 results_dropped;
+	__u64 reserved[3];
+};
+
+#define RUST_WQ_IOC_INFO      _IOR(RUST_WQ_IOC_MAGIC, 0x00, struct rust_wq_info)
+#define RUST_WQ_IOC_ENQUEUE   _IOWR(RUST_WQ_IOC_MAGIC, 0x01, struct rust_wq_enqueue)
+#define RUST_WQ_IOC_FLUSH     _IOWR(RUST_WQ_IOC_MAGIC, 0x02, struct rust_wq_target)
+#define RUST_WQ_IOC_CANCEL    _IOWR(RUST_WQ_IOC_MAGIC, 0x03, struct rust_wq_target)
+#define RUST_WQ_IOC_MOD_DELAY _IOW(RUST_WQ_IOC_MAGIC, 0x04, struct rust_wq_mod_delay)
+#define RUST_WQ_IOC_RESULTS   _IOWR(RUST_WQ_IOC_MAGIC, 0x05, struct rust_wq_results)
+#define RUST_WQ_IOC_STATS     _IOR(RUST_WQ_IOC_MAGIC, 0x06, struct rust_wq_stats)
+/* Cancel everything of this file (as CANCEL ALL), drop its results, zero its counters. */
+#define RUST_WQ_IOC_RESET     _IO(RUST_WQ_IOC_MAGIC, 0x07)
+
+#endif /* _UAPI_RUST_WQ_H */
