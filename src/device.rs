@@ -1,0 +1,720 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The `/dev/rust_wq` misc device: userspace enqueues test work and reads back what ran where.
+//!
+//! The ABI is `include/rust_wq.h` (mirrored in [`crate::abi`]). Work belongs to the open file
+//! that enqueued it; closing the file cancels what has not started and waits for what runs.
+//! This file uses only the safe API of [`crate::workqueue`].
+
+use crate::abi::{self, Enqueue, Info, ModDelay, Results, Stats, Target, WorkResult};
+use crate::workqueue::{
+    self as wq,
+    ArcDelayedWork,
+    Delay,
+    DelayedWork,
+    EnqueueError,
+    Kind,
+    OnlineCpu,
+    WorkItem,
+    Workqueue, //
+};
+use core::sync::atomic::{
+    AtomicU64,
+    Ordering, //
+};
+use kernel::{
+    fs::File,
+    ioctl::{
+        _IOC_NR,
+        _IOC_SIZE,
+        _IOC_TYPE, //
+    },
+    miscdevice::{
+        MiscDevice,
+        MiscDeviceRegistration, //
+    },
+    new_mutex,
+    prelude::*,
+    sync::{
+        Arc,
+        ArcBorrow,
+        Mutex, //
+    },
+    time::{
+        delay::fsleep,
+        Delta,
+        Instant,
+        Monotonic, //
+    },
+    uaccess::{
+        UserPtr,
+        UserSlice, //
+    },
+    workqueue::impl_has_delayed_work,
+};
+
+/// The shortest sleep `fsleep` does by sleeping rather than busy-waiting.
+const MIN_SLEEP_US: u64 = 11;
+
+/// Per-item dmesg lines are printed for the first this many items of each enqueue call.
+const LOG_ITEMS_PER_BATCH: u32 = 4;
+
+/// Module-wide state: the module's own queues and the global execution counter.
+#[pin_data]
+pub(crate) struct Shared {
+    #[pin]
+    percpu: Workqueue,
+    #[pin]
+    unbound: Workqueue,
+    #[pin]
+    ordered: Workqueue,
+    /// The last sequence number handed to a running item.
+    seq: AtomicU64,
+}
+
+impl Shared {
+    /// Creates the module's queues.
+    pub(crate) fn new() -> impl PinInit<Self, Error> {
+        try_pin_init!(Self {
+            percpu <- Workqueue::builder(Kind::PerCpu).build(fmt!("rust_wq_percpu")),
+            unbound <- Workqueue::builder(Kind::Unbound).build(fmt!("rust_wq_unbound")),
+            ordered <- Workqueue::builder(Kind::Ordered).build(fmt!("rust_wq_ordered")),
+            seq: AtomicU64::new(0),
+        }? Error)
+    }
+}
+
+kernel::sync::global_lock! {
+    // SAFETY: `init` is called in the module initialiser, before the device is registered and
+    // so before any other use.
+    unsafe(uninit) static SHARED: Mutex<Option<Arc<Shared>>> = None;
+}
+
+/// The module-wide state, published for files opened while this value exists.
+///
+/// Dropping it drops the module's queues (once no file holds them any more).
+pub(crate) struct Installed(());
+
+impl Installed {
+    /// Creates the module's queues and publishes them. Call once, from the module initialiser,
+    /// before the misc device is registered.
+    pub(crate) fn new() -> Result<Self> {
+        let shared = Arc::pin_init(Shared::new(), GFP_KERNEL)?;
+        // SAFETY: Called once per module load, before any other use of `SHARED` (the device,
+        // whose `open` reads it, is registered only after this returns).
+        unsafe { SHARED.init() };
+        *SHARED.lock() = Some(shared);
+        Ok(Installed(()))
+    }
+}
+
+impl Drop for Installed {
+    fn drop(&mut self) {
+        let shared = SHARED.lock().take();
+        drop(shared);
+    }
+}
+
+/// One test work item, always a delayed work (queued at once when its delay is zero).
+#[pin_data]
+pub(crate) struct Item {
+    #[pin]
+    dwork: DelayedWork<Item>,
+    id: u64,
+    tag: u64,
+    queue: u32,
+    cpu: u32,
+    sleep_us: u64,
+    log: bool,
+    batch_summary: Option<u32>,
+    enqueued_at: Instant<Monotonic>,
+    file: Arc<FileShared>,
+}
+
+impl_has_delayed_work! {
+    impl HasDelayedWork<Self> for Item { self.dwork }
+}
+
+impl WorkItem for Item {
+    type Pointer = Arc<Item>;
+
+    fn run(this: Arc<Item>) {
+        let start = Instant::<Monotonic>::now();
+        let cpu = kernel::cpu::CpuId::current().as_u32();
+        let mut flags = 0;
+        if wq::context::in_worker() && this.is_current() {
+            flags |= abi::RES_PROCESS_CTX;
+        }
+        if this.sleep_us > 0 {
+            // `sleep_us` is at most `MAX_SLEEP_US`, far below `i64::MAX`. `fsleep` busy-waits
+            // below 11 us, so shorter sleeps are rounded up to that.
+            fsleep(Delta::from_micros(this.sleep_us.max(MIN_SLEEP_US) as i64));
+            let slept_for = start.elapsed().as_nanos();
+            // `fsleep` blocks in the scheduler (a sleeping wait; in atomic context the debug kernel
+            // would report it), so having waited at least the time asked for means it slept.
+            if slept_for >= (this.sleep_us * 1000) as i64 {
+                flags |= abi::RES_SLEPT;
+            }
+        }
+        let end = Instant::<Monotonic>::now();
+        let seq = this.file.shared.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        let result = WorkResult {
+            id: this.id,
+            tag: this.tag,
+            seq,
+            latency_ns: (start - this.enqueued_at).as_nanos().max(0) as u64,
+            runtime_ns: (end - start).as_nanos().max(0) as u64,
+            requested_cpu: this.cpu,
+            cpu,
+            queue: this.queue,
+            flags,
+            reserved: 0,
+        };
+        if this.log {
+            let req_cpu = match result.requested_cpu {
+                abi::CPU_ANY => -1,
+                c => i64::from(c),
+            };
+            let process_ctx = (flags & abi::RES_PROCESS_CTX) != 0;
+            let slept = (flags & abi::RES_SLEPT) != 0;
+            pr_info!(
+                "work id={} tag={} queue={} req_cpu={} (-1: any) cpu={} latency={}us runtime={}us seq={} process_ctx={} slept={}\n",
+                result.id,
+                result.tag,
+                queue_name(result.queue),
+                req_cpu,
+                result.cpu,
+                result.latency_ns / 1000,
+                result.runtime_ns / 1000,
+                seq,
+                process_ctx,
+                slept,
+            );
+        }
+        if let Some(n) = this.batch_summary {
+            pr_info!(
+                "work batch tag={} queue={}: last of {} items ran (id={}, cpu={}); per-item lines for the first {} only\n",
+                result.tag,
+                queue_name(result.queue),
+                n,
+                result.id,
+                result.cpu,
+                LOG_ITEMS_PER_BATCH,
+            );
+        }
+        this.file.finished(&this, result);
+    }
+}
+
+fn queue_name(q: u32) -> &'static str {
+    match q {
+        abi::Q_PERCPU => "percpu",
+        abi::Q_UNBOUND => "unbound",
+        abi::Q_ORDERED => "ordered",
+        abi::Q_SYSTEM_PERCPU => "system_percpu",
+        abi::Q_SYSTEM_DFL => "system_dfl",
+        _ => "?",
+    }
+}
+
+/// The mutable state of one open file.
+///
+/// # Invariants
+///
+/// `pending` is sorted by id. `results.capacity() >= results.len() + pending.len()` and
+/// `retired.capacity() >= retired.len() + pending.len()`, so a finishing item never allocates.
+struct FileInner {
+    next_id: u64,
+    /// Items enqueued and neither finished nor cancelled.
+    pending: KVec<Arc<Item>>,
+    /// Items that finished; kept until flushed (their worker may still be returning).
+    retired: KVec<Arc<Item>>,
+    /// Results not yet read, in execution order.
+    results: KVec<WorkResult>,
+    stats: Stats,
+}
+
+impl FileInner {
+    fn find_pending(&self, id: u64) -> Option<usize> {
+        self.pending.binary_search_by_key(&id, |i| i.id).ok()
+    }
+
+    /// Drops the oldest results beyond [`abi::MAX_RESULTS`].
+    fn trim_results(&mut self) {
+        let max = abi::MAX_RESULTS as usize;
+        if self.results.len() > max {
+            let excess = self.results.len() - max;
+            let mut seen = 0;
+            self.results.retain(|_| {
+                seen += 1;
+                seen > excess
+            });
+            self.stats.results_dropped += excess as u64;
+        }
+    }
+}
+
+/// The state of one open file of `/dev/rust_wq`, shared with its items.
+#[pin_data]
+pub(crate) struct FileShared {
+    #[pin]
+    inner: Mutex<FileInner>,
+    /// Serialises cancel, delay changes and reset, which wait for items outside `inner`.
+    #[pin]
+    ctl: Mutex<()>,
+    shared: Arc<Shared>,
+}
+
+impl FileShared {
+    /// Records a finished item. Called by the item's work function.
+    fn finished(&self, item: &Arc<Item>, result: WorkResult) {
+        let mut inner = self.inner.lock();
+        let Some(idx) = inner.find_pending(item.id) else {
+            // The file is being reset or closed; nobody will read this result.
+            return;
+        };
+        if let Ok(me) = inner.pending.remove(idx) {
+            // Cannot fail: the invariant keeps room for every pending item.
+            if let Err(e) = inner.retired.push_within_capacity(me) {
+                drop(e);
+            }
+        }
+        if inner.results.push_within_capacity(result).is_err() {
+            inner.stats.results_dropped += 1;
+        }
+        inner.stats.executed += 1;
+    }
+
+    /// Waits for retired items to be completely done and frees them.
+    fn reap(&self) {
+        let retired = {
+            let mut inner = self.inner.lock();
+            if inner.retired.is_empty() {
+                return;
+            }
+            let cap = inner.retired.capacity();
+            let mut fresh = KVec::new();
+            // Keep the capacity invariant; if that allocation fails, keep the old vector.
+            if fresh.reserve(cap, GFP_KERNEL).is_err() {
+                return;
+            }
+            core::mem::replace(&mut inner.retired, fresh)
+        };
+        for item in retired.iter() {
+            // The item finished its work function; wait until its worker has returned too.
+            item.flush();
+        }
+    }
+
+    fn queue(&self, q: u32) -> Result<QueueRef<'_>> {
+        Ok(match q {
+            abi::Q_PERCPU => QueueRef::Owned(&self.shared.percpu),
+            abi::Q_UNBOUND => QueueRef::Owned(&self.shared.unbound),
+            abi::Q_ORDERED => QueueRef::Owned(&self.shared.ordered),
+            abi::Q_SYSTEM_PERCPU => QueueRef::System(wq::system_percpu()),
+            abi::Q_SYSTEM_DFL => QueueRef::System(wq::system_dfl()),
+            _ => return Err(EINVAL),
+        })
+    }
+
+    /// Queues `item` on its queue after `delay`, on its CPU if it has one.
+    fn arm(&self, item: Arc<Item>, cpu: Option<&OnlineCpu>, delay: Delay) -> Result {
+        let q = self.queue(item.queue)?;
+        let res: core::result::Result<(), EnqueueError<Arc<Item>>> = match (q, delay == Delay::ZERO) {
+            (QueueRef::Owned(w), true) => match cpu {
+                Some(c) => w.enqueue_on(c, item).map_err(EnqueueError::Pending),
+                None => w.enqueue(item).map_err(EnqueueError::Pending),
+            },
+            (QueueRef::Owned(w), false) => match cpu {
+                Some(c) => w.enqueue_delayed_on(c, item, delay),
+                None => w.enqueue_delayed(item, delay),
+            },
+            (QueueRef::System(s), true) => match cpu {
+                Some(c) => s.enqueue_on(c, item).map_err(EnqueueError::Pending),
+                None => s.enqueue(item).map_err(EnqueueError::Pending),
+            },
+            (QueueRef::System(s), false) => match cpu {
+                Some(c) => s.enqueue_delayed_on(c, item, delay).map_err(EnqueueError::Pending),
+                None => s.enqueue_delayed(item, delay).map_err(EnqueueError::Pending),
+            },
+        };
+        res.map_err(Error::from)
+    }
+
+    fn info(&self) -> Info {
+        let mut online = 0u64;
+        for cpu in 0..wq::nr_cpu_ids().min(64) {
+            if wq::cpu_online(cpu) {
+                online |= 1 << cpu;
+            }
+        }
+        Info {
+            abi_version: abi::ABI_VERSION,
+            nr_cpu_ids: wq::nr_cpu_ids(),
+            max_count: abi::MAX_COUNT,
+            max_pending: abi::MAX_PENDING,
+            max_delay_us: abi::MAX_DELAY_US,
+            max_sleep_us: abi::MAX_SLEEP_US,
+            online_cpus: online,
+            max_results: abi::MAX_RESULTS,
+            ..Info::default()
+        }
+    }
+
+    fn enqueue(this: ArcBorrow<'_, Self>, req: &mut Enqueue) -> Result {
+        let me: &Self = &this;
+        if req.version != abi::ABI_VERSION || req.reserved != [0; 2] {
+            return Err(EINVAL);
+        }
+        if req.queue >= abi::Q_COUNT
+            || req.count == 0
+            || req.count > abi::MAX_COUNT
+            || req.delay_us > abi::MAX_DELAY_US
+            || req.sleep_us > abi::MAX_SLEEP_US
+        {
+            return Err(EINVAL);
+        }
+        let delay = Delay::from_micros(req.delay_us)?;
+        let cpu = match req.cpu {
+            abi::CPU_ANY => None,
+            c => Some(OnlineCpu::get(c)?),
+        };
+        me.reap();
+
+        // Make every item first, so that running out of memory changes nothing.
+        let count = req.count as usize;
+        let mut items = KVec::with_capacity(count, GFP_KERNEL)?;
+        let now = Instant::<Monotonic>::now();
+        let first_id;
+        {
+            let mut inner = me.inner.lock();
+            if inner.pending.len() + count > abi::MAX_PENDING as usize {
+                return Err(EBUSY);
+            }
+            let room = inner.pending.len() + count;
+            inner.pending.reserve(count, GFP_KERNEL)?;
+            inner.results.reserve(room, GFP_KERNEL)?;
+            inner.retired.reserve(room, GFP_KERNEL)?;
+            first_id = inner.next_id + 1;
+            let (tag, queue, cpu_req, sleep_us, n) = (req.tag, req.queue, req.cpu, req.sleep_us, req.count);
+            for i in 0..n {
+                let item = Arc::pin_init(
+                    pin_init!(Item {
+                        dwork <- kernel::workqueue::new_delayed_work!("rust_wq::Item::dwork"),
+                        id: first_id + u64::from(i),
+                        tag,
+                        queue,
+                        cpu: cpu_req,
+                        sleep_us,
+                        log: i < LOG_ITEMS_PER_BATCH,
+                        batch_summary: (n > LOG_ITEMS_PER_BATCH && i == n - 1).then_some(n),
+                        enqueued_at: now,
+                        file: this.into(),
+                    }),
+                    GFP_KERNEL,
+                )?;
+                items.push(item, GFP_KERNEL)?;
+            }
+            for item in items.iter() {
+                // Cannot fail: reserved above.
+                inner.pending.push_within_capacity(item.clone()).map_err(|_| ENOMEM)?;
+            }
+            inner.next_id += u64::from(req.count);
+            inner.stats.enqueued += u64::from(req.count);
+        }
+
+        let mut failed = None;
+        for (n, item) in items.iter().enumerate() {
+            if let Err(e) = me.arm(item.clone(), cpu.as_ref(), delay) {
+                failed = Some((n, e));
+                break;
+            }
+        }
+        drop(cpu);
+        if let Some((armed, err)) = failed {
+            // Undo the whole call: cancel what was armed (it has not run: delays are at least
+            // one jiffy and we are right behind it) and forget every item of this call.
+            let _ctl = me.ctl.lock();
+            let mut cancelled = 0u64;
+            for item in items.iter().take(armed) {
+                if item.cancel_sync() {
+                    cancelled += 1;
+                }
+            }
+            let mut inner = me.inner.lock();
+            for item in items.iter() {
+                if let Some(idx) = inner.find_pending(item.id) {
+                    let _ = inner.pending.remove(idx);
+                }
+            }
+            // Items that ran anyway were counted by `finished`; count the rest as never enqueued.
+            let never_ran = u64::from(req.count) - (armed as u64 - cancelled);
+            inner.stats.enqueued -= never_ran;
+            return Err(err);
+        }
+        req.first_id = first_id;
+        Ok(())
+    }
+
+    /// Returns clones of the pending items a target selects.
+    fn select(&self, t: &Target) -> Result<KVec<Arc<Item>>> {
+        let inner = self.inner.lock();
+        let mut out = KVec::new();
+        match t.kind {
+            abi::TARGET_ALL => {
+                out.reserve(inner.pending.len(), GFP_KERNEL)?;
+                for i in inner.pending.iter() {
+                    out.push(i.clone(), GFP_KERNEL)?;
+                }
+            }
+            abi::TARGET_ID => {
+                if let Some(idx) = inner.find_pending(t.id) {
+                    out.push(inner.pending[idx].clone(), GFP_KERNEL)?;
+                }
+            }
+            _ => {
+                for i in inner.pending.iter().filter(|i| i.queue == t.queue) {
+                    out.push(i.clone(), GFP_KERNEL)?;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn check_target(t: &Target) -> Result {
+        let ok_kind = match t.kind {
+            abi::TARGET_ALL => t.queue == 0 && t.id == 0,
+            abi::TARGET_ID => t.queue == 0,
+            abi::TARGET_QUEUE => t.queue < abi::Q_COUNT && t.id == 0,
+            _ => false,
+        };
+        if t.version != abi::ABI_VERSION || t.pad != 0 || t.reserved != [0; 2] || !ok_kind
+        {
+            return Err(EINVAL);
+        }
+        Ok(())
+    }
+
+    fn flush(&self, t: &mut Target) -> Result {
+        Self::check_target(t)?;
+        let items = self.select(t)?;
+        for item in items.iter() {
+            item.flush();
+        }
+        t.count = items.len() as u64;
+        drop(items);
+        self.reap();
+        Ok(())
+    }
+
+    /// Cancels `items`, returning how many were cancelled before they started.
+    fn cancel_items(&self, items: &KVec<Arc<Item>>) -> u64 {
+        let mut n = 0;
+        for item in items.iter() {
+            if item.cancel_sync() {
+                let mut inner = self.inner.lock();
+                if let Some(idx) = inner.find_pending(item.id) {
+                    let _ = inner.pending.remove(idx);
+                }
+                inner.stats.cancelled += 1;
+                n += 1;
+            }
+        }
+        n
+    }
+
+    fn cancel(&self, t: &mut Target) -> Result {
+        Self::check_target(t)?;
+        let _ctl = self.ctl.lock();
+        let items = self.select(t)?;
+        if t.kind == abi::TARGET_ID && items.is_empty() {
+            return Err(ENOENT);
+        }
+        let n = self.cancel_items(&items);
+        if t.kind == abi::TARGET_ID && n == 0 {
+            // It started before we could cancel it (and has finished now).
+            return Err(ENOENT);
+        }
+        t.count = n;
+        Ok(())
+    }
+
+    fn mod_delay(&self, m: &ModDelay) -> Result {
+        if m.version != abi::ABI_VERSION || m.pad != 0 || m.reserved != [0; 2] || m.delay_us > abi::MAX_DELAY_US {
+            return Err(EINVAL);
+        }
+        let delay = Delay::from_micros(m.delay_us)?;
+        let _ctl = self.ctl.lock();
+        let item = {
+            let inner = self.inner.lock();
+            let idx = inner.find_pending(m.id).ok_or(ENOENT)?;
+            inner.pending[idx].clone()
+        };
+        // "Change the delay only if still pending": take it off its queue; if that wins, the item
+        // has not run and is queued again with the new delay, so it still runs exactly once.
+        if !item.cancel_sync() {
+            return Err(ENOENT);
+        }
+        let cpu = match item.cpu {
+            abi::CPU_ANY => Ok(None),
+            c => OnlineCpu::get(c).map(Some),
+        };
+        let res = cpu.and_then(|cpu| self.arm(item.clone(), cpu.as_ref(), delay));
+        if let Err(e) = res {
+            // It cannot be queued again (CPU gone offline, or no memory): it stays cancelled.
+            let mut inner = self.inner.lock();
+            if let Some(idx) = inner.find_pending(item.id) {
+                let _ = inner.pending.remove(idx);
+            }
+            inner.stats.cancelled += 1;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn results(&self, r: &mut Results) -> Result {
+        if r.version != abi::ABI_VERSION || r.pad != 0 || r.reserved != [0; 2] {
+            return Err(EINVAL);
+        }
+        if r.buf == 0 && r.capacity > 0 {
+            return Err(EINVAL);
+        }
+        self.reap();
+        let mut inner = self.inner.lock();
+        inner.trim_results();
+        let n = inner.results.len().min(r.capacity as usize);
+        let size = n * core::mem::size_of::<WorkResult>();
+        let mut writer = UserSlice::new(UserPtr::from_addr(r.buf as usize), size).writer();
+        for res in inner.results.iter().take(n) {
+            // On a fault nothing is consumed: the caller can retry with a good buffer.
+            writer.write(res)?;
+        }
+        let mut seen = 0;
+        inner.results.retain(|_| {
+            seen += 1;
+            seen > n
+        });
+        r.count = n as u32;
+        r.dropped = core::mem::take(&mut inner.stats.results_dropped);
+        Ok(())
+    }
+
+    fn stats(&self) -> Stats {
+        let inner = self.inner.lock();
+        Stats {
+            pending: inner.pending.len() as u64,
+            ..inner.stats
+        }
+    }
+
+    /// Cancels all pending work of this file, waits for running work and frees everything.
+    fn cancel_all(&self) {
+        let _ctl = self.ctl.lock();
+        let (pending, retired) = {
+            let mut inner = self.inner.lock();
+            (
+                core::mem::take(&mut inner.pending),
+                core::mem::take(&mut inner.retired),
+            )
+        };
+        for item in pending.iter() {
+            // Cancels it, or waits until it has finished running.
+            item.cancel_sync();
+        }
+        for item in retired.iter() {
+            item.flush();
+        }
+    }
+
+    fn reset(&self) {
+        self.cancel_all();
+        let mut inner = self.inner.lock();
+        inner.results.clear();
+        inner.stats = Stats::default();
+    }
+}
+
+/// A queue an item can target.
+enum QueueRef<'a> {
+    Owned(&'a Workqueue),
+    System(&'static wq::Queue),
+}
+
+#[vtable]
+impl MiscDevice for FileShared {
+    type Ptr = Arc<FileShared>;
+
+    fn open(_file: &File, _misc: &MiscDeviceRegistration<Self>) -> Result<Arc<FileShared>> {
+        let shared = SHARED.lock().clone().ok_or(ENODEV)?;
+        Arc::pin_init(
+            try_pin_init!(FileShared {
+                inner <- new_mutex!(
+                    FileInner {
+                        next_id: 0,
+                        pending: KVec::new(),
+                        retired: KVec::new(),
+                        results: KVec::new(),
+                        stats: Stats::default(),
+                    },
+                    "FileShared::inner"
+                ),
+                ctl <- new_mutex!((), "FileShared::ctl"),
+                shared,
+            }? Error),
+            GFP_KERNEL,
+        )
+    }
+
+    fn release(device: Arc<FileShared>, _file: &File) {
+        device.cancel_all();
+    }
+
+    fn ioctl(me: ArcBorrow<'_, FileShared>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
+        if _IOC_TYPE(cmd) != abi::MAGIC {
+            return Err(ENOTTY);
+        }
+        let nr = _IOC_NR(cmd) as usize;
+        match abi::COMMANDS.get(nr) {
+            None => return Err(ENOTTY),
+            // Known command, but another size or direction: a caller built for another ABI.
+            Some(&known) if known != cmd => return Err(EINVAL),
+            Some(_) => {}
+        }
+        let slice = UserSlice::new(UserPtr::from_addr(arg), _IOC_SIZE(cmd));
+        match cmd {
+            abi::IOC_INFO => slice.writer().write(&me.info())?,
+            abi::IOC_ENQUEUE => {
+                let (mut r, mut w) = slice.reader_writer();
+                let mut req: Enqueue = r.read()?;
+                FileShared::enqueue(me, &mut req)?;
+                w.write(&req)?;
+            }
+            abi::IOC_FLUSH => {
+                let (mut r, mut w) = slice.reader_writer();
+                let mut t: Target = r.read()?;
+                me.flush(&mut t)?;
+                w.write(&t)?;
+            }
+            abi::IOC_CANCEL => {
+                let (mut r, mut w) = slice.reader_writer();
+                let mut t: Target = r.read()?;
+                me.cancel(&mut t)?;
+                w.write(&t)?;
+            }
+            abi::IOC_MOD_DELAY => {
+                let m: ModDelay = slice.reader().read()?;
+                me.mod_delay(&m)?;
+            }
+            abi::IOC_RESULTS => {
+                let (mut r, mut w) = slice.reader_writer();
+                let mut res: Results = r.read()?;
+                me.results(&mut res)?;
+                w.write(&res)?;
+            }
+            abi::IOC_STATS => slice.writer().write(&me.stats())?,
+            abi::IOC_RESET => me.reset(),
+            _ => return Err(ENOTTY),
+        }
+        Ok(0)
+    }
+}
