@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# `make check`: every test of rust_wq, reported as one KTAP document.
+#
+#   1. setup (idempotent; with a user-given KDIR only the tools)
+#   2. builds: module, wqctl (release), build/abi_check
+#   3. lints: rustfmt and clippy for the module, cargo fmt and cargo clippy
+#   4. host tests: `cargo test` of wqctl, one result per test
+#   5. one VM boot running scripts/guest.sh check: insmod (+ the module's
+#      KUnit cases), build/abi_check, rust_wq_e2e, rmmod_clean,
+#      kmemleak_clean, dmesg_clean
+#
+# Progress goes to stderr as "# ..." lines; the KTAP report (version, plan,
+# renumbered results with "# " diagnostics under failures) goes to stdout at
+# the end, followed by one line "N passed, M failed".  Exit status 1 when
+# anything failed.  Logs of every step: results/ (the report: results/check.ktap).
+#
+# Environment: KDIR, KDIR_GIVEN (from the Makefile); RUST_WQ_CHECK_VM_TIMEOUT
+# (seconds for the VM run, default 420).
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+set +e
+
+cd "$RUST_WQ_ROOT"
+KDIR="${KDIR:-$KBUILD_DIR_DEFAULT}"
+RES="$RUST_WQ_ROOT/results"
+rm -rf "$RES"
+mkdir -p "$RES"
+REPORT="$RES/report.tmp"
+: >"$REPORT"
+start=$SECONDS
+
+progress() { printf '# [%3ds] %s\n' "$((SECONDS - start))" "$*" >&2; }
+
+# add ok|"not ok" NAME [DIRECTIVE]
+add() { printf '%s %s%s\n' "$1" "$2" "${3:+ # $3}" >>"$REPORT"; }
+# add_diag: stdin lines as diagnostics of the last result (at most 60).
+add_diag() { head -n 60 | sed 's/^/# /' >>"$REPORT"; }
+
+mk() { make --no-print-directory -C "$RUST_WQ_ROOT" NO_SETUP=1 KDIR="$KDIR" RUSTFMT_COLOR=never "$@"; }
+
+# excerpt LOG: from the first error/warning line on (50 lines), then the end.
+excerpt() {
+	awk -v n="$(wc -l <"$1")" '
+		{ line[NR] = $0 }
+		!f && /error|warning:|Error|FAILED|panicked|Diff in/ { f = NR }
+		END {
+			if (!f || n - f < 60) { s = (f && f < n - 59) ? f : (n > 60 ? n - 59 : 1); for (i = s; i <= n; i++) print line[i]; exit }
+			for (i = f; i < f + 50; i++) print line[i]
+			print "[...]"
+			for (i = n - 7; i <= n; i++) print line[i]
+		}' "$1"
+}
+
+# step NAME LOGNAME make-targets...: one test whose status is the make status.
+step() {
+	local name="$1" logf="$RES/$2.log"
+	shift 2
+	progress "$name"
+	if mk "$@" >"$logf" 2>&1; then
+		add ok "$name"
+		return 0
+	fi
+	add "not ok" "$name"
+	excerpt "$logf" | add_diag
+	return 1
+}
+
+# --- 1. setup -------------------------------------------------------------
+progress "setup"
+if [ -n "${KDIR_GIVEN:-}" ]; then setup_what=deps; else setup_what=all; fi
+if bash scripts/setup.sh "$setup_what" >"$RES/setup.log"; then
+	add ok setup
+else
+	add "not ok" setup
+	tail -n 20 "$RES/setup.log" | add_diag
+fi
+
+# --- 2. builds --------------------------------------------------------------
+# Clippy first: it compiles the module with clippy-driver; the module build
+# right after recompiles it with rustc (what gets loaded).
+step lint.clippy_kernel clippy-kernel lint-clippy
+step build.module module module
+step build.wqctl wqctl wqctl
+step build.abi_check abi-check abi-check
+
+# --- 3. lints ----------------------------------------------------------------
+step lint.rustfmt rustfmt lint-rustfmt
+step lint.cargo_fmt cargo-fmt lint-cargo-fmt
+step lint.cargo_clippy cargo-clippy lint-cargo-clippy
+
+# --- 4. host tests -------------------------------------------------------------
+progress "cargo test (wqctl)"
+mk test-host >"$RES/cargo-test.log" 2>&1
+cargo_rc=$?
+awk -v rc="$cargo_rc" '
+	function flushdiag(name,   i, n) {
+		n = 0
+		for (i = 1; i <= nout[name]; i++) { print "# " out[name, i]; if (++n >= 40) break }
+	}
+	/^ *Running / {
+		bin = $0; sub(/.*\//, "", bin); sub(/\).*/, "", bin); sub(/-[0-9a-f]+$/, "", bin); next
+	}
+	/^ *Doc-tests / { bin = "doc." $2; next }
+	/^test .* \.\.\. / {
+		name = $0; sub(/^test /, "", name); st = name
+		sub(/ \.\.\. .*$/, "", name); sub(/^.* \.\.\. /, "", st)
+		gsub(/ /, "_", name)
+		full = "cargo_test." (bin == "" ? "" : bin ".") name
+		n++; order[n] = full; status[full] = st; short[full] = name
+		next
+	}
+	/^---- .* stdout ----$/ { cur = $2; next }
+	/^(failures|successes):$/ { cur = ""; next }
+	cur != "" { for (k in short) if (short[k] == cur) { nout[k]++; out[k, nout[k]] = $0 } }
+	END {
+		nfail = 0
+		for (i = 1; i <= n; i++) {
+			f = order[i]; st = status[f]
+			if (st == "ok") print "ok " f
+			else if (st ~ /^ignored/) { r = st; sub(/^ignored,? ?/, "", r); print "ok " f " # SKIP ignored" (r != "" ? ": " r : "") }
+			else { print "not ok " f; flushdiag(f); nfail++ }
+		}
+		if (rc != 0 && nfail == 0) print "not ok cargo_test # cargo test failed (status " rc ")"
+		else if (n == 0) print "ok cargo_test # SKIP no host tests found"
+	}' "$RES/cargo-test.log" >>"$REPORT"
+if [ $cargo_rc -ne 0 ] && ! grep -q '^test .* \.\.\. FAILED' "$RES/cargo-test.log"; then
+	excerpt "$RES/cargo-test.log" | add_diag
+fi
+
+# --- 5. the VM ---------------------------------------------------------------
+if [ -f "$KDIR/arch/x86/boot/bzImage" ]; then
+	vm_timeout="${RUST_WQ_CHECK_VM_TIMEOUT:-420}"
+	progress "VM: booting $KDIR (timeout ${vm_timeout} s; log: results/vm.log)"
+	vm_start=$SECONDS
+	bash scripts/vm.sh --kdir "$KDIR" --timeout "$vm_timeout" -- \
+		"bash $RUST_WQ_ROOT/scripts/guest.sh check $RUST_WQ_ROOT" >"$RES/vm.log" 2>&1
+	vm_rc=$?
+	progress "VM: finished in $((SECONDS - vm_start)) s (status $vm_rc)"
+	# RWQ-RESULT / RWQ-DIAG lines -> report lines.
+	sed -n -E 's/^RWQ-RESULT (ok|not ok) /\1 /p; s/^RWQ-DIAG ?/# /p' "$RES/vm.log" |
+		awk '/^# / { if (++nd > 60) next } !/^# / { nd = 0 } { print }' >>"$REPORT"
+	if ! grep -q '^RWQ-DONE' "$RES/vm.log"; then
+		case $vm_rc in
+		124) why="the VM timed out after ${vm_timeout} s" ;;
+		255) why="the guest died without an exit status (kernel panic?)" ;;
+		*) why="the guest did not finish (status $vm_rc)" ;;
+		esac
+		add "not ok" vm_run "$why"
+		grep -v '^RWQ-' "$RES/vm.log" | tail -n 40 | add_diag
+	elif [ $vm_rc -ne 0 ]; then
+		add "not ok" vm_run "vm.sh exited with status $vm_rc"
+		grep -v '^RWQ-' "$RES/vm.log" | tail -n 20 | add_diag
+	fi
+else
+	add "not ok" vm_run "no kernel image in $KDIR"
+fi
+
+# --- report ------------------------------------------------------------------
+progress "done in $((SECONDS - start)) s"
+awk '
+	/^(ok|not ok) / { n++; if ($1 == "ok") pass++; else fail++ }
+	{ line[NR] = $0 }
+	END {
+		print "KTAP version 1"
+		print "1.." n
+		k = 0
+		for (i = 1; i <= NR; i++) {
+			l = line[i]
+			if (l ~ /^ok /) { k++; sub(/^ok /, "", l); print "ok " k " " l }
+			else if (l ~ /^not ok /) { k++; sub(/^not ok /, "", l); print "not ok " k " " l }
+			else print l
+		}
+		printf "%d passed, %d failed\n", pass, fail
+	}' "$REPORT" >"$RES/check.ktap"
+rm -f "$REPORT"
+cat "$RES/check.ktap"
+# Exit status: 0 only when nothing failed.
+[ "$(grep -c '^not ok ' "$RES/check.ktap")" -eq 0 ]

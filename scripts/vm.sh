@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# Boot the cached rust_wq test kernel with virtme-ng.
+#
+# Usage: scripts/vm.sh [options] [--] [COMMAND...]
+#
+#   COMMAND          run it in the guest (as root, cwd = the repo) and exit
+#                    with its exit status; without COMMAND: an interactive shell
+#   --kdir DIR       kernel build tree (default: $KDIR or the cached tree)
+#   --cpus N         guest CPUs (default 4)
+#   --memory SIZE    guest memory (default 2G)
+#   --timeout S      kill the VM after S seconds (default $RUST_WQ_VM_TIMEOUT
+#                    or 600; 0 = no limit; ignored for interactive shells)
+#   --qemu-opts STR  extra QEMU options, e.g. "-icount shift=0,sleep=off"
+#   --rwdir DIR      make host DIR writable in the guest (same path)
+#   --verbose        show the guest's boot console (debugging boot failures)
+#
+# The host's root filesystem is visible read-only in the guest at the same
+# paths, so host-built binaries and .ko files can be used directly.
+#
+# Exit status: the guest command's; 124 when the VM timed out; 255 when the
+# guest died without reporting an exit status (e.g. a kernel panic).
+#
+# KVM is used only if a quick probe shows it works (cached per host boot in
+# $RUST_WQ_CACHE/kvm-ok); otherwise QEMU's software emulation (TCG).
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+kdir="${KDIR:-$KBUILD_DIR_DEFAULT}"
+cpus=4
+memory=2G
+vm_timeout="${RUST_WQ_VM_TIMEOUT:-600}"
+qemu_opts=()
+extra=()
+
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--kdir) kdir="$2"; shift 2 ;;
+	--cpus) cpus="$2"; shift 2 ;;
+	--memory) memory="$2"; shift 2 ;;
+	--timeout) vm_timeout="$2"; shift 2 ;;
+	--qemu-opts) qemu_opts+=(--qemu-opts "$2"); shift 2 ;;
+	--rwdir) extra+=(--rwdir "$2"); shift 2 ;;
+	--verbose) extra+=(--verbose); shift ;;
+	--) shift; break ;;
+	-h | --help) sed -n '2,/^$/p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-*) die "vm.sh: unknown option $1" ;;
+	*) break ;;
+	esac
+done
+
+[ -f "$kdir/arch/x86/boot/bzImage" ] ||
+	die "no kernel image in $kdir (run 'make setup', or pass KDIR=/path/to/a/built/tree)"
+toolchain_env
+command -v vng >/dev/null || die "vng not found (run 'make setup')"
+
+# Does KVM work here?  /dev/kvm may exist while KVM is unusable (QEMU aborts
+# with "failed to set MSR" or hangs silently), so actually boot the kernel for
+# a few seconds and look for its first console line.
+kvm_works() {
+	local cache="$RUST_WQ_CACHE/kvm-ok" boot_id line
+	boot_id="$(cat /proc/sys/kernel/random/boot_id 2>/dev/null || echo unknown)"
+	if [ -n "${RUST_WQ_KVM:-}" ]; then # force: RUST_WQ_KVM=1 or 0
+		[ "$RUST_WQ_KVM" = 1 ]
+		return
+	fi
+	if [ -f "$cache" ]; then
+		read -r line <"$cache" || true
+		case "$line" in
+		"yes $boot_id") return 0 ;;
+		"no $boot_id") return 1 ;;
+		esac
+	fi
+	local verdict=no out
+	if [ -r /dev/kvm ] && [ -w /dev/kvm ] && command -v qemu-system-x86_64 >/dev/null; then
+		out="$(timeout -k 2 20 qemu-system-x86_64 -enable-kvm -cpu host -m 256 -smp 1 \
+			-nographic -no-reboot -nodefaults -serial stdio \
+			-kernel "$kdir/arch/x86/boot/bzImage" \
+			-append "console=ttyS0 earlyprintk=serial panic=-1 root=/dev/nonexistent" \
+			</dev/null 2>&1 | head -c 65536 || true)"
+		grep -q 'Linux version' <<<"$out" && verdict=yes
+	fi
+	mkdir -p "$RUST_WQ_CACHE"
+	echo "$verdict $boot_id" >"$cache"
+	[ "$verdict" = yes ]
+}
+
+# A large log buffer: the tests scan the kernel log after a marker, which must
+# not be overwritten by a chatty run.
+args=(--run "$kdir" --cpus "$cpus" --memory "$memory" --user root --cwd "$RUST_WQ_ROOT"
+	--append log_buf_len=4M)
+if ! kvm_works; then
+	args+=(--disable-kvm)
+fi
+args+=("${extra[@]}" "${qemu_opts[@]}")
+
+if [ $# -eq 0 ]; then
+	# Interactive shell: no timeout (the user ends it with 'exit').
+	exec vng "${args[@]}"
+fi
+
+# One command string for the guest shell; arguments are quoted as given.
+if [ $# -eq 1 ]; then
+	cmd="$1"
+else
+	cmd="$(printf '%q ' "$@")"
+fi
+# The guest does not inherit the host's environment: forward RUST_WQ_*
+# variables (test knobs such as RUST_WQ_KO, RUST_WQ_INSMOD_ARGS).
+envs=""
+while IFS='=' read -r name _; do
+	case "$name" in
+	RUST_WQ_CACHE | RUST_WQ_VM_TIMEOUT | RUST_WQ_KVM | RUST_WQ_ROOT) ;;
+	RUST_WQ_*) envs+="export $name=$(printf '%q' "${!name}"); " ;;
+	esac
+done < <(env | grep -E '^RUST_WQ_[A-Za-z0-9_]*=' || true)
+cmd="$envs$cmd"
+
+# QEMU reopens /proc/self/fd/1 and 2 (truncating) once per script port, so a
+# regular file as stdout/stderr gets clobbered: always hand it pipes.
+tmo=()
+[ "$vm_timeout" = 0 ] || tmo=(timeout -k 10 "$vm_timeout")
+set +e
+"${tmo[@]}" vng "${args[@]}" --exec "$cmd" </dev/null 2> >(cat >&2) | cat
+rc=${PIPESTATUS[0]}
+set -e
+case $rc in
+124 | 137) log "the VM timed out after ${vm_timeout} s (RUST_WQ_VM_TIMEOUT / --timeout)"; rc=124 ;;
+255) log "the VM exited without a guest exit status (kernel panic or boot failure?); rerun with --verbose to see the console" ;;
+esac
+exit $rc
