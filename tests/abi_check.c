@@ -1,0 +1,152 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * abi_check: exercise /dev/rust_wq from C through include/rust_wq.h only,
+ * to prove the header is usable as-is by C programs.  Runs as root in the
+ * test VM with the module loaded; prints KTAP version 1.
+ *
+ * Build: cc -O2 -Wall -Werror -I include -o abi_check tests/abi_check.c
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "rust_wq.h"
+
+/* The layout promised by the header: fixed sizes on every ABI. */
+_Static_assert(sizeof(struct rust_wq_info) == 80, "rust_wq_info size");
+_Static_assert(sizeof(struct rust_wq_enqueue) == 64, "rust_wq_enqueue size");
+_Static_assert(sizeof(struct rust_wq_target) == 48, "rust_wq_target size");
+_Static_assert(sizeof(struct rust_wq_mod_delay) == 40, "rust_wq_mod_delay size");
+_Static_assert(sizeof(struct rust_wq_result) == 64, "rust_wq_result size");
+_Static_assert(sizeof(struct rust_wq_results) == 48, "rust_wq_results size");
+_Static_assert(sizeof(struct rust_wq_stats) == 64, "rust_wq_stats size");
+
+static int failures;
+
+static void diag(const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("# ");
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+}
+
+static void result(int n, int ok, const char *name)
+{
+	if (!ok)
+		failures++;
+	printf("%sok %d %s\n", ok ? "" : "not ", n, name);
+	fflush(stdout);
+}
+
+int main(void)
+{
+	struct rust_wq_info info;
+	struct rust_wq_enqueue enq;
+	struct rust_wq_target tgt;
+	struct rust_wq_results res;
+	struct rust_wq_result buf[4];
+	int fd, ok;
+
+	printf("KTAP version 1\n1..3\n");
+	fd = open(RUST_WQ_DEVICE, O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		printf("Bail out! open %s: %s\n", RUST_WQ_DEVICE, strerror(errno));
+		return 1;
+	}
+
+	/* 1: INFO */
+	memset(&info, 0xff, sizeof(info));
+	ok = ioctl(fd, RUST_WQ_IOC_INFO, &info) == 0;
+	if (!ok) {
+		diag("RUST_WQ_IOC_INFO: %s", strerror(errno));
+	} else {
+		diag("abi_version %u nr_cpu_ids %u online_cpus %#llx max_count %u",
+		     info.abi_version, info.nr_cpu_ids,
+		     (unsigned long long)info.online_cpus, info.max_count);
+		if (info.abi_version != RUST_WQ_ABI_VERSION || info.nr_cpu_ids < 1 ||
+		    info.max_count != RUST_WQ_MAX_COUNT ||
+		    info.max_pending != RUST_WQ_MAX_PENDING ||
+		    info.max_delay_us != RUST_WQ_MAX_DELAY_US ||
+		    info.max_sleep_us != RUST_WQ_MAX_SLEEP_US ||
+		    info.max_results != RUST_WQ_MAX_RESULTS ||
+		    info.online_cpus == 0 || info.reserved0 != 0 ||
+		    info.reserved[0] || info.reserved[1] || info.reserved[2] ||
+		    info.reserved[3]) {
+			diag("expected version %d and the header's limits, zeroed reserved fields",
+			     RUST_WQ_ABI_VERSION);
+			ok = 0;
+		}
+	}
+	result(1, ok, "info");
+
+	/* 2: ENQUEUE one item, then FLUSH ALL */
+	memset(&enq, 0, sizeof(enq));
+	enq.version = RUST_WQ_ABI_VERSION;
+	enq.queue = RUST_WQ_Q_UNBOUND;
+	enq.cpu = RUST_WQ_CPU_ANY;
+	enq.count = 1;
+	enq.sleep_us = 1000;
+	enq.tag = 0xC0FFEE;
+	ok = ioctl(fd, RUST_WQ_IOC_ENQUEUE, &enq) == 0;
+	if (!ok)
+		diag("RUST_WQ_IOC_ENQUEUE: %s", strerror(errno));
+	else if (enq.first_id != 1) {
+		diag("first_id: expected 1 (fresh file), seen %llu",
+		     (unsigned long long)enq.first_id);
+		ok = 0;
+	}
+	if (ok) {
+		memset(&tgt, 0, sizeof(tgt));
+		tgt.version = RUST_WQ_ABI_VERSION;
+		tgt.kind = RUST_WQ_TARGET_ALL;
+		if (ioctl(fd, RUST_WQ_IOC_FLUSH, &tgt) != 0) {
+			diag("RUST_WQ_IOC_FLUSH: %s", strerror(errno));
+			ok = 0;
+		} else if (tgt.count > 1) {
+			diag("FLUSH count: expected 0 or 1, seen %llu",
+			     (unsigned long long)tgt.count);
+			ok = 0;
+		}
+	}
+	result(2, ok, "enqueue_flush");
+
+	/* 3: RESULTS */
+	memset(buf, 0xff, sizeof(buf));
+	memset(&res, 0, sizeof(res));
+	res.version = RUST_WQ_ABI_VERSION;
+	res.capacity = 4;
+	res.buf = (__u64)(uintptr_t)buf;
+	ok = ioctl(fd, RUST_WQ_IOC_RESULTS, &res) == 0;
+	if (!ok) {
+		diag("RUST_WQ_IOC_RESULTS: %s", strerror(errno));
+	} else if (res.count != 1 || buf[0].id != enq.first_id ||
+		   buf[0].tag != 0xC0FFEE || buf[0].queue != RUST_WQ_Q_UNBOUND ||
+		   buf[0].requested_cpu != RUST_WQ_CPU_ANY ||
+		   buf[0].cpu >= info.nr_cpu_ids ||
+		   buf[0].runtime_ns < 1000000 ||
+		   !(buf[0].flags & RUST_WQ_RES_PROCESS_CTX) ||
+		   !(buf[0].flags & RUST_WQ_RES_SLEPT) || buf[0].reserved != 0) {
+		diag("expected 1 result: id %llu tag 0xc0ffee unbound cpu any, runtime >= 1ms, PROCESS_CTX|SLEPT",
+		     (unsigned long long)enq.first_id);
+		diag("seen count %u: id %llu tag %#llx queue %u req_cpu %#x cpu %u runtime_ns %llu flags %#x",
+		     res.count, (unsigned long long)buf[0].id,
+		     (unsigned long long)buf[0].tag, buf[0].queue,
+		     buf[0].requested_cpu, buf[0].cpu,
+		     (unsigned long long)buf[0].runtime_ns, buf[0].flags);
+		ok = 0;
+	}
+	result(3, ok, "results");
+
+	close(fd);
+	printf("# Totals: pass:%d fail:%d skip:0\n", 3 - failures, failures);
+	return failures ? 1 : 0;
+}

@@ -1,0 +1,540 @@
+//! Safe userspace access to `/dev/rust_wq` (see `include/rust_wq.h`).
+//!
+//! [`Device`] wraps one open file of the device.  Work items belong to the
+//! open file that enqueued them: dropping the `Device` (closing the file)
+//! cancels whatever has not started yet.
+
+pub mod abi;
+pub mod parse;
+
+use abi::*;
+use std::ffi::c_void;
+use std::fmt;
+use std::fs::OpenOptions;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+/// An errno value returned by a failed system call.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Errno(pub i32);
+
+pub type Result<T> = std::result::Result<T, Errno>;
+
+const ERRNO_NAMES: &[(i32, &str)] = &[
+    (libc::EPERM, "EPERM"),
+    (libc::ENOENT, "ENOENT"),
+    (libc::ESRCH, "ESRCH"),
+    (libc::EINTR, "EINTR"),
+    (libc::EIO, "EIO"),
+    (libc::ENXIO, "ENXIO"),
+    (libc::E2BIG, "E2BIG"),
+    (libc::ENOEXEC, "ENOEXEC"),
+    (libc::EBADF, "EBADF"),
+    (libc::ECHILD, "ECHILD"),
+    (libc::EAGAIN, "EAGAIN"),
+    (libc::ENOMEM, "ENOMEM"),
+    (libc::EACCES, "EACCES"),
+    (libc::EFAULT, "EFAULT"),
+    (libc::EBUSY, "EBUSY"),
+    (libc::EEXIST, "EEXIST"),
+    (libc::ENODEV, "ENODEV"),
+    (libc::ENOTDIR, "ENOTDIR"),
+    (libc::EISDIR, "EISDIR"),
+    (libc::EINVAL, "EINVAL"),
+    (libc::ENFILE, "ENFILE"),
+    (libc::EMFILE, "EMFILE"),
+    (libc::ENOTTY, "ENOTTY"),
+    (libc::ENOSPC, "ENOSPC"),
+    (libc::EROFS, "EROFS"),
+    (libc::EPIPE, "EPIPE"),
+    (libc::ERANGE, "ERANGE"),
+    (libc::EDEADLK, "EDEADLK"),
+    (libc::ENOSYS, "ENOSYS"),
+    (libc::EOVERFLOW, "EOVERFLOW"),
+    (libc::EOPNOTSUPP, "EOPNOTSUPP"),
+    (libc::ETIMEDOUT, "ETIMEDOUT"),
+    (libc::ECANCELED, "ECANCELED"),
+];
+
+impl Errno {
+    /// The errno of the last failed libc call on this thread.
+    pub fn last() -> Self {
+        Errno(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+    }
+
+    /// Symbolic name such as `ENOENT` (or `errno 123` if unknown).
+    pub fn name(self) -> String {
+        ERRNO_NAMES
+            .iter()
+            .find(|(n, _)| *n == self.0)
+            .map_or_else(|| format!("errno {}", self.0), |(_, s)| (*s).to_string())
+    }
+
+    /// The C library's description, e.g. `No such file or directory`.
+    pub fn description(self) -> String {
+        let s = std::io::Error::from_raw_os_error(self.0).to_string();
+        match s.rfind(" (os error ") {
+            Some(i) => s[..i].to_string(),
+            None => s,
+        }
+    }
+}
+
+impl fmt::Display for Errno {
+    /// `ENOENT (No such file or directory)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.name(), self.description())
+    }
+}
+
+impl fmt::Debug for Errno {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl std::error::Error for Errno {}
+
+impl From<std::io::Error> for Errno {
+    fn from(e: std::io::Error) -> Self {
+        Errno(e.raw_os_error().unwrap_or(libc::EIO))
+    }
+}
+
+/// Which items a FLUSH or CANCEL applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// All of this file's items (RUST_WQ_TARGET_ALL).
+    All,
+    /// The item with this id (RUST_WQ_TARGET_ID).
+    Id(u64),
+    /// All of this file's items on this queue (RUST_WQ_TARGET_QUEUE).
+    Queue(u32),
+}
+
+impl Target {
+    /// The ioctl argument for this target.
+    pub fn to_raw(self) -> RustWqTarget {
+        let mut t = RustWqTarget {
+            version: RUST_WQ_ABI_VERSION,
+            ..Default::default()
+        };
+        match self {
+            Target::All => t.kind = RUST_WQ_TARGET_ALL,
+            Target::Id(id) => {
+                t.kind = RUST_WQ_TARGET_ID;
+                t.id = id;
+            }
+            Target::Queue(q) => {
+                t.kind = RUST_WQ_TARGET_QUEUE;
+                t.queue = q;
+            }
+        }
+        t
+    }
+}
+
+/// Parameters of one ENQUEUE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EnqueueArgs {
+    pub queue: u32,
+    /// A CPU number, or RUST_WQ_CPU_ANY.
+    pub cpu: u32,
+    pub count: u32,
+    pub delay_us: u64,
+    pub sleep_us: u64,
+    pub tag: u64,
+}
+
+impl Default for EnqueueArgs {
+    fn default() -> Self {
+        EnqueueArgs {
+            queue: RUST_WQ_Q_PERCPU,
+            cpu: RUST_WQ_CPU_ANY,
+            count: 1,
+            delay_us: 0,
+            sleep_us: 0,
+            tag: 0,
+        }
+    }
+}
+
+impl EnqueueArgs {
+    /// `count` items on `queue`, any CPU, no delay, no sleep, tag 0.
+    pub fn new(queue: u32, count: u32) -> Self {
+        EnqueueArgs {
+            queue,
+            count,
+            ..Default::default()
+        }
+    }
+    pub fn cpu(mut self, cpu: u32) -> Self {
+        self.cpu = cpu;
+        self
+    }
+    pub fn delay_us(mut self, us: u64) -> Self {
+        self.delay_us = us;
+        self
+    }
+    pub fn sleep_us(mut self, us: u64) -> Self {
+        self.sleep_us = us;
+        self
+    }
+    pub fn tag(mut self, tag: u64) -> Self {
+        self.tag = tag;
+        self
+    }
+
+    /// The ioctl argument for these parameters.
+    pub fn to_raw(self) -> RustWqEnqueue {
+        RustWqEnqueue {
+            version: RUST_WQ_ABI_VERSION,
+            queue: self.queue,
+            cpu: self.cpu,
+            count: self.count,
+            delay_us: self.delay_us,
+            sleep_us: self.sleep_us,
+            tag: self.tag,
+            ..Default::default()
+        }
+    }
+}
+
+/// One open file of `/dev/rust_wq`.
+#[derive(Debug)]
+pub struct Device {
+    fd: OwnedFd,
+}
+
+impl Device {
+    /// Opens `path` read-write with O_CLOEXEC.
+    pub fn open(path: impl AsRef<Path>) -> Result<Device> {
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(path)?;
+        Ok(Device { fd: f.into() })
+    }
+
+    /// Opens the default device, RUST_WQ_DEVICE (`/dev/rust_wq`).
+    pub fn open_default() -> Result<Device> {
+        Self::open(RUST_WQ_DEVICE)
+    }
+
+    /// The raw file descriptor (still owned by this `Device`).
+    pub fn raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// Issues an arbitrary ioctl with an arbitrary pointer argument.
+    ///
+    /// Returns the non-negative return value, or the errno.
+    ///
+    /// # Safety
+    /// If the kernel writes through `arg` (as the size/direction encoded in
+    /// `cmd` permits), `arg` must point to that much writable memory that
+    /// nothing else uses, or be an address the kernel will refuse (EFAULT).
+    pub unsafe fn ioctl_raw(&self, cmd: u32, arg: *mut c_void) -> Result<i32> {
+        // `as _`: the request type is c_ulong on glibc and c_int on musl.
+        let r = libc::ioctl(self.fd.as_raw_fd(), cmd as _, arg);
+        if r < 0 {
+            Err(Errno::last())
+        } else {
+            Ok(r)
+        }
+    }
+
+    /// Issues an arbitrary ioctl with an integer argument (used as the pointer).
+    ///
+    /// # Safety
+    /// As [`Device::ioctl_raw`]: `arg` must be an address the kernel may write
+    /// (per `cmd`), or one it will refuse.
+    pub unsafe fn ioctl_addr(&self, cmd: u32, arg: usize) -> Result<i32> {
+        self.ioctl_raw(cmd, arg as *mut c_void)
+    }
+
+    /// Issues `cmd` with a pointer to `arg`.  The size encoded in `cmd` must
+    /// not exceed `size_of::<T>()` (checked: panics otherwise, as the kernel
+    /// could write past `arg`).
+    pub fn ioctl_with<T>(&self, cmd: u32, arg: &mut T) -> Result<i32> {
+        assert!(
+            ioc_size(cmd) <= std::mem::size_of::<T>(),
+            "ioctl {cmd:#x} encodes {} bytes but the buffer has {}",
+            ioc_size(cmd),
+            std::mem::size_of::<T>()
+        );
+        // SAFETY: `arg` is valid for size_of::<T>() bytes, which covers the
+        // size the kernel may read or write for this command.
+        unsafe { self.ioctl_raw(cmd, arg as *mut T as *mut c_void) }
+    }
+
+    /// RUST_WQ_IOC_INFO.
+    pub fn info(&self) -> Result<RustWqInfo> {
+        let mut info = RustWqInfo::default();
+        self.ioctl_with(RUST_WQ_IOC_INFO, &mut info)?;
+        Ok(info)
+    }
+
+    /// RUST_WQ_IOC_ENQUEUE with a prepared argument (returns the filled-in struct).
+    pub fn enqueue_raw(&self, mut arg: RustWqEnqueue) -> Result<RustWqEnqueue> {
+        self.ioctl_with(RUST_WQ_IOC_ENQUEUE, &mut arg)?;
+        Ok(arg)
+    }
+
+    /// RUST_WQ_IOC_ENQUEUE: returns the id of the first item; the items have
+    /// ids first_id .. first_id + count - 1.
+    pub fn enqueue(&self, args: EnqueueArgs) -> Result<u64> {
+        Ok(self.enqueue_raw(args.to_raw())?.first_id)
+    }
+
+    /// RUST_WQ_IOC_FLUSH with a prepared argument.
+    pub fn flush_raw(&self, mut arg: RustWqTarget) -> Result<RustWqTarget> {
+        self.ioctl_with(RUST_WQ_IOC_FLUSH, &mut arg)?;
+        Ok(arg)
+    }
+
+    /// RUST_WQ_IOC_FLUSH: returns how many items were waited for.
+    pub fn flush(&self, target: Target) -> Result<u64> {
+        Ok(self.flush_raw(target.to_raw())?.count)
+    }
+
+    /// RUST_WQ_IOC_CANCEL with a prepared argument.
+    pub fn cancel_raw(&self, mut arg: RustWqTarget) -> Result<RustWqTarget> {
+        self.ioctl_with(RUST_WQ_IOC_CANCEL, &mut arg)?;
+        Ok(arg)
+    }
+
+    /// RUST_WQ_IOC_CANCEL: returns how many items were cancelled.
+    pub fn cancel(&self, target: Target) -> Result<u64> {
+        Ok(self.cancel_raw(target.to_raw())?.count)
+    }
+
+    /// RUST_WQ_IOC_MOD_DELAY with a prepared argument.
+    pub fn mod_delay_raw(&self, mut arg: RustWqModDelay) -> Result<()> {
+        self.ioctl_with(RUST_WQ_IOC_MOD_DELAY, &mut arg)?;
+        Ok(())
+    }
+
+    /// RUST_WQ_IOC_MOD_DELAY: the pending item `id` now runs `delay_us` from now.
+    pub fn mod_delay(&self, id: u64, delay_us: u64) -> Result<()> {
+        self.mod_delay_raw(RustWqModDelay {
+            version: RUST_WQ_ABI_VERSION,
+            id,
+            delay_us,
+            ..Default::default()
+        })
+    }
+
+    /// RUST_WQ_IOC_RESULTS: removes and returns up to `capacity` results,
+    /// oldest first, and how many were dropped since the last call.
+    pub fn results(&self, capacity: u32) -> Result<(Vec<RustWqResult>, u64)> {
+        let mut buf = vec![RustWqResult::default(); capacity as usize];
+        let mut arg = RustWqResults {
+            version: RUST_WQ_ABI_VERSION,
+            capacity,
+            buf: if capacity == 0 {
+                0
+            } else {
+                buf.as_mut_ptr() as u64
+            },
+            ..Default::default()
+        };
+        // SAFETY: `arg` is a valid rust_wq_results and `buf` has room for
+        // `capacity` results; both outlive the call.
+        unsafe { self.ioctl_raw(RUST_WQ_IOC_RESULTS, &mut arg as *mut _ as *mut c_void)? };
+        let n = (arg.count as usize).min(buf.len());
+        buf.truncate(n);
+        Ok((buf, arg.dropped))
+    }
+
+    /// Reads results until the kernel returns none; returns them and the
+    /// total dropped count.
+    pub fn drain_results(&self) -> Result<(Vec<RustWqResult>, u64)> {
+        let mut all = Vec::new();
+        let mut dropped = 0;
+        loop {
+            let (r, d) = self.results(256)?;
+            dropped += d;
+            if r.is_empty() {
+                return Ok((all, dropped));
+            }
+            all.extend(r);
+        }
+    }
+
+    /// RUST_WQ_IOC_STATS.
+    pub fn stats(&self) -> Result<RustWqStats> {
+        let mut s = RustWqStats::default();
+        self.ioctl_with(RUST_WQ_IOC_STATS, &mut s)?;
+        Ok(s)
+    }
+
+    /// RUST_WQ_IOC_RESET: cancel everything, drop results, zero counters.
+    pub fn reset(&self) -> Result<()> {
+        // SAFETY: _IO command, the argument is not used.
+        unsafe { self.ioctl_raw(RUST_WQ_IOC_RESET, std::ptr::null_mut())? };
+        Ok(())
+    }
+}
+
+impl AsRawFd for Device {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+/// Decodes result flags as `PROCESS_CTX|SLEPT` (or `-`).
+pub fn format_flags(flags: u32) -> String {
+    let mut v = Vec::new();
+    if flags & RUST_WQ_RES_PROCESS_CTX != 0 {
+        v.push("PROCESS_CTX".to_string());
+    }
+    if flags & RUST_WQ_RES_SLEPT != 0 {
+        v.push("SLEPT".to_string());
+    }
+    let rest = flags & !(RUST_WQ_RES_PROCESS_CTX | RUST_WQ_RES_SLEPT);
+    if rest != 0 {
+        v.push(format!("{rest:#x}"));
+    }
+    if v.is_empty() {
+        "-".into()
+    } else {
+        v.join("|")
+    }
+}
+
+/// The results table: `id tag seq queue req_cpu cpu latency_us runtime_us flags`.
+pub fn format_results_table(results: &[RustWqResult]) -> String {
+    let mut s = format!(
+        "{:>6} {:>6} {:>8} {:<13} {:>7} {:>4} {:>11} {:>11} {}\n",
+        "id", "tag", "seq", "queue", "req_cpu", "cpu", "latency_us", "runtime_us", "flags"
+    );
+    for r in results {
+        s += &format!(
+            "{:>6} {:>6} {:>8} {:<13} {:>7} {:>4} {:>11} {:>11} {}\n",
+            r.id,
+            r.tag,
+            r.seq,
+            parse::format_queue(r.queue),
+            parse::format_cpu(r.requested_cpu),
+            r.cpu,
+            r.latency_ns / 1000,
+            r.runtime_ns / 1000,
+            format_flags(r.flags)
+        );
+    }
+    s
+}
+
+/// One result as a JSON object (hand-written; all values are numbers or
+/// plain ASCII strings, so no escaping is needed).
+pub fn result_json(r: &RustWqResult) -> String {
+    let req = if r.requested_cpu == RUST_WQ_CPU_ANY {
+        "\"any\"".to_string()
+    } else {
+        r.requested_cpu.to_string()
+    };
+    format!(
+        "{{\"id\":{},\"tag\":{},\"seq\":{},\"queue\":\"{}\",\"requested_cpu\":{},\"cpu\":{},\
+         \"latency_ns\":{},\"runtime_ns\":{},\"flags\":{},\"process_ctx\":{},\"slept\":{}}}",
+        r.id,
+        r.tag,
+        r.seq,
+        parse::format_queue(r.queue),
+        req,
+        r.cpu,
+        r.latency_ns,
+        r.runtime_ns,
+        r.flags,
+        r.flags & RUST_WQ_RES_PROCESS_CTX != 0,
+        r.flags & RUST_WQ_RES_SLEPT != 0
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errno_display() {
+        assert_eq!(
+            Errno(libc::ENOENT).to_string(),
+            "ENOENT (No such file or directory)"
+        );
+        assert_eq!(Errno(libc::EINVAL).to_string(), "EINVAL (Invalid argument)");
+        assert_eq!(Errno(libc::ENOTTY).name(), "ENOTTY");
+        assert_eq!(Errno(9999).name(), "errno 9999");
+    }
+
+    #[test]
+    fn target_encoding() {
+        let t = Target::Id(7).to_raw();
+        assert_eq!(
+            (t.version, t.kind, t.id, t.queue),
+            (1, RUST_WQ_TARGET_ID, 7, 0)
+        );
+        let t = Target::Queue(RUST_WQ_Q_ORDERED).to_raw();
+        assert_eq!(
+            (t.kind, t.queue, t.id),
+            (RUST_WQ_TARGET_QUEUE, RUST_WQ_Q_ORDERED, 0)
+        );
+        assert_eq!(Target::All.to_raw().kind, RUST_WQ_TARGET_ALL);
+    }
+
+    #[test]
+    fn enqueue_encoding() {
+        let e = EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 3)
+            .cpu(2)
+            .delay_us(5)
+            .sleep_us(6)
+            .tag(9)
+            .to_raw();
+        assert_eq!(e.version, RUST_WQ_ABI_VERSION);
+        assert_eq!(
+            (e.queue, e.cpu, e.count, e.delay_us, e.sleep_us, e.tag),
+            (1, 2, 3, 5, 6, 9)
+        );
+        assert_eq!((e.first_id, e.reserved), (0, [0, 0]));
+        assert_eq!(EnqueueArgs::default().cpu, RUST_WQ_CPU_ANY);
+    }
+
+    #[test]
+    fn open_missing_device_reports_errno() {
+        let e = Device::open("/nonexistent/rust_wq").unwrap_err();
+        assert_eq!(e, Errno(libc::ENOENT));
+    }
+
+    #[test]
+    fn ioctl_on_wrong_file_is_enotty() {
+        let d = Device::open("/dev/null").unwrap();
+        assert_eq!(d.info().unwrap_err(), Errno(libc::ENOTTY));
+    }
+
+    #[test]
+    fn table_and_json() {
+        let r = RustWqResult {
+            id: 1,
+            tag: 7,
+            seq: 3,
+            latency_ns: 20_500_000,
+            runtime_ns: 1_000,
+            requested_cpu: RUST_WQ_CPU_ANY,
+            cpu: 2,
+            queue: RUST_WQ_Q_SYSTEM_DFL,
+            flags: RUST_WQ_RES_PROCESS_CTX | RUST_WQ_RES_SLEPT,
+            reserved: 0,
+        };
+        let t = format_results_table(&[r]);
+        assert!(t.lines().next().unwrap().contains("latency_us"));
+        assert!(t.contains("system-dfl"));
+        assert!(t.contains("20500"));
+        assert!(t.contains("PROCESS_CTX|SLEPT"));
+        let j = result_json(&r);
+        assert!(j.starts_with("{\"id\":1,\"tag\":7,"));
+        assert!(j.contains("\"requested_cpu\":\"any\""));
+        assert_eq!(format_flags(0), "-");
+        assert_eq!(format_flags(8), "0x8");
+    }
+}
