@@ -18,8 +18,12 @@ use kernel::{
 
 #[path = "src/abi.rs"]
 mod abi;
+#[path = "src/bench.rs"]
+mod bench;
 #[path = "src/device.rs"]
 mod device;
+#[path = "src/kthread.rs"]
+mod kthread;
 #[path = "src/tests.rs"]
 mod tests;
 #[path = "src/workqueue.rs"]

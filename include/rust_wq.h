@@ -6,23 +6,32 @@
  * (only __u32/__u64 fields, naturally aligned, explicit padding).  Every
  * structure passed *into* the kernel starts with a `version` field that must
  * be RUST_WQ_ABI_VERSION, and every `reserved`/`pad` field must be zero on
- * input (else EINVAL); the kernel zeroes them on output.
+ * input (else EINVAL); the kernel zeroes them on output.  Fields marked "out"
+ * are ignored on input.
  *
  * Work belongs to the open file that enqueued it.  Closing the file cancels
- * whatever of it has not started and waits for what is running.
+ * whatever of it has not started and waits for what is running.  The module
+ * cannot be unloaded while a file is open.  The device is root-only (0600).
  *
- * Errors (negative return, errno set):
+ * Errors (return -1 with errno set):
  *   ENOTTY  unknown ioctl number (another magic, or an unknown command nr)
- *   EINVAL  known command with a wrong size encoded in the ioctl number,
+ *   EINVAL  a known command nr with another size or direction than below,
  *           wrong version, non-zero reserved/pad field, unknown queue,
  *           count 0 or > max_count, delay > max_delay_us,
  *           sleep > max_sleep_us, cpu >= nr_cpu_ids (and not RUST_WQ_CPU_ANY),
- *           unknown target kind, RESULTS with a NULL buf and capacity > 0
+ *           unknown target kind, a non-zero `queue` or `id` that the target
+ *           kind does not use, RESULTS with buf 0 and capacity > 0
  *   ENODEV  the requested CPU is possible but offline
- *   EFAULT  the argument pointer (or results buffer) cannot be read/written
- *   EBUSY   the file already has max_pending unfinished items
- *   ENOENT  CANCEL/MOD_DELAY of an id that this file does not have pending
- *   ENOMEM  the kernel could not allocate the items (nothing was enqueued)
+ *   EFAULT  the argument pointer (or results buffer) cannot be read/written.
+ *           ENQUEUE checks that its argument can be written back before it
+ *           enqueues anything; RESULTS consumes nothing on EFAULT.
+ *   EBUSY   the file's unfinished items plus `count` would exceed max_pending
+ *           (nothing is enqueued)
+ *   ENOENT  CANCEL (by id) or MOD_DELAY of an id that is not pending: it never
+ *           existed, was cancelled, or has started (the call then returns
+ *           after the item has finished)
+ *   ENOMEM  the kernel could not allocate the items; none of the call's
+ *           items runs (any already armed are cancelled before returning)
  */
 #ifndef _UAPI_RUST_WQ_H
 #define _UAPI_RUST_WQ_H
@@ -60,7 +69,7 @@ struct rust_wq_info {
 	__u32 max_pending;   /* most unfinished items one file may have */
 	__u64 max_delay_us;  /* largest accepted delay */
 	__u64 max_sleep_us;  /* largest accepted sleep inside a work item */
-	__u64 online_cpus;   /* bit n set: CPU n online (CPUs 0..63) */
+	__u64 online_cpus;   /* bit n set: CPU n online (CPUs 0..63 only; see sysfs beyond) */
 	__u32 max_results;   /* results kept per file before the oldest are dropped */
 	__u32 reserved0;
 	__u64 reserved[4];
@@ -74,7 +83,8 @@ struct rust_wq_info {
  *      the item runs on that CPU.
  * delay_us: 0 queues at once; otherwise the item is queued after at least
  *      this delay (rounded up to whole jiffies, never early).
- * sleep_us: the work function sleeps (usleep_range/msleep) this long.
+ * sleep_us: the work function sleeps (fsleep: usleep_range/msleep) at least
+ *      this long; 1..10 sleep 11 us (the kernel busy-waits below that).
  * On success `first_id` is the id of the first item; the items have ids
  * first_id .. first_id + count - 1.  Ids are unique per file and start at 1.
  */
@@ -104,7 +114,9 @@ struct rust_wq_enqueue {
  * RUST_WQ_IOC_CANCEL: cancel the targeted items that have not started yet
  * and wait for those running (cancel_delayed_work_sync()).  `count` (out) is
  * how many were cancelled, which then never run and produce no result.
- * CANCEL of an id that is not pending fails with ENOENT.
+ * CANCEL of an id that is not pending, or that started before it could be
+ * cancelled, fails with ENOENT.  Every item ends exactly one way: it runs once
+ * (and produces one result) or it is cancelled (and counted once).
  */
 struct rust_wq_target {
 	__u32 version;
@@ -173,6 +185,44 @@ struct rust_wq_stats {
 	__u64 reserved[3];
 };
 
+/*
+ * RUST_WQ_IOC_BENCH: run the workqueue benchmark in the kernel and block until
+ * it is done, by the method of lib/test_workqueue.c: one kthread per online
+ * CPU (at most `threads` if non-zero), bound to it, each doing `items` rounds
+ * of "queue one work item, wait until it has run".  Each queueing call is
+ * timed alone (queue_p*); the whole run, from releasing the threads to having
+ * stopped them, gives items_per_sec.  With RUST_WQ_BENCH_F_START_LATENCY the
+ * time from queueing to the start of the work function is measured too
+ * (start_p*; off by default, as the C benchmark does not pay for it).
+ * One benchmark runs at a time (others wait).  EINVAL for an unknown path or
+ * flag, items 0 or > RUST_WQ_BENCH_MAX_ITEMS.
+ */
+#define RUST_WQ_BENCH_UNBOUND_SYSFS 0  /* queue "rust_wq_bench": WQ_UNBOUND | WQ_SYSFS, as C's
+					* bench_wq; set its scope in
+					* /sys/bus/workqueue/devices/rust_wq_bench/affinity_scope */
+#define RUST_WQ_BENCH_PERCPU 1         /* the module's per-CPU queue (each thread's own CPU) */
+#define RUST_WQ_BENCH_SYSTEM_PERCPU 2  /* system_percpu_wq (schedule_work()) */
+#define RUST_WQ_BENCH_F_START_LATENCY (1u << 0)
+#define RUST_WQ_BENCH_MAX_ITEMS 1000000
+
+struct rust_wq_bench {
+	__u32 version;
+	__u32 path;          /* RUST_WQ_BENCH_* */
+	__u32 threads;       /* 0: one per online CPU */
+	__u32 items;         /* rounds per thread */
+	__u32 flags;         /* RUST_WQ_BENCH_F_* */
+	__u32 threads_run;   /* out */
+	__u64 elapsed_ns;    /* out */
+	__u64 items_per_sec; /* out */
+	__u64 queue_p50_ns;  /* out: the queueing call */
+	__u64 queue_p90_ns;
+	__u64 queue_p95_ns;
+	__u64 start_p50_ns;  /* out: queueing to start of the work function */
+	__u64 start_p90_ns;
+	__u64 start_p95_ns;
+	__u64 reserved[4];
+};
+
 #define RUST_WQ_IOC_INFO      _IOR(RUST_WQ_IOC_MAGIC, 0x00, struct rust_wq_info)
 #define RUST_WQ_IOC_ENQUEUE   _IOWR(RUST_WQ_IOC_MAGIC, 0x01, struct rust_wq_enqueue)
 #define RUST_WQ_IOC_FLUSH     _IOWR(RUST_WQ_IOC_MAGIC, 0x02, struct rust_wq_target)
@@ -182,5 +232,6 @@ struct rust_wq_stats {
 #define RUST_WQ_IOC_STATS     _IOR(RUST_WQ_IOC_MAGIC, 0x06, struct rust_wq_stats)
 /* Cancel everything of this file (as CANCEL ALL), drop its results, zero its counters. */
 #define RUST_WQ_IOC_RESET     _IO(RUST_WQ_IOC_MAGIC, 0x07)
+#define RUST_WQ_IOC_BENCH     _IOWR(RUST_WQ_IOC_MAGIC, 0x08, struct rust_wq_bench)
 
 #endif /* _UAPI_RUST_WQ_H */

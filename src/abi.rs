@@ -151,6 +151,33 @@ pub(crate) struct Stats {
     pub(crate) reserved: [u64; 3],
 }
 
+/// Benchmark paths and flags.
+pub(crate) const BENCH_UNBOUND_SYSFS: u32 = 0;
+pub(crate) const BENCH_PERCPU: u32 = 1;
+pub(crate) const BENCH_SYSTEM_PERCPU: u32 = 2;
+pub(crate) const BENCH_F_START_LATENCY: u32 = 1 << 0;
+
+/// `struct rust_wq_bench`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Bench {
+    pub(crate) version: u32,
+    pub(crate) path: u32,
+    pub(crate) threads: u32,
+    pub(crate) items: u32,
+    pub(crate) flags: u32,
+    pub(crate) threads_run: u32,
+    pub(crate) elapsed_ns: u64,
+    pub(crate) items_per_sec: u64,
+    pub(crate) queue_p50_ns: u64,
+    pub(crate) queue_p90_ns: u64,
+    pub(crate) queue_p95_ns: u64,
+    pub(crate) start_p50_ns: u64,
+    pub(crate) start_p90_ns: u64,
+    pub(crate) start_p95_ns: u64,
+    pub(crate) reserved: [u64; 4],
+}
+
 macro_rules! plain_data {
     ($($t:ty => $size:literal),* $(,)?) => {$(
         // The sizes are the C header's; a mismatch stops the build.
@@ -171,6 +198,7 @@ plain_data! {
     WorkResult => 64,
     Results => 48,
     Stats => 64,
+    Bench => 120,
 }
 
 /// `RUST_WQ_IOC_INFO`.
@@ -190,8 +218,11 @@ pub(crate) const IOC_STATS: u32 = _IOR::<Stats>(MAGIC, 0x06);
 /// `RUST_WQ_IOC_RESET`.
 pub(crate) const IOC_RESET: u32 = _IO(MAGIC, 0x07);
 
+/// `RUST_WQ_IOC_BENCH`.
+pub(crate) const IOC_BENCH: u32 = _IOWR::<Bench>(MAGIC, 0x08);
+
 /// The command numbers (`_IOC_NR`) this ABI defines, with the full ioctl number of each.
-pub(crate) const COMMANDS: [u32; 8] = [
+pub(crate) const COMMANDS: [u32; 9] = [
     IOC_INFO,
     IOC_ENQUEUE,
     IOC_FLUSH,
@@ -200,4 +231,5 @@ pub(crate) const COMMANDS: [u32; 8] = [
     IOC_RESULTS,
     IOC_STATS,
     IOC_RESET,
+    IOC_BENCH,
 ];

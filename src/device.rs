@@ -6,7 +6,8 @@
 //! that enqueued it; closing the file cancels what has not started and waits for what runs.
 //! This file uses only the safe API of [`crate::workqueue`].
 
-use crate::abi::{self, Enqueue, Info, ModDelay, Results, Stats, Target, WorkResult};
+use crate::abi::{self, Bench, Enqueue, Info, ModDelay, Results, Stats, Target, WorkResult};
+use crate::bench;
 use crate::workqueue::{
     self as wq,
     ArcDelayedWork,
@@ -68,8 +69,14 @@ pub(crate) struct Shared {
     unbound: Workqueue,
     #[pin]
     ordered: Workqueue,
+    /// The benchmark's queue: unbound and visible in sysfs, as `lib/test_workqueue.c`'s.
+    #[pin]
+    bench: Workqueue,
     /// The last sequence number handed to a running item.
     seq: AtomicU64,
+    /// One benchmark at a time.
+    #[pin]
+    bench_lock: Mutex<()>,
 }
 
 impl Shared {
@@ -79,8 +86,27 @@ impl Shared {
             percpu <- Workqueue::builder(Kind::PerCpu).build(fmt!("rust_wq_percpu")),
             unbound <- Workqueue::builder(Kind::Unbound).build(fmt!("rust_wq_unbound")),
             ordered <- Workqueue::builder(Kind::Ordered).build(fmt!("rust_wq_ordered")),
+            bench <- Workqueue::builder(Kind::Unbound).sysfs().build(fmt!("rust_wq_bench")),
             seq: AtomicU64::new(0),
+            bench_lock <- new_mutex!((), "Shared::bench_lock"),
         }? Error)
+    }
+}
+
+impl Shared {
+    /// The benchmark's unbound sysfs queue.
+    pub(crate) fn bench(&self) -> &wq::Queue {
+        &self.bench
+    }
+
+    /// The benchmark's queue, as the owned queue it is.
+    pub(crate) fn bench_wq(&self) -> &Workqueue {
+        &self.bench
+    }
+
+    /// The module's per-CPU queue.
+    pub(crate) fn percpu(&self) -> &wq::Queue {
+        &self.percpu
     }
 }
 
@@ -320,7 +346,8 @@ impl FileShared {
     /// Queues `item` on its queue after `delay`, on its CPU if it has one.
     fn arm(&self, item: Arc<Item>, cpu: Option<&OnlineCpu>, delay: Delay) -> Result {
         let q = self.queue(item.queue)?;
-        let res: core::result::Result<(), EnqueueError<Arc<Item>>> = match (q, delay == Delay::ZERO) {
+        let res: core::result::Result<(), EnqueueError<Arc<Item>>> = match (q, delay == Delay::ZERO)
+        {
             (QueueRef::Owned(w), true) => match cpu {
                 Some(c) => w.enqueue_on(c, item).map_err(EnqueueError::Pending),
                 None => w.enqueue(item).map_err(EnqueueError::Pending),
@@ -334,8 +361,12 @@ impl FileShared {
                 None => s.enqueue(item).map_err(EnqueueError::Pending),
             },
             (QueueRef::System(s), false) => match cpu {
-                Some(c) => s.enqueue_delayed_on(c, item, delay).map_err(EnqueueError::Pending),
-                None => s.enqueue_delayed(item, delay).map_err(EnqueueError::Pending),
+                Some(c) => s
+                    .enqueue_delayed_on(c, item, delay)
+                    .map_err(EnqueueError::Pending),
+                None => s
+                    .enqueue_delayed(item, delay)
+                    .map_err(EnqueueError::Pending),
             },
         };
         res.map_err(Error::from)
@@ -396,7 +427,8 @@ impl FileShared {
             inner.results.reserve(room, GFP_KERNEL)?;
             inner.retired.reserve(room, GFP_KERNEL)?;
             first_id = inner.next_id + 1;
-            let (tag, queue, cpu_req, sleep_us, n) = (req.tag, req.queue, req.cpu, req.sleep_us, req.count);
+            let (tag, queue, cpu_req, sleep_us, n) =
+                (req.tag, req.queue, req.cpu, req.sleep_us, req.count);
             for i in 0..n {
                 let item = Arc::pin_init(
                     pin_init!(Item {
@@ -417,7 +449,10 @@ impl FileShared {
             }
             for item in items.iter() {
                 // Cannot fail: reserved above.
-                inner.pending.push_within_capacity(item.clone()).map_err(|_| ENOMEM)?;
+                inner
+                    .pending
+                    .push_within_capacity(item.clone())
+                    .map_err(|_| ENOMEM)?;
             }
             inner.next_id += u64::from(req.count);
             inner.stats.enqueued += u64::from(req.count);
@@ -488,8 +523,7 @@ impl FileShared {
             abi::TARGET_QUEUE => t.queue < abi::Q_COUNT && t.id == 0,
             _ => false,
         };
-        if t.version != abi::ABI_VERSION || t.pad != 0 || t.reserved != [0; 2] || !ok_kind
-        {
+        if t.version != abi::ABI_VERSION || t.pad != 0 || t.reserved != [0; 2] || !ok_kind {
             return Err(EINVAL);
         }
         Ok(())
@@ -540,7 +574,11 @@ impl FileShared {
     }
 
     fn mod_delay(&self, m: &ModDelay) -> Result {
-        if m.version != abi::ABI_VERSION || m.pad != 0 || m.reserved != [0; 2] || m.delay_us > abi::MAX_DELAY_US {
+        if m.version != abi::ABI_VERSION
+            || m.pad != 0
+            || m.reserved != [0; 2]
+            || m.delay_us > abi::MAX_DELAY_US
+        {
             return Err(EINVAL);
         }
         let delay = Delay::from_micros(m.delay_us)?;
@@ -624,6 +662,57 @@ impl FileShared {
         for item in retired.iter() {
             item.flush();
         }
+    }
+
+    fn bench(&self, b: &mut Bench) -> Result {
+        let path = match b.path {
+            abi::BENCH_UNBOUND_SYSFS => bench::Path::UnboundSysfs,
+            abi::BENCH_PERCPU => bench::Path::PerCpu,
+            abi::BENCH_SYSTEM_PERCPU => bench::Path::SystemPerCpu,
+            _ => return Err(EINVAL),
+        };
+        if b.version != abi::ABI_VERSION
+            || b.reserved != [0; 4]
+            || b.flags & !abi::BENCH_F_START_LATENCY != 0
+            || b.items == 0
+            || b.items > bench::MAX_ITEMS
+        {
+            return Err(EINVAL);
+        }
+        let _one = self.shared.bench_lock.lock();
+        let measure_start = b.flags & abi::BENCH_F_START_LATENCY != 0;
+        let r = bench::run(self.shared.clone(), path, b.threads, b.items, measure_start)?;
+        pr_info!(
+            "bench path={} threads={} items={}: {} items/sec, queue p50={} p90={} p95={} ns, start p50={} p90={} p95={} ns\n",
+            b.path,
+            r.threads,
+            b.items,
+            r.items_per_sec,
+            r.queue_pct[0],
+            r.queue_pct[1],
+            r.queue_pct[2],
+            r.start_pct[0],
+            r.start_pct[1],
+            r.start_pct[2],
+        );
+        *b = Bench {
+            version: b.version,
+            path: b.path,
+            threads: b.threads,
+            items: b.items,
+            flags: b.flags,
+            threads_run: r.threads,
+            elapsed_ns: r.elapsed_ns,
+            items_per_sec: r.items_per_sec,
+            queue_p50_ns: r.queue_pct[0],
+            queue_p90_ns: r.queue_pct[1],
+            queue_p95_ns: r.queue_pct[2],
+            start_p50_ns: r.start_pct[0],
+            start_p90_ns: r.start_pct[1],
+            start_p95_ns: r.start_pct[2],
+            reserved: [0; 4],
+        };
+        Ok(())
     }
 
     fn reset(&self) {
@@ -713,6 +802,12 @@ impl MiscDevice for FileShared {
             }
             abi::IOC_STATS => slice.writer().write(&me.stats())?,
             abi::IOC_RESET => me.reset(),
+            abi::IOC_BENCH => {
+                let (mut r, mut w) = slice.reader_writer();
+                let mut b: Bench = r.read()?;
+                me.bench(&mut b)?;
+                w.write(&b)?;
+            }
             _ => return Err(ENOTTY),
         }
         Ok(0)

@@ -109,8 +109,10 @@ mod suite {
         fn run(this: Arc<Probe>) {
             this.started.store(true, SeqCst);
             this.ran_at_ns.store(now_ns(), SeqCst);
-            this.cpu.store(kernel::cpu::CpuId::current().as_u32(), SeqCst);
-            this.in_worker.store(context::in_worker() && this.is_current(), SeqCst);
+            this.cpu
+                .store(kernel::cpu::CpuId::current().as_u32(), SeqCst);
+            this.in_worker
+                .store(context::in_worker() && this.is_current(), SeqCst);
             if let Some(log) = &this.order {
                 if log.active.fetch_add(1, SeqCst) != 0 {
                     log.overlap.store(true, SeqCst);
@@ -180,7 +182,8 @@ mod suite {
         fn run(this: Arc<DProbe>) {
             this.ran_at_ns.store(now_ns(), SeqCst);
             this.ran_at_jiffies.store(wq::jiffies(), SeqCst);
-            this.cpu.store(kernel::cpu::CpuId::current().as_u32(), SeqCst);
+            this.cpu
+                .store(kernel::cpu::CpuId::current().as_u32(), SeqCst);
             if this.sleep_ms > 0 {
                 fsleep(Delta::from_millis(i64::from(this.sleep_ms)));
             }
@@ -203,7 +206,10 @@ mod suite {
     }
 
     fn queue(kind: Kind, name: &str) -> Result<Pin<KBox<Workqueue>>> {
-        KBox::pin_init(Workqueue::builder(kind).build(fmt!("rwq_t_{}", name)), GFP_KERNEL)
+        KBox::pin_init(
+            Workqueue::builder(kind).build(fmt!("rwq_t_{}", name)),
+            GFP_KERNEL,
+        )
     }
 
     /// `alloc_workqueue` / `queue_work` / `flush_workqueue` / `destroy_workqueue`.
@@ -224,7 +230,10 @@ mod suite {
     #[test]
     fn create_and_singlethread() -> Result {
         let a = KBox::pin_init(Workqueue::create(fmt!("rwq_t_create")), GFP_KERNEL)?;
-        let b = KBox::pin_init(Workqueue::create_singlethread(fmt!("rwq_t_single")), GFP_KERNEL)?;
+        let b = KBox::pin_init(
+            Workqueue::create_singlethread(fmt!("rwq_t_single")),
+            GFP_KERNEL,
+        )?;
         let (p, q) = (probe(0, None, 0)?, probe(0, None, 0)?);
         assert!(a.enqueue(p.clone()).is_ok());
         assert!(b.enqueue(q.clone()).is_ok());
@@ -237,15 +246,29 @@ mod suite {
     /// The builder sets exactly one of per-CPU and unbound, and rejects bad `max_active`.
     #[test]
     fn builder_flags_and_limits() -> Result {
-        let percpu = Workqueue::builder(Kind::PerCpu).highpri().cpu_intensive().raw_flags();
-        assert_eq!(percpu & kernel::bindings::wq_flags_WQ_PERCPU, kernel::bindings::wq_flags_WQ_PERCPU);
+        let percpu = Workqueue::builder(Kind::PerCpu)
+            .highpri()
+            .cpu_intensive()
+            .raw_flags();
+        assert_eq!(
+            percpu & kernel::bindings::wq_flags_WQ_PERCPU,
+            kernel::bindings::wq_flags_WQ_PERCPU
+        );
         assert_eq!(percpu & kernel::bindings::wq_flags_WQ_UNBOUND, 0);
-        let unbound = Workqueue::builder(Kind::Unbound).sysfs().power_efficient().freezable().raw_flags();
+        let unbound = Workqueue::builder(Kind::Unbound)
+            .sysfs()
+            .power_efficient()
+            .freezable()
+            .raw_flags();
         assert_eq!(unbound & kernel::bindings::wq_flags_WQ_PERCPU, 0);
         assert_ne!(unbound & kernel::bindings::wq_flags_WQ_UNBOUND, 0);
-        assert!(Workqueue::builder(Kind::PerCpu).max_active(wq::MAX_ACTIVE + 1).is_err());
+        assert!(Workqueue::builder(Kind::PerCpu)
+            .max_active(wq::MAX_ACTIVE + 1)
+            .is_err());
         assert!(Workqueue::builder(Kind::Ordered).max_active(2).is_err());
-        let b = Workqueue::builder(Kind::Unbound).mem_reclaim().max_active(wq::MAX_ACTIVE)?;
+        let b = Workqueue::builder(Kind::Unbound)
+            .mem_reclaim()
+            .max_active(wq::MAX_ACTIVE)?;
         let q = KBox::pin_init(b.build(fmt!("rwq_t_flags_{}", 7)), GFP_KERNEL)?;
         let p = probe(0, None, 0)?;
         assert!(q.enqueue(p.clone()).is_ok());
@@ -300,7 +323,9 @@ mod suite {
     fn requeue_while_pending_is_refused() -> Result {
         let wq = queue(Kind::Unbound, "requeue")?;
         let d = dprobe(0)?;
-        assert!(wq.enqueue_delayed(d.clone(), Delay::from_millis(10_000)?).is_ok());
+        assert!(wq
+            .enqueue_delayed(d.clone(), Delay::from_millis(10_000)?)
+            .is_ok());
         assert!(d.is_pending());
         assert!(matches!(
             wq.enqueue_delayed(d.clone(), Delay::from_millis(1)?),
@@ -417,7 +442,9 @@ mod suite {
             let d = dprobe(0)?;
             {
                 let on = OnlineCpu::get(cpu)?;
-                assert!(wq.enqueue_delayed_on(&on, d.clone(), Delay::from_millis(2)?).is_ok());
+                assert!(wq
+                    .enqueue_delayed_on(&on, d.clone(), Delay::from_millis(2)?)
+                    .is_ok());
             }
             assert!(wait_until(2000, || d.runs.load(SeqCst) == 1));
             assert_eq!(d.cpu.load(SeqCst), cpu);
@@ -431,7 +458,9 @@ mod suite {
     fn mod_delayed_changes_the_delay() -> Result {
         let wq = queue(Kind::Unbound, "mod")?;
         let d = dprobe(0)?;
-        assert!(wq.enqueue_delayed(d.clone(), Delay::from_millis(30_000)?).is_ok());
+        assert!(wq
+            .enqueue_delayed(d.clone(), Delay::from_millis(30_000)?)
+            .is_ok());
         assert!(wq.mod_delayed(&d, Delay::from_millis(1)?)?);
         assert!(wait_until(2000, || d.runs.load(SeqCst) == 1));
         // Idle now: `mod_delayed` queues it (returns false).
@@ -450,10 +479,14 @@ mod suite {
         let wq = queue(Kind::PerCpu, "armed")?;
         let a = dprobe(0)?;
         let b = dprobe(0)?;
-        assert!(wq.enqueue_delayed(a.clone(), Delay::from_millis(20_000)?).is_ok());
+        assert!(wq
+            .enqueue_delayed(a.clone(), Delay::from_millis(20_000)?)
+            .is_ok());
         {
             let on = OnlineCpu::get(0)?;
-            assert!(wq.enqueue_delayed_on(&on, b.clone(), Delay::from_millis(30_000)?).is_ok());
+            assert!(wq
+                .enqueue_delayed_on(&on, b.clone(), Delay::from_millis(30_000)?)
+                .is_ok());
         }
         assert!(a.is_pending() && b.is_pending());
         drop(wq);
@@ -467,7 +500,9 @@ mod suite {
     #[test]
     fn drop_queue_with_running_work() -> Result {
         let wq = KBox::pin_init(
-            Workqueue::builder(Kind::PerCpu).max_active(1)?.build(fmt!("rwq_t_running")),
+            Workqueue::builder(Kind::PerCpu)
+                .max_active(1)?
+                .build(fmt!("rwq_t_running")),
             GFP_KERNEL,
         )?;
         let first = probe(30, None, 0)?;
@@ -486,7 +521,10 @@ mod suite {
     /// `drain_workqueue` waits for work that its own items queue meanwhile.
     #[test]
     fn drain_waits_for_chained_work() -> Result {
-        let wq = Arc::pin_init(Workqueue::builder(Kind::Unbound).build(fmt!("rwq_t_drain")), GFP_KERNEL)?;
+        let wq = Arc::pin_init(
+            Workqueue::builder(Kind::Unbound).build(fmt!("rwq_t_drain")),
+            GFP_KERNEL,
+        )?;
         let wq2 = wq.clone();
         let c = Arc::pin_init(
             pin_init!(Chain {
@@ -543,7 +581,9 @@ mod suite {
             items.push(p, GFP_KERNEL)?;
         }
         let d = dprobe(0)?;
-        assert!(wq::system_percpu().enqueue_delayed(d.clone(), Delay::from_millis(5)?).is_ok());
+        assert!(wq::system_percpu()
+            .enqueue_delayed(d.clone(), Delay::from_millis(5)?)
+            .is_ok());
         for p in items.iter() {
             p.flush();
             assert_eq!(p.runs.load(SeqCst), 1);
@@ -551,7 +591,12 @@ mod suite {
         // `flush` of a delayed item fires its timer at once and waits.
         assert!(d.flush());
         assert_eq!(d.runs.load(SeqCst), 1);
-        for q in [wq::system_dfl(), wq::system_highpri(), wq::system_long(), wq::system_power_efficient()] {
+        for q in [
+            wq::system_dfl(),
+            wq::system_highpri(),
+            wq::system_long(),
+            wq::system_power_efficient(),
+        ] {
             let p = probe(0, None, 0)?;
             assert!(q.enqueue(p.clone()).is_ok());
             p.flush();

@@ -275,7 +275,11 @@ impl Queue {
     /// Only on queues that live forever (the system queues): an armed timer must never outlive
     /// its queue. Use [`Workqueue::enqueue_delayed`] for an owned queue.
     #[inline]
-    pub(crate) fn enqueue_delayed<W, const ID: u64>(&'static self, w: W, delay: Delay) -> W::EnqueueOutput
+    pub(crate) fn enqueue_delayed<W, const ID: u64>(
+        &'static self,
+        w: W,
+        delay: Delay,
+    ) -> W::EnqueueOutput
     where
         W: RawDelayedWorkItem<ID> + Send + 'static,
     {
@@ -304,7 +308,12 @@ impl Queue {
     ///
     /// The queue must stay valid until the timer has fired and the item has run, or the item
     /// has been cancelled.
-    unsafe fn enqueue_delayed_raw<W, const ID: u64>(&self, cpu: i32, w: W, delay: Delay) -> W::EnqueueOutput
+    unsafe fn enqueue_delayed_raw<W, const ID: u64>(
+        &self,
+        cpu: i32,
+        w: W,
+        delay: Delay,
+    ) -> W::EnqueueOutput
     where
         W: RawDelayedWorkItem<ID> + Send + 'static,
     {
@@ -360,7 +369,8 @@ where
     let dwork = dwork_of::<T, ID>(item);
     // SAFETY: `dwork` is a valid `delayed_work` (it lives in `item`, which `extra` keeps alive
     // for at least as long as the queue may use it); the caller keeps `queue` valid.
-    let was_pending = unsafe { bindings::mod_delayed_work_on(CPU_UNBOUND, queue, dwork, delay.jiffies()) };
+    let was_pending =
+        unsafe { bindings::mod_delayed_work_on(CPU_UNBOUND, queue, dwork, delay.jiffies()) };
     if was_pending {
         // The item was pending (or being cancelled): the queue already owns a reference, or
         // none is needed. Release the one made above.
@@ -501,7 +511,7 @@ impl Builder {
                 // `max_active` is at most `WQ_MAX_ACTIVE`, which fits in `c_int`.
                 let raw = unsafe {
                     bindings::alloc_workqueue_noprof(
-                        c"%s".as_ptr().cast(),
+                        c"%s".as_char_ptr(),
                         flags,
                         max_active as i32,
                         name.as_char_ptr(),
@@ -775,7 +785,10 @@ impl Workqueue {
             armed.entries.reserve(1, GFP_KERNEL)?;
             // SAFETY: As in `enqueue_delayed_cpu`: the item is recorded under the lock.
             let was_pending = unsafe { mod_delayed_raw(self.ptr.as_ptr(), item, delay) };
-            if let Err(e) = armed.entries.push_within_capacity(Armed::new::<T, ID>(item)) {
+            if let Err(e) = armed
+                .entries
+                .push_within_capacity(Armed::new::<T, ID>(item))
+            {
                 dead[0] = Some(e.0);
             }
             Ok(was_pending)
@@ -992,11 +1005,21 @@ impl StaticWork {
         }
     }
 
+    /// The C work function of every [`StaticWork`].
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must point at the `work` field of a [`StaticWork`] (the only `work_struct`s that are
+    /// initialised with this function).
     unsafe extern "C" fn run(ptr: *mut bindings::work_struct) {
         // SAFETY: Only `StaticWork::work` fields are initialised with this function, so `ptr`
         // points at the `work` field of a `StaticWork` (which lives forever).
         let this = unsafe {
-            &*kernel::container_of!(ptr.cast::<Opaque<bindings::work_struct>>(), StaticWork, work)
+            &*kernel::container_of!(
+                ptr.cast::<Opaque<bindings::work_struct>>(),
+                StaticWork,
+                work
+            )
         };
         (this.func)()
     }
