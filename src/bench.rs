@@ -270,7 +270,7 @@ pub(crate) fn run(
 }
 
 /// p50, p90 and p95, indexed as `lib/test_workqueue.c` does (`sorted[n * p / 100]`).
-fn percentiles(v: &mut [u64]) -> [u64; 3] {
+pub(crate) fn percentiles(v: &mut [u64]) -> [u64; 3] {
     if v.is_empty() {
         return [0; 3];
     }

@@ -775,6 +775,10 @@ impl MiscDevice for FileShared {
             abi::IOC_ENQUEUE => {
                 let (mut r, mut w) = slice.reader_writer();
                 let mut req: Enqueue = r.read()?;
+                // Check that the answer can be delivered before enqueueing anything.
+                UserSlice::new(UserPtr::from_addr(arg), _IOC_SIZE(cmd))
+                    .writer()
+                    .write(&req)?;
                 FileShared::enqueue(me, &mut req)?;
                 w.write(&req)?;
             }

@@ -7,6 +7,10 @@
 
 #[kernel::prelude::kunit_tests(rust_wq)]
 mod suite {
+    use crate::kthread::{
+        Completion,
+        KThread, //
+    };
     use crate::workqueue::{
         self as wq,
         context,
@@ -665,6 +669,43 @@ mod suite {
         STATIC_ITEM.flush();
         assert!(!STATIC_ITEM.is_pending());
         assert_eq!(STATIC_RUNS.load(SeqCst), before + 2);
+    }
+
+    /// A kthread bound to a CPU runs there; a counting completion lets one waiter per
+    /// `complete()` through.
+    #[test]
+    fn kthread_bound_and_counting_completion() -> Result {
+        let mut last = 0;
+        for cpu in 0..wq::nr_cpu_ids() {
+            if wq::cpu_online(cpu) {
+                last = cpu;
+            }
+        }
+        let done = Arc::pin_init(Completion::new(), GFP_KERNEL)?;
+        let seen = Arc::new(AtomicU32::new(u32::MAX), GFP_KERNEL)?;
+        let (d, s) = (done.clone(), seen.clone());
+        let on = OnlineCpu::get(last)?;
+        let t = KThread::spawn_on(&on, c"rwq_test/%u", move || {
+            s.store(kernel::cpu::CpuId::current().as_u32(), SeqCst);
+            d.complete();
+            d.complete();
+        })?;
+        drop(on);
+        done.wait();
+        done.wait();
+        assert_eq!(seen.load(SeqCst), last);
+        drop(t);
+        Ok(())
+    }
+
+    /// The benchmark's percentiles index a sorted copy as `lib/test_workqueue.c` does.
+    #[test]
+    fn bench_percentiles() {
+        let mut v = [9u64, 1, 8, 2, 7, 3, 6, 4, 5, 0];
+        assert_eq!(crate::bench::percentiles(&mut v), [5, 9, 9]);
+        assert_eq!(v, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+        let mut e: [u64; 0] = [];
+        assert_eq!(crate::bench::percentiles(&mut e), [0, 0, 0]);
     }
 
     /// `Delay` conversions round up and never shorten.
