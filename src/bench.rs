@@ -12,7 +12,7 @@ use crate::device::Shared;
 use crate::kthread::{Completion, KThread};
 use crate::workqueue::{self as wq, ArcWork, OnlineCpu, PlainWork, Queue, Work, WorkItem};
 use core::sync::atomic::{
-    AtomicU32, AtomicU64,
+    AtomicBool, AtomicU32, AtomicU64,
     Ordering::{
         Relaxed,
         SeqCst, //
@@ -117,6 +117,18 @@ struct Run {
     start: Pin<KBox<Completion>>,
     all_done: Pin<KBox<Completion>>,
     left: AtomicU32,
+    /// Set when the run is abandoned before it started: threads skip their rounds.
+    abort: AtomicBool,
+}
+
+/// Releases the threads when dropped, so that no exit path leaves them blocked on `start`
+/// (where `kthread_stop()` would wait for them forever).
+struct ReleaseOnDrop<'a>(&'a Run);
+
+impl Drop for ReleaseOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.start.complete_all();
+    }
 }
 
 /// The per-thread results, handed back when the thread finishes.
@@ -150,12 +162,16 @@ pub(crate) fn run(
             start: KBox::pin_init(Completion::new(), GFP_KERNEL)?,
             all_done: KBox::pin_init(Completion::new(), GFP_KERNEL)?,
             left: AtomicU32::new(0),
+            abort: AtomicBool::new(true),
         },
         GFP_KERNEL,
     )?;
     let mut outs = KVec::new();
     let mut bench_items = KVec::new();
     let mut kthreads = KVec::new();
+    // Declared after `kthreads`, so dropped before them: on an early return the threads are
+    // released (and, `abort` being set, skip their rounds) before they are stopped.
+    let release = ReleaseOnDrop(&run);
     for cpu in 0..wq::nr_cpu_ids() {
         if threads != 0 && kthreads.len() as u32 >= threads {
             break;
@@ -186,7 +202,8 @@ pub(crate) fn run(
         let t = KThread::spawn_on(&on, c"rust_wq_bench/%u", move || {
             let queue = queue_of(&sh, path);
             r.start.wait();
-            for _ in 0..items {
+            let rounds = if r.abort.load(SeqCst) { 0 } else { items };
+            for _ in 0..rounds {
                 let w = it.clone();
                 if measure_start {
                     it.queued_ns.store(now_ns(), Relaxed);
@@ -220,9 +237,7 @@ pub(crate) fn run(
             Ok(t) => t,
             Err(e) => {
                 run.left.fetch_sub(1, SeqCst);
-                // Release the threads made so far; they finish their rounds and are stopped.
-                run.start.complete_all();
-                drop(kthreads);
+                // `release` lets the threads made so far go; they skip their rounds and stop.
                 return Err(e);
             }
         };
@@ -237,7 +252,8 @@ pub(crate) fn run(
     }
 
     let start = Instant::<Monotonic>::now();
-    run.start.complete_all();
+    run.abort.store(false, SeqCst);
+    drop(release);
     run.all_done.wait();
     // Drain what is left, as C's `flush_workqueue()`; on a system queue flush only our items.
     if path == Path::UnboundSysfs {
