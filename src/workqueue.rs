@@ -71,6 +71,13 @@ pub(crate) const MAX_ACTIVE: u32 = bindings::wq_consts_WQ_MAX_ACTIVE;
 /// reaches `now + delay`, and the current jiffy may be almost over, so `delay` jiffies can be
 /// up to one jiffy short. With the extra jiffy a [`Delay`] made from a duration is never
 /// shorter than that duration. A zero duration stays zero (queue at once).
+///
+/// # Examples
+///
+/// ```ignore
+/// let d = Delay::from_millis(50)?; // at least 50 ms, whatever HZ is
+/// system_percpu().enqueue_delayed(item, d);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Delay(Jiffies);
 
@@ -149,6 +156,14 @@ pub(crate) fn cpu_online(cpu: u32) -> bool {
 ///
 /// `cpu < nr_cpu_ids`, the CPU was online when this value was made, and the CPU-hotplug read
 /// lock is held by this value (released in `Drop`), so the CPU stays online.
+///
+/// # Examples
+///
+/// ```ignore
+/// let cpu = OnlineCpu::get(2)?; // EINVAL past nr_cpu_ids, ENODEV if offline
+/// wq.enqueue_on(&cpu, item.clone());
+/// drop(cpu); // lets CPU hotplug proceed again
+/// ```
 pub(crate) struct OnlineCpu {
     cpu: u32,
     /// The hotplug read lock is tied to this task; the guard must not move to another thread.
@@ -205,6 +220,15 @@ impl Drop for OnlineCpu {
 /// # Invariants
 ///
 /// The wrapped `workqueue_struct` is valid for as long as the `&Queue` is.
+///
+/// # Examples
+///
+/// ```ignore
+/// // C's schedule_work(&item->work):
+/// if let Err(item) = system_percpu().enqueue(item) {
+///     // It was already pending; nothing was queued twice.
+/// }
+/// ```
 #[repr(transparent)]
 pub(crate) struct Queue(Opaque<bindings::workqueue_struct>);
 
@@ -651,6 +675,29 @@ impl<W> From<EnqueueError<W>> for Error {
 ///
 /// `ptr` is a valid workqueue owned by this value; every delayed item armed on it through this
 /// value and not yet known to be finished has an entry in `armed`.
+///
+/// # Examples
+///
+/// ```ignore
+/// #[pin_data]
+/// struct Job {
+///     #[pin]
+///     work: DelayedWork<Job>,
+/// }
+/// impl_has_delayed_work! { impl HasDelayedWork<Self> for Job { self.work } }
+/// impl WorkItem for Job {
+///     type Pointer = Arc<Job>;
+///     fn run(_this: Arc<Job>) { /* process context, may sleep */ }
+/// }
+///
+/// let wq = KBox::pin_init(
+///     Workqueue::builder(Kind::Unbound).mem_reclaim().build(fmt!("my_wq")),
+///     GFP_KERNEL,
+/// )?;
+/// let job = Arc::pin_init(pin_init!(Job { work <- new_delayed_work!("Job::work") }), GFP_KERNEL)?;
+/// wq.enqueue_delayed(job.clone(), Delay::from_millis(100)?)?;
+/// drop(wq); // cancels the armed timer, then destroy_workqueue()
+/// ```
 #[pin_data(PinnedDrop)]
 pub(crate) struct Workqueue {
     #[pin]
@@ -843,6 +890,17 @@ impl PinnedDrop for Workqueue {
 ///
 /// Only for items whose [`Work`] is not part of a [`DelayedWork`]; for those, use
 /// [`ArcDelayedWork`]. Mark a plain item with [`PlainWork`].
+///
+/// # Examples
+///
+/// ```ignore
+/// impl PlainWork for MyItem {}
+/// let _ = wq.enqueue(item.clone());
+/// if item.cancel_sync() {
+///     // It had not started and never will; the queue's reference was given back.
+/// }
+/// item.flush(); // no-op if idle
+/// ```
 pub(crate) trait ArcWork<const ID: u64> {
     /// Cancels the item if it is pending and waits for it if it is running (C's
     /// `cancel_work_sync()`). Returns whether it was pending (and so will not run).
@@ -895,6 +953,14 @@ where
 }
 
 /// Cancel, flush and pending state for reference-counted delayed work items (`Arc<T>`).
+///
+/// # Examples
+///
+/// ```ignore
+/// system_dfl().enqueue_delayed(item.clone(), Delay::from_millis(500)?);
+/// assert!(item.is_pending());
+/// item.flush(); // fires the timer now and waits for the run
+/// ```
 pub(crate) trait ArcDelayedWork<const ID: u64> {
     /// Cancels the item if it is pending (its timer armed or queued) and waits for it if it is
     /// running (C's `cancel_delayed_work_sync()`). Returns whether it was pending.
@@ -1144,6 +1210,13 @@ system_queue!(
 /// # Invariants
 ///
 /// The wrapped queue is a valid `WQ_BH` queue for as long as the `&BhQueue` is.
+///
+/// # Examples
+///
+/// ```ignore
+/// impl BhWorkItem for Tick {} // Tick::run never sleeps
+/// let _ = system_bh().enqueue(tick.clone());
+/// ```
 #[repr(transparent)]
 pub(crate) struct BhQueue(Queue);
 
