@@ -406,11 +406,12 @@ impl FileShared {
             return Err(EINVAL);
         }
         let delay = Delay::from_micros(req.delay_us)?;
+        me.reap();
+        // Held until every item is queued: the CPU cannot go offline in between.
         let cpu = match req.cpu {
             abi::CPU_ANY => None,
             c => Some(OnlineCpu::get(c)?),
         };
-        me.reap();
 
         // Make every item first, so that running out of memory changes nothing.
         let count = req.count as usize;
