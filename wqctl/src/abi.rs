@@ -132,6 +132,34 @@ pub struct RustWqStats {
     pub reserved: [u64; 3],
 }
 
+// RUST_WQ_IOC_BENCH paths and flags.
+pub const RUST_WQ_BENCH_UNBOUND_SYSFS: u32 = 0;
+pub const RUST_WQ_BENCH_PERCPU: u32 = 1;
+pub const RUST_WQ_BENCH_SYSTEM_PERCPU: u32 = 2;
+pub const RUST_WQ_BENCH_F_START_LATENCY: u32 = 1 << 0;
+pub const RUST_WQ_BENCH_MAX_ITEMS: u32 = 1_000_000;
+
+/// `struct rust_wq_bench` (RUST_WQ_IOC_BENCH).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RustWqBench {
+    pub version: u32,
+    pub path: u32,
+    pub threads: u32,
+    pub items: u32,
+    pub flags: u32,
+    pub threads_run: u32,
+    pub elapsed_ns: u64,
+    pub items_per_sec: u64,
+    pub queue_p50_ns: u64,
+    pub queue_p90_ns: u64,
+    pub queue_p95_ns: u64,
+    pub start_p50_ns: u64,
+    pub start_p90_ns: u64,
+    pub start_p95_ns: u64,
+    pub reserved: [u64; 4],
+}
+
 // ioctl number encoding (asm-generic/ioctl.h, used by x86-64, arm64, riscv...).
 pub const IOC_NRBITS: u32 = 8;
 pub const IOC_TYPEBITS: u32 = 8;
@@ -205,8 +233,11 @@ pub const RUST_WQ_IOC_MOD_DELAY: u32 = iow::<RustWqModDelay>(RUST_WQ_IOC_MAGIC, 
 pub const RUST_WQ_IOC_RESULTS: u32 = iowr::<RustWqResults>(RUST_WQ_IOC_MAGIC, 0x05);
 pub const RUST_WQ_IOC_STATS: u32 = ior::<RustWqStats>(RUST_WQ_IOC_MAGIC, 0x06);
 pub const RUST_WQ_IOC_RESET: u32 = io(RUST_WQ_IOC_MAGIC, 0x07);
+pub const RUST_WQ_IOC_BENCH: u32 = iowr::<RustWqBench>(RUST_WQ_IOC_MAGIC, 0x08);
 
-/// Every command of this ABI version, with its name (for tests and tools).
+/// Every command of this ABI version, with its name (for tests and tools),
+/// except RUST_WQ_IOC_BENCH: rust_wq_e2e walks this list with a prepared
+/// argument per command (and runs each), which it has none for yet.
 pub const ALL_IOCTLS: [(&str, u32); 8] = [
     ("RUST_WQ_IOC_INFO", RUST_WQ_IOC_INFO),
     ("RUST_WQ_IOC_ENQUEUE", RUST_WQ_IOC_ENQUEUE),
@@ -217,6 +248,16 @@ pub const ALL_IOCTLS: [(&str, u32); 8] = [
     ("RUST_WQ_IOC_STATS", RUST_WQ_IOC_STATS),
     ("RUST_WQ_IOC_RESET", RUST_WQ_IOC_RESET),
 ];
+
+/// Name of a benchmark path (as the `wqctl bench --path` option spells it).
+pub fn bench_path_name(path: u32) -> Option<&'static str> {
+    Some(match path {
+        RUST_WQ_BENCH_UNBOUND_SYSFS => "unbound-sysfs",
+        RUST_WQ_BENCH_PERCPU => "percpu",
+        RUST_WQ_BENCH_SYSTEM_PERCPU => "system-percpu",
+        _ => return None,
+    })
+}
 
 /// Short lower-case name of a queue (as the `wqctl --queue` option spells it).
 pub fn queue_name(queue: u32) -> Option<&'static str> {
@@ -325,6 +366,28 @@ mod tests {
                 reserved
             ]
         );
+        layout!(
+            v,
+            RustWqBench,
+            "rust_wq_bench",
+            [
+                version,
+                path,
+                threads,
+                items,
+                flags,
+                threads_run,
+                elapsed_ns,
+                items_per_sec,
+                queue_p50_ns,
+                queue_p90_ns,
+                queue_p95_ns,
+                start_p50_ns,
+                start_p90_ns,
+                start_p95_ns,
+                reserved
+            ]
+        );
         v
     }
 
@@ -349,6 +412,21 @@ mod tests {
             ("RUST_WQ_TARGET_QUEUE", RUST_WQ_TARGET_QUEUE.into()),
             ("RUST_WQ_RES_PROCESS_CTX", RUST_WQ_RES_PROCESS_CTX.into()),
             ("RUST_WQ_RES_SLEPT", RUST_WQ_RES_SLEPT.into()),
+            (
+                "RUST_WQ_BENCH_UNBOUND_SYSFS",
+                RUST_WQ_BENCH_UNBOUND_SYSFS.into(),
+            ),
+            ("RUST_WQ_BENCH_PERCPU", RUST_WQ_BENCH_PERCPU.into()),
+            (
+                "RUST_WQ_BENCH_SYSTEM_PERCPU",
+                RUST_WQ_BENCH_SYSTEM_PERCPU.into(),
+            ),
+            (
+                "RUST_WQ_BENCH_F_START_LATENCY",
+                RUST_WQ_BENCH_F_START_LATENCY.into(),
+            ),
+            ("RUST_WQ_BENCH_MAX_ITEMS", RUST_WQ_BENCH_MAX_ITEMS.into()),
+            ("RUST_WQ_IOC_BENCH", RUST_WQ_IOC_BENCH.into()),
         ];
         for (name, nr) in ALL_IOCTLS {
             v.push((name, nr.into()));
@@ -503,6 +581,23 @@ mod tests {
         assert_eq!(ioc_size(RUST_WQ_IOC_INFO), size_of::<RustWqInfo>());
         assert_eq!(ioc_dir(RUST_WQ_IOC_MOD_DELAY), IOC_WRITE);
         assert_eq!(ioc_dir(RUST_WQ_IOC_RESET), IOC_NONE);
+        assert_eq!(ioc_nr(RUST_WQ_IOC_BENCH), 8);
+        assert_eq!(ioc_dir(RUST_WQ_IOC_BENCH), IOC_READ | IOC_WRITE);
+        assert_eq!(ioc_size(RUST_WQ_IOC_BENCH), size_of::<RustWqBench>());
+        assert_eq!(size_of::<RustWqBench>(), 120);
+    }
+
+    #[test]
+    fn bench_path_names() {
+        assert_eq!(
+            bench_path_name(RUST_WQ_BENCH_UNBOUND_SYSFS),
+            Some("unbound-sysfs")
+        );
+        assert_eq!(
+            bench_path_name(RUST_WQ_BENCH_SYSTEM_PERCPU),
+            Some("system-percpu")
+        );
+        assert_eq!(bench_path_name(3), None);
     }
 
     #[test]

@@ -6,7 +6,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 use wqctl::abi::*;
 use wqctl::parse::{self, format_cpu, format_duration_us, format_queue};
-use wqctl::{format_results_table, result_json, Device, EnqueueArgs, Errno, Target};
+use wqctl::{
+    bench_json, bench_line, format_results_table, result_json, set_bench_scope, BenchArgs, Device,
+    EnqueueArgs, Errno, Target, BENCH_SCOPES, BENCH_SCOPE_PATH,
+};
 
 const AFTER_HELP: &str = "\
 Work items belong to the open file that enqueued them, and closing the file
@@ -59,6 +62,54 @@ enum Cmd {
     Reset,
     /// Self-checking demo: one pinned item per online CPU and a few on the other queues
     Demo,
+    /// Run the in-kernel workqueue benchmark (RUST_WQ_IOC_BENCH), as lib/test_workqueue.c does
+    #[command(after_help = BENCH_AFTER_HELP)]
+    Bench(BenchOpts),
+}
+
+const BENCH_AFTER_HELP: &str = "\
+One kthread per online CPU (at most --threads), bound to it, each queues one
+work item and waits for it to run, --items times.  Prints items/sec, the
+p50/p90/p95 of the queueing call (ns), with --start-latency also of the time
+from queueing to the start of the work function, and the number of threads.
+
+Paths: unbound-sysfs (the module's WQ_UNBOUND | WQ_SYSFS queue `rust_wq_bench`,
+as the C benchmark's bench_wq), percpu (the module's per-CPU queue),
+system-percpu (system_percpu_wq, what schedule_work() uses).
+--scope (unbound-sysfs only) first writes the affinity scope to
+/sys/bus/workqueue/devices/rust_wq_bench/affinity_scope.";
+
+#[derive(Args, Debug)]
+struct BenchOpts {
+    /// Queue to benchmark: unbound-sysfs, percpu, system-percpu
+    #[arg(long, value_parser = parse_bench_path)]
+    path: u32,
+    /// Rounds per thread
+    #[arg(long, short = 'n')]
+    items: u32,
+    /// Most threads (0 = one per online CPU)
+    #[arg(long, default_value_t = 0)]
+    threads: u32,
+    /// Also measure queueing-to-start latency
+    #[arg(long)]
+    start_latency: bool,
+    /// Set this affinity scope first (unbound-sysfs only)
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(BENCH_SCOPES))]
+    scope: Option<String>,
+    /// Print one JSON object instead of a line
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_bench_path(s: &str) -> Result<u32, String> {
+    match s.trim().to_ascii_lowercase().replace('_', "-").as_str() {
+        "unbound-sysfs" => Ok(RUST_WQ_BENCH_UNBOUND_SYSFS),
+        "percpu" => Ok(RUST_WQ_BENCH_PERCPU),
+        "system-percpu" => Ok(RUST_WQ_BENCH_SYSTEM_PERCPU),
+        _ => Err(format!(
+            "unknown benchmark path {s:?}: use unbound-sysfs, percpu or system-percpu"
+        )),
+    }
 }
 
 #[derive(Args, Debug)]
@@ -226,6 +277,31 @@ fn run(cli: &Cli) -> Result<bool, Failure> {
             println!("reset");
         }
         Cmd::Demo => return demo(&dev),
+        Cmd::Bench(o) => {
+            if let Some(scope) = &o.scope {
+                if o.path != RUST_WQ_BENCH_UNBOUND_SYSFS {
+                    return Err(Failure(
+                        "bench: --scope applies only to --path unbound-sysfs".into(),
+                    ));
+                }
+                op(
+                    &format!("bench: write {scope} to {BENCH_SCOPE_PATH}"),
+                    set_bench_scope(BENCH_SCOPE_PATH, scope),
+                )?;
+            }
+            let args = BenchArgs {
+                path: o.path,
+                items: o.items,
+                threads: o.threads,
+                start_latency: o.start_latency,
+            };
+            let b = op("bench", dev.bench(args))?;
+            if o.json {
+                println!("{}", bench_json(&b, o.scope.as_deref()));
+            } else {
+                println!("{}", bench_line(&b, o.scope.as_deref()));
+            }
+        }
     }
     Ok(true)
 }
