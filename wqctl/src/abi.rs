@@ -235,10 +235,8 @@ pub const RUST_WQ_IOC_STATS: u32 = ior::<RustWqStats>(RUST_WQ_IOC_MAGIC, 0x06);
 pub const RUST_WQ_IOC_RESET: u32 = io(RUST_WQ_IOC_MAGIC, 0x07);
 pub const RUST_WQ_IOC_BENCH: u32 = iowr::<RustWqBench>(RUST_WQ_IOC_MAGIC, 0x08);
 
-/// Every command of this ABI version, with its name (for tests and tools),
-/// except RUST_WQ_IOC_BENCH: rust_wq_e2e walks this list with a prepared
-/// argument per command (and runs each), which it has none for yet.
-pub const ALL_IOCTLS: [(&str, u32); 8] = [
+/// Every command of this ABI version, with its name (for tests and tools).
+pub const ALL_IOCTLS: [(&str, u32); 9] = [
     ("RUST_WQ_IOC_INFO", RUST_WQ_IOC_INFO),
     ("RUST_WQ_IOC_ENQUEUE", RUST_WQ_IOC_ENQUEUE),
     ("RUST_WQ_IOC_FLUSH", RUST_WQ_IOC_FLUSH),
@@ -247,6 +245,7 @@ pub const ALL_IOCTLS: [(&str, u32); 8] = [
     ("RUST_WQ_IOC_RESULTS", RUST_WQ_IOC_RESULTS),
     ("RUST_WQ_IOC_STATS", RUST_WQ_IOC_STATS),
     ("RUST_WQ_IOC_RESET", RUST_WQ_IOC_RESET),
+    ("RUST_WQ_IOC_BENCH", RUST_WQ_IOC_BENCH),
 ];
 
 /// Name of a benchmark path (as the `wqctl bench --path` option spells it).

@@ -9,7 +9,7 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 use wqctl::abi::*;
 use wqctl::parse::format_queue;
-use wqctl::{format_results_table, Device, EnqueueArgs, Errno, Target};
+use wqctl::{format_results_table, BenchArgs, Device, EnqueueArgs, Errno, Target};
 
 pub fn all() -> Vec<(&'static str, TestFn)> {
     vec![
@@ -53,6 +53,8 @@ pub fn all() -> Vec<(&'static str, TestFn)> {
         ("mod_delay_unknown_enoent", mod_delay_unknown_enoent),
         ("close_with_pending", close_with_pending),
         ("offline_cpu_enodev", offline_cpu_enodev),
+        ("bench_runs", bench_runs),
+        ("bench_bad_input_einval", bench_bad_input_einval),
         ("rmmod_refused_while_open", rmmod_refused_while_open),
     ]
 }
@@ -1423,6 +1425,15 @@ fn wrong_size_einval(ctx: &Ctx) -> TestResult {
     );
     args.insert(RUST_WQ_IOC_STATS, RawBuf::with(&RustWqStats::default()));
     args.insert(RUST_WQ_IOC_RESET, RawBuf::with(&0u64));
+    args.insert(
+        RUST_WQ_IOC_BENCH,
+        RawBuf::with(&RustWqBench {
+            version: RUST_WQ_ABI_VERSION,
+            path: RUST_WQ_BENCH_PERCPU,
+            items: 1,
+            ..Default::default()
+        }),
+    );
     for (name, cmd) in ALL_IOCTLS {
         let size = ioc_size(cmd);
         let (dir, nr) = (ioc_dir(cmd), ioc_nr(cmd));
@@ -2324,5 +2335,104 @@ fn rmmod_refused_while_open(ctx: &Ctx) -> TestResult {
     c.check(std::path::Path::new("/sys/module/rust_wq").exists(), || {
         "module vanished".into()
     });
+    c.done()
+}
+
+/// RUST_WQ_IOC_BENCH runs on every path with one thread per online CPU and reports numbers.
+fn bench_runs(ctx: &Ctx) -> TestResult {
+    let dev = ctx.open()?;
+    let mut c = Checker::new();
+    let online = ctx.online.len() as u32;
+    for path in [
+        RUST_WQ_BENCH_UNBOUND_SYSFS,
+        RUST_WQ_BENCH_PERCPU,
+        RUST_WQ_BENCH_SYSTEM_PERCPU,
+    ] {
+        for start_latency in [false, true] {
+            let args = BenchArgs {
+                path,
+                items: 50,
+                threads: 0,
+                start_latency,
+            };
+            let what = format!("BENCH path {path} start_latency {start_latency}");
+            if let Some(b) = c.ok(&what, dev.bench(args)) {
+                c.eq(&format!("{what}: threads_run"), b.threads_run, online);
+                c.check(b.items_per_sec > 0 && b.elapsed_ns > 0, || {
+                    format!("{what}: no throughput ({} items/s)", b.items_per_sec)
+                });
+                c.check(
+                    b.queue_p50_ns > 0
+                        && b.queue_p50_ns <= b.queue_p90_ns
+                        && b.queue_p90_ns <= b.queue_p95_ns,
+                    || {
+                        format!(
+                            "{what}: queue percentiles {}/{}/{}",
+                            b.queue_p50_ns, b.queue_p90_ns, b.queue_p95_ns
+                        )
+                    },
+                );
+                c.check((b.start_p50_ns > 0) == start_latency, || {
+                    format!("{what}: start p50 {} ns", b.start_p50_ns)
+                });
+            }
+        }
+    }
+    let one = BenchArgs {
+        path: RUST_WQ_BENCH_PERCPU,
+        items: 20,
+        threads: 1,
+        start_latency: false,
+    };
+    if let Some(b) = c.ok("BENCH with threads 1", dev.bench(one)) {
+        c.eq("BENCH with threads 1: threads_run", b.threads_run, 1);
+    }
+    c.stats(
+        "BENCH enqueues nothing of the file's own",
+        &dev,
+        (0, 0, 0, 0),
+    );
+    c.done()
+}
+
+/// RUST_WQ_IOC_BENCH rejects bad fields with EINVAL.
+fn bench_bad_input_einval(ctx: &Ctx) -> TestResult {
+    let dev = ctx.open()?;
+    let mut c = Checker::new();
+    let good = RustWqBench {
+        version: RUST_WQ_ABI_VERSION,
+        path: RUST_WQ_BENCH_PERCPU,
+        items: 1,
+        ..Default::default()
+    };
+    let cases = [
+        ("unknown path 3", RustWqBench { path: 3, ..good }),
+        ("items 0", RustWqBench { items: 0, ..good }),
+        (
+            "items above the maximum",
+            RustWqBench {
+                items: RUST_WQ_BENCH_MAX_ITEMS + 1,
+                ..good
+            },
+        ),
+        (
+            "unknown flag",
+            RustWqBench {
+                flags: 1 << 5,
+                ..good
+            },
+        ),
+        ("version 2", RustWqBench { version: 2, ..good }),
+        (
+            "reserved set",
+            RustWqBench {
+                reserved: [0, 0, 1, 0],
+                ..good
+            },
+        ),
+    ];
+    for (what, b) in cases {
+        c.errno(&format!("BENCH {what}"), dev.bench_raw(b), EINVAL);
+    }
     c.done()
 }
