@@ -208,12 +208,12 @@ pub(crate) fn run(
                 if measure_start {
                     it.queued_ns.store(now_ns(), Relaxed);
                 }
-                let t0 = Instant::<Monotonic>::now();
+                let t0 = crate::kthread::ktime_ns();
                 let res = queue.enqueue(w);
-                let t1 = Instant::<Monotonic>::now();
+                let t1 = crate::kthread::ktime_ns();
                 // A fresh round: the item ran and completed last round, so it is never pending.
                 drop(res);
-                let lat = (t1 - t0).as_nanos().max(0) as u64;
+                let lat = (t1 - t0).max(0) as u64;
                 // Capacity was reserved for every round: no allocation on the hot path.
                 let _ = samples.queue.push_within_capacity(lat);
                 it.done.wait();
