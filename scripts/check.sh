@@ -12,7 +12,7 @@
 # Progress goes to stderr as "# ..." lines; the KTAP report (version, plan,
 # renumbered results with "# " diagnostics under failures) goes to stdout at
 # the end, followed by one line "N passed, M failed".  Exit status 1 when
-# anything failed.  Logs of every step: results/ (the report: results/check.ktap).
+# anything failed.  Logs of every step: results/check/ (the report: results/check/check.ktap).
 #
 # Environment: KDIR, KDIR_GIVEN (from the Makefile); RUST_WQ_CHECK_VM_TIMEOUT
 # (seconds for the VM run, default 420).
@@ -21,7 +21,7 @@ set +e
 
 cd "$RUST_WQ_ROOT"
 KDIR="${KDIR:-$KBUILD_DIR_DEFAULT}"
-RES="$RUST_WQ_ROOT/results"
+RES="$RUST_WQ_ROOT/results/check"
 rm -rf "$RES"
 mkdir -p "$RES"
 REPORT="$RES/report.tmp"
@@ -129,7 +129,7 @@ fi
 # --- 5. the VM ---------------------------------------------------------------
 if [ -f "$KDIR/arch/x86/boot/bzImage" ]; then
 	vm_timeout="${RUST_WQ_CHECK_VM_TIMEOUT:-420}"
-	progress "VM: booting $KDIR (timeout ${vm_timeout} s; log: results/vm.log)"
+	progress "VM: booting $KDIR (timeout ${vm_timeout} s; log: results/check/vm.log)"
 	vm_start=$SECONDS
 	bash scripts/vm.sh --kdir "$KDIR" --timeout "$vm_timeout" -- \
 		"bash $RUST_WQ_ROOT/scripts/guest.sh check $RUST_WQ_ROOT" >"$RES/vm.log" 2>&1
