@@ -4,20 +4,20 @@
 # one boot.  Expects the module and wqctl to be built (the Makefile does that).
 #
 # One VM; items/sec moves between runs, hence the repeats and the alternation
-# of which of C and Rust goes first.  QEMU's `-icount shift=0,sleep=off`
-# (BENCH_ICOUNT=1) would make the latency percentiles a near-deterministic
-# cost figure, but on QEMU 7.2 / this 7.3 kernel the guest then stalls (its
-# clock stops, QEMU spins) at unbound-workqueue affinity-scope changes, with
-# lib/test_workqueue.ko alone as well (insmod wq_items=1000 hung at the numa
-# scope on its first run), so it is off by default.
+# of which of C and Rust goes first.  By default the VM runs with QEMU's
+# `-icount shift=0,sleep=off`, which makes the latency percentiles a
+# near-deterministic cost figure (guest time advances with instructions).
+# On the earlier test kernel without CONFIG_HIGH_RES_TIMERS the guest stalled
+# under icount at affinity-scope changes (lib/test_workqueue.ko alone too);
+# with HIGH_RES_TIMERS (scripts/kernel.config) it runs.  BENCH_ICOUNT=0 turns
+# icount off.
 #
 # Environment / make variables:
 #   BENCH_ITEMS       rounds per thread (default 1000; 50000 is the C module's
 #                     own default, sensible on real hardware)
 #   BENCH_REPEATS     repeats of every measurement (default 3)
 #   BENCH_CPUS        guest CPUs (default 4)
-#   BENCH_ICOUNT      0 (default) plain TCG/KVM; 1 boots with QEMU's icount
-#                     (see above: may stall; the VM timeout then fails the bench)
+#   BENCH_ICOUNT      1 (default) boots with QEMU's icount; 0 plain TCG/KVM
 #   BENCH_ICOUNT_OPTS the icount options (default "-icount shift=0,sleep=off")
 #   BENCH_VM_TIMEOUT  seconds for the whole VM (default: scaled to the work)
 #   BENCH_VERBOSE     1: also record the guest's kernel console in the raw log
@@ -34,7 +34,7 @@ export KDIR="${KDIR:-$KBUILD_DIR_DEFAULT}"
 items="${BENCH_ITEMS:-1000}"
 repeats="${BENCH_REPEATS:-3}"
 cpus="${BENCH_CPUS:-4}"
-icount="${BENCH_ICOUNT:-0}"
+icount="${BENCH_ICOUNT:-1}"
 [[ "$items" =~ ^[1-9][0-9]*$ ]] && [ "$items" -le 1000000 ] ||
 	die "BENCH_ITEMS must be 1..1000000 (got '$items')"
 [[ "$repeats" =~ ^[1-9][0-9]*$ ]] || die "BENCH_REPEATS must be a positive integer (got '$repeats')"
