@@ -108,6 +108,17 @@ impl Shared {
     pub(crate) fn percpu(&self) -> &wq::Queue {
         &self.percpu
     }
+
+    /// Makes the module's queues forget delayed items that are idle (cancelled or run).
+    ///
+    /// An owned queue keeps a reference to each delayed item armed on it until it finds the item
+    /// idle. Items hold their file, and files hold the queues (through `Shared`), so after a
+    /// cancel that reference would keep a cycle alive; this releases it at once.
+    fn prune(&self) {
+        self.percpu.prune();
+        self.unbound.prune();
+        self.ordered.prune();
+    }
 }
 
 kernel::sync::global_lock! {
@@ -485,7 +496,10 @@ impl FileShared {
             }
             // Items that ran anyway were counted by `finished`; count the rest as never enqueued.
             let never_ran = u64::from(req.count) - (armed as u64 - cancelled);
-            inner.stats.enqueued -= never_ran;
+            // Saturating: a concurrent RESET may have zeroed the counters meanwhile.
+            inner.stats.enqueued = inner.stats.enqueued.saturating_sub(never_ran);
+            drop(inner);
+            me.shared.prune();
             return Err(err);
         }
         req.first_id = first_id;
@@ -566,6 +580,8 @@ impl FileShared {
             return Err(ENOENT);
         }
         let n = self.cancel_items(&items);
+        drop(items);
+        self.shared.prune();
         if t.kind == abi::TARGET_ID && n == 0 {
             // It started before we could cancel it (and has finished now).
             return Err(ENOENT);
@@ -606,6 +622,8 @@ impl FileShared {
                 let _ = inner.pending.remove(idx);
             }
             inner.stats.cancelled += 1;
+            drop(inner);
+            self.shared.prune();
             return Err(e);
         }
         Ok(())
@@ -663,6 +681,9 @@ impl FileShared {
         for item in retired.iter() {
             item.flush();
         }
+        drop(pending);
+        drop(retired);
+        self.shared.prune();
     }
 
     fn bench(&self, b: &mut Bench) -> Result {

@@ -500,6 +500,58 @@ mod suite {
         Ok(())
     }
 
+    /// Sets its flag when dropped.
+    struct Flag(Arc<AtomicBool>);
+
+    impl Drop for Flag {
+        fn drop(&mut self) {
+            self.0.store(true, SeqCst);
+        }
+    }
+
+    /// A delayed item that reports when it is freed.
+    #[pin_data]
+    struct Tracked {
+        #[pin]
+        dwork: DelayedWork<Tracked>,
+        _flag: Flag,
+    }
+
+    impl_has_delayed_work! {
+        impl HasDelayedWork<Self> for Tracked { self.dwork }
+    }
+
+    impl WorkItem for Tracked {
+        type Pointer = Arc<Tracked>;
+
+        fn run(_this: Arc<Tracked>) {}
+    }
+
+    /// An owned queue remembers an armed item until it finds it idle; `prune` (or `flush`)
+    /// forgets a cancelled one at once, so the item is freed.
+    #[test]
+    fn prune_releases_cancelled_items() -> Result {
+        let wq = queue(Kind::Unbound, "prune")?;
+        let freed = Arc::new(AtomicBool::new(false), GFP_KERNEL)?;
+        let flag = Flag(freed.clone());
+        let d = Arc::pin_init(
+            pin_init!(Tracked {
+                dwork <- new_delayed_work!("tests::Tracked::dwork"),
+                _flag: flag,
+            }),
+            GFP_KERNEL,
+        )?;
+        assert!(wq
+            .enqueue_delayed(d.clone(), Delay::from_millis(30_000)?)
+            .is_ok());
+        assert!(d.cancel_sync());
+        drop(d);
+        assert!(!freed.load(SeqCst));
+        wq.prune();
+        assert!(freed.load(SeqCst));
+        Ok(())
+    }
+
     /// Dropping a queue with running and queued work waits for all of it.
     #[test]
     fn drop_queue_with_running_work() -> Result {

@@ -736,14 +736,55 @@ impl Workqueue {
     /// Delayed items whose timers have not fired yet are not waited for.
     pub(crate) fn flush(&self) {
         // SAFETY: `ptr` is valid by the type invariant.
-        unsafe { bindings::__flush_workqueue(self.ptr.as_ptr()) }
+        unsafe { bindings::__flush_workqueue(self.ptr.as_ptr()) };
+        self.prune();
+    }
+
+    /// Forgets the delayed items this queue remembers that are neither pending nor running.
+    ///
+    /// The queue holds a reference to every delayed item armed on it until it finds the item
+    /// idle, so that dropping the queue can cancel what is still armed. It looks at a few on
+    /// every delayed enqueue and at all of them here (also called by [`Workqueue::flush`] and
+    /// [`Workqueue::drain`]). Call it after cancelling items when an item (directly or not)
+    /// owns the queue, or the remembered reference keeps that cycle alive.
+    pub(crate) fn prune(&self) {
+        let n = self.armed.lock().entries.len();
+        if n == 0 {
+            return;
+        }
+        // Room for what is removed, so that the items are dropped after the lock is released.
+        let Ok(mut dead) = KVec::<Armed>::with_capacity(n, GFP_KERNEL) else {
+            return;
+        };
+        {
+            let mut armed = self.armed.lock();
+            let mut i = 0;
+            while i < armed.entries.len() && dead.len() < dead.capacity() {
+                if armed.entries[i].busy() {
+                    i += 1;
+                    continue;
+                }
+                let last = armed.entries.len() - 1;
+                armed.entries.swap(i, last);
+                if let Some(e) = armed.entries.pop() {
+                    // Cannot fail: `dead.len() < dead.capacity()` was checked above.
+                    if let Err(e) = dead.push_within_capacity(e) {
+                        // Put it back rather than drop an item under the lock.
+                        let _ = armed.entries.push_within_capacity(e.0);
+                        break;
+                    }
+                }
+            }
+        }
+        drop(dead);
     }
 
     /// Waits until the queue is empty, including work queued by its own items meanwhile (C's
     /// `drain_workqueue()`). Others must not queue on it meanwhile (the C code warns).
     pub(crate) fn drain(&self) {
         // SAFETY: `ptr` is valid by the type invariant.
-        unsafe { bindings::drain_workqueue(self.ptr.as_ptr()) }
+        unsafe { bindings::drain_workqueue(self.ptr.as_ptr()) };
+        self.prune();
     }
 
     /// Queues a delayed work item after `delay` (C's `queue_delayed_work()`).
