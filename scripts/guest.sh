@@ -3,7 +3,7 @@
 # scripts/run.sh through scripts/vm.sh; the host's filesystem is visible
 # read-only at the same paths.
 #
-# Usage: scripts/guest.sh check|run [REPO]
+# Usage: scripts/guest.sh check|run|lib [REPO]
 #
 #   check  load the module (its KUnit suite runs at insmod), run
 #          build/abi_check and wqctl/target/release/rust_wq_e2e, unload,
@@ -12,17 +12,22 @@
 #            RWQ-DIAG text                      (details of the last result)
 #          and RWQ-DONE at the very end; scripts/check.sh renumbers these
 #          into the final KTAP report.  Everything else is informational.
+#          After rust_wq_e2e, the short stress scenarios run
+#          (wqctl/target/release/rust_wq_stress: fuzz, concurrency, failslab,
+#          hotplug, permissions with the module loaded; reload after rmmod).
 #   run    load the module, run `wqctl demo`, print the kernel log from the
 #          marker on, unload; exit 0 on success.
+#   lib    define the functions only (sourced by scripts/stress-guest.sh).
 #
 # Environment (all optional):
 #   RUST_WQ_KO       module to load (default REPO/rust_wq.ko); also exported to
 #                    rust_wq_e2e, which must leave the module loaded when done
 #   RUST_WQ_INSMOD_ARGS  module parameters for insmod
 #   RUST_WQ_TEST_TIMEOUT seconds allowed to each test binary (default 180)
+#   RUST_WQ_STRESS_SEED  seed for rust_wq_stress (default: a new one, printed)
 set -uo pipefail
 
-mode="${1:?usage: guest.sh check|run [REPO]}"
+mode="${1:?usage: guest.sh check|run|lib [REPO]}"
 repo="${2:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
 ko="${RUST_WQ_KO:-$repo/rust_wq.ko}"
 modname="$(basename "$ko" .ko | tr - _)"
@@ -66,9 +71,10 @@ prepare() {
 # was indented deeper.  A failed parent with no failed leaf is reported too.
 # Diagnostic lines seen since the previous result are attached to a failure.
 # With checkplan=1, the first plan line ("1..N") is compared with the number
-# of results at its indentation.
-ktap_leaves() { # ktap_leaves PREFIX CHECKPLAN
-	awk -v prefix="$1" -v checkplan="$2" '
+# of results at its indentation.  With keepdiag=1, passing tests keep their
+# last 12 diagnostic lines too (the stress scenarios print their counts).
+ktap_leaves() { # ktap_leaves PREFIX CHECKPLAN [KEEPDIAG]
+	awk -v prefix="$1" -v checkplan="$2" -v keepdiag="${3:-0}" '
 	function flush_diag(   i) { for (i = 1; i <= nb; i++) print "RWQ-DIAG " buf[i]; nb = 0 }
 	{
 		line = $0
@@ -104,7 +110,11 @@ ktap_leaves() { # ktap_leaves PREFIX CHECKPLAN
 			}
 			nleaf++
 			if (directive != "") directive = " # " directive
-			if (ok) { print "RWQ-RESULT ok " full directive; nb = 0 }
+			if (ok) {
+				print "RWQ-RESULT ok " full directive
+				if (keepdiag) { for (i = (nb > 12 ? nb - 11 : 1); i <= nb; i++) print "RWQ-DIAG " buf[i] }
+				nb = 0
+			}
 			else { print "RWQ-RESULT not ok " full directive; flush_diag(); nfail++ }
 			next
 		}
@@ -127,16 +137,18 @@ ktap_leaves() { # ktap_leaves PREFIX CHECKPLAN
 }
 
 # Run a KTAP-printing test binary and turn its output into results.
-run_ktap_binary() { # run_ktap_binary PREFIX BINARY
+# KTAP_KEEPDIAG=1: keep the diagnostics of passing tests (see ktap_leaves).
+run_ktap_binary() { # run_ktap_binary PREFIX BINARY [ARGS...]
 	local prefix="$1" bin="$2" out rc=0
+	shift 2
 	if [ ! -x "$bin" ]; then
 		result "not ok" "$prefix" "binary $bin missing (make user)"
 		return
 	fi
-	info "running $bin"
-	out="$(timeout -k 5 "$test_timeout" "$bin" 2>&1)" || rc=$?
+	info "running $bin $*"
+	out="$(timeout -k 5 "$test_timeout" "$bin" "$@" 2>&1)" || rc=$?
 	printf '%s\n' "$out" | sed 's/^/[guest]   /'
-	printf '%s\n' "$out" | ktap_leaves "$prefix" 1
+	printf '%s\n' "$out" | ktap_leaves "$prefix" 1 "${KTAP_KEEPDIAG:-0}"
 	if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
 		result "not ok" "$prefix.exit" "timed out after $test_timeout s"
 	elif [ $rc -ne 0 ] && ! grep -Eq '^[[:space:]]*not ok ' <<<"$out"; then
@@ -169,6 +181,15 @@ do_rmmod() {
 		echo "/sys/module/$modname still exists after rmmod"
 		return 1
 	fi
+	# The module's WQ_SYSFS queue must be gone with it (else a leaked
+	# reference kept the queues alive and the next insmod fails).
+	local left
+	left="$(ls /sys/bus/workqueue/devices 2>/dev/null | grep "^$modname" || true)"
+	if [ $rc -eq 0 ] && [ -n "$left" ]; then
+		echo "rmmod succeeded but the module's workqueues are still registered: $left" \
+			"(/sys/bus/workqueue/devices; a leaked reference kept them alive)"
+		return 1
+	fi
 	return $rc
 }
 
@@ -180,7 +201,13 @@ check_kmemleak() {
 		return
 	fi
 	# A third scan makes a stale reference (a false negative) less likely.
-	echo scan >"$kml" 2>/dev/null
+	if ! echo scan >"$kml" 2>/dev/null; then
+		# Disabled on the way (e.g. out of memory for its metadata): any
+		# "clean" verdict would be empty.
+		result "not ok" kmemleak_clean "kmemleak refused a scan (disabled?)"
+		dmesg 2>/dev/null | grep -i kmemleak | tail -n 5 | diag
+		return
+	fi
 	sleep 5
 	echo scan >"$kml" 2>/dev/null
 	sleep 1
@@ -226,11 +253,18 @@ mode_check() {
 	fi
 
 	run_ktap_binary abi_check "$repo/build/abi_check"
+	local stress="$repo/wqctl/target/release/rust_wq_stress" seed=()
+	[ -n "${RUST_WQ_STRESS_SEED:-}" ] && seed=(--seed "$RUST_WQ_STRESS_SEED")
 	if [ $rc -eq 0 ]; then
 		run_ktap_binary e2e "$repo/wqctl/target/release/rust_wq_e2e"
+		# The short stress scenarios (each its own result, with its counts).
+		KTAP_KEEPDIAG=1 run_ktap_binary stress "$stress" "${seed[@]}" \
+			permissions fuzz concurrency failslab hotplug
 		info "rmmod $modname"
 		if out="$(do_rmmod)"; then
 			result ok rmmod_clean
+			# Reload cycles need the module unloaded; they leave it so.
+			KTAP_KEEPDIAG=1 run_ktap_binary stress "$stress" "${seed[@]}" reload
 		else
 			result "not ok" rmmod_clean
 			printf '%s\n' "$out" | diag
@@ -280,5 +314,6 @@ mode_run() {
 case "$mode" in
 check) mode_check ;;
 run) mode_run ;;
-*) echo "usage: guest.sh check|run [REPO]" >&2; exit 2 ;;
+lib) ;;
+*) echo "usage: guest.sh check|run|lib [REPO]" >&2; exit 2 ;;
 esac
