@@ -296,7 +296,8 @@ impl FileInner {
 pub(crate) struct FileShared {
     #[pin]
     inner: Mutex<FileInner>,
-    /// Serialises cancel, delay changes and reset, which wait for items outside `inner`.
+    /// Serialises enqueue, cancel, delay changes, reset and close of this file, which wait for
+    /// items outside `inner`. Never taken by work functions.
     #[pin]
     ctl: Mutex<()>,
     shared: Arc<Shared>,
@@ -418,6 +419,10 @@ impl FileShared {
         }
         let delay = Delay::from_micros(req.delay_us)?;
         me.reap();
+        // The whole call is atomic with respect to CANCEL, MOD_DELAY, RESET and close of this
+        // file: they cannot see its items half queued. (Taken before the CPU-hotplug lock, as
+        // everywhere.)
+        let _ctl = me.ctl.lock();
         // Held until every item is queued: the CPU cannot go offline in between.
         let cpu = match req.cpu {
             abi::CPU_ANY => None,
@@ -481,7 +486,6 @@ impl FileShared {
         if let Some((armed, err)) = failed {
             // Undo the whole call: cancel what was armed (it has not run: delays are at least
             // one jiffy and we are right behind it) and forget every item of this call.
-            let _ctl = me.ctl.lock();
             let mut cancelled = 0u64;
             for item in items.iter().take(armed) {
                 if item.cancel_sync() {
@@ -667,6 +671,11 @@ impl FileShared {
     /// Cancels all pending work of this file, waits for running work and frees everything.
     fn cancel_all(&self) {
         let _ctl = self.ctl.lock();
+        self.cancel_all_locked();
+    }
+
+    /// [`FileShared::cancel_all`] for a caller that holds `ctl`.
+    fn cancel_all_locked(&self) {
         let (pending, retired) = {
             let mut inner = self.inner.lock();
             (
@@ -738,7 +747,10 @@ impl FileShared {
     }
 
     fn reset(&self) {
-        self.cancel_all();
+        // One step for the other ioctls of this file: nothing can be enqueued between the
+        // cancel and the zeroing of the counters.
+        let _ctl = self.ctl.lock();
+        self.cancel_all_locked();
         let mut inner = self.inner.lock();
         inner.results.clear();
         inner.stats = Stats::default();
