@@ -77,6 +77,66 @@ pub(crate) struct Shared {
     /// One benchmark at a time.
     #[pin]
     bench_lock: Mutex<()>,
+    /// Keeps the per-item dmesg lines to a readable rate.
+    log_limit: LogLimit,
+}
+
+/// A module-wide limit on the per-item dmesg lines: at most [`LogLimit::BURST`] a second.
+///
+/// Lines over the limit are counted and reported in one line when the next second starts.
+struct LogLimit {
+    /// The second (of monotonic time since the first use) the current budget belongs to.
+    window: AtomicU64,
+    used: AtomicU64,
+    suppressed: AtomicU64,
+}
+
+impl LogLimit {
+    const BURST: u64 = 20;
+
+    fn new() -> Self {
+        Self {
+            window: AtomicU64::new(0),
+            used: AtomicU64::new(0),
+            suppressed: AtomicU64::new(0),
+        }
+    }
+
+    /// Returns whether one more line may be printed now.
+    fn allow(&self) -> bool {
+        let now = Instant::<Monotonic>::now();
+        let sec = (now - boot_instant()).as_nanos().max(0) as u64 / 1_000_000_000;
+        let win = self.window.load(Ordering::Relaxed);
+        if sec != win
+            && self
+                .window
+                .compare_exchange(win, sec, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.used.store(0, Ordering::Relaxed);
+            let n = self.suppressed.swap(0, Ordering::Relaxed);
+            if n > 0 {
+                pr_info!(
+                    "{} per-item work lines suppressed (over {} a second)\n",
+                    n,
+                    Self::BURST
+                );
+            }
+        }
+        if self.used.fetch_add(1, Ordering::Relaxed) < Self::BURST {
+            true
+        } else {
+            self.suppressed.fetch_add(1, Ordering::Relaxed);
+            false
+        }
+    }
+}
+
+/// A fixed monotonic instant (the first use), so times can be kept as plain numbers.
+fn boot_instant() -> Instant<Monotonic> {
+    static BASE: kernel::sync::SetOnce<Instant<Monotonic>> = kernel::sync::SetOnce::new();
+    let _ = BASE.populate(Instant::<Monotonic>::now());
+    BASE.copy().unwrap_or_else(Instant::<Monotonic>::now)
 }
 
 impl Shared {
@@ -89,6 +149,7 @@ impl Shared {
             bench <- Workqueue::builder(Kind::Unbound).sysfs().build(fmt!("rust_wq_bench")),
             seq: AtomicU64::new(0),
             bench_lock <- new_mutex!((), "Shared::bench_lock"),
+            log_limit: LogLimit::new(),
         }? Error)
     }
 }
@@ -207,7 +268,7 @@ impl WorkItem for Item {
             flags,
             reserved: 0,
         };
-        if this.log {
+        if this.log && this.file.shared.log_limit.allow() {
             let req_cpu = match result.requested_cpu {
                 abi::CPU_ANY => -1,
                 c => i64::from(c),
@@ -228,7 +289,10 @@ impl WorkItem for Item {
                 slept,
             );
         }
-        if let Some(n) = this.batch_summary {
+        if let Some(n) = this
+            .batch_summary
+            .filter(|_| this.file.shared.log_limit.allow())
+        {
             pr_info!(
                 "work batch tag={} queue={}: last of {} items ran (id={}, cpu={}); per-item lines for the first {} only\n",
                 result.tag,
