@@ -30,8 +30,10 @@
  *   ENOENT  CANCEL (by id) or MOD_DELAY of an id that is not pending: it never
  *           existed, was cancelled, or has started (the call then returns
  *           after the item has finished)
- *   ENOMEM  the kernel could not allocate the items; none of the call's
- *           items runs (any already armed are cancelled before returning)
+ *   ENOMEM  ENQUEUE: the kernel could not allocate the items; none of the
+ *           call's items runs (any already armed are cancelled before
+ *           returning).  FLUSH, CANCEL: no memory for the list of
+ *           targeted items; nothing was flushed or cancelled.
  */
 #ifndef _UAPI_RUST_WQ_H
 #define _UAPI_RUST_WQ_H
