@@ -133,7 +133,9 @@ struct rust_wq_target {
 /*
  * RUST_WQ_IOC_MOD_DELAY: change the delay of a pending item (it now runs
  * `delay_us` from now; mod_delayed_work_on()).  ENOENT if the item is not
- * pending (it ran, is running, was cancelled, or never existed).
+ * pending (it ran, is running, was cancelled, or never existed).  The item is
+ * taken off its queue and queued again; if that fails (its CPU went offline:
+ * ENODEV; no memory: ENOMEM) it stays cancelled and is counted as cancelled.
  */
 struct rust_wq_mod_delay {
 	__u32 version;
