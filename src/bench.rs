@@ -60,25 +60,9 @@ pub(crate) struct Report {
     pub(crate) start_pct: [u64; 3],
 }
 
+/// Monotonic nanoseconds since boot.
 fn now_ns() -> u64 {
-    static_base().elapsed_ns_since()
-}
-
-/// Monotonic nanoseconds, as a plain number.
-trait Ns {
-    fn elapsed_ns_since(&self) -> u64;
-}
-
-impl Ns for Instant<Monotonic> {
-    fn elapsed_ns_since(&self) -> u64 {
-        (Instant::<Monotonic>::now() - *self).as_nanos().max(0) as u64
-    }
-}
-
-fn static_base() -> Instant<Monotonic> {
-    static BASE: kernel::sync::SetOnce<Instant<Monotonic>> = kernel::sync::SetOnce::new();
-    let _ = BASE.populate(Instant::<Monotonic>::now());
-    BASE.copy().unwrap_or_else(Instant::<Monotonic>::now)
+    crate::kthread::ktime_ns().max(0) as u64
 }
 
 /// The one work item each benchmark thread queues again and again.

@@ -85,7 +85,7 @@ pub(crate) struct Shared {
 ///
 /// Lines over the limit are counted and reported in one line when the next second starts.
 struct LogLimit {
-    /// The second (of monotonic time since the first use) the current budget belongs to.
+    /// The second (of monotonic time since boot) the current budget belongs to.
     window: AtomicU64,
     used: AtomicU64,
     suppressed: AtomicU64,
@@ -104,8 +104,7 @@ impl LogLimit {
 
     /// Returns whether one more line may be printed now.
     fn allow(&self) -> bool {
-        let now = Instant::<Monotonic>::now();
-        let sec = (now - boot_instant()).as_nanos().max(0) as u64 / 1_000_000_000;
+        let sec = crate::kthread::ktime_ns().max(0) as u64 / 1_000_000_000;
         let win = self.window.load(Ordering::Relaxed);
         if sec != win
             && self
@@ -130,13 +129,6 @@ impl LogLimit {
             false
         }
     }
-}
-
-/// A fixed monotonic instant (the first use), so times can be kept as plain numbers.
-fn boot_instant() -> Instant<Monotonic> {
-    static BASE: kernel::sync::SetOnce<Instant<Monotonic>> = kernel::sync::SetOnce::new();
-    let _ = BASE.populate(Instant::<Monotonic>::now());
-    BASE.copy().unwrap_or_else(Instant::<Monotonic>::now)
 }
 
 impl Shared {

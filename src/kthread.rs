@@ -61,7 +61,7 @@ impl Completion {
     }
 }
 
-/// Returns the monotonic clock in nanoseconds, with a direct call to C's `ktime_get()`.
+/// Returns the monotonic clock (nanoseconds since boot), with a direct call to C's `ktime_get()`.
 ///
 /// The benchmark times single calls with it, like `lib/test_workqueue.c` does;
 /// `kernel::time::Instant::now()` goes through a non-inlined wrapper in the `kernel` crate,

@@ -61,27 +61,9 @@ mod suite {
         cond()
     }
 
+    /// Monotonic nanoseconds since boot.
     fn now_ns() -> u64 {
-        // Monotonic time is never negative.
-        Instant::<Monotonic>::now().elapsed_since_boot_ns()
-    }
-
-    trait SinceBoot {
-        fn elapsed_since_boot_ns(&self) -> u64;
-    }
-
-    impl SinceBoot for Instant<Monotonic> {
-        fn elapsed_since_boot_ns(&self) -> u64 {
-            // `Instant - Instant` needs two instants; measure against a fixed early one.
-            (*self - boot()).as_nanos().max(0) as u64
-        }
-    }
-
-    /// A fixed reference instant (the first call), so times can be stored as plain `u64`.
-    fn boot() -> Instant<Monotonic> {
-        static BOOT: kernel::sync::SetOnce<Instant<Monotonic>> = kernel::sync::SetOnce::new();
-        let _ = BOOT.populate(Instant::<Monotonic>::now());
-        BOOT.copy().unwrap_or_else(Instant::<Monotonic>::now)
+        crate::kthread::ktime_ns().max(0) as u64
     }
 
     /// A plain work item that records where, when and how often it ran.
