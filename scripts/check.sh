@@ -156,21 +156,7 @@ fi
 
 # --- report ------------------------------------------------------------------
 progress "done in $((SECONDS - start)) s"
-awk '
-	/^(ok|not ok) / { n++; if ($1 == "ok") pass++; else fail++ }
-	{ line[NR] = $0 }
-	END {
-		print "KTAP version 1"
-		print "1.." n
-		k = 0
-		for (i = 1; i <= NR; i++) {
-			l = line[i]
-			if (l ~ /^ok /) { k++; sub(/^ok /, "", l); print "ok " k " " l }
-			else if (l ~ /^not ok /) { k++; sub(/^not ok /, "", l); print "not ok " k " " l }
-			else print l
-		}
-		printf "%d passed, %d failed\n", pass, fail
-	}' "$REPORT" >"$RES/check.ktap"
+ktap_report <"$REPORT" >"$RES/check.ktap"
 rm -f "$REPORT"
 cat "$RES/check.ktap"
 # Exit status: 0 only when nothing failed.

@@ -38,3 +38,25 @@ toolchain_env() {
 	fi
 	return 0
 }
+
+# Reads result lines ("ok NAME", "not ok NAME", diagnostics) on stdin and prints
+# one KTAP report: header, plan, the results numbered 1..N, then the optional
+# trailer line $1, then "N passed, N failed".
+ktap_report() {
+	awk -v trailer="${1:-}" '
+	/^(ok|not ok) / { n++; if ($1 == "ok") pass++; else fail++ }
+	{ line[NR] = $0 }
+	END {
+		print "KTAP version 1"
+		print "1.." n
+		k = 0
+		for (i = 1; i <= NR; i++) {
+			l = line[i]
+			if (l ~ /^ok /) { k++; sub(/^ok /, "", l); print "ok " k " " l }
+			else if (l ~ /^not ok /) { k++; sub(/^not ok /, "", l); print "not ok " k " " l }
+			else print l
+		}
+		if (trailer != "") print trailer
+		printf "%d passed, %d failed\n", pass, fail
+	}'
+}

@@ -64,21 +64,6 @@ progress "VM: finished (status $vm_rc)"
 	elif [ "$vm_rc" -ne 0 ]; then
 		echo "not ok vm_run # vm.sh exited with status $vm_rc"
 	fi
-} | awk -v secs="$((SECONDS - start))" '
-	/^(ok|not ok) / { n++; if ($1 == "ok") pass++; else fail++ }
-	{ line[NR] = $0 }
-	END {
-		print "KTAP version 1"
-		print "1.." n
-		k = 0
-		for (i = 1; i <= NR; i++) {
-			l = line[i]
-			if (l ~ /^ok /) { k++; sub(/^ok /, "", l); print "ok " k " " l }
-			else if (l ~ /^not ok /) { k++; sub(/^not ok /, "", l); print "not ok " k " " l }
-			else print l
-		}
-		printf "# stress run: %d s\n", secs
-		printf "%d passed, %d failed\n", pass, fail
-	}' >"$KTAP"
+} | ktap_report "# stress run: $((SECONDS - start)) s" >"$KTAP"
 cat "$KTAP"
 [ "$(grep -c '^not ok ' "$KTAP")" -eq 0 ] && [ "$(grep -c '^ok ' "$KTAP")" -gt 0 ]

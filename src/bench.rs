@@ -124,7 +124,7 @@ struct Samples {
 /// Returns the queue a path hits.
 fn queue_of(shared: &Shared, path: Path) -> &Queue {
     match path {
-        Path::UnboundSysfs => shared.bench(),
+        Path::UnboundSysfs => shared.bench_wq(),
         Path::PerCpu => shared.percpu(),
         Path::SystemPerCpu => wq::system_percpu(),
     }

@@ -148,11 +148,6 @@ impl Shared {
 
 impl Shared {
     /// The benchmark's unbound sysfs queue.
-    pub(crate) fn bench(&self) -> &wq::Queue {
-        &self.bench
-    }
-
-    /// The benchmark's queue, as the owned queue it is.
     pub(crate) fn bench_wq(&self) -> &Workqueue {
         &self.bench
     }

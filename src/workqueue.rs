@@ -969,10 +969,8 @@ where
         // SAFETY: The `work_struct` lives in `self`, which is alive for the call.
         let cancelled = unsafe { bindings::cancel_work_sync(work_of::<T, ID>(self)) };
         if cancelled {
-            // SAFETY: The item was pending, so it had been queued through an `Arc<T>` (its
-            // `WorkItem::Pointer`), which leaked one reference for the work function; the
-            // function will not run now, so we give that reference back, once.
-            drop(unsafe { Arc::from_raw(Arc::as_ptr(self)) });
+            // SAFETY: The cancel won, so the item was pending and will not run.
+            unsafe { give_back_queued_ref(self) };
         }
         cancelled
     }
@@ -983,9 +981,8 @@ where
     }
 
     fn is_pending(&self) -> bool {
-        // SAFETY: The `work_struct` lives in `self`; `work_busy` only reads it.
-        let busy = unsafe { bindings::work_busy(work_of::<T, ID>(self)) };
-        (busy & bindings::wq_misc_consts_WORK_BUSY_PENDING) != 0
+        // SAFETY: The `work_struct` lives in `self`, which is alive for the call.
+        unsafe { work_pending(work_of::<T, ID>(self)) }
     }
 
     fn is_current(&self) -> bool {
@@ -1023,9 +1020,8 @@ where
         // SAFETY: The `delayed_work` lives in `self`, which is alive for the call.
         let cancelled = unsafe { bindings::cancel_delayed_work_sync(dwork_of::<T, ID>(self)) };
         if cancelled {
-            // SAFETY: As in `ArcWork::cancel_sync`: a pending `Arc` item owns one leaked
-            // reference that its work function would have released; it will not run now.
-            drop(unsafe { Arc::from_raw(Arc::as_ptr(self)) });
+            // SAFETY: The cancel won, so the item was pending and will not run.
+            unsafe { give_back_queued_ref(self) };
         }
         cancelled
     }
@@ -1036,14 +1032,36 @@ where
     }
 
     fn is_pending(&self) -> bool {
-        // SAFETY: The `work_struct` lives in `self`; `work_busy` only reads it.
-        let busy = unsafe { bindings::work_busy(work_of::<T, ID>(self)) };
-        (busy & bindings::wq_misc_consts_WORK_BUSY_PENDING) != 0
+        // SAFETY: The `work_struct` lives in `self`, which is alive for the call.
+        unsafe { work_pending(work_of::<T, ID>(self)) }
     }
 
     fn is_current(&self) -> bool {
         is_current_work(work_of::<T, ID>(self))
     }
+}
+
+/// Returns whether `work` is pending (queued, or its timer armed, and not started).
+///
+/// # Safety
+///
+/// `work` must point at an initialised `work_struct` that is alive for the call.
+unsafe fn work_pending(work: *mut bindings::work_struct) -> bool {
+    // SAFETY: Guaranteed by the caller; `work_busy` only reads the item.
+    let busy = unsafe { bindings::work_busy(work) };
+    (busy & bindings::wq_misc_consts_WORK_BUSY_PENDING) != 0
+}
+
+/// Gives back the reference that a pending `Arc` item's queue held for its work function.
+///
+/// # Safety
+///
+/// The item must have been pending and a cancel of it must just have succeeded: it had been
+/// queued through an `Arc<T>` (its `WorkItem::Pointer`), which leaked one reference that the work
+/// function would have released, and the function will not run now. Call once per such cancel.
+unsafe fn give_back_queued_ref<T>(item: &Arc<T>) {
+    // SAFETY: Guaranteed by the caller: one leaked reference to this allocation exists.
+    drop(unsafe { Arc::from_raw(Arc::as_ptr(item)) });
 }
 
 /// Returns whether `work` is the item the calling worker thread is running.
@@ -1190,8 +1208,7 @@ impl StaticWork {
     /// Returns whether the item is pending right now.
     pub(crate) fn is_pending(&'static self) -> bool {
         // SAFETY: `raw()` returns an initialised, static `work_struct`.
-        let busy = unsafe { bindings::work_busy(self.raw()) };
-        (busy & bindings::wq_misc_consts_WORK_BUSY_PENDING) != 0
+        unsafe { work_pending(self.raw()) }
     }
 }
 

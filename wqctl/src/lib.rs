@@ -5,6 +5,7 @@
 //! cancels whatever has not started yet.
 
 pub mod abi;
+pub mod ktap;
 pub mod parse;
 
 use abi::*;

@@ -9,7 +9,6 @@
 
 mod tests;
 
-use std::any::Any;
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -17,34 +16,7 @@ use std::process::ExitCode;
 use wqctl::abi::*;
 use wqctl::{Device, Errno};
 
-/// Why a test did not pass.
-pub enum Outcome {
-    /// Failure, with diagnostic lines (expected vs seen).
-    Fail(Vec<String>),
-    /// Skipped, with the reason.
-    Skip(String),
-}
-
-pub type TestResult = Result<(), Outcome>;
-
-pub fn fail<T>(msg: impl Into<String>) -> Result<T, Outcome> {
-    Err(Outcome::Fail(vec![msg.into()]))
-}
-
-pub fn skip<T>(msg: impl Into<String>) -> Result<T, Outcome> {
-    Err(Outcome::Skip(msg.into()))
-}
-
-/// `?`-friendly context for calls that must succeed.
-pub trait Must<T> {
-    fn must(self, what: &str) -> Result<T, Outcome>;
-}
-
-impl<T> Must<T> for Result<T, Errno> {
-    fn must(self, what: &str) -> Result<T, Outcome> {
-        self.map_err(|e| Outcome::Fail(vec![format!("{what}: expected success, got {e}")]))
-    }
-}
+pub use wqctl::ktap::{diag, fail, panic_message, skip, Must, Outcome, TestResult};
 
 /// Collects several failed expectations of one test.
 #[derive(Default)]
@@ -156,22 +128,6 @@ impl Ctx {
 }
 
 type TestFn = fn(&Ctx) -> TestResult;
-
-fn panic_message(p: &(dyn Any + Send)) -> String {
-    if let Some(s) = p.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = p.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "unknown panic".into()
-    }
-}
-
-fn diag(line: &str) {
-    for l in line.lines() {
-        println!("# {l}");
-    }
-}
 
 fn main() -> ExitCode {
     let mut path = RUST_WQ_DEVICE.to_string();

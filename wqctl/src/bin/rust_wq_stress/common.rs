@@ -1,7 +1,6 @@
 //! Helpers shared by the scenarios: options, report, PRNG, mappings,
 //! errno tallies, a watchdog for calls that must not hang.
 
-use std::any::Any;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -39,44 +38,7 @@ impl Opts {
     }
 }
 
-pub enum Outcome {
-    Fail(Vec<String>),
-    Skip(String),
-}
-
-pub fn fail<T>(msg: impl Into<String>) -> Result<T, Outcome> {
-    Err(Outcome::Fail(vec![msg.into()]))
-}
-
-pub fn skip<T>(msg: impl Into<String>) -> Result<T, Outcome> {
-    Err(Outcome::Skip(msg.into()))
-}
-
-pub trait Must<T> {
-    fn must(self, what: &str) -> Result<T, Outcome>;
-}
-
-impl<T> Must<T> for Result<T, Errno> {
-    fn must(self, what: &str) -> Result<T, Outcome> {
-        self.map_err(|e| Outcome::Fail(vec![format!("{what}: expected success, got {e}")]))
-    }
-}
-
-pub fn diag(line: &str) {
-    for l in line.lines() {
-        println!("# {l}");
-    }
-}
-
-pub fn panic_message(p: &(dyn Any + Send)) -> String {
-    if let Some(s) = p.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = p.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "unknown panic".into()
-    }
-}
+pub use wqctl::ktap::{diag, fail, panic_message, skip, Must, Outcome};
 
 /// Failures are collected from several threads; at most this many are kept.
 const MAX_ERRS: usize = 40;
