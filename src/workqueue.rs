@@ -10,7 +10,7 @@
 //! |---|---|
 //! | `pointer.rs` | [`WorkPointer`]: `Arc`, `Pin<KBox<_>>`, `ARef` as the pointer a queue holds |
 //! | `work.rs` | [`WorkOps`] on upstream's [`Work`]: `cancel`, `cancel_sync`, `disable(_sync)`, `enable`, `flush`, `is_pending` |
-//! | `delayed.rs` | [`DelayedWork`] (tracked `delayed_work`), [`Delay`], the same operations |
+//! | `delayed.rs`, `arm.rs`, `delay.rs` | [`DelayedWork`] (tracked `delayed_work`), arming it, [`Delay`] |
 //! | `armed.rs` | how an owned queue knows the items armed on it (intrusive, per-CPU, IRQ-safe) |
 //! | `queue.rs` | [`Queue`]: a borrowed queue; `enqueue`, `enqueue_on`, delayed on `'static` queues |
 //! | `owned.rs`, `builder.rs` | [`OwnedQueue`] and its typestate builder |
@@ -23,6 +23,8 @@
 //!
 //! C header: [`include/linux/workqueue.h`](srctree/include/linux/workqueue.h)
 
+#[path = "workqueue/arm.rs"]
+mod arm;
 #[path = "workqueue/armed.rs"]
 mod armed;
 #[path = "workqueue/bh.rs"]
@@ -31,6 +33,8 @@ mod bh;
 mod builder;
 #[path = "workqueue/cpu.rs"]
 pub(crate) mod cpu;
+#[path = "workqueue/delay.rs"]
+mod delay;
 #[path = "workqueue/delayed.rs"]
 mod delayed;
 #[path = "workqueue/owned.rs"]
@@ -56,11 +60,13 @@ mod tests;
 pub(crate) use bh::BhWorkItem;
 pub(crate) use builder::MAX_ACTIVE;
 pub(crate) use cpu::CpuId;
+pub(crate) use delay::{
+    jiffies,
+    Delay, //
+};
 pub(crate) use delayed::{
     impl_has_delayed_work,
-    jiffies,
     new_delayed_work,
-    Delay,
     DelayedWork,
     DelayedWorkItem,
     HasDelayedWork, //

@@ -20,78 +20,24 @@
 use super::{
     armed::{
         ArmedList,
-        ArmedLists,
         Links, //
     },
     pointer::WorkPointer,
-    raw,
-    EnqueueError, //
+    raw, //
 };
-use core::{marker::PhantomData, ptr};
+use core::{
+    marker::PhantomData,
+    ptr, //
+};
 use kernel::{
-    bindings,
-    cpu::CpuId,
-    error::code::*,
-    new_spinlock_irq,
+    bindings, new_spinlock_irq,
     prelude::*,
     sync::{
         LockClassKey,
         SpinLockIrq, //
     },
-    time::Jiffies,
     types::Opaque,
 };
-
-/// A delay before a delayed work item is queued, in jiffies.
-///
-/// Conversions from time units round up and add one jiffy: the C timer fires when `jiffies`
-/// reaches `now + delay`, and the current jiffy may be almost over, so `delay` jiffies can be
-/// up to one jiffy short. With the extra jiffy a [`Delay`] made from a duration is never
-/// shorter than that duration. A zero duration stays zero (queue at once).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Delay(Jiffies);
-
-impl Delay {
-    /// No delay: the item is queued at once.
-    pub(crate) const ZERO: Delay = Delay(0);
-
-    /// The largest duration accepted by [`Delay::from_micros`] (about 71 minutes).
-    pub(crate) const MAX_MICROS: u64 = u32::MAX as u64;
-
-    /// A delay of exactly `jiffies` timer ticks (C semantics: may be up to one tick short).
-    pub(crate) const fn from_jiffies(jiffies: Jiffies) -> Self {
-        Delay(jiffies)
-    }
-
-    /// A delay of at least `us` microseconds; [`EINVAL`] above [`Delay::MAX_MICROS`].
-    pub(crate) fn from_micros(us: u64) -> Result<Self> {
-        if us == 0 {
-            return Ok(Self::ZERO);
-        }
-        let us = u32::try_from(us).map_err(|_| EINVAL)?;
-        // SAFETY: `__usecs_to_jiffies` is a pure conversion with no preconditions; it rounds up.
-        let j = unsafe { bindings::__usecs_to_jiffies(us) };
-        Ok(Delay(j.saturating_add(1)))
-    }
-
-    /// A delay of at least `ms` milliseconds.
-    pub(crate) fn from_millis(ms: u32) -> Result<Self> {
-        Self::from_micros(u64::from(ms) * 1000)
-    }
-
-    /// The delay in jiffies.
-    pub(crate) const fn jiffies(self) -> Jiffies {
-        self.0
-    }
-}
-
-/// Returns the kernel tick counter (`jiffies`), the clock that delayed work is timed by.
-pub(crate) fn jiffies() -> u64 {
-    // SAFETY: `jiffies` is a C global that lives forever and is only ever updated with single
-    // word stores; a volatile read sees either the old or the new value.
-    let j = unsafe { core::ptr::read_volatile(core::ptr::addr_of!(bindings::jiffies)) };
-    j as u64
-}
 
 /// A work item with a tracked [`DelayedWork`] field: the delayed counterpart of `WorkItem`.
 pub(crate) trait DelayedWorkItem<const ID: u64 = 0>: Sized {
@@ -189,7 +135,7 @@ pub(crate) struct Track {
     /// The armed list the item is linked on, or null.
     pub(crate) armed_on: *const ArmedList,
     /// The disable depth (only this layer changes it, always under this lock).
-    disabled: u32,
+    pub(super) disabled: u32,
 }
 
 // SAFETY: `armed_on` is only followed under the item lock, while the list is alive (armed.rs).
@@ -209,7 +155,7 @@ pub(crate) struct RawDelayed {
     #[pin]
     dwork: Opaque<bindings::delayed_work>,
     #[pin]
-    track: SpinLockIrq<Track>,
+    pub(super) track: SpinLockIrq<Track>,
     links: Links,
     release: unsafe fn(*const RawDelayed),
 }
@@ -252,7 +198,7 @@ impl RawDelayed {
     }
 
     /// Unlinks the item from the list it is on, if any. The item lock must be held (as `t`).
-    fn unlink(&self, t: &mut Track) {
+    pub(super) fn unlink(&self, t: &mut Track) {
         if t.armed_on.is_null() {
             return;
         }
@@ -286,7 +232,7 @@ impl RawDelayed {
 #[pin_data]
 pub(crate) struct DelayedWork<T, const ID: u64 = 0> {
     #[pin]
-    raw: RawDelayed,
+    pub(super) raw: RawDelayed,
     _item: PhantomData<T>,
 }
 
@@ -395,144 +341,6 @@ where
     let item = unsafe { T::work_container_of(raw.cast_mut().cast::<DelayedWork<T, ID>>()) };
     // SAFETY: As above.
     drop(unsafe { T::Pointer::from_raw(item) });
-}
-
-/// Where an arm aims: the raw queue, its armed lists (owned queues only), and the CPU.
-pub(crate) struct Target<'a> {
-    pub(crate) wq: *mut bindings::workqueue_struct,
-    pub(crate) lists: Option<&'a ArmedLists>,
-    pub(crate) cpu: Option<CpuId>,
-}
-
-/// Why an arm with a CPU failed besides pending/disabled.
-pub(crate) enum ArmError<P> {
-    /// Pending or disabled (see [`EnqueueError`]).
-    Refused(EnqueueError<P>),
-    /// The CPU asked for is offline; the pointer is handed back.
-    Offline(P),
-}
-
-impl<P> ArmError<P> {
-    /// The errno: `EBUSY` (pending), `EPERM` (disabled) or `ENODEV` (offline CPU).
-    pub(crate) fn to_errno(&self) -> Error {
-        match self {
-            Self::Refused(e) => e.to_errno(),
-            Self::Offline(_) => ENODEV,
-        }
-    }
-}
-
-impl<T, const ID: u64> DelayedWork<T, ID>
-where
-    T: DelayedWorkItem<ID> + HasDelayedWork<ID>,
-{
-    /// Returns the field of the item `p` points at.
-    fn of(p: &T) -> &Self {
-        let ptr = core::ptr::from_ref(p).cast_mut();
-        // SAFETY: `ptr` points at a live `T`; `raw_get_work` returns its field, which lives as
-        // long as `p`.
-        unsafe { &*T::raw_get_work(ptr) }
-    }
-
-    /// Queues `p` on `target` after `delay` (C's `queue_delayed_work_on()`).
-    ///
-    /// # Safety
-    ///
-    /// `target.wq` is a valid queue that stays valid until the timer has fired and the item has
-    /// run, or the item has been cancelled: either it lives forever, or `target.lists` are its
-    /// armed lists and its drop cancels what they hold before destroying it.
-    pub(crate) unsafe fn arm(
-        p: T::Pointer,
-        target: Target<'_>,
-        delay: Delay,
-    ) -> Result<(), ArmError<T::Pointer>> {
-        let item = p.into_raw();
-        // SAFETY: `item` is alive: we own its pointer until the queue takes it or we give it back.
-        let this = Self::of(unsafe { &*item });
-        let raw = &this.raw;
-        let mut t = raw.track.lock();
-        // SAFETY: The pointer was not queued: it is ours to give back.
-        let back = || unsafe { T::Pointer::from_raw(item) };
-        if t.disabled > 0 {
-            return Err(ArmError::Refused(EnqueueError::Disabled(back())));
-        }
-        let cpu = match target.cpu {
-            // Interrupts are off (item lock): an online CPU cannot go offline until we return,
-            // because taking a CPU down runs a stop-machine step on every CPU.
-            Some(c) if !super::cpu::is_online(c) => return Err(ArmError::Offline(back())),
-            Some(c) => c.as_u32() as i32,
-            None => raw::CPU_UNBOUND,
-        };
-        // SAFETY: `dwork` is initialised; the caller keeps the queue valid for as long as the
-        // timer may fire; the CPU is online (checked above, with interrupts off) or unbound.
-        let queued = unsafe {
-            bindings::queue_delayed_work_on(cpu, target.wq, raw.dwork(), delay.jiffies())
-        };
-        if !queued {
-            // Not disabled (checked under the lock, and only we change it): pending.
-            return Err(ArmError::Refused(EnqueueError::Pending(back())));
-        }
-        // The item was idle, so a link from an earlier arm is stale.
-        raw.unlink(&mut t);
-        if delay.jiffies() != 0 {
-            if let Some(lists) = target.lists {
-                let list = lists.local();
-                // SAFETY: We hold the item lock, the item is on no list (unlinked above), and
-                // `armed_on` is set right below.
-                unsafe { list.push(raw) };
-                t.armed_on = list;
-            }
-        }
-        Ok(())
-    }
-
-    /// Changes the delay of `item`, queueing it if idle (C's `mod_delayed_work_on()`).
-    ///
-    /// Returns `Ok(true)` if it was pending (only the timer changed), `Ok(false)` if it was idle
-    /// and is now queued (with a new pointer made from `item`), and an error, with nothing
-    /// changed, if it is disabled or the CPU is offline.
-    ///
-    /// # Safety
-    ///
-    /// As for [`DelayedWork::arm`].
-    pub(crate) unsafe fn modify(
-        item: &T,
-        clone: impl FnOnce() -> T::Pointer,
-        target: Target<'_>,
-        delay: Delay,
-    ) -> Result<bool> {
-        let raw = &Self::of(item).raw;
-        let mut t = raw.track.lock();
-        if t.disabled > 0 {
-            return Err(EPERM);
-        }
-        let cpu = match target.cpu {
-            Some(c) if !super::cpu::is_online(c) => return Err(ENODEV),
-            Some(c) => c.as_u32() as i32,
-            None => raw::CPU_UNBOUND,
-        };
-        // If the item is idle, the queue needs a pointer of its own: make it first.
-        let extra = clone().into_raw();
-        // SAFETY: As in `arm`; the item is not disabled (checked under the lock).
-        let was_pending =
-            unsafe { bindings::mod_delayed_work_on(cpu, target.wq, raw.dwork(), delay.jiffies()) };
-        if was_pending {
-            // The queue already owns a pointer; give back the one made above.
-            // SAFETY: `extra` came from `into_raw` above and was not handed to the queue.
-            drop(unsafe { T::Pointer::from_raw(extra) });
-        }
-        // The item is now aimed at `target` (whatever it was aimed at before).
-        raw.unlink(&mut t);
-        if delay.jiffies() != 0 {
-            if let Some(lists) = target.lists {
-                let list = lists.local();
-                // SAFETY: As in `arm`.
-                unsafe { list.push(raw) };
-                t.armed_on = list;
-            }
-        }
-        Ok(was_pending)
-    }
 }
 
 /// Operations on a tracked [`DelayedWork`] field; the C `delayed_work` functions.

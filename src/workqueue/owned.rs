@@ -3,15 +3,17 @@
 //! [`OwnedQueue`]: a workqueue made with `alloc_workqueue()` and destroyed when dropped.
 
 use super::{
+    arm::{
+        ArmError,
+        Target, //
+    },
     armed::ArmedLists,
     cpu::CpuId,
+    delay::Delay,
     delayed::{
-        ArmError,
-        Delay,
         DelayedWork,
         DelayedWorkItem,
-        HasDelayedWork,
-        Target, //
+        HasDelayedWork, //
     },
     pointer::WorkPointer,
     queue::Queue,

@@ -3,14 +3,16 @@
 //! [`Queue`]: a borrowed C workqueue, and queueing on it.
 
 use super::{
-    cpu::CpuId,
-    delayed::{
+    arm::{
         ArmError,
-        Delay,
+        Target, //
+    },
+    cpu::CpuId,
+    delay::Delay,
+    delayed::{
         DelayedWork,
         DelayedWorkItem,
-        HasDelayedWork,
-        Target, //
+        HasDelayedWork, //
     },
     pointer::WorkPointer,
     raw,

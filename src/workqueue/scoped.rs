@@ -13,7 +13,7 @@
 //! its timer can never fire into a destroyed queue: no upstream or proposed API has one.
 
 use super::{
-    delayed::Delay,
+    delay::Delay,
     queue::Queue,
     raw, //
 };
