@@ -377,19 +377,32 @@ where
 
     /// Disables the item, cancelling it if pending (C's `disable_delayed_work()`); disables
     /// nest. Callable from any context. Returns the queue's pointer if the item was pending.
+    ///
+    /// C counts at most 65535 nested disables (and warns past that): at that depth this only
+    /// cancels.
     pub(crate) fn disable(&self) -> Option<T::Pointer> {
+        self.disable_counted().0
+    }
+
+    /// [`DelayedWork::disable`], also saying whether the depth went up.
+    fn disable_counted(&self) -> (Option<T::Pointer>, bool) {
         let mut t = self.raw.track.lock();
-        if t.disabled == u32::from(u16::MAX) {
-            // C's depth is 16 bits and it warns on overflow: refuse to go further.
-            return None;
+        let counted = t.disabled < u32::from(u16::MAX);
+        // SAFETY: `dwork` is initialised; neither call sleeps.
+        let was_pending = unsafe {
+            if counted {
+                bindings::disable_delayed_work(self.raw.dwork())
+            } else {
+                bindings::cancel_delayed_work(self.raw.dwork())
+            }
+        };
+        if counted {
+            t.disabled += 1;
         }
-        // SAFETY: `dwork` is initialised; `disable_delayed_work` does not sleep.
-        let was_pending = unsafe { bindings::disable_delayed_work(self.raw.dwork()) };
-        t.disabled += 1;
         self.raw.settle(&mut t);
         drop(t);
-        // SAFETY: Disabling cancelled the pending item.
-        was_pending.then(|| unsafe { self.take_back() })
+        // SAFETY: Disabling (or cancelling) took the pending item off its queue.
+        (was_pending.then(|| unsafe { self.take_back() }), counted)
     }
 
     /// Undoes one [`DelayedWork::disable`] (C's `enable_delayed_work()`). Returns whether the
@@ -423,9 +436,11 @@ where
     /// refused (as in C). Returns the queue's pointer if the item was pending. Sleeps.
     pub(crate) fn cancel_sync(&self) -> Option<T::Pointer> {
         kernel::task::might_sleep();
-        let p = self.disable();
+        let (p, counted) = self.disable_counted();
         self.wait_running();
-        self.enable();
+        if counted {
+            self.enable();
+        }
         p
     }
 

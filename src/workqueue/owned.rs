@@ -2,6 +2,7 @@
 
 //! [`OwnedQueue`]: a workqueue made with `alloc_workqueue()` and destroyed when dropped.
 
+use super::static_work::declare_work;
 use super::{
     arm::{
         ArmError,
@@ -23,14 +24,13 @@ use core::{
     ops::Deref,
     ptr::NonNull,
     sync::atomic::{
-        AtomicUsize,
+        AtomicPtr,
         Ordering, //
     },
 };
 use kernel::{
     bindings,
-    prelude::*,
-    types::Opaque, //
+    prelude::*, //
 };
 
 /// An owned workqueue, made with `alloc_workqueue()` and destroyed when dropped.
@@ -64,17 +64,30 @@ pub(crate) struct OwnedQueue {
 }
 
 /// The heap part of an [`OwnedQueue`]: everything that must not move.
-#[pin_data]
 pub(crate) struct Inner {
     wq: NonNull<bindings::workqueue_struct>,
     armed: ArmedLists,
-    /// Runs the destruction on `system_dfl_wq` when the queue is dropped inside a work item.
-    #[pin]
-    reap: Opaque<bindings::work_struct>,
+    /// The next queue waiting for [`REAPER`], when this one is dropped inside a work item.
+    next_reap: AtomicPtr<Inner>,
 }
 
-/// Deferred destructions not finished yet; the module waits for zero before it unloads.
-static REAPING: AtomicUsize = AtomicUsize::new(0);
+/// Queues dropped inside work items, waiting to be destroyed by [`REAPER`] (a lock-free stack
+/// linked through `Inner::next_reap`; each entry is owned by the stack).
+static TO_REAP: AtomicPtr<Inner> = AtomicPtr::new(core::ptr::null_mut());
+
+declare_work!(static REAPER = reap_all);
+
+/// Destroys every queue on [`TO_REAP`]; runs on `system_dfl_wq`.
+fn reap_all() {
+    let mut p = TO_REAP.swap(core::ptr::null_mut(), Ordering::AcqRel);
+    while let Some(inner) = NonNull::new(p) {
+        // SAFETY: Entries of the stack are valid and owned by it; we took the whole stack.
+        p = unsafe { inner.as_ref() }.next_reap.load(Ordering::Acquire);
+        // SAFETY: The entry came from a dropped `OwnedQueue` whose armed items were cancelled;
+        // nobody else uses it.
+        unsafe { destroy(inner) };
+    }
+}
 
 // SAFETY: The queue may be used and destroyed from any thread; the lists lock internally.
 unsafe impl Send for OwnedQueue {}
@@ -96,38 +109,21 @@ impl OwnedQueue {
                 return Err(e);
             }
         };
-        let init = pin_init!(Inner {
+        let inner = Inner {
             wq,
             armed,
-            reap <- Opaque::ffi_init(|slot| {
-                // SAFETY: `slot` is valid for writes; `reap` is this field's work function and
-                // the lock class key is static.
-                unsafe {
-                    bindings::init_work_with_key(
-                        slot,
-                        Some(reap),
-                        false,
-                        c"OwnedQueue::reap".as_char_ptr(),
-                        kernel::static_lock_class!().as_ptr(),
-                    )
-                }
+            next_reap: AtomicPtr::new(core::ptr::null_mut()),
+        };
+        match KBox::new(inner, GFP_KERNEL) {
+            // INVARIANT: A valid queue, owned, with its lists.
+            Ok(b) => Ok(Self {
+                inner: NonNull::from(KBox::leak(b)),
             }),
-        });
-        match KBox::pin_init(init, GFP_KERNEL) {
-            Ok(b) => {
-                // SAFETY: The value is never moved out of the box: it is only used through this
-                // pointer and freed in place with `KBox::from_raw`.
-                let b = unsafe { Pin::into_inner_unchecked(b) };
-                // INVARIANT: A valid queue, owned, with its lists.
-                Ok(Self {
-                    inner: NonNull::from(KBox::leak(b)),
-                })
-            }
             Err(e) => {
                 // `armed` was moved into the failed initialiser and dropped there.
                 // SAFETY: As above.
                 unsafe { bindings::destroy_workqueue(wq.as_ptr()) };
-                Err(e)
+                Err(e.into())
             }
         }
     }
@@ -245,11 +241,21 @@ impl OwnedQueue {
         self.inner().armed.len()
     }
 
-    /// Waits until every queue dropped inside a work item has been destroyed. Modules that drop
-    /// owned queues from work items call this before they unload. Sleeps.
+    /// Waits until every queue dropped inside a work item has been destroyed and the function
+    /// that destroyed it has returned. Modules that drop owned queues from work items call this
+    /// before they unload. Sleeps.
     pub(crate) fn wait_reaped() {
-        while REAPING.load(Ordering::Acquire) != 0 {
-            kernel::time::delay::fsleep(kernel::time::Delta::from_millis(1));
+        kernel::task::might_sleep();
+        loop {
+            // Waits for a queued or running `reap_all` (a static item: flushing it also waits
+            // for its function to return, so no module text is in use afterwards).
+            REAPER.flush();
+            if TO_REAP.load(Ordering::Acquire).is_null() {
+                return;
+            }
+            // Pushed after the run we waited for; its own `enqueue` may have found the item
+            // pending: run it once more.
+            REAPER.enqueue(super::system::system_dfl());
         }
     }
 }
@@ -277,28 +283,13 @@ fn cancel_armed(inner: &Inner) -> usize {
 ///
 /// # Safety
 ///
-/// `inner` came from the `KBox` made in [`OwnedQueue::from_new`], its armed lists are empty,
+/// `inner` came from the `KBox` leaked in [`OwnedQueue::from_new`], its armed lists are empty,
 /// and nobody uses it any more.
 unsafe fn destroy(inner: NonNull<Inner>) {
     // SAFETY: Guaranteed by the caller: we own the queue and no timer is aimed at it.
     unsafe { bindings::destroy_workqueue(inner.as_ref().wq.as_ptr()) };
     // SAFETY: Guaranteed by the caller: the box is ours.
     drop(unsafe { KBox::from_raw(inner.as_ptr()) });
-}
-
-/// The work function that destroys a queue dropped inside a work item.
-///
-/// # Safety
-///
-/// `work` is the `reap` field of an [`Inner`] handed over by [`OwnedQueue`]'s drop.
-unsafe extern "C" fn reap(work: *mut bindings::work_struct) {
-    // SAFETY: `work` is the `reap` field of an `Inner` (the caller's promise).
-    let inner =
-        unsafe { kernel::container_of!(work.cast::<Opaque<bindings::work_struct>>(), Inner, reap) };
-    // SAFETY: The dropped queue handed `inner` over; its lists were emptied; nobody else uses it.
-    // The work item lives in `inner`, but C does not touch it after calling this function.
-    unsafe { destroy(NonNull::new_unchecked(inner)) };
-    REAPING.fetch_sub(1, Ordering::Release);
 }
 
 impl Drop for OwnedQueue {
@@ -308,14 +299,22 @@ impl Drop for OwnedQueue {
         cancel_armed(inner);
         if raw::in_worker() {
             // Inside a work item: `destroy_workqueue()` would wait for this very item if it runs
-            // on this queue. Hand the destruction to `system_dfl_wq`.
-            REAPING.fetch_add(1, Ordering::AcqRel);
-            // SAFETY: `reap` was initialised with `reap()` and is idle (only queued here, once);
-            // `system_dfl_wq` lives forever; `reap()` frees `inner` when it has destroyed the
-            // queue, and nothing else uses `inner` after this.
-            unsafe {
-                bindings::queue_work_on(raw::CPU_UNBOUND, bindings::system_dfl_wq, inner.reap.get())
-            };
+            // on this queue. Hand the destruction to `REAPER` on `system_dfl_wq`: push `inner`
+            // (now owned by the stack) and queue the reaper.
+            let mut head = TO_REAP.load(Ordering::Acquire);
+            loop {
+                inner.next_reap.store(head, Ordering::Relaxed);
+                match TO_REAP.compare_exchange(
+                    head,
+                    self.inner.as_ptr(),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
+                    Ok(_) => break,
+                    Err(h) => head = h,
+                }
+            }
+            REAPER.enqueue(super::system::system_dfl());
             return;
         }
         // SAFETY: We own `inner` (invariant), its lists are empty (cancelled above; nothing can
