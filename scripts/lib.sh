@@ -70,7 +70,7 @@ ktap_report() {
 # The debug features the kernel tree KDIR ($1) is configured with, as the
 # space-separated words the guest understands in RUST_WQ_REQUIRE: a test that
 # needs one of them fails (instead of skipping) when it is missing at run time.
-#   debugfs kmemleak failslab hotplug lockdep slub_debug kunit
+#   debugfs kmemleak failslab hotplug lockdep slub_debug kunit tracing
 required_features() {
 	local cfg="$1/.config" f=()
 	[ -f "$cfg" ] || return 0
@@ -82,6 +82,7 @@ required_features() {
 	on PROVE_LOCKING && f+=(lockdep)
 	on SLUB_DEBUG && f+=(slub_debug)
 	on KUNIT && f+=(kunit)
+	on EVENT_TRACING && f+=(tracing)
 	echo "${f[*]}"
 }
 

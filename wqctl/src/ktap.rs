@@ -24,6 +24,28 @@ pub fn skip<T>(msg: impl Into<String>) -> Result<T, Outcome> {
     Err(Outcome::Skip(msg.into()))
 }
 
+/// Whether the debug feature `feature` (`hotplug`, `failslab`, `kmemleak`, ...) is
+/// required: the harness sets `RUST_WQ_REQUIRE` to the features the kernel is
+/// configured with (scripts/lib.sh `required_features`).
+pub fn required(feature: &str) -> bool {
+    std::env::var("RUST_WQ_REQUIRE")
+        .map(|v| v.split_whitespace().any(|w| w == feature))
+        .unwrap_or(false)
+}
+
+/// Something the test needs is not available here: a skip, or a failure when
+/// the kernel is configured with `feature` (then its absence is a regression).
+pub fn unavailable<T>(feature: &str, msg: impl Into<String>) -> Result<T, Outcome> {
+    let msg = msg.into();
+    if required(feature) {
+        Err(Outcome::Fail(vec![format!(
+            "{msg}, but the kernel is configured with {feature} (RUST_WQ_REQUIRE)"
+        )]))
+    } else {
+        skip(msg)
+    }
+}
+
 /// `?`-friendly context for calls that must succeed.
 pub trait Must<T> {
     /// Turns an errno into a test failure naming `what`.
