@@ -430,6 +430,7 @@ mode_check() {
 	out="$(do_insmod)" || rc=$?
 	if [ $rc -eq 0 ]; then
 		result ok insmod
+		armed_until 60 # the KUnit cases arm (and cancel) delays of up to 30 s
 	else
 		result "not ok" insmod "insmod failed with status $rc"
 		{ printf '%s\n' "$out"; log_since_marker | tail -n 30; } | diag
