@@ -4,7 +4,8 @@
 #   1. setup (idempotent; with a user-given KDIR only the tools)
 #   2. builds: module, wqctl (release), build/abi_check
 #   3. lints: rustfmt and clippy for the module, cargo fmt and cargo clippy
-#   4. host tests: `cargo test` of wqctl, one result per test
+#   4. host tests: `cargo test` of wqctl, one result per test; the harness's
+#      self-tests (scripts/harness-selftest.sh)
 #   5. one VM boot running scripts/guest.sh check: setup checks of the log
 #      scan, insmod (+ the module's KUnit cases), build/abi_check,
 #      rust_wq_e2e, the short stress scenarios, rmmod_clean, reload cycles,
@@ -134,6 +135,11 @@ awk -v rc="$cargo_rc" '
 if [ $cargo_rc -ne 0 ] && ! grep -q '^test .* \.\.\. FAILED' "$RES/cargo-test.log"; then
 	excerpt "$RES/cargo-test.log" | add_diag
 fi
+
+# Self-tests of the harness's fail-closed logic (report, plan and stage
+# checks, log scan).
+progress "harness self-tests"
+bash scripts/harness-selftest.sh >>"$REPORT" 2>"$RES/harness-selftest.log"
 
 # --- 5. the VM ---------------------------------------------------------------
 guest_stages="setup insmod kunit abi_check e2e stress rmmod reload kmemleak kernel_log"

@@ -2972,8 +2972,8 @@ fn ebusy_counts_running(ctx: &Ctx) -> TestResult {
     let t0 = Instant::now();
     let running = enq(
         &dev,
-        EnqueueArgs::new(RUST_WQ_Q_ORDERED, 1).sleep_us(1_000_000),
-        "ENQUEUE 1 sleeping 1 s",
+        EnqueueArgs::new(RUST_WQ_Q_ORDERED, 1).sleep_us(1_500_000),
+        "ENQUEUE 1 sleeping 1.5 s",
     )?;
     std::thread::sleep(Duration::from_millis(200));
     fill_delayed(ctx, &dev, max - 1)?;
