@@ -455,11 +455,14 @@ mode_check() {
 		run_ktap_binary e2e "$repo/wqctl/target/release/rust_wq_e2e"
 		armed_until 60
 		stage_end e2e
-		# The short stress scenarios (each its own result, with its counts);
-		# fuzz arms delays up to 60 s.
-		KTAP_KEEPDIAG=1 run_ktap_binary stress "$stress" "${seed[@]}" \
-			permissions fuzz concurrency failslab hotplug
+		# The short stress scenarios (each its own result, with its counts):
+		# fuzz arms delays up to max_delay_us (60 s), the others up to 10 s
+		# (two runs, so that the wait for the timers at the end is short).
+		KTAP_KEEPDIAG=1 run_ktap_binary stress "$stress" "${seed[@]}" permissions fuzz
 		armed_until 60
+		KTAP_KEEPDIAG=1 run_ktap_binary stress "$stress" "${seed[@]}" \
+			concurrency failslab hotplug
+		armed_until 10
 		stage_end stress
 		info "rmmod $modname"
 		if out="$(do_rmmod)"; then

@@ -2965,25 +2965,32 @@ fn ebusy_partial_room(ctx: &Ctx) -> TestResult {
 }
 
 /// The header: a running item is unfinished, so it counts against max_pending.
+/// max_pending - 2 delayed items, one sleeping item that has started, one more
+/// delayed item (now max_pending unfinished, one of them running): ENQUEUE 1
+/// more must fail with EBUSY.
 fn ebusy_counts_running(ctx: &Ctx) -> TestResult {
     let dev = ctx.open()?;
     let mut c = Checker::new();
     let max = ctx.info.max_pending;
+    let m = u64::from(max);
+    fill_delayed(ctx, &dev, max - 2)?;
     let t0 = Instant::now();
     let running = enq(
         &dev,
-        EnqueueArgs::new(RUST_WQ_Q_ORDERED, 1).sleep_us(1_500_000),
-        "ENQUEUE 1 sleeping 1.5 s",
+        EnqueueArgs::new(RUST_WQ_Q_ORDERED, 1).sleep_us(ctx.info.max_sleep_us),
+        "ENQUEUE 1 sleeping max_sleep_us",
     )?;
     std::thread::sleep(Duration::from_millis(200));
-    fill_delayed(ctx, &dev, max - 1)?;
+    c.ok(
+        "ENQUEUE 1 delayed, the last one that fits",
+        dev.enqueue(EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 1).delay_us(30_000_000)),
+    );
     let busy_at = t0.elapsed();
     c.errno(
         "ENQUEUE 1 with max_pending - 1 delayed and one running",
         dev.enqueue(EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 1)),
         EBUSY,
     );
-    let m = u64::from(max);
     c.eq(
         "CANCEL ALL count (all but the running one)",
         dev.cancel(Target::All).must("CANCEL ALL")?,
