@@ -3049,12 +3049,19 @@ fn started_enoent(ctx: &Ctx, call: NotPendingCall) -> TestResult {
         std::thread::sleep(Duration::from_millis(wait_ms));
         let called = t0.elapsed();
         let r = match call {
-            NotPendingCall::Cancel => dev.cancel(Target::Id(id)).map(|_| ()),
-            NotPendingCall::ModDelay => dev.mod_delay(id, LONG_DELAY_US),
+            NotPendingCall::Cancel => dev.cancel(Target::Id(id)).map(Some),
+            NotPendingCall::ModDelay => dev.mod_delay(id, LONG_DELAY_US).map(|()| None),
         };
         let returned = t0.elapsed();
         match r {
-            Ok(()) => {
+            Ok(Some(n)) if n != 1 => {
+                c.fail(format!(
+                    "CANCEL of id {id} (sleeping, probably running) succeeded with count {n}: expected count 1 (it had not started) or ENOENT (it had)"
+                ));
+                dev.flush(Target::All).must("FLUSH ALL")?;
+                return c.done();
+            }
+            Ok(_) => {
                 // Still pending: it had not started.  Undo and retry.
                 if call == NotPendingCall::ModDelay {
                     c.eq(
