@@ -24,7 +24,7 @@
 # results/check/check.ktap).
 #
 # Environment: KDIR, KDIR_GIVEN (from the Makefile); RUST_WQ_CHECK_VM_TIMEOUT
-# (seconds for the VM run, default 420).
+# (seconds for the VM run, default 600).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 set +e
 
@@ -147,7 +147,7 @@ if [ $build_ok = 0 ]; then
 	# The VM would run the binaries of an earlier build.
 	add "not ok" vm_run "not booted: a build step failed, the VM would test stale artefacts"
 elif [ -f "$KDIR/arch/x86/boot/bzImage" ]; then
-	vm_timeout="${RUST_WQ_CHECK_VM_TIMEOUT:-420}"
+	vm_timeout="${RUST_WQ_CHECK_VM_TIMEOUT:-600}"
 	require="$(required_features "$KDIR")"
 	kargs="$(vm_kernel_args "$KDIR")"
 	progress "VM: booting $KDIR (timeout ${vm_timeout} s; required: ${require:-none}; kernel args: ${kargs:-none}; log: results/check/vm.log)"
