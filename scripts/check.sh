@@ -4,18 +4,27 @@
 #   1. setup (idempotent; with a user-given KDIR only the tools)
 #   2. builds: module, wqctl (release), build/abi_check
 #   3. lints: rustfmt and clippy for the module, cargo fmt and cargo clippy
-#   4. host tests: `cargo test` of wqctl, one result per test
-#   5. one VM boot running scripts/guest.sh check: insmod (+ the module's
-#      KUnit cases), build/abi_check, rust_wq_e2e, rmmod_clean,
-#      kmemleak_clean, dmesg_clean
+#   4. host tests: `cargo test` of wqctl, one result per test; the harness's
+#      self-tests (scripts/harness-selftest.sh)
+#   5. one VM boot running scripts/guest.sh check: setup checks of the log
+#      scan, insmod (+ the module's KUnit cases), build/abi_check,
+#      rust_wq_e2e, the short stress scenarios, rmmod_clean, reload cycles,
+#      kmemleak_clean, dmesg_clean, taint_clean, lockdep_still_on.  The VM is
+#      booted only when every build step passed (never on stale artefacts).
+#      The guest's stages and result counts are checked (scripts/lib.sh
+#      guest_report): a result cannot vanish on the way.
 #
 # Progress goes to stderr as "# ..." lines; the KTAP report (version, plan,
 # renumbered results with "# " diagnostics under failures) goes to stdout at
-# the end, followed by one line "N passed, M failed".  Exit status 1 when
-# anything failed.  Logs of every step: results/check/ (the report: results/check/check.ktap).
+# the end, followed by one line "N passed, N failed, N skipped".  A skip is
+# never a pass; a skip of a debug feature the kernel is configured with
+# (kmemleak, failslab, CPU hotplug, lockdep, slub_debug, debugfs: RUST_WQ_REQUIRE
+# from scripts/lib.sh required_features) is a failure.  Exit status 1 when
+# anything failed.  Logs of every step: results/check/ (the report:
+# results/check/check.ktap).
 #
 # Environment: KDIR, KDIR_GIVEN (from the Makefile); RUST_WQ_CHECK_VM_TIMEOUT
-# (seconds for the VM run, default 420).
+# (seconds for the VM run, default 600).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 set +e
 
@@ -77,10 +86,11 @@ fi
 # --- 2. builds --------------------------------------------------------------
 # Clippy first: it compiles the module with clippy-driver; the module build
 # right after recompiles it with rustc (what gets loaded).
+build_ok=1
 step lint.clippy_kernel clippy-kernel lint-clippy
-step build.module module module
-step build.wqctl wqctl wqctl
-step build.abi_check abi-check abi-check
+step build.module module module || build_ok=0
+step build.wqctl wqctl wqctl || build_ok=0
+step build.abi_check abi-check abi-check || build_ok=0
 
 # --- 3. lints ----------------------------------------------------------------
 step lint.rustfmt rustfmt lint-rustfmt
@@ -120,24 +130,35 @@ awk -v rc="$cargo_rc" '
 			else { print "not ok " f; flushdiag(f); nfail++ }
 		}
 		if (rc != 0 && nfail == 0) print "not ok cargo_test # cargo test failed (status " rc ")"
-		else if (n == 0) print "ok cargo_test # SKIP no host tests found"
+		else if (n == 0) print "not ok cargo_test # no host tests found in the cargo test output"
 	}' "$RES/cargo-test.log" >>"$REPORT"
 if [ $cargo_rc -ne 0 ] && ! grep -q '^test .* \.\.\. FAILED' "$RES/cargo-test.log"; then
 	excerpt "$RES/cargo-test.log" | add_diag
 fi
 
+# Self-tests of the harness's fail-closed logic (report, plan and stage
+# checks, log scan).
+progress "harness self-tests"
+bash scripts/harness-selftest.sh >>"$REPORT" 2>"$RES/harness-selftest.log"
+
 # --- 5. the VM ---------------------------------------------------------------
-if [ -f "$KDIR/arch/x86/boot/bzImage" ]; then
-	vm_timeout="${RUST_WQ_CHECK_VM_TIMEOUT:-420}"
-	progress "VM: booting $KDIR (timeout ${vm_timeout} s; log: results/check/vm.log)"
+guest_stages="setup insmod kunit abi_check e2e stress rmmod reload kmemleak kernel_log"
+if [ $build_ok = 0 ]; then
+	# The VM would run the binaries of an earlier build.
+	add "not ok" vm_run "not booted: a build step failed, the VM would test stale artefacts"
+elif [ -f "$KDIR/arch/x86/boot/bzImage" ]; then
+	vm_timeout="${RUST_WQ_CHECK_VM_TIMEOUT:-600}"
+	require="$(required_features "$KDIR")"
+	kargs="$(vm_kernel_args "$KDIR")"
+	progress "VM: booting $KDIR (timeout ${vm_timeout} s; required: ${require:-none}; kernel args: ${kargs:-none}; log: results/check/vm.log)"
 	vm_start=$SECONDS
-	bash scripts/vm.sh --kdir "$KDIR" --timeout "$vm_timeout" -- \
+	RUST_WQ_REQUIRE="$require" bash scripts/vm.sh --kdir "$KDIR" --timeout "$vm_timeout" \
+		--append "$kargs" -- \
 		"bash $RUST_WQ_ROOT/scripts/guest.sh check $RUST_WQ_ROOT" >"$RES/vm.log" 2>&1
 	vm_rc=$?
 	progress "VM: finished in $((SECONDS - vm_start)) s (status $vm_rc)"
-	# RWQ-RESULT / RWQ-DIAG lines -> report lines.
-	sed -n -E 's/^RWQ-RESULT (ok|not ok) /\1 /p; s/^RWQ-DIAG ?/# /p' "$RES/vm.log" |
-		awk '/^# / { if (++nd > 60) next } !/^# / { nd = 0 } { print }' >>"$REPORT"
+	# RWQ-RESULT / RWQ-DIAG lines -> report lines; stage and done counts checked.
+	guest_report "$guest_stages" <"$RES/vm.log" >>"$REPORT"
 	if ! grep -q '^RWQ-DONE' "$RES/vm.log"; then
 		case $vm_rc in
 		124) why="the VM timed out after ${vm_timeout} s" ;;

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # What `make stress` runs inside the test VM (as root): the long versions of
 # the rust_wq_stress scenarios.  Started by scripts/stress.sh through
-# scripts/vm.sh; prints the same RWQ-RESULT / RWQ-DIAG / RWQ-DONE lines as
-# scripts/guest.sh (whose functions it uses).
+# scripts/vm.sh; prints the same RWQ-RESULT / RWQ-DIAG / RWQ-STAGE / RWQ-DONE
+# lines as scripts/guest.sh (whose functions it uses).  Stages: setup insmod
+# stress rmmod reload kmemleak kernel_log.
 #
 # Usage: scripts/stress-guest.sh [REPO]
 #
@@ -10,7 +11,8 @@
 #   2. rust_wq_stress --long: permissions fuzz concurrency failslab hotplug
 #   3. rmmod_clean
 #   4. rust_wq_stress --long --kmemleak reload (insmod/load/close/rmmod cycles)
-#   5. kmemleak_clean, dmesg_clean (everything since the marker)
+#   5. once every timer the run could have armed has expired: kmemleak_clean,
+#      dmesg_clean (everything since the marker), taint_clean, lockdep_still_on
 #
 # Environment (all optional): RUST_WQ_KO, RUST_WQ_INSMOD_ARGS,
 # RUST_WQ_STRESS_SEED (replay a run), RUST_WQ_STRESS_MODE (long, or short
@@ -59,7 +61,7 @@ run_stress() { # run_stress PREFIX ARGS...
 		wait "$pid" || rc=$?
 	fi
 	sed 's/^/[guest]   /' "$out"
-	ktap_leaves "$prefix" 1 1 <"$out"
+	ktap_leaves "$prefix" 1 1 <"$out" | emit
 	if [ -n "$hung" ]; then
 		result "not ok" "$prefix.exit" "hung: still running after $test_timeout s"
 		head -n 50 "$out.hang" | diag
@@ -69,24 +71,44 @@ run_stress() { # run_stress PREFIX ARGS...
 }
 
 prepare
+report_setup
+stage_end setup
 info "insmod $ko ${RUST_WQ_INSMOD_ARGS:-}"
 rc=0
 out="$(do_insmod)" || rc=$?
 if [ $rc -eq 0 ]; then
 	result ok insmod
+	stage_end insmod
 	run_stress stress "$mode_arg" "${seed[@]}" "${scenarios[@]}"
+	armed_until 60 # fuzz arms delays up to max_delay_us
+	stage_end stress
 	info "rmmod $modname"
 	if out="$(do_rmmod)"; then
 		result ok rmmod_clean
+		stage_end rmmod
 		run_stress stress "$mode_arg" --kmemleak "${seed[@]}" reload
+		armed_until 3 # reload arms delays of at most 3 s
 	else
 		result "not ok" rmmod_clean
 		printf '%s\n' "$out" | diag
+		stage_end rmmod
+		result "not ok" stress.reload "not run: rmmod failed"
 	fi
+	stage_end reload
 else
 	result "not ok" insmod "insmod failed with status $rc"
 	{ printf '%s\n' "$out"; log_since_marker | tail -n 30; } | diag
+	stage_end insmod
+	for st in stress rmmod reload; do
+		result "not ok" "$st" "not run: insmod failed"
+		stage_end "$st"
+	done
 fi
+wait_timer_horizon
 check_kmemleak
+stage_end kmemleak
 check_dmesg
-echo "RWQ-DONE"
+check_taint
+check_lockdep
+stage_end kernel_log
+done_line

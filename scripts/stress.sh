@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # `make stress`: the long reliability scenarios of rust_wq in ONE VM boot,
-# reported as KTAP (stdout) followed by "N passed, M failed".
+# reported as KTAP (stdout) followed by "N passed, N failed, N skipped".
 #
 #   In the VM (scripts/stress-guest.sh): insmod, rust_wq_stress --long
 #   (permissions, fuzz >= 100k calls, concurrency, failslab, hotplug), rmmod,
 #   rust_wq_stress --long --kmemleak reload (>= 50 cycles), kmemleak_clean,
-#   dmesg_clean.  Each scenario's counts are kept as diagnostics.
+#   dmesg_clean, taint_clean, lockdep_still_on.  Each scenario's counts are
+#   kept as diagnostics.  Every stage of the guest must report, with as many
+#   results as it printed (scripts/lib.sh guest_report).
 #
 # Expects the module and wqctl to be built (`make stress` builds them).
 # Progress goes to stderr; logs: results/stress-vm.log, results/stress.ktap.
@@ -39,8 +41,10 @@ done
 vm_timeout="${RUST_WQ_STRESS_VM_TIMEOUT:-1500}"
 progress "VM: booting $KDIR for the long stress run (timeout ${vm_timeout} s; log: results/stress-vm.log)"
 # Progress of the guest, live: the scenario results as they come.
-bash scripts/vm.sh --kdir "$KDIR" --timeout "$vm_timeout" -- \
-	"bash $RUST_WQ_ROOT/scripts/stress-guest.sh $RUST_WQ_ROOT" 2>&1 |
+RUST_WQ_REQUIRE="$(required_features "$KDIR")" \
+	bash scripts/vm.sh --kdir "$KDIR" --timeout "$vm_timeout" \
+	--append "$(vm_kernel_args "$KDIR")" \
+	-- "bash $RUST_WQ_ROOT/scripts/stress-guest.sh $RUST_WQ_ROOT" 2>&1 |
 	tee "$LOG" | while IFS= read -r l; do
 		case "$l" in
 		'[guest]   ok '* | '[guest]   not ok '* | '[guest] running '* | RWQ-RESULT*)
@@ -51,8 +55,7 @@ vm_rc=${PIPESTATUS[0]}
 progress "VM: finished (status $vm_rc)"
 
 {
-	sed -n -E 's/^RWQ-RESULT (ok|not ok) /\1 /p; s/^RWQ-DIAG ?/# /p' "$LOG" |
-		awk '/^# / { if (++nd > 60) next } !/^# / { nd = 0 } { print }'
+	guest_report "setup insmod stress rmmod reload kmemleak kernel_log" <"$LOG"
 	if ! grep -q '^RWQ-DONE' "$LOG"; then
 		case $vm_rc in
 		124) why="the VM timed out after ${vm_timeout} s" ;;

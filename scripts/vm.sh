@@ -11,6 +11,8 @@
 #   --timeout S      kill the VM after S seconds (default $RUST_WQ_VM_TIMEOUT
 #                    or 600; 0 = no limit; ignored for interactive shells)
 #   --qemu-opts STR  extra QEMU options, e.g. "-icount shift=0,sleep=off"
+#   --append STR     extra kernel command-line options, e.g. "slub_debug=FZP"
+#                    (repeatable; an empty STR adds nothing)
 #   --rwdir DIR      make host DIR writable in the guest (same path)
 #   --verbose        show the guest's boot console (debugging boot failures)
 #
@@ -39,6 +41,7 @@ while [ $# -gt 0 ]; do
 	--timeout) vm_timeout="$2"; shift 2 ;;
 	--qemu-opts) qemu_opts+=(--qemu-opts "$2"); shift 2 ;;
 	--rwdir) extra+=(--rwdir "$2"); shift 2 ;;
+	--append) [ -n "$2" ] && extra+=(--append "$2"); shift 2 ;;
 	--verbose) extra+=(--verbose); shift ;;
 	--) shift; break ;;
 	-h | --help) sed -n '2,/^$/p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;

@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -25,6 +26,85 @@ _Static_assert(sizeof(struct rust_wq_mod_delay) == 40, "rust_wq_mod_delay size")
 _Static_assert(sizeof(struct rust_wq_result) == 64, "rust_wq_result size");
 _Static_assert(sizeof(struct rust_wq_results) == 48, "rust_wq_results size");
 _Static_assert(sizeof(struct rust_wq_stats) == 64, "rust_wq_stats size");
+_Static_assert(sizeof(struct rust_wq_bench) == 120, "rust_wq_bench size");
+
+/* Every field at the offset the Rust mirrors (src/abi.rs, wqctl/src/abi.rs) use. */
+#define OFF(s, f, o) _Static_assert(offsetof(struct s, f) == (o), #s "." #f " offset")
+OFF(rust_wq_info, abi_version, 0);
+OFF(rust_wq_info, nr_cpu_ids, 4);
+OFF(rust_wq_info, max_count, 8);
+OFF(rust_wq_info, max_pending, 12);
+OFF(rust_wq_info, max_delay_us, 16);
+OFF(rust_wq_info, max_sleep_us, 24);
+OFF(rust_wq_info, online_cpus, 32);
+OFF(rust_wq_info, max_results, 40);
+OFF(rust_wq_info, reserved0, 44);
+OFF(rust_wq_info, reserved, 48);
+OFF(rust_wq_enqueue, version, 0);
+OFF(rust_wq_enqueue, queue, 4);
+OFF(rust_wq_enqueue, cpu, 8);
+OFF(rust_wq_enqueue, count, 12);
+OFF(rust_wq_enqueue, delay_us, 16);
+OFF(rust_wq_enqueue, sleep_us, 24);
+OFF(rust_wq_enqueue, tag, 32);
+OFF(rust_wq_enqueue, first_id, 40);
+OFF(rust_wq_enqueue, reserved, 48);
+OFF(rust_wq_target, version, 0);
+OFF(rust_wq_target, kind, 4);
+OFF(rust_wq_target, queue, 8);
+OFF(rust_wq_target, pad, 12);
+OFF(rust_wq_target, id, 16);
+OFF(rust_wq_target, count, 24);
+OFF(rust_wq_target, reserved, 32);
+OFF(rust_wq_mod_delay, version, 0);
+OFF(rust_wq_mod_delay, pad, 4);
+OFF(rust_wq_mod_delay, id, 8);
+OFF(rust_wq_mod_delay, delay_us, 16);
+OFF(rust_wq_mod_delay, reserved, 24);
+OFF(rust_wq_result, id, 0);
+OFF(rust_wq_result, tag, 8);
+OFF(rust_wq_result, seq, 16);
+OFF(rust_wq_result, latency_ns, 24);
+OFF(rust_wq_result, runtime_ns, 32);
+OFF(rust_wq_result, requested_cpu, 40);
+OFF(rust_wq_result, cpu, 44);
+OFF(rust_wq_result, queue, 48);
+OFF(rust_wq_result, flags, 52);
+OFF(rust_wq_result, reserved, 56);
+OFF(rust_wq_results, version, 0);
+OFF(rust_wq_results, capacity, 4);
+OFF(rust_wq_results, buf, 8);
+OFF(rust_wq_results, count, 16);
+OFF(rust_wq_results, pad, 20);
+OFF(rust_wq_results, dropped, 24);
+OFF(rust_wq_results, reserved, 32);
+OFF(rust_wq_stats, enqueued, 0);
+OFF(rust_wq_stats, executed, 8);
+OFF(rust_wq_stats, cancelled, 16);
+OFF(rust_wq_stats, pending, 24);
+OFF(rust_wq_stats, results_dropped, 32);
+OFF(rust_wq_stats, reserved, 40);
+OFF(rust_wq_bench, version, 0);
+OFF(rust_wq_bench, path, 4);
+OFF(rust_wq_bench, threads, 8);
+OFF(rust_wq_bench, items, 12);
+OFF(rust_wq_bench, flags, 16);
+OFF(rust_wq_bench, threads_run, 20);
+OFF(rust_wq_bench, elapsed_ns, 24);
+OFF(rust_wq_bench, items_per_sec, 32);
+OFF(rust_wq_bench, queue_p50_ns, 40);
+OFF(rust_wq_bench, queue_p90_ns, 48);
+OFF(rust_wq_bench, queue_p95_ns, 56);
+OFF(rust_wq_bench, start_p50_ns, 64);
+OFF(rust_wq_bench, start_p90_ns, 72);
+OFF(rust_wq_bench, start_p95_ns, 80);
+OFF(rust_wq_bench, reserved, 88);
+
+/* The ioctl numbers encode those sizes. */
+_Static_assert(_IOC_SIZE(RUST_WQ_IOC_INFO) == sizeof(struct rust_wq_info), "INFO size");
+_Static_assert(_IOC_SIZE(RUST_WQ_IOC_ENQUEUE) == sizeof(struct rust_wq_enqueue), "ENQUEUE size");
+_Static_assert(_IOC_SIZE(RUST_WQ_IOC_BENCH) == sizeof(struct rust_wq_bench), "BENCH size");
+_Static_assert(_IOC_NR(RUST_WQ_IOC_BENCH) == 0x08, "BENCH nr");
 
 static int failures;
 
@@ -56,7 +136,7 @@ int main(void)
 	struct rust_wq_result buf[4];
 	int fd, ok;
 
-	printf("KTAP version 1\n1..3\n");
+	printf("KTAP version 1\n1..4\n");
 	fd = open(RUST_WQ_DEVICE, O_RDWR | O_CLOEXEC);
 	if (fd < 0) {
 		printf("Bail out! open %s: %s\n", RUST_WQ_DEVICE, strerror(errno));
@@ -146,7 +226,32 @@ int main(void)
 	}
 	result(3, ok, "results");
 
+	/* 4: BENCH, one thread, a few rounds */
+	{
+		struct rust_wq_bench b;
+
+		memset(&b, 0, sizeof(b));
+		b.version = RUST_WQ_ABI_VERSION;
+		b.path = RUST_WQ_BENCH_PERCPU;
+		b.threads = 1;
+		b.items = 10;
+		ok = ioctl(fd, RUST_WQ_IOC_BENCH, &b) == 0;
+		if (!ok) {
+			diag("RUST_WQ_IOC_BENCH: %s", strerror(errno));
+		} else if (b.threads_run != 1 || b.elapsed_ns == 0 ||
+			   b.items_per_sec == 0 || b.queue_p50_ns == 0 ||
+			   b.reserved[0] || b.reserved[1] || b.reserved[2] ||
+			   b.reserved[3]) {
+			diag("BENCH: threads_run %u elapsed_ns %llu items_per_sec %llu queue_p50_ns %llu",
+			     b.threads_run, (unsigned long long)b.elapsed_ns,
+			     (unsigned long long)b.items_per_sec,
+			     (unsigned long long)b.queue_p50_ns);
+			ok = 0;
+		}
+	}
+	result(4, ok, "bench");
+
 	close(fd);
-	printf("# Totals: pass:%d fail:%d skip:0\n", 3 - failures, failures);
+	printf("# Totals: pass:%d fail:%d skip:0\n", 4 - failures, failures);
 	return failures ? 1 : 0;
 }

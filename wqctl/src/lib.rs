@@ -425,8 +425,25 @@ impl Device {
 
     /// RUST_WQ_IOC_RESULTS: removes and returns up to `capacity` results,
     /// oldest first, and how many were dropped since the last call.
+    ///
+    /// A kernel that breaks the ABI by reporting more than `capacity` results,
+    /// or by writing past them (a canary entry follows the buffer), gives
+    /// `EOVERFLOW` (made here, not by the kernel) instead of a truncated list.
     pub fn results(&self, capacity: u32) -> Result<(Vec<RustWqResult>, u64)> {
+        const CANARY: RustWqResult = RustWqResult {
+            id: 0x5a5a_5a5a_5a5a_5a5a,
+            tag: 0xa5a5_a5a5_a5a5_a5a5,
+            seq: !0,
+            latency_ns: !0,
+            runtime_ns: !0,
+            requested_cpu: !0,
+            cpu: !0,
+            queue: !0,
+            flags: !0,
+            reserved: 0x5a5a_5a5a_5a5a_5a5a,
+        };
         let mut buf = vec![RustWqResult::default(); capacity as usize];
+        buf.push(CANARY);
         let mut arg = RustWqResults {
             version: RUST_WQ_ABI_VERSION,
             capacity,
@@ -440,8 +457,10 @@ impl Device {
         // SAFETY: `arg` is a valid rust_wq_results and `buf` has room for
         // `capacity` results; both outlive the call.
         unsafe { self.ioctl_raw(RUST_WQ_IOC_RESULTS, &mut arg as *mut _ as *mut c_void)? };
-        let n = (arg.count as usize).min(buf.len());
-        buf.truncate(n);
+        if arg.count > capacity || buf[capacity as usize] != CANARY {
+            return Err(Errno(libc::EOVERFLOW));
+        }
+        buf.truncate(arg.count as usize);
         Ok((buf, arg.dropped))
     }
 

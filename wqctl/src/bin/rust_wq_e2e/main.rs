@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use wqctl::abi::*;
 use wqctl::{Device, Errno};
 
-pub use wqctl::ktap::{diag, fail, panic_message, skip, Must, Outcome, TestResult};
+pub use wqctl::ktap::{diag, fail, panic_message, skip, unavailable, Must, Outcome, TestResult};
 
 /// Collects several failed expectations of one test.
 #[derive(Default)]

@@ -1,7 +1,7 @@
 //! The end-to-end tests.  Each test opens its own file(s) of the device, so
 //! that its work, results and counters start from zero.
 
-use super::{fail, skip, Checker, Ctx, Must, Outcome, TestFn, TestResult};
+use super::{fail, skip, unavailable, Checker, Ctx, Must, Outcome, TestFn, TestResult};
 use libc::{EBUSY, EFAULT, EINVAL, ENODEV, ENOENT, ENOTTY};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ffi::c_void;
@@ -56,6 +56,20 @@ pub fn all() -> Vec<(&'static str, TestFn)> {
         ("bench_runs", bench_runs),
         ("bench_bad_input_einval", bench_bad_input_einval),
         ("rmmod_refused_while_open", rmmod_refused_while_open),
+        ("wrong_direction_einval", wrong_direction_einval),
+        ("target_unused_field_einval", target_unused_field_einval),
+        ("ebusy_partial_room", ebusy_partial_room),
+        ("ebusy_counts_running", ebusy_counts_running),
+        ("cancel_started_enoent_waits", cancel_started_enoent_waits),
+        (
+            "mod_delay_started_enoent_waits",
+            mod_delay_started_enoent_waits,
+        ),
+        ("delay_zero_queues_at_once", delay_zero_queues_at_once),
+        ("short_sleeps_round_up", short_sleeps_round_up),
+        ("close_waits_for_running", close_waits_for_running),
+        ("results_dropped_beyond_max", results_dropped_beyond_max),
+        ("bench_one_at_a_time", bench_one_at_a_time),
     ]
 }
 
@@ -797,36 +811,77 @@ fn cancel_by_id(ctx: &Ctx) -> TestResult {
     c.done()
 }
 
+/// CANCEL of a running item does not count it, and returns only after it has
+/// finished.  The item must have started by the time CANCEL is called: if
+/// CANCEL counts it as cancelled (it had not started), it must then never run,
+/// and the test tries again with a longer wait; an item that never starts
+/// within the waits fails the test.
 fn cancel_waits_for_running(ctx: &Ctx) -> TestResult {
     let dev = ctx.open()?;
     let mut c = Checker::new();
-    let id = enq(
-        &dev,
-        EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 1).sleep_us(300_000),
-        "ENQUEUE 1 sleeping 300ms",
-    )?;
-    std::thread::sleep(Duration::from_millis(100));
-    let t = Instant::now();
-    let n = dev.cancel(Target::All).must("CANCEL ALL")?;
-    let el = t.elapsed();
-    if n == 1 {
-        return skip("the item had not started 100 ms after ENQUEUE (very slow machine)");
+    const SLEEP_MS: u64 = 300;
+    let (mut enqueued, mut cancelled, mut ran) = (0u64, 0u64, 0u64);
+    let waits = [100u64, 200, 400, 800];
+    for wait_ms in waits {
+        let t0 = Instant::now();
+        let id = enq(
+            &dev,
+            EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 1).sleep_us(SLEEP_MS * 1000),
+            "ENQUEUE 1 sleeping 300ms",
+        )?;
+        enqueued += 1;
+        std::thread::sleep(Duration::from_millis(wait_ms));
+        let called = t0.elapsed();
+        let n = dev.cancel(Target::All).must("CANCEL ALL")?;
+        let returned = t0.elapsed();
+        if n == 1 {
+            // Counted as cancelled: it had not started, so it must never run.
+            cancelled += 1;
+            std::thread::sleep(Duration::from_millis(SLEEP_MS + 100));
+            exactly(
+                &mut c,
+                &format!("results of id {id}, which CANCEL ALL counted as cancelled"),
+                &drain(&dev)?,
+                [],
+            );
+            continue;
+        }
+        c.eq("CANCEL ALL count (the only item is running)", n, 0);
+        // CANCEL waited for the running item, so its result is there at once.
+        let by_id = exactly(
+            &mut c,
+            "results right after CANCEL ALL",
+            &drain(&dev)?,
+            [id],
+        );
+        ran += 1;
+        if let Some(r) = by_id.get(&id) {
+            // latency_ns counts from inside the ENQUEUE call, after t0.
+            let started = Duration::from_nanos(r.latency_ns);
+            let finished = Duration::from_nanos(r.latency_ns + r.runtime_ns);
+            c.check(started < called, || {
+                format!(
+                    "CANCEL ALL returned 0 (running) but the item started {} ms after ENQUEUE, after CANCEL was called at {} ms",
+                    started.as_millis(),
+                    called.as_millis()
+                )
+            });
+            c.check(finished <= returned, || {
+                format!(
+                    "CANCEL ALL returned {} ms after ENQUEUE, before the running item finished (at >= {} ms)",
+                    returned.as_millis(),
+                    finished.as_millis()
+                )
+            });
+        }
+        break;
     }
-    c.eq("CANCEL ALL count (the only item is running)", n, 0);
-    // CANCEL waited for the running item, so its result is there at once.
-    exactly(
-        &mut c,
-        "results right after CANCEL ALL",
-        &drain(&dev)?,
-        [id],
-    );
-    c.check(el >= Duration::from_millis(50), || {
+    c.check(ran == 1, || {
         format!(
-            "CANCEL ALL returned after {} ms while the item still had ~200 ms to sleep",
-            el.as_millis()
+            "the item never started before CANCEL: {cancelled} attempts with waits of {waits:?} ms all cancelled it"
         )
     });
-    c.stats("at end", &dev, (1, 1, 0, 0));
+    c.stats("at end", &dev, (enqueued, ran, cancelled, 0));
     c.done()
 }
 
@@ -1118,6 +1173,33 @@ impl Rng {
     }
 }
 
+/// CANCEL or MOD_DELAY of `id` failed with ENOENT: reads every result now (an
+/// item that had started has finished by then) and remembers how many results
+/// had been read, so that a result of `id` arriving later can be caught.
+fn not_pending(
+    dev: &Device,
+    t: u64,
+    id: u64,
+    results: &mut Vec<RustWqResult>,
+    seen: &mut HashSet<u64>,
+    enoent: &mut HashMap<u64, usize>,
+    errs: &mut Vec<String>,
+) {
+    match dev.drain_results() {
+        Ok((r, dropped)) => {
+            if dropped != 0 {
+                errs.push(format!("thread {t}: RESULTS dropped {dropped}"));
+            }
+            for x in &r {
+                seen.insert(x.id);
+            }
+            results.extend(r);
+        }
+        Err(e) => errs.push(format!("thread {t}: RESULTS: {e}")),
+    }
+    enoent.entry(id).or_insert(results.len());
+}
+
 fn concurrent_worker(
     path: &str,
     t: u64,
@@ -1139,6 +1221,8 @@ fn concurrent_worker(
     let mut cancelled_all = 0u64;
     let mut results: Vec<RustWqResult> = Vec::new();
     let mut seen: HashSet<u64> = HashSet::new();
+    // id -> number of results read when CANCEL/MOD_DELAY said ENOENT for it.
+    let mut enoent: HashMap<u64, usize> = HashMap::new();
     barrier.wait();
     for op in 0..30u64 {
         let tag = t * 1_000_000 + op;
@@ -1190,13 +1274,14 @@ fn concurrent_worker(
                     Ok(1) if !done => {
                         cancelled.insert(id);
                     }
-                    // Running at the time: the header leaves open whether CANCEL of a
-                    // running id waits (count 0) or fails with ENOENT; accept both.
-                    Ok(0) if !done => {}
+                    // The header: CANCEL by id of an item that is not pending fails with
+                    // ENOENT; success means it was cancelled (count 1).
                     Ok(n) => errs.push(format!(
-                        "thread {t}: CANCEL id {id} returned count {n} (already ran or cancelled: {done})"
+                        "thread {t}: CANCEL id {id} returned count {n}, expected 1 or ENOENT (already ran or cancelled: {done})"
                     )),
-                    Err(e) if e.0 == ENOENT => {}
+                    Err(e) if e.0 == ENOENT => {
+                        not_pending(&dev, t, id, &mut results, &mut seen, &mut enoent, &mut errs)
+                    }
                     Err(e) => errs.push(format!("thread {t}: CANCEL id {id}: {e}")),
                 }
             }
@@ -1211,7 +1296,9 @@ fn concurrent_worker(
                         "thread {t}: MOD_DELAY id {id} succeeded but it already ran or was cancelled (expected ENOENT)"
                     )),
                     Ok(()) => {}
-                    Err(e) if e.0 == ENOENT => {}
+                    Err(e) if e.0 == ENOENT => {
+                        not_pending(&dev, t, id, &mut results, &mut seen, &mut enoent, &mut errs)
+                    }
                     Err(e) => errs.push(format!("thread {t}: MOD_DELAY id {id}: {e}")),
                 }
             }
@@ -1251,6 +1338,18 @@ fn concurrent_worker(
             results.extend(r);
         }
         Err(e) => errs.push(format!("thread {t}: RESULTS: {e}")),
+    }
+    // ENOENT meant "not pending": it had run (and finished: its result was
+    // readable right away) or was cancelled; it must never run afterwards.
+    for (i, r) in results.iter().enumerate() {
+        if let Some(&at) = enoent.get(&r.id) {
+            if i >= at {
+                errs.push(format!(
+                    "thread {t}: CANCEL/MOD_DELAY of id {} failed with ENOENT, but its result arrived only later: it was pending, or the call returned before it finished",
+                    r.id
+                ));
+            }
+        }
     }
     // Every id accounted for exactly once.
     let mut ran: HashSet<u64> = HashSet::new();
@@ -1640,9 +1739,63 @@ fn out_fields_ignored_on_input(ctx: &Ctx) -> TestResult {
     if let Some(e) = r {
         c.eq("result id", buf[0].id, e.first_id);
     }
+    if let Some(e) = r {
+        c.eq("ENQUEUE out: reserved", e.reserved, [0, 0]);
+    }
+    // CANCEL: nothing is pending (the item ran), so the count is 0 whatever
+    // the input said.
     let mut t = Target::All.to_raw();
     t.count = 999;
-    c.ok("CANCEL ALL with garbage in count (out)", dev.cancel_raw(t));
+    if let Some(t) = c.ok("CANCEL ALL with garbage in count (out)", dev.cancel_raw(t)) {
+        c.eq("CANCEL ALL count (nothing pending)", t.count, 0);
+        c.eq("CANCEL out: pad/reserved", (t.pad, t.reserved), (0, [0, 0]));
+    }
+    // CANCEL of one pending item with garbage in count: count 1.
+    let id = one_pending(&dev)?;
+    let mut t = Target::Id(id).to_raw();
+    t.count = 0xdead;
+    if let Some(t) = c.ok("CANCEL id with garbage in count (out)", dev.cancel_raw(t)) {
+        c.eq("CANCEL id count", t.count, 1);
+    }
+    // BENCH: every out field holds garbage on input.
+    let b = RustWqBench {
+        version: RUST_WQ_ABI_VERSION,
+        path: RUST_WQ_BENCH_PERCPU,
+        threads: 1,
+        items: 10,
+        flags: 0,
+        threads_run: 77,
+        elapsed_ns: !0,
+        items_per_sec: !0,
+        queue_p50_ns: 1,
+        queue_p90_ns: 2,
+        queue_p95_ns: 3,
+        start_p50_ns: !0,
+        start_p90_ns: !0,
+        start_p95_ns: !0,
+        reserved: [0; 4],
+    };
+    if let Some(o) = c.ok("BENCH with garbage in its out fields", dev.bench_raw(b)) {
+        c.eq("BENCH threads_run", o.threads_run, 1);
+        c.check(o.elapsed_ns != !0 && o.items_per_sec != !0, || {
+            format!(
+                "BENCH elapsed_ns {} items_per_sec {}: the input garbage was kept",
+                o.elapsed_ns, o.items_per_sec
+            )
+        });
+        c.eq(
+            "BENCH start_p* (not measured without the flag: 0)",
+            (o.start_p50_ns, o.start_p90_ns, o.start_p95_ns),
+            (0, 0, 0),
+        );
+        c.eq(
+            "BENCH in fields unchanged on output",
+            (o.version, o.path, o.threads, o.items, o.flags),
+            (b.version, b.path, b.threads, b.items, b.flags),
+        );
+        c.eq("BENCH out: reserved", o.reserved, [0; 4]);
+    }
+    c.stats("at end", &dev, (2, 1, 1, 0));
     c.done()
 }
 
@@ -1750,7 +1903,14 @@ fn bad_pointer_efault(ctx: &Ctx) -> TestResult {
 
     // Read-only argument: the kernel can read it but cannot write the result back.
     type Fill = Box<dyn Fn(&Pages)>;
-    let info_args: [(&str, u32, Fill); 4] = [
+    let bench = RustWqBench {
+        version: RUST_WQ_ABI_VERSION,
+        path: RUST_WQ_BENCH_PERCPU,
+        threads: 1,
+        items: 1,
+        ..Default::default()
+    };
+    let info_args: [(&str, u32, Fill); 6] = [
         (
             "INFO",
             RUST_WQ_IOC_INFO,
@@ -1767,9 +1927,19 @@ fn bad_pointer_efault(ctx: &Ctx) -> TestResult {
             Box::new(|p: &Pages| p.write(0, &Target::All.to_raw())),
         ),
         (
+            "CANCEL ALL",
+            RUST_WQ_IOC_CANCEL,
+            Box::new(|p: &Pages| p.write(0, &Target::All.to_raw())),
+        ),
+        (
             "ENQUEUE",
             RUST_WQ_IOC_ENQUEUE,
             Box::new(|p: &Pages| p.write(0, &valid_enqueue())),
+        ),
+        (
+            "BENCH",
+            RUST_WQ_IOC_BENCH,
+            Box::new(move |p: &Pages| p.write(0, &bench)),
         ),
     ];
     for (name, cmd, fill) in info_args {
@@ -1781,21 +1951,20 @@ fn bad_pointer_efault(ctx: &Ctx) -> TestResult {
         let r = unsafe { dev2.ioctl_addr(cmd, page.addr(0)) };
         c.errno(&format!("{name} with a read-only argument"), r, EFAULT);
         if cmd == RUST_WQ_IOC_ENQUEUE {
-            if let Ok(s) = dev2.stats() {
-                if s.enqueued != 0 {
-                    // The header promises the write-back is checked before anything is enqueued.
-                    c.errs.push(format!(
-                        "ENQUEUE with a read-only argument returned EFAULT but enqueued {} item(s)",
-                        s.enqueued
-                    ));
-                }
-            }
+            // The header promises the write-back is checked before anything is enqueued.
+            c.stats(
+                "ENQUEUE with a read-only argument enqueued nothing",
+                &dev2,
+                (0, 0, 0, 0),
+            );
         }
     }
 
-    // RESULTS with a bad buffer while a result is waiting.
+    // RESULTS consumes nothing on EFAULT: a result is waiting while RESULTS
+    // gets a bad buffer, or a read-only argument struct (the count cannot be
+    // written back); afterwards the result must still be there.
     let dev3 = ctx.open()?;
-    enq(&dev3, EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 1), "ENQUEUE")?;
+    let waiting = enq(&dev3, EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 1), "ENQUEUE")?;
     dev3.flush(Target::All).must("FLUSH ALL")?;
     let ro = Pages::map(1);
     ro.protect_read_only();
@@ -1816,6 +1985,32 @@ fn bad_pointer_efault(ctx: &Ctx) -> TestResult {
             EFAULT,
         );
     }
+    let mut good = [RustWqResult::default(); 4];
+    let arg = Pages::map(1);
+    arg.write(
+        0,
+        &RustWqResults {
+            version: RUST_WQ_ABI_VERSION,
+            capacity: 4,
+            buf: good.as_mut_ptr() as u64,
+            ..Default::default()
+        },
+    );
+    arg.protect_read_only();
+    // SAFETY: a read-only page holding a valid argument whose buffer `good`
+    // (4 results) lives across the call.
+    let r = unsafe { dev3.ioctl_addr(RUST_WQ_IOC_RESULTS, arg.addr(0)) };
+    c.errno(
+        "RESULTS with a read-only argument struct (valid buffer)",
+        r,
+        EFAULT,
+    );
+    exactly(
+        &mut c,
+        "the waiting result after RESULTS failed with EFAULT (nothing consumed)",
+        &drain(&dev3)?,
+        [waiting],
+    );
     c.done()
 }
 
@@ -2217,14 +2412,24 @@ fn offline_cpu_enodev(ctx: &Ctx) -> TestResult {
         }
     }
     let Some((n, path)) = found else {
-        return skip(
+        return unavailable(
+            "hotplug",
             "no /sys/devices/system/cpu/cpuN/online for an online CPU N > 0 (no CPU hotplug)",
         );
     };
     let dev = ctx.open()?;
     let mut c = Checker::new();
+    // A delayed item pinned to N, to be moved by MOD_DELAY while N is offline.
+    let pinned = enq(
+        &dev,
+        EnqueueArgs::new(RUST_WQ_Q_PERCPU, 1)
+            .cpu(n)
+            .delay_us(LONG_DELAY_US),
+        &format!("ENQUEUE delayed 5s on percpu cpu {n}"),
+    )?;
     if let Err(e) = std::fs::write(&path, "0") {
-        return skip(format!("cannot offline CPU {n} ({path}): {e}"));
+        dev.cancel(Target::All).must("CANCEL ALL")?;
+        return unavailable("hotplug", format!("cannot offline CPU {n} ({path}): {e}"));
     }
     let guard = OnlineGuard(path.clone());
     let i = dev.info().must("INFO")?;
@@ -2246,7 +2451,29 @@ fn offline_cpu_enodev(ctx: &Ctx) -> TestResult {
         dev.enqueue(EnqueueArgs::new(RUST_WQ_Q_PERCPU, 1).cpu(n).delay_us(1_000)),
         ENODEV,
     );
-    c.stats("nothing enqueued while offline", &dev, (0, 0, 0, 0));
+    c.stats(
+        "nothing enqueued while offline (the pinned delayed item is pending)",
+        &dev,
+        (1, 0, 0, 1),
+    );
+    // The header: MOD_DELAY takes the item off its queue; when it cannot be
+    // queued again (its CPU is offline: ENODEV) it stays cancelled and is
+    // counted as cancelled.
+    c.errno(
+        &format!("MOD_DELAY of id {pinned}, pinned to offline cpu {n}"),
+        dev.mod_delay(pinned, 1_000),
+        ENODEV,
+    );
+    c.stats(
+        "after MOD_DELAY failed with ENODEV (the item stays cancelled)",
+        &dev,
+        (1, 0, 1, 0),
+    );
+    c.errno(
+        "MOD_DELAY again of the item MOD_DELAY left cancelled",
+        dev.mod_delay(pinned, 1_000),
+        ENOENT,
+    );
     drop(guard);
     let t = Instant::now();
     while dev
@@ -2269,15 +2496,18 @@ fn offline_cpu_enodev(ctx: &Ctx) -> TestResult {
         dev.enqueue(EnqueueArgs::new(RUST_WQ_Q_PERCPU, 2).cpu(n)),
     ) {
         dev.flush(Target::All).must("FLUSH ALL")?;
+        // The item MOD_DELAY left cancelled never runs (FLUSH ALL would
+        // otherwise have fired its timer).
         let by_id = exactly(
             &mut c,
-            "results after onlining",
+            "results after onlining (none of the cancelled pinned item)",
             &drain(&dev)?,
             ids(first, 2),
         );
         for r in by_id.values() {
             c.eq(&format!("id {} ran on cpu", r.id), r.cpu, n);
         }
+        c.stats("at end", &dev, (3, 2, 1, 0));
     }
     c.done()
 }
@@ -2303,7 +2533,7 @@ fn rmmod_refused_while_open(ctx: &Ctx) -> TestResult {
     }
     let out = match std::process::Command::new("rmmod").arg("rust_wq").output() {
         Ok(o) => o,
-        Err(e) => return skip(format!("cannot run rmmod: {e}")),
+        Err(e) => return fail(format!("cannot run rmmod: {e}")),
     };
     if out.status.success() {
         c.fail(
@@ -2338,15 +2568,70 @@ fn rmmod_refused_while_open(ctx: &Ctx) -> TestResult {
     c.done()
 }
 
-/// RUST_WQ_IOC_BENCH runs on every path with one thread per online CPU and reports numbers.
+const TRACEFS: &str = "/sys/kernel/tracing";
+
+/// The `workqueue_queue_work` tracepoint, enabled while this value lives.
+struct QueueWorkTrace;
+
+impl QueueWorkTrace {
+    fn write(file: &str, v: &str) -> Result<(), String> {
+        std::fs::write(format!("{TRACEFS}/{file}"), v)
+            .map_err(|e| format!("write {v:?} to {TRACEFS}/{file}: {e}"))
+    }
+
+    /// Mounts tracefs if needed, clears the buffer, enables the event.
+    fn start() -> Result<QueueWorkTrace, String> {
+        if !std::path::Path::new(&format!("{TRACEFS}/trace")).exists() {
+            let _ = std::process::Command::new("mount")
+                .args(["-t", "tracefs", "nodev", TRACEFS])
+                .status();
+        }
+        Self::write("tracing_on", "0")?;
+        Self::write("trace", "")?;
+        Self::write("events/workqueue/workqueue_queue_work/enable", "1")?;
+        Self::write("tracing_on", "1")?;
+        Ok(QueueWorkTrace)
+    }
+
+    /// Stops tracing; per workqueue name, how many queue_work events had
+    /// `function` containing `func`.
+    fn stop(self, func: &str) -> Result<BTreeMap<String, u64>, String> {
+        Self::write("tracing_on", "0")?;
+        let text = std::fs::read_to_string(format!("{TRACEFS}/trace"))
+            .map_err(|e| format!("read {TRACEFS}/trace: {e}"))?;
+        let mut by_wq = BTreeMap::new();
+        for l in text.lines().filter(|l| l.contains(func)) {
+            if let Some(w) = l.split("workqueue=").nth(1) {
+                let name = w.split_whitespace().next().unwrap_or("").to_string();
+                *by_wq.entry(name).or_insert(0) += 1;
+            }
+        }
+        if text.contains("LOST") {
+            return Err("the trace buffer overflowed (LOST events)".into());
+        }
+        Ok(by_wq)
+    }
+}
+
+impl Drop for QueueWorkTrace {
+    fn drop(&mut self) {
+        let _ = Self::write("tracing_on", "0");
+        let _ = Self::write("events/workqueue/workqueue_queue_work/enable", "0");
+        let _ = Self::write("trace", "");
+    }
+}
+
+/// RUST_WQ_IOC_BENCH runs on every path with one thread per online CPU, on the
+/// queue that path names (the workqueue_queue_work tracepoint shows where its
+/// items went), and reports consistent numbers.
 fn bench_runs(ctx: &Ctx) -> TestResult {
     let dev = ctx.open()?;
     let mut c = Checker::new();
     let online = ctx.online.len() as u32;
-    for path in [
-        RUST_WQ_BENCH_UNBOUND_SYSFS,
-        RUST_WQ_BENCH_PERCPU,
-        RUST_WQ_BENCH_SYSTEM_PERCPU,
+    for (path, wq_name) in [
+        (RUST_WQ_BENCH_UNBOUND_SYSFS, "rust_wq_bench"),
+        (RUST_WQ_BENCH_PERCPU, "rust_wq_percpu"),
+        (RUST_WQ_BENCH_SYSTEM_PERCPU, "events"),
     ] {
         for start_latency in [false, true] {
             let args = BenchArgs {
@@ -2356,25 +2641,81 @@ fn bench_runs(ctx: &Ctx) -> TestResult {
                 start_latency,
             };
             let what = format!("BENCH path {path} start_latency {start_latency}");
-            if let Some(b) = c.ok(&what, dev.bench(args)) {
-                c.eq(&format!("{what}: threads_run"), b.threads_run, online);
-                c.check(b.items_per_sec > 0 && b.elapsed_ns > 0, || {
-                    format!("{what}: no throughput ({} items/s)", b.items_per_sec)
+            let trace = match QueueWorkTrace::start() {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    if wqctl::ktap::required("tracing") {
+                        c.fail(format!("{what}: cannot trace workqueue_queue_work: {e}"));
+                    }
+                    None
+                }
+            };
+            let t0 = Instant::now();
+            let r = dev.bench(args);
+            let wall = t0.elapsed();
+            let queued = trace.map(|t| t.stop("BenchItem"));
+            let Some(b) = c.ok(&what, r) else { continue };
+            c.eq(&format!("{what}: threads_run"), b.threads_run, online);
+            let total = u128::from(b.threads_run) * u128::from(args.items);
+            c.check(b.elapsed_ns > 0, || format!("{what}: elapsed_ns 0"));
+            c.check(u128::from(b.elapsed_ns) <= wall.as_nanos(), || {
+                format!(
+                    "{what}: elapsed_ns {} is longer than the whole ioctl ({} ns)",
+                    b.elapsed_ns,
+                    wall.as_nanos()
+                )
+            });
+            if b.elapsed_ns > 0 {
+                let want = total * 1_000_000_000 / u128::from(b.elapsed_ns);
+                c.check(u128::from(b.items_per_sec) == want, || {
+                    format!(
+                        "{what}: items_per_sec {} but threads_run {} x items {} / elapsed {} ns = {want}",
+                        b.items_per_sec, b.threads_run, args.items, b.elapsed_ns
+                    )
                 });
+            }
+            c.check(
+                b.queue_p50_ns > 0
+                    && b.queue_p50_ns <= b.queue_p90_ns
+                    && b.queue_p90_ns <= b.queue_p95_ns,
+                || {
+                    format!(
+                        "{what}: queue percentiles {}/{}/{}",
+                        b.queue_p50_ns, b.queue_p90_ns, b.queue_p95_ns
+                    )
+                },
+            );
+            if start_latency {
                 c.check(
-                    b.queue_p50_ns > 0
-                        && b.queue_p50_ns <= b.queue_p90_ns
-                        && b.queue_p90_ns <= b.queue_p95_ns,
+                    b.start_p50_ns > 0
+                        && b.start_p50_ns <= b.start_p90_ns
+                        && b.start_p90_ns <= b.start_p95_ns,
                     || {
                         format!(
-                            "{what}: queue percentiles {}/{}/{}",
-                            b.queue_p50_ns, b.queue_p90_ns, b.queue_p95_ns
+                            "{what}: start percentiles {}/{}/{}",
+                            b.start_p50_ns, b.start_p90_ns, b.start_p95_ns
                         )
                     },
                 );
-                c.check((b.start_p50_ns > 0) == start_latency, || {
-                    format!("{what}: start p50 {} ns", b.start_p50_ns)
-                });
+            } else {
+                c.eq(
+                    &format!("{what}: start percentiles (not measured)"),
+                    (b.start_p50_ns, b.start_p90_ns, b.start_p95_ns),
+                    (0, 0, 0),
+                );
+            }
+            match queued {
+                None => {}
+                Some(Err(e)) => c.fail(format!("{what}: trace: {e}")),
+                Some(Ok(by_wq)) => {
+                    let want: BTreeMap<String, u64> =
+                        [(wq_name.to_string(), total as u64)].into_iter().collect();
+                    c.check(by_wq == want, || {
+                        format!(
+                            "{what}: the benchmark's items were queued on {by_wq:?} (workqueue_queue_work events), expected {want:?}"
+                        )
+                    });
+                }
             }
         }
     }
@@ -2433,6 +2774,657 @@ fn bench_bad_input_einval(ctx: &Ctx) -> TestResult {
     ];
     for (what, b) in cases {
         c.errno(&format!("BENCH {what}"), dev.bench_raw(b), EINVAL);
+    }
+    c.done()
+}
+
+// ------------------------------------------------------- header promises
+
+/// A valid argument for each command, so that only the encoding can be wrong.
+fn valid_args(pending: u64) -> HashMap<u32, Box<RawBuf>> {
+    let mut args: HashMap<u32, Box<RawBuf>> = HashMap::new();
+    args.insert(RUST_WQ_IOC_INFO, RawBuf::with(&RustWqInfo::default()));
+    args.insert(RUST_WQ_IOC_ENQUEUE, RawBuf::with(&valid_enqueue()));
+    args.insert(
+        RUST_WQ_IOC_FLUSH,
+        RawBuf::with(&Target::Id(pending).to_raw()),
+    );
+    args.insert(
+        RUST_WQ_IOC_CANCEL,
+        RawBuf::with(&Target::Id(pending).to_raw()),
+    );
+    args.insert(
+        RUST_WQ_IOC_MOD_DELAY,
+        RawBuf::with(&RustWqModDelay {
+            version: RUST_WQ_ABI_VERSION,
+            id: pending,
+            delay_us: LONG_DELAY_US,
+            ..Default::default()
+        }),
+    );
+    args.insert(
+        RUST_WQ_IOC_RESULTS,
+        RawBuf::with(&RustWqResults {
+            version: RUST_WQ_ABI_VERSION,
+            ..Default::default()
+        }),
+    );
+    args.insert(RUST_WQ_IOC_STATS, RawBuf::with(&RustWqStats::default()));
+    args.insert(RUST_WQ_IOC_RESET, RawBuf::with(&0u64));
+    args.insert(
+        RUST_WQ_IOC_BENCH,
+        RawBuf::with(&RustWqBench {
+            version: RUST_WQ_ABI_VERSION,
+            path: RUST_WQ_BENCH_PERCPU,
+            items: 1,
+            ..Default::default()
+        }),
+    );
+    args
+}
+
+/// The header: a known command nr with the right size but another direction
+/// is EINVAL (not ENOTTY, and never executed).
+fn wrong_direction_einval(ctx: &Ctx) -> TestResult {
+    let dev = ctx.open()?;
+    let mut c = Checker::new();
+    let pending = one_pending(&dev)?;
+    let mut args = valid_args(pending);
+    let dirs = [IOC_NONE, IOC_READ, IOC_WRITE, IOC_READ | IOC_WRITE];
+    for (name, cmd) in ALL_IOCTLS {
+        let (dir, nr, size) = (ioc_dir(cmd), ioc_nr(cmd), ioc_size(cmd));
+        for d in dirs.into_iter().filter(|&d| d != dir) {
+            let bad = ioc(d, RUST_WQ_IOC_MAGIC, nr, size);
+            let buf = args.get_mut(&cmd).expect("argument for every command");
+            // SAFETY: 512-byte buffer, larger than any size used here.
+            let r = unsafe { dev.ioctl_raw(bad, buf.ptr()) };
+            c.errno(
+                &format!("{name} with direction {d} instead of {dir}, size {size} ({bad:#x})"),
+                r,
+                EINVAL,
+            );
+        }
+    }
+    c.stats("only the one pending item exists", &dev, (1, 0, 0, 1));
+    c.done()
+}
+
+/// The header: FLUSH/CANCEL with a non-zero `queue` or `id` that the target
+/// kind does not use is EINVAL.
+fn target_unused_field_einval(ctx: &Ctx) -> TestResult {
+    let dev = ctx.open()?;
+    let mut c = Checker::new();
+    let pending = one_pending(&dev)?;
+    let base = RustWqTarget {
+        version: RUST_WQ_ABI_VERSION,
+        ..Default::default()
+    };
+    let cases = [
+        (
+            "ALL with queue 1",
+            RustWqTarget {
+                kind: RUST_WQ_TARGET_ALL,
+                queue: RUST_WQ_Q_UNBOUND,
+                ..base
+            },
+        ),
+        (
+            "ALL with the pending id",
+            RustWqTarget {
+                kind: RUST_WQ_TARGET_ALL,
+                id: pending,
+                ..base
+            },
+        ),
+        (
+            "ID with queue 1",
+            RustWqTarget {
+                kind: RUST_WQ_TARGET_ID,
+                id: pending,
+                queue: RUST_WQ_Q_UNBOUND,
+                ..base
+            },
+        ),
+        (
+            "QUEUE unbound with the pending id",
+            RustWqTarget {
+                kind: RUST_WQ_TARGET_QUEUE,
+                queue: RUST_WQ_Q_UNBOUND,
+                id: pending,
+                ..base
+            },
+        ),
+    ];
+    for (what, t) in cases {
+        c.errno(
+            &format!("FLUSH {what}"),
+            raw(&dev, RUST_WQ_IOC_FLUSH, &t),
+            EINVAL,
+        );
+        c.errno(
+            &format!("CANCEL {what}"),
+            raw(&dev, RUST_WQ_IOC_CANCEL, &t),
+            EINVAL,
+        );
+    }
+    c.stats(
+        "the pending item is untouched (not flushed, not cancelled)",
+        &dev,
+        (1, 0, 0, 1),
+    );
+    c.done()
+}
+
+/// Enqueues `n` items delayed 30 s on the unbound queue, in calls of at most
+/// max_count.
+fn fill_delayed(ctx: &Ctx, dev: &Device, mut n: u32) -> Result<(), Outcome> {
+    let max_count = ctx.info.max_count.max(1);
+    while n > 0 {
+        let k = n.min(max_count);
+        dev.enqueue(EnqueueArgs::new(RUST_WQ_Q_UNBOUND, k).delay_us(30_000_000))
+            .must(&format!("ENQUEUE {k} delayed 30 s"))?;
+        n -= k;
+    }
+    Ok(())
+}
+
+/// The header: EBUSY when the unfinished items plus `count` would exceed
+/// max_pending, with nothing enqueued, even when part of the call would fit.
+fn ebusy_partial_room(ctx: &Ctx) -> TestResult {
+    let dev = ctx.open()?;
+    let mut c = Checker::new();
+    let max = ctx.info.max_pending;
+    fill_delayed(ctx, &dev, max - 5)?;
+    let m = u64::from(max);
+    c.errno(
+        "ENQUEUE 10 with room for 5",
+        dev.enqueue(EnqueueArgs::new(RUST_WQ_Q_PERCPU, 10)),
+        EBUSY,
+    );
+    c.stats(
+        "nothing of the refused call was enqueued",
+        &dev,
+        (m - 5, 0, 0, m - 5),
+    );
+    c.ok(
+        "ENQUEUE 5 delayed with room for exactly 5",
+        dev.enqueue(EnqueueArgs::new(RUST_WQ_Q_PERCPU, 5).delay_us(30_000_000)),
+    );
+    c.errno(
+        "ENQUEUE 1 when full",
+        dev.enqueue(EnqueueArgs::new(RUST_WQ_Q_ORDERED, 1)),
+        EBUSY,
+    );
+    c.eq(
+        "CANCEL ALL count",
+        dev.cancel(Target::All).must("CANCEL ALL")?,
+        m,
+    );
+    c.stats("at end", &dev, (m, 0, m, 0));
+    c.done()
+}
+
+/// The header: a running item is unfinished, so it counts against max_pending.
+/// max_pending - 2 delayed items, one sleeping item that has started, one more
+/// delayed item (now max_pending unfinished, one of them running): ENQUEUE 1
+/// more must fail with EBUSY.  Whether the sleeping item had started by then
+/// is read from its result afterwards; if it had not, the test tries again
+/// with a longer wait (an item that never starts fails it).
+fn ebusy_counts_running(ctx: &Ctx) -> TestResult {
+    let dev = ctx.open()?;
+    let mut c = Checker::new();
+    let max = ctx.info.max_pending;
+    let m = u64::from(max);
+    fill_delayed(ctx, &dev, max - 2)?;
+    let waits = [200u64, 400, 800];
+    let (mut sleepers, mut lasts) = (0u64, 0u64);
+    let mut conclusive = false;
+    for wait_ms in waits {
+        let t0 = Instant::now();
+        let running = enq(
+            &dev,
+            EnqueueArgs::new(RUST_WQ_Q_ORDERED, 1).sleep_us(ctx.info.max_sleep_us),
+            "ENQUEUE 1 sleeping max_sleep_us",
+        )?;
+        sleepers += 1;
+        std::thread::sleep(Duration::from_millis(wait_ms));
+        let last = c
+            .ok(
+                "ENQUEUE 1 delayed, the last one that fits",
+                dev.enqueue(EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 1).delay_us(30_000_000)),
+            )
+            .unwrap_or(0);
+        let busy_at = t0.elapsed();
+        c.errno(
+            "ENQUEUE 1 with max_pending unfinished (one of them sleeping)",
+            dev.enqueue(EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 1)),
+            EBUSY,
+        );
+        // Make room again for the next attempt, and collect the sleeper.
+        if last != 0 {
+            lasts += 1;
+            c.eq(
+                "CANCEL of the last delayed item",
+                dev.cancel(Target::Id(last)).must("CANCEL id")?,
+                1,
+            );
+        }
+        dev.flush(Target::Id(running)).must("FLUSH id")?;
+        let by_id = exactly(&mut c, "results", &drain(&dev)?, [running]);
+        if let Some(r) = by_id.get(&running) {
+            let (start, end) = (
+                Duration::from_nanos(r.latency_ns),
+                Duration::from_nanos(r.latency_ns + r.runtime_ns),
+            );
+            if start < busy_at {
+                // It had started: it was running at the EBUSY call.
+                c.check(end > busy_at, || {
+                    format!(
+                        "the sleeping item ran from {} to {} ms, the EBUSY call was at {} ms",
+                        start.as_millis(),
+                        end.as_millis(),
+                        busy_at.as_millis()
+                    )
+                });
+                conclusive = true;
+                break;
+            }
+        }
+        if !c.errs.is_empty() {
+            break;
+        }
+    }
+    c.check(conclusive, || {
+        format!("the sleeping item never started before the EBUSY call (waits of {waits:?} ms)")
+    });
+    let cancelled = dev.cancel(Target::All).must("CANCEL ALL")?;
+    c.eq("CANCEL ALL count (the filling items)", cancelled, m - 2);
+    c.stats(
+        "at end",
+        &dev,
+        (m - 2 + sleepers + lasts, sleepers, m - 2 + lasts, 0),
+    );
+    c.done()
+}
+
+/// What `started_enoent` exercises: CANCEL by id or MOD_DELAY.
+#[derive(Clone, Copy, PartialEq)]
+enum NotPendingCall {
+    Cancel,
+    ModDelay,
+}
+
+/// The header: CANCEL by id / MOD_DELAY of an item that has started fails
+/// with ENOENT, and returns only after the item has finished.  If the call
+/// finds the item still pending (it had not started), it is undone and tried
+/// again with a longer wait; an item that never starts fails the test.
+fn started_enoent(ctx: &Ctx, call: NotPendingCall) -> TestResult {
+    let dev = ctx.open()?;
+    let mut c = Checker::new();
+    const SLEEP_MS: u64 = 400;
+    let name = match call {
+        NotPendingCall::Cancel => "CANCEL id",
+        NotPendingCall::ModDelay => "MOD_DELAY",
+    };
+    let (mut enqueued, mut cancelled, mut ran) = (0u64, 0u64, 0u64);
+    let waits = [150u64, 300, 600, 1200];
+    for wait_ms in waits {
+        let t0 = Instant::now();
+        let id = enq(
+            &dev,
+            EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 1).sleep_us(SLEEP_MS * 1000),
+            "ENQUEUE 1 sleeping 400 ms",
+        )?;
+        enqueued += 1;
+        std::thread::sleep(Duration::from_millis(wait_ms));
+        let called = t0.elapsed();
+        let r = match call {
+            NotPendingCall::Cancel => dev.cancel(Target::Id(id)).map(Some),
+            NotPendingCall::ModDelay => dev.mod_delay(id, LONG_DELAY_US).map(|()| None),
+        };
+        let returned = t0.elapsed();
+        match r {
+            Ok(Some(n)) if n != 1 => {
+                c.fail(format!(
+                    "CANCEL of id {id} (sleeping, probably running) succeeded with count {n}: expected count 1 (it had not started) or ENOENT (it had)"
+                ));
+                dev.flush(Target::All).must("FLUSH ALL")?;
+                return c.done();
+            }
+            Ok(_) => {
+                // Still pending: it had not started.  Undo and retry.
+                if call == NotPendingCall::ModDelay {
+                    c.eq(
+                        "CANCEL of the item MOD_DELAY delayed by 5 s",
+                        dev.cancel(Target::Id(id)).must("CANCEL id")?,
+                        1,
+                    );
+                }
+                cancelled += 1;
+                continue;
+            }
+            Err(e) if e.0 == ENOENT => {}
+            Err(e) => {
+                c.fail(format!(
+                    "{name} of running id {id}: expected ENOENT, got {e}"
+                ));
+                dev.flush(Target::All).must("FLUSH ALL")?;
+                return c.done();
+            }
+        }
+        ran += 1;
+        // It finished before the call returned: its result is there at once.
+        let by_id = exactly(
+            &mut c,
+            &format!("results right after {name} failed with ENOENT"),
+            &drain(&dev)?,
+            [id],
+        );
+        if let Some(r) = by_id.get(&id) {
+            let started = Duration::from_nanos(r.latency_ns);
+            let finished = Duration::from_nanos(r.latency_ns + r.runtime_ns);
+            c.check(started < called, || {
+                format!(
+                    "{name} failed with ENOENT at {} ms, but the item started only at {} ms (it was pending)",
+                    called.as_millis(),
+                    started.as_millis()
+                )
+            });
+            c.check(finished <= returned, || {
+                format!(
+                    "{name} returned at {} ms, before the running item finished (>= {} ms)",
+                    returned.as_millis(),
+                    finished.as_millis()
+                )
+            });
+        }
+        break;
+    }
+    c.check(ran == 1, || {
+        format!("the item never started before {name}: waits of {waits:?} ms")
+    });
+    c.stats("at end", &dev, (enqueued, ran, cancelled, 0));
+    c.done()
+}
+
+fn cancel_started_enoent_waits(ctx: &Ctx) -> TestResult {
+    started_enoent(ctx, NotPendingCall::Cancel)
+}
+
+fn mod_delay_started_enoent_waits(ctx: &Ctx) -> TestResult {
+    started_enoent(ctx, NotPendingCall::ModDelay)
+}
+
+fn median(v: &mut [u64]) -> u64 {
+    v.sort_unstable();
+    v[v.len() / 2]
+}
+
+/// The header: delay_us 0 queues at once, while any other delay waits for a
+/// timer (at least one jiffy).  No FLUSH here: it would fire the timers early.
+/// Compared as a ratio of the medians, each item enqueued alone.
+fn delay_zero_queues_at_once(ctx: &Ctx) -> TestResult {
+    let dev = ctx.open()?;
+    let mut c = Checker::new();
+    const ROUNDS: usize = 15;
+    let mut lat = [Vec::new(), Vec::new()];
+    for round in 0..ROUNDS {
+        for (k, delay) in [0u64, 1].into_iter().enumerate() {
+            let q = ALL_QUEUES[round % ALL_QUEUES.len()];
+            let id = enq(
+                &dev,
+                EnqueueArgs::new(q, 1).delay_us(delay),
+                &format!("ENQUEUE on {} delay {delay} us", qn(q)),
+            )?;
+            let got = wait_results(&dev, 1, Duration::from_secs(2))?;
+            match got.first() {
+                Some((r, _)) if r.id == id => lat[k].push(r.latency_ns),
+                _ => {
+                    c.fail(format!(
+                        "id {id} (delay {delay} us on {}): no result within 2 s without FLUSH",
+                        qn(q)
+                    ));
+                    return c.done();
+                }
+            }
+        }
+    }
+    let (m0, m1) = (median(&mut lat[0]), median(&mut lat[1]));
+    crate::diag(&format!(
+        "delay_zero_queues_at_once: median latency {m0} ns with delay 0, {m1} ns with delay 1 us"
+    ));
+    c.check(m0.saturating_mul(3) < m1, || {
+        format!(
+            "median latency with delay_us 0 is {m0} ns, with delay_us 1 {m1} ns: delay 0 must queue at once, not after a timer (expected < 1/3)"
+        )
+    });
+    c.done()
+}
+
+/// The header: sleep_us 1..10 sleep 11 us (the kernel busy-waits below
+/// that), and the item really slept (SLEPT); sleep_us 0 does not sleep.
+fn short_sleeps_round_up(ctx: &Ctx) -> TestResult {
+    let dev = ctx.open()?;
+    let mut c = Checker::new();
+    let mut want = BTreeMap::new();
+    for sleep in [0u64, 1, 5, 10, 11] {
+        let id = enq(
+            &dev,
+            EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 2)
+                .sleep_us(sleep)
+                .tag(sleep),
+            &format!("ENQUEUE 2 sleeping {sleep} us"),
+        )?;
+        want.insert(id, sleep);
+        want.insert(id + 1, sleep);
+    }
+    dev.flush(Target::All).must("FLUSH ALL")?;
+    let by_id = exactly(&mut c, "results", &drain(&dev)?, want.keys().copied());
+    for (id, r) in &by_id {
+        let sleep = want[id];
+        if sleep == 0 {
+            c.check(r.flags & RUST_WQ_RES_SLEPT == 0, || {
+                format!(
+                    "id {id} (sleep_us 0): flags {} has SLEPT",
+                    flag_names(r.flags)
+                )
+            });
+        } else {
+            c.check(r.runtime_ns >= 11_000, || {
+                format!(
+                    "id {id} (sleep_us {sleep}): runtime {} ns < 11 us",
+                    r.runtime_ns
+                )
+            });
+            c.check(r.flags & RUST_WQ_RES_SLEPT != 0, || {
+                format!(
+                    "id {id} (sleep_us {sleep}): flags {} lack SLEPT",
+                    flag_names(r.flags)
+                )
+            });
+        }
+    }
+    c.done()
+}
+
+/// The module-wide seq of a probe item run in `dev` (enqueued, flushed, read).
+fn probe_seq(dev: &Device) -> Result<u64, Outcome> {
+    let id = enq(dev, EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 1), "ENQUEUE probe")?;
+    dev.flush(Target::All).must("FLUSH ALL")?;
+    let res = drain(dev)?;
+    match res.iter().find(|r| r.id == id) {
+        Some(r) => Ok(r.seq),
+        None => fail(format!("probe id {id} has no result after FLUSH")),
+    }
+}
+
+/// The header: closing the file waits for what is running.  Seen through the
+/// module-wide seq (taken when an item finishes): a probe in another file
+/// right after the close must come after the running item of the closed file.
+fn close_waits_for_running(ctx: &Ctx) -> TestResult {
+    let mut c = Checker::new();
+    let b = ctx.open()?;
+    const SLEEP_MS: u64 = 500;
+    let waits = [150u64, 300, 600];
+    for wait_ms in waits {
+        let s1 = probe_seq(&b)?;
+        let a = ctx.open()?;
+        enq(
+            &a,
+            EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 1).sleep_us(SLEEP_MS * 1000),
+            "ENQUEUE 1 sleeping 500 ms",
+        )?;
+        std::thread::sleep(Duration::from_millis(wait_ms));
+        let t = Instant::now();
+        drop(a);
+        let el = t.elapsed();
+        let s2 = probe_seq(&b)?;
+        std::thread::sleep(Duration::from_millis(SLEEP_MS + 200));
+        let s3 = probe_seq(&b)?;
+        match (s2 - s1, s3 - s2) {
+            // The item ran, and had finished when close returned.
+            (2, 1) => {
+                c.check(el >= Duration::from_millis(SLEEP_MS / 4), || {
+                    format!(
+                        "close returned after {} ms although the item had been sleeping {SLEEP_MS} ms for only ~{wait_ms} ms",
+                        el.as_millis()
+                    )
+                });
+                return c.done();
+            }
+            // It finished only after close had returned.
+            (1, 2) => {
+                c.fail(format!(
+                    "close returned after {} ms while the file's item was still running (it finished later: module-wide seq {s1} -> {s2} -> {s3})",
+                    el.as_millis()
+                ));
+                return c.done();
+            }
+            // Cancelled before it started: try again with a longer wait.
+            (1, 1) => continue,
+            (d1, d2) => {
+                c.fail(format!(
+                    "unexpected module-wide seq steps {d1}, {d2} ({s1} -> {s2} -> {s3}): is something else using the module?"
+                ));
+                return c.done();
+            }
+        }
+    }
+    c.fail(format!(
+        "the item never started before close: waits of {waits:?} ms"
+    ));
+    c.done()
+}
+
+/// The header: more than max_results results waiting: the oldest are
+/// dropped; RESULTS says how many in `dropped` (once), STATS counts them in
+/// `results_dropped` (since open), and the newest max_results are kept.
+fn results_dropped_beyond_max(ctx: &Ctx) -> TestResult {
+    let dev = ctx.open()?;
+    let mut c = Checker::new();
+    let (max_results, max_pending, max_count) = (
+        u64::from(ctx.info.max_results),
+        ctx.info.max_pending,
+        ctx.info.max_count,
+    );
+    let extra = u64::from(max_pending);
+    let total = max_results + extra;
+    let mut left = total;
+    let mut first = None;
+    while left > 0 {
+        let mut batch = left.min(u64::from(max_pending));
+        while batch > 0 {
+            let k = batch.min(u64::from(max_count)) as u32;
+            let f = enq(&dev, EnqueueArgs::new(RUST_WQ_Q_UNBOUND, k), "ENQUEUE")?;
+            first.get_or_insert(f);
+            batch -= u64::from(k);
+            left -= u64::from(k);
+        }
+        dev.flush(Target::All).must("FLUSH ALL")?;
+    }
+    let first = first.unwrap_or(1);
+    let s = dev.stats().must("STATS")?;
+    c.eq(
+        "STATS (enqueued, executed, pending)",
+        (s.enqueued, s.executed, s.pending),
+        (total, total, 0),
+    );
+    c.eq(
+        "STATS results_dropped with max_results + max_pending results waiting",
+        s.results_dropped,
+        extra,
+    );
+    let mut kept = Vec::new();
+    let (r, d) = dev.results(4096).must("RESULTS")?;
+    c.eq("first RESULTS: dropped", d, extra);
+    kept.extend(r);
+    loop {
+        let (r, d) = dev.results(4096).must("RESULTS")?;
+        c.eq("later RESULTS: dropped", d, 0);
+        if r.is_empty() {
+            break;
+        }
+        kept.extend(r);
+    }
+    c.eq("results kept", kept.len() as u64, max_results);
+    let ids: Vec<u64> = kept.iter().map(|r| r.id).collect();
+    let newest: Vec<u64> = (first + extra..first + total).collect();
+    c.check(ids == newest, || {
+        format!(
+            "the kept results are not the newest max_results ids {}..{} in order (first ids seen {:?})",
+            first + extra,
+            first + total - 1,
+            &ids[..ids.len().min(5)]
+        )
+    });
+    c.eq(
+        "STATS results_dropped after reading (counts since open)",
+        dev.stats().must("STATS")?.results_dropped,
+        extra,
+    );
+    c.done()
+}
+
+/// The header: one benchmark runs at a time (others wait).  Two BENCH calls
+/// from two files at once: the wall time they take together is at least the
+/// sum of their own elapsed times.
+fn bench_one_at_a_time(ctx: &Ctx) -> TestResult {
+    let mut c = Checker::new();
+    let args = BenchArgs {
+        path: RUST_WQ_BENCH_PERCPU,
+        items: 1_000,
+        threads: 0,
+        start_latency: false,
+    };
+    let barrier = Arc::new(Barrier::new(2));
+    let t0 = Instant::now();
+    let hs: Vec<_> = (0..2)
+        .map(|_| {
+            let (path, b) = (ctx.path.clone(), barrier.clone());
+            std::thread::spawn(move || -> Result<RustWqBench, String> {
+                let dev = Device::open(&path).map_err(|e| format!("open: {e}"))?;
+                b.wait();
+                dev.bench(args).map_err(|e| format!("BENCH: {e}"))
+            })
+        })
+        .collect();
+    let mut el = Vec::new();
+    for h in hs {
+        match h.join() {
+            Ok(Ok(b)) => el.push(b.elapsed_ns),
+            Ok(Err(e)) => c.fail(e),
+            Err(p) => c.fail(format!("panicked: {}", super::panic_message(&*p))),
+        }
+    }
+    let wall = t0.elapsed().as_nanos() as u64;
+    if el.len() == 2 {
+        let sum = el[0] + el[1];
+        c.check(wall >= sum, || {
+            format!(
+                "two BENCH calls at once took {wall} ns together, less than the sum of their elapsed times {} + {} ns: they overlapped",
+                el[0], el[1]
+            )
+        });
     }
     c.done()
 }

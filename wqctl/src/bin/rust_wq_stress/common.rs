@@ -38,7 +38,7 @@ impl Opts {
     }
 }
 
-pub use wqctl::ktap::{diag, fail, panic_message, skip, Must, Outcome};
+pub use wqctl::ktap::{diag, fail, panic_message, skip, unavailable, Must, Outcome};
 
 /// Failures are collected from several threads; at most this many are kept.
 const MAX_ERRS: usize = 40;

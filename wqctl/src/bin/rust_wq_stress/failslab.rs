@@ -1,13 +1,18 @@
-//! Scenario `failslab`: ENQUEUE (and a few CANCEL/STATS) while failslab makes
-//! this thread's slab allocations fail at random (task-filter=Y plus
-//! /proc/thread-self/make-it-fail, so only the allocations made in this
-//! thread's system calls fail, not the work items' or other tasks').
+//! Scenario `failslab`: ENQUEUE, FLUSH, CANCEL (by id, all, queue),
+//! MOD_DELAY and STATS while failslab makes this thread's slab allocations
+//! fail at random (task-filter=Y plus /proc/thread-self/make-it-fail, so only
+//! the allocations made in this thread's system calls fail, not the work
+//! items' or other tasks').
 //!
-//! Checked: each ENQUEUE succeeds or fails with ENOMEM (EFAULT is tolerated
-//! and reported: the copy back may need memory), at least one ENOMEM
-//! happened; afterwards (failslab off) every id of a successful ENQUEUE ran
-//! exactly once or was cancelled, no id of a failed one ran, STATS agrees,
-//! and the module is fully usable.  Leaks: kmemleak_clean at the end.
+//! Checked: each call succeeds or fails with an errno the header gives it
+//! (ENQUEUE, FLUSH, CANCEL ALL/QUEUE: ENOMEM; CANCEL by id, MOD_DELAY: ENOENT
+//! or ENOMEM; STATS: never fails; the arguments are valid, so EFAULT never
+//! is); at least one ENQUEUE failed with ENOMEM; afterwards (failslab off)
+//! every id of a successful ENQUEUE ran exactly once or was cancelled (a
+//! CANCEL that failed cancelled nothing; a MOD_DELAY that failed with ENOMEM
+//! left its item cancelled and counted as cancelled), no id of a failed
+//! ENQUEUE ran, STATS agrees, and the module is fully usable.  Leaks:
+//! kmemleak_clean at the end.
 
 use crate::common::*;
 use std::collections::BTreeMap;
@@ -63,14 +68,18 @@ enum Op {
     Enqueue { first: u64, count: u32, err: i32 },
     Cancel { id: u64, n: u64, err: i32 },
     Stats { err: i32 },
+    Flush { err: i32 },
+    CancelMany { n: u64, err: i32 },
+    ModDelay { id: u64, err: i32 },
 }
 
 pub fn run(opts: &Opts, rep: &mut Report) -> Result<(), Outcome> {
     mount_debugfs();
     if !std::path::Path::new(DIR).exists() {
-        return skip(format!(
-            "{DIR} missing (CONFIG_FAILSLAB / FAULT_INJECTION_DEBUG_FS)"
-        ));
+        return unavailable(
+            "failslab",
+            format!("{DIR} missing (CONFIG_FAILSLAB / FAULT_INJECTION_DEBUG_FS)"),
+        );
     }
     let rounds = opts.pick(3usize, 30);
     let per_round = opts.pick(600usize, 1000);
@@ -91,16 +100,19 @@ pub fn run(opts: &Opts, rep: &mut Report) -> Result<(), Outcome> {
         opts.seed
     ));
 
-    // RUST_WQ_FAILSLAB_OPS=enqueue|cancel|stats: only that command (to
-    // narrow a failure down); default a mix, mostly ENQUEUE.
-    let weights: [u64; 3] = match std::env::var("RUST_WQ_FAILSLAB_OPS").as_deref() {
-        Ok("enqueue") => [1, 0, 0],
-        Ok("cancel") => [1, 20, 0],
-        Ok("stats") => [0, 0, 1],
-        _ => [90, 5, 5],
+    // RUST_WQ_FAILSLAB_OPS=enqueue|cancel|stats|flush|mod_delay: only that
+    // command (to narrow a failure down); default a mix, mostly ENQUEUE.
+    // Kinds: ENQUEUE, CANCEL id, STATS, FLUSH, CANCEL ALL/QUEUE, MOD_DELAY.
+    let weights: [u64; 6] = match std::env::var("RUST_WQ_FAILSLAB_OPS").as_deref() {
+        Ok("enqueue") => [1, 0, 0, 0, 0, 0],
+        Ok("cancel") => [1, 10, 0, 0, 10, 0],
+        Ok("stats") => [0, 0, 1, 0, 0, 0],
+        Ok("flush") => [1, 0, 0, 2, 0, 0],
+        Ok("mod_delay") => [1, 0, 0, 0, 0, 2],
+        _ => [66, 5, 5, 8, 6, 10],
     };
     let mut ops: Vec<Op> = Vec::with_capacity(rounds * per_round);
-    let mut plan: Vec<(u32, u32, u64, u64, u8)> = Vec::with_capacity(per_round);
+    let mut plan: Vec<(u32, u32, u64, u64, u8, u64)> = Vec::with_capacity(per_round);
     let t0 = Instant::now();
     let mut fail_file = std::fs::OpenOptions::new()
         .write(true)
@@ -124,7 +136,7 @@ pub fn run(opts: &Opts, rep: &mut Report) -> Result<(), Outcome> {
                 0
             };
             let kind = rng.weighted(&weights) as u8;
-            plan.push((q, count, delay, rng.below(200), kind));
+            plan.push((q, count, delay, rng.below(200), kind, rng.u64()));
         }
         let start_len = ops.len();
         // Warm-up (make-it-fail 0) of the very code path, then set 1.
@@ -133,7 +145,7 @@ pub fn run(opts: &Opts, rep: &mut Report) -> Result<(), Outcome> {
         std::fs::write(format!("{DIR}/probability"), prob.to_string())
             .map_err(|e| Outcome::Fail(vec![format!("probability: {e}")]))?;
         let _ = fail_file.write(b"1");
-        for &(q, count, delay, sleep, kind) in &plan {
+        for &(q, count, delay, sleep, kind, x) in &plan {
             let op = match kind {
                 0 => {
                     let a = EnqueueArgs::new(q, count)
@@ -168,10 +180,39 @@ pub fn run(opts: &Opts, rep: &mut Report) -> Result<(), Outcome> {
                         err: e,
                     },
                 },
-                _ => match dev.stats() {
+                2 => match dev.stats() {
                     Ok(_) => Op::Stats { err: 0 },
                     Err(Errno(e)) => Op::Stats { err: e },
                 },
+                3 => {
+                    let t = match x % 3 {
+                        0 => Target::All,
+                        1 => Target::Queue(q),
+                        _ => Target::Id(last_ok),
+                    };
+                    match dev.flush(t) {
+                        Ok(_) => Op::Flush { err: 0 },
+                        Err(Errno(e)) => Op::Flush { err: e },
+                    }
+                }
+                4 => {
+                    let t = if x % 2 == 0 {
+                        Target::All
+                    } else {
+                        Target::Queue(q)
+                    };
+                    match dev.cancel(t) {
+                        Ok(n) => Op::CancelMany { n, err: 0 },
+                        Err(Errno(e)) => Op::CancelMany { n: 0, err: e },
+                    }
+                }
+                _ => {
+                    let id = last_ok + (x >> 8) % 4;
+                    match dev.mod_delay(id, (x & 0xff) * 100) {
+                        Ok(()) => Op::ModDelay { id, err: 0 },
+                        Err(Errno(e)) => Op::ModDelay { id, err: e },
+                    }
+                }
             };
             if ops.len() < ops.capacity() {
                 ops.push(op);
@@ -209,6 +250,13 @@ pub fn run(opts: &Opts, rep: &mut Report) -> Result<(), Outcome> {
     let mut enq_items = 0u64;
     let mut cancelled = 0u64;
     let mut cancelled_ids = Vec::new();
+    let name = |err: i32| {
+        if err == 0 {
+            "ok".to_string()
+        } else {
+            Errno(err).name()
+        }
+    };
     for op in &ops {
         match *op {
             Op::Enqueue { first, count, err } => {
@@ -226,7 +274,7 @@ pub fn run(opts: &Opts, rep: &mut Report) -> Result<(), Outcome> {
                 if err == 0 {
                     enq_ok.insert(first, count);
                     enq_items += u64::from(count);
-                } else if err != libc::ENOMEM && err != libc::EFAULT {
+                } else if err != libc::ENOMEM {
                     rep.fail(format!(
                         "ENQUEUE under failslab failed with {}, expected ENOMEM",
                         Errno(err)
@@ -248,7 +296,7 @@ pub fn run(opts: &Opts, rep: &mut Report) -> Result<(), Outcome> {
                 if err == 0 {
                     cancelled += n;
                     cancelled_ids.push(id);
-                } else if ![libc::ENOMEM, libc::ENOENT, libc::EFAULT].contains(&err) {
+                } else if ![libc::ENOMEM, libc::ENOENT].contains(&err) {
                     rep.fail(format!(
                         "CANCEL id {id} under failslab failed with {}",
                         Errno(err)
@@ -267,8 +315,41 @@ pub fn run(opts: &Opts, rep: &mut Report) -> Result<(), Outcome> {
                     ),
                     1,
                 );
-                if err != 0 && err != libc::ENOMEM && err != libc::EFAULT {
-                    rep.fail(format!("STATS under failslab failed with {}", Errno(err)));
+                if err != 0 {
+                    rep.fail(format!(
+                        "STATS under failslab failed with {} (it allocates nothing)",
+                        Errno(err)
+                    ));
+                }
+            }
+            Op::Flush { err } => {
+                t.add(format!("FLUSH:{}", name(err)), 1);
+                if err != 0 && err != libc::ENOMEM {
+                    rep.fail(format!("FLUSH under failslab failed with {}", Errno(err)));
+                }
+            }
+            Op::CancelMany { n, err } => {
+                t.add(format!("CANCEL_MANY:{}", name(err)), 1);
+                if err == 0 {
+                    cancelled += n;
+                } else if err != libc::ENOMEM {
+                    rep.fail(format!(
+                        "CANCEL ALL/QUEUE under failslab failed with {}",
+                        Errno(err)
+                    ));
+                }
+            }
+            Op::ModDelay { id, err } => {
+                t.add(format!("MOD_DELAY:{}", name(err)), 1);
+                if err == libc::ENOMEM {
+                    // The header: it stays cancelled and is counted as cancelled.
+                    cancelled += 1;
+                    cancelled_ids.push(id);
+                } else if err != 0 && err != libc::ENOENT {
+                    rep.fail(format!(
+                        "MOD_DELAY id {id} under failslab failed with {}",
+                        Errno(err)
+                    ));
                 }
             }
         }
@@ -281,7 +362,7 @@ pub fn run(opts: &Opts, rep: &mut Report) -> Result<(), Outcome> {
     for l in t.lines() {
         rep.diag(format!("errnos: {l}"));
     }
-    rep.check(enomem > 0 || weights[0] == 0, || {
+    rep.check(enomem > 0 || weights[0] < 2, || {
         "no ENQUEUE failed with ENOMEM: failslab did not reach the module (the test proves nothing)"
             .into()
     });

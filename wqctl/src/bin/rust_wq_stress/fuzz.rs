@@ -6,9 +6,17 @@
 //! structures.  Pointers: valid, unaligned, NULL, unmapped (munmap'd),
 //! read-only, kernel-space, crossing into an unmapped page, random.
 //! Every call must return 0 or fail with an errno within the watchdog limit;
-//! for magic 0xBC the errno must be the documented one where the ABI fixes it
-//! (unknown nr: ENOTTY; known nr, wrong size/dir: EINVAL; exact encoding and
-//! an unreadable argument: EFAULT) and otherwise one of the documented set.
+//! for magic 0xBC the outcome must be the documented one: unknown nr: ENOTTY;
+//! known nr, wrong size/dir: EINVAL; exact encoding with a NULL, unmapped,
+//! kernel or small-integer pointer, or a struct crossing into an unmapped
+//! page: EFAULT; with a read-only struct a command that writes back never
+//! succeeds; with a valid pointer, a model of the header's checks (`expect`)
+//! says which outcomes are allowed: EINVAL exactly when a field is invalid,
+//! otherwise success or the errnos the command's state can give (EBUSY for
+//! ENQUEUE, ENOENT for CANCEL by id and MOD_DELAY, EFAULT for a RESULTS
+//! buffer that may be too small or invalid, which then returns count 0).
+//! At the end every command must have both succeeded and failed at least once
+//! (else the fuzzer did not reach it).
 //! Valid-looking ENQUEUE sleeps and BENCH item counts are bounded so that the
 //! run stays short; files are reset, cancelled and reopened often.
 
@@ -106,7 +114,9 @@ impl Arena {
         arg.drop_last_page();
         let ro = Pages::map(1);
         ro.protect(libc::PROT_READ);
-        let n = (RUST_WQ_MAX_RESULTS as usize * 48).div_ceil(page_size()) + 1;
+        let n = (RUST_WQ_MAX_RESULTS as usize * std::mem::size_of::<RustWqResult>())
+            .div_ceil(page_size())
+            + 1;
         let mut results = Pages::map(n + 1);
         results.drop_last_page();
         Arena {
@@ -321,6 +331,94 @@ fn bound(rng: &mut Rng, nr: u32, buf: &mut [u8], size: usize) {
     }
 }
 
+/// What the header allows for an exact encoding of `nr` with a readable and
+/// writable argument holding `b`: the allowed outcomes (0 = success, else
+/// errnos).
+fn expect(nr: u32, b: &[u8], ncpu: u32, results_addr: usize, room: usize) -> Vec<i32> {
+    let g = |off: usize, w: usize| get(b, off, w).unwrap_or(0);
+    let v1 = g(0, 4) == u64::from(RUST_WQ_ABI_VERSION);
+    let max_sleep = RUST_WQ_MAX_SLEEP_US;
+    match nr {
+        0x00 | 0x06 | 0x07 => vec![0],
+        0x01 => {
+            let cpu = g(8, 4);
+            let count = g(12, 4);
+            let bad = !v1
+                || g(4, 4) >= u64::from(RUST_WQ_Q_COUNT)
+                || (cpu != u64::from(RUST_WQ_CPU_ANY) && cpu >= u64::from(ncpu))
+                || count == 0
+                || count > u64::from(RUST_WQ_MAX_COUNT)
+                || g(16, 8) > RUST_WQ_MAX_DELAY_US
+                || g(24, 8) > max_sleep
+                || g(48, 8) != 0
+                || g(56, 8) != 0;
+            // Too many items is EBUSY too (either check may come first).
+            if bad {
+                vec![libc::EINVAL, libc::EBUSY]
+            } else {
+                vec![0, libc::EBUSY]
+            }
+        }
+        0x02 | 0x03 => {
+            let (kind, queue, id) = (g(4, 4), g(8, 4), g(16, 8));
+            let ok_kind = match kind {
+                0 => queue == 0 && id == 0,
+                1 => queue == 0,
+                2 => queue < u64::from(RUST_WQ_Q_COUNT) && id == 0,
+                _ => false,
+            };
+            if !v1 || g(12, 4) != 0 || g(32, 8) != 0 || g(40, 8) != 0 || !ok_kind {
+                vec![libc::EINVAL]
+            } else if nr == 0x03 && kind == 1 {
+                vec![0, libc::ENOENT]
+            } else {
+                vec![0]
+            }
+        }
+        0x04 => {
+            if !v1
+                || g(4, 4) != 0
+                || g(24, 8) != 0
+                || g(32, 8) != 0
+                || g(16, 8) > RUST_WQ_MAX_DELAY_US
+            {
+                vec![libc::EINVAL]
+            } else {
+                vec![0, libc::ENOENT]
+            }
+        }
+        0x05 => {
+            let (cap, buf) = (g(4, 4), g(8, 8) as usize);
+            if !v1 || g(20, 4) != 0 || g(32, 8) != 0 || g(40, 8) != 0 || (buf == 0 && cap > 0) {
+                vec![libc::EINVAL]
+            } else if buf == results_addr || cap == 0 {
+                vec![0]
+            } else if buf > results_addr && buf < results_addr + room {
+                // Inside the results arena, near its end or unaligned: what
+                // does not fit faults.
+                vec![0, libc::EFAULT]
+            } else {
+                // An invalid buffer: EFAULT, or success with nothing waiting.
+                vec![0, libc::EFAULT]
+            }
+        }
+        BENCH_NR => {
+            let bad = !v1
+                || g(4, 4) > 2
+                || g(16, 4) & !u64::from(RUST_WQ_BENCH_F_START_LATENCY) != 0
+                || g(12, 4) == 0
+                || g(12, 4) > u64::from(RUST_WQ_BENCH_MAX_ITEMS)
+                || (88..120).step_by(8).any(|o| g(o, 8) != 0);
+            if bad {
+                vec![libc::EINVAL]
+            } else {
+                vec![0]
+            }
+        }
+        _ => vec![],
+    }
+}
+
 fn cmd_name(cmd: u32, known: &Known) -> String {
     if ioc_type(cmd) != RUST_WQ_IOC_MAGIC {
         return "other".into();
@@ -480,14 +578,20 @@ fn worker(
         // The pointer.
         let kinds: Vec<u64> = PTRS.iter().map(|p| p.1).collect();
         let kind = PTRS[rng.weighted(&kinds)].0;
+        // Bytes of the struct that are mapped (Straddle) and where the struct
+        // lies in the arg arena (Valid, Unaligned).
+        let mut straddle_k = usize::MAX;
+        let mut arg_off = None;
         let addr = match kind {
             Ptr::Valid => {
                 arena.arg.write_bytes(0, &payload[..size]);
+                arg_off = Some(0);
                 arena.arg.addr(0)
             }
             Ptr::Unaligned => {
                 let o = 1 + rng.below(7) as usize;
                 arena.arg.write_bytes(o, &payload[..size]);
+                arg_off = Some(o);
                 arena.arg.addr(o)
             }
             Ptr::Null => 0,
@@ -504,6 +608,7 @@ fn worker(
                 let len = arena.arg.len();
                 let k = 1 + rng.below(ioc_size(cmd).clamp(1, 64) as u64) as usize;
                 let k = k.min(size);
+                straddle_k = k;
                 arena.arg.write_bytes(len - k, &payload[..k]);
                 arena.arg.addr(len - k)
             }
@@ -524,12 +629,7 @@ fn worker(
         out.tally.add(format!("{name}:{}", ename(r)), 1);
         if let (Ok(_), 0x01, true) = (r, nr, name == "ENQUEUE") {
             // first_id lies at offset 40 of what the kernel wrote back.
-            let p = match kind {
-                Ptr::Valid => Some(0),
-                Ptr::Unaligned => None,
-                _ => None,
-            };
-            if let Some(o) = p {
+            if let Some(o) = arg_off {
                 let mut b = [0u8; 8];
                 // SAFETY: reading back our own writable scratch page.
                 unsafe {
@@ -552,57 +652,116 @@ fn worker(
                 ptr_name(kind)
             )
         };
-        match r {
+        let got = match r {
             Ok(v) => {
                 errs.check(v == 0, || format!("{}: returned {v}, expected 0", what()));
-                errs.check(
-                    !name.ends_with("_badenc") && name != "bc_unknown_nr",
-                    || format!("{}: succeeded, expected ENOTTY/EINVAL", what()),
-                );
+                0
             }
-            Err(e) => {
-                let documented = [
-                    libc::ENOTTY,
-                    libc::EINVAL,
-                    libc::ENODEV,
-                    libc::EFAULT,
-                    libc::EBUSY,
-                    libc::ENOENT,
-                    libc::ENOMEM,
-                ];
-                errs.check(documented.contains(&e.0), || {
-                    format!("{}: undocumented errno {e}", what())
-                });
-                if name == "bc_unknown_nr" {
-                    errs.check(e.0 == libc::ENOTTY, || {
-                        format!("{}: expected ENOTTY, got {e}", what())
-                    });
-                } else if name.ends_with("_badenc") {
-                    errs.check(e.0 == libc::EINVAL, || {
-                        format!("{}: expected EINVAL, got {e}", what())
-                    });
-                } else if ioc_dir(cmd) != IOC_NONE
-                    && matches!(
-                        kind,
-                        Ptr::Null | Ptr::Unmapped | Ptr::Kernel | Ptr::SmallInt
-                    )
-                {
-                    errs.check(e.0 == libc::EFAULT, || {
-                        format!("{}: expected EFAULT, got {e}", what())
-                    });
-                } else if kind == Ptr::ReadOnly && (nr == 0x00 || nr == 0x06) {
-                    errs.check(e.0 == libc::EFAULT, || {
-                        format!("{}: expected EFAULT, got {e}", what())
-                    });
-                } else if nr == 0x07 {
-                    errs.fail(format!("{}: RESET failed with {e}", what()));
-                } else if (nr == 0x00 || nr == 0x06) && e.0 != libc::EFAULT {
-                    errs.fail(format!("{}: expected success or EFAULT, got {e}", what()));
+            Err(e) => e.0,
+        };
+        let documented = [
+            0,
+            libc::ENOTTY,
+            libc::EINVAL,
+            libc::ENODEV,
+            libc::EFAULT,
+            libc::EBUSY,
+            libc::ENOENT,
+            libc::ENOMEM,
+        ];
+        errs.check(documented.contains(&got), || {
+            format!("{}: undocumented errno {}", what(), ename(r))
+        });
+        let allowed: Vec<i32> = if name == "bc_unknown_nr" {
+            vec![libc::ENOTTY]
+        } else if name.ends_with("_badenc") {
+            vec![libc::EINVAL]
+        } else if ioc_dir(cmd) == IOC_NONE {
+            // RESET: no argument.
+            vec![0]
+        } else {
+            let isize = ioc_size(cmd);
+            match kind {
+                Ptr::Null | Ptr::Unmapped | Ptr::Kernel | Ptr::SmallInt => vec![libc::EFAULT],
+                Ptr::Straddle if straddle_k < isize => vec![libc::EFAULT],
+                // A struct that cannot be written back: never a success for
+                // a command that writes back (MOD_DELAY only reads).
+                Ptr::ReadOnly if ioc_dir(cmd) & IOC_READ != 0 => documented[1..].to_vec(),
+                Ptr::Valid | Ptr::Unaligned => {
+                    let bytes = &payload[..isize.min(size)];
+                    let mut v = expect(nr, bytes, ncpu, results_addr, arena.results.len());
+                    if v.is_empty() {
+                        v = documented.to_vec();
+                    }
+                    v
                 }
+                _ => documented.to_vec(),
+            }
+        };
+        errs.check(allowed.contains(&got), || {
+            format!(
+                "{}: got {}, expected one of {:?}",
+                what(),
+                ename(r),
+                allowed
+                    .iter()
+                    .map(|&e| if e == 0 {
+                        "ok".to_string()
+                    } else {
+                        Errno(e).name()
+                    })
+                    .collect::<Vec<_>>()
+            )
+        });
+        // A successful RESULTS: count within capacity, and 0 when the buffer
+        // was not ours to write.
+        if got == 0 && nr == 0x05 && name == "RESULTS" {
+            if let Some(o) = arg_off {
+                let mut w = [0u8; 48];
+                // SAFETY: reading back our own writable scratch arena.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        arena.arg.addr(o) as *const u8,
+                        w.as_mut_ptr(),
+                        48,
+                    )
+                };
+                let (cap, buf, count) = (
+                    get(&w, 4, 4).unwrap_or(0),
+                    get(&w, 8, 8).unwrap_or(0) as usize,
+                    get(&w, 16, 4).unwrap_or(0),
+                );
+                errs.check(count <= cap, || {
+                    format!("{}: RESULTS count {count} > capacity {cap}", what())
+                });
+                let ours = buf >= results_addr && buf < results_addr + arena.results.len();
+                errs.check(ours || count == 0, || {
+                    format!(
+                        "{}: RESULTS succeeded with count {count} into a buffer it cannot write ({buf:#x})",
+                        what()
+                    )
+                });
             }
         }
-        if nr == 0x07 && is_bc && name == "RESET" && r.is_err() {
-            // already reported
+        // A successful CANCEL by id cancelled exactly that one item.
+        if got == 0 && nr == 0x03 && name == "CANCEL" {
+            if let Some(o) = arg_off {
+                let mut w = [0u8; 32];
+                // SAFETY: reading back our own writable scratch arena.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        arena.arg.addr(o) as *const u8,
+                        w.as_mut_ptr(),
+                        32,
+                    )
+                };
+                if get(&w, 4, 4) == Some(1) {
+                    let n = get(&w, 24, 8).unwrap_or(0);
+                    errs.check(n == 1, || {
+                        format!("{}: CANCEL by id succeeded with count {n}", what())
+                    });
+                }
+            }
         }
     }
     // Leave the own file consistent and check its counters.
@@ -705,8 +864,37 @@ pub fn run(opts: &Opts, rep: &mut Report) -> Result<(), Outcome> {
     for l in tally.lines() {
         rep.diag(format!("by command: {l}"));
     }
-    rep.check(calls == per * threads as u64, || {
-        format!("made {calls} calls, planned {}", per * threads as u64)
-    });
+    // Each command must have both succeeded and been refused (else the
+    // fuzzer never reached it, or never reached its checks).
+    for &(nr, _, _) in &known {
+        let n = match nr {
+            0 => "INFO",
+            1 => "ENQUEUE",
+            2 => "FLUSH",
+            3 => "CANCEL",
+            4 => "MOD_DELAY",
+            5 => "RESULTS",
+            6 => "STATS",
+            7 => "RESET",
+            _ => "BENCH",
+        };
+        let ok = tally.get(&format!("{n}:ok"));
+        let refused: u64 = tally
+            .0
+            .iter()
+            .filter(|(k, _)| k.starts_with(&format!("{n}:")) && !k.ends_with(":ok"))
+            .map(|(_, v)| v)
+            .sum();
+        rep.check(ok > 0 && (refused > 0 || nr == 7), || {
+            format!(
+                "{n}: {ok} calls succeeded, {refused} were refused: the fuzzer did not cover it"
+            )
+        });
+    }
+    rep.check(
+        tally.get("bc_unknown_nr:ENOTTY") > 0
+            && tally.0.keys().any(|k| k.ends_with("_badenc:EINVAL")),
+        || "no unknown nr (ENOTTY) or wrong encoding (EINVAL) was tried".into(),
+    );
     Ok(())
 }

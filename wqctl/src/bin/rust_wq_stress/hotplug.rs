@@ -6,7 +6,9 @@
 //! the online write started) every ENQUEUE pinned to it fails with ENODEV;
 //! otherwise it succeeds or fails with ENODEV (the transition); every item
 //! accepted ran exactly once or was cancelled (none lost, none twice; items
-//! pinned to the dying CPU still run, somewhere); STATS agrees.
+//! pinned to the dying CPU still run, somewhere); STATS agrees; every cycle
+//! really took its CPU offline (a CPU that cannot be offlined fails the
+//! scenario, or skips it when the kernel is not configured for hotplug).
 
 use crate::common::*;
 use std::collections::HashMap;
@@ -48,7 +50,7 @@ pub fn run(opts: &Opts, rep: &mut Report) -> Result<(), Outcome> {
         })
         .collect();
     if cpus.is_empty() {
-        return skip("no hot-pluggable online CPU N > 0");
+        return unavailable("hotplug", "no hot-pluggable online CPU N > 0");
     }
     let mut rng = Rng::new(opts.seed_for("hotplug", 0));
     let dev = opts.open()?;
@@ -172,8 +174,10 @@ pub fn run(opts: &Opts, rep: &mut Report) -> Result<(), Outcome> {
         if !offline_ok {
             if cycle == 0 {
                 dev.cancel(Target::All).must("CANCEL ALL")?;
-                return skip(format!("cannot offline cpu {n}"));
+                return unavailable("hotplug", format!("cannot offline cpu {n}"));
             }
+            // It worked in cycle 0: failing now is a regression.
+            rep.fail(format!("cycle {cycle}: cannot offline cpu {n}"));
             continue;
         }
         t.add("offline_cycles", 1);
@@ -281,6 +285,12 @@ pub fn run(opts: &Opts, rep: &mut Report) -> Result<(), Outcome> {
     let got = (s.enqueued, s.executed, s.cancelled, s.pending);
     rep.check(got == want, || {
         format!("STATS (enq, exec, canc, pending) {got:?}, userspace saw {want:?}")
+    });
+    rep.check(t.get("offline_cycles") == cycles as u64, || {
+        format!(
+            "{} of {cycles} cycles took their CPU offline",
+            t.get("offline_cycles")
+        )
     });
     t.add("items_accepted", total);
     t.add("items_ran", res.len() as u64);

@@ -1,14 +1,27 @@
 //! Scenario `reload`: N cycles of insmod, several files (from several
-//! threads) enqueue long-sleeping and long-delayed work on every queue,
-//! close while it is pending or running, rmmod (must succeed and remove the
-//! module).  With --kmemleak, a kmemleak scan afterwards must show nothing
-//! of rust_wq (in make check, kmemleak_clean right after covers it).
+//! threads) enqueue long-sleeping and delayed work on every queue, close
+//! while it is pending or running, rmmod (must succeed and remove the
+//! module).  Checked at each cycle: the first item run after insmod has seq 1
+//! (the module-wide sequence starts at 1); STATS works and is consistent; a
+//! close returns within the sleep of what was running plus a margin, below
+//! the delays of what was pending (it cancels those).  The margin scales with
+//! the machine's speed at the time: it is at least twice that cycle's insmod.  Delays are at
+//! most MAX_DELAY_US (3 s), so that no timer of a cycle can outlive the run
+//! by more than that (scripts/guest.sh scans the kernel log after it).  With
+//! --kmemleak, the objects kmemleak reports after the cycles (any, not only
+//! those naming rust_wq: after rmmod the module's symbols may not resolve)
+//! fail the scenario (in make check, kmemleak_clean right after covers it).
 //! The module must not be loaded when this starts; it is not loaded after.
 //! The module's KUnit suite is not re-run at each insmod (kunit.filter_glob
 //! excludes it during the cycles; it ran at the first load).
 
 use crate::common::*;
 use std::process::Command;
+
+/// The longest delay armed by a cycle (scripts/guest.sh relies on it).
+const MAX_DELAY_US: u64 = 3_000_000;
+/// The shortest delay of the items that are pending at close.
+const MIN_LONG_DELAY_US: u64 = 2_000_000;
 use std::time::{Duration, Instant};
 use wqctl::abi::*;
 use wqctl::{Device, EnqueueArgs};
@@ -89,6 +102,16 @@ pub fn run(opts: &Opts, rep: &mut Report) -> Result<(), Outcome> {
     }
     let threads = 3usize;
     let (max_sleep, max_close_wait) = opts.pick((200_000u64, 0u64), (1_000_000, 100));
+    // A close waits for the running items (up to max_sleep each, on several
+    // queues at once), never for the delayed ones (>= 2 s).  On a loaded
+    // host everything slows down: the limit is also at least twice the time
+    // the cycle's insmod took.
+    let base_close_limit_ms = (max_sleep / 1000 + 800) as u128;
+    if opts.kmemleak {
+        // Forget what was reported before: only leaks of the cycles count.
+        mount_debugfs();
+        let _ = std::fs::write(KMEMLEAK, "clear");
+    }
     rep.diag(format!(
         "seed {}, {cycles} cycles, {threads} threads x 2 files each",
         opts.seed
@@ -107,10 +130,20 @@ pub fn run(opts: &Opts, rep: &mut Report) -> Result<(), Outcome> {
             }
             Outcome::Fail(v)
         })?;
-        ins_ms += t0.elapsed().as_millis();
+        let this_insmod = t0.elapsed().as_millis();
+        ins_ms += this_insmod;
+        let close_limit_ms = base_close_limit_ms.max(2 * this_insmod);
         let t1 = Instant::now();
         while !std::path::Path::new(&opts.path).exists() && t1.elapsed() < Duration::from_secs(5) {
             std::thread::sleep(Duration::from_millis(10));
+        }
+        // The module-wide sequence starts at 1 with each load.
+        match first_seq(&opts.path) {
+            Ok(1) => {}
+            Ok(seq) => rep.fail(format!(
+                "cycle {cycle}: the first item run after insmod has seq {seq}, expected 1"
+            )),
+            Err(e) => rep.fail(format!("cycle {cycle}: {e}")),
         }
         let errs = Errs::new();
         let closes: Vec<(u64, u128)> = std::thread::scope(|s| {
@@ -143,7 +176,7 @@ pub fn run(opts: &Opts, rep: &mut Report) -> Result<(), Outcome> {
                                         .sleep_us(rng.range(max_sleep / 4, max_sleep)),
                                     EnqueueArgs::new(q, 8)
                                         .cpu(cpu)
-                                        .delay_us(rng.range(10_000_000, RUST_WQ_MAX_DELAY_US)),
+                                        .delay_us(rng.range(MIN_LONG_DELAY_US, MAX_DELAY_US)),
                                     EnqueueArgs::new(q, 4)
                                         .delay_us(rng.range(1_000, 50_000))
                                         .sleep_us(rng.below(5_000)),
@@ -157,18 +190,24 @@ pub fn run(opts: &Opts, rep: &mut Report) -> Result<(), Outcome> {
                                     }
                                 }
                             }
-                            if let Ok(s) = dev.stats() {
-                                errs.check(
-                                    s.pending == s.enqueued - s.executed - s.cancelled,
+                            match dev.stats() {
+                                Ok(s) => errs.check(
+                                    s.pending
+                                        == s.enqueued.wrapping_sub(s.executed).wrapping_sub(s.cancelled),
                                     || format!("cycle {cycle}: STATS inconsistent {s:?}"),
-                                );
-                            }
+                                ),
+                                Err(e) => errs.check(false, || format!("cycle {cycle}: STATS: {e}")),
+                            };
                             std::thread::sleep(Duration::from_millis(
                                 rng.range(0, 20 + max_close_wait),
                             ));
                             let tc = Instant::now();
                             drop(dev);
-                            slowest = slowest.max(tc.elapsed().as_millis());
+                            let ms = tc.elapsed().as_millis();
+                            errs.check(ms < close_limit_ms, || {
+                                format!("cycle {cycle}: close took {ms} ms (limit {close_limit_ms} ms: the running items sleep at most {} ms, the pending ones must be cancelled, not waited for)", max_sleep / 1000)
+                            });
+                            slowest = slowest.max(ms);
                         }
                         (items, slowest)
                     })
@@ -213,23 +252,26 @@ pub fn run(opts: &Opts, rep: &mut Report) -> Result<(), Outcome> {
     ));
     if opts.kmemleak {
         match kmemleak_report() {
+            None if wqctl::ktap::required("kmemleak") => {
+                rep.fail("kmemleak not available, but the kernel is configured with it")
+            }
             None => rep.diag("kmemleak not available: not checked"),
             Some(blocks) => {
-                let ours: Vec<&String> = blocks.iter().filter(|b| b.contains("rust_wq")).collect();
+                // Every object counts: after rmmod the module's frames in a
+                // backtrace may no longer resolve to rust_wq symbols.
                 rep.diag(format!(
-                    "kmemleak: {} unreferenced objects reported, {} from rust_wq",
+                    "kmemleak: {} unreferenced objects reported after the cycles",
                     blocks.len(),
-                    ours.len()
                 ));
-                for b in ours.iter().take(3) {
+                for b in blocks.iter().take(3) {
                     for l in b.lines().take(20) {
                         rep.fail(format!("kmemleak: {l}"));
                     }
                 }
-                if !ours.is_empty() {
+                if !blocks.is_empty() {
                     rep.fail(format!(
-                        "kmemleak: {} objects of rust_wq leaked",
-                        ours.len()
+                        "kmemleak: {} objects leaked during the reload cycles",
+                        blocks.len()
                     ));
                 }
             }
@@ -240,4 +282,19 @@ pub fn run(opts: &Opts, rep: &mut Report) -> Result<(), Outcome> {
         );
     }
     Ok(())
+}
+
+/// Runs one item in a fresh file of the just-loaded module; returns its seq.
+fn first_seq(path: &str) -> Result<u64, String> {
+    let dev = Device::open(path).map_err(|e| format!("open: {e}"))?;
+    let first = dev
+        .enqueue(EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 1))
+        .map_err(|e| format!("ENQUEUE: {e}"))?;
+    dev.flush(wqctl::Target::All)
+        .map_err(|e| format!("FLUSH: {e}"))?;
+    let (res, _) = dev.drain_results().map_err(|e| format!("RESULTS: {e}"))?;
+    match res.iter().find(|r| r.id == first) {
+        Some(r) => Ok(r.seq),
+        None => Err(format!("no result for id {first} after FLUSH")),
+    }
 }
