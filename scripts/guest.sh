@@ -15,8 +15,9 @@
 #          After rust_wq_e2e, the short stress scenarios run
 #          (wqctl/target/release/rust_wq_stress: fuzz, concurrency, failslab,
 #          hotplug, permissions with the module loaded; reload after rmmod).
-#   run    load the module, run `wqctl demo`, print the kernel log from the
-#          marker on, unload; exit 0 on success.
+#   run    load the module, run the session scripts/demo.session (wqctl
+#          session --echo), print the kernel log from the marker on, unload;
+#          exit 0 on success.
 #   lib    define the functions only (sourced by scripts/stress-guest.sh).
 #
 # Environment (all optional):
@@ -286,9 +287,9 @@ mode_run() {
 		info "insmod FAILED"
 		fail=1
 	else
-		info "$wqctl demo"
-		if ! timeout -k 5 "$test_timeout" "$wqctl" demo; then
-			info "wqctl demo FAILED"
+		info "$wqctl session --echo scripts/demo.session"
+		if ! timeout -k 5 "$test_timeout" "$wqctl" session --echo "$repo/scripts/demo.session"; then
+			info "wqctl session FAILED"
 			fail=1
 		fi
 	fi

@@ -281,7 +281,7 @@ struct SessionOpts {
     /// Print each answer as one JSON object per line
     #[arg(long)]
     json: bool,
-    /// Print each command, after a `wqctl> ` prompt, before its answer (for transcripts)
+    /// Print each command after a `wqctl> ` prompt, and comment lines, before the answers (for transcripts)
     #[arg(long)]
     echo: bool,
 }
@@ -941,6 +941,10 @@ fn session(path: &str, o: &SessionOpts) -> Result<bool, Failure> {
             }
         };
         if words.is_empty() {
+            // A transcript keeps the script's comments.
+            if o.echo && !out.json && line.trim_start().starts_with('#') {
+                println!("{}", line.trim());
+            }
             continue;
         }
         if o.echo {

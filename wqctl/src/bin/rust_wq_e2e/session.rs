@@ -193,6 +193,7 @@ fn session_script(ctx: &Ctx) -> TestResult {
     let (code, out) = wqctl(ctx, &["session", "--echo"], &input)?;
     let mut l = Lines::new(&out);
     let i = ctx.info;
+    l.exact(script[0]);
     l.exact("wqctl> info");
     l.exact("abi_version   1");
     l.exact(&format!("nr_cpu_ids    {}", i.nr_cpu_ids));
