@@ -1162,3 +1162,84 @@ fn demo(dev: &Device) -> Result<bool, Failure> {
     );
     Ok(ok)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn line(s: &str) -> Result<SessionCmd, ErrorKind> {
+        Line::try_parse_from(split_words(s).unwrap())
+            .map(|l| l.cmd)
+            .map_err(|e| e.kind())
+    }
+
+    #[test]
+    fn definitions_are_consistent() {
+        Cli::command().debug_assert();
+        Line::command().debug_assert();
+    }
+
+    #[test]
+    fn session_lines_parse_as_the_subcommands() {
+        match line("enqueue -q percpu -c 2 -d 5s -n 100") {
+            Ok(SessionCmd::Base(Cmd::Enqueue(o))) => {
+                assert_eq!(o.spec.queue, QueueSel(vec![RUST_WQ_Q_PERCPU]));
+                assert_eq!(o.spec.cpu, CpuSel::List(vec![2]));
+                assert_eq!(
+                    (o.spec.delay, o.spec.count, o.wait),
+                    (5_000_000, 100, false)
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        match line("enqueue -q all -c all") {
+            Ok(SessionCmd::Base(Cmd::Enqueue(o))) => {
+                assert_eq!(o.spec.queue.0.len(), RUST_WQ_Q_COUNT as usize);
+                assert_eq!(o.spec.cpu, CpuSel::All);
+            }
+            other => panic!("{other:?}"),
+        }
+        match line("cancel --id 5") {
+            Ok(SessionCmd::Base(Cmd::Cancel(t))) => assert_eq!(t.target(), Target::Id(5)),
+            other => panic!("{other:?}"),
+        }
+        match line("mod-delay --id 7 0") {
+            Ok(SessionCmd::Base(Cmd::ModDelay(m))) => assert_eq!((m.id, m.delay), (7, 0)),
+            other => panic!("{other:?}"),
+        }
+        match line("results --follow --timeout 2s") {
+            Ok(SessionCmd::Base(Cmd::Results(r))) => {
+                assert!(r.follow);
+                assert_eq!(r.timeout, Some(2_000_000));
+            }
+            other => panic!("{other:?}"),
+        }
+        for s in ["stats", "flush", "results", "reset", "info"] {
+            assert!(matches!(line(s), Ok(SessionCmd::Base(_))), "{s}");
+        }
+        assert!(matches!(
+            line("sleep 10ms"),
+            Ok(SessionCmd::Sleep { duration: 10_000 })
+        ));
+        assert!(matches!(line("quit"), Ok(SessionCmd::Quit)));
+        assert!(matches!(line("exit"), Ok(SessionCmd::Quit)));
+        assert_eq!(
+            line("mod-delay --id 7").unwrap_err(),
+            ErrorKind::MissingRequiredArgument
+        );
+        assert_eq!(
+            line("enqueue -q nope").unwrap_err(),
+            ErrorKind::ValueValidation
+        );
+        assert_eq!(
+            line("results --timeout 1s").unwrap_err(),
+            ErrorKind::MissingRequiredArgument
+        );
+        assert_eq!(
+            line("frobnicate").unwrap_err(),
+            ErrorKind::InvalidSubcommand
+        );
+        assert_eq!(line("help").unwrap_err(), ErrorKind::DisplayHelp);
+    }
+}
