@@ -323,6 +323,24 @@ fn lone_fd(ctx: &Ctx, prep: impl FnOnce(&Device) -> Result<(), Outcome>) -> Resu
     Ok(fd)
 }
 
+/// A thread that polls `fd` for POLLIN for at most `timeout`; returns once it is about to.
+fn spawn_poller(
+    fd: RawFd,
+    timeout: Duration,
+) -> std::thread::JoinHandle<(Result<i16, Errno>, Duration)> {
+    let start = Arc::new(Barrier::new(2));
+    let th = {
+        let start = start.clone();
+        std::thread::spawn(move || {
+            start.wait();
+            let t = Instant::now();
+            (poll_fd(fd, libc::POLLIN, Some(timeout)), t.elapsed())
+        })
+    };
+    start.wait();
+    th
+}
+
 fn close_fd(fd: RawFd) {
     // SAFETY: a descriptor this test owns, closed once.
     unsafe { libc::close(fd) };
@@ -342,13 +360,7 @@ fn poll_closed_by_other_thread(ctx: &Ctx) -> TestResult {
     // (a) Nothing to wake it: close does not end the wait; at its timeout poll finds the
     // descriptor closed (POLLNVAL), lets go of the file, and the file is released.
     let fd = lone_fd(ctx, |_| Ok(()))?;
-    let waiter = std::thread::spawn(move || {
-        let t = Instant::now();
-        (
-            poll_fd(fd, libc::POLLIN, Some(Duration::from_millis(1500))),
-            t.elapsed(),
-        )
-    });
+    let waiter = spawn_poller(fd, Duration::from_millis(1500));
     std::thread::sleep(Duration::from_millis(200));
     close_fd(fd);
     std::thread::sleep(Duration::from_millis(100));
@@ -383,13 +395,7 @@ fn poll_closed_by_other_thread(ctx: &Ctx) -> TestResult {
             .must("ENQUEUE 1 unbound delayed 500ms")
             .map(|_| ())
     })?;
-    let waiter = std::thread::spawn(move || {
-        let t = Instant::now();
-        (
-            poll_fd(fd, libc::POLLIN, Some(Duration::from_secs(8))),
-            t.elapsed(),
-        )
-    });
+    let waiter = spawn_poller(fd, Duration::from_secs(8));
     std::thread::sleep(Duration::from_millis(100));
     close_fd(fd);
     let (r, el) = waiter
