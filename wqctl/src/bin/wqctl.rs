@@ -870,10 +870,15 @@ fn run(dev: &Device, o: &RunOpts, out: Out) -> Result<bool, Failure> {
         );
     } else {
         println!(
-            "run {}: {total} item(s) enqueued, {ran} ran in {:.3} s, {} pending (cancelled at exit){}",
+            "run {}: {total} item(s) enqueued, {ran} ran in {:.3} s, {} pending{}{}",
             f.end.name(),
             elapsed.as_secs_f64(),
             f.pending,
+            if f.pending > 0 {
+                " (cancelled at exit)"
+            } else {
+                ""
+            },
             dropped_text(f.dropped)
         );
         print!("{}", sum.table());
