@@ -119,9 +119,16 @@ fn poll_timeout_then_ready(ctx: &Ctx) -> TestResult {
         format!("poll with results waiting took {} ms", ms(el))
     });
     let (res, _) = dev.results(1).must("RESULTS capacity 1")?;
-    c.check(res.len() == 1 && res[0].id == first, || {
-        format!("RESULTS capacity 1: expected id {first}, got {res:?}")
-    });
+    // (In execution order, which need not be id order: the items may run on several CPUs.)
+    c.check(
+        res.len() == 1 && (first..first + 3).contains(&res[0].id),
+        || {
+            format!(
+                "RESULTS capacity 1: expected one of ids {first}..{}, got {res:?}",
+                first + 2
+            )
+        },
+    );
     let (r, _) = poll_must(fd, Duration::ZERO, "poll with 2 results left")?;
     c.eq("revents with 2 results left", r, READABLE);
     dev.reset().must("RESET")?;
