@@ -6,7 +6,7 @@
 #   make setup    install the toolchain and build the cached test kernel
 #                 (with KDIR=... given: install the tools only)
 #   make          build the module and the userspace tools
-#   make run      boot the VM, load the module, run `wqctl demo`, unload
+#   make run      boot the VM, load the module, show a wqctl session, unload
 #   make check    every test (lints, host tests, KUnit, ABI, end-to-end,
 #                 kmemleak, kernel-log scan) as one KTAP report
 #   make lint     rustfmt + clippy for the module and for wqctl

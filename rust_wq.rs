@@ -5,16 +5,16 @@
 //! - [`workqueue`]: the abstraction layer (owned queues, per-CPU and delayed enqueue, cancel,
 //!   flush, static work items, system queues). All raw `bindings::` calls live there.
 //! - [`device`]: `/dev/rust_wq`, whose ioctls (`include/rust_wq.h`) let userspace enqueue test
-//!   work and read back what ran where.
+//!   work and read back what ran where, and whose `poll` says when results are waiting.
+//! - [`miscdev`]: the misc device registration, with the `poll` hook 7.3's
+//!   `kernel::miscdevice` lacks.
 //! - KUnit suites `rust_wq_*` beside the code they test (`src/workqueue/tests/`, `src/bench.rs`),
 //!   run when the module is loaded.
 
-use kernel::{
-    miscdevice::{
-        MiscDeviceOptions,
-        MiscDeviceRegistration, //
-    },
-    prelude::*,
+use kernel::prelude::*;
+use miscdev::{
+    MiscDeviceOptions,
+    MiscDeviceRegistration, //
 };
 
 #[path = "src/abi.rs"]
@@ -25,6 +25,8 @@ mod bench;
 mod device;
 #[path = "src/kthread.rs"]
 mod kthread;
+#[path = "src/miscdev.rs"]
+mod miscdev;
 #[path = "src/workqueue.rs"]
 mod workqueue;
 

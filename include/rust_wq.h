@@ -13,6 +13,22 @@
  * whatever of it has not started and waits for what is running.  The module
  * cannot be unloaded while a file is open.  The device is root-only (0600).
  *
+ * poll(2), select(2), epoll(7): a file is readable (POLLIN | POLLRDNORM)
+ * while it has unread results, i.e. while RUST_WQ_IOC_RESULTS would return at
+ * least one; reading the last one, or RESET, makes it not readable.  Every
+ * stored result wakes all waiters of the file (and is a new edge for
+ * EPOLLET).  No other event is ever reported (no POLLOUT, POLLPRI,
+ * POLLHUP or POLLERR); the ioctls do not block on results.  This needs no new
+ * ABI version: a module of version 1 without poll support reports the
+ * kernel's default for files without a poll method, POLLIN | POLLRDNORM |
+ * POLLOUT | POLLWRNORM at once, and POLLOUT in the answer tells it apart.
+ * A file being waited on by poll() or select() stays open until that call
+ * returns, even if another thread closes the descriptor meanwhile: its work
+ * is not cancelled, a result still ends the wait, and the call then reports
+ * POLLNVAL for the closed descriptor.  epoll holds no reference: closing the
+ * last descriptor releases the file (cancelling its work) and removes it
+ * from every epoll set.
+ *
  * Errors (return -1 with errno set):
  *   ENOTTY  unknown ioctl number (another magic, or an unknown command nr)
  *   EINVAL  a known command nr with another size or direction than below,

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `make run`: boot the test VM, load rust_wq.ko, run `wqctl demo`, print the
-# module's kernel log from the marker on, unload.  Expects the module and
+# `make run`: boot the test VM, load rust_wq.ko, run the wqctl session
+# scripts/demo.session (a transcript), print the module's kernel log from the
+# marker on, unload.  Expects the module and
 # wqctl to be built already (the Makefile does that first).
 #
 # Exit status: 0 on success; the guest's failure status, 124 on a VM timeout.

@@ -8,6 +8,11 @@
 
 use crate::abi::{self, Bench, Enqueue, Info, ModDelay, Results, Stats, Target, WorkResult};
 use crate::bench;
+use crate::miscdev::{
+    MiscDevice,
+    MiscDeviceRegistration,
+    POLL_READABLE, //
+};
 use crate::workqueue::{
     self as wq,
     impl_has_delayed_work,
@@ -29,13 +34,13 @@ use kernel::{
         _IOC_SIZE,
         _IOC_TYPE, //
     },
-    miscdevice::{
-        MiscDevice,
-        MiscDeviceRegistration, //
-    },
     new_mutex,
     prelude::*,
     sync::{
+        poll::{
+            PollCondVarBox,
+            PollTable, //
+        },
         Arc,
         ArcBorrow,
         Mutex, //
@@ -338,6 +343,14 @@ pub(crate) struct FileShared {
     /// items outside `inner`. Never taken by work functions.
     #[pin]
     ctl: Mutex<()>,
+    /// Notified when a result is stored; `poll` waits on it.
+    ///
+    /// Boxed and freed after an RCU grace period (`kfree_rcu`), so dropping the file's state,
+    /// which may happen in a worker when its last item returns, never blocks in
+    /// `synchronize_rcu()` as an inline `PollCondVar` would. No poll waiter can be left when it
+    /// is dropped: poll() and select() hold a reference to the file while they are registered,
+    /// and epoll removes its entries before `release`; the state lives at least that long.
+    readable: PollCondVarBox,
     shared: Arc<Shared>,
 }
 
@@ -359,6 +372,8 @@ impl FileShared {
             inner.stats.results_dropped += 1;
         }
         inner.stats.executed += 1;
+        drop(inner);
+        self.readable.notify_all();
     }
 
     /// Waits for retired items to be completely done and frees them.
@@ -789,6 +804,7 @@ impl MiscDevice for FileShared {
 
     fn open(_file: &File, _misc: &MiscDeviceRegistration<Self>) -> Result<Arc<FileShared>> {
         let shared = SHARED.lock().clone().ok_or(ENODEV)?;
+        let readable = PollCondVarBox::new(c"FileShared::readable", kernel::static_lock_class!())?;
         Arc::pin_init(
             try_pin_init!(FileShared {
                 inner <- new_mutex!(
@@ -802,6 +818,7 @@ impl MiscDevice for FileShared {
                     "FileShared::inner"
                 ),
                 ctl <- new_mutex!((), "FileShared::ctl"),
+                readable,
                 shared,
             }? Error),
             GFP_KERNEL,
@@ -810,6 +827,17 @@ impl MiscDevice for FileShared {
 
     fn release(device: Arc<FileShared>, _file: &File) {
         device.cancel_all();
+    }
+
+    /// `POLLIN | POLLRDNORM` while the file has unread results (RESULTS would return some).
+    fn poll(me: ArcBorrow<'_, FileShared>, file: &File, table: PollTable<'_>) -> Result<u32> {
+        // Register before looking, so a result stored in between still wakes the caller.
+        table.register_wait(file, &me.readable);
+        if me.inner.lock().results.is_empty() {
+            Ok(0)
+        } else {
+            Ok(POLL_READABLE)
+        }
     }
 
     fn ioctl(me: ArcBorrow<'_, FileShared>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {

@@ -7,6 +7,8 @@
 pub mod abi;
 pub mod ktap;
 pub mod parse;
+pub mod session;
+pub mod summary;
 
 use abi::*;
 use std::ffi::c_void;
@@ -15,6 +17,7 @@ use std::fs::OpenOptions;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+use std::time::Duration;
 
 /// An errno value returned by a failed system call.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -498,6 +501,13 @@ impl Device {
         self.bench_raw(args.to_raw())
     }
 
+    /// Waits with poll(2) until the file has unread results (`POLLIN`) or
+    /// `timeout` has passed (`None`: no limit).  Returns whether results are
+    /// waiting; `Err(EINTR)` when a signal interrupted the wait.
+    pub fn wait_readable(&self, timeout: Option<Duration>) -> Result<bool> {
+        Ok(poll_fd(self.raw_fd(), libc::POLLIN, timeout)? & libc::POLLIN != 0)
+    }
+
     /// RUST_WQ_IOC_RESET: cancel everything, drop results, zero counters.
     pub fn reset(&self) -> Result<()> {
         // SAFETY: _IO command, the argument is not used.
@@ -509,6 +519,28 @@ impl Device {
 impl AsRawFd for Device {
     fn as_raw_fd(&self) -> RawFd {
         self.fd.as_raw_fd()
+    }
+}
+
+/// poll(2) on one file descriptor: waits until one of `events` is ready or
+/// `timeout` has passed (`None`: no limit; rounded up to whole milliseconds).
+/// Returns the `revents` (0 on timeout).
+pub fn poll_fd(fd: RawFd, events: i16, timeout: Option<Duration>) -> Result<i16> {
+    let ms = match timeout {
+        None => -1,
+        Some(t) => t.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32,
+    };
+    let mut p = libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    };
+    // SAFETY: `p` is one valid pollfd for the duration of the call.
+    let r = unsafe { libc::poll(&mut p, 1, ms) };
+    if r < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(p.revents)
     }
 }
 
@@ -534,25 +566,36 @@ pub fn format_flags(flags: u32) -> String {
 
 /// The results table: `id tag seq queue req_cpu cpu latency_us runtime_us flags`.
 pub fn format_results_table(results: &[RustWqResult]) -> String {
-    let mut s = format!(
-        "{:>6} {:>6} {:>8} {:<13} {:>7} {:>4} {:>11} {:>11} {}\n",
-        "id", "tag", "seq", "queue", "req_cpu", "cpu", "latency_us", "runtime_us", "flags"
-    );
+    let mut s = results_header() + "\n";
     for r in results {
-        s += &format!(
-            "{:>6} {:>6} {:>8} {:<13} {:>7} {:>4} {:>11} {:>11} {}\n",
-            r.id,
-            r.tag,
-            r.seq,
-            parse::format_queue(r.queue),
-            parse::format_cpu(r.requested_cpu),
-            r.cpu,
-            r.latency_ns / 1000,
-            r.runtime_ns / 1000,
-            format_flags(r.flags)
-        );
+        s += &result_row(r);
+        s.push('\n');
     }
     s
+}
+
+/// The header line of [`format_results_table`] (without newline).
+pub fn results_header() -> String {
+    format!(
+        "{:>6} {:>6} {:>8} {:<13} {:>7} {:>4} {:>11} {:>11} {}",
+        "id", "tag", "seq", "queue", "req_cpu", "cpu", "latency_us", "runtime_us", "flags"
+    )
+}
+
+/// One row of [`format_results_table`] (without newline).
+pub fn result_row(r: &RustWqResult) -> String {
+    format!(
+        "{:>6} {:>6} {:>8} {:<13} {:>7} {:>4} {:>11} {:>11} {}",
+        r.id,
+        r.tag,
+        r.seq,
+        parse::format_queue(r.queue),
+        parse::format_cpu(r.requested_cpu),
+        r.cpu,
+        r.latency_ns / 1000,
+        r.runtime_ns / 1000,
+        format_flags(r.flags)
+    )
 }
 
 /// One result as a JSON object (hand-written; all values are numbers or
@@ -631,6 +674,31 @@ mod tests {
     fn open_missing_device_reports_errno() {
         let e = Device::open("/nonexistent/rust_wq").unwrap_err();
         assert_eq!(e, Errno(libc::ENOENT));
+    }
+
+    #[test]
+    fn poll_fd_reports_readiness_and_times_out() {
+        let mut fds = [0; 2];
+        // SAFETY: `fds` has room for the two descriptors.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        let t = std::time::Instant::now();
+        assert_eq!(
+            poll_fd(fds[0], libc::POLLIN, Some(Duration::from_millis(20))),
+            Ok(0)
+        );
+        assert!(t.elapsed() >= Duration::from_millis(20));
+        // SAFETY: writes one byte from a valid buffer to our pipe.
+        assert_eq!(unsafe { libc::write(fds[1], b"x".as_ptr().cast(), 1) }, 1);
+        assert_eq!(poll_fd(fds[0], libc::POLLIN, None), Ok(libc::POLLIN));
+        // SAFETY: our descriptors, closed once.
+        unsafe {
+            libc::close(fds[0]);
+            libc::close(fds[1]);
+        }
+        assert_eq!(
+            poll_fd(fds[0], libc::POLLIN, Some(Duration::ZERO)),
+            Ok(libc::POLLNVAL)
+        );
     }
 
     #[test]

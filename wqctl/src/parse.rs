@@ -92,6 +92,66 @@ pub fn parse_cpu(s: &str) -> Result<u32, String> {
     }
 }
 
+/// The CPUs an `--cpu` option selects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CpuSel {
+    /// No CPU requested (RUST_WQ_CPU_ANY).
+    Any,
+    /// Every online CPU, one ENQUEUE each.
+    All,
+    /// These CPUs, one ENQUEUE each.
+    List(Vec<u32>),
+}
+
+/// Parses `any`, `all` (every online CPU), a CPU number or a cpulist (`0,2-3`).
+pub fn parse_cpu_sel(s: &str) -> Result<CpuSel, String> {
+    let t = s.trim();
+    if t.eq_ignore_ascii_case("all") {
+        return Ok(CpuSel::All);
+    }
+    if t.contains([',', '-']) {
+        let v = parse_cpulist(t).map_err(|_| {
+            format!("invalid cpu {s:?}: use `any`, `all`, a CPU number or a list like 0,2-3")
+        })?;
+        if v.is_empty() || v.contains(&RUST_WQ_CPU_ANY) {
+            return Err(format!("invalid cpu list {s:?}"));
+        }
+        return Ok(CpuSel::List(v));
+    }
+    match parse_cpu(t)? {
+        RUST_WQ_CPU_ANY => Ok(CpuSel::Any),
+        c => Ok(CpuSel::List(vec![c])),
+    }
+}
+
+impl CpuSel {
+    /// The `cpu` values to enqueue with; `online` is used for [`CpuSel::All`].
+    pub fn cpus(&self, online: &[u32]) -> Vec<u32> {
+        match self {
+            CpuSel::Any => vec![RUST_WQ_CPU_ANY],
+            CpuSel::All => online.to_vec(),
+            CpuSel::List(v) => v.clone(),
+        }
+    }
+}
+
+/// The queues a `--queue` option selects (RUST_WQ_Q_* values, in order).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueSel(pub Vec<u32>);
+
+/// Parses a queue name (see [`parse_queue`]), a comma-separated list of them,
+/// or `all` (every queue, in RUST_WQ_Q_* order).
+pub fn parse_queue_sel(s: &str) -> Result<QueueSel, String> {
+    if s.trim().eq_ignore_ascii_case("all") {
+        return Ok(QueueSel((0..RUST_WQ_Q_COUNT).collect()));
+    }
+    let v = s
+        .split(',')
+        .map(parse_queue)
+        .collect::<Result<Vec<u32>, String>>()?;
+    Ok(QueueSel(v))
+}
+
 /// Formats a cpu field (`any` for RUST_WQ_CPU_ANY).
 pub fn format_cpu(cpu: u32) -> String {
     if cpu == RUST_WQ_CPU_ANY {
@@ -195,6 +255,26 @@ mod tests {
         assert!(parse_cpu("").is_err());
         assert_eq!(format_cpu(RUST_WQ_CPU_ANY), "any");
         assert_eq!(format_cpu(3), "3");
+    }
+
+    #[test]
+    fn selections() {
+        assert_eq!(parse_cpu_sel("any"), Ok(CpuSel::Any));
+        assert_eq!(parse_cpu_sel("ALL"), Ok(CpuSel::All));
+        assert_eq!(parse_cpu_sel("3"), Ok(CpuSel::List(vec![3])));
+        assert_eq!(parse_cpu_sel("0,2-3"), Ok(CpuSel::List(vec![0, 2, 3])));
+        assert!(parse_cpu_sel("3-1").is_err());
+        assert!(parse_cpu_sel("x").is_err());
+        assert!(parse_cpu_sel(",").is_err());
+        assert_eq!(CpuSel::All.cpus(&[0, 1]), vec![0, 1]);
+        assert_eq!(CpuSel::Any.cpus(&[0, 1]), vec![RUST_WQ_CPU_ANY]);
+        assert_eq!(parse_queue_sel("all"), Ok(QueueSel(vec![0, 1, 2, 3, 4])));
+        assert_eq!(
+            parse_queue_sel("unbound,system-dfl"),
+            Ok(QueueSel(vec![RUST_WQ_Q_UNBOUND, RUST_WQ_Q_SYSTEM_DFL]))
+        );
+        assert!(parse_queue_sel("percpu,").is_err());
+        assert!(parse_queue_sel("nope").is_err());
     }
 
     #[test]

@@ -7,6 +7,8 @@
 //! Environment: RUST_WQ_KO (path of rust_wq.ko) enables `rmmod_refused_while_open`.
 //! Exit status: 0 if no test failed, 1 otherwise (or when the device cannot be used).
 
+mod poll;
+mod session;
 mod tests;
 
 use std::collections::BTreeMap;
@@ -156,7 +158,9 @@ fn main() -> ExitCode {
             _ => filters.push(a),
         }
     }
-    let all = tests::all();
+    let mut all = tests::all();
+    all.extend(poll::all());
+    all.extend(session::all());
     if list {
         for (name, _) in &all {
             println!("{name}");
