@@ -197,8 +197,8 @@ impl<K: Sleeping> Builder<K> {
     /// Allocates the queue, named by `name` (at most 31 bytes, else `EINVAL`).
     pub(crate) fn build(self, name: fmt::Arguments<'_>) -> Result<OwnedQueue> {
         let wq = self.alloc(name)?;
-        // SAFETY: `wq` was just allocated and is ours; nothing is queued on it.
-        unsafe { OwnedQueue::from_new(wq) }
+        // SAFETY: `wq` was just allocated with `self.flags` and is ours; nothing is queued on it.
+        unsafe { OwnedQueue::from_new(wq, self.flags) }
     }
 }
 
