@@ -79,6 +79,7 @@ fi
 # right after recompiles it with rustc (what gets loaded).
 step lint.clippy_kernel clippy-kernel lint-clippy
 step build.module module module
+step build.compile_fail compile-fail compile-fail # rejected builder/queue combinations (tests/compile_fail/)
 step build.wqctl wqctl wqctl
 step build.abi_check abi-check abi-check
 

@@ -128,7 +128,8 @@ impl KindChooser {
 /// let wq = OwnedQueue::builder().percpu().highpri().max_active(4)?.build(fmt!("my_wq/{}", 0))?;
 /// ```
 ///
-/// Combinations C rejects do not compile:
+/// Combinations C rejects do not compile (out-of-tree doctests do not run, so `make check`
+/// proves this with the cases in `tests/compile_fail/`, `make compile-fail`):
 ///
 /// ```compile_fail
 /// OwnedQueue::builder().ordered().max_active(4); // no `max_active` on ordered queues
