@@ -40,7 +40,7 @@ RUSTFMT_CONFIG = $(firstword $(wildcard $(KDIR)/.rustfmt.toml $(KDIR)/source/.ru
 
 .PHONY: all setup module user wqctl abi-check test-host run check lint \
 	lint-rustfmt lint-clippy lint-cargo-fmt lint-cargo-clippy vm bench stress \
-	rust-analyzer clean help kdir-check
+	rust-analyzer clean help kdir-check compile-fail
 
 all: module user
 
@@ -68,6 +68,12 @@ abi-check: build/abi_check
 build/abi_check: tests/abi_check.c $(wildcard include/*.h)
 	@mkdir -p build
 	$(CC) -O2 -Wall -Werror -I include -o $@ tests/abi_check.c
+
+# Compile-fail checks of the workqueue API (tests/compile_fail/*.rs): each case must be
+# rejected by rustc, with the kernel's flags, with the error it names.
+compile-fail: $(SETUP_DEP)
+	@$(MAKE) --no-print-directory kdir-check
+	@$(TOOLCHAIN) KDIR="$(KDIR)" bash tests/compile_fail/run.sh
 
 # Host-side unit tests of wqctl.
 test-host:

@@ -89,6 +89,7 @@ fi
 build_ok=1
 step lint.clippy_kernel clippy-kernel lint-clippy
 step build.module module module || build_ok=0
+step build.compile_fail compile-fail compile-fail || build_ok=0 # rejected builder/queue combinations (tests/compile_fail/)
 step build.wqctl wqctl wqctl || build_ok=0
 step build.abi_check abi-check abi-check || build_ok=0
 

@@ -18,6 +18,10 @@
 //! | `cpu.rs` | [`CpuId`] for the `_on` calls, online checks |
 //! | `scoped.rs` | [`scope`], [`ScopedWork`], [`ScopedDelayedWork`]: items that borrow |
 //! | `static_work.rs` | [`StaticWork`], [`declare_work!`] (C's `DECLARE_WORK`) |
+//! | `static_delayed.rs` | [`StaticDelayedWork`], [`declare_delayed_work!`] (C's `DECLARE_DELAYED_WORK`) |
+//! | `on_cpu.rs` | [`work_on_cpu!`]: run a closure on a CPU and return its value |
+//! | `rcu.rs` | [`RcuWork`]: items that run after an RCU grace period |
+//! | `control.rs` | `set_max_active`, `enqueue_node`, `is_congested`, [`context::set_worker_desc`] |
 //!
 //! Nothing here depends on the device, the ABI or the benchmark.
 //!
@@ -31,12 +35,16 @@ mod armed;
 mod bh;
 #[path = "workqueue/builder.rs"]
 mod builder;
+#[path = "workqueue/control.rs"]
+mod control;
 #[path = "workqueue/cpu.rs"]
 pub(crate) mod cpu;
 #[path = "workqueue/delay.rs"]
 mod delay;
 #[path = "workqueue/delayed.rs"]
 mod delayed;
+#[path = "workqueue/on_cpu.rs"]
+pub(crate) mod on_cpu;
 #[path = "workqueue/owned.rs"]
 mod owned;
 #[path = "workqueue/pointer.rs"]
@@ -45,8 +53,12 @@ mod pointer;
 mod queue;
 #[path = "workqueue/raw.rs"]
 mod raw;
+#[path = "workqueue/rcu.rs"]
+mod rcu;
 #[path = "workqueue/scoped.rs"]
 mod scoped;
+#[path = "workqueue/static_delayed.rs"]
+mod static_delayed;
 #[path = "workqueue/static_work.rs"]
 mod static_work;
 #[path = "workqueue/system.rs"]
@@ -59,6 +71,7 @@ mod tests;
 
 pub(crate) use bh::BhWorkItem;
 pub(crate) use builder::MAX_ACTIVE;
+pub(crate) use control::NodeError;
 pub(crate) use cpu::CpuId;
 pub(crate) use delay::{
     jiffies,
@@ -77,9 +90,21 @@ pub(crate) use kernel::workqueue::{
     Work,
     WorkItem, //
 };
+pub(crate) use on_cpu::work_on_cpu;
 pub(crate) use owned::OwnedQueue;
 pub(crate) use queue::Queue;
+pub(crate) use rcu::{
+    impl_has_rcu_work,
+    new_rcu_work,
+    HasRcuWork,
+    RcuWork,
+    RcuWorkItem, //
+};
 pub(crate) use scoped::scope;
+pub(crate) use static_delayed::{
+    declare_delayed_work,
+    StaticDelayedWork, //
+};
 pub(crate) use static_work::{
     declare_work,
     StaticWork, //
@@ -107,4 +132,6 @@ pub(crate) mod context {
     pub(crate) fn in_worker() -> bool {
         super::raw::in_worker()
     }
+
+    pub(crate) use super::control::set_worker_desc;
 }

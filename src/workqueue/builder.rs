@@ -128,7 +128,8 @@ impl KindChooser {
 /// let wq = OwnedQueue::builder().percpu().highpri().max_active(4)?.build(fmt!("my_wq/{}", 0))?;
 /// ```
 ///
-/// Combinations C rejects do not compile:
+/// Combinations C rejects do not compile (out-of-tree doctests do not run, so `make check`
+/// proves this with the cases in `tests/compile_fail/`, `make compile-fail`):
 ///
 /// ```compile_fail
 /// OwnedQueue::builder().ordered().max_active(4); // no `max_active` on ordered queues
@@ -197,8 +198,8 @@ impl<K: Sleeping> Builder<K> {
     /// Allocates the queue, named by `name` (at most 31 bytes, else `EINVAL`).
     pub(crate) fn build(self, name: fmt::Arguments<'_>) -> Result<OwnedQueue> {
         let wq = self.alloc(name)?;
-        // SAFETY: `wq` was just allocated and is ours; nothing is queued on it.
-        unsafe { OwnedQueue::from_new(wq) }
+        // SAFETY: `wq` was just allocated with `self.flags` and is ours; nothing is queued on it.
+        unsafe { OwnedQueue::from_new(wq, self.flags) }
     }
 }
 

@@ -473,4 +473,11 @@ where
     pub(crate) fn is_current(&self) -> bool {
         raw::is_current(self.raw.work())
     }
+
+    /// Whether some worker is running this item right now (C's `work_busy()` running bit).
+    /// Advisory; callable from any context.
+    pub(crate) fn is_running(&self) -> bool {
+        // SAFETY: `work()` is an initialised `work_struct` inside `self`, alive for the call.
+        unsafe { raw::is_running(self.raw.work()) }
+    }
 }

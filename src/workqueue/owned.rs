@@ -24,6 +24,7 @@ use core::{
     ops::Deref,
     ptr::NonNull,
     sync::atomic::{
+        AtomicBool,
         AtomicPtr,
         Ordering, //
     },
@@ -66,6 +67,10 @@ pub(crate) struct OwnedQueue {
 /// The heap part of an [`OwnedQueue`]: everything that must not move.
 pub(crate) struct Inner {
     wq: NonNull<bindings::workqueue_struct>,
+    /// The flags the queue was allocated with (C keeps them in its private `wq->flags`).
+    flags: u32,
+    /// Whether RCU work was ever queued on it (its drop then waits for RCU callbacks).
+    rcu_used: AtomicBool,
     armed: ArmedLists,
     /// The next queue waiting for [`REAPER`], when this one is dropped inside a work item.
     next_reap: AtomicPtr<Inner>,
@@ -99,8 +104,12 @@ impl OwnedQueue {
     ///
     /// # Safety
     ///
-    /// `wq` is a valid queue that nobody else destroys; nothing has been queued on it yet.
-    pub(crate) unsafe fn from_new(wq: NonNull<bindings::workqueue_struct>) -> Result<Self> {
+    /// `wq` is a valid queue that nobody else destroys, allocated with `flags`; nothing has been
+    /// queued on it yet.
+    pub(crate) unsafe fn from_new(
+        wq: NonNull<bindings::workqueue_struct>,
+        flags: u32,
+    ) -> Result<Self> {
         let armed = match ArmedLists::new() {
             Ok(a) => a,
             Err(e) => {
@@ -111,6 +120,8 @@ impl OwnedQueue {
         };
         let inner = Inner {
             wq,
+            flags,
+            rcu_used: AtomicBool::new(false),
             armed,
             next_reap: AtomicPtr::new(core::ptr::null_mut()),
         };
@@ -133,6 +144,18 @@ impl OwnedQueue {
         unsafe { self.inner.as_ref() }
     }
 
+    /// The `WQ_*` flags the queue was allocated with.
+    pub(crate) fn flags(&self) -> u32 {
+        self.inner().flags
+    }
+
+    /// Records that RCU work is being queued on this queue: its drop then waits for every RCU
+    /// callback in flight (`rcu_barrier()`) before destroying it, so that no callback queues an
+    /// item into a freed queue. Call before `queue_rcu_work()`.
+    pub(crate) fn note_rcu_use(&self) {
+        self.inner().rcu_used.store(true, Ordering::Release);
+    }
+
     fn target(&self, cpu: Option<CpuId>) -> Target<'_> {
         Target {
             wq: self.inner().wq.as_ptr(),
@@ -149,7 +172,8 @@ impl OwnedQueue {
         unsafe { bindings::__flush_workqueue(self.inner().wq.as_ptr()) };
     }
 
-    /// Fires every armed timer now, then waits until the queue is empty, including work that
+    /// Fires every armed timer now (and waits for the grace period of RCU work queued on it),
+    /// then waits until the queue is empty, including work that
     /// its items queue on it meanwhile (C's `drain_workqueue()`). Sleeps.
     ///
     /// C warns when a timer fires into a draining queue and drops that item; firing the timers
@@ -158,6 +182,11 @@ impl OwnedQueue {
     pub(crate) fn drain(&self) {
         kernel::task::might_sleep();
         let inner = self.inner();
+        if inner.rcu_used.load(Ordering::Acquire) {
+            // Likewise for RCU work waiting for its grace period: C warns when an RCU callback
+            // queues into a draining queue. Afterwards those items are queued and drained.
+            kernel::sync::rcu::rcu_barrier();
+        }
         inner.armed.drain_with(|node| {
             if node.is_pending() {
                 // SAFETY: The item is pending and was aimed at this queue (its link is current),
@@ -286,6 +315,13 @@ fn cancel_armed(inner: &Inner) -> usize {
 /// `inner` came from the `KBox` leaked in [`OwnedQueue::from_new`], its armed lists are empty,
 /// and nobody uses it any more.
 unsafe fn destroy(inner: NonNull<Inner>) {
+    // SAFETY: Guaranteed by the caller: `inner` is valid.
+    if unsafe { inner.as_ref() }.rcu_used.load(Ordering::Acquire) {
+        // An RCU work item queued on this queue may still wait for its grace period; its
+        // callback queues it here. Wait for every pending callback: afterwards those items are
+        // queued, and `destroy_workqueue()` below runs them. (RCU work cannot be cancelled.)
+        kernel::sync::rcu::rcu_barrier();
+    }
     // SAFETY: Guaranteed by the caller: we own the queue and no timer is aimed at it.
     unsafe { bindings::destroy_workqueue(inner.as_ref().wq.as_ptr()) };
     // SAFETY: Guaranteed by the caller: the box is ours.

@@ -49,6 +49,19 @@ pub(crate) unsafe fn is_disabled(work: *mut bindings::work_struct) -> bool {
     d & PWQ == 0 && d & DISABLE_MASK != 0
 }
 
+/// Whether a worker is running `work` right now (C's `work_busy() & WORK_BUSY_RUNNING`).
+/// Advisory: the answer may change at once. Callable from any context (C takes the pool lock
+/// with interrupts saved).
+///
+/// # Safety
+///
+/// `work` must point at an initialised `work_struct` that is alive for the call.
+pub(crate) unsafe fn is_running(work: *mut bindings::work_struct) -> bool {
+    // SAFETY: Guaranteed by the caller.
+    let busy = unsafe { bindings::work_busy(work) };
+    busy & bindings::wq_misc_consts_WORK_BUSY_RUNNING != 0
+}
+
 /// Whether the calling worker thread is running `work` (C's `current_work() == work`).
 pub(crate) fn is_current(work: *mut bindings::work_struct) -> bool {
     // SAFETY: `current_work` has no preconditions; it returns NULL outside a worker.

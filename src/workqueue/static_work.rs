@@ -25,7 +25,7 @@ use kernel::{bindings, prelude::*, sync::LockClassKey, types::Opaque};
 ///
 /// # Invariants
 ///
-/// Once `state` is [`StaticWork::READY`], `work` is an initialised `work_struct` whose function is
+/// Once `state` is [`READY`], `work` is an initialised `work_struct` whose function is
 /// [`StaticWork::run`].
 pub(crate) struct StaticWork {
     work: Opaque<bindings::work_struct>,
@@ -40,10 +40,6 @@ pub(crate) struct StaticWork {
 unsafe impl Sync for StaticWork {}
 
 impl StaticWork {
-    const UNINIT: u8 = 0;
-    const INITIALISING: u8 = 1;
-    const READY: u8 = 2;
-
     /// Makes a static work item that calls `func`. Use [`declare_work!`].
     ///
     /// # Safety
@@ -53,7 +49,7 @@ impl StaticWork {
     pub(crate) const unsafe fn new(name: &'static CStr, func: fn()) -> Self {
         Self {
             work: Opaque::uninit(),
-            state: AtomicU8::new(Self::UNINIT),
+            state: AtomicU8::new(UNINIT),
             func,
             name,
             // SAFETY: The caller places `Self` in a `static`.
@@ -82,7 +78,7 @@ impl StaticWork {
 
     /// The initialised `work_struct`.
     fn raw(&'static self) -> *mut bindings::work_struct {
-        if self.state.load(Ordering::Acquire) != Self::READY {
+        if self.state.load(Ordering::Acquire) != READY {
             self.init();
         }
         self.work.get()
@@ -90,36 +86,19 @@ impl StaticWork {
 
     #[cold]
     fn init(&'static self) {
-        // Interrupts off: an interrupt handler on this CPU never finds the item half made.
-        let _irq = kernel::interrupt::local_interrupt_disable();
-        match self.state.compare_exchange(
-            Self::UNINIT,
-            Self::INITIALISING,
-            Ordering::Acquire,
-            Ordering::Acquire,
-        ) {
-            Ok(_) => {
-                // SAFETY: We won the race to initialise; nobody else touches `work` until
-                // `state` is `READY`. `name` and `key` are static.
-                unsafe {
-                    bindings::init_work_with_key(
-                        self.work.get(),
-                        Some(Self::run),
-                        false,
-                        self.name.as_char_ptr(),
-                        self.key.as_ptr(),
-                    )
-                };
-                // INVARIANT: `work` is initialised with `run`.
-                self.state.store(Self::READY, Ordering::Release);
-            }
-            Err(_) => {
-                // Another CPU is initialising with its interrupts off: a short, bounded wait.
-                while self.state.load(Ordering::Acquire) != Self::READY {
-                    core::hint::spin_loop();
-                }
-            }
-        }
+        init_once(&self.state, || {
+            // SAFETY: `init_once` runs this once, before anybody else touches `work`; `name`
+            // and `key` are static.
+            unsafe {
+                bindings::init_work_with_key(
+                    self.work.get(),
+                    Some(Self::run),
+                    false,
+                    self.name.as_char_ptr(),
+                    self.key.as_ptr(),
+                )
+            };
+        });
     }
 
     /// Queues the item (C's `queue_work()`); returns `false` if it was already pending.
@@ -159,6 +138,39 @@ impl StaticWork {
     pub(crate) fn is_pending(&'static self) -> bool {
         // SAFETY: `raw()` returns an initialised, static `work_struct`.
         unsafe { raw::is_pending(self.raw()) }
+    }
+
+    /// Returns whether a worker is running the item right now (`work_busy()`). Advisory.
+    pub(crate) fn is_running(&'static self) -> bool {
+        // SAFETY: `raw()` returns an initialised, static `work_struct`.
+        unsafe { raw::is_running(self.raw()) }
+    }
+}
+
+/// The states of a static item's one-time initialisation (see [`init_once`]).
+pub(super) const UNINIT: u8 = 0;
+const INITIALISING: u8 = 1;
+pub(super) const READY: u8 = 2;
+
+/// Runs `init` once for the item whose state is `state`, then marks it [`READY`].
+///
+/// Interrupts are off during the whole section: an interrupt handler on this CPU never finds
+/// the item half made (it would spin forever). A caller on another CPU spins for at most that
+/// short, interrupt-free section.
+#[cold]
+pub(super) fn init_once(state: &AtomicU8, init: impl FnOnce()) {
+    let _irq = kernel::interrupt::local_interrupt_disable();
+    match state.compare_exchange(UNINIT, INITIALISING, Ordering::Acquire, Ordering::Acquire) {
+        Ok(_) => {
+            init();
+            state.store(READY, Ordering::Release);
+        }
+        Err(_) => {
+            // Another CPU is initialising with its interrupts off: a short, bounded wait.
+            while state.load(Ordering::Acquire) != READY {
+                core::hint::spin_loop();
+            }
+        }
     }
 }
 

@@ -5,6 +5,10 @@
 //! Work functions run on worker threads, where a failed assertion would not be counted, so they
 //! only record what they saw (atomics); the test thread waits (bounded) and asserts.
 
+#[path = "tests/capi.rs"]
+mod capi;
+#[path = "tests/control.rs"]
+mod control;
 #[path = "tests/delayed.rs"]
 mod delayed;
 #[path = "tests/misc.rs"]

@@ -90,6 +90,9 @@ pub(crate) trait WorkOps<T: WorkItem<ID>, const ID: u64> {
     fn is_pending(&self) -> bool;
     /// Returns whether the calling worker thread is running this item (C's `current_work()`).
     fn is_current(&self) -> bool;
+    /// Returns whether some worker is running this item right now (C's `work_busy()` running
+    /// bit). Advisory; callable from any context.
+    fn is_running(&self) -> bool;
 }
 
 /// Returns the item that contains `work`, if `work` is the field its [`HasWork`] impl names.
@@ -182,6 +185,11 @@ where
 
     fn is_current(&self) -> bool {
         raw::is_current(self.raw())
+    }
+
+    fn is_running(&self) -> bool {
+        // SAFETY: `raw()` is a live, initialised `work_struct`.
+        unsafe { raw::is_running(self.raw()) }
     }
 }
 

@@ -1,0 +1,9 @@
+// SPDX-License-Identifier: GPL-2.0
+//! `max_active` means nothing for BH queues (C's `workqueue_set_max_active()` warns).
+// expect-error: E0599\]: no method named `set_max_active` found for struct `BhOwnedQueue`
+use crate::workqueue::OwnedQueue;
+
+fn _case() -> kernel::error::Result {
+    let q = OwnedQueue::builder().bh().build(kernel::prelude::fmt!("q"))?;
+    q.set_max_active(4)
+}
