@@ -11,8 +11,9 @@
 //!   no reference, and cancels exactly those when it is dropped;
 //! - the disable depth is known exactly, so a refused enqueue or `mod_delayed` says truthfully
 //!   whether the item was pending or disabled, and never leaks the pointer;
-//! - all of it is callable with spinlocks held and interrupts off (only the `_sync` operations
-//!   and `flush` sleep).
+//! - all of it is callable with spinlocks held, interrupts off and from hard-interrupt handlers:
+//!   the lock is a raw spinlock (`crate::raw_spinlock`), valid in hard-IRQ context even on
+//!   `PREEMPT_RT` (only the `_sync` operations and `flush` sleep).
 //!
 //! Items implement [`DelayedWorkItem`] (like upstream's `WorkItem`) and [`HasDelayedWork`]
 //! (through [`impl_has_delayed_work!`]); the field is made with [`new_delayed_work!`].
@@ -27,19 +28,19 @@ use super::{
     raw,
     EnqueueError, //
 };
+use crate::raw_spinlock::{
+    new_raw_spinlock_irq,
+    RawSpinLockIrq, //
+};
 use core::{marker::PhantomData, ptr};
 use kernel::{
     bindings,
     cpu::CpuId,
     error::code::*,
-    new_spinlock_irq,
     prelude::*,
-    sync::{
-        LockClassKey,
-        SpinLockIrq, //
-    },
+    sync::LockClassKey,
     time::Jiffies,
-    types::Opaque,
+    types::Opaque, //
 };
 
 /// A delay before a delayed work item is queued, in jiffies.
@@ -209,7 +210,7 @@ pub(crate) struct RawDelayed {
     #[pin]
     dwork: Opaque<bindings::delayed_work>,
     #[pin]
-    track: SpinLockIrq<Track>,
+    track: RawSpinLockIrq<Track>,
     links: Links,
     release: unsafe fn(*const RawDelayed),
 }
@@ -219,7 +220,7 @@ impl RawDelayed {
         &self.links
     }
 
-    pub(crate) fn track(&self) -> &SpinLockIrq<Track> {
+    pub(crate) fn track(&self) -> &RawSpinLockIrq<Track> {
         &self.track
     }
 
@@ -341,7 +342,7 @@ where
                         )
                     };
                 }),
-                track <- new_spinlock_irq!(
+                track <- new_raw_spinlock_irq!(
                     Track { armed_on: ptr::null(), disabled: 0 },
                     "DelayedWork::track"
                 ),

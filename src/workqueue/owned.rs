@@ -44,7 +44,8 @@ use kernel::{
 /// back, then `destroy_workqueue()` runs every queued item and waits for the running ones.
 /// Items armed on it earlier and since queued elsewhere are not touched. Dropped from inside a
 /// work item (for example an item that owns its own queue and drops the last reference in its
-/// `run`), the destruction is handed to `system_dfl_wq` instead of waiting for itself.
+/// `run`), or in interrupt context (the last reference dropped in an interrupt handler), the
+/// destruction is handed to `system_dfl_wq` instead of waiting for itself or sleeping there.
 ///
 /// # Invariants
 ///
@@ -304,9 +305,10 @@ impl Drop for OwnedQueue {
         let inner = self.inner();
         // No timer may fire into the queue once it is being destroyed.
         cancel_armed(inner);
-        if raw::in_worker() {
+        if raw::in_worker() || !crate::irq_work::Context::current().is_task() {
             // Inside a work item: `destroy_workqueue()` would wait for this very item if it runs
-            // on this queue. Hand the destruction to `system_dfl_wq`.
+            // on this queue. In interrupt context it must not sleep at all. Either way, hand the
+            // destruction to `system_dfl_wq`.
             REAPING.fetch_add(1, Ordering::AcqRel);
             // SAFETY: `reap` was initialised with `reap()` and is idle (only queued here, once);
             // `system_dfl_wq` lives forever; `reap()` frees `inner` when it has destroyed the

@@ -7,6 +7,8 @@
 
 #[path = "tests/delayed.rs"]
 mod delayed;
+#[path = "tests/irq.rs"]
+mod irq;
 #[path = "tests/misc.rs"]
 mod misc;
 #[path = "tests/owned.rs"]
