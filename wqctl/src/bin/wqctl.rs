@@ -132,6 +132,10 @@ struct EnqueueOpts {
     /// Tag copied into each result
     #[arg(long, short = 't', default_value_t = 0)]
     tag: u64,
+    /// Queue (or arm) the items from a hard-IRQ handler instead of this task
+    /// (RUST_WQ_ENQ_F_FROM_IRQ); results then say FROM_HARDIRQ
+    #[arg(long)]
+    from_irq: bool,
     /// Flush this invocation's work and print the results table before exiting
     #[arg(long, short = 'w')]
     wait: bool,
@@ -226,17 +230,23 @@ fn run(cli: &Cli) -> Result<bool, Failure> {
                 delay_us: o.delay,
                 sleep_us: o.sleep,
                 tag: o.tag,
+                from_irq: o.from_irq,
             };
             let first = op("enqueue", dev.enqueue(args))?;
             let last = first + u64::from(o.count).saturating_sub(1);
             println!(
-                "enqueued {} item(s) on {} cpu {} delay {} sleep {} tag {}: ids {}",
+                "enqueued {} item(s) on {} cpu {} delay {} sleep {} tag {}{}: ids {}",
                 o.count,
                 format_queue(o.queue),
                 format_cpu(o.cpu),
                 format_duration_us(o.delay),
                 format_duration_us(o.sleep),
                 o.tag,
+                if o.from_irq {
+                    " from a hard-IRQ handler"
+                } else {
+                    ""
+                },
                 if first == last {
                     first.to_string()
                 } else {
@@ -326,6 +336,7 @@ fn print_results(res: &[RustWqResult], dropped: u64, json: bool) {
 struct Expect {
     queue: u32,
     cpu: u32,
+    from_irq: bool,
 }
 
 fn demo(dev: &Device) -> Result<bool, Failure> {
@@ -357,6 +368,7 @@ fn demo(dev: &Device) -> Result<bool, Failure> {
                 Expect {
                     queue: args.queue,
                     cpu: args.cpu,
+                    from_irq: args.from_irq,
                 },
             );
         }
@@ -372,6 +384,11 @@ fn demo(dev: &Device) -> Result<bool, Failure> {
     add(EnqueueArgs::new(RUST_WQ_Q_PERCPU, 1)
         .delay_us(20_000)
         .tag(300))?;
+    // The bottom-half pattern: queued from a hard-IRQ handler, run on a worker that sleeps.
+    add(EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 1)
+        .sleep_us(1000)
+        .from_irq(true)
+        .tag(400))?;
     // Give the delayed item time to run on its own (FLUSH would fire its timer early).
     std::thread::sleep(Duration::from_millis(60));
     let flushed = op("flush", dev.flush(Target::All))?;
@@ -404,6 +421,23 @@ fn demo(dev: &Device) -> Result<bool, Failure> {
                         r.id, e.cpu, r.cpu
                     );
                 }
+                let from = if e.from_irq { "hardirq" } else { "task" };
+                if wqctl::queued_from(r.flags) != from {
+                    ok = false;
+                    println!(
+                        "FAIL: id {} was queued from {}, expected {from}",
+                        r.id,
+                        wqctl::queued_from(r.flags)
+                    );
+                }
+                let bh = RUST_WQ_RES_PROCESS_CTX | RUST_WQ_RES_SLEPT;
+                if e.from_irq && r.flags & bh != bh {
+                    ok = false;
+                    println!(
+                        "FAIL: id {} (queued from a hard-IRQ handler) did not run in process context and sleep",
+                        r.id
+                    );
+                }
             }
         }
     }
@@ -423,13 +457,16 @@ fn demo(dev: &Device) -> Result<bool, Failure> {
         ok = false;
         println!("FAIL: {dropped} result(s) dropped");
     }
+    let from_irq = expect.values().filter(|e| e.from_irq).count();
     println!(
-        "{}: {} item(s) enqueued, {} result(s), {} waited for by flush, {} pinned to their CPU",
+        "{}: {} item(s) enqueued, {} result(s), {} waited for by flush, {} pinned to their CPU, \
+         {} queued from a hard-IRQ handler and run on a worker that slept",
         if ok { "PASS" } else { "FAIL" },
         expect.len(),
         res.len(),
         flushed,
-        cpus.len()
+        cpus.len(),
+        from_irq
     );
     Ok(ok)
 }
