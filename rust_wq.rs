@@ -23,10 +23,14 @@ mod abi;
 mod bench;
 #[path = "src/device.rs"]
 mod device;
+#[path = "src/irq_work.rs"]
+mod irq_work;
 #[path = "src/kthread.rs"]
 mod kthread;
 #[path = "src/miscdev.rs"]
 mod miscdev;
+#[path = "src/raw_spinlock.rs"]
+mod raw_spinlock;
 #[path = "src/workqueue.rs"]
 mod workqueue;
 

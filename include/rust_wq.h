@@ -32,7 +32,8 @@
  * Errors (return -1 with errno set):
  *   ENOTTY  unknown ioctl number (another magic, or an unknown command nr)
  *   EINVAL  a known command nr with another size or direction than below,
- *           wrong version, non-zero reserved/pad field, unknown queue,
+ *           wrong version, non-zero reserved/pad field, unknown ENQUEUE flag
+ *           bit, unknown queue,
  *           count 0 or > max_count, delay > max_delay_us,
  *           sleep > max_sleep_us, cpu >= nr_cpu_ids (and not RUST_WQ_CPU_ANY),
  *           unknown target kind, a non-zero `queue` or `id` that the target
@@ -103,9 +104,30 @@ struct rust_wq_info {
  *      this delay (rounded up to whole jiffies, never early).
  * sleep_us: the work function sleeps (fsleep: usleep_range/msleep) at least
  *      this long; 1..10 sleep 11 us (the kernel busy-waits below that).
+ * flags: RUST_WQ_ENQ_F_*; any other bit is EINVAL.
  * On success `first_id` is the id of the first item; the items have ids
  * first_id .. first_id + count - 1.  Ids are unique per file and start at 1.
+ *
+ * RUST_WQ_ENQ_F_FROM_IRQ: the items are queued (or, with a delay, armed)
+ *      from a hard-interrupt handler instead of the calling task: the ioctl
+ *      makes the items as usual, raises an irq_work (IRQ_WORK_HARD_IRQ) on
+ *      the calling CPU whose handler does the queueing, at most
+ *      RUST_WQ_IRQ_BATCH items per interrupt, and sleeps until the handler
+ *      has finished.  It returns when every item is queued, or with the
+ *      error of the first item that could not be (then, as without the flag,
+ *      none of the call's items runs).  Every queue, cpu, delay and count
+ *      is accepted with it; ids, counts, FLUSH, CANCEL, MOD_DELAY and close
+ *      behave exactly as without it.  The results say RUST_WQ_RES_FROM_HARDIRQ.
+ *
+ * Versioning: `flags` was the first word of `reserved[2]` in the first
+ * release of ABI version 1, which required it to be zero; the flag is an
+ * additive extension of version 1.  A module without it fails a non-zero
+ * `flags` with EINVAL, so callers can probe for it.
  */
+#define RUST_WQ_ENQ_F_FROM_IRQ (1ull << 0) /* queue from a hard-IRQ handler */
+#define RUST_WQ_ENQ_F_ALL RUST_WQ_ENQ_F_FROM_IRQ
+#define RUST_WQ_IRQ_BATCH 64 /* most items queued per interrupt */
+
 struct rust_wq_enqueue {
 	__u32 version;
 	__u32 queue;      /* RUST_WQ_Q_* */
@@ -115,7 +137,8 @@ struct rust_wq_enqueue {
 	__u64 sleep_us;   /* 0 .. max_sleep_us */
 	__u64 tag;        /* copied into each result */
 	__u64 first_id;   /* out */
-	__u64 reserved[2];
+	__u64 flags;      /* RUST_WQ_ENQ_F_* (was reserved[0]) */
+	__u64 reserved[1];
 };
 
 /* Kinds for FLUSH and CANCEL. */
@@ -150,8 +173,10 @@ struct rust_wq_target {
  * RUST_WQ_IOC_MOD_DELAY: change the delay of a pending item (it now runs
  * `delay_us` from now; mod_delayed_work_on()).  ENOENT if the item is not
  * pending (it ran, is running, was cancelled, or never existed).  The item is
- * taken off its queue and queued again; if that fails (its CPU went offline:
- * ENODEV; no memory: ENOMEM) it stays cancelled and is counted as cancelled.
+ * taken off its queue and queued again by the calling task (so its result
+ * says RUST_WQ_RES_FROM_TASK, even after RUST_WQ_ENQ_F_FROM_IRQ); if that
+ * fails (its CPU went offline: ENODEV; no memory: ENOMEM) it stays cancelled
+ * and is counted as cancelled.
  */
 struct rust_wq_mod_delay {
 	__u32 version;
@@ -161,9 +186,17 @@ struct rust_wq_mod_delay {
 	__u64 reserved[2];
 };
 
-/* rust_wq_result.flags */
+/*
+ * rust_wq_result.flags.  Of the three RUST_WQ_RES_FROM_* bits exactly one is
+ * set: the context of the call that queued the item (for a delayed item, that
+ * armed its timer), as in_task() / in_serving_softirq() / in_hardirq() said
+ * at that moment.  (A module older than these bits sets none of them.)
+ */
 #define RUST_WQ_RES_PROCESS_CTX (1u << 0) /* ran in process context (in_task, preemptible) */
 #define RUST_WQ_RES_SLEPT (1u << 1)       /* slept for at least sleep_us */
+#define RUST_WQ_RES_FROM_TASK (1u << 2)    /* queued from task context (the ioctl) */
+#define RUST_WQ_RES_FROM_SOFTIRQ (1u << 3) /* queued from softirq context */
+#define RUST_WQ_RES_FROM_HARDIRQ (1u << 4) /* queued from a hard-IRQ handler (RUST_WQ_ENQ_F_FROM_IRQ) */
 
 /* One executed item. */
 struct rust_wq_result {

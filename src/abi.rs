@@ -54,6 +54,16 @@ pub(crate) const TARGET_QUEUE: u32 = 2;
 /// Result flags.
 pub(crate) const RES_PROCESS_CTX: u32 = 1 << 0;
 pub(crate) const RES_SLEPT: u32 = 1 << 1;
+pub(crate) const RES_FROM_TASK: u32 = 1 << 2;
+pub(crate) const RES_FROM_SOFTIRQ: u32 = 1 << 3;
+pub(crate) const RES_FROM_HARDIRQ: u32 = 1 << 4;
+
+/// Enqueue flags: queue the items from a hard-IRQ handler.
+pub(crate) const ENQ_F_FROM_IRQ: u64 = 1 << 0;
+/// Every enqueue flag this version knows.
+pub(crate) const ENQ_F_ALL: u64 = ENQ_F_FROM_IRQ;
+/// Most items queued per interrupt with [`ENQ_F_FROM_IRQ`].
+pub(crate) const IRQ_BATCH: u32 = 64;
 
 /// `struct rust_wq_info`.
 #[repr(C)]
@@ -83,7 +93,8 @@ pub(crate) struct Enqueue {
     pub(crate) sleep_us: u64,
     pub(crate) tag: u64,
     pub(crate) first_id: u64,
-    pub(crate) reserved: [u64; 2],
+    pub(crate) flags: u64,
+    pub(crate) reserved: [u64; 1],
 }
 
 /// `struct rust_wq_target`.

@@ -8,6 +8,10 @@
 
 use crate::abi::{self, Bench, Enqueue, Info, ModDelay, Results, Stats, Target, WorkResult};
 use crate::bench;
+use crate::irq_work::{
+    run_in_hardirq,
+    Context, //
+};
 use crate::miscdev::{
     MiscDevice,
     MiscDeviceRegistration,
@@ -24,6 +28,7 @@ use crate::workqueue::{
     OwnedQueue, //
 };
 use core::sync::atomic::{
+    AtomicU32,
     AtomicU64,
     Ordering, //
 };
@@ -207,6 +212,8 @@ pub(crate) struct Item {
     log: bool,
     batch_summary: Option<u32>,
     enqueued_at: Instant<Monotonic>,
+    /// `RES_FROM_*`: the context that queued (or armed) the item, stored before it is queued.
+    queued_from: AtomicU32,
     file: Arc<FileShared>,
 }
 
@@ -218,7 +225,7 @@ impl DelayedWorkItem for Item {
     fn run(this: Arc<Item>) {
         let start = Instant::<Monotonic>::now();
         let cpu = kernel::cpu::CpuId::current().as_u32();
-        let mut flags = 0;
+        let mut flags = this.queued_from.load(Ordering::Acquire);
         if wq::context::in_worker() && this.dwork.is_current() {
             flags |= abi::RES_PROCESS_CTX;
         }
@@ -255,7 +262,7 @@ impl DelayedWorkItem for Item {
             let process_ctx = (flags & abi::RES_PROCESS_CTX) != 0;
             let slept = (flags & abi::RES_SLEPT) != 0;
             pr_info!(
-                "work id={} tag={} queue={} req_cpu={} (-1: any) cpu={} latency={}us runtime={}us seq={} process_ctx={} slept={}\n",
+                "work id={} tag={} queue={} req_cpu={} (-1: any) cpu={} latency={}us runtime={}us seq={} queued_from={} process_ctx={} slept={}\n",
                 result.id,
                 result.tag,
                 queue_name(result.queue),
@@ -264,6 +271,7 @@ impl DelayedWorkItem for Item {
                 result.latency_ns / 1000,
                 result.runtime_ns / 1000,
                 seq,
+                from_name(flags),
                 process_ctx,
                 slept,
             );
@@ -283,6 +291,27 @@ impl DelayedWorkItem for Item {
             );
         }
         this.file.finished(&this, result);
+    }
+}
+
+/// The `RES_FROM_*` flag of a context.
+fn from_flag(c: Context) -> u32 {
+    match c {
+        Context::Task => abi::RES_FROM_TASK,
+        Context::SoftIrq => abi::RES_FROM_SOFTIRQ,
+        // Nothing of this module queues from an NMI; count it as an interrupt if it ever did.
+        Context::HardIrq | Context::Nmi => abi::RES_FROM_HARDIRQ,
+    }
+}
+
+/// The name of the context in result `flags`, for the log.
+fn from_name(flags: u32) -> &'static str {
+    if flags & abi::RES_FROM_HARDIRQ != 0 {
+        Context::HardIrq.name()
+    } else if flags & abi::RES_FROM_SOFTIRQ != 0 {
+        Context::SoftIrq.name()
+    } else {
+        Context::Task.name()
     }
 }
 
@@ -445,7 +474,10 @@ impl FileShared {
 
     fn enqueue(this: ArcBorrow<'_, Self>, req: &mut Enqueue) -> Result {
         let me: &Self = &this;
-        if req.version != abi::ABI_VERSION || req.reserved != [0; 2] {
+        if req.version != abi::ABI_VERSION
+            || req.reserved != [0; 1]
+            || req.flags & !abi::ENQ_F_ALL != 0
+        {
             return Err(EINVAL);
         }
         if req.queue >= abi::Q_COUNT
@@ -497,6 +529,7 @@ impl FileShared {
                         log: i < LOG_ITEMS_PER_BATCH,
                         batch_summary: (n > LOG_ITEMS_PER_BATCH && i == n - 1).then_some(n),
                         enqueued_at: now,
+                        queued_from: AtomicU32::new(0),
                         file: this.into(),
                     }),
                     GFP_KERNEL,
@@ -514,12 +547,35 @@ impl FileShared {
             inner.stats.enqueued += u64::from(req.count);
         }
 
-        let mut failed = None;
-        for (n, item) in items.iter().enumerate() {
-            if let Err(e) = me.arm(item.clone(), cpu, delay) {
-                failed = Some((n, e));
-                break;
+        // Queues `batch` (starting at index `first` of the call), recording the context; returns
+        // the index and error of the first item that could not be queued. Never sleeps: with
+        // `ENQ_F_FROM_IRQ` it runs in a hard-interrupt handler.
+        let arm_batch = |first: usize, batch: &[Arc<Item>]| -> Option<(usize, Error)> {
+            let from = from_flag(Context::current());
+            for (n, item) in batch.iter().enumerate() {
+                item.queued_from.store(from, Ordering::Release);
+                if let Err(e) = me.arm(item.clone(), cpu, delay) {
+                    return Some((first + n, e));
+                }
             }
+            None
+        };
+        let mut failed = None;
+        if req.flags & abi::ENQ_F_FROM_IRQ != 0 {
+            for (i, batch) in items.chunks(abi::IRQ_BATCH as usize).enumerate() {
+                let first = i * abi::IRQ_BATCH as usize;
+                match run_in_hardirq(|| arm_batch(first, batch)) {
+                    Ok(None) => {}
+                    Ok(Some(f)) => failed = Some(f),
+                    // The interrupt could not be raised: nothing of this batch was queued.
+                    Err(e) => failed = Some((first, e)),
+                }
+                if failed.is_some() {
+                    break;
+                }
+            }
+        } else {
+            failed = arm_batch(0, &items);
         }
         if let Some((armed, err)) = failed {
             // Undo the whole call: cancel what was armed (it has not run: delays are at least
@@ -654,6 +710,9 @@ impl FileShared {
             abi::CPU_ANY => Ok(None),
             c => wq::cpu::online_cpu(c).map(Some),
         };
+        // Re-armed by this task: the result says so (`RES_FROM_TASK`).
+        item.queued_from
+            .store(from_flag(Context::current()), Ordering::Release);
         let res = cpu.and_then(|cpu| self.arm(item.clone(), cpu, delay));
         if let Err(e) = res {
             // It cannot be queued again (CPU gone offline, or no memory): it stays cancelled.

@@ -11,7 +11,7 @@
 //! the timer's work starts running, when the item is cancelled or disabled, or when it is armed
 //! again elsewhere. Nothing is allocated per item, no reference is held (the pointer the queue
 //! owns for a pending item is the one C holds anyway), and every operation takes two IRQ-safe
-//! spinlocks, so it works with spinlocks held and interrupts off.
+//! raw spinlocks, so it works with spinlocks held, interrupts off and in hard-IRQ handlers.
 //!
 //! There is one list per possible CPU, chosen by the CPU that arms the item (interrupts are off
 //! while it is chosen), so CPUs arming delayed work on one queue do not bounce one lock's cache
@@ -30,8 +30,12 @@
 //!   `run`. So the list may be walked without holding references.
 
 use super::delayed::RawDelayed;
+use crate::raw_spinlock::{
+    new_raw_spinlock_irq,
+    RawSpinLockIrq, //
+};
 use core::{cell::Cell, ptr};
-use kernel::{new_spinlock_irq, prelude::*, sync::SpinLockIrq};
+use kernel::prelude::*;
 
 /// The head of one armed list.
 pub(crate) struct Head {
@@ -66,13 +70,13 @@ impl Links {
 #[pin_data]
 pub(crate) struct ArmedList {
     #[pin]
-    head: SpinLockIrq<Head>,
+    head: RawSpinLockIrq<Head>,
 }
 
 impl ArmedList {
     fn new() -> impl PinInit<Self> {
         pin_init!(Self {
-            head <- new_spinlock_irq!(Head { first: ptr::null(), len: 0 }, "ArmedList::head"),
+            head <- new_raw_spinlock_irq!(Head { first: ptr::null(), len: 0 }, "ArmedList::head"),
         })
     }
 

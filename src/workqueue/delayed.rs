@@ -11,8 +11,9 @@
 //!   no reference, and cancels exactly those when it is dropped;
 //! - the disable depth is known exactly, so a refused enqueue or `mod_delayed` says truthfully
 //!   whether the item was pending or disabled, and never leaks the pointer;
-//! - all of it is callable with spinlocks held and interrupts off (only the `_sync` operations
-//!   and `flush` sleep).
+//! - all of it is callable with spinlocks held, interrupts off and from hard-interrupt handlers:
+//!   the lock is a raw spinlock (`crate::raw_spinlock`), valid in hard-IRQ context even on
+//!   `PREEMPT_RT` (only the `_sync` operations and `flush` sleep).
 //!
 //! Items implement [`DelayedWorkItem`] (like upstream's `WorkItem`) and [`HasDelayedWork`]
 //! (through [`impl_has_delayed_work!`]); the field is made with [`new_delayed_work!`].
@@ -25,18 +26,19 @@ use super::{
     pointer::WorkPointer,
     raw, //
 };
+use crate::raw_spinlock::{
+    new_raw_spinlock_irq,
+    RawSpinLockIrq, //
+};
 use core::{
     marker::PhantomData,
     ptr, //
 };
 use kernel::{
-    bindings, new_spinlock_irq,
+    bindings,
     prelude::*,
-    sync::{
-        LockClassKey,
-        SpinLockIrq, //
-    },
-    types::Opaque,
+    sync::LockClassKey,
+    types::Opaque, //
 };
 
 /// A work item with a tracked [`DelayedWork`] field: the delayed counterpart of `WorkItem`.
@@ -155,7 +157,7 @@ pub(crate) struct RawDelayed {
     #[pin]
     dwork: Opaque<bindings::delayed_work>,
     #[pin]
-    pub(super) track: SpinLockIrq<Track>,
+    pub(super) track: RawSpinLockIrq<Track>,
     links: Links,
     release: unsafe fn(*const RawDelayed),
 }
@@ -165,7 +167,7 @@ impl RawDelayed {
         &self.links
     }
 
-    pub(crate) fn track(&self) -> &SpinLockIrq<Track> {
+    pub(crate) fn track(&self) -> &RawSpinLockIrq<Track> {
         &self.track
     }
 
@@ -287,7 +289,7 @@ where
                         )
                     };
                 }),
-                track <- new_spinlock_irq!(
+                track <- new_raw_spinlock_irq!(
                     Track { armed_on: ptr::null(), disabled: 0 },
                     "DelayedWork::track"
                 ),

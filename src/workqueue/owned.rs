@@ -47,7 +47,8 @@ use kernel::{
 /// back, then `destroy_workqueue()` runs every queued item and waits for the running ones.
 /// Items armed on it earlier and since queued elsewhere are not touched. Dropped from inside a
 /// work item (for example an item that owns its own queue and drops the last reference in its
-/// `run`), the destruction is handed to `system_dfl_wq` instead of waiting for itself.
+/// `run`), or in interrupt context (the last reference dropped in an interrupt handler), the
+/// destruction is handed to `system_dfl_wq` instead of waiting for itself or sleeping there.
 ///
 /// # Invariants
 ///
@@ -333,10 +334,11 @@ impl Drop for OwnedQueue {
         let inner = self.inner();
         // No timer may fire into the queue once it is being destroyed.
         cancel_armed(inner);
-        if raw::in_worker() {
+        if raw::in_worker() || !crate::irq_work::Context::current().is_task() {
             // Inside a work item: `destroy_workqueue()` would wait for this very item if it runs
-            // on this queue. Hand the destruction to `REAPER` on `system_dfl_wq`: push `inner`
-            // (now owned by the stack) and queue the reaper.
+            // on this queue. In interrupt context it must not sleep at all. Either way, hand the
+            // destruction to `REAPER` on `system_dfl_wq`: push `inner` (now owned by the stack)
+            // and queue the reaper (both callable in any context).
             let mut head = TO_REAP.load(Ordering::Acquire);
             loop {
                 inner.next_reap.store(head, Ordering::Relaxed);

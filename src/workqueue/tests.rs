@@ -11,6 +11,8 @@ mod capi;
 mod control;
 #[path = "tests/delayed.rs"]
 mod delayed;
+#[path = "tests/irq.rs"]
+mod irq;
 #[path = "tests/misc.rs"]
 mod misc;
 #[path = "tests/owned.rs"]

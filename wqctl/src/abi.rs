@@ -35,6 +35,14 @@ pub const RUST_WQ_TARGET_QUEUE: u32 = 2;
 // rust_wq_result.flags
 pub const RUST_WQ_RES_PROCESS_CTX: u32 = 1 << 0;
 pub const RUST_WQ_RES_SLEPT: u32 = 1 << 1;
+pub const RUST_WQ_RES_FROM_TASK: u32 = 1 << 2;
+pub const RUST_WQ_RES_FROM_SOFTIRQ: u32 = 1 << 3;
+pub const RUST_WQ_RES_FROM_HARDIRQ: u32 = 1 << 4;
+
+// rust_wq_enqueue.flags
+pub const RUST_WQ_ENQ_F_FROM_IRQ: u64 = 1 << 0;
+pub const RUST_WQ_ENQ_F_ALL: u64 = RUST_WQ_ENQ_F_FROM_IRQ;
+pub const RUST_WQ_IRQ_BATCH: u32 = 64;
 
 /// `struct rust_wq_info` (RUST_WQ_IOC_INFO).
 #[repr(C)]
@@ -64,7 +72,8 @@ pub struct RustWqEnqueue {
     pub sleep_us: u64,
     pub tag: u64,
     pub first_id: u64,
-    pub reserved: [u64; 2],
+    pub flags: u64,
+    pub reserved: [u64; 1],
 }
 
 /// `struct rust_wq_target` (RUST_WQ_IOC_FLUSH / RUST_WQ_IOC_CANCEL).
@@ -315,7 +324,7 @@ mod tests {
             v,
             RustWqEnqueue,
             "rust_wq_enqueue",
-            [version, queue, cpu, count, delay_us, sleep_us, tag, first_id, reserved]
+            [version, queue, cpu, count, delay_us, sleep_us, tag, first_id, flags, reserved]
         );
         layout!(
             v,
@@ -411,6 +420,12 @@ mod tests {
             ("RUST_WQ_TARGET_QUEUE", RUST_WQ_TARGET_QUEUE.into()),
             ("RUST_WQ_RES_PROCESS_CTX", RUST_WQ_RES_PROCESS_CTX.into()),
             ("RUST_WQ_RES_SLEPT", RUST_WQ_RES_SLEPT.into()),
+            ("RUST_WQ_RES_FROM_TASK", RUST_WQ_RES_FROM_TASK.into()),
+            ("RUST_WQ_RES_FROM_SOFTIRQ", RUST_WQ_RES_FROM_SOFTIRQ.into()),
+            ("RUST_WQ_RES_FROM_HARDIRQ", RUST_WQ_RES_FROM_HARDIRQ.into()),
+            ("RUST_WQ_ENQ_F_FROM_IRQ", RUST_WQ_ENQ_F_FROM_IRQ),
+            ("RUST_WQ_ENQ_F_ALL", RUST_WQ_ENQ_F_ALL),
+            ("RUST_WQ_IRQ_BATCH", RUST_WQ_IRQ_BATCH.into()),
             (
                 "RUST_WQ_BENCH_UNBOUND_SYSFS",
                 RUST_WQ_BENCH_UNBOUND_SYSFS.into(),

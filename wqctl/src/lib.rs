@@ -149,6 +149,8 @@ pub struct EnqueueArgs {
     pub delay_us: u64,
     pub sleep_us: u64,
     pub tag: u64,
+    /// Queue from a hard-IRQ handler (RUST_WQ_ENQ_F_FROM_IRQ).
+    pub from_irq: bool,
 }
 
 impl Default for EnqueueArgs {
@@ -160,6 +162,7 @@ impl Default for EnqueueArgs {
             delay_us: 0,
             sleep_us: 0,
             tag: 0,
+            from_irq: false,
         }
     }
 }
@@ -189,6 +192,10 @@ impl EnqueueArgs {
         self.tag = tag;
         self
     }
+    pub fn from_irq(mut self, from_irq: bool) -> Self {
+        self.from_irq = from_irq;
+        self
+    }
 
     /// The ioctl argument for these parameters.
     pub fn to_raw(self) -> RustWqEnqueue {
@@ -200,6 +207,11 @@ impl EnqueueArgs {
             delay_us: self.delay_us,
             sleep_us: self.sleep_us,
             tag: self.tag,
+            flags: if self.from_irq {
+                RUST_WQ_ENQ_F_FROM_IRQ
+            } else {
+                0
+            },
             ..Default::default()
         }
     }
@@ -544,16 +556,26 @@ pub fn poll_fd(fd: RawFd, events: i16, timeout: Option<Duration>) -> Result<i16>
     }
 }
 
-/// Decodes result flags as `PROCESS_CTX|SLEPT` (or `-`).
+/// The result flags and their names, in the order [`format_flags`] prints them.
+const RESULT_FLAG_NAMES: [(u32, &str); 5] = [
+    (RUST_WQ_RES_FROM_TASK, "FROM_TASK"),
+    (RUST_WQ_RES_FROM_SOFTIRQ, "FROM_SOFTIRQ"),
+    (RUST_WQ_RES_FROM_HARDIRQ, "FROM_HARDIRQ"),
+    (RUST_WQ_RES_PROCESS_CTX, "PROCESS_CTX"),
+    (RUST_WQ_RES_SLEPT, "SLEPT"),
+];
+
+/// Decodes result flags as `FROM_HARDIRQ|PROCESS_CTX|SLEPT` (or `-`).
 pub fn format_flags(flags: u32) -> String {
     let mut v = Vec::new();
-    if flags & RUST_WQ_RES_PROCESS_CTX != 0 {
-        v.push("PROCESS_CTX".to_string());
+    let mut known = 0;
+    for (bit, name) in RESULT_FLAG_NAMES {
+        known |= bit;
+        if flags & bit != 0 {
+            v.push(name.to_string());
+        }
     }
-    if flags & RUST_WQ_RES_SLEPT != 0 {
-        v.push("SLEPT".to_string());
-    }
-    let rest = flags & !(RUST_WQ_RES_PROCESS_CTX | RUST_WQ_RES_SLEPT);
+    let rest = flags & !known;
     if rest != 0 {
         v.push(format!("{rest:#x}"));
     }
@@ -598,6 +620,20 @@ pub fn result_row(r: &RustWqResult) -> String {
     )
 }
 
+/// The context that queued an item, from its result flags: `hardirq`, `softirq`,
+/// `task`, or `unknown` (a module that does not report it).
+pub fn queued_from(flags: u32) -> &'static str {
+    if flags & RUST_WQ_RES_FROM_HARDIRQ != 0 {
+        "hardirq"
+    } else if flags & RUST_WQ_RES_FROM_SOFTIRQ != 0 {
+        "softirq"
+    } else if flags & RUST_WQ_RES_FROM_TASK != 0 {
+        "task"
+    } else {
+        "unknown"
+    }
+}
+
 /// One result as a JSON object (hand-written; all values are numbers or
 /// plain ASCII strings, so no escaping is needed).
 pub fn result_json(r: &RustWqResult) -> String {
@@ -608,7 +644,8 @@ pub fn result_json(r: &RustWqResult) -> String {
     };
     format!(
         "{{\"id\":{},\"tag\":{},\"seq\":{},\"queue\":\"{}\",\"requested_cpu\":{},\"cpu\":{},\
-         \"latency_ns\":{},\"runtime_ns\":{},\"flags\":{},\"process_ctx\":{},\"slept\":{}}}",
+         \"latency_ns\":{},\"runtime_ns\":{},\"flags\":{},\"process_ctx\":{},\"slept\":{},\
+         \"queued_from\":\"{}\"}}",
         r.id,
         r.tag,
         r.seq,
@@ -619,7 +656,8 @@ pub fn result_json(r: &RustWqResult) -> String {
         r.runtime_ns,
         r.flags,
         r.flags & RUST_WQ_RES_PROCESS_CTX != 0,
-        r.flags & RUST_WQ_RES_SLEPT != 0
+        r.flags & RUST_WQ_RES_SLEPT != 0,
+        queued_from(r.flags)
     )
 }
 
@@ -666,7 +704,11 @@ mod tests {
             (e.queue, e.cpu, e.count, e.delay_us, e.sleep_us, e.tag),
             (1, 2, 3, 5, 6, 9)
         );
-        assert_eq!((e.first_id, e.reserved), (0, [0, 0]));
+        assert_eq!((e.first_id, e.flags, e.reserved), (0, 0, [0]));
+        let e = EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 3)
+            .from_irq(true)
+            .to_raw();
+        assert_eq!(e.flags, RUST_WQ_ENQ_F_FROM_IRQ);
         assert_eq!(EnqueueArgs::default().cpu, RUST_WQ_CPU_ANY);
     }
 
@@ -785,7 +827,17 @@ mod tests {
         let j = result_json(&r);
         assert!(j.starts_with("{\"id\":1,\"tag\":7,"));
         assert!(j.contains("\"requested_cpu\":\"any\""));
+        assert!(j.ends_with("\"queued_from\":\"unknown\"}"));
         assert_eq!(format_flags(0), "-");
-        assert_eq!(format_flags(8), "0x8");
+        assert_eq!(format_flags(0x40), "0x40");
+        let f = RUST_WQ_RES_FROM_HARDIRQ | RUST_WQ_RES_PROCESS_CTX | RUST_WQ_RES_SLEPT;
+        assert_eq!(format_flags(f), "FROM_HARDIRQ|PROCESS_CTX|SLEPT");
+        assert_eq!(format_flags(RUST_WQ_RES_FROM_TASK | 0x80), "FROM_TASK|0x80");
+        assert_eq!(queued_from(f), "hardirq");
+        assert_eq!(queued_from(RUST_WQ_RES_FROM_SOFTIRQ), "softirq");
+        assert_eq!(queued_from(RUST_WQ_RES_FROM_TASK), "task");
+        assert!(
+            result_json(&RustWqResult { flags: f, ..r }).contains("\"queued_from\":\"hardirq\"")
+        );
     }
 }

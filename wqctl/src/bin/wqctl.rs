@@ -202,6 +202,10 @@ struct EnqueueSpec {
     /// Tag copied into each result
     #[arg(long, short = 't', default_value_t = 0)]
     tag: u64,
+    /// Queue (or arm) the items from a hard-IRQ handler instead of this task
+    /// (RUST_WQ_ENQ_F_FROM_IRQ); results then say FROM_HARDIRQ
+    #[arg(long)]
+    from_irq: bool,
 }
 
 #[derive(Args, Debug)]
@@ -390,17 +394,23 @@ fn enqueue_spec(
                 delay_us: spec.delay,
                 sleep_us: spec.sleep,
                 tag: spec.tag,
+                from_irq: spec.from_irq,
             };
             let first = op("enqueue", dev.enqueue(args))?;
             if !out.json {
                 println!(
-                    "enqueued {} item(s) on {} cpu {} delay {} sleep {} tag {}: ids {}",
+                    "enqueued {} item(s) on {} cpu {} delay {} sleep {} tag {}{}: ids {}",
                     spec.count,
                     format_queue(queue),
                     format_cpu(cpu),
                     format_duration_us(spec.delay),
                     format_duration_us(spec.sleep),
                     spec.tag,
+                    if spec.from_irq {
+                        " from a hard-IRQ handler"
+                    } else {
+                        ""
+                    },
                     ids_text(first, spec.count)
                 );
             }
@@ -1060,6 +1070,7 @@ fn report(out: Out, at: &str, cmd: Option<&str>, f: &Failure) {
 struct Expect {
     queue: u32,
     cpu: u32,
+    from_irq: bool,
 }
 
 fn demo(dev: &Device) -> Result<bool, Failure> {
@@ -1091,6 +1102,7 @@ fn demo(dev: &Device) -> Result<bool, Failure> {
                 Expect {
                     queue: args.queue,
                     cpu: args.cpu,
+                    from_irq: args.from_irq,
                 },
             );
         }
@@ -1106,6 +1118,11 @@ fn demo(dev: &Device) -> Result<bool, Failure> {
     add(EnqueueArgs::new(RUST_WQ_Q_PERCPU, 1)
         .delay_us(20_000)
         .tag(300))?;
+    // The bottom-half pattern: queued from a hard-IRQ handler, run on a worker that sleeps.
+    add(EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 1)
+        .sleep_us(1000)
+        .from_irq(true)
+        .tag(400))?;
     // Give the delayed item time to run on its own (FLUSH would fire its timer early).
     std::thread::sleep(Duration::from_millis(60));
     let flushed = op("flush", dev.flush(Target::All))?;
@@ -1138,6 +1155,23 @@ fn demo(dev: &Device) -> Result<bool, Failure> {
                         r.id, e.cpu, r.cpu
                     );
                 }
+                let from = if e.from_irq { "hardirq" } else { "task" };
+                if wqctl::queued_from(r.flags) != from {
+                    ok = false;
+                    println!(
+                        "FAIL: id {} was queued from {}, expected {from}",
+                        r.id,
+                        wqctl::queued_from(r.flags)
+                    );
+                }
+                let bh = RUST_WQ_RES_PROCESS_CTX | RUST_WQ_RES_SLEPT;
+                if e.from_irq && r.flags & bh != bh {
+                    ok = false;
+                    println!(
+                        "FAIL: id {} (queued from a hard-IRQ handler) did not run in process context and sleep",
+                        r.id
+                    );
+                }
             }
         }
     }
@@ -1157,13 +1191,16 @@ fn demo(dev: &Device) -> Result<bool, Failure> {
         ok = false;
         println!("FAIL: {dropped} result(s) dropped");
     }
+    let from_irq = expect.values().filter(|e| e.from_irq).count();
     println!(
-        "{}: {} item(s) enqueued, {} result(s), {} waited for by flush, {} pinned to their CPU",
+        "{}: {} item(s) enqueued, {} result(s), {} waited for by flush, {} pinned to their CPU, \
+         {} queued from a hard-IRQ handler and run on a worker that slept",
         if ok { "PASS" } else { "FAIL" },
         expect.len(),
         res.len(),
         flushed,
-        cpus.len()
+        cpus.len(),
+        from_irq
     );
     Ok(ok)
 }

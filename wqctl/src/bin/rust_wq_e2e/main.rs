@@ -7,6 +7,7 @@
 //! Environment: RUST_WQ_KO (path of rust_wq.ko) enables `rmmod_refused_while_open`.
 //! Exit status: 0 if no test failed, 1 otherwise (or when the device cannot be used).
 
+mod irq;
 mod poll;
 mod session;
 mod tests;

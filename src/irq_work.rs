@@ -1,0 +1,207 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Running code in hard-interrupt context, and telling which context the caller runs in.
+//!
+//! A workqueue is a bottom half: an interrupt handler (the top half) must not sleep, so it
+//! queues work, and the work runs later in a worker thread, where it may sleep. This file gives
+//! the module a real top half to queue from:
+//!
+//! - [`run_in_hardirq`] runs a closure from a hard-interrupt handler: it raises an `irq_work`
+//!   (C's `struct irq_work`, flagged `IRQ_WORK_HARD_IRQ`) on the calling CPU, whose handler
+//!   runs the closure from the `IRQ_WORK_VECTOR` interrupt (or the timer tick where the CPU has
+//!   no self-interrupt), with interrupts off, and sleeps until it has run.
+//! - [`Context::current`] says whether the caller runs in task, softirq, hard-IRQ or NMI
+//!   context, as C's `in_task()`, `in_serving_softirq()`, `in_hardirq()` and `in_nmi()` do.
+//!
+//! x86-64 only (the architecture this project builds for): the preempt count is read from the
+//! per-CPU variable `__preempt_count`, as C's `preempt_count()` does there.
+//!
+//! C header: [`include/linux/irq_work.h`](srctree/include/linux/irq_work.h)
+
+use crate::kthread::Completion;
+use core::cell::UnsafeCell;
+use kernel::{
+    bindings,
+    error::code::EBUSY,
+    prelude::*,
+    types::Opaque, //
+};
+
+/// An execution context, as the preempt count tells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Context {
+    /// Task (process) context: a thread, which may sleep unless it holds a lock or has
+    /// preemption or interrupts off (C's `in_task()`).
+    Task,
+    /// Serving a softirq, for example a timer callback or a BH work item
+    /// (C's `in_serving_softirq()`).
+    SoftIrq,
+    /// A hard-interrupt handler (C's `in_hardirq()`).
+    HardIrq,
+    /// A non-maskable interrupt (C's `in_nmi()`).
+    Nmi,
+}
+
+/// `HARDIRQ_MASK` of `include/linux/preempt.h`.
+const HARDIRQ_MASK: u32 = ((1 << bindings::HARDIRQ_BITS) - 1) << bindings::HARDIRQ_SHIFT;
+/// `NMI_MASK`: four bits when `PREEMPT_NEED_RESCHED` lives in another word, else one.
+#[cfg(CONFIG_HAS_SEPARATE_PREEMPT_RESCHED_BITS)]
+const NMI_MASK: u32 = 0xf << bindings::NMI_SHIFT;
+#[cfg(not(CONFIG_HAS_SEPARATE_PREEMPT_RESCHED_BITS))]
+const NMI_MASK: u32 = 1 << bindings::NMI_SHIFT;
+
+/// Returns this CPU's preempt count (C's `preempt_count()`): the low 32 bits of the per-CPU
+/// `__preempt_count`. Only its NMI, hardirq and softirq bits are meaningful to callers.
+fn preempt_count() -> u32 {
+    // With interrupts off the task cannot move to another CPU between reading the CPU number
+    // and reading that CPU's count. Disabling them changes only the hardirq-disable bits of the
+    // count, which no context test below looks at.
+    let _irq = kernel::interrupt::local_interrupt_disable();
+    let cpu = kernel::cpu::CpuId::current().as_u32() as usize;
+    // SAFETY: `__per_cpu_offset` is a C array of `NR_CPUS` words set up at boot and never
+    // changed for a possible CPU afterwards; `cpu` is the current CPU, below `NR_CPUS`. Only the
+    // address of the array is taken (no reference to a `static mut`), then one word read.
+    let offset = unsafe {
+        core::ptr::addr_of!(bindings::__per_cpu_offset)
+            .cast::<core::ffi::c_ulong>()
+            .add(cpu)
+            .read()
+    };
+    // `per_cpu_ptr(&__preempt_count, cpu)`: the per-CPU symbol's address plus the CPU's offset.
+    let addr =
+        (core::ptr::addr_of!(bindings::__preempt_count) as usize).wrapping_add(offset as usize);
+    // SAFETY: `addr` is this CPU's instance of the per-CPU `unsigned long __preempt_count`,
+    // which lives for the whole uptime and is aligned. It is changed only by this CPU (by
+    // interrupts that nest, and undo their change before returning), so a volatile read of its
+    // low 32 bits (x86 is little-endian) sees the count of the context that reads it.
+    let pc = unsafe { core::ptr::read_volatile(addr as *const u32) };
+    // Without separate bits, bit 31 is the inverted `PREEMPT_NEED_RESCHED` (with them it is bit
+    // 63, outside this word); the masks used on the result never include it.
+    pc
+}
+
+impl Context {
+    /// Returns the context of the caller.
+    pub(crate) fn current() -> Self {
+        let pc = preempt_count();
+        if pc & NMI_MASK != 0 {
+            Context::Nmi
+        } else if pc & HARDIRQ_MASK != 0 {
+            Context::HardIrq
+        } else if pc & bindings::SOFTIRQ_OFFSET != 0 {
+            Context::SoftIrq
+        } else {
+            Context::Task
+        }
+    }
+
+    /// Whether this is task context.
+    pub(crate) fn is_task(self) -> bool {
+        self == Context::Task
+    }
+
+    /// A short name for logs: `task`, `softirq`, `hardirq` or `nmi`.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Context::Task => "task",
+            Context::SoftIrq => "softirq",
+            Context::HardIrq => "hardirq",
+            Context::Nmi => "nmi",
+        }
+    }
+}
+
+/// One [`run_in_hardirq`] call: the `irq_work`, the closure, its result, and the completion the
+/// caller sleeps on.
+///
+/// # Invariants
+///
+/// `work` was initialised with `IRQ_WORK_HARD_IRQ` and [`handler::<F, R>`] as its function.
+/// `f` and `r` are only touched by the caller before the work is queued and after it has run,
+/// and by the handler in between.
+#[pin_data]
+struct Call<F, R> {
+    #[pin]
+    work: Opaque<bindings::irq_work>,
+    f: UnsafeCell<Option<F>>,
+    r: UnsafeCell<Option<R>>,
+    #[pin]
+    done: Completion,
+}
+
+/// The `irq_work` function: runs the closure in hard-interrupt context.
+///
+/// # Safety
+///
+/// `work` is the `work` field of a live, pinned `Call<F, R>` queued by [`run_in_hardirq`].
+unsafe extern "C" fn handler<F: FnOnce() -> R, R>(work: *mut bindings::irq_work) {
+    // SAFETY: `work` is the `work` field of a `Call<F, R>` (the caller's promise); `Opaque` is
+    // `repr(transparent)`, so the cast gives the field's address as its own type.
+    let call = unsafe {
+        kernel::container_of!(work.cast::<Opaque<bindings::irq_work>>(), Call<F, R>, work)
+    };
+    // SAFETY: `call` is alive until the waiter has seen `done` and `irq_work_sync()` returned;
+    // between queueing and `done`, only this handler touches `f` and `r` (type invariant).
+    let f = unsafe { (*(*call).f.get()).take() };
+    if let Some(f) = f {
+        let r = f();
+        // SAFETY: As above.
+        unsafe { *(*call).r.get() = Some(r) };
+    }
+    // SAFETY: As above. `complete()` may be called from hard-interrupt context. The waiter does
+    // not free `call` before `irq_work_sync()` has seen this handler return.
+    unsafe { (*call).done.complete() };
+}
+
+/// Runs `f` in hard-interrupt context on the calling CPU and returns its result.
+///
+/// Raises an `irq_work` flagged `IRQ_WORK_HARD_IRQ` (hard-IRQ context even on `PREEMPT_RT`)
+/// whose handler calls `f` with interrupts off, then sleeps until it has run. `f` may borrow
+/// from the caller: the call returns only after the handler has finished with it.
+///
+/// `f` runs where sleeping, sleeping locks and `GFP_KERNEL` allocations are forbidden: the
+/// workqueue layer's operations documented as callable from any context (`enqueue`,
+/// `enqueue_on`, delayed enqueue and `mod_delayed`, `cancel`, `disable`, `enable`,
+/// `is_pending`) are fine; those documented to sleep (`cancel_sync`, `flush`, `disable_sync`,
+/// `OwnedQueue::flush`/`drain`) call `might_sleep()`, and the debug kernel reports a call from
+/// here, exactly as for C. Keep `f` short: other interrupts on this CPU wait for it.
+///
+/// Must be called from task context with interrupts on (it sleeps). [`EBUSY`] if the work could
+/// not be raised (never expected: the `irq_work` is fresh).
+pub(crate) fn run_in_hardirq<F, R>(f: F) -> Result<R>
+where
+    F: FnOnce() -> R + Send,
+    R: Send,
+{
+    kernel::task::might_sleep();
+    pin_init::stack_pin_init!(let call = pin_init!(Call::<F, R> {
+        work <- Opaque::ffi_init(|slot: *mut bindings::irq_work| {
+            // C's `IRQ_WORK_INIT_HARD(handler)`: no list link, flags `IRQ_WORK_HARD_IRQ`, the
+            // function, an empty `rcuwait`. Everything else is zero.
+            let mut w = bindings::irq_work::default();
+            w.node.__bindgen_anon_1.u_flags = bindings::IRQ_WORK_HARD_IRQ;
+            w.func = Some(handler::<F, R>);
+            // SAFETY: `slot` is valid for writes of an `irq_work`.
+            // INVARIANT: `IRQ_WORK_HARD_IRQ` and `handler::<F, R>`.
+            unsafe { slot.write(w) };
+        }),
+        f: UnsafeCell::new(Some(f)),
+        r: UnsafeCell::new(None),
+        done <- Completion::new(),
+    }));
+    // SAFETY: `work` is initialised (above) and pinned on this stack frame, which outlives the
+    // handler: we wait for it below before returning. `irq_work_queue` may be called from any
+    // context; it claims the work and raises the interrupt on this CPU.
+    if !unsafe { bindings::irq_work_queue(call.work.get()) } {
+        return Err(EBUSY);
+    }
+    call.done.wait();
+    // SAFETY: `work` is initialised; the handler has called `complete()`, so the work is no
+    // longer pending; this waits (spinning briefly, or sleeping without a self-interrupt) until
+    // the IRQ-work core has stopped touching it. Interrupts are on and we may sleep.
+    unsafe { bindings::irq_work_sync(call.work.get()) };
+    // SAFETY: The handler has finished (`irq_work_sync` returned), so nothing else touches `r`.
+    let r = unsafe { (*call.r.get()).take() };
+    // The handler always stores a result: `f` was `Some` and is called once.
+    r.ok_or(EBUSY)
+}
