@@ -1010,12 +1010,34 @@ pub(crate) trait ArcDelayedWork<const ID: u64> {
     fn is_pending(&self) -> bool;
     /// Returns whether the item is the work item being run by the calling thread.
     fn is_current(&self) -> bool;
+
+    // --- Non-blocking cancel (added for the device's two-phase cancel; see issue 11). ---
+
+    /// Takes the item off its queue if it is pending (its timer armed, or queued and not
+    /// started), without waiting for anything (C's `cancel_delayed_work()`).
+    ///
+    /// Returns whether it was pending; then it will not run, and the queue's reference is given
+    /// back as by [`ArcDelayedWork::cancel_sync`]. An item that is running is left alone: it
+    /// finishes on its own. May be called in any context.
+    fn cancel(&self) -> bool;
 }
 
 impl<T, const ID: u64> ArcDelayedWork<ID> for Arc<T>
 where
     T: WorkItem<ID, Pointer = Arc<T>> + HasDelayedWork<T, ID>,
 {
+    fn cancel(&self) -> bool {
+        // SAFETY: The `delayed_work` lives in `self`, which is alive for the call.
+        let cancelled = unsafe { bindings::cancel_delayed_work(dwork_of::<T, ID>(self)) };
+        if cancelled {
+            // SAFETY: The cancel won: the item was pending (`cancel_delayed_work()` returns true
+            // only after grabbing its PENDING bit and taking it off the timer or the queue), so
+            // it will not run.
+            unsafe { give_back_queued_ref(self) };
+        }
+        cancelled
+    }
+
     fn cancel_sync(&self) -> bool {
         // SAFETY: The `delayed_work` lives in `self`, which is alive for the call.
         let cancelled = unsafe { bindings::cancel_delayed_work_sync(dwork_of::<T, ID>(self)) };
