@@ -259,7 +259,7 @@ mode_check() {
 		run_ktap_binary e2e "$repo/wqctl/target/release/rust_wq_e2e"
 		# The short stress scenarios (each its own result, with its counts).
 		KTAP_KEEPDIAG=1 run_ktap_binary stress "$stress" "${seed[@]}" \
-			permissions fuzz concurrency failslab hotplug
+			permissions fuzz concurrency failslab failnth hotplug
 		info "rmmod $modname"
 		if out="$(do_rmmod)"; then
 			result ok rmmod_clean

@@ -7,6 +7,7 @@
 //! Environment: RUST_WQ_KO (path of rust_wq.ko) enables `rmmod_refused_while_open`.
 //! Exit status: 0 if no test failed, 1 otherwise (or when the device cannot be used).
 
+mod hostile;
 mod tests;
 
 use std::collections::BTreeMap;
@@ -156,7 +157,8 @@ fn main() -> ExitCode {
             _ => filters.push(a),
         }
     }
-    let all = tests::all();
+    let mut all = tests::all();
+    all.extend(hostile::all());
     if list {
         for (name, _) in &all {
             println!("{name}");

@@ -9,6 +9,7 @@
 //!   fuzz         random ioctls (commands, sizes, fields, pointers), 4 threads
 //!   concurrency  threads x files mixing every command; exact accounting
 //!   failslab     ENQUEUE under failslab (this task only): ENOMEM, no leak
+//!   failnth      every call with its 1st, 2nd, ... allocation failing (fail-nth)
 //!   hotplug      CPU offline/online with work pinned to it
 //!   permissions  a non-root user cannot open the device
 //!   reload       insmod / load / close / rmmod cycles (module must be unloaded
@@ -22,6 +23,7 @@
 
 mod common;
 mod concurrency;
+mod failnth;
 mod failslab;
 mod fuzz;
 mod hotplug;
@@ -41,6 +43,7 @@ fn all() -> Vec<(&'static str, ScenarioFn)> {
         ("fuzz", fuzz::run),
         ("concurrency", concurrency::run),
         ("failslab", failslab::run),
+        ("failnth", failnth::run),
         ("hotplug", hotplug::run),
         ("reload", reload::run),
     ]
