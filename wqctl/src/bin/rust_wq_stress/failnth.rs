@@ -397,3 +397,172 @@ pub fn run(opts: &Opts, rep: &mut Report) -> Result<(), Outcome> {
     }
     Ok(())
 }
+
+/// KUnit's module-test filter, set to match nothing during the insmod sweep
+/// (the module's KUnit suite would otherwise run, and be swept, at every
+/// successful load); restored on drop.
+struct KunitFilter(Option<String>);
+
+impl KunitFilter {
+    const PATH: &'static str = "/sys/module/kunit/parameters/filter_glob";
+
+    fn match_nothing() -> Self {
+        let old = std::fs::read_to_string(Self::PATH)
+            .ok()
+            .map(|s| s.trim().to_string());
+        if old.is_some() {
+            let _ = std::fs::write(Self::PATH, "rust_wq_failnth_no_suite");
+        }
+        KunitFilter(old)
+    }
+}
+
+impl Drop for KunitFilter {
+    fn drop(&mut self) {
+        if let Some(old) = &self.0 {
+            let v = if old == "(null)" { "" } else { old.as_str() };
+            let _ = std::fs::write(Self::PATH, v);
+        }
+    }
+}
+
+/// Whether anything of the module is still registered.
+fn module_leftovers() -> Vec<String> {
+    let mut v = Vec::new();
+    if std::path::Path::new("/sys/module/rust_wq").exists() {
+        v.push("/sys/module/rust_wq".to_string());
+    }
+    if let Ok(d) = std::fs::read_dir("/sys/bus/workqueue/devices") {
+        for e in d.flatten() {
+            let n = e.file_name().to_string_lossy().to_string();
+            if n.starts_with("rust_wq") {
+                v.push(format!("/sys/bus/workqueue/devices/{n}"));
+            }
+        }
+    }
+    v
+}
+
+fn delete_module() -> Result<(), Errno> {
+    // SAFETY: a NUL-terminated module name; O_NONBLOCK fails at once if in use.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_delete_module,
+            c"rust_wq".as_ptr(),
+            libc::O_NONBLOCK,
+        )
+    };
+    if r < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(())
+    }
+}
+
+/// Scenario `failnth_insmod` (module unloaded before, left unloaded): the
+/// module load (finit_module) with its 1st, 2nd, ... fault-injection point
+/// failing.  A failed load must leave nothing registered; a load that
+/// succeeded must work and unload.
+pub fn run_insmod(opts: &Opts, rep: &mut Report) -> Result<(), Outcome> {
+    let Some(ko) = opts.ko.clone() else {
+        return skip("no module file (RUST_WQ_KO or --ko)");
+    };
+    if !module_leftovers().is_empty() {
+        return fail(format!(
+            "the module must be unloaded first: {:?}",
+            module_leftovers()
+        ));
+    }
+    let _settings = match FailslabSettings::apply() {
+        Some(s) => s,
+        None => return skip("failslab not available"),
+    };
+    let _kunit = KunitFilter::match_nothing();
+    let file =
+        std::fs::File::open(&ko).map_err(|e| Outcome::Fail(vec![format!("open {ko}: {e}")]))?;
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
+    let f = FailNth::open()
+        .map_err(|e| Outcome::Fail(vec![format!("open /proc/thread-self/fail-nth: {e}")]))?;
+    let t0 = Instant::now();
+    let mut tally = Tally::default();
+    let max = opts.pick(400u32, MAX_POINTS);
+    for n in 1..=max {
+        let (r, hit) = f
+            .call(n, || {
+                // SAFETY: a valid fd and an empty, NUL-terminated parameter string.
+                let r = unsafe { libc::syscall(libc::SYS_finit_module, fd, c"".as_ptr(), 0) };
+                if r < 0 {
+                    Err(Errno::last())
+                } else {
+                    Ok(())
+                }
+            })
+            .map_err(|e| Outcome::Fail(vec![format!("fail-nth: {e}")]))?;
+        let what = format!("insmod with failure point {n}");
+        match r {
+            Ok(()) => {
+                // Loaded: it must work, and unload.
+                match Device::open(&opts.path) {
+                    Ok(dev) => {
+                        if let Err(e) = after(&dev, &what) {
+                            rep.fail(e);
+                        }
+                    }
+                    Err(e) => rep.fail(format!("{what}: loaded, but open {}: {e}", opts.path)),
+                }
+                let mut unloaded = false;
+                for _ in 0..50 {
+                    if delete_module().is_ok() {
+                        unloaded = true;
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                if !unloaded {
+                    return fail(format!("{what}: loaded, but rmmod failed"));
+                }
+            }
+            Err(e) => {
+                if e.0 != libc::ENOMEM {
+                    tally.add(format!("insmod:{}", e.name()), 1);
+                }
+            }
+        }
+        let left = module_leftovers();
+        if !left.is_empty() {
+            return fail(format!("{what} ({r:?}): left behind {left:?}"));
+        }
+        if !hit {
+            rep.diag(format!(
+                "insmod: {} failure points reached -> {}; completed at point {n} ({:.1} s)",
+                n - 1,
+                tally
+                    .0
+                    .iter()
+                    .map(|(k, v)| format!("{k} x{v}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                t0.elapsed().as_secs_f64()
+            ));
+            return Ok(());
+        }
+        tally.add(
+            match r {
+                Ok(()) => "ok".to_string(),
+                Err(e) => e.name(),
+            },
+            1,
+        );
+    }
+    rep.diag(format!(
+        "insmod: stopped after {max} failure points ({}; {:.1} s)",
+        tally
+            .0
+            .iter()
+            .map(|(k, v)| format!("{k} x{v}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        t0.elapsed().as_secs_f64()
+    ));
+    Ok(())
+}
