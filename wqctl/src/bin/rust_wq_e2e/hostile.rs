@@ -24,6 +24,7 @@ pub fn all() -> Vec<(&'static str, TestFn)> {
         ("hostile_results_bounded_unread", results_bounded_unread),
         ("hostile_slept_50_rounds", slept_50_rounds),
         ("hostile_results_efault_first", results_efault_first),
+        ("hostile_results_copy_unlocked", results_copy_unlocked),
         (
             "hostile_cancel_flush_efault_first",
             cancel_flush_efault_first,
@@ -481,6 +482,181 @@ fn results_efault_first(ctx: &Ctx) -> TestResult {
     c.errno("RESULTS with a read-only argument", r, EFAULT);
     let (res, _) = dev.drain_results().must("RESULTS")?;
     c.eq("results still there after the EFAULT", res.len(), 4);
+    c.done()
+}
+
+/// `struct uffdio_api`, `struct uffdio_register`, `struct uffdio_zeropage`
+/// (linux/userfaultfd.h) and their ioctls.
+#[repr(C)]
+struct UffdApi {
+    api: u64,
+    features: u64,
+    ioctls: u64,
+}
+#[repr(C)]
+struct UffdRange {
+    start: u64,
+    len: u64,
+}
+#[repr(C)]
+struct UffdRegister {
+    range: UffdRange,
+    mode: u64,
+    ioctls: u64,
+}
+#[repr(C)]
+struct UffdZeropage {
+    range: UffdRange,
+    mode: u64,
+    zeropage: i64,
+}
+const UFFD_API: u64 = 0xAA;
+const UFFDIO_API: u64 = 0xc018_aa3f;
+const UFFDIO_REGISTER: u64 = 0xc020_aa00;
+const UFFDIO_ZEROPAGE: u64 = 0xc020_aa04;
+const UFFDIO_REGISTER_MODE_MISSING: u64 = 1;
+
+/// A page whose first touch blocks until [`BlockingPage::release`]
+/// (userfaultfd, missing mode; kernel accesses included).
+struct BlockingPage {
+    uffd: i32,
+    page: *mut c_void,
+}
+
+impl BlockingPage {
+    fn new() -> Result<BlockingPage, String> {
+        // SAFETY: plain system calls on memory and descriptors we own.
+        unsafe {
+            let uffd = libc::syscall(libc::SYS_userfaultfd, libc::O_CLOEXEC) as i32;
+            if uffd < 0 {
+                return Err(format!("userfaultfd: {}", wqctl::Errno::last()));
+            }
+            let mut api = UffdApi {
+                api: UFFD_API,
+                features: 0,
+                ioctls: 0,
+            };
+            if libc::ioctl(uffd, UFFDIO_API as _, &mut api) != 0 {
+                libc::close(uffd);
+                return Err(format!("UFFDIO_API: {}", wqctl::Errno::last()));
+            }
+            let page = libc::mmap(
+                std::ptr::null_mut(),
+                4096,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            );
+            let mut reg = UffdRegister {
+                range: UffdRange {
+                    start: page as u64,
+                    len: 4096,
+                },
+                mode: UFFDIO_REGISTER_MODE_MISSING,
+                ioctls: 0,
+            };
+            if page == libc::MAP_FAILED || libc::ioctl(uffd, UFFDIO_REGISTER as _, &mut reg) != 0 {
+                libc::close(uffd);
+                return Err(format!("UFFDIO_REGISTER: {}", wqctl::Errno::last()));
+            }
+            Ok(BlockingPage { uffd, page })
+        }
+    }
+
+    /// Maps a zero page, which lets a blocked access go on.
+    fn release(&self) {
+        let mut z = UffdZeropage {
+            range: UffdRange {
+                start: self.page as u64,
+                len: 4096,
+            },
+            mode: 0,
+            zeropage: 0,
+        };
+        // SAFETY: our userfaultfd and registered range.
+        unsafe { libc::ioctl(self.uffd, UFFDIO_ZEROPAGE as _, &mut z) };
+    }
+}
+
+impl Drop for BlockingPage {
+    fn drop(&mut self) {
+        self.release();
+        // SAFETY: our descriptor and mapping.
+        unsafe {
+            libc::close(self.uffd);
+            libc::munmap(self.page, 4096);
+        }
+    }
+}
+
+/// While RESULTS is blocked copying to a buffer whose page fault does not
+/// end (userfaultfd), the file's items still finish and STATS answers (was:
+/// RESULTS held the lock every finishing item needs across the copy, stalling
+/// the shared queues).  Skipped without CONFIG_USERFAULTFD.
+fn results_copy_unlocked(ctx: &Ctx) -> TestResult {
+    let bp = match BlockingPage::new() {
+        Ok(b) => b,
+        Err(e) => return skip(format!("no userfaultfd ({e})")),
+    };
+    let dev = std::sync::Arc::new(open(ctx)?);
+    let mut c = Checker::new();
+    dev.enqueue(EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 1))
+        .must("ENQUEUE 1")?;
+    dev.flush(Target::All).must("FLUSH")?;
+    dev.enqueue(EnqueueArgs::new(RUST_WQ_Q_SYSTEM_PERCPU, 4).delay_us(300_000))
+        .must("ENQUEUE 4 delayed 300 ms")?;
+    let arg = RustWqResults {
+        version: RUST_WQ_ABI_VERSION,
+        capacity: 1,
+        buf: bp.page as u64,
+        ..Default::default()
+    };
+    let d2 = dev.clone();
+    let reader = std::thread::spawn(move || {
+        let mut a = arg;
+        d2.ioctl_with(RUST_WQ_IOC_RESULTS, &mut a).map(|_| a.count)
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let d3 = dev.clone();
+    std::thread::spawn(move || {
+        let t = Instant::now();
+        loop {
+            match d3.stats() {
+                Ok(s) if s.executed >= 5 => {
+                    let _ = tx.send(Ok(t.elapsed()));
+                    return;
+                }
+                Ok(_) if t.elapsed() < Duration::from_secs(3) => {
+                    std::thread::sleep(Duration::from_millis(5))
+                }
+                Ok(s) => {
+                    let _ = tx.send(Err(format!("executed {} of 5 after 3 s", s.executed)));
+                    return;
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(format!("STATS: {e}")));
+                    return;
+                }
+            }
+        }
+    });
+    match rx.recv_timeout(Duration::from_secs(5)) {
+        Ok(Ok(t)) => diag(&format!(
+            "items finished while RESULTS was blocked in its copy: after {} ms",
+            t.as_millis()
+        )),
+        Ok(Err(e)) => c.fail(format!("while RESULTS was blocked in its copy: {e}")),
+        Err(_) => c.fail("STATS did not answer within 5 s while RESULTS was blocked in its copy"),
+    }
+    bp.release();
+    match reader.join() {
+        Ok(r) => {
+            c.eq("RESULTS count once the page was there", r.ok(), Some(1));
+        }
+        Err(_) => c.fail("the RESULTS thread panicked"),
+    }
     c.done()
 }
 
