@@ -10,8 +10,27 @@
  * are ignored on input.
  *
  * Work belongs to the open file that enqueued it.  Closing the file cancels
- * whatever of it has not started and waits for what is running.  The module
- * cannot be unloaded while a file is open.  The device is root-only (0600).
+ * whatever of it has not started, without waiting, and then waits only for the
+ * items that were already running (each sleeps at most max_sleep_us).  The
+ * module cannot be unloaded while a file is open.  The device is root-only
+ * (0600).
+ *
+ * Waits.  Every call that can wait long ends when the caller is killed
+ * (SIGKILL, or any signal whose action is to terminate): waiting for another
+ * call of the same file (ENQUEUE, FLUSH, CANCEL, MOD_DELAY, RESULTS and RESET
+ * of one file run one at a time), for the benchmark lock, FLUSH's wait for
+ * its items, and a running BENCH.  All but a running BENCH also end on any
+ * other signal: the call is restarted if the handler has SA_RESTART, and
+ * fails with EINTR otherwise (nothing was done, except that FLUSH may already
+ * have fired delayed items early).  CANCEL, RESET and close wait only for
+ * items already running.
+ *
+ * Memory.  What one open file can make the kernel hold is bounded:
+ * max_pending items (a few hundred bytes each), max_results results (64 bytes
+ * each; the oldest is dropped when an item finishes and max_results are
+ * waiting, see RESULTS), and lists of max_pending pointers.  A BENCH holds
+ * 32 bytes per round of all its threads, at most RUST_WQ_BENCH_MAX_TOTAL
+ * rounds (64 MiB).
  *
  * poll(2), select(2), epoll(7): a file is readable (POLLIN | POLLRDNORM)
  * while it has unread results, i.e. while RUST_WQ_IOC_RESULTS would return at
@@ -40,17 +59,20 @@
  *           kind does not use, RESULTS with buf 0 and capacity > 0
  *   ENODEV  the requested CPU is possible but offline
  *   EFAULT  the argument pointer (or results buffer) cannot be read/written.
- *           ENQUEUE checks that its argument can be written back before it
- *           enqueues anything; RESULTS consumes nothing on EFAULT.
+ *           ENQUEUE, FLUSH, CANCEL and RESULTS check that their argument can
+ *           be written back before they act; RESULTS consumes nothing on
+ *           EFAULT.
+ *   EINTR   a wait ended by a signal (see "Waits" above); nothing was done.
  *   EBUSY   the file's unfinished items plus `count` would exceed max_pending
  *           (nothing is enqueued)
  *   ENOENT  CANCEL (by id) or MOD_DELAY of an id that is not pending: it never
  *           existed, was cancelled, or has started (the call then returns
  *           after the item has finished)
  *   ENOMEM  ENQUEUE: the kernel could not allocate the items; none of the
- *           call's items runs (any already armed are cancelled before
- *           returning).  FLUSH, CANCEL: no memory for the list of
- *           targeted items; nothing was flushed or cancelled.
+ *           call's items runs (any already armed are cancelled, or stopped
+ *           before their work function does anything, before returning).
+ *           FLUSH: no memory for the list of targeted items; nothing was
+ *           flushed.  MOD_DELAY: see there.
  */
 #ifndef _UAPI_RUST_WQ_H
 #define _UAPI_RUST_WQ_H
@@ -103,7 +125,9 @@ struct rust_wq_info {
  * delay_us: 0 queues at once; otherwise the item is queued after at least
  *      this delay (rounded up to whole jiffies, never early).
  * sleep_us: the work function sleeps (fsleep: usleep_range/msleep) at least
- *      this long; 1..10 sleep 11 us (the kernel busy-waits below that).
+ *      this long by the clock of the results (it sleeps again for what is
+ *      left if the sleep ended early); 1..10 sleep 11 us (the kernel
+ *      busy-waits below that).
  * flags: RUST_WQ_ENQ_F_*; any other bit is EINVAL.
  * On success `first_id` is the id of the first item; the items have ids
  * first_id .. first_id + count - 1.  Ids are unique per file and start at 1.
@@ -151,10 +175,13 @@ struct rust_wq_enqueue {
  * the call have finished (delayed ones included: their timers are fired
  * early, as flush_delayed_work() does).  `count` (out) is how many items were
  * waited for.  FLUSH of an id that is not pending succeeds with count 0.
+ * The wait ends on a signal (EINTR or restart, see "Waits"); a restarted
+ * FLUSH counts only the items still unfinished.
  *
- * RUST_WQ_IOC_CANCEL: cancel the targeted items that have not started yet
- * and wait for those running (cancel_delayed_work_sync()).  `count` (out) is
- * how many were cancelled, which then never run and produce no result.
+ * RUST_WQ_IOC_CANCEL: in two phases: first take every targeted item that has
+ * not started off its queue without waiting (cancel_delayed_work()), then
+ * wait for the targeted items that were running.  `count` (out) is how many
+ * were cancelled, which then never run and produce no result.
  * CANCEL of an id that is not pending, or that started before it could be
  * cancelled, fails with ENOENT.  Every item ends exactly one way: it runs once
  * (and produces one result) or it is cancelled (and counted once).
@@ -172,11 +199,11 @@ struct rust_wq_target {
 /*
  * RUST_WQ_IOC_MOD_DELAY: change the delay of a pending item (it now runs
  * `delay_us` from now; mod_delayed_work_on()).  ENOENT if the item is not
- * pending (it ran, is running, was cancelled, or never existed).  The item is
- * taken off its queue and queued again by the calling task (so its result
- * says RUST_WQ_RES_FROM_TASK, even after RUST_WQ_ENQ_F_FROM_IRQ); if that
- * fails (its CPU went offline: ENODEV; no memory: ENOMEM) it stays cancelled
- * and is counted as cancelled.
+ * pending (it ran, is running, was cancelled, or never existed; a running
+ * item is not waited for).  The item is taken off its queue and queued again
+ * by the calling task (so its result says RUST_WQ_RES_FROM_TASK, even after
+ * RUST_WQ_ENQ_F_FROM_IRQ); if that fails (its CPU went offline: ENODEV; no
+ * memory: ENOMEM) it stays cancelled and is counted as cancelled.
  */
 struct rust_wq_mod_delay {
 	__u32 version;
@@ -193,7 +220,9 @@ struct rust_wq_mod_delay {
  * at that moment.  (A module older than these bits sets none of them.)
  */
 #define RUST_WQ_RES_PROCESS_CTX (1u << 0) /* ran in process context (in_task, preemptible) */
-#define RUST_WQ_RES_SLEPT (1u << 1)       /* slept for at least sleep_us */
+#define RUST_WQ_RES_SLEPT (1u << 1)       /* slept (blocked in the scheduler: a busy-wait
+					     does not count) for at least sleep_us, by
+					     the clock of runtime_ns */
 #define RUST_WQ_RES_FROM_TASK (1u << 2)    /* queued from task context (the ioctl) */
 #define RUST_WQ_RES_FROM_SOFTIRQ (1u << 3) /* queued from softirq context */
 #define RUST_WQ_RES_FROM_HARDIRQ (1u << 4) /* queued from a hard-IRQ handler (RUST_WQ_ENQ_F_FROM_IRQ) */
@@ -215,8 +244,11 @@ struct rust_wq_result {
 /*
  * RUST_WQ_IOC_RESULTS: move up to `capacity` results of this file, oldest
  * first, into the array at `buf`; `count` (out) says how many.  Results that
- * are read are removed.  `dropped` (out) is how many results were discarded
- * since the last call because more than max_results were waiting.
+ * are read are removed.  A file keeps at most max_results unread results at
+ * any moment: when an item finishes with max_results waiting, the oldest is
+ * dropped.  `dropped` (out) is how many results were dropped since the last
+ * RESULTS call (STATS results_dropped counts them since open or RESET).
+ * Results produced while the call runs may or may not be returned.
  */
 struct rust_wq_results {
 	__u32 version;
@@ -228,7 +260,10 @@ struct rust_wq_results {
 	__u64 reserved[2];
 };
 
-/* RUST_WQ_IOC_STATS: this file's counters since open (or the last RESET). */
+/*
+ * RUST_WQ_IOC_STATS: this file's counters since open (or the last RESET);
+ * RESULTS does not reset results_dropped.
+ */
 struct rust_wq_stats {
 	__u64 enqueued;
 	__u64 executed;
@@ -247,8 +282,11 @@ struct rust_wq_stats {
  * stopped them, gives items_per_sec.  With RUST_WQ_BENCH_F_START_LATENCY the
  * time from queueing to the start of the work function is measured too
  * (start_p*; off by default, as the C benchmark does not pay for it).
- * One benchmark runs at a time (others wait).  EINVAL for an unknown path or
- * flag, items 0 or > RUST_WQ_BENCH_MAX_ITEMS.
+ * One benchmark runs at a time (others wait, interruptibly).  EINVAL for an
+ * unknown path or flag, items 0 or > RUST_WQ_BENCH_MAX_ITEMS, or when the
+ * threads that would run times items exceed RUST_WQ_BENCH_MAX_TOTAL (nothing
+ * is allocated then).  A killed caller stops the run after each thread's
+ * current round.
  */
 #define RUST_WQ_BENCH_UNBOUND_SYSFS 0  /* queue "rust_wq_bench": WQ_UNBOUND | WQ_SYSFS, as C's
 					* bench_wq; set its scope in
@@ -257,6 +295,7 @@ struct rust_wq_stats {
 #define RUST_WQ_BENCH_SYSTEM_PERCPU 2  /* system_percpu_wq (schedule_work()) */
 #define RUST_WQ_BENCH_F_START_LATENCY (1u << 0)
 #define RUST_WQ_BENCH_MAX_ITEMS 1000000
+#define RUST_WQ_BENCH_MAX_TOTAL (1ull << 21) /* threads run x items */
 
 struct rust_wq_bench {
 	__u32 version;

@@ -462,7 +462,7 @@ mode_check() {
 		KTAP_KEEPDIAG=1 run_ktap_binary stress "$stress" "${seed[@]}" permissions fuzz
 		armed_until 60
 		KTAP_KEEPDIAG=1 run_ktap_binary stress "$stress" "${seed[@]}" \
-			concurrency failslab hotplug
+			concurrency failslab failnth hotplug
 		armed_until 10
 		stage_end stress
 		info "rmmod $modname"

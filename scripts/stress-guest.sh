@@ -8,7 +8,7 @@
 # Usage: scripts/stress-guest.sh [REPO]
 #
 #   1. insmod (marker in the kernel log first)
-#   2. rust_wq_stress --long: permissions fuzz concurrency failslab hotplug
+#   2. rust_wq_stress --long: permissions fuzz concurrency failslab failnth hotplug
 #   3. rmmod_clean
 #   4. rust_wq_stress --long --kmemleak reload (insmod/load/close/rmmod cycles)
 #   5. once every timer the run could have armed has expired: kmemleak_clean,
@@ -31,7 +31,7 @@ mode_arg="--${RUST_WQ_STRESS_MODE:-long}"
 seed=()
 [ -n "${RUST_WQ_STRESS_SEED:-}" ] && seed=(--seed "$RUST_WQ_STRESS_SEED")
 # shellcheck disable=SC2206
-scenarios=(${RUST_WQ_STRESS_SCENARIOS:-permissions fuzz concurrency failslab hotplug})
+scenarios=(${RUST_WQ_STRESS_SCENARIOS:-permissions fuzz concurrency failslab failnth hotplug})
 
 # Like guest.sh's run_ktap_binary, but the output goes to a file as it comes
 # and a hang does not block the run: after the time limit the partial output

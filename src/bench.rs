@@ -37,6 +37,10 @@ use kernel::{
 /// Most rounds per thread.
 pub(crate) const MAX_ITEMS: u32 = 1_000_000;
 
+/// Most rounds of all threads together (threads run x items): each round keeps 32 bytes of
+/// samples at most (two per thread, two merged), so one run allocates at most 64 MiB.
+pub(crate) const MAX_TOTAL: u64 = 1 << 21;
+
 /// Which queue the benchmark hits.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Path {
@@ -140,6 +144,21 @@ pub(crate) fn run(
     if items == 0 || items > MAX_ITEMS {
         return Err(EINVAL);
     }
+    // Check the size before allocating anything: the threads that would run now.
+    let online = (0..wq::cpu::nr_cpu_ids())
+        .filter(|&c| wq::cpu::online_cpu(c).is_ok())
+        .count() as u32;
+    let planned = if threads == 0 {
+        online
+    } else {
+        online.min(threads)
+    };
+    if u64::from(planned) * u64::from(items) > MAX_TOTAL {
+        return Err(EINVAL);
+    }
+    // Room for every thread up front: once a thread exists, nothing may fail before it is
+    // recorded (a `KThread` dropped while its thread waits on `start` would never stop).
+    let slots = wq::cpu::nr_cpu_ids() as usize;
     let run = Arc::new(
         Run {
             start: KBox::pin_init(Completion::new(), GFP_KERNEL)?,
@@ -149,14 +168,14 @@ pub(crate) fn run(
         },
         GFP_KERNEL,
     )?;
-    let mut outs = KVec::new();
-    let mut bench_items = KVec::new();
-    let mut kthreads = KVec::new();
+    let mut outs = KVec::with_capacity(slots, GFP_KERNEL)?;
+    let mut bench_items = KVec::with_capacity(slots, GFP_KERNEL)?;
+    let mut kthreads = KVec::with_capacity(slots, GFP_KERNEL)?;
     // Declared after `kthreads`, so dropped before them: on an early return the threads are
     // released (and, `abort` being set, skip their rounds) before they are stopped.
     let release = ReleaseOnDrop(&run);
     for cpu in 0..wq::cpu::nr_cpu_ids() {
-        if threads != 0 && kthreads.len() as u32 >= threads {
+        if (threads != 0 && kthreads.len() as u32 >= threads) || kthreads.len() as u32 >= planned {
             break;
         }
         let Ok(on) = wq::cpu::online_cpu(cpu) else {
@@ -185,8 +204,11 @@ pub(crate) fn run(
         let t = KThread::spawn_on(on, c"rust_wq_bench", move |stop| {
             let queue = queue_of(&sh, path);
             r.start.wait();
-            let rounds = if r.abort.load(SeqCst) { 0 } else { items };
-            for _ in 0..rounds {
+            for _ in 0..items {
+                // Also set when the caller is killed during the run: stop early.
+                if r.abort.load(Relaxed) {
+                    break;
+                }
                 let w = it.clone();
                 if measure_start {
                     it.queued_ns.store(now_ns(), Relaxed);
@@ -224,9 +246,18 @@ pub(crate) fn run(
                 return Err(e);
             }
         };
-        kthreads.push(t, GFP_KERNEL)?;
-        bench_items.push(item, GFP_KERNEL)?;
-        outs.push(out, GFP_KERNEL)?;
+        // Cannot fail: room for one per CPU was reserved above. (Were it to fail, the thread is
+        // released by `release` before `t` is dropped, because `t` goes first.)
+        if let Err(e) = kthreads.push_within_capacity(t) {
+            drop(release);
+            drop(e);
+            return Err(ENOMEM);
+        }
+        if bench_items.push_within_capacity(item).is_err()
+            || outs.push_within_capacity(out).is_err()
+        {
+            return Err(ENOMEM);
+        }
     }
     let n = kthreads.len() as u32;
     if n == 0 {
@@ -236,7 +267,17 @@ pub(crate) fn run(
     let start = Instant::<Monotonic>::now();
     run.abort.store(false, SeqCst);
     drop(release);
-    run.all_done.wait();
+    if let Err(e) = run.all_done.wait_killable() {
+        // Killed: the threads stop after their current round; wait for that (short), so that
+        // the items are idle before they are freed, and leave.
+        run.abort.store(true, SeqCst);
+        run.all_done.wait();
+        for it in bench_items.iter() {
+            it.work.flush();
+        }
+        drop(kthreads);
+        return Err(e);
+    }
     // Drain what is left, as C's `flush_workqueue()`; on a system queue flush only our items.
     if path == Path::UnboundSysfs {
         shared.bench_wq().flush();
@@ -298,25 +339,20 @@ fn heapsort(v: &mut [u64]) {
             root = child;
         }
     }
+    /// Sift-downs between two scheduling points (each is at most log2(n) steps).
+    const BATCH: usize = 1 << 14;
     let n = v.len();
-    for start in (0..n / 2).rev() {
+    for (k, start) in (0..n / 2).rev().enumerate() {
         sift_down(v, start, n);
+        if k % BATCH == BATCH - 1 {
+            crate::kthread::schedule_point();
+        }
     }
-    for end in (1..n).rev() {
+    for (k, end) in (1..n).rev().enumerate() {
         v.swap(0, end);
         sift_down(v, 0, end);
-    }
-}
-
-#[kernel::prelude::kunit_tests(rust_wq_bench)]
-mod tests {
-    /// The percentiles index a sorted copy as `lib/test_workqueue.c` does.
-    #[test]
-    fn bench_percentiles() {
-        let mut v = [9u64, 1, 8, 2, 7, 3, 6, 4, 5, 0];
-        assert_eq!(super::percentiles(&mut v), [5, 9, 9]);
-        assert_eq!(v, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
-        let mut e: [u64; 0] = [];
-        assert_eq!(super::percentiles(&mut e), [0, 0, 0]);
+        if k % BATCH == BATCH - 1 {
+            crate::kthread::schedule_point();
+        }
     }
 }

@@ -28,8 +28,10 @@ use crate::workqueue::{
     OwnedQueue, //
 };
 use core::sync::atomic::{
+    AtomicI64,
     AtomicU32,
     AtomicU64,
+    AtomicU8,
     Ordering, //
 };
 use kernel::{
@@ -39,7 +41,7 @@ use kernel::{
         _IOC_SIZE,
         _IOC_TYPE, //
     },
-    new_mutex,
+    new_condvar, new_mutex,
     prelude::*,
     sync::{
         poll::{
@@ -48,6 +50,7 @@ use kernel::{
         },
         Arc,
         ArcBorrow,
+        CondVar,
         Mutex, //
     },
     time::{
@@ -82,9 +85,9 @@ pub(crate) struct Shared {
     bench: OwnedQueue,
     /// The last sequence number handed to a running item.
     seq: AtomicU64,
-    /// One benchmark at a time.
+    /// One benchmark at a time (a waiter can leave on a signal).
     #[pin]
-    bench_lock: Mutex<()>,
+    bench_lock: Gate,
     /// Keeps the per-item dmesg lines to a readable rate.
     log_limit: LogLimit,
 }
@@ -139,6 +142,64 @@ impl LogLimit {
     }
 }
 
+/// A sleeping lock whose waiters can leave when a signal arrives.
+///
+/// The 7.3 [`Mutex`] has no `mutex_lock_interruptible()`; this is one made of a mutex that is
+/// only held for a moment and a condition variable. The holder may sleep for long (wait for
+/// items, copy to user memory); waiters sleep interruptibly. Lockdep does not see it as a lock.
+#[pin_data]
+pub(crate) struct Gate {
+    /// Whether a [`GateGuard`] exists.
+    #[pin]
+    held: Mutex<bool>,
+    /// Notified when the gate is released.
+    #[pin]
+    released: CondVar,
+}
+
+impl Gate {
+    pub(crate) fn new() -> impl PinInit<Self> {
+        pin_init!(Self {
+            held <- new_mutex!(false, "Gate::held"),
+            released <- new_condvar!("Gate::released"),
+        })
+    }
+
+    /// Waits until the gate is free and takes it. A signal ends the wait with [`ERESTARTSYS`]
+    /// (the system call is restarted, or fails with `EINTR`, or the process dies).
+    pub(crate) fn lock_interruptible(&self) -> Result<GateGuard<'_>> {
+        let mut held = self.held.lock();
+        while *held {
+            if self.released.wait_interruptible(&mut held) {
+                return Err(ERESTARTSYS);
+            }
+        }
+        *held = true;
+        Ok(GateGuard(self))
+    }
+
+    /// Waits until the gate is free and takes it, whatever signals arrive.
+    pub(crate) fn lock(&self) -> GateGuard<'_> {
+        let mut held = self.held.lock();
+        while *held {
+            self.released.wait(&mut held);
+        }
+        *held = true;
+        GateGuard(self)
+    }
+}
+
+/// A taken [`Gate`], released when dropped.
+pub(crate) struct GateGuard<'a>(&'a Gate);
+
+impl Drop for GateGuard<'_> {
+    fn drop(&mut self) {
+        *self.0.held.lock() = false;
+        // All waiters: one that was woken may leave on a signal instead of taking the gate.
+        self.0.released.notify_all();
+    }
+}
+
 impl Shared {
     /// Creates the module's queues.
     pub(crate) fn new() -> impl PinInit<Self, Error> {
@@ -148,7 +209,7 @@ impl Shared {
             ordered: OwnedQueue::builder().ordered().build(fmt!("rust_wq_ordered"))?,
             bench: OwnedQueue::builder().unbound().sysfs().build(fmt!("rust_wq_bench"))?,
             seq: AtomicU64::new(0),
-            bench_lock <- new_mutex!((), "Shared::bench_lock"),
+            bench_lock <- Gate::new(),
             log_limit: LogLimit::new(),
         }? Error)
     }
@@ -194,10 +255,18 @@ impl Drop for Installed {
     fn drop(&mut self) {
         let shared = SHARED.lock().take();
         drop(shared);
-        // Queues dropped inside work items are destroyed on `system_dfl_wq`: wait for them.
-        OwnedQueue::wait_reaped();
     }
 }
+
+/// How often a work function sleeps again when the clock says its sleep ended early.
+const MAX_SLEEP_ROUNDS: u32 = 4;
+
+/// [`Item::state`]: the ENQUEUE call that made the item is still queueing the call's items.
+const ARMING: u8 = 0;
+/// [`Item::state`]: the item may run.
+const GO: u8 = 1;
+/// [`Item::state`]: the ENQUEUE call failed; the item must not run.
+const ABORTED: u8 = 2;
 
 /// One test work item, always a delayed work (queued at once when its delay is zero).
 #[pin_data]
@@ -212,6 +281,13 @@ pub(crate) struct Item {
     log: bool,
     batch_summary: Option<u32>,
     enqueued_at: Instant<Monotonic>,
+    /// When its timer is due (monotonic ns); 0 when queued at once. Changed under `ctl`.
+    due_ns: AtomicI64,
+    /// [`ARMING`], [`GO`] or [`ABORTED`]; changed under the file's `inner` lock.
+    ///
+    /// A delayed item starts `ARMING`: if the ENQUEUE call fails half-way, none of its items
+    /// may have run, even if a timer fired before the call could cancel it.
+    state: AtomicU8,
     /// `RES_FROM_*`: the context that queued (or armed) the item, stored before it is queued.
     queued_from: AtomicU32,
     file: Arc<FileShared>,
@@ -223,6 +299,10 @@ impl DelayedWorkItem for Item {
     type Pointer = Arc<Item>;
 
     fn run(this: Arc<Item>) {
+        if this.state.load(Ordering::Acquire) != GO && !this.file.wait_go(&this) {
+            // Its ENQUEUE call failed: it did nothing and the file has forgotten it.
+            return;
+        }
         let start = Instant::<Monotonic>::now();
         let cpu = kernel::cpu::CpuId::current().as_u32();
         let mut flags = this.queued_from.load(Ordering::Acquire);
@@ -230,13 +310,30 @@ impl DelayedWorkItem for Item {
             flags |= abi::RES_PROCESS_CTX;
         }
         if this.sleep_us > 0 {
-            // `sleep_us` is at most `MAX_SLEEP_US`, far below `i64::MAX`. `fsleep` busy-waits
-            // below 11 us, so shorter sleeps are rounded up to that.
-            fsleep(Delta::from_micros(this.sleep_us.max(MIN_SLEEP_US) as i64));
-            let slept_for = start.elapsed().as_nanos();
-            // `fsleep` blocks in the scheduler (a sleeping wait; in atomic context the debug kernel
-            // would report it), so having waited at least the time asked for means it slept.
-            if slept_for >= (this.sleep_us * 1000) as i64 {
+            // `sleep_us` is at most `MAX_SLEEP_US`, far below `i64::MAX / 1000`.
+            let want_ns = (this.sleep_us * 1000) as i64;
+            let cpu0 = crate::kthread::cpu_time_ns();
+            let t0 = Instant::<Monotonic>::now();
+            // Time off the CPU since `t0`: what the task spent blocked (asleep), plus any wait
+            // for a CPU. A busy-wait stays on the CPU.
+            let off_cpu = || {
+                let on = crate::kthread::cpu_time_ns().saturating_sub(cpu0);
+                t0.elapsed().as_nanos() - on.min(i64::MAX as u64) as i64
+            };
+            let mut off = 0;
+            for _ in 0..MAX_SLEEP_ROUNDS {
+                // `fsleep` busy-waits below 11 us, so shorter sleeps are rounded up to that. From
+                // 20 ms on it sleeps in jiffies, which (under emulation) can end a little before
+                // the monotonic clock has advanced as far: then sleep again for what is left.
+                let left_ns = (want_ns - t0.elapsed().as_nanos()).max(want_ns - off);
+                if left_ns <= 0 {
+                    break;
+                }
+                let us = (left_ns as u64).div_ceil(1000).max(MIN_SLEEP_US);
+                fsleep(Delta::from_micros(us as i64));
+                off = off_cpu();
+            }
+            if off >= want_ns && start.elapsed().as_nanos() >= want_ns {
                 flags |= abi::RES_SLEPT;
             }
         }
@@ -326,21 +423,117 @@ fn queue_name(q: u32) -> &'static str {
     }
 }
 
+/// The results of one file, oldest first, in a ring of at most [`abi::MAX_RESULTS`].
+///
+/// # Invariants
+///
+/// `len <= buf.len() <= MAX_RESULTS`, and `head < buf.len()` unless `buf` is empty. The
+/// result at position `i` (`0` = oldest) is `buf[(head + i) % buf.len()]`; its absolute index
+/// (counted since the file was opened) is `base + i`.
+struct Ring {
+    buf: KVVec<WorkResult>,
+    head: usize,
+    len: usize,
+    /// How many results have left the ring from the front (read, dropped, or cleared).
+    base: u64,
+}
+
+impl Ring {
+    const MAX: usize = abi::MAX_RESULTS as usize;
+
+    fn new() -> Self {
+        Self {
+            buf: KVVec::new(),
+            head: 0,
+            len: 0,
+            base: 0,
+        }
+    }
+
+    /// Makes room for `want` results (or [`Ring::MAX`] if less), so that that many pushes
+    /// never allocate.
+    fn reserve_for(&mut self, want: usize) -> Result {
+        let want = want.min(Self::MAX);
+        if self.buf.len() >= want {
+            return Ok(());
+        }
+        let cap = want.max(self.buf.len() * 2).min(Self::MAX);
+        let mut fresh = KVVec::with_capacity(cap, GFP_KERNEL)?;
+        for i in 0..self.len {
+            // Cannot fail: `len <= buf.len() < cap`.
+            fresh
+                .push_within_capacity(self.get(i))
+                .map_err(|_| ENOMEM)?;
+        }
+        // Within the capacity reserved above: does not allocate.
+        fresh.resize(cap, WorkResult::default(), GFP_KERNEL)?;
+        self.buf = fresh;
+        self.head = 0;
+        Ok(())
+    }
+
+    /// The result at position `i` (`0` = oldest); `i < len`.
+    fn get(&self, i: usize) -> WorkResult {
+        self.buf[(self.head + i) % self.buf.len()]
+    }
+
+    /// The absolute index one past the newest result.
+    fn end(&self) -> u64 {
+        self.base + self.len as u64
+    }
+
+    /// Appends `r`; when the ring is full, drops the oldest result first and returns `true`.
+    fn push(&mut self, r: WorkResult) -> bool {
+        let cap = self.buf.len();
+        if cap == 0 {
+            // No room was ever reserved (cannot happen: ENQUEUE reserves before queueing).
+            self.base += 1;
+            return true;
+        }
+        let dropped = self.len == cap;
+        if dropped {
+            self.pop_front(1);
+        }
+        self.buf[(self.head + self.len) % cap] = r;
+        self.len += 1;
+        dropped
+    }
+
+    /// Removes the `n` oldest results (or all if fewer).
+    fn pop_front(&mut self, n: usize) {
+        let n = n.min(self.len);
+        if n > 0 {
+            self.head = (self.head + n) % self.buf.len();
+            self.len -= n;
+            self.base += n as u64;
+        }
+    }
+
+    fn clear(&mut self) {
+        self.pop_front(self.len);
+    }
+}
+
 /// The mutable state of one open file.
 ///
 /// # Invariants
 ///
-/// `pending` is sorted by id. `results.capacity() >= results.len() + pending.len()` and
-/// `retired.capacity() >= retired.len() + pending.len()`, so a finishing item never allocates.
+/// `pending` is sorted by id. `retired.capacity() >= retired.len() + pending.len()` and
+/// `results` has room for `min(MAX_RESULTS, results.len + pending.len())` results, so a
+/// finishing (or cancelled) item never allocates.
 struct FileInner {
     next_id: u64,
     /// Items enqueued and neither finished nor cancelled.
     pending: KVec<Arc<Item>>,
-    /// Items that finished; kept until flushed (their worker may still be returning).
+    /// Items that finished or were cancelled; kept until flushed (their worker may still be
+    /// returning) so that no item is freed by its own work function.
     retired: KVec<Arc<Item>>,
     /// Results not yet read, in execution order.
-    results: KVec<WorkResult>,
+    results: Ring,
+    /// Counters since open or RESET (`results_dropped` included).
     stats: Stats,
+    /// Results dropped since the last RESULTS call.
+    dropped_unread: u64,
 }
 
 impl FileInner {
@@ -348,18 +541,56 @@ impl FileInner {
         self.pending.binary_search_by_key(&id, |i| i.id).ok()
     }
 
-    /// Drops the oldest results beyond [`abi::MAX_RESULTS`].
-    fn trim_results(&mut self) {
-        let max = abi::MAX_RESULTS as usize;
-        if self.results.len() > max {
-            let excess = self.results.len() - max;
-            let mut seen = 0;
-            self.results.retain(|_| {
-                seen += 1;
-                seen > excess
-            });
-            self.stats.results_dropped += excess as u64;
+    /// Moves the item `id` from `pending` to `retired`; returns whether it was pending.
+    fn retire(&mut self, id: u64) -> bool {
+        let Some(idx) = self.find_pending(id) else {
+            return false;
+        };
+        if let Ok(item) = self.pending.remove(idx) {
+            // Cannot fail: the invariant keeps room for every pending item. (If it did, the
+            // item would be dropped here, which is harmless: the caller holds a reference.)
+            let _ = self.retired.push_within_capacity(item);
         }
+        true
+    }
+
+    /// Cancels the pending items that `want` selects and that have not started, without
+    /// waiting (phase one of a cancel); they move to `retired`. Returns how many.
+    fn cancel_pending(&mut self, mut want: impl FnMut(&Item) -> bool) -> u64 {
+        let FileInner {
+            pending,
+            retired,
+            stats,
+            ..
+        } = self;
+        let mut n = 0;
+        pending.retain(|item| {
+            // `cancel` never sleeps; it gives back the queue's reference, never the last one
+            // (`pending` holds another).
+            if !want(item) || item.dwork.cancel().is_none() {
+                return true;
+            }
+            // Cannot fail: the invariant keeps room for every pending item; the clone keeps the
+            // item alive until it is reaped outside the lock.
+            let _ = retired.push_within_capacity(item.clone());
+            n += 1;
+            false
+        });
+        stats.cancelled += n;
+        n
+    }
+
+    /// Returns the first pending item with an id of at least `from` and at most `last` that
+    /// `want` selects.
+    fn first_pending(&self, from: u64, last: u64, want: impl Fn(&Item) -> bool) -> Option<u64> {
+        let start = match self.pending.binary_search_by_key(&from, |i| i.id) {
+            Ok(i) | Err(i) => i,
+        };
+        self.pending[start..]
+            .iter()
+            .take_while(|i| i.id <= last)
+            .find(|i| want(i))
+            .map(|i| i.id)
     }
 }
 
@@ -368,10 +599,15 @@ impl FileInner {
 pub(crate) struct FileShared {
     #[pin]
     inner: Mutex<FileInner>,
-    /// Serialises enqueue, cancel, delay changes, reset and close of this file, which wait for
-    /// items outside `inner`. Never taken by work functions.
+    /// Notified (with `inner`) whenever an item leaves `pending` and when an ENQUEUE call
+    /// lets its items go or fails.
     #[pin]
-    ctl: Mutex<()>,
+    changed: CondVar,
+    /// Serialises enqueue, flush (its first phase), cancel, delay changes, results, reset and
+    /// close of this file. Never taken by work functions, so it may be held while waiting or
+    /// copying to user memory.
+    #[pin]
+    ctl: Gate,
     /// Notified when a result is stored; `poll` waits on it.
     ///
     /// Boxed and freed after an RCU grace period (`kfree_rcu`), so dropping the file's state,
@@ -384,23 +620,37 @@ pub(crate) struct FileShared {
 }
 
 impl FileShared {
+    /// Waits until the ENQUEUE call that made `item` has queued all its items. Returns
+    /// `false` if that call failed: the item is then forgotten and must do nothing.
+    fn wait_go(&self, item: &Arc<Item>) -> bool {
+        let mut inner = self.inner.lock();
+        loop {
+            match item.state.load(Ordering::Acquire) {
+                GO => return true,
+                ABORTED => {
+                    inner.retire(item.id);
+                    self.changed.notify_all();
+                    return false;
+                }
+                // Short: the ENQUEUE call is queueing its items and waits for nothing else.
+                _ => self.changed.wait(&mut inner),
+            }
+        }
+    }
+
     /// Records a finished item. Called by the item's work function.
     fn finished(&self, item: &Arc<Item>, result: WorkResult) {
         let mut inner = self.inner.lock();
-        let Some(idx) = inner.find_pending(item.id) else {
-            // The file is being reset or closed; nobody will read this result.
+        if !inner.retire(item.id) {
+            // Cannot happen: a started item leaves `pending` only here.
             return;
-        };
-        if let Ok(me) = inner.pending.remove(idx) {
-            // Cannot fail: the invariant keeps room for every pending item.
-            if let Err(e) = inner.retired.push_within_capacity(me) {
-                drop(e);
-            }
         }
-        if inner.results.push_within_capacity(result).is_err() {
+        if inner.results.push(result) {
             inner.stats.results_dropped += 1;
+            inner.dropped_unread += 1;
         }
         inner.stats.executed += 1;
+        self.changed.notify_all();
         drop(inner);
         self.readable.notify_all();
     }
@@ -421,8 +671,21 @@ impl FileShared {
             core::mem::replace(&mut inner.retired, fresh)
         };
         for item in retired.iter() {
-            // The item finished its work function; wait until its worker has returned too.
+            // It finished its work function (or never runs); wait until its worker has
+            // returned too. Short: nothing of the item is left to run.
             item.dwork.flush();
+        }
+    }
+
+    /// Waits until no pending item with an id up to `last` that `want` selects is left (phase
+    /// two of a cancel: only items that were running are left). Not interruptible; it waits
+    /// only for work functions that have started, each at most `MAX_SLEEP_US` long.
+    fn wait_running(&self, last: u64, want: impl Fn(&Item) -> bool) {
+        let mut inner = self.inner.lock();
+        let mut from = 0;
+        while let Some(id) = inner.first_pending(from, last, &want) {
+            from = id;
+            self.changed.wait(&mut inner);
         }
     }
 
@@ -439,7 +702,8 @@ impl FileShared {
 
     /// Queues `item` on its queue after `delay`, on its CPU if it has one.
     fn arm(&self, item: Arc<Item>, cpu: Option<CpuId>, delay: Delay) -> Result {
-        // A refused item is handed back and dropped here, outside any lock.
+        // A refused item is handed back and dropped here, outside any lock. Never sleeps (it
+        // runs in a hard-interrupt handler with `ENQ_F_FROM_IRQ`).
         match (self.queue(item.queue)?, cpu) {
             (QueueRef::Owned(w), Some(c)) => w
                 .enqueue_delayed_on(c, item, delay)
@@ -490,10 +754,9 @@ impl FileShared {
         }
         let delay = Delay::from_micros(req.delay_us)?;
         me.reap();
-        // The whole call is atomic with respect to CANCEL, MOD_DELAY, RESET and close of this
-        // file: they cannot see its items half queued. (Taken before the CPU-hotplug lock, as
-        // everywhere.)
-        let _ctl = me.ctl.lock();
+        // The whole call is atomic with respect to the file's other control calls: they cannot
+        // see its items half queued. (Taken before the CPU-hotplug lock, as everywhere.)
+        let _ctl = me.ctl.lock_interruptible()?;
         // Held until every item is queued: the CPU cannot go offline in between.
         let cpu = match req.cpu {
             abi::CPU_ANY => None,
@@ -504,6 +767,15 @@ impl FileShared {
         let count = req.count as usize;
         let mut items = KVec::with_capacity(count, GFP_KERNEL)?;
         let now = Instant::<Monotonic>::now();
+        let due_ns = due_after(req.delay_us);
+        // Queueing at once on any CPU cannot fail, so such items may go at once; delayed ones
+        // and those for a CPU (which may go offline before it is queued on: `ENODEV`) wait for
+        // the end of the call (see `Item::state`).
+        let initial = if delay == Delay::ZERO && cpu.is_none() {
+            GO
+        } else {
+            ARMING
+        };
         let first_id;
         {
             let mut inner = me.inner.lock();
@@ -512,7 +784,8 @@ impl FileShared {
             }
             let room = inner.pending.len() + count;
             inner.pending.reserve(count, GFP_KERNEL)?;
-            inner.results.reserve(room, GFP_KERNEL)?;
+            let want = inner.results.len + room;
+            inner.results.reserve_for(want)?;
             inner.retired.reserve(room, GFP_KERNEL)?;
             first_id = inner.next_id + 1;
             let (tag, queue, cpu_req, sleep_us, n) =
@@ -529,6 +802,8 @@ impl FileShared {
                         log: i < LOG_ITEMS_PER_BATCH,
                         batch_summary: (n > LOG_ITEMS_PER_BATCH && i == n - 1).then_some(n),
                         enqueued_at: now,
+                        due_ns: AtomicI64::new(due_ns),
+                        state: AtomicU8::new(initial),
                         queued_from: AtomicU32::new(0),
                         file: this.into(),
                     }),
@@ -577,30 +852,48 @@ impl FileShared {
         } else {
             failed = arm_batch(0, &items);
         }
-        if let Some((armed, err)) = failed {
-            // Undo the whole call: cancel what was armed (it has not run: delays are at least
-            // one jiffy and we are right behind it) and forget every item of this call.
-            let mut cancelled = 0u64;
-            for item in items.iter().take(armed) {
-                if item.dwork.cancel_sync().is_some() {
-                    cancelled += 1;
+        let Some((armed, err)) = failed else {
+            if initial != GO {
+                let _inner = me.inner.lock();
+                for item in items.iter() {
+                    item.state.store(GO, Ordering::Release);
                 }
+                me.changed.notify_all();
             }
-            let mut inner = me.inner.lock();
-            for item in items.iter() {
-                if let Some(idx) = inner.find_pending(item.id) {
-                    let _ = inner.pending.remove(idx);
-                }
-            }
-            // Items that ran anyway were counted by `finished`; count the rest as never enqueued.
-            let never_ran = u64::from(req.count) - (armed as u64 - cancelled);
-            // Saturating: a concurrent RESET may have zeroed the counters meanwhile.
-            inner.stats.enqueued = inner.stats.enqueued.saturating_sub(never_ran);
-            drop(inner);
-            return Err(err);
+            req.first_id = first_id;
+            return Ok(());
+        };
+        // Undo the whole call. Only delayed queueing can fail, so every item is `ARMING`: an
+        // item whose timer fired meanwhile waits in its work function and now leaves without
+        // doing anything; the others are taken off their queues or were never queued.
+        let mut inner = me.inner.lock();
+        for item in items.iter() {
+            item.state.store(ABORTED, Ordering::Release);
         }
-        req.first_id = first_id;
-        Ok(())
+        me.changed.notify_all();
+        let mut gone = 0u64;
+        for (n, item) in items.iter().enumerate() {
+            if (n >= armed || item.dwork.cancel().is_some()) && inner.retire(item.id) {
+                gone += 1;
+            }
+        }
+        // The rest started and are leaving (see `FileShared::wait_go`).
+        for item in items.iter().take(armed) {
+            while inner.find_pending(item.id).is_some() {
+                me.changed.wait(&mut inner);
+            }
+        }
+        // An item that was queued at once may have run (not possible today: see above); it was
+        // counted as executed. Every other item of the call counts as never enqueued.
+        let never_ran = if initial == GO {
+            gone
+        } else {
+            u64::from(req.count)
+        };
+        // Saturating: a RESET cannot have run meanwhile (we hold `ctl`), but stay safe.
+        inner.stats.enqueued = inner.stats.enqueued.saturating_sub(never_ran);
+        drop(inner);
+        Err(err)
     }
 
     /// Returns clones of the pending items a target selects.
@@ -641,11 +934,51 @@ impl FileShared {
         Ok(())
     }
 
+    /// Queues a pending item that was just taken off its queue at once, on its CPU if that is
+    /// still online (else on any CPU: a timer of an offline CPU also fires elsewhere).
+    fn fire(&self, item: &Arc<Item>) {
+        item.due_ns.store(0, Ordering::Relaxed);
+        let cpu = match item.cpu {
+            abi::CPU_ANY => None,
+            c => wq::cpu::online_cpu(c).ok(),
+        };
+        if self.arm(item.clone(), cpu, Delay::ZERO).is_err() {
+            // Cannot happen: queueing at once allocates nothing, and the item is not pending.
+            // Should it ever, the item is counted as cancelled, so every item still ends once.
+            let mut inner = self.inner.lock();
+            if inner.retire(item.id) {
+                inner.stats.cancelled += 1;
+            }
+            self.changed.notify_all();
+        }
+    }
+
     fn flush(&self, t: &mut Target) -> Result {
         Self::check_target(t)?;
-        let items = self.select(t)?;
-        for item in items.iter() {
-            item.dwork.flush();
+        let items = {
+            let _ctl = self.ctl.lock_interruptible()?;
+            let items = self.select(t)?;
+            // Fire the timers that have not fired yet, as `flush_delayed_work()` does. (An item
+            // whose timer is due has fired or fires within a jiffy: it is not moved, so that the
+            // ordered queue keeps its order.)
+            let now = crate::kthread::ktime_ns();
+            for item in items.iter() {
+                if item.due_ns.load(Ordering::Relaxed) > now && item.dwork.cancel().is_some() {
+                    self.fire(item);
+                }
+            }
+            items
+        };
+        // Wait, interruptibly, until each has finished (or was cancelled by another call).
+        {
+            let mut inner = self.inner.lock();
+            for item in items.iter() {
+                while inner.find_pending(item.id).is_some() {
+                    if self.changed.wait_interruptible(&mut inner) {
+                        return Err(ERESTARTSYS);
+                    }
+                }
+            }
         }
         t.count = items.len() as u64;
         drop(items);
@@ -653,32 +986,32 @@ impl FileShared {
         Ok(())
     }
 
-    /// Cancels `items`, returning how many were cancelled before they started.
-    fn cancel_items(&self, items: &KVec<Arc<Item>>) -> u64 {
-        let mut n = 0;
-        for item in items.iter() {
-            if item.dwork.cancel_sync().is_some() {
-                let mut inner = self.inner.lock();
-                if let Some(idx) = inner.find_pending(item.id) {
-                    let _ = inner.pending.remove(idx);
-                }
-                inner.stats.cancelled += 1;
-                n += 1;
-            }
-        }
-        n
-    }
-
     fn cancel(&self, t: &mut Target) -> Result {
         Self::check_target(t)?;
-        let _ctl = self.ctl.lock();
-        let items = self.select(t)?;
-        if t.kind == abi::TARGET_ID && items.is_empty() {
-            return Err(ENOENT);
-        }
-        let n = self.cancel_items(&items);
-        drop(items);
-        if t.kind == abi::TARGET_ID && n == 0 {
+        let (kind, queue, id) = (t.kind, t.queue, t.id);
+        let want = move |i: &Item| match kind {
+            abi::TARGET_ALL => true,
+            abi::TARGET_ID => i.id == id,
+            _ => i.queue == queue,
+        };
+        let (n, last) = {
+            let _ctl = self.ctl.lock_interruptible()?;
+            let mut inner = self.inner.lock();
+            // Only items enqueued before the call are waited for.
+            let last = inner.next_id;
+            if kind == abi::TARGET_ID && inner.find_pending(id).is_none() {
+                return Err(ENOENT);
+            }
+            let n = inner.cancel_pending(want);
+            if n > 0 {
+                self.changed.notify_all();
+            }
+            (n, last)
+        };
+        // Phase two: what is left of the targeted items had started; wait for those only.
+        self.wait_running(last, want);
+        self.reap();
+        if kind == abi::TARGET_ID && n == 0 {
             // It started before we could cancel it (and has finished now).
             return Err(ENOENT);
         }
@@ -695,32 +1028,34 @@ impl FileShared {
             return Err(EINVAL);
         }
         let delay = Delay::from_micros(m.delay_us)?;
-        let _ctl = self.ctl.lock();
+        let _ctl = self.ctl.lock_interruptible()?;
         let item = {
             let inner = self.inner.lock();
             let idx = inner.find_pending(m.id).ok_or(ENOENT)?;
             inner.pending[idx].clone()
         };
         // "Change the delay only if still pending": take it off its queue; if that wins, the item
-        // has not run and is queued again with the new delay, so it still runs exactly once.
-        if item.dwork.cancel_sync().is_none() {
+        // has not run and is queued again with the new delay, so it still runs exactly once. If
+        // it has started, it is not waited for.
+        if item.dwork.cancel().is_none() {
             return Err(ENOENT);
         }
+        item.due_ns.store(due_after(m.delay_us), Ordering::Relaxed);
+        // Re-armed by this task: the result says so (`RES_FROM_TASK`).
+        item.queued_from
+            .store(from_flag(Context::current()), Ordering::Release);
         let cpu = match item.cpu {
             abi::CPU_ANY => Ok(None),
             c => wq::cpu::online_cpu(c).map(Some),
         };
-        // Re-armed by this task: the result says so (`RES_FROM_TASK`).
-        item.queued_from
-            .store(from_flag(Context::current()), Ordering::Release);
         let res = cpu.and_then(|cpu| self.arm(item.clone(), cpu, delay));
         if let Err(e) = res {
             // It cannot be queued again (CPU gone offline, or no memory): it stays cancelled.
             let mut inner = self.inner.lock();
-            if let Some(idx) = inner.find_pending(item.id) {
-                let _ = inner.pending.remove(idx);
+            if inner.retire(item.id) {
+                inner.stats.cancelled += 1;
             }
-            inner.stats.cancelled += 1;
+            self.changed.notify_all();
             drop(inner);
             return Err(e);
         }
@@ -728,29 +1063,69 @@ impl FileShared {
     }
 
     fn results(&self, r: &mut Results) -> Result {
+        /// Results copied per round; the copy to user memory is done with no lock held that a
+        /// work function takes.
+        const CHUNK: usize = 8;
         if r.version != abi::ABI_VERSION || r.pad != 0 || r.reserved != [0; 2] {
             return Err(EINVAL);
         }
         if r.buf == 0 && r.capacity > 0 {
             return Err(EINVAL);
         }
+        // Nobody else consumes results meanwhile.
+        let _ctl = self.ctl.lock_interruptible()?;
         self.reap();
-        let mut inner = self.inner.lock();
-        inner.trim_results();
-        let n = inner.results.len().min(r.capacity as usize);
-        let size = n * core::mem::size_of::<WorkResult>();
+        let want = r.capacity as usize;
+        let size = want
+            .checked_mul(core::mem::size_of::<WorkResult>())
+            .ok_or(EINVAL)?;
         let mut writer = UserSlice::new(UserPtr::from_addr(r.buf as usize), size).writer();
-        for res in inner.results.iter().take(n) {
-            // On a fault nothing is consumed: the caller can retry with a good buffer.
-            writer.write(res)?;
+        // Absolute indices (see `Ring`): results up to `end` are the ones there at the call.
+        let (first, end) = {
+            let inner = self.inner.lock();
+            (inner.results.base, inner.results.end())
+        };
+        let mut next = first;
+        let mut copied = 0usize;
+        // Results that the ring dropped (full) before we could copy them.
+        let mut skipped = 0u64;
+        let mut chunk = [WorkResult::default(); CHUNK];
+        while copied < want && next < end {
+            let k = {
+                let inner = self.inner.lock();
+                let ring = &inner.results;
+                if next < ring.base {
+                    skipped += ring.base - next;
+                    next = ring.base;
+                }
+                let k = (end.saturating_sub(next) as usize)
+                    .min(CHUNK)
+                    .min(want - copied);
+                for (j, slot) in chunk.iter_mut().take(k).enumerate() {
+                    *slot = ring.get((next - ring.base) as usize + j);
+                }
+                k
+            };
+            for res in chunk.iter().take(k) {
+                // On a fault nothing is consumed: the caller can retry with a good buffer.
+                writer.write(res)?;
+            }
+            next += k as u64;
+            copied += k;
         }
-        let mut seen = 0;
-        inner.results.retain(|_| {
-            seen += 1;
-            seen > n
-        });
-        r.count = n as u32;
-        r.dropped = core::mem::take(&mut inner.stats.results_dropped);
+        let mut inner = self.inner.lock();
+        let base = inner.results.base;
+        // Copied results that the ring dropped meanwhile were delivered after all.
+        let delivered_dropped = (next.min(base).saturating_sub(first)).saturating_sub(skipped);
+        inner.results.pop_front(next.saturating_sub(base) as usize);
+        inner.stats.results_dropped = inner
+            .stats
+            .results_dropped
+            .saturating_sub(delivered_dropped);
+        let unread = inner.dropped_unread.saturating_sub(delivered_dropped);
+        inner.dropped_unread = 0;
+        r.count = copied as u32;
+        r.dropped = unread;
         Ok(())
     }
 
@@ -762,31 +1137,30 @@ impl FileShared {
         }
     }
 
-    /// Cancels all pending work of this file, waits for running work and frees everything.
+    /// Cancels all pending work of this file, waits for what is running and frees everything
+    /// (close). Waits only for work functions already running.
     fn cancel_all(&self) {
+        // Uncontended: no ioctl of the file can be running when it is released.
         let _ctl = self.ctl.lock();
         self.cancel_all_locked();
-    }
-
-    /// [`FileShared::cancel_all`] for a caller that holds `ctl`.
-    fn cancel_all_locked(&self) {
-        let (pending, retired) = {
-            let mut inner = self.inner.lock();
-            (
-                core::mem::take(&mut inner.pending),
-                core::mem::take(&mut inner.retired),
-            )
-        };
-        for item in pending.iter() {
-            // Cancels it, or waits until it has finished running.
-            // The pointer handed back (if it was pending) is dropped right here.
-            drop(item.dwork.cancel_sync());
-        }
+        let retired = core::mem::take(&mut self.inner.lock().retired);
         for item in retired.iter() {
             item.dwork.flush();
         }
-        drop(pending);
         drop(retired);
+    }
+
+    /// Cancels every pending item of this file and waits for the running ones; the caller holds
+    /// `ctl`.
+    fn cancel_all_locked(&self) {
+        let last = {
+            let mut inner = self.inner.lock();
+            if inner.cancel_pending(|_| true) > 0 {
+                self.changed.notify_all();
+            }
+            inner.next_id
+        };
+        self.wait_running(last, |_| true);
     }
 
     fn bench(&self, b: &mut Bench) -> Result {
@@ -804,7 +1178,7 @@ impl FileShared {
         {
             return Err(EINVAL);
         }
-        let _one = self.shared.bench_lock.lock();
+        let _one = self.shared.bench_lock.lock_interruptible()?;
         let measure_start = b.flags & abi::BENCH_F_START_LATENCY != 0;
         let r = bench::run(self.shared.clone(), path, b.threads, b.items, measure_start)?;
         pr_info!(
@@ -840,15 +1214,28 @@ impl FileShared {
         Ok(())
     }
 
-    fn reset(&self) {
+    fn reset(&self) -> Result {
         // One step for the other ioctls of this file: nothing can be enqueued between the
         // cancel and the zeroing of the counters.
-        let _ctl = self.ctl.lock();
+        let _ctl = self.ctl.lock_interruptible()?;
         self.cancel_all_locked();
         let mut inner = self.inner.lock();
         inner.results.clear();
         inner.stats = Stats::default();
+        inner.dropped_unread = 0;
+        drop(inner);
+        self.reap();
+        Ok(())
     }
+}
+
+/// The monotonic time (ns) at which a timer armed now with `delay_us` is due; 0 for none.
+fn due_after(delay_us: u64) -> i64 {
+    if delay_us == 0 {
+        return 0;
+    }
+    // `delay_us` is at most `MAX_DELAY_US`: no overflow.
+    crate::kthread::ktime_ns() + (delay_us * 1000) as i64
 }
 
 /// A queue an item can target.
@@ -871,12 +1258,14 @@ impl MiscDevice for FileShared {
                         next_id: 0,
                         pending: KVec::new(),
                         retired: KVec::new(),
-                        results: KVec::new(),
+                        results: Ring::new(),
                         stats: Stats::default(),
+                        dropped_unread: 0,
                     },
                     "FileShared::inner"
                 ),
-                ctl <- new_mutex!((), "FileShared::ctl"),
+                changed <- new_condvar!("FileShared::changed"),
+                ctl <- Gate::new(),
                 readable,
                 shared,
             }? Error),
@@ -892,7 +1281,7 @@ impl MiscDevice for FileShared {
     fn poll(me: ArcBorrow<'_, FileShared>, file: &File, table: PollTable<'_>) -> Result<u32> {
         // Register before looking, so a result stored in between still wakes the caller.
         table.register_wait(file, &me.readable);
-        if me.inner.lock().results.is_empty() {
+        if me.inner.lock().results.len == 0 {
             Ok(0)
         } else {
             Ok(POLL_READABLE)
@@ -917,21 +1306,21 @@ impl MiscDevice for FileShared {
                 let (mut r, mut w) = slice.reader_writer();
                 let mut req: Enqueue = r.read()?;
                 // Check that the answer can be delivered before enqueueing anything.
-                UserSlice::new(UserPtr::from_addr(arg), _IOC_SIZE(cmd))
-                    .writer()
-                    .write(&req)?;
+                writable(arg, cmd, &req)?;
                 FileShared::enqueue(me, &mut req)?;
                 w.write(&req)?;
             }
             abi::IOC_FLUSH => {
                 let (mut r, mut w) = slice.reader_writer();
                 let mut t: Target = r.read()?;
+                writable(arg, cmd, &t)?;
                 me.flush(&mut t)?;
                 w.write(&t)?;
             }
             abi::IOC_CANCEL => {
                 let (mut r, mut w) = slice.reader_writer();
                 let mut t: Target = r.read()?;
+                writable(arg, cmd, &t)?;
                 me.cancel(&mut t)?;
                 w.write(&t)?;
             }
@@ -942,11 +1331,12 @@ impl MiscDevice for FileShared {
             abi::IOC_RESULTS => {
                 let (mut r, mut w) = slice.reader_writer();
                 let mut res: Results = r.read()?;
+                writable(arg, cmd, &res)?;
                 me.results(&mut res)?;
                 w.write(&res)?;
             }
             abi::IOC_STATS => slice.writer().write(&me.stats())?,
-            abi::IOC_RESET => me.reset(),
+            abi::IOC_RESET => me.reset()?,
             abi::IOC_BENCH => {
                 let (mut r, mut w) = slice.reader_writer();
                 let mut b: Bench = r.read()?;
@@ -957,4 +1347,13 @@ impl MiscDevice for FileShared {
         }
         Ok(0)
     }
+}
+
+/// Checks that the argument of `cmd` at `arg` can be written back, by writing `v` (what was
+/// read from it) there: calls that act and then report check this first, so that a bad
+/// pointer fails with `EFAULT` before anything has happened.
+fn writable<T: kernel::transmute::AsBytes>(arg: usize, cmd: u32, v: &T) -> Result {
+    UserSlice::new(UserPtr::from_addr(arg), _IOC_SIZE(cmd))
+        .writer()
+        .write(v)
 }

@@ -59,6 +59,47 @@ impl Completion {
         // is required of callers, and the debug kernel checks it).
         unsafe { bindings::wait_for_completion(self.inner.get()) }
     }
+
+    /// Like [`Completion::wait`], but a fatal signal (`SIGKILL`, or a signal that kills the
+    /// process) ends the wait (C's `wait_for_completion_killable()`).
+    ///
+    /// Returns [`ERESTARTSYS`] if the wait ended that way; nothing is consumed then.
+    pub(crate) fn wait_killable(&self) -> Result {
+        // SAFETY: As in `wait`.
+        let ret = unsafe { bindings::wait_for_completion_killable(self.inner.get()) };
+        kernel::error::to_result(ret)
+    }
+}
+
+/// Returns the CPU time the calling task has used so far, in ns (user and system).
+///
+/// Calls the scheduler first (`schedule()` with the task runnable: a scheduling point), which
+/// brings the task's run time up to date; otherwise it only advances at ticks and context
+/// switches. Time the task spends blocked (sleeping) or waiting for a CPU is not counted, so
+/// the difference between the wall-clock time and this over an interval is the time the task
+/// was off the CPU. (The task's own counters, such as `nvcsw`, cannot be read from Rust here:
+/// this toolchain's bindings lay out `struct task_struct` differently from the C compiler:
+/// bindgen sees `struct sched_statistics` as empty.)
+pub(crate) fn cpu_time_ns() -> u64 {
+    extern "C" {
+        // `include/linux/sched/cputime.h`, exported (GPL); not in the generated bindings.
+        fn task_cputime_adjusted(p: *mut c_void, ut: *mut u64, st: *mut u64);
+    }
+    yield_cpu();
+    let (mut ut, mut st) = (0u64, 0u64);
+    // SAFETY: `current` is a valid task for the duration of the call, and `ut`/`st` are valid
+    // for writes. `task_cputime_adjusted()` only reads the task and its own `prev_cputime`
+    // under that structure's lock.
+    unsafe { task_cputime_adjusted(kernel::task::Task::current_raw().cast(), &mut ut, &mut st) };
+    ut.saturating_add(st)
+}
+
+/// A scheduling point for long loops in process context: lets other runnable tasks have the CPU
+/// (C's `cond_resched()` is a static inline, out of reach from here; `schedule()` with the task
+/// `TASK_RUNNING` does the same, only unconditionally). Must not be called in atomic context.
+pub(crate) fn schedule_point() {
+    kernel::task::might_sleep();
+    yield_cpu();
 }
 
 /// Returns the monotonic clock (nanoseconds since boot), with a direct call to C's `ktime_get()`.

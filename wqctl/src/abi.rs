@@ -147,6 +147,8 @@ pub const RUST_WQ_BENCH_PERCPU: u32 = 1;
 pub const RUST_WQ_BENCH_SYSTEM_PERCPU: u32 = 2;
 pub const RUST_WQ_BENCH_F_START_LATENCY: u32 = 1 << 0;
 pub const RUST_WQ_BENCH_MAX_ITEMS: u32 = 1_000_000;
+/// Most rounds of all threads of one BENCH together (threads run x items).
+pub const RUST_WQ_BENCH_MAX_TOTAL: u64 = 1 << 21;
 
 /// `struct rust_wq_bench` (RUST_WQ_IOC_BENCH).
 #[repr(C)]
@@ -440,6 +442,7 @@ mod tests {
                 RUST_WQ_BENCH_F_START_LATENCY.into(),
             ),
             ("RUST_WQ_BENCH_MAX_ITEMS", RUST_WQ_BENCH_MAX_ITEMS.into()),
+            ("RUST_WQ_BENCH_MAX_TOTAL", RUST_WQ_BENCH_MAX_TOTAL),
             ("RUST_WQ_IOC_BENCH", RUST_WQ_IOC_BENCH.into()),
         ];
         for (name, nr) in ALL_IOCTLS {

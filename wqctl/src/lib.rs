@@ -5,6 +5,7 @@
 //! cancels whatever has not started yet.
 
 pub mod abi;
+pub mod hostile;
 pub mod ktap;
 pub mod parse;
 pub mod session;

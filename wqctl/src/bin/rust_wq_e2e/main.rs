@@ -7,6 +7,7 @@
 //! Environment: RUST_WQ_KO (path of rust_wq.ko) enables `rmmod_refused_while_open`.
 //! Exit status: 0 if no test failed, 1 otherwise (or when the device cannot be used).
 
+mod hostile;
 mod irq;
 mod poll;
 mod session;
@@ -162,6 +163,7 @@ fn main() -> ExitCode {
     let mut all = tests::all();
     all.extend(poll::all());
     all.extend(session::all());
+    all.extend(hostile::all());
     if list {
         for (name, _) in &all {
             println!("{name}");

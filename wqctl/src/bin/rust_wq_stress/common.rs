@@ -400,7 +400,8 @@ impl Watchdog {
                 let now = me.start.elapsed().as_millis() as u64 + 1;
                 for (i, (since, what)) in me.slots.iter().enumerate() {
                     let s = since.load(Ordering::Acquire);
-                    if s != 0 && now - s > limit.as_millis() as u64 {
+                    // Saturating: a call may have started after `now` was read.
+                    if s != 0 && now.saturating_sub(s) > limit.as_millis() as u64 {
                         println!(
                             "# {scenario}: WATCHDOG: thread {i} has been in {} for {} ms (limit {} ms): the module hangs",
                             describe(what.load(Ordering::Relaxed)),

@@ -9,6 +9,8 @@
 //!   fuzz         random ioctls (commands, sizes, fields, pointers), 4 threads
 //!   concurrency  threads x files mixing every command; exact accounting
 //!   failslab     ENQUEUE under failslab (this task only): ENOMEM, no leak
+//!   failnth      every call with its 1st, 2nd, ... allocation failing (fail-nth)
+//!   failnth_insmod  the same for the module load (module unloaded before)
 //!   hotplug      CPU offline/online with work pinned to it
 //!   permissions  a non-root user cannot open the device
 //!   reload       insmod / load / close / rmmod cycles (module must be unloaded
@@ -22,6 +24,7 @@
 
 mod common;
 mod concurrency;
+mod failnth;
 mod failslab;
 mod fuzz;
 mod hotplug;
@@ -41,6 +44,8 @@ fn all() -> Vec<(&'static str, ScenarioFn)> {
         ("fuzz", fuzz::run),
         ("concurrency", concurrency::run),
         ("failslab", failslab::run),
+        ("failnth", failnth::run),
+        ("failnth_insmod", failnth::run_insmod),
         ("hotplug", hotplug::run),
         ("reload", reload::run),
     ]
@@ -111,7 +116,9 @@ fn main() -> ExitCode {
         }
     }
     let selected: Vec<_> = if names.is_empty() {
-        all.into_iter().filter(|(n, _)| *n != "reload").collect()
+        all.into_iter()
+            .filter(|(n, _)| *n != "reload" && *n != "failnth_insmod")
+            .collect()
     } else {
         names
             .iter()
