@@ -197,15 +197,33 @@ fn worker(
 ) -> Counts {
     let mut rng = Rng::new(opts.seed_for("concurrency", idx as u64));
     let mut c = Counts::default();
+    let mut iter = 0u64;
     while !stop.load(Ordering::Relaxed) {
+        iter += 1;
         let fidx = rng.below(files.len() as u64) as usize;
         let f = &files[fidx];
-        let op = rng.weighted(&[45, 8, 10, 4, 18, 5, 2, 1]);
+        // The rare exclusive operations happen at least once whatever the
+        // machine's speed: threads 0..3 do one each (RESET clean / with work
+        // left, close clean / with work left) at their 8th operation.
+        let forced = match (iter, idx) {
+            (8, 0) => Some((6, true)),
+            (8, 1) => Some((6, false)),
+            (8, 2) => Some((7, true)),
+            (8, 3) => Some((7, false)),
+            _ => None,
+        };
+        let op = match forced {
+            Some((op, _)) => op,
+            None => rng.weighted(&[45, 8, 10, 4, 18, 5, 2, 1]),
+        };
         if op >= 6 {
             // RESET or close/reopen: exclusive.
             wd.enter(idx, op as u64);
             let mut slot = f.slot.write().unwrap();
-            let clean = rng.pct(50);
+            let clean = match forced {
+                Some((_, clean)) => clean,
+                None => rng.pct(50),
+            };
             if clean {
                 quiesce_and_verify(
                     &slot,
