@@ -81,17 +81,15 @@ fn poll_timeout_then_ready(ctx: &Ctx) -> TestResult {
     let id = dev
         .enqueue(EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 1).delay_us(200_000))
         .must("ENQUEUE 1 unbound delayed 200ms")?;
+    // Not readable while the item waits (checked without timestamps: under emulation the
+    // delay itself can end a little early, which is not poll's business).
+    let (r, _) = poll_must(fd, Duration::ZERO, "poll while the item waits")?;
+    c.eq("revents while the item waits", r, 0);
     let (r, el) = poll_must(fd, Duration::from_secs(10), "poll for the item")?;
     c.check(r == READABLE, || {
         format!(
             "poll after the item ran: expected POLLIN|POLLRDNORM, got {}",
             poll_names(r)
-        )
-    });
-    c.check(el >= Duration::from_millis(150), || {
-        format!(
-            "poll returned after {} ms, before the 200 ms item could run",
-            ms(el)
         )
     });
     c.check(el < Duration::from_secs(8), || {
