@@ -61,10 +61,9 @@ impl Drop for HotplugReadGuard {
 /// its value. Use [`work_on_cpu!`], which gives each call site its own lock class.
 ///
 /// [`EINVAL`] if `cpu` is not below `nr_cpu_ids`, [`ENODEV`] if it is offline; `f` is then
-/// not called. Sleeps. The caller must not hold a lock that `f` takes, nor be running on the
-/// system per-CPU queue in a way that `f` waits for (as in C); `f` must not take the CPU-hotplug
-/// lock, which is held (for reading) for the whole call, and the caller must not hold it for
-/// writing (a CPU-hotplug callback).
+/// not called. Sleeps. As in C, the caller must not hold a lock that `f` takes (it waits for
+/// `f`). The CPU-hotplug lock is held for reading during the whole call, so `f` must not take
+/// it, and the caller must not hold it for writing (a CPU-hotplug callback).
 pub(crate) fn work_on_cpu_key<F, R>(cpu: u32, key: Pin<&'static LockClassKey>, f: F) -> Result<R>
 where
     F: FnOnce() -> R + Send,

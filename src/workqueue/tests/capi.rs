@@ -252,35 +252,36 @@ mod tests {
     #[test]
     fn declare_delayed_work_static_items() -> Result {
         let base = SD_RUNS.load(SeqCst);
-        let delay = Delay::from_millis(20)?;
-        let start = jiffies();
-        assert!(SD.schedule(delay));
+        let far = Delay::from_millis(60_000)?;
+        assert!(SD.schedule(far));
         assert!(SD.is_pending());
         // Already pending: C's `false`.
-        assert!(!SD.schedule(delay));
+        assert!(!SD.schedule(far));
+        // Re-timed to 20 ms from now: never early (in jiffies, the timers' clock).
+        let delay = Delay::from_millis(20)?;
+        let start = jiffies();
+        assert!(SD.mod_delayed(system_percpu(), delay));
         assert!(wait_until(5000, || SD_RUNS.load(SeqCst) == base + 1));
-        // Never early.
         assert!(SD_AT.load(SeqCst) - start >= delay.jiffies() as u64);
         assert!(!SD.is_pending());
 
         // mod_delayed: idle -> queued far away; then re-timed to now.
-        assert!(!SD.mod_delayed(system_dfl(), Delay::from_millis(60_000)?));
+        assert!(!SD.mod_delayed(system_dfl(), far));
         assert!(SD.is_pending());
         assert!(SD.mod_delayed(system_dfl(), Delay::ZERO));
         assert!(wait_until(5000, || SD_RUNS.load(SeqCst) == base + 2));
 
         // cancel_sync of an armed item: it never runs.
-        assert!(SD.schedule(Delay::from_millis(60_000)?));
+        assert!(SD.schedule(far));
         assert!(SD.cancel_sync());
         assert!(!SD.cancel_sync());
-        assert!(SD.schedule(Delay::from_millis(60_000)?));
+        assert!(SD.schedule(far));
         assert!(SD.cancel());
         fsleep(Delta::from_millis(20));
         assert_eq!(SD_RUNS.load(SeqCst), base + 2);
 
         // `_on`: runs on that CPU.
         let last = cpu::online_cpu(last_online())?;
-        let far = Delay::from_millis(60_000)?;
         assert_eq!(SD.enqueue_on(last, system_percpu(), far), Ok(true));
         assert_eq!(SD.enqueue_on(last, system_percpu(), far), Ok(false));
         // Fires the timer now, on the CPU it was aimed at, and waits. (Its `bool` says whether

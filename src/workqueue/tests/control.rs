@@ -49,6 +49,43 @@ mod tests {
 
     // ---- set_max_active, congestion, work_busy --------------------------------------------
 
+    /// A plain item that runs until released (at most 10 s, so a failed test cannot hang the
+    /// module's unload), recording that it started.
+    #[pin_data]
+    struct Gated {
+        #[pin]
+        work: Work<Gated>,
+        started: AtomicBool,
+        release: AtomicBool,
+        runs: AtomicU32,
+    }
+    impl_has_work! { impl HasWork<Self> for Gated { self.work } }
+    impl WorkItem for Gated {
+        type Pointer = Arc<Gated>;
+        fn run(this: Arc<Gated>) {
+            this.started.store(true, SeqCst);
+            for _ in 0..10_000 {
+                if this.release.load(SeqCst) {
+                    break;
+                }
+                fsleep(Delta::from_millis(1));
+            }
+            this.runs.fetch_add(1, SeqCst);
+        }
+    }
+
+    fn gated() -> Result<Arc<Gated>> {
+        Arc::pin_init(
+            pin_init!(Gated {
+                work <- new_work!("control::Gated::work"),
+                started: AtomicBool::new(false),
+                release: AtomicBool::new(false),
+                runs: AtomicU32::new(0),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
     #[test]
     fn set_max_active_changes_concurrency_and_refuses_bad_values() -> Result {
         let q = OwnedQueue::builder()
@@ -56,20 +93,23 @@ mod tests {
             .max_active(1)?
             .build(fmt!("rust_wq_t_maxact"))?;
         let c = cpu::online_cpu(0)?;
-        let first = slow_item(300)?;
-        let second = slow_item(300)?;
+        let first = gated()?;
+        let second = gated()?;
         assert!(q.enqueue_on(c, first.clone()).is_ok());
         assert!(q.enqueue_on(c, second.clone()).is_ok());
-        assert!(wait_until(5000, || first.work.is_running()));
+        assert!(wait_until(5000, || first.started.load(SeqCst)));
+        assert!(first.work.is_running());
         // max_active 1: the second one waits, so the queue is congested on that CPU.
         assert_eq!(q.is_congested(Some(c)), Ok(true));
-        assert!(!second.work.is_running());
-        assert!(second.work.is_pending());
+        assert!(!second.started.load(SeqCst));
+        assert!(second.work.is_pending() && !second.work.is_running());
         q.set_max_active(2)?;
-        // Raised while the first still runs: the second starts beside it.
-        assert!(wait_until(5000, || second.work.is_running()));
-        assert!(first.work.is_running() || first.runs.load(SeqCst) == 1);
+        // Raised while the first still runs (it waits for its release): the second starts.
+        assert!(wait_until(5000, || second.started.load(SeqCst)));
+        assert!(first.work.is_running() && second.work.is_running());
         assert_eq!(q.is_congested(Some(c)), Ok(false));
+        first.release.store(true, SeqCst);
+        second.release.store(true, SeqCst);
         q.flush();
         assert_eq!(first.runs.load(SeqCst) + second.runs.load(SeqCst), 2);
         assert!(!first.work.is_running() && !second.work.is_running());
@@ -106,9 +146,9 @@ mod tests {
         let o = OwnedQueue::builder()
             .ordered()
             .build(fmt!("rust_wq_t_node_o"))?;
-        let slow = slow_item(50)?;
+        let head = gated()?;
         let s = slow_item(0)?;
-        assert!(o.enqueue_node(Some(0), slow.clone()).is_ok());
+        assert!(o.enqueue_node(Some(0), head.clone()).is_ok());
         assert!(o.enqueue_node(Some(0), s.clone()).is_ok());
         match o.enqueue_node(Some(0), s.clone()) {
             Err(e @ NodeError::Refused(EnqueueError::Pending(_))) => {
@@ -117,6 +157,7 @@ mod tests {
             }
             _ => return Err(EINVAL),
         }
+        head.release.store(true, SeqCst);
         o.flush();
         assert_eq!(s.runs.load(SeqCst), 1);
         // Per-CPU queues: EINVAL (C would WARN), pointer back, nothing queued.
@@ -179,10 +220,13 @@ mod tests {
             GFP_KERNEL,
         )?;
         assert!(!b.w.is_running() && !STATIC_BLOCKER.is_running());
-        assert!(q.enqueue_delayed(b.clone(), Delay::from_millis(5)?).is_ok());
-        assert!(STATIC_BLOCKER.enqueue(&q));
+        assert!(q
+            .enqueue_delayed(b.clone(), Delay::from_millis(60_000)?)
+            .is_ok());
         // Armed, not running.
         assert!(b.w.is_pending() && !b.w.is_running());
+        assert_eq!(q.mod_delayed(&b, Delay::ZERO), Ok(true));
+        assert!(STATIC_BLOCKER.enqueue(&q));
         assert!(wait_until(5000, || b.started.load(SeqCst)
             && STATIC_STARTED.load(SeqCst)));
         assert!(b.w.is_running() && !b.w.is_pending());
