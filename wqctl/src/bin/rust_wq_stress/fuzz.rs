@@ -9,7 +9,7 @@
 //! for magic 0xBC the errno must be the documented one where the ABI fixes it
 //! (unknown nr: ENOTTY; known nr, wrong size/dir: EINVAL; exact encoding and
 //! an unreadable argument: EFAULT) and otherwise one of the documented set.
-//! Valid-looking ENQUEUEs set RUST_WQ_ENQ_F_FROM_IRQ 30% of the time.
+//! Valid-looking ENQUEUEs set RUST_WQ_ENQ_F_FROM_IRQ or _FROM_SOFTIRQ 30% of the time.
 //! Valid-looking ENQUEUE sleeps and BENCH item counts are bounded so that the
 //! run stays short; files are reset, cancelled and reopened often.
 
@@ -224,9 +224,16 @@ fn structured(
             put(buf, 16, 8, d);
             put(buf, 24, 8, if rng.pct(60) { 0 } else { rng.below(2_000) });
             put(buf, 32, 8, rng.u64());
-            // flags: queue from a hard-IRQ handler (the mutations below add unknown bits).
+            // flags: queue from a hard-IRQ handler or softirq, rarely both (EINVAL); the
+            // mutations below add unknown bits.
             if rng.pct(30) {
-                put(buf, 48, 8, RUST_WQ_ENQ_F_FROM_IRQ);
+                let f = rng.pick(&[
+                    RUST_WQ_ENQ_F_FROM_IRQ,
+                    RUST_WQ_ENQ_F_FROM_IRQ,
+                    RUST_WQ_ENQ_F_FROM_SOFTIRQ,
+                    RUST_WQ_ENQ_F_ALL,
+                ]);
+                put(buf, 48, 8, f);
             }
         }
         0x02 | 0x03 => {
