@@ -52,7 +52,7 @@
  *   ENOTTY  unknown ioctl number (another magic, or an unknown command nr)
  *   EINVAL  a known command nr with another size or direction than below,
  *           wrong version, non-zero reserved/pad field, unknown ENQUEUE flag
- *           bit, unknown queue,
+ *           bit or both RUST_WQ_ENQ_F_FROM_IRQ and _FROM_SOFTIRQ, unknown queue,
  *           count 0 or > max_count, delay > max_delay_us,
  *           sleep > max_sleep_us, cpu >= nr_cpu_ids (and not RUST_WQ_CPU_ANY),
  *           unknown target kind, a non-zero `queue` or `id` that the target
@@ -128,7 +128,7 @@ struct rust_wq_info {
  *      this long by the clock of the results (it sleeps again for what is
  *      left if the sleep ended early); 1..10 sleep 11 us (the kernel
  *      busy-waits below that).
- * flags: RUST_WQ_ENQ_F_*; any other bit is EINVAL.
+ * flags: RUST_WQ_ENQ_F_*; any other bit, or both FROM_ flags, is EINVAL.
  * On success `first_id` is the id of the first item; the items have ids
  * first_id .. first_id + count - 1.  Ids are unique per file and start at 1.
  *
@@ -142,15 +142,20 @@ struct rust_wq_info {
  *      none of the call's items runs).  Every queue, cpu, delay and count
  *      is accepted with it; ids, counts, FLUSH, CANCEL, MOD_DELAY and close
  *      behave exactly as without it.  The results say RUST_WQ_RES_FROM_HARDIRQ.
+ * RUST_WQ_ENQ_F_FROM_SOFTIRQ: the same from softirq context: the handler is
+ *      a work item on system_bh_wq (a bottom-half queue, run in softirq on
+ *      the calling CPU).  The results say RUST_WQ_RES_FROM_SOFTIRQ.  Both
+ *      flags together: EINVAL (the items are queued from one context).
  *
  * Versioning: `flags` was the first word of `reserved[2]` in the first
  * release of ABI version 1, which required it to be zero; the flag is an
  * additive extension of version 1.  A module without it fails a non-zero
  * `flags` with EINVAL, so callers can probe for it.
  */
-#define RUST_WQ_ENQ_F_FROM_IRQ (1ull << 0) /* queue from a hard-IRQ handler */
-#define RUST_WQ_ENQ_F_ALL RUST_WQ_ENQ_F_FROM_IRQ
-#define RUST_WQ_IRQ_BATCH 64 /* most items queued per interrupt */
+#define RUST_WQ_ENQ_F_FROM_IRQ (1ull << 0)     /* queue from a hard-IRQ handler */
+#define RUST_WQ_ENQ_F_FROM_SOFTIRQ (1ull << 1) /* queue from softirq context */
+#define RUST_WQ_ENQ_F_ALL (RUST_WQ_ENQ_F_FROM_IRQ | RUST_WQ_ENQ_F_FROM_SOFTIRQ)
+#define RUST_WQ_IRQ_BATCH 64 /* most items queued per interrupt (or softirq run) */
 
 struct rust_wq_enqueue {
 	__u32 version;
@@ -224,7 +229,7 @@ struct rust_wq_mod_delay {
 					     does not count) for at least sleep_us, by
 					     the clock of runtime_ns */
 #define RUST_WQ_RES_FROM_TASK (1u << 2)    /* queued from task context (the ioctl) */
-#define RUST_WQ_RES_FROM_SOFTIRQ (1u << 3) /* queued from softirq context */
+#define RUST_WQ_RES_FROM_SOFTIRQ (1u << 3) /* queued from softirq context (RUST_WQ_ENQ_F_FROM_SOFTIRQ) */
 #define RUST_WQ_RES_FROM_HARDIRQ (1u << 4) /* queued from a hard-IRQ handler (RUST_WQ_ENQ_F_FROM_IRQ) */
 
 /* One executed item. */

@@ -58,11 +58,12 @@ pub(crate) const RES_FROM_TASK: u32 = 1 << 2;
 pub(crate) const RES_FROM_SOFTIRQ: u32 = 1 << 3;
 pub(crate) const RES_FROM_HARDIRQ: u32 = 1 << 4;
 
-/// Enqueue flags: queue the items from a hard-IRQ handler.
+/// Enqueue flags: queue the items from a hard-IRQ handler, or from softirq context.
 pub(crate) const ENQ_F_FROM_IRQ: u64 = 1 << 0;
+pub(crate) const ENQ_F_FROM_SOFTIRQ: u64 = 1 << 1;
 /// Every enqueue flag this version knows.
-pub(crate) const ENQ_F_ALL: u64 = ENQ_F_FROM_IRQ;
-/// Most items queued per interrupt with [`ENQ_F_FROM_IRQ`].
+pub(crate) const ENQ_F_ALL: u64 = ENQ_F_FROM_IRQ | ENQ_F_FROM_SOFTIRQ;
+/// Most items queued per interrupt (or softirq run) with those flags.
 pub(crate) const IRQ_BATCH: u32 = 64;
 
 /// `struct rust_wq_info`.

@@ -10,6 +10,7 @@ use crate::abi::{self, Bench, Enqueue, Info, ModDelay, Results, Stats, Target, W
 use crate::bench;
 use crate::irq_work::{
     run_in_hardirq,
+    run_in_softirq,
     Context, //
 };
 use crate::miscdev::{
@@ -741,6 +742,7 @@ impl FileShared {
         if req.version != abi::ABI_VERSION
             || req.reserved != [0; 1]
             || req.flags & !abi::ENQ_F_ALL != 0
+            || req.flags == abi::ENQ_F_ALL
         {
             return Err(EINVAL);
         }
@@ -824,7 +826,8 @@ impl FileShared {
 
         // Queues `batch` (starting at index `first` of the call), recording the context; returns
         // the index and error of the first item that could not be queued. Never sleeps: with
-        // `ENQ_F_FROM_IRQ` it runs in a hard-interrupt handler.
+        // `ENQ_F_FROM_IRQ` it runs in a hard-interrupt handler, with `ENQ_F_FROM_SOFTIRQ` in a
+        // softirq.
         let arm_batch = |first: usize, batch: &[Arc<Item>]| -> Option<(usize, Error)> {
             let from = from_flag(Context::current());
             for (n, item) in batch.iter().enumerate() {
@@ -836,13 +839,19 @@ impl FileShared {
             None
         };
         let mut failed = None;
-        if req.flags & abi::ENQ_F_FROM_IRQ != 0 {
+        if req.flags & abi::ENQ_F_ALL != 0 {
             for (i, batch) in items.chunks(abi::IRQ_BATCH as usize).enumerate() {
                 let first = i * abi::IRQ_BATCH as usize;
-                match run_in_hardirq(|| arm_batch(first, batch)) {
+                let run = || arm_batch(first, batch);
+                let done = if req.flags & abi::ENQ_F_FROM_IRQ != 0 {
+                    run_in_hardirq(run)
+                } else {
+                    run_in_softirq(run)
+                };
+                match done {
                     Ok(None) => {}
                     Ok(Some(f)) => failed = Some(f),
-                    // The interrupt could not be raised: nothing of this batch was queued.
+                    // The interrupt (or BH item) could not be raised: nothing of it was queued.
                     Err(e) => failed = Some((first, e)),
                 }
                 if failed.is_some() {

@@ -10,6 +10,8 @@
 //!   (C's `struct irq_work`, flagged `IRQ_WORK_HARD_IRQ`) on the calling CPU, whose handler
 //!   runs the closure from the `IRQ_WORK_VECTOR` interrupt (or the timer tick where the CPU has
 //!   no self-interrupt), with interrupts off, and sleeps until it has run.
+//! - [`run_in_softirq`] does the same from softirq context: a BH work item on
+//!   `system_bh_wq`, which runs in the `TASKLET_SOFTIRQ`/`HI_SOFTIRQ` softirq of the calling CPU.
 //! - [`Context::current`] says whether the caller runs in task, softirq, hard-IRQ or NMI
 //!   context, as C's `in_task()`, `in_serving_softirq()`, `in_hardirq()` and `in_nmi()` do.
 //!
@@ -203,5 +205,105 @@ where
     // SAFETY: The handler has finished (`irq_work_sync` returned), so nothing else touches `r`.
     let r = unsafe { (*call.r.get()).take() };
     // The handler always stores a result: `f` was `Some` and is called once.
+    r.ok_or(EBUSY)
+}
+
+/// One [`run_in_softirq`] call: an on-stack BH work item, the closure, its result, and the
+/// completion the caller sleeps on.
+///
+/// # Invariants
+///
+/// `work` was initialised (as an on-stack item) with [`bh_handler::<F, R>`] as its function.
+/// `f` and `r` are only touched by the caller before the item is queued and after it has run,
+/// and by the handler in between.
+#[pin_data]
+struct BhCall<F, R> {
+    #[pin]
+    work: Opaque<bindings::work_struct>,
+    f: UnsafeCell<Option<F>>,
+    r: UnsafeCell<Option<R>>,
+    #[pin]
+    done: Completion,
+}
+
+/// The BH work function: runs the closure in softirq context.
+///
+/// # Safety
+///
+/// `work` is the `work` field of a live, pinned `BhCall<F, R>` queued by [`run_in_softirq`].
+unsafe extern "C" fn bh_handler<F: FnOnce() -> R, R>(work: *mut bindings::work_struct) {
+    // SAFETY: `work` is the `work` field of a `BhCall<F, R>` (the caller's promise); `Opaque` is
+    // `repr(transparent)`.
+    let call = unsafe {
+        kernel::container_of!(work.cast::<Opaque<bindings::work_struct>>(), BhCall<F, R>, work)
+    };
+    // SAFETY: `call` is alive until the waiter has seen `done` and `flush_work()` returned;
+    // between queueing and `done`, only this function touches `f` and `r` (type invariant).
+    let f = unsafe { (*(*call).f.get()).take() };
+    if let Some(f) = f {
+        let r = f();
+        // SAFETY: As above.
+        unsafe { *(*call).r.get() = Some(r) };
+    }
+    // SAFETY: As above. `complete()` may be called from softirq context; the waiter does not
+    // free `call` before `flush_work()` has seen this function return.
+    unsafe { (*call).done.complete() };
+}
+
+/// Runs `f` in softirq context on the calling CPU and returns its result.
+///
+/// Queues an on-stack work item on `system_bh_wq` (a bottom-half queue: its items run in
+/// softirq context on the CPU that queued them), whose function calls `f`, then sleeps until it
+/// has run. `f` may borrow from the caller. The same rules as for [`run_in_hardirq`] apply to
+/// `f`: it must not sleep. Must be called from task context (it sleeps). [`EBUSY`] if the item
+/// could not be queued (never expected: it is fresh).
+pub(crate) fn run_in_softirq<F, R>(f: F) -> Result<R>
+where
+    F: FnOnce() -> R + Send,
+    R: Send,
+{
+    kernel::task::might_sleep();
+    pin_init::stack_pin_init!(let call = pin_init!(BhCall::<F, R> {
+        work <- Opaque::ffi_init(|slot: *mut bindings::work_struct| {
+            // SAFETY: `slot` is valid for writes; `bh_handler::<F, R>` is this item's function;
+            // the name and the lock class key are static. The item is on this stack frame
+            // (`INIT_WORK_ONSTACK`), which is ended with `destroy_work_on_stack()` below.
+            // INVARIANT: On-stack, with `bh_handler::<F, R>`.
+            unsafe {
+                bindings::init_work_with_key(
+                    slot,
+                    Some(bh_handler::<F, R>),
+                    true,
+                    c"run_in_softirq".as_char_ptr(),
+                    kernel::static_lock_class!().as_ptr(),
+                )
+            }
+        }),
+        f: UnsafeCell::new(Some(f)),
+        r: UnsafeCell::new(None),
+        done <- Completion::new(),
+    }));
+    let cpu = bindings::wq_misc_consts_WORK_CPU_UNBOUND as i32;
+    // SAFETY: `work` is initialised and pinned on this stack frame, which outlives its run (we
+    // wait for it below); `system_bh_wq` is a BH queue that lives forever; `WORK_CPU_UNBOUND`
+    // queues on the local CPU's BH pool.
+    let queued = unsafe { bindings::queue_work_on(cpu, bindings::system_bh_wq, call.work.get()) };
+    if queued {
+        call.done.wait();
+        // SAFETY: `work` is initialised; we may sleep. It has run (`done`), so this only waits
+        // until the BH worker has stopped touching it.
+        unsafe { bindings::flush_work(call.work.get()) };
+    }
+    #[cfg(CONFIG_DEBUG_OBJECTS_WORK)]
+    // SAFETY: The item was initialised on this stack and is idle (never queued, or run and
+    // flushed); this ends its life for debugobjects.
+    unsafe {
+        bindings::destroy_work_on_stack(call.work.get())
+    };
+    if !queued {
+        return Err(EBUSY);
+    }
+    // SAFETY: The function has finished (`flush_work` returned), so nothing else touches `r`.
+    let r = unsafe { (*call.r.get()).take() };
     r.ok_or(EBUSY)
 }

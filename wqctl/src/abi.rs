@@ -41,7 +41,8 @@ pub const RUST_WQ_RES_FROM_HARDIRQ: u32 = 1 << 4;
 
 // rust_wq_enqueue.flags
 pub const RUST_WQ_ENQ_F_FROM_IRQ: u64 = 1 << 0;
-pub const RUST_WQ_ENQ_F_ALL: u64 = RUST_WQ_ENQ_F_FROM_IRQ;
+pub const RUST_WQ_ENQ_F_FROM_SOFTIRQ: u64 = 1 << 1;
+pub const RUST_WQ_ENQ_F_ALL: u64 = RUST_WQ_ENQ_F_FROM_IRQ | RUST_WQ_ENQ_F_FROM_SOFTIRQ;
 pub const RUST_WQ_IRQ_BATCH: u32 = 64;
 
 /// `struct rust_wq_info` (RUST_WQ_IOC_INFO).
@@ -426,6 +427,7 @@ mod tests {
             ("RUST_WQ_RES_FROM_SOFTIRQ", RUST_WQ_RES_FROM_SOFTIRQ.into()),
             ("RUST_WQ_RES_FROM_HARDIRQ", RUST_WQ_RES_FROM_HARDIRQ.into()),
             ("RUST_WQ_ENQ_F_FROM_IRQ", RUST_WQ_ENQ_F_FROM_IRQ),
+            ("RUST_WQ_ENQ_F_FROM_SOFTIRQ", RUST_WQ_ENQ_F_FROM_SOFTIRQ),
             ("RUST_WQ_ENQ_F_ALL", RUST_WQ_ENQ_F_ALL),
             ("RUST_WQ_IRQ_BATCH", RUST_WQ_IRQ_BATCH.into()),
             (

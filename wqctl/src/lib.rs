@@ -152,6 +152,8 @@ pub struct EnqueueArgs {
     pub tag: u64,
     /// Queue from a hard-IRQ handler (RUST_WQ_ENQ_F_FROM_IRQ).
     pub from_irq: bool,
+    /// Queue from softirq context (RUST_WQ_ENQ_F_FROM_SOFTIRQ).
+    pub from_softirq: bool,
 }
 
 impl Default for EnqueueArgs {
@@ -164,6 +166,7 @@ impl Default for EnqueueArgs {
             sleep_us: 0,
             tag: 0,
             from_irq: false,
+            from_softirq: false,
         }
     }
 }
@@ -197,6 +200,10 @@ impl EnqueueArgs {
         self.from_irq = from_irq;
         self
     }
+    pub fn from_softirq(mut self, from_softirq: bool) -> Self {
+        self.from_softirq = from_softirq;
+        self
+    }
 
     /// The ioctl argument for these parameters.
     pub fn to_raw(self) -> RustWqEnqueue {
@@ -210,6 +217,10 @@ impl EnqueueArgs {
             tag: self.tag,
             flags: if self.from_irq {
                 RUST_WQ_ENQ_F_FROM_IRQ
+            } else {
+                0
+            } | if self.from_softirq {
+                RUST_WQ_ENQ_F_FROM_SOFTIRQ
             } else {
                 0
             },
@@ -710,6 +721,10 @@ mod tests {
             .from_irq(true)
             .to_raw();
         assert_eq!(e.flags, RUST_WQ_ENQ_F_FROM_IRQ);
+        let e = EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 3)
+            .from_softirq(true)
+            .to_raw();
+        assert_eq!(e.flags, RUST_WQ_ENQ_F_FROM_SOFTIRQ);
         assert_eq!(EnqueueArgs::default().cpu, RUST_WQ_CPU_ANY);
     }
 

@@ -15,6 +15,7 @@ mod tests {
     };
     use crate::irq_work::{
         run_in_hardirq,
+        run_in_softirq,
         Context, //
     };
     use crate::workqueue::{
@@ -428,6 +429,37 @@ mod tests {
         assert!(queued.seen.ran_in_process_context());
         drop((armed, queued));
         assert_eq!(DROPS.load(SeqCst), 2);
+        Ok(())
+    }
+
+    #[test]
+    fn the_same_from_softirq() -> Result {
+        for _ in 0..20 {
+            assert_eq!(run_in_softirq(Context::current)?, Context::SoftIrq);
+        }
+        let q = OwnedQueue::builder()
+            .unbound()
+            .build(fmt!("rust_wq_t_irq_soft"))?;
+        let (a, b, c) = (p(None)?, d(None)?, d(None)?);
+        let short = Delay::from_millis(2)?;
+        let long = Delay::from_millis(30_000)?;
+        let r = run_in_softirq(|| {
+            [
+                q.enqueue(a.clone()).is_ok(),
+                q.enqueue_delayed(b.clone(), short).is_ok(),
+                system_dfl().enqueue_delayed(c.clone(), long).is_ok(),
+                q.mod_delayed(&c, short) == Ok(true),
+            ]
+        })?;
+        assert_eq!(r, [true; 4]);
+        assert!(a.seen.ran_in_process_context());
+        assert!(b.seen.ran_in_process_context());
+        assert!(c.seen.ran_in_process_context());
+        // Non-blocking cancel from softirq gives the pointer back.
+        assert!(q.enqueue_delayed(b.clone(), long).is_ok());
+        let back = run_in_softirq(|| b.w.cancel())?;
+        assert!(back.is_some());
+        assert_eq!(q.armed(), 0);
         Ok(())
     }
 }

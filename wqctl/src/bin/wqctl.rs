@@ -206,6 +206,10 @@ struct EnqueueSpec {
     /// (RUST_WQ_ENQ_F_FROM_IRQ); results then say FROM_HARDIRQ
     #[arg(long)]
     from_irq: bool,
+    /// Queue (or arm) the items from softirq context, a BH work item
+    /// (RUST_WQ_ENQ_F_FROM_SOFTIRQ); results then say FROM_SOFTIRQ
+    #[arg(long, conflicts_with = "from_irq")]
+    from_softirq: bool,
 }
 
 #[derive(Args, Debug)]
@@ -395,6 +399,7 @@ fn enqueue_spec(
                 sleep_us: spec.sleep,
                 tag: spec.tag,
                 from_irq: spec.from_irq,
+                from_softirq: spec.from_softirq,
             };
             let first = op("enqueue", dev.enqueue(args))?;
             if !out.json {
@@ -408,6 +413,8 @@ fn enqueue_spec(
                     spec.tag,
                     if spec.from_irq {
                         " from a hard-IRQ handler"
+                    } else if spec.from_softirq {
+                        " from softirq"
                     } else {
                         ""
                     },
@@ -1070,7 +1077,7 @@ fn report(out: Out, at: &str, cmd: Option<&str>, f: &Failure) {
 struct Expect {
     queue: u32,
     cpu: u32,
-    from_irq: bool,
+    from: &'static str,
 }
 
 fn demo(dev: &Device) -> Result<bool, Failure> {
@@ -1102,7 +1109,13 @@ fn demo(dev: &Device) -> Result<bool, Failure> {
                 Expect {
                     queue: args.queue,
                     cpu: args.cpu,
-                    from_irq: args.from_irq,
+                    from: if args.from_irq {
+                        "hardirq"
+                    } else if args.from_softirq {
+                        "softirq"
+                    } else {
+                        "task"
+                    },
                 },
             );
         }
@@ -1123,6 +1136,11 @@ fn demo(dev: &Device) -> Result<bool, Failure> {
         .sleep_us(1000)
         .from_irq(true)
         .tag(400))?;
+    // The same from softirq context (a BH work item).
+    add(EnqueueArgs::new(RUST_WQ_Q_SYSTEM_DFL, 1)
+        .sleep_us(1000)
+        .from_softirq(true)
+        .tag(500))?;
     // Give the delayed item time to run on its own (FLUSH would fire its timer early).
     std::thread::sleep(Duration::from_millis(60));
     let flushed = op("flush", dev.flush(Target::All))?;
@@ -1155,7 +1173,7 @@ fn demo(dev: &Device) -> Result<bool, Failure> {
                         r.id, e.cpu, r.cpu
                     );
                 }
-                let from = if e.from_irq { "hardirq" } else { "task" };
+                let from = e.from;
                 if wqctl::queued_from(r.flags) != from {
                     ok = false;
                     println!(
@@ -1165,10 +1183,10 @@ fn demo(dev: &Device) -> Result<bool, Failure> {
                     );
                 }
                 let bh = RUST_WQ_RES_PROCESS_CTX | RUST_WQ_RES_SLEPT;
-                if e.from_irq && r.flags & bh != bh {
+                if from != "task" && r.flags & bh != bh {
                     ok = false;
                     println!(
-                        "FAIL: id {} (queued from a hard-IRQ handler) did not run in process context and sleep",
+                        "FAIL: id {} (queued from {from}) did not run in process context and sleep",
                         r.id
                     );
                 }
@@ -1191,16 +1209,18 @@ fn demo(dev: &Device) -> Result<bool, Failure> {
         ok = false;
         println!("FAIL: {dropped} result(s) dropped");
     }
-    let from_irq = expect.values().filter(|e| e.from_irq).count();
+    let from_irq = expect.values().filter(|e| e.from == "hardirq").count();
+    let from_softirq = expect.values().filter(|e| e.from == "softirq").count();
     println!(
         "{}: {} item(s) enqueued, {} result(s), {} waited for by flush, {} pinned to their CPU, \
-         {} queued from a hard-IRQ handler and run on a worker that slept",
+         {} queued from a hard-IRQ handler and {} from softirq, run on a worker that slept",
         if ok { "PASS" } else { "FAIL" },
         expect.len(),
         res.len(),
         flushed,
         cpus.len(),
-        from_irq
+        from_irq,
+        from_softirq
     );
     Ok(ok)
 }

@@ -88,8 +88,8 @@ fn check_items(
     }
 }
 
-/// Each queue kind: immediate and delayed items from a hard-IRQ handler, and
-/// the same from the task, in one file.
+/// Each queue kind: immediate and delayed items from a hard-IRQ handler and
+/// from softirq, and the same from the task, in one file.
 fn irq_every_queue_kind(ctx: &Ctx) -> TestResult {
     let dev = ctx.open()?;
     let mut c = Checker::new();
@@ -108,6 +108,18 @@ fn irq_every_queue_kind(ctx: &Ctx) -> TestResult {
             &format!("ENQUEUE 3 on {qn} delayed 3ms from IRQ"),
         )?;
         let task = enq(&dev, base, &format!("ENQUEUE 3 on {qn} from the task"))?;
+        let soft = enq(
+            &dev,
+            base.from_softirq(true),
+            &format!("ENQUEUE 3 on {qn} from softirq"),
+        )?;
+        let soft_later = enq(
+            &dev,
+            base.from_softirq(true).delay_us(3_000),
+            &format!("ENQUEUE 3 on {qn} delayed 3ms from softirq"),
+        )?;
+        sets.push((q, soft, RUST_WQ_RES_FROM_SOFTIRQ));
+        sets.push((q, soft_later, RUST_WQ_RES_FROM_SOFTIRQ));
         sets.push((q, now, RUST_WQ_RES_FROM_HARDIRQ));
         sets.push((q, later, RUST_WQ_RES_FROM_HARDIRQ));
         sets.push((q, task, RUST_WQ_RES_FROM_TASK));
@@ -115,13 +127,13 @@ fn irq_every_queue_kind(ctx: &Ctx) -> TestResult {
     // Let the delayed ones fire by themselves (FLUSH would fire them from the task).
     std::thread::sleep(Duration::from_millis(50));
     let n = dev.flush(Target::All).must("FLUSH ALL")?;
-    c.check(n <= 45, || format!("FLUSH ALL count {n} > 45 items"));
+    c.check(n <= 75, || format!("FLUSH ALL count {n} > 75 items"));
     let by_id = results(&mut c, &dev)?;
-    c.eq("results", by_id.len(), 45);
+    c.eq("results", by_id.len(), 75);
     for (q, set, from) in sets {
         check_items(&mut c, &by_id, set, q, from, true);
     }
-    c.stats("after FLUSH", &dev, (45, 45, 0, 0));
+    c.stats("after FLUSH", &dev, (75, 75, 0, 0));
     c.done()
 }
 
@@ -345,15 +357,22 @@ fn irq_bad_flags_einval(ctx: &Ctx) -> TestResult {
     let base = EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 1)
         .from_irq(true)
         .to_raw();
-    for bad in [1u64 << 1, 1 << 31, 1 << 63, !0, !RUST_WQ_ENQ_F_ALL] {
-        let e = RustWqEnqueue { flags: bad, ..base };
-        c.errno(&format!("ENQUEUE flags {bad:#x}"), raw(e), EINVAL);
-        let e = RustWqEnqueue {
-            flags: bad & !RUST_WQ_ENQ_F_FROM_IRQ,
-            ..base
-        };
-        c.errno(&format!("ENQUEUE flags {:#x}", e.flags), raw(e), EINVAL);
+    for bad in [1u64 << 2, 1 << 31, 1 << 63, !0, !RUST_WQ_ENQ_F_ALL] {
+        for known in [0, RUST_WQ_ENQ_F_FROM_IRQ, RUST_WQ_ENQ_F_FROM_SOFTIRQ] {
+            let flags = bad & !RUST_WQ_ENQ_F_ALL | known;
+            let e = RustWqEnqueue { flags, ..base };
+            c.errno(&format!("ENQUEUE flags {flags:#x}"), raw(e), EINVAL);
+        }
     }
+    // The items are queued from one context: both FROM_ flags are EINVAL.
+    c.errno(
+        "ENQUEUE flags FROM_IRQ|FROM_SOFTIRQ",
+        raw(RustWqEnqueue {
+            flags: RUST_WQ_ENQ_F_FROM_IRQ | RUST_WQ_ENQ_F_FROM_SOFTIRQ,
+            ..base
+        }),
+        EINVAL,
+    );
     c.errno(
         "FROM_IRQ with count 0",
         raw(RustWqEnqueue { count: 0, ..base }),

@@ -17,7 +17,7 @@
 //! buffer that may be too small or invalid, which then returns count 0).
 //! At the end every command must have both succeeded and failed at least once
 //! (else the fuzzer did not reach it).
-//! Valid-looking ENQUEUEs set RUST_WQ_ENQ_F_FROM_IRQ 30% of the time.
+//! Valid-looking ENQUEUEs set RUST_WQ_ENQ_F_FROM_IRQ or _FROM_SOFTIRQ 30% of the time.
 //! Valid-looking ENQUEUE sleeps and BENCH item counts are bounded so that the
 //! run stays short; files are reset, cancelled and reopened often.
 
@@ -234,9 +234,16 @@ fn structured(
             put(buf, 16, 8, d);
             put(buf, 24, 8, if rng.pct(60) { 0 } else { rng.below(2_000) });
             put(buf, 32, 8, rng.u64());
-            // flags: queue from a hard-IRQ handler (the mutations below add unknown bits).
+            // flags: queue from a hard-IRQ handler or softirq, rarely both (EINVAL); the
+            // mutations below add unknown bits.
             if rng.pct(30) {
-                put(buf, 48, 8, RUST_WQ_ENQ_F_FROM_IRQ);
+                let f = rng.pick(&[
+                    RUST_WQ_ENQ_F_FROM_IRQ,
+                    RUST_WQ_ENQ_F_FROM_IRQ,
+                    RUST_WQ_ENQ_F_FROM_SOFTIRQ,
+                    RUST_WQ_ENQ_F_ALL,
+                ]);
+                put(buf, 48, 8, f);
             }
         }
         0x02 | 0x03 => {
@@ -356,6 +363,7 @@ fn expect(nr: u32, b: &[u8], ncpu: u32, results_addr: usize, room: usize) -> Vec
                 || g(16, 8) > RUST_WQ_MAX_DELAY_US
                 || g(24, 8) > max_sleep
                 || g(48, 8) & !RUST_WQ_ENQ_F_ALL != 0
+                || g(48, 8) == RUST_WQ_ENQ_F_ALL
                 || g(56, 8) != 0;
             // Too many items is EBUSY too (either check may come first).
             if bad {
