@@ -620,13 +620,14 @@ mod suite {
         }
         let d = dprobe(0)?;
         assert!(wq::system_percpu()
-            .enqueue_delayed(d.clone(), Delay::from_millis(5)?)
+            .enqueue_delayed(d.clone(), Delay::from_millis(5_000)?)
             .is_ok());
         for p in items.iter() {
             p.flush();
             assert_eq!(p.runs.load(SeqCst), 1);
         }
-        // `flush` of a delayed item fires its timer at once and waits.
+        // `flush` of a delayed item fires its timer at once and waits. (5 s: the timer must
+        // not have fired by itself while the items above were flushed, slow as the VM may be.)
         assert!(d.flush());
         assert_eq!(d.runs.load(SeqCst), 1);
         for q in [
