@@ -49,8 +49,8 @@
  *   EBUSY   the file's unfinished items plus `count` would exceed max_pending
  *           (nothing is enqueued)
  *   ENOENT  CANCEL (by id) or MOD_DELAY of an id that is not pending: it never
- *           existed, was cancelled, or has started (the call then returns
- *           after the item has finished)
+ *           existed, was cancelled, or has started (CANCEL then returns
+ *           after the item has finished; MOD_DELAY does not wait)
  *   ENOMEM  ENQUEUE: the kernel could not allocate the items; none of the
  *           call's items runs (any already armed are cancelled, or stopped
  *           before their work function does anything, before returning).
