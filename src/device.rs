@@ -260,7 +260,7 @@ impl Drop for Installed {
 }
 
 /// How often a work function sleeps again when the clock says its sleep ended early.
-const MAX_SLEEP_ROUNDS: u32 = 4;
+const MAX_SLEEP_ROUNDS: u32 = 8;
 
 /// [`Item::state`]: the ENQUEUE call that made the item is still queueing the call's items.
 const ARMING: u8 = 0;
@@ -322,6 +322,9 @@ impl DelayedWorkItem for Item {
                 t0.elapsed().as_nanos() - on.min(i64::MAX as u64) as i64
             };
             let mut off = 0;
+            // Doubled after a round in which the task did not block: a sleep of a few
+            // microseconds can end before the task has left the CPU (the timer fires first).
+            let mut shift = 0;
             for _ in 0..MAX_SLEEP_ROUNDS {
                 // `fsleep` busy-waits below 11 us, so shorter sleeps are rounded up to that. From
                 // 20 ms on it sleeps in jiffies, which (under emulation) can end a little before
@@ -330,9 +333,13 @@ impl DelayedWorkItem for Item {
                 if left_ns <= 0 {
                     break;
                 }
-                let us = (left_ns as u64).div_ceil(1000).max(MIN_SLEEP_US);
-                fsleep(Delta::from_micros(us as i64));
-                off = off_cpu();
+                let us = (left_ns as u64).div_ceil(1000).max(MIN_SLEEP_US) << shift;
+                fsleep(Delta::from_micros(us.min(abi::MAX_SLEEP_US) as i64));
+                let now_off = off_cpu();
+                if now_off < off + 1000 {
+                    shift += 1;
+                }
+                off = now_off;
             }
             if off >= want_ns && start.elapsed().as_nanos() >= want_ns {
                 flags |= abi::RES_SLEPT;
