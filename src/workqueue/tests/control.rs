@@ -288,6 +288,9 @@ mod tests {
         assert!(wait_until(5000, || d.set.load(SeqCst) != 0));
         assert_eq!(d.set.load(SeqCst), 1);
         assert!(d.work.is_running());
+        // Hold it a moment: `ps` or a task dump taken meanwhile shows the description
+        // (`kworker/..+rust_wq_desc:42`); README "Seeing a worker description".
+        fsleep(Delta::from_millis(200));
         d.release.store(true, SeqCst);
         d.work.flush();
         assert!(!d.work.is_running());
