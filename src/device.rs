@@ -304,6 +304,18 @@ impl DelayedWorkItem for Item {
             // Its ENQUEUE call failed: it did nothing and the file has forgotten it.
             return;
         }
+        // The timer counts jiffies, which under emulation can run slightly ahead of the
+        // monotonic clock the results use; the header promises "never early" in that clock, so
+        // wait out what is left (at most a few jiffies; a few rounds cover oversleeping noise).
+        for _ in 0..MAX_SLEEP_ROUNDS {
+            let due = this.due_ns.load(Ordering::Relaxed);
+            let left = due - crate::kthread::ktime_ns();
+            if due == 0 || left <= 0 {
+                break;
+            }
+            // At most `MAX_DELAY_US` in µs: fits.
+            fsleep(Delta::from_micros((left + 999) / 1000));
+        }
         let start = Instant::<Monotonic>::now();
         let cpu = kernel::cpu::CpuId::current().as_u32();
         let mut flags = this.queued_from.load(Ordering::Acquire);
