@@ -6,7 +6,8 @@
 //!   flush, static work items, system queues). All raw `bindings::` calls live there.
 //! - [`device`]: `/dev/rust_wq`, whose ioctls (`include/rust_wq.h`) let userspace enqueue test
 //!   work and read back what ran where.
-//! - `tests`: the in-kernel KUnit suite `rust_wq`, run when the module is loaded.
+//! - KUnit suites `rust_wq_*` beside the code they test (`src/workqueue/tests/`, `src/bench.rs`),
+//!   run when the module is loaded.
 
 use kernel::{
     miscdevice::{
@@ -24,8 +25,6 @@ mod bench;
 mod device;
 #[path = "src/kthread.rs"]
 mod kthread;
-#[path = "src/tests.rs"]
-mod tests;
 #[path = "src/workqueue.rs"]
 mod workqueue;
 

@@ -10,7 +10,7 @@
 
 use crate::device::Shared;
 use crate::kthread::{Completion, KThread};
-use crate::workqueue::{self as wq, ArcWork, OnlineCpu, PlainWork, Queue, Work, WorkItem};
+use crate::workqueue::{self as wq, Queue, Work, WorkItem, WorkOps};
 use core::sync::atomic::{
     AtomicBool, AtomicU32, AtomicU64,
     Ordering::{
@@ -82,7 +82,6 @@ struct BenchItem {
 impl_has_work! {
     impl HasWork<Self> for BenchItem { self.work }
 }
-impl PlainWork for BenchItem {}
 
 impl WorkItem for BenchItem {
     type Pointer = Arc<BenchItem>;
@@ -156,11 +155,11 @@ pub(crate) fn run(
     // Declared after `kthreads`, so dropped before them: on an early return the threads are
     // released (and, `abort` being set, skip their rounds) before they are stopped.
     let release = ReleaseOnDrop(&run);
-    for cpu in 0..wq::nr_cpu_ids() {
+    for cpu in 0..wq::cpu::nr_cpu_ids() {
         if threads != 0 && kthreads.len() as u32 >= threads {
             break;
         }
-        let Ok(on) = OnlineCpu::get(cpu) else {
+        let Ok(on) = wq::cpu::online_cpu(cpu) else {
             continue;
         };
         let item = Arc::pin_init(
@@ -183,7 +182,7 @@ pub(crate) fn run(
         };
         run.left.fetch_add(1, SeqCst);
         let (r, it, o, sh) = (run.clone(), item.clone(), out.clone(), shared.clone());
-        let t = KThread::spawn_on(&on, c"rust_wq_bench/%u", move || {
+        let t = KThread::spawn_on(on, c"rust_wq_bench", move |stop| {
             let queue = queue_of(&sh, path);
             r.start.wait();
             let rounds = if r.abort.load(SeqCst) { 0 } else { items };
@@ -213,7 +212,7 @@ pub(crate) fn run(
             }
             // As the C benchmark: stay until stopped, yielding (its threads do this so that the
             // module text is not freed under them; the spinning is part of what it measures).
-            while !crate::kthread::should_stop() {
+            while !stop.should_stop() {
                 crate::kthread::yield_cpu();
             }
         });
@@ -225,7 +224,6 @@ pub(crate) fn run(
                 return Err(e);
             }
         };
-        drop(on);
         kthreads.push(t, GFP_KERNEL)?;
         bench_items.push(item, GFP_KERNEL)?;
         outs.push(out, GFP_KERNEL)?;
@@ -244,7 +242,7 @@ pub(crate) fn run(
         shared.bench_wq().flush();
     } else {
         for it in bench_items.iter() {
-            it.flush();
+            it.work.flush();
         }
     }
     drop(kthreads);
@@ -307,5 +305,18 @@ fn heapsort(v: &mut [u64]) {
     for end in (1..n).rev() {
         v.swap(0, end);
         sift_down(v, 0, end);
+    }
+}
+
+#[kernel::prelude::kunit_tests(rust_wq_bench)]
+mod tests {
+    /// The percentiles index a sorted copy as `lib/test_workqueue.c` does.
+    #[test]
+    fn bench_percentiles() {
+        let mut v = [9u64, 1, 8, 2, 7, 3, 6, 4, 5, 0];
+        assert_eq!(super::percentiles(&mut v), [5, 9, 9]);
+        assert_eq!(v, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+        let mut e: [u64; 0] = [];
+        assert_eq!(super::percentiles(&mut e), [0, 0, 0]);
     }
 }

@@ -10,14 +10,13 @@ use crate::abi::{self, Bench, Enqueue, Info, ModDelay, Results, Stats, Target, W
 use crate::bench;
 use crate::workqueue::{
     self as wq,
-    ArcDelayedWork,
+    impl_has_delayed_work,
+    new_delayed_work,
+    CpuId,
     Delay,
     DelayedWork,
-    EnqueueError,
-    Kind,
-    OnlineCpu,
-    WorkItem,
-    Workqueue, //
+    DelayedWorkItem,
+    OwnedQueue, //
 };
 use core::sync::atomic::{
     AtomicU64,
@@ -51,7 +50,6 @@ use kernel::{
         UserPtr,
         UserSlice, //
     },
-    workqueue::impl_has_delayed_work,
 };
 
 /// The shortest sleep `fsleep` does by sleeping rather than busy-waiting.
@@ -64,14 +62,14 @@ const LOG_ITEMS_PER_BATCH: u32 = 4;
 #[pin_data]
 pub(crate) struct Shared {
     #[pin]
-    percpu: Workqueue,
+    percpu: OwnedQueue,
     #[pin]
-    unbound: Workqueue,
+    unbound: OwnedQueue,
     #[pin]
-    ordered: Workqueue,
+    ordered: OwnedQueue,
     /// The benchmark's queue: unbound and visible in sysfs, as `lib/test_workqueue.c`'s.
     #[pin]
-    bench: Workqueue,
+    bench: OwnedQueue,
     /// The last sequence number handed to a running item.
     seq: AtomicU64,
     /// One benchmark at a time.
@@ -135,10 +133,10 @@ impl Shared {
     /// Creates the module's queues.
     pub(crate) fn new() -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
-            percpu <- Workqueue::builder(Kind::PerCpu).build(fmt!("rust_wq_percpu")),
-            unbound <- Workqueue::builder(Kind::Unbound).build(fmt!("rust_wq_unbound")),
-            ordered <- Workqueue::builder(Kind::Ordered).build(fmt!("rust_wq_ordered")),
-            bench <- Workqueue::builder(Kind::Unbound).sysfs().build(fmt!("rust_wq_bench")),
+            percpu: OwnedQueue::builder().percpu().build(fmt!("rust_wq_percpu"))?,
+            unbound: OwnedQueue::builder().unbound().build(fmt!("rust_wq_unbound"))?,
+            ordered: OwnedQueue::builder().ordered().build(fmt!("rust_wq_ordered"))?,
+            bench: OwnedQueue::builder().unbound().sysfs().build(fmt!("rust_wq_bench"))?,
             seq: AtomicU64::new(0),
             bench_lock <- new_mutex!((), "Shared::bench_lock"),
             log_limit: LogLimit::new(),
@@ -148,24 +146,13 @@ impl Shared {
 
 impl Shared {
     /// The benchmark's unbound sysfs queue.
-    pub(crate) fn bench_wq(&self) -> &Workqueue {
+    pub(crate) fn bench_wq(&self) -> &OwnedQueue {
         &self.bench
     }
 
     /// The module's per-CPU queue.
     pub(crate) fn percpu(&self) -> &wq::Queue {
         &self.percpu
-    }
-
-    /// Makes the module's queues forget delayed items that are idle (cancelled or run).
-    ///
-    /// An owned queue keeps a reference to each delayed item armed on it until it finds the item
-    /// idle. Items hold their file, and files hold the queues (through `Shared`), so after a
-    /// cancel that reference would keep a cycle alive; this releases it at once.
-    fn prune(&self) {
-        self.percpu.prune();
-        self.unbound.prune();
-        self.ordered.prune();
     }
 }
 
@@ -197,6 +184,8 @@ impl Drop for Installed {
     fn drop(&mut self) {
         let shared = SHARED.lock().take();
         drop(shared);
+        // Queues dropped inside work items are destroyed on `system_dfl_wq`: wait for them.
+        OwnedQueue::wait_reaped();
     }
 }
 
@@ -216,18 +205,16 @@ pub(crate) struct Item {
     file: Arc<FileShared>,
 }
 
-impl_has_delayed_work! {
-    impl HasDelayedWork<Self> for Item { self.dwork }
-}
+impl_has_delayed_work! { impl HasDelayedWork for Item { self.dwork } }
 
-impl WorkItem for Item {
+impl DelayedWorkItem for Item {
     type Pointer = Arc<Item>;
 
     fn run(this: Arc<Item>) {
         let start = Instant::<Monotonic>::now();
         let cpu = kernel::cpu::CpuId::current().as_u32();
         let mut flags = 0;
-        if wq::context::in_worker() && this.is_current() {
+        if wq::context::in_worker() && this.dwork.is_current() {
             flags |= abi::RES_PROCESS_CTX;
         }
         if this.sleep_us > 0 {
@@ -391,7 +378,7 @@ impl FileShared {
         };
         for item in retired.iter() {
             // The item finished its work function; wait until its worker has returned too.
-            item.flush();
+            item.dwork.flush();
         }
     }
 
@@ -407,44 +394,30 @@ impl FileShared {
     }
 
     /// Queues `item` on its queue after `delay`, on its CPU if it has one.
-    fn arm(&self, item: Arc<Item>, cpu: Option<&OnlineCpu>, delay: Delay) -> Result {
-        let q = self.queue(item.queue)?;
-        let res: core::result::Result<(), EnqueueError<Arc<Item>>> = match (q, delay == Delay::ZERO)
-        {
-            (QueueRef::Owned(w), true) => match cpu {
-                Some(c) => w.enqueue_on(c, item).map_err(EnqueueError::Pending),
-                None => w.enqueue(item).map_err(EnqueueError::Pending),
-            },
-            (QueueRef::Owned(w), false) => match cpu {
-                Some(c) => w.enqueue_delayed_on(c, item, delay),
-                None => w.enqueue_delayed(item, delay),
-            },
-            (QueueRef::System(s), true) => match cpu {
-                Some(c) => s.enqueue_on(c, item).map_err(EnqueueError::Pending),
-                None => s.enqueue(item).map_err(EnqueueError::Pending),
-            },
-            (QueueRef::System(s), false) => match cpu {
-                Some(c) => s
-                    .enqueue_delayed_on(c, item, delay)
-                    .map_err(EnqueueError::Pending),
-                None => s
-                    .enqueue_delayed(item, delay)
-                    .map_err(EnqueueError::Pending),
-            },
-        };
-        res.map_err(Error::from)
+    fn arm(&self, item: Arc<Item>, cpu: Option<CpuId>, delay: Delay) -> Result {
+        // A refused item is handed back and dropped here, outside any lock.
+        match (self.queue(item.queue)?, cpu) {
+            (QueueRef::Owned(w), Some(c)) => w
+                .enqueue_delayed_on(c, item, delay)
+                .map_err(|e| e.to_errno()),
+            (QueueRef::Owned(w), None) => w.enqueue_delayed(item, delay).map_err(|e| e.to_errno()),
+            (QueueRef::System(s), Some(c)) => s
+                .enqueue_delayed_on(c, item, delay)
+                .map_err(|e| e.to_errno()),
+            (QueueRef::System(s), None) => s.enqueue_delayed(item, delay).map_err(|e| e.to_errno()),
+        }
     }
 
     fn info(&self) -> Info {
         let mut online = 0u64;
-        for cpu in 0..wq::nr_cpu_ids().min(64) {
-            if wq::cpu_online(cpu) {
+        for cpu in 0..wq::cpu::nr_cpu_ids().min(64) {
+            if wq::cpu::online_cpu(cpu).is_ok() {
                 online |= 1 << cpu;
             }
         }
         Info {
             abi_version: abi::ABI_VERSION,
-            nr_cpu_ids: wq::nr_cpu_ids(),
+            nr_cpu_ids: wq::cpu::nr_cpu_ids(),
             max_count: abi::MAX_COUNT,
             max_pending: abi::MAX_PENDING,
             max_delay_us: abi::MAX_DELAY_US,
@@ -477,7 +450,7 @@ impl FileShared {
         // Held until every item is queued: the CPU cannot go offline in between.
         let cpu = match req.cpu {
             abi::CPU_ANY => None,
-            c => Some(OnlineCpu::get(c)?),
+            c => Some(wq::cpu::online_cpu(c)?),
         };
 
         // Make every item first, so that running out of memory changes nothing.
@@ -500,7 +473,7 @@ impl FileShared {
             for i in 0..n {
                 let item = Arc::pin_init(
                     pin_init!(Item {
-                        dwork <- kernel::workqueue::new_delayed_work!("rust_wq::Item::dwork"),
+                        dwork <- new_delayed_work!("rust_wq::Item::dwork"),
                         id: first_id + u64::from(i),
                         tag,
                         queue,
@@ -528,18 +501,17 @@ impl FileShared {
 
         let mut failed = None;
         for (n, item) in items.iter().enumerate() {
-            if let Err(e) = me.arm(item.clone(), cpu.as_ref(), delay) {
+            if let Err(e) = me.arm(item.clone(), cpu, delay) {
                 failed = Some((n, e));
                 break;
             }
         }
-        drop(cpu);
         if let Some((armed, err)) = failed {
             // Undo the whole call: cancel what was armed (it has not run: delays are at least
             // one jiffy and we are right behind it) and forget every item of this call.
             let mut cancelled = 0u64;
             for item in items.iter().take(armed) {
-                if item.cancel_sync() {
+                if item.dwork.cancel_sync().is_some() {
                     cancelled += 1;
                 }
             }
@@ -554,7 +526,6 @@ impl FileShared {
             // Saturating: a concurrent RESET may have zeroed the counters meanwhile.
             inner.stats.enqueued = inner.stats.enqueued.saturating_sub(never_ran);
             drop(inner);
-            me.shared.prune();
             return Err(err);
         }
         req.first_id = first_id;
@@ -603,7 +574,7 @@ impl FileShared {
         Self::check_target(t)?;
         let items = self.select(t)?;
         for item in items.iter() {
-            item.flush();
+            item.dwork.flush();
         }
         t.count = items.len() as u64;
         drop(items);
@@ -615,7 +586,7 @@ impl FileShared {
     fn cancel_items(&self, items: &KVec<Arc<Item>>) -> u64 {
         let mut n = 0;
         for item in items.iter() {
-            if item.cancel_sync() {
+            if item.dwork.cancel_sync().is_some() {
                 let mut inner = self.inner.lock();
                 if let Some(idx) = inner.find_pending(item.id) {
                     let _ = inner.pending.remove(idx);
@@ -636,7 +607,6 @@ impl FileShared {
         }
         let n = self.cancel_items(&items);
         drop(items);
-        self.shared.prune();
         if t.kind == abi::TARGET_ID && n == 0 {
             // It started before we could cancel it (and has finished now).
             return Err(ENOENT);
@@ -662,14 +632,14 @@ impl FileShared {
         };
         // "Change the delay only if still pending": take it off its queue; if that wins, the item
         // has not run and is queued again with the new delay, so it still runs exactly once.
-        if !item.cancel_sync() {
+        if item.dwork.cancel_sync().is_none() {
             return Err(ENOENT);
         }
         let cpu = match item.cpu {
             abi::CPU_ANY => Ok(None),
-            c => OnlineCpu::get(c).map(Some),
+            c => wq::cpu::online_cpu(c).map(Some),
         };
-        let res = cpu.and_then(|cpu| self.arm(item.clone(), cpu.as_ref(), delay));
+        let res = cpu.and_then(|cpu| self.arm(item.clone(), cpu, delay));
         if let Err(e) = res {
             // It cannot be queued again (CPU gone offline, or no memory): it stays cancelled.
             let mut inner = self.inner.lock();
@@ -678,7 +648,6 @@ impl FileShared {
             }
             inner.stats.cancelled += 1;
             drop(inner);
-            self.shared.prune();
             return Err(e);
         }
         Ok(())
@@ -736,14 +705,14 @@ impl FileShared {
         };
         for item in pending.iter() {
             // Cancels it, or waits until it has finished running.
-            item.cancel_sync();
+            // The pointer handed back (if it was pending) is dropped right here.
+            drop(item.dwork.cancel_sync());
         }
         for item in retired.iter() {
-            item.flush();
+            item.dwork.flush();
         }
         drop(pending);
         drop(retired);
-        self.shared.prune();
     }
 
     fn bench(&self, b: &mut Bench) -> Result {
@@ -810,7 +779,7 @@ impl FileShared {
 
 /// A queue an item can target.
 enum QueueRef<'a> {
-    Owned(&'a Workqueue),
+    Owned(&'a OwnedQueue),
     System(&'static wq::Queue),
 }
 

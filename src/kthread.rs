@@ -6,7 +6,7 @@
 //! C headers: [`include/linux/kthread.h`](srctree/include/linux/kthread.h),
 //! [`include/linux/completion.h`](srctree/include/linux/completion.h)
 
-use crate::workqueue::OnlineCpu;
+use crate::workqueue::cpu::CpuId;
 use core::{ffi::c_void, ptr::NonNull};
 use kernel::{bindings, error::from_err_ptr, prelude::*, types::Opaque};
 
@@ -72,11 +72,21 @@ pub(crate) fn ktime_ns() -> i64 {
     unsafe { bindings::ktime_get() }
 }
 
-/// Returns whether the calling kthread has been asked to stop (C's `kthread_should_stop()`).
-pub(crate) fn should_stop() -> bool {
-    // SAFETY: No preconditions; outside a kthread the C function must not be called, and this is
-    // only called from functions run by `KThread` (documented on `KThread::spawn_on`).
-    unsafe { bindings::kthread_should_stop() }
+/// Proof that the caller is the kthread of a [`KThread`]: only such a thread gets one.
+///
+/// # Invariants
+///
+/// Only made in the C thread function of [`KThread::spawn_on`], for that thread; not `Send`.
+pub(crate) struct StopToken {
+    _not_send: core::marker::PhantomData<*mut ()>,
+}
+
+impl StopToken {
+    /// Returns whether this kthread has been asked to stop (C's `kthread_should_stop()`).
+    pub(crate) fn should_stop(&self) -> bool {
+        // SAFETY: By the type invariant the caller is a kthread, as the C function requires.
+        unsafe { bindings::kthread_should_stop() }
+    }
 }
 
 /// Gives up the CPU to other runnable tasks (C's `schedule()` with the task still runnable).
@@ -103,22 +113,26 @@ pub(crate) struct KThread {
 unsafe impl Send for KThread {}
 
 impl KThread {
-    /// Starts `f` on a new kernel thread bound to `cpu`; `name` is a C format with one `%u`
-    /// for the CPU (at most 15 bytes are kept). `f` may call [`should_stop`].
-    pub(crate) fn spawn_on<F>(cpu: &OnlineCpu, name: &'static CStr, f: F) -> Result<Self>
+    /// Starts `f` on a new kernel thread bound to `cpu`, named `{name}/{cpu}` (the kernel keeps
+    /// 15 bytes). `name` is plain text: a `%` in it is not a format. `f` gets a [`StopToken`].
+    pub(crate) fn spawn_on<F>(cpu: CpuId, name: &CStr, f: F) -> Result<Self>
     where
-        F: FnOnce() + Send + 'static,
+        F: FnOnce(&StopToken) + Send + 'static,
     {
         /// The C thread function: runs the closure.
         ///
         /// # Safety
         ///
         /// `data` must be the leaked `KBox<F>` made by `spawn_on`, used by nobody else.
-        unsafe extern "C" fn run<F: FnOnce()>(data: *mut c_void) -> i32 {
+        unsafe extern "C" fn run<F: FnOnce(&StopToken)>(data: *mut c_void) -> i32 {
             // SAFETY: `data` is the `KBox<F>` leaked by `spawn_on`, and the thread that runs
             // this is its only user from now on (`Drop` frees it only if this never ran).
             let f = unsafe { KBox::from_raw(data.cast::<F>()) };
-            (KBox::into_inner(f))();
+            // INVARIANT: Made in this kthread's own function, and not `Send`.
+            let token = StopToken {
+                _not_send: core::marker::PhantomData,
+            };
+            (KBox::into_inner(f))(&token);
             0
         }
 
@@ -130,11 +144,27 @@ impl KThread {
             drop(unsafe { KBox::from_raw(data.cast::<F>()) });
         }
 
+        // The C name is a format whose one `%u` is the CPU: copy `name` with every `%` doubled
+        // (so it prints as itself), then add `/%u`. Truncated names stay valid formats.
+        let mut fmt = [0u8; 48];
+        let mut n = 0;
+        for &b in name.to_bytes() {
+            let need = if b == b'%' { 2 } else { 1 };
+            if n + need > fmt.len() - 4 {
+                break;
+            }
+            fmt[n] = b;
+            if b == b'%' {
+                fmt[n + 1] = b'%';
+            }
+            n += need;
+        }
+        fmt[n..n + 3].copy_from_slice(b"/%u");
         let data = KBox::into_raw(KBox::new(f, GFP_KERNEL)?).cast::<c_void>();
-        // SAFETY: `run::<F>` matches `data`; the name format contains one `%u`, which the C side
-        // fills with `cpu`. A CPU held online by `OnlineCpu` is a valid target.
+        // SAFETY: `run::<F>` matches `data`; `fmt` is NUL-terminated (zeroed past `n + 3`) with
+        // exactly one conversion, `%u`, which the C side fills with `cpu` (a valid CPU id).
         let task = unsafe {
-            bindings::kthread_create_on_cpu(Some(run::<F>), data, cpu.id(), name.as_char_ptr())
+            bindings::kthread_create_on_cpu(Some(run::<F>), data, cpu.as_u32(), fmt.as_ptr())
         };
         let task = match from_err_ptr(task) {
             Ok(t) => t,

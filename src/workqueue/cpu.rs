@@ -1,0 +1,55 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! CPU numbers for the `_on` calls: [`CpuId`] (a valid CPU) and online checks.
+//!
+//! Immediate `enqueue_on` takes a [`CpuId`], a proof that the number is below `nr_cpu_ids`,
+//! which is cheap and works with preemption or interrupts off. C's `queue_work_on()` accepts an
+//! offline CPU (the item then runs on some other CPU), so that is not an error there.
+//!
+//! Delayed `_on` calls need the CPU online when the timer is armed (C warns otherwise). This
+//! layer checks that with interrupts off, under the item's lock: taking a CPU down runs a
+//! stop-machine step on every CPU, which cannot happen while this CPU has interrupts off, so the
+//! CPU stays online for the call without the CPU-hotplug lock (which could self-deadlock if
+//! nested, and cannot be taken in atomic context). An offline CPU gives `ENODEV`.
+
+pub(crate) use kernel::cpu::CpuId;
+use kernel::{
+    bindings,
+    cpumask::Cpumask,
+    error::code::*,
+    prelude::*, //
+};
+
+/// Returns the number of possible CPU ids (`nr_cpu_ids`); valid CPUs are `0..nr_cpu_ids()`.
+pub(crate) fn nr_cpu_ids() -> u32 {
+    kernel::cpu::nr_cpu_ids()
+}
+
+/// Returns the mask of online CPUs (`cpu_online_mask`).
+fn online_mask() -> &'static Cpumask {
+    // SAFETY: `__cpu_online_mask` is a C global that lives for the whole uptime; the kernel
+    // updates it with atomic bit operations, which is how `Cpumask` reads it.
+    unsafe { Cpumask::from_raw(core::ptr::addr_of!(bindings::__cpu_online_mask)) }
+}
+
+/// Returns whether `cpu` is online right now (the answer may be stale at once, unless
+/// interrupts are off; see the module docs).
+pub(crate) fn is_online(cpu: CpuId) -> bool {
+    online_mask().test(cpu)
+}
+
+/// Returns a [`CpuId`] for `cpu`: [`EINVAL`] past `nr_cpu_ids`.
+pub(crate) fn cpu_id(cpu: u32) -> Result<CpuId> {
+    CpuId::from_u32(cpu).ok_or(EINVAL)
+}
+
+/// Returns a [`CpuId`] for `cpu` if it is online right now: [`EINVAL`] past `nr_cpu_ids`,
+/// [`ENODEV`] if offline. The CPU may go offline afterwards; the `_on` calls cope (see above).
+pub(crate) fn online_cpu(cpu: u32) -> Result<CpuId> {
+    let id = cpu_id(cpu)?;
+    if is_online(id) {
+        Ok(id)
+    } else {
+        Err(ENODEV)
+    }
+}

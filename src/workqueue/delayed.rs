@@ -1,0 +1,461 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Delayed work items whose timers this layer tracks: [`DelayedWork`] and its operations.
+//!
+//! The field type [`DelayedWork<T, ID>`] wraps C's `struct delayed_work` together with a small
+//! lock and the links of the owned queues' armed lists (see `armed.rs`). Every change this layer
+//! makes to the item's C state (queueing, cancelling, disabling, enabling, re-timing) happens
+//! under that lock, so:
+//!
+//! - an owned queue knows exactly which items have a timer aimed at it, with no allocation and
+//!   no reference, and cancels exactly those when it is dropped;
+//! - the disable depth is known exactly, so a refused enqueue or `mod_delayed` says truthfully
+//!   whether the item was pending or disabled, and never leaks the pointer;
+//! - all of it is callable with spinlocks held and interrupts off (only the `_sync` operations
+//!   and `flush` sleep).
+//!
+//! Items implement [`DelayedWorkItem`] (like upstream's `WorkItem`) and [`HasDelayedWork`]
+//! (through [`impl_has_delayed_work!`]); the field is made with [`new_delayed_work!`].
+
+use super::{
+    armed::{
+        ArmedList,
+        Links, //
+    },
+    pointer::WorkPointer,
+    raw, //
+};
+use core::{
+    marker::PhantomData,
+    ptr, //
+};
+use kernel::{
+    bindings, new_spinlock_irq,
+    prelude::*,
+    sync::{
+        LockClassKey,
+        SpinLockIrq, //
+    },
+    types::Opaque,
+};
+
+/// A work item with a tracked [`DelayedWork`] field: the delayed counterpart of `WorkItem`.
+pub(crate) trait DelayedWorkItem<const ID: u64 = 0>: Sized {
+    /// The pointer the item is queued through: `Arc<Self>`, `Pin<KBox<Self>>` or `ARef<Self>`.
+    type Pointer: WorkPointer<Self>;
+
+    /// Runs the item, in process context (a worker thread); it may sleep.
+    fn run(this: Self::Pointer);
+}
+
+/// Declares that a type contains a [`DelayedWork<Self, ID>`]; use [`impl_has_delayed_work!`].
+///
+/// # Safety
+///
+/// `raw_get_work` returns the address of a `DelayedWork<Self, ID>` field inside `*ptr`, and
+/// `work_container_of` is its inverse.
+pub(crate) unsafe trait HasDelayedWork<const ID: u64 = 0>: Sized {
+    /// Returns the field of the item at `ptr`.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must be aligned and not dangling (it need not be initialised).
+    unsafe fn raw_get_work(ptr: *mut Self) -> *mut DelayedWork<Self, ID>;
+
+    /// Returns the item whose field `ptr` is.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must point at the `DelayedWork<Self, ID>` field of a `Self`.
+    unsafe fn work_container_of(ptr: *mut DelayedWork<Self, ID>) -> *mut Self;
+}
+
+/// Implements [`HasDelayedWork`] for a type, naming its [`DelayedWork`] field.
+///
+/// ```ignore
+/// impl_has_delayed_work! { impl HasDelayedWork<0> for Job { self.timeout } }
+/// ```
+macro_rules! impl_has_delayed_work {
+    (impl HasDelayedWork<$id:literal> for $ty:ty { self.$field:ident }) => {
+        // SAFETY: `raw_get_work` returns the address of the named field, which the type checker
+        // proves is a `DelayedWork<Self, $id>`; `work_container_of` subtracts its offset.
+        unsafe impl $crate::workqueue::HasDelayedWork<$id> for $ty {
+            #[inline]
+            unsafe fn raw_get_work(
+                ptr: *mut Self,
+            ) -> *mut $crate::workqueue::DelayedWork<Self, $id> {
+                // SAFETY: The caller promises that `ptr` is aligned and not dangling.
+                unsafe { ::core::ptr::addr_of_mut!((*ptr).$field) }
+            }
+
+            #[inline]
+            unsafe fn work_container_of(
+                ptr: *mut $crate::workqueue::DelayedWork<Self, $id>,
+            ) -> *mut Self {
+                // SAFETY: The caller promises that `ptr` is the field of a `Self`.
+                unsafe { ::kernel::container_of!(ptr, Self, $field) }
+            }
+        }
+    };
+    (impl HasDelayedWork for $ty:ty { self.$field:ident }) => {
+        $crate::workqueue::impl_has_delayed_work!(impl HasDelayedWork<0> for $ty { self.$field });
+    };
+}
+pub(crate) use impl_has_delayed_work;
+
+/// Creates a [`DelayedWork`] initialiser with lock classes named after the call site.
+///
+/// `new_delayed_work!("Job::timeout")`; `new_delayed_work!("Job::poll", deferrable)` makes a
+/// deferrable timer (`TIMER_DEFERRABLE`: an idle CPU is not woken for it, C's
+/// `INIT_DEFERRABLE_WORK`).
+macro_rules! new_delayed_work {
+    ($name:literal) => {
+        $crate::workqueue::DelayedWork::new(
+            ::kernel::c_str!($name),
+            ::kernel::static_lock_class!(),
+            ::kernel::c_str!(::core::concat!($name, "(timer)")),
+            ::kernel::static_lock_class!(),
+            false,
+        )
+    };
+    ($name:literal, deferrable) => {
+        $crate::workqueue::DelayedWork::new(
+            ::kernel::c_str!($name),
+            ::kernel::static_lock_class!(),
+            ::kernel::c_str!(::core::concat!($name, "(timer)")),
+            ::kernel::static_lock_class!(),
+            true,
+        )
+    };
+}
+pub(crate) use new_delayed_work;
+
+/// What the item lock protects besides the item's C state.
+pub(crate) struct Track {
+    /// The armed list the item is linked on, or null.
+    pub(crate) armed_on: *const ArmedList,
+    /// The disable depth (only this layer changes it, always under this lock).
+    pub(super) disabled: u32,
+}
+
+// SAFETY: `armed_on` is only followed under the item lock, while the list is alive (armed.rs).
+unsafe impl Send for Track {}
+
+/// The type-independent part of a [`DelayedWork`].
+///
+/// # Invariants
+///
+/// - `dwork` was initialised with the work function of the item type that made this value, and
+///   `release` gives back a pointer of that item type's `Pointer` type.
+/// - Every change this layer makes to `dwork`'s C state happens with `track` locked.
+/// - `track.armed_on` is non-null exactly while the item is linked on that list (armed.rs).
+#[repr(C)]
+#[pin_data]
+pub(crate) struct RawDelayed {
+    #[pin]
+    dwork: Opaque<bindings::delayed_work>,
+    #[pin]
+    pub(super) track: SpinLockIrq<Track>,
+    links: Links,
+    release: unsafe fn(*const RawDelayed),
+}
+
+impl RawDelayed {
+    pub(crate) fn links(&self) -> &Links {
+        &self.links
+    }
+
+    pub(crate) fn track(&self) -> &SpinLockIrq<Track> {
+        &self.track
+    }
+
+    /// The C `delayed_work`.
+    pub(crate) fn dwork(&self) -> *mut bindings::delayed_work {
+        self.dwork.get()
+    }
+
+    /// The C `work_struct` inside it.
+    pub(crate) fn work(&self) -> *mut bindings::work_struct {
+        // SAFETY: `dwork` is valid memory for a `delayed_work`; this only computes a field address.
+        unsafe { core::ptr::addr_of_mut!((*self.dwork.get()).work) }
+    }
+
+    /// Gives back (drops) the pointer the queue held for this item.
+    ///
+    /// # Safety
+    ///
+    /// The caller owns that pointer: a cancel of a pending item just succeeded, and it is given
+    /// back once.
+    pub(crate) unsafe fn release(&self) {
+        // SAFETY: Guaranteed by the caller; `release` matches the item type (invariant).
+        unsafe { (self.release)(self) }
+    }
+
+    /// Whether the item is pending (queued or timer armed).
+    pub(crate) fn is_pending(&self) -> bool {
+        // SAFETY: `work()` is an initialised `work_struct` inside `self`, alive for the call.
+        unsafe { raw::is_pending(self.work()) }
+    }
+
+    /// Unlinks the item from the list it is on, if any. The item lock must be held (as `t`).
+    pub(super) fn unlink(&self, t: &mut Track) {
+        if t.armed_on.is_null() {
+            return;
+        }
+        // SAFETY: We hold the item lock and the item is linked on `armed_on`, so that list is
+        // alive (an owned queue empties its lists, under each item's lock, before freeing them).
+        unsafe { (*t.armed_on).remove(self) };
+        t.armed_on = ptr::null();
+    }
+
+    /// Drops a stale link: one left by an arm whose timer has fired and whose run has started.
+    /// The item lock must be held (as `t`).
+    fn settle(&self, t: &mut Track) {
+        // A pending item's link (if any) belongs to its current arm: keep it.
+        if !self.is_pending() {
+            self.unlink(t);
+        }
+    }
+}
+
+/// A delayed work field: C's `struct delayed_work`, tracked by this layer.
+///
+/// Embed it in an item (`#[pin] timeout: DelayedWork<Job>`), initialise it with
+/// [`new_delayed_work!`], name it with [`impl_has_delayed_work!`] and implement
+/// [`DelayedWorkItem`]. Queue it with `enqueue_delayed` on a queue; the methods here cancel,
+/// disable, enable, flush and query it.
+///
+/// # Invariants
+///
+/// `raw` was made by [`DelayedWork::new`] for the item type `T` and id `ID`.
+#[repr(transparent)]
+#[pin_data]
+pub(crate) struct DelayedWork<T, const ID: u64 = 0> {
+    #[pin]
+    pub(super) raw: RawDelayed,
+    _item: PhantomData<T>,
+}
+
+// SAFETY: The C `delayed_work` may be used from any thread; the Rust state is behind the item
+// lock, and the links are only touched under a list lock. `T` is not contained.
+unsafe impl<T, const ID: u64> Send for DelayedWork<T, ID> {}
+// SAFETY: As above: every `&self` method locks, or calls C functions that lock.
+unsafe impl<T, const ID: u64> Sync for DelayedWork<T, ID> {}
+
+impl<T, const ID: u64> DelayedWork<T, ID>
+where
+    T: DelayedWorkItem<ID> + HasDelayedWork<ID>,
+{
+    /// Creates a delayed work field; use [`new_delayed_work!`].
+    pub(crate) fn new(
+        name: &'static CStr,
+        key: Pin<&'static LockClassKey>,
+        timer_name: &'static CStr,
+        timer_key: Pin<&'static LockClassKey>,
+        deferrable: bool,
+    ) -> impl PinInit<Self> {
+        let timer_flags = bindings::TIMER_IRQSAFE
+            | if deferrable {
+                bindings::TIMER_DEFERRABLE
+            } else {
+                0
+            };
+        pin_init!(Self {
+            raw <- pin_init!(RawDelayed {
+                dwork <- Opaque::ffi_init(move |slot: *mut bindings::delayed_work| {
+                    // SAFETY: `slot` is valid for writes; `run::<T, ID>` is the work function of
+                    // this item type; `name` and `key` are static.
+                    unsafe {
+                        bindings::init_work_with_key(
+                            core::ptr::addr_of_mut!((*slot).work),
+                            Some(run::<T, ID>),
+                            false,
+                            name.as_char_ptr(),
+                            key.as_ptr(),
+                        )
+                    };
+                    // SAFETY: C requires `delayed_work_timer_fn` as the timer function of a
+                    // `delayed_work` (it warns otherwise), IRQ-safe; `timer_name` and
+                    // `timer_key` are static.
+                    unsafe {
+                        bindings::timer_init_key(
+                            core::ptr::addr_of_mut!((*slot).timer),
+                            Some(bindings::delayed_work_timer_fn),
+                            timer_flags,
+                            timer_name.as_char_ptr(),
+                            timer_key.as_ptr(),
+                        )
+                    };
+                }),
+                track <- new_spinlock_irq!(
+                    Track { armed_on: ptr::null(), disabled: 0 },
+                    "DelayedWork::track"
+                ),
+                links: Links::new(),
+                release: release::<T, ID>,
+            }),
+            _item: PhantomData,
+        })
+    }
+}
+
+/// The work function of every tracked delayed item of type `T`.
+///
+/// # Safety
+///
+/// `work` is the `work_struct` of the `DelayedWork<T, ID>` field of a `T` that this layer queued
+/// through `T::Pointer::into_raw`; the queue's pointer is handed to this call.
+unsafe extern "C" fn run<T, const ID: u64>(work: *mut bindings::work_struct)
+where
+    T: DelayedWorkItem<ID> + HasDelayedWork<ID>,
+{
+    // SAFETY: `work` is the `work` field of the `delayed_work` that is the first field of a
+    // `#[repr(C)]` `RawDelayed`, which is the only field of a `#[repr(transparent)]`
+    // `DelayedWork<T, ID>`, so these casts give the field's address.
+    let dwork = unsafe { kernel::container_of!(work, bindings::delayed_work, work) };
+    let field = dwork.cast::<DelayedWork<T, ID>>();
+    // SAFETY: The queue's pointer keeps the item alive until `from_raw` below hands it to `run`.
+    let raw = unsafe { &(*field).raw };
+    {
+        let mut t = raw.track.lock();
+        raw.settle(&mut t);
+    }
+    // SAFETY: `field` is the `DelayedWork<T, ID>` field of a `T` (the caller's promise).
+    let item = unsafe { T::work_container_of(field) };
+    // SAFETY: The queue held the pointer made by `into_raw` for this queueing; it is ours now.
+    T::run(unsafe { T::Pointer::from_raw(item) })
+}
+
+/// Gives back a pointer the queue held for an item of type `T`.
+///
+/// # Safety
+///
+/// `raw` is the `RawDelayed` of a `DelayedWork<T, ID>` field of a `T` whose queued pointer the
+/// caller owns (a cancel just succeeded); called once per such pointer.
+unsafe fn release<T, const ID: u64>(raw: *const RawDelayed)
+where
+    T: DelayedWorkItem<ID> + HasDelayedWork<ID>,
+{
+    // SAFETY: `DelayedWork` is `#[repr(transparent)]` over `RawDelayed`; the caller promises the
+    // field belongs to a `T` and that the pointer is owned.
+    let item = unsafe { T::work_container_of(raw.cast_mut().cast::<DelayedWork<T, ID>>()) };
+    // SAFETY: As above.
+    drop(unsafe { T::Pointer::from_raw(item) });
+}
+
+/// Operations on a tracked [`DelayedWork`] field; the C `delayed_work` functions.
+impl<T, const ID: u64> DelayedWork<T, ID>
+where
+    T: DelayedWorkItem<ID> + HasDelayedWork<ID>,
+{
+    /// Takes back the queue's pointer after a successful cancel.
+    ///
+    /// # Safety
+    ///
+    /// A cancel or disable of this field just returned `true`.
+    unsafe fn take_back(&self) -> T::Pointer {
+        let field = core::ptr::from_ref(self).cast_mut();
+        // SAFETY: `self` is the `DelayedWork<T, ID>` field of a `T` (only such fields are made).
+        let item = unsafe { T::work_container_of(field) };
+        // SAFETY: The queue held the pointer from `into_raw`; the cancel made it ours.
+        unsafe { T::Pointer::from_raw(item) }
+    }
+
+    /// Cancels a pending item without waiting (C's `cancel_delayed_work()`).
+    ///
+    /// Callable from any context, including hard interrupts and with spinlocks held. Returns
+    /// the queue's pointer if the item was pending; a running instance goes on.
+    pub(crate) fn cancel(&self) -> Option<T::Pointer> {
+        let mut t = self.raw.track.lock();
+        // SAFETY: `dwork` is initialised; `cancel_delayed_work` does not sleep.
+        let was_pending = unsafe { bindings::cancel_delayed_work(self.raw.dwork()) };
+        self.raw.settle(&mut t);
+        drop(t);
+        // SAFETY: The cancel succeeded.
+        was_pending.then(|| unsafe { self.take_back() })
+    }
+
+    /// Disables the item, cancelling it if pending (C's `disable_delayed_work()`); disables
+    /// nest. Callable from any context. Returns the queue's pointer if the item was pending.
+    pub(crate) fn disable(&self) -> Option<T::Pointer> {
+        let mut t = self.raw.track.lock();
+        if t.disabled == u32::from(u16::MAX) {
+            // C's depth is 16 bits and it warns on overflow: refuse to go further.
+            return None;
+        }
+        // SAFETY: `dwork` is initialised; `disable_delayed_work` does not sleep.
+        let was_pending = unsafe { bindings::disable_delayed_work(self.raw.dwork()) };
+        t.disabled += 1;
+        self.raw.settle(&mut t);
+        drop(t);
+        // SAFETY: Disabling cancelled the pending item.
+        was_pending.then(|| unsafe { self.take_back() })
+    }
+
+    /// Undoes one [`DelayedWork::disable`] (C's `enable_delayed_work()`). Returns whether the
+    /// item can be queued again (also `true`, and nothing done, if it was not disabled: C would
+    /// warn).
+    pub(crate) fn enable(&self) -> bool {
+        let mut t = self.raw.track.lock();
+        if t.disabled == 0 {
+            return true;
+        }
+        t.disabled -= 1;
+        // SAFETY: `dwork` is initialised and disabled (depth > 0); does not sleep.
+        unsafe { bindings::enable_delayed_work(self.raw.dwork()) }
+    }
+
+    /// Returns the disable depth.
+    pub(crate) fn disable_depth(&self) -> u32 {
+        self.raw.track.lock().disabled
+    }
+
+    /// Waits for a running instance to finish (the waiting half of the `_sync` operations).
+    fn wait_running(&self) {
+        // SAFETY: `work()` is initialised; `flush_work` sleeps, which the callers allow. The
+        // item is not pending here (just cancelled or disabled), so this only waits.
+        unsafe { bindings::flush_work(self.raw.work()) };
+    }
+
+    /// Cancels the item and waits for a running instance (C's `cancel_delayed_work_sync()`).
+    ///
+    /// While it waits the item is disabled, so a running instance that re-queues itself is
+    /// refused (as in C). Returns the queue's pointer if the item was pending. Sleeps.
+    pub(crate) fn cancel_sync(&self) -> Option<T::Pointer> {
+        kernel::task::might_sleep();
+        let p = self.disable();
+        self.wait_running();
+        self.enable();
+        p
+    }
+
+    /// Disables the item and waits for a running instance (C's `disable_delayed_work_sync()`).
+    /// Returns the queue's pointer if the item was pending. Sleeps.
+    pub(crate) fn disable_sync(&self) -> Option<T::Pointer> {
+        kernel::task::might_sleep();
+        let p = self.disable();
+        self.wait_running();
+        p
+    }
+
+    /// Fires a pending timer now and waits until the item has run (C's
+    /// `flush_delayed_work()`). Returns whether there was anything to wait for. Sleeps.
+    ///
+    /// The link of a fired timer is dropped by the work function when it starts, as usual.
+    pub(crate) fn flush(&self) -> bool {
+        kernel::task::might_sleep();
+        // SAFETY: `dwork` is initialised; we may sleep. C re-queues the item only if its timer
+        // was pending, on the queue the timer was aimed at (valid until the item has run).
+        unsafe { bindings::flush_delayed_work(self.raw.dwork()) }
+    }
+
+    /// Whether the item is pending (timer armed, or queued and not started).
+    pub(crate) fn is_pending(&self) -> bool {
+        self.raw.is_pending()
+    }
+
+    /// Whether the calling worker thread is running this item.
+    pub(crate) fn is_current(&self) -> bool {
+        raw::is_current(self.raw.work())
+    }
+}

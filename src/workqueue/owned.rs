@@ -1,0 +1,325 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! [`OwnedQueue`]: a workqueue made with `alloc_workqueue()` and destroyed when dropped.
+
+use super::{
+    arm::{
+        ArmError,
+        Target, //
+    },
+    armed::ArmedLists,
+    cpu::CpuId,
+    delay::Delay,
+    delayed::{
+        DelayedWork,
+        DelayedWorkItem,
+        HasDelayedWork, //
+    },
+    pointer::WorkPointer,
+    queue::Queue,
+    raw, //
+};
+use core::{
+    ops::Deref,
+    ptr::NonNull,
+    sync::atomic::{
+        AtomicUsize,
+        Ordering, //
+    },
+};
+use kernel::{
+    bindings,
+    prelude::*,
+    types::Opaque, //
+};
+
+/// An owned workqueue, made with `alloc_workqueue()` and destroyed when dropped.
+///
+/// Build one with [`OwnedQueue::builder`](super::Builder). It dereferences to [`Queue`] for
+/// immediate queueing, and offers delayed queueing itself ([`OwnedQueue::enqueue_delayed`],
+/// [`OwnedQueue::mod_delayed`]), which C does not make safe: `destroy_workqueue()` leaves armed
+/// timers to fire into the freed queue. This queue records, in the items' own
+/// [`DelayedWork`] fields, which items have a timer aimed at it (see `armed.rs`): no allocation,
+/// no reference, IRQ-safe. The value may be moved (the C queue and the lists are on the heap).
+///
+/// Dropping it cancels every item whose timer is still aimed at it and gives their pointers
+/// back, then `destroy_workqueue()` runs every queued item and waits for the running ones.
+/// Items armed on it earlier and since queued elsewhere are not touched. Dropped from inside a
+/// work item (for example an item that owns its own queue and drops the last reference in its
+/// `run`), the destruction is handed to `system_dfl_wq` instead of waiting for itself.
+///
+/// # Invariants
+///
+/// `inner` holds a valid queue owned by this value, and the armed lists of that queue.
+///
+/// # Examples
+///
+/// ```ignore
+/// let wq = OwnedQueue::builder().unbound().mem_reclaim().build(c"my_wq")?;
+/// wq.enqueue_delayed(job.clone(), Delay::from_millis(100)?)?;
+/// drop(wq); // cancels the armed timer, gives `job`'s pointer back, destroys the queue
+/// ```
+pub(crate) struct OwnedQueue {
+    inner: NonNull<Inner>,
+}
+
+/// The heap part of an [`OwnedQueue`]: everything that must not move.
+#[pin_data]
+pub(crate) struct Inner {
+    wq: NonNull<bindings::workqueue_struct>,
+    armed: ArmedLists,
+    /// Runs the destruction on `system_dfl_wq` when the queue is dropped inside a work item.
+    #[pin]
+    reap: Opaque<bindings::work_struct>,
+}
+
+/// Deferred destructions not finished yet; the module waits for zero before it unloads.
+static REAPING: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: The queue may be used and destroyed from any thread; the lists lock internally.
+unsafe impl Send for OwnedQueue {}
+// SAFETY: All `&self` methods call C functions that lock internally, or lock the lists.
+unsafe impl Sync for OwnedQueue {}
+
+impl OwnedQueue {
+    /// Takes ownership of a queue just returned by `alloc_workqueue()`.
+    ///
+    /// # Safety
+    ///
+    /// `wq` is a valid queue that nobody else destroys; nothing has been queued on it yet.
+    pub(crate) unsafe fn from_new(wq: NonNull<bindings::workqueue_struct>) -> Result<Self> {
+        let armed = match ArmedLists::new() {
+            Ok(a) => a,
+            Err(e) => {
+                // SAFETY: We own `wq` (the caller's promise) and nothing is on it.
+                unsafe { bindings::destroy_workqueue(wq.as_ptr()) };
+                return Err(e);
+            }
+        };
+        let init = pin_init!(Inner {
+            wq,
+            armed,
+            reap <- Opaque::ffi_init(|slot| {
+                // SAFETY: `slot` is valid for writes; `reap` is this field's work function and
+                // the lock class key is static.
+                unsafe {
+                    bindings::init_work_with_key(
+                        slot,
+                        Some(reap),
+                        false,
+                        c"OwnedQueue::reap".as_char_ptr(),
+                        kernel::static_lock_class!().as_ptr(),
+                    )
+                }
+            }),
+        });
+        match KBox::pin_init(init, GFP_KERNEL) {
+            Ok(b) => {
+                // SAFETY: The value is never moved out of the box: it is only used through this
+                // pointer and freed in place with `KBox::from_raw`.
+                let b = unsafe { Pin::into_inner_unchecked(b) };
+                // INVARIANT: A valid queue, owned, with its lists.
+                Ok(Self {
+                    inner: NonNull::from(KBox::leak(b)),
+                })
+            }
+            Err(e) => {
+                // `armed` was moved into the failed initialiser and dropped there.
+                // SAFETY: As above.
+                unsafe { bindings::destroy_workqueue(wq.as_ptr()) };
+                Err(e)
+            }
+        }
+    }
+
+    fn inner(&self) -> &Inner {
+        // SAFETY: `inner` is valid while `self` exists (type invariant).
+        unsafe { self.inner.as_ref() }
+    }
+
+    fn target(&self, cpu: Option<CpuId>) -> Target<'_> {
+        Target {
+            wq: self.inner().wq.as_ptr(),
+            lists: Some(&self.inner().armed),
+            cpu,
+        }
+    }
+
+    /// Waits until every item queued before the call has finished (C's `flush_workqueue()`).
+    /// Items whose timers have not fired are not waited for. Sleeps.
+    pub(crate) fn flush(&self) {
+        kernel::task::might_sleep();
+        // SAFETY: The queue is valid (type invariant); we may sleep.
+        unsafe { bindings::__flush_workqueue(self.inner().wq.as_ptr()) };
+    }
+
+    /// Fires every armed timer now, then waits until the queue is empty, including work that
+    /// its items queue on it meanwhile (C's `drain_workqueue()`). Sleeps.
+    ///
+    /// C warns when a timer fires into a draining queue and drops that item; firing the timers
+    /// first means none is armed during the drain. Arming new delayed work on this queue while
+    /// it drains is the caller's bug, as in C (`drain()` is meant for shutting a queue down).
+    pub(crate) fn drain(&self) {
+        kernel::task::might_sleep();
+        let inner = self.inner();
+        inner.armed.drain_with(|node| {
+            if node.is_pending() {
+                // SAFETY: The item is pending and was aimed at this queue (its link is current),
+                // so `dwork->wq`/`cpu` name this queue; re-timing to 0 queues it now and the
+                // queue keeps its pointer. Does not sleep.
+                unsafe {
+                    let d = node.dwork();
+                    bindings::mod_delayed_work_on((*d).cpu, (*d).wq, d, 0)
+                };
+            }
+            false
+        });
+        // SAFETY: The queue is valid (type invariant); we may sleep.
+        unsafe { bindings::drain_workqueue(inner.wq.as_ptr()) };
+    }
+
+    /// Queues a delayed item after `delay` (C's `queue_delayed_work()`). Callable from any
+    /// context, with spinlocks held and interrupts off; allocates nothing.
+    pub(crate) fn enqueue_delayed<P, T, const ID: u64>(
+        &self,
+        p: P,
+        delay: Delay,
+    ) -> Result<(), super::EnqueueError<P>>
+    where
+        T: DelayedWorkItem<ID, Pointer = P> + HasDelayedWork<ID>,
+        P: WorkPointer<T> + Send + 'static,
+    {
+        // SAFETY: The queue is valid; its drop cancels what the lists hold before destroying it.
+        unsafe { DelayedWork::<T, ID>::arm(p, self.target(None), delay) }.map_err(|e| match e {
+            ArmError::Refused(e) => e,
+            // No CPU was given.
+            ArmError::Offline(p) => super::EnqueueError::Pending(p),
+        })
+    }
+
+    /// Queues a delayed item on `cpu` after `delay` (C's `queue_delayed_work_on()`). An offline
+    /// CPU is [`ArmError::Offline`]. Callable from any context; allocates nothing.
+    pub(crate) fn enqueue_delayed_on<P, T, const ID: u64>(
+        &self,
+        cpu: CpuId,
+        p: P,
+        delay: Delay,
+    ) -> Result<(), ArmError<P>>
+    where
+        T: DelayedWorkItem<ID, Pointer = P> + HasDelayedWork<ID>,
+        P: WorkPointer<T> + Send + 'static,
+    {
+        // SAFETY: As in `enqueue_delayed`.
+        unsafe { DelayedWork::<T, ID>::arm(p, self.target(Some(cpu)), delay) }
+    }
+
+    /// Changes the delay of an item, moving it to this queue, queueing it if idle (C's
+    /// `mod_delayed_work()`). `Ok(true)`: it was pending; `Ok(false)`: it was idle and is now
+    /// queued; `EPERM`: it is disabled and nothing changed. Callable from any context.
+    pub(crate) fn mod_delayed<P, T, const ID: u64>(&self, p: &P, delay: Delay) -> Result<bool>
+    where
+        T: DelayedWorkItem<ID, Pointer = P> + HasDelayedWork<ID>,
+        P: WorkPointer<T> + Clone + Deref<Target = T> + Send + 'static,
+    {
+        // SAFETY: As in `enqueue_delayed`.
+        unsafe { DelayedWork::<T, ID>::modify(p, || p.clone(), self.target(None), delay) }
+    }
+
+    /// As [`OwnedQueue::mod_delayed`], on `cpu` (`ENODEV` if offline).
+    pub(crate) fn mod_delayed_on<P, T, const ID: u64>(
+        &self,
+        cpu: CpuId,
+        p: &P,
+        delay: Delay,
+    ) -> Result<bool>
+    where
+        T: DelayedWorkItem<ID, Pointer = P> + HasDelayedWork<ID>,
+        P: WorkPointer<T> + Clone + Deref<Target = T> + Send + 'static,
+    {
+        // SAFETY: As in `enqueue_delayed`.
+        unsafe { DelayedWork::<T, ID>::modify(p, || p.clone(), self.target(Some(cpu)), delay) }
+    }
+
+    /// How many items have a timer aimed at this queue right now (a snapshot).
+    pub(crate) fn armed(&self) -> usize {
+        self.inner().armed.len()
+    }
+
+    /// Waits until every queue dropped inside a work item has been destroyed. Modules that drop
+    /// owned queues from work items call this before they unload. Sleeps.
+    pub(crate) fn wait_reaped() {
+        while REAPING.load(Ordering::Acquire) != 0 {
+            kernel::time::delay::fsleep(kernel::time::Delta::from_millis(1));
+        }
+    }
+}
+
+impl Deref for OwnedQueue {
+    type Target = Queue;
+
+    fn deref(&self) -> &Queue {
+        // SAFETY: The queue is valid for as long as `self` is (type invariant).
+        unsafe { Queue::from_raw(self.inner().wq.as_ptr()) }
+    }
+}
+
+/// Cancels every item whose timer is aimed at the queue and gives the pointers back.
+fn cancel_armed(inner: &Inner) -> usize {
+    inner.armed.drain_with(|node| {
+        // The link is current if the item is pending (armed.rs): its timer is aimed here, or it
+        // fired and the item waits on this queue's pool. Either way it belongs to this queue.
+        // SAFETY: `dwork` is initialised; `cancel_delayed_work` does not sleep.
+        node.is_pending() && unsafe { bindings::cancel_delayed_work(node.dwork()) }
+    })
+}
+
+/// Destroys the queue and frees `inner`.
+///
+/// # Safety
+///
+/// `inner` came from the `KBox` made in [`OwnedQueue::from_new`], its armed lists are empty,
+/// and nobody uses it any more.
+unsafe fn destroy(inner: NonNull<Inner>) {
+    // SAFETY: Guaranteed by the caller: we own the queue and no timer is aimed at it.
+    unsafe { bindings::destroy_workqueue(inner.as_ref().wq.as_ptr()) };
+    // SAFETY: Guaranteed by the caller: the box is ours.
+    drop(unsafe { KBox::from_raw(inner.as_ptr()) });
+}
+
+/// The work function that destroys a queue dropped inside a work item.
+///
+/// # Safety
+///
+/// `work` is the `reap` field of an [`Inner`] handed over by [`OwnedQueue`]'s drop.
+unsafe extern "C" fn reap(work: *mut bindings::work_struct) {
+    // SAFETY: `work` is the `reap` field of an `Inner` (the caller's promise).
+    let inner =
+        unsafe { kernel::container_of!(work.cast::<Opaque<bindings::work_struct>>(), Inner, reap) };
+    // SAFETY: The dropped queue handed `inner` over; its lists were emptied; nobody else uses it.
+    // The work item lives in `inner`, but C does not touch it after calling this function.
+    unsafe { destroy(NonNull::new_unchecked(inner)) };
+    REAPING.fetch_sub(1, Ordering::Release);
+}
+
+impl Drop for OwnedQueue {
+    fn drop(&mut self) {
+        let inner = self.inner();
+        // No timer may fire into the queue once it is being destroyed.
+        cancel_armed(inner);
+        if raw::in_worker() {
+            // Inside a work item: `destroy_workqueue()` would wait for this very item if it runs
+            // on this queue. Hand the destruction to `system_dfl_wq`.
+            REAPING.fetch_add(1, Ordering::AcqRel);
+            // SAFETY: `reap` was initialised with `reap()` and is idle (only queued here, once);
+            // `system_dfl_wq` lives forever; `reap()` frees `inner` when it has destroyed the
+            // queue, and nothing else uses `inner` after this.
+            unsafe {
+                bindings::queue_work_on(raw::CPU_UNBOUND, bindings::system_dfl_wq, inner.reap.get())
+            };
+            return;
+        }
+        // SAFETY: We own `inner` (invariant), its lists are empty (cancelled above; nothing can
+        // arm on it any more, that needs `&self`), and nobody else uses it.
+        unsafe { destroy(self.inner) };
+    }
+}

@@ -1,0 +1,203 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! [`Queue`]: a borrowed C workqueue, and queueing on it.
+
+use super::{
+    arm::{
+        ArmError,
+        Target, //
+    },
+    cpu::CpuId,
+    delay::Delay,
+    delayed::{
+        DelayedWork,
+        DelayedWorkItem,
+        HasDelayedWork, //
+    },
+    pointer::WorkPointer,
+    raw,
+    EnqueueError, //
+};
+use kernel::{
+    bindings,
+    prelude::*,
+    types::Opaque,
+    workqueue::{
+        HasWork,
+        Work,
+        WorkItem, //
+    },
+};
+
+/// A kernel workqueue that is borrowed, not owned.
+///
+/// Wraps the C `struct workqueue_struct`. The system queues are `&'static Queue` values; an
+/// [`OwnedQueue`](super::OwnedQueue) dereferences to a `Queue` for immediate queueing.
+/// Delayed queueing through a plain `Queue` needs `&'static self`, so that no timer can outlive
+/// its queue; owned queues offer their own delayed calls.
+///
+/// # Invariants
+///
+/// The wrapped `workqueue_struct` is valid for as long as the `&Queue` is.
+///
+/// # Examples
+///
+/// ```ignore
+/// match system_percpu().enqueue(item) {
+///     Ok(()) => {}
+///     Err(EnqueueError::Pending(item)) => { /* already queued; it runs once */ }
+///     Err(EnqueueError::Disabled(item)) => { /* disabled; not queued */ }
+/// }
+/// ```
+#[repr(transparent)]
+pub(crate) struct Queue(Opaque<bindings::workqueue_struct>);
+
+// SAFETY: The C workqueue API may be used on one queue from any thread.
+unsafe impl Send for Queue {}
+// SAFETY: Every `&self` method calls C workqueue functions that do their own locking.
+unsafe impl Sync for Queue {}
+
+impl Queue {
+    /// Uses a C `struct workqueue_struct` from Rust.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must point at a valid workqueue that stays valid (is not destroyed) for `'a`.
+    pub(crate) unsafe fn from_raw<'a>(ptr: *const bindings::workqueue_struct) -> &'a Queue {
+        // SAFETY: `Queue` is `#[repr(transparent)]` over the C struct; the caller promises that
+        // it is valid for `'a`.
+        // INVARIANT: The caller promises validity for `'a`.
+        unsafe { &*ptr.cast::<Queue>() }
+    }
+
+    /// Returns the raw C pointer.
+    pub(crate) fn as_raw(&self) -> *mut bindings::workqueue_struct {
+        self.0.get()
+    }
+
+    /// Queues a plain work item on any CPU the queue chooses (C's `queue_work()`).
+    ///
+    /// Callable from any context (hard interrupts included). When the item is already pending
+    /// or is disabled, the pointer comes back in the error and nothing is queued.
+    #[inline]
+    pub(crate) fn enqueue<P, T, const ID: u64>(&self, p: P) -> Result<(), EnqueueError<P>>
+    where
+        T: WorkItem<ID, Pointer = P> + HasWork<T, ID>,
+        P: WorkPointer<T> + Send + 'static,
+    {
+        self.enqueue_raw::<P, T, ID>(raw::CPU_UNBOUND, p)
+    }
+
+    /// Queues a plain work item on `cpu` (C's `queue_work_on()`).
+    ///
+    /// On a per-CPU queue the item runs on `cpu` if it is online (as in C, an offline CPU's
+    /// items run elsewhere); on an unbound queue `cpu` selects the pool. Works with preemption
+    /// and interrupts off.
+    #[inline]
+    pub(crate) fn enqueue_on<P, T, const ID: u64>(
+        &self,
+        cpu: CpuId,
+        p: P,
+    ) -> Result<(), EnqueueError<P>>
+    where
+        T: WorkItem<ID, Pointer = P> + HasWork<T, ID>,
+        P: WorkPointer<T> + Send + 'static,
+    {
+        self.enqueue_raw::<P, T, ID>(cpu.as_u32() as i32, p)
+    }
+
+    #[inline]
+    fn enqueue_raw<P, T, const ID: u64>(&self, cpu: i32, p: P) -> Result<(), EnqueueError<P>>
+    where
+        T: WorkItem<ID, Pointer = P> + HasWork<T, ID>,
+        P: WorkPointer<T> + Send + 'static,
+    {
+        let item = p.into_raw();
+        // SAFETY: `item` is alive (we own its pointer); `raw_get_work` gives its `Work` field.
+        let work = unsafe { Work::raw_get(T::raw_get_work(item)) };
+        // SAFETY: `work` was initialised by `Work::new` with `P`'s run function, which
+        // takes back the pointer made by `into_raw` (`WorkPointer`'s contract); the queue is
+        // valid (type invariant); `cpu` is `WORK_CPU_UNBOUND` or below `nr_cpu_ids` (`CpuId`).
+        // The pointer is `Send + 'static`, so running it later on another thread is fine.
+        if unsafe { bindings::queue_work_on(cpu, self.as_raw(), work) } {
+            return Ok(());
+        }
+        // SAFETY: `work` is alive (we still own the pointer).
+        let disabled = unsafe { raw::is_disabled(work) };
+        // SAFETY: Not queued: the pointer is still ours.
+        let p = unsafe { P::from_raw(item) };
+        Err(if disabled {
+            EnqueueError::Disabled(p)
+        } else {
+            EnqueueError::Pending(p)
+        })
+    }
+
+    /// Queues a delayed item after `delay` (C's `queue_delayed_work()`), on a queue that lives
+    /// forever (a system queue). Callable from any context.
+    pub(crate) fn enqueue_delayed<P, T, const ID: u64>(
+        &'static self,
+        p: P,
+        delay: Delay,
+    ) -> Result<(), EnqueueError<P>>
+    where
+        T: DelayedWorkItem<ID, Pointer = P> + HasDelayedWork<ID>,
+        P: WorkPointer<T> + Send + 'static,
+    {
+        let target = Target {
+            wq: self.as_raw(),
+            lists: None,
+            cpu: None,
+        };
+        // SAFETY: `self` lives forever.
+        unsafe { DelayedWork::<T, ID>::arm(p, target, delay) }.map_err(|e| match e {
+            ArmError::Refused(e) => e,
+            // No CPU was given.
+            ArmError::Offline(p) => EnqueueError::Pending(p),
+        })
+    }
+
+    /// Queues a delayed item on `cpu` after `delay` (C's `queue_delayed_work_on()`), on a queue
+    /// that lives forever. An offline CPU is [`ArmError::Offline`] (`ENODEV`).
+    pub(crate) fn enqueue_delayed_on<P, T, const ID: u64>(
+        &'static self,
+        cpu: CpuId,
+        p: P,
+        delay: Delay,
+    ) -> Result<(), ArmError<P>>
+    where
+        T: DelayedWorkItem<ID, Pointer = P> + HasDelayedWork<ID>,
+        P: WorkPointer<T> + Send + 'static,
+    {
+        let target = Target {
+            wq: self.as_raw(),
+            lists: None,
+            cpu: Some(cpu),
+        };
+        // SAFETY: `self` lives forever.
+        unsafe { DelayedWork::<T, ID>::arm(p, target, delay) }
+    }
+
+    /// Changes the delay of an item, queueing it on this queue if idle (C's
+    /// `mod_delayed_work()`), on a queue that lives forever.
+    ///
+    /// `Ok(true)`: it was pending and only the timer changed; `Ok(false)`: it was idle and is
+    /// now queued (with a clone of `p`); `EPERM`: it is disabled, nothing changed.
+    pub(crate) fn mod_delayed<P, T, const ID: u64>(
+        &'static self,
+        p: &P,
+        delay: Delay,
+    ) -> Result<bool>
+    where
+        T: DelayedWorkItem<ID, Pointer = P> + HasDelayedWork<ID>,
+        P: WorkPointer<T> + Clone + core::ops::Deref<Target = T> + Send + 'static,
+    {
+        let target = Target {
+            wq: self.as_raw(),
+            lists: None,
+            cpu: None,
+        };
+        // SAFETY: `self` lives forever.
+        unsafe { DelayedWork::<T, ID>::modify(p, || p.clone(), target, delay) }
+    }
+}

@@ -1,0 +1,342 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Scoped work: items that borrow data with a lifetime ([`ScopedWork`], [`ScopedDelayedWork`]).
+//!
+//! An ordinary work item must own what it uses (`'static`), because it may run at any later
+//! time. A scoped item may borrow: it belongs to a [`Scope`] made by [`scope`], like
+//! `std::thread::scope`. Dropping an item cancels it and waits for a running instance
+//! (synchronously), and [`scope`] does not return before every item queued in it has finished
+//! or been cancelled, so even an item that is leaked (`KBox::leak`, `mem::forget` of a box)
+//! cannot run after the data it borrows is gone.
+//!
+//! A delayed scoped item is queued on a queue that outlives the scope (`&'env Queue`), so that
+//! its timer can never fire into a destroyed queue: no upstream or proposed API has one.
+
+use super::{
+    delay::Delay,
+    queue::Queue,
+    raw, //
+};
+use core::{
+    marker::PhantomData,
+    sync::atomic::{
+        AtomicUsize,
+        Ordering, //
+    },
+};
+use kernel::{bindings, prelude::*, types::Opaque};
+
+/// The scope of [`scope`]: counts the items queued in it that have not finished.
+///
+/// # Invariants
+///
+/// `pending` is one (the scope's own count, dropped when the closure returns) plus the number of
+/// items queued in the scope whose function has not returned and that were not cancelled.
+pub(crate) struct Scope<'scope, 'env: 'scope> {
+    pending: AtomicUsize,
+    /// Completed by the last count; initialised in place by [`scope`], never moved after.
+    done: Opaque<bindings::completion>,
+    _scope: PhantomData<&'scope mut &'scope ()>,
+    _env: PhantomData<&'env mut &'env ()>,
+}
+
+/// Runs `f` with a [`Scope`]; returns when every item queued in it has finished or been
+/// cancelled. Sleeps.
+///
+/// # Examples
+///
+/// ```ignore
+/// let mut total = AtomicU32::new(0);
+/// scope(|s| {
+///     stack_pin_init!(let w = s.work(|| { total.fetch_add(1, Relaxed); }));
+///     w.as_ref().enqueue(system_dfl());
+///     // `w` is dropped here: cancelled or waited for.
+/// });
+/// ```
+pub(crate) fn scope<'env, R>(f: impl for<'scope> FnOnce(&'scope Scope<'scope, 'env>) -> R) -> R {
+    kernel::task::might_sleep();
+    let s = Scope {
+        pending: AtomicUsize::new(1),
+        done: Opaque::uninit(),
+        _scope: PhantomData,
+        _env: PhantomData,
+    };
+    // SAFETY: `s` is a local that is only borrowed from here on, so `done` never moves; it is
+    // initialised before any use.
+    unsafe { bindings::init_completion(s.done.get()) };
+    let r = f(&s);
+    if s.pending.fetch_sub(1, Ordering::AcqRel) != 1 {
+        // Leaked items are still queued or running; the last one completes `done`.
+        // SAFETY: `done` was initialised above; we may sleep.
+        unsafe { bindings::wait_for_completion(s.done.get()) };
+    }
+    r
+}
+
+impl<'scope, 'env> Scope<'scope, 'env> {
+    fn get(&self) {
+        self.pending.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Drops one count; the last one wakes [`scope`]. The scope may be gone right after.
+    fn put(&self) {
+        if self.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // `complete_all` is safe against the waiter freeing the completion as soon as it
+            // returns: the waiter only returns after taking the lock that this call releases last.
+            // SAFETY: `done` was initialised by `scope`, which is still waiting (its own count
+            // is gone, so this count was the last: `scope` cannot have returned).
+            unsafe { bindings::complete_all(self.done.get()) };
+        }
+    }
+
+    /// A scoped work item that calls `f`; pin it (on the stack or in a box) to queue it.
+    pub(crate) fn work<F>(&'scope self, f: F) -> impl PinInit<ScopedWork<'scope, 'env, F>>
+    where
+        F: Fn() + Sync + 'scope,
+    {
+        pin_init!(ScopedWork {
+            work <- Opaque::ffi_init(|slot: *mut bindings::work_struct| {
+                // Items pinned on the stack are announced as such to debugobjects (C's
+                // `INIT_WORK_ONSTACK`); the drop ends that with `destroy_work_on_stack()`.
+                let on_stack = raw::on_current_stack(slot.cast());
+                // SAFETY: `slot` is valid for writes; the function matches this item type; the
+                // key is static.
+                unsafe {
+                    bindings::init_work_with_key(
+                        slot,
+                        Some(ScopedWork::<'scope, 'env, F>::run),
+                        on_stack,
+                        c"ScopedWork::work".as_char_ptr(),
+                        kernel::static_lock_class!().as_ptr(),
+                    )
+                }
+            }),
+            scope: self,
+            func: f,
+        })
+    }
+
+    /// A scoped delayed work item that calls `f`.
+    pub(crate) fn delayed_work<F>(
+        &'scope self,
+        f: F,
+    ) -> impl PinInit<ScopedDelayedWork<'scope, 'env, F>>
+    where
+        F: Fn() + Sync + 'scope,
+    {
+        pin_init!(ScopedDelayedWork {
+            dwork <- Opaque::ffi_init(|slot: *mut bindings::delayed_work| {
+                let on_stack = raw::on_current_stack(slot.cast());
+                // SAFETY: `slot` is valid for writes; the function matches this item type; the
+                // keys are static.
+                unsafe {
+                    bindings::init_work_with_key(
+                        core::ptr::addr_of_mut!((*slot).work),
+                        Some(ScopedDelayedWork::<'scope, 'env, F>::run),
+                        on_stack,
+                        c"ScopedDelayedWork::dwork".as_char_ptr(),
+                        kernel::static_lock_class!().as_ptr(),
+                    )
+                };
+                // SAFETY: C requires `delayed_work_timer_fn`, IRQ-safe, for a `delayed_work`.
+                unsafe { init_timer(core::ptr::addr_of_mut!((*slot).timer), on_stack) };
+            }),
+            scope: self,
+            func: f,
+        })
+    }
+}
+
+/// A work item that may borrow data of its [`Scope`]; cancelled (synchronously) when dropped.
+///
+/// # Invariants
+///
+/// `work` is initialised with [`ScopedWork::run`] for this type. While it is pending or running
+/// it holds one count of `scope`.
+#[pin_data(PinnedDrop)]
+pub(crate) struct ScopedWork<'scope, 'env, F> {
+    #[pin]
+    work: Opaque<bindings::work_struct>,
+    scope: &'scope Scope<'scope, 'env>,
+    func: F,
+}
+
+// SAFETY: The item is only used through C functions that lock, and `func` is `Sync` (required
+// where items are made); `&Scope` is `Send + Sync` (atomics and a completion).
+unsafe impl<F: Sync> Sync for ScopedWork<'_, '_, F> {}
+
+impl<'scope, 'env, F: Fn() + Sync + 'scope> ScopedWork<'scope, 'env, F> {
+    /// # Safety
+    ///
+    /// `ptr` is the `work` field of a pinned `ScopedWork<'scope, 'env, F>` queued by
+    /// [`ScopedWork::enqueue`].
+    unsafe extern "C" fn run(ptr: *mut bindings::work_struct) {
+        // SAFETY: Guaranteed by the caller; the item is pinned and, being queued or running, is
+        // not freed: its drop cancels or waits first, and a leaked one lives forever.
+        let this = unsafe {
+            &*kernel::container_of!(ptr.cast::<Opaque<bindings::work_struct>>(), Self, work)
+        };
+        let scope = this.scope;
+        (this.func)();
+        // The item may be dropped (or re-queued) from here on; only the scope is used, and the
+        // scope outlives every count held on it.
+        scope.put();
+    }
+
+    /// Queues the item (C's `queue_work()`); `false` if it was already pending.
+    pub(crate) fn enqueue(self: Pin<&Self>, queue: &Queue) -> bool {
+        self.scope.get();
+        // SAFETY: `work` is initialised; the item is pinned and stays valid until it has run or
+        // been cancelled (its drop does that); `queue` is valid and drains before it is destroyed.
+        let queued =
+            unsafe { bindings::queue_work_on(raw::CPU_UNBOUND, queue.as_raw(), self.work.get()) };
+        if !queued {
+            self.scope.put();
+        }
+        queued
+    }
+
+    /// Cancels the item if pending, waiting for a running instance (`cancel_work_sync()`).
+    /// Returns whether it was pending. Sleeps.
+    pub(crate) fn cancel_sync(self: Pin<&Self>) -> bool {
+        kernel::task::might_sleep();
+        // SAFETY: `work` is initialised; we may sleep.
+        let was_pending = unsafe { bindings::cancel_work_sync(self.work.get()) };
+        if was_pending {
+            // The function will not run for that queueing: drop its count.
+            self.scope.put();
+        }
+        was_pending
+    }
+
+    /// Waits until the item has run, if queued or running (`flush_work()`). Sleeps.
+    pub(crate) fn flush(self: Pin<&Self>) -> bool {
+        kernel::task::might_sleep();
+        // SAFETY: `work` is initialised; we may sleep.
+        unsafe { bindings::flush_work(self.work.get()) }
+    }
+}
+
+#[pinned_drop]
+impl<F> PinnedDrop for ScopedWork<'_, '_, F> {
+    fn drop(self: Pin<&mut Self>) {
+        // SAFETY: `work` is initialised; dropping may sleep (scoped items are dropped in process
+        // context, in the scope's task or a task it waits for).
+        if unsafe { bindings::cancel_work_sync(self.work.get()) } {
+            self.scope.put();
+        }
+        #[cfg(CONFIG_DEBUG_OBJECTS_WORK)]
+        if raw::on_current_stack(self.work.get().cast()) {
+            // SAFETY: Made on this stack (announced as such), idle now, never used again.
+            unsafe { bindings::destroy_work_on_stack(self.work.get()) };
+        }
+    }
+}
+
+/// Initialises the timer of a scoped delayed item, as an on-stack object if it is one.
+///
+/// # Safety
+///
+/// `timer` is valid for writes and is the timer of a `delayed_work`.
+unsafe fn init_timer(timer: *mut bindings::timer_list, on_stack: bool) {
+    let name = c"ScopedDelayedWork::timer".as_char_ptr();
+    let key = kernel::static_lock_class!().as_ptr();
+    let f = Some(bindings::delayed_work_timer_fn as unsafe extern "C" fn(_));
+    #[cfg(CONFIG_DEBUG_OBJECTS_TIMERS)]
+    if on_stack {
+        // SAFETY: As for `timer_init_key` below; the object is on this stack.
+        unsafe { bindings::timer_init_key_on_stack(timer, f, bindings::TIMER_IRQSAFE, name, key) };
+        return;
+    }
+    let _ = on_stack;
+    // SAFETY: The caller's promise; C requires `delayed_work_timer_fn` for a `delayed_work`.
+    unsafe { bindings::timer_init_key(timer, f, bindings::TIMER_IRQSAFE, name, key) };
+}
+
+/// A delayed work item that may borrow data of its [`Scope`]; cancelled when dropped.
+///
+/// # Invariants
+///
+/// As [`ScopedWork`], for `dwork`.
+#[pin_data(PinnedDrop)]
+pub(crate) struct ScopedDelayedWork<'scope, 'env, F> {
+    #[pin]
+    dwork: Opaque<bindings::delayed_work>,
+    scope: &'scope Scope<'scope, 'env>,
+    func: F,
+}
+
+// SAFETY: As for `ScopedWork`.
+unsafe impl<F: Sync> Sync for ScopedDelayedWork<'_, '_, F> {}
+
+impl<'scope, 'env, F: Fn() + Sync + 'scope> ScopedDelayedWork<'scope, 'env, F> {
+    /// # Safety
+    ///
+    /// `ptr` is the `work` of the `dwork` field of a pinned `ScopedDelayedWork` queued by
+    /// [`ScopedDelayedWork::enqueue`].
+    unsafe extern "C" fn run(ptr: *mut bindings::work_struct) {
+        // SAFETY: As in `ScopedWork::run`; `ptr` is the `work` of the `dwork` field.
+        let this = unsafe {
+            let d = kernel::container_of!(ptr, bindings::delayed_work, work);
+            &*kernel::container_of!(d.cast::<Opaque<bindings::delayed_work>>(), Self, dwork)
+        };
+        let scope = this.scope;
+        (this.func)();
+        scope.put();
+    }
+
+    /// Queues the item after `delay` on a queue that outlives the scope
+    /// (`queue_delayed_work()`); `false` if it was already pending.
+    pub(crate) fn enqueue(self: Pin<&Self>, queue: &'env Queue, delay: Delay) -> bool {
+        self.scope.get();
+        // SAFETY: `dwork` is initialised; the item stays valid until it has run or been
+        // cancelled; `queue` outlives the scope, which waits for the item, so the timer cannot
+        // fire into a destroyed queue.
+        let queued = unsafe {
+            bindings::queue_delayed_work_on(
+                raw::CPU_UNBOUND,
+                queue.as_raw(),
+                self.dwork.get(),
+                delay.jiffies(),
+            )
+        };
+        if !queued {
+            self.scope.put();
+        }
+        queued
+    }
+
+    /// Cancels the item if pending (timer armed or queued), waiting for a running instance
+    /// (`cancel_delayed_work_sync()`). Returns whether it was pending. Sleeps.
+    pub(crate) fn cancel_sync(self: Pin<&Self>) -> bool {
+        kernel::task::might_sleep();
+        // SAFETY: `dwork` is initialised; we may sleep.
+        let was_pending = unsafe { bindings::cancel_delayed_work_sync(self.dwork.get()) };
+        if was_pending {
+            self.scope.put();
+        }
+        was_pending
+    }
+
+    /// Whether the item is pending (timer armed, or queued and not started).
+    pub(crate) fn is_pending(self: Pin<&Self>) -> bool {
+        // SAFETY: The `work` inside `dwork` is initialised and alive.
+        unsafe { raw::is_pending(core::ptr::addr_of_mut!((*self.dwork.get()).work)) }
+    }
+}
+
+#[pinned_drop]
+impl<F> PinnedDrop for ScopedDelayedWork<'_, '_, F> {
+    fn drop(self: Pin<&mut Self>) {
+        // SAFETY: `dwork` is initialised; dropping may sleep (see `ScopedWork`).
+        if unsafe { bindings::cancel_delayed_work_sync(self.dwork.get()) } {
+            self.scope.put();
+        }
+        #[cfg(CONFIG_DEBUG_OBJECTS_WORK)]
+        if raw::on_current_stack(self.dwork.get().cast()) {
+            // SAFETY: Made on this stack (announced as such), idle now, never used again;
+            // this also ends the timer's on-stack tracking.
+            unsafe { bindings::destroy_delayed_work_on_stack(self.dwork.get()) };
+        }
+    }
+}

@@ -1,0 +1,308 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Suite `rust_wq_delayed`: tracked delayed work on owned and system queues.
+
+#[kernel::prelude::kunit_tests(rust_wq_delayed)]
+mod tests {
+    use super::super::{
+        wait_until,
+        DropCount, //
+    };
+    use crate::workqueue::{
+        cpu,
+        impl_has_delayed_work,
+        jiffies,
+        new_delayed_work,
+        system_dfl,
+        Delay,
+        DelayedWork,
+        DelayedWorkItem,
+        OwnedQueue, //
+    };
+    use core::sync::atomic::{
+        AtomicU32,
+        AtomicU64,
+        Ordering::SeqCst, //
+    };
+    use kernel::{
+        new_spinlock_irq,
+        prelude::*,
+        sync::{
+            Arc, //
+        },
+        time::{
+            delay::fsleep,
+            Delta, //
+        },
+    };
+
+    /// A delayed item that counts its runs and records where and when it ran.
+    #[pin_data]
+    struct D {
+        #[pin]
+        w: DelayedWork<D>,
+        runs: AtomicU32,
+        cpu: AtomicU32,
+        ran_jiffies: AtomicU64,
+        drops: Option<DropCount>,
+    }
+    impl_has_delayed_work! { impl HasDelayedWork for D { self.w } }
+    impl DelayedWorkItem for D {
+        type Pointer = Arc<D>;
+        fn run(this: Arc<D>) {
+            this.ran_jiffies.store(jiffies(), SeqCst);
+            this.cpu
+                .store(kernel::cpu::CpuId::current().as_u32(), SeqCst);
+            this.runs.fetch_add(1, SeqCst);
+        }
+    }
+
+    fn d(drops: Option<&'static AtomicU32>) -> Result<Arc<D>> {
+        Arc::pin_init(
+            pin_init!(D {
+                w <- new_delayed_work!("D::w"),
+                runs: AtomicU32::new(0),
+                cpu: AtomicU32::new(u32::MAX),
+                ran_jiffies: AtomicU64::new(0),
+                drops: drops.map(DropCount),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    fn owned(name: &str) -> Result<OwnedQueue> {
+        OwnedQueue::builder()
+            .unbound()
+            .build(fmt!("rust_wq_t_{}", name))
+    }
+
+    #[test]
+    fn owned_delayed_calls_with_spinlock_held_and_irqs_off() -> Result {
+        let q = owned("irqoff")?;
+        let a = d(None)?;
+        let b = d(None)?;
+        let lock = KBox::pin_init(new_spinlock_irq!(0u32, "test::lock"), GFP_KERNEL)?;
+        let long = Delay::from_millis(30_000)?;
+        {
+            // Interrupts are off and a spinlock is held: any sleep or sleeping allocation in
+            // these calls is reported by the debug kernel (DEBUG_ATOMIC_SLEEP, lockdep).
+            let mut g: kernel::sync::SpinLockIrqGuard<'_, u32> = lock.lock();
+            assert!(q.enqueue_delayed(a.clone(), long).is_ok());
+            assert_eq!(q.mod_delayed(&a, Delay::from_millis(20_000)?), Ok(true));
+            assert_eq!(q.mod_delayed(&b, long), Ok(false));
+            assert!(system_dfl().enqueue_delayed(b.clone(), long).is_err());
+            assert!(a.w.cancel().is_some());
+            assert!(b.w.disable().is_some());
+            assert!(b.w.enable());
+            *g += 1;
+        }
+        assert_eq!(q.armed(), 0);
+        assert!(!a.w.is_pending() && !b.w.is_pending());
+        assert_eq!(a.runs.load(SeqCst) + b.runs.load(SeqCst), 0);
+        Ok(())
+    }
+
+    #[test]
+    fn dropping_a_spares_an_item_since_queued_on_b() -> Result {
+        let a = owned("a")?;
+        let b = OwnedQueue::builder().ordered().build(fmt!("rust_wq_t_b"))?;
+        let it = d(None)?;
+        // Armed on A (C writes `dwork->wq = A`), runs from A.
+        assert!(a
+            .enqueue_delayed(it.clone(), Delay::from_millis(1)?)
+            .is_ok());
+        assert!(wait_until(5000, || it.runs.load(SeqCst) == 1));
+        it.w.flush();
+        // Now queued at once on B behind a long item, so it is pending on B when A goes.
+        let slow = super::super::slow_item(200)?;
+        assert!(b.enqueue(slow.clone()).is_ok());
+        assert!(b.enqueue_delayed(it.clone(), Delay::ZERO).is_ok());
+        assert!(it.w.is_pending());
+        drop(a);
+        b.flush();
+        assert_eq!(it.runs.load(SeqCst), 2);
+        Ok(())
+    }
+
+    #[test]
+    fn drain_fires_armed_timers_without_warning_or_leak() -> Result {
+        static DROPS: AtomicU32 = AtomicU32::new(0);
+        let q = owned("drain")?;
+        let mut items = KVec::new();
+        for _ in 0..16 {
+            let it = d(Some(&DROPS))?;
+            assert!(q
+                .enqueue_delayed(it.clone(), Delay::from_millis(20_000)?)
+                .is_ok());
+            items.push(it, GFP_KERNEL)?;
+        }
+        assert_eq!(q.armed(), 16);
+        q.drain();
+        assert_eq!(q.armed(), 0);
+        for it in items.iter() {
+            assert_eq!(it.runs.load(SeqCst), 1);
+        }
+        drop(items);
+        assert_eq!(DROPS.load(SeqCst), 16);
+        Ok(())
+    }
+
+    #[test]
+    fn dropping_a_queue_with_10000_armed_items_cancels_all() -> Result {
+        static DROPS: AtomicU32 = AtomicU32::new(0);
+        const N: usize = 10_000;
+        let q = owned("10k")?;
+        let mut items = KVVec::with_capacity(N, GFP_KERNEL)?;
+        // Long enough to arm all of them first (about 1.5 s under emulation), short enough to
+        // wait past: a timer left armed by the drop would fire and run its item.
+        let short = Delay::from_millis(3000)?;
+        for _ in 0..N {
+            let it = d(Some(&DROPS))?;
+            assert!(q.enqueue_delayed(it.clone(), short).is_ok());
+            items.push(it, GFP_KERNEL)?;
+        }
+        assert_eq!(q.armed(), N);
+        drop(q);
+        // Wait past the timers: a timer left armed would have fired and run its item.
+        fsleep(Delta::from_millis(3500));
+        let ran = items.iter().filter(|it| it.runs.load(SeqCst) != 0).count();
+        assert_eq!(ran, 0);
+        assert!(items.iter().all(|it| !it.w.is_pending()));
+        drop(items);
+        // Every reference the queue held was given back: all items are freed.
+        assert_eq!(DROPS.load(SeqCst), N as u32);
+        Ok(())
+    }
+
+    /// An item that owns the queue it is armed on.
+    #[pin_data]
+    struct SelfOwned {
+        #[pin]
+        w: DelayedWork<SelfOwned>,
+        q: OwnedQueue,
+        runs: AtomicU32,
+        _d: DropCount,
+    }
+    impl_has_delayed_work! { impl HasDelayedWork for SelfOwned { self.w } }
+    impl DelayedWorkItem for SelfOwned {
+        type Pointer = Arc<SelfOwned>;
+        fn run(this: Arc<SelfOwned>) {
+            this.runs.fetch_add(1, SeqCst);
+            // Dropping `this` may drop the last reference, and with it the queue this runs on.
+        }
+    }
+
+    #[test]
+    fn item_owning_its_queue_is_freed_when_the_last_user_lets_go() -> Result {
+        static DROPS: AtomicU32 = AtomicU32::new(0);
+        let q = owned("self")?;
+        let it = Arc::pin_init(
+            pin_init!(SelfOwned { w <- new_delayed_work!("SelfOwned::w"), q,
+                runs: AtomicU32::new(0), _d: DropCount(&DROPS) }),
+            GFP_KERNEL,
+        )?;
+        assert!(it
+            .q
+            .enqueue_delayed(it.clone(), Delay::from_millis(20)?)
+            .is_ok());
+        drop(it);
+        // No cycle: once the item has run, its last reference goes, and the queue with it.
+        assert!(wait_until(5000, || DROPS.load(SeqCst) == 1));
+        OwnedQueue::wait_reaped();
+        // Cancelled instead of run: also freed at once.
+        let q = owned("self2")?;
+        let it = Arc::pin_init(
+            pin_init!(SelfOwned { w <- new_delayed_work!("SelfOwned::w"), q,
+                runs: AtomicU32::new(0), _d: DropCount(&DROPS) }),
+            GFP_KERNEL,
+        )?;
+        assert!(it
+            .q
+            .enqueue_delayed(it.clone(), Delay::from_millis(30_000)?)
+            .is_ok());
+        let back = it.w.cancel();
+        assert!(back.is_some());
+        drop(back);
+        drop(it);
+        assert_eq!(DROPS.load(SeqCst), 2);
+        Ok(())
+    }
+
+    #[test]
+    fn dropping_a_queue_cancels_short_timers_that_would_have_fired() -> Result {
+        static DROPS: AtomicU32 = AtomicU32::new(0);
+        let q = owned("armed")?;
+        let a = d(Some(&DROPS))?;
+        let b = d(Some(&DROPS))?;
+        assert!(q
+            .enqueue_delayed(a.clone(), Delay::from_millis(50)?)
+            .is_ok());
+        assert!(q
+            .enqueue_delayed_on(cpu::online_cpu(0)?, b.clone(), Delay::from_millis(60)?)
+            .is_ok());
+        drop(q);
+        fsleep(Delta::from_millis(300));
+        assert_eq!(a.runs.load(SeqCst) + b.runs.load(SeqCst), 0);
+        drop(a);
+        drop(b);
+        assert_eq!(DROPS.load(SeqCst), 2);
+        Ok(())
+    }
+
+    #[test]
+    fn delays_are_never_early() -> Result {
+        let q = owned("early")?;
+        for ms in [1u32, 5, 20] {
+            let it = d(None)?;
+            let j0 = jiffies();
+            let t0 = crate::kthread::ktime_ns();
+            assert!(q
+                .enqueue_delayed(it.clone(), Delay::from_millis(ms)?)
+                .is_ok());
+            assert!(wait_until(5000, || it.runs.load(SeqCst) == 1));
+            let t1 = crate::kthread::ktime_ns();
+            assert!(t1 - t0 >= i64::from(ms) * 1_000_000);
+            assert!(it.ran_jiffies.load(SeqCst) > j0);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn mod_delayed_moves_the_timer_and_delayed_on_cpu_runs_there() -> Result {
+        let q = owned("mod")?;
+        let it = d(None)?;
+        assert!(q
+            .enqueue_delayed(it.clone(), Delay::from_millis(30_000)?)
+            .is_ok());
+        assert_eq!(q.mod_delayed(&it, Delay::from_millis(10)?), Ok(true));
+        assert!(wait_until(5000, || it.runs.load(SeqCst) == 1));
+        let pq = OwnedQueue::builder()
+            .percpu()
+            .build(fmt!("rust_wq_t_pcpu"))?;
+        for c in 0..cpu::nr_cpu_ids() {
+            let Ok(id) = cpu::online_cpu(c) else { continue };
+            let it = d(None)?;
+            assert!(pq
+                .enqueue_delayed_on(id, it.clone(), Delay::from_millis(2)?)
+                .is_ok());
+            assert!(wait_until(5000, || it.runs.load(SeqCst) == 1));
+            assert_eq!(it.cpu.load(SeqCst), c);
+        }
+        // On a system queue, and moved between CPUs of an owned queue.
+        let it = d(None)?;
+        assert_eq!(
+            system_dfl().mod_delayed(&it, Delay::from_millis(30_000)?),
+            Ok(false)
+        );
+        assert_eq!(
+            pq.mod_delayed_on(cpu::online_cpu(0)?, &it, Delay::from_millis(1)?),
+            Ok(true)
+        );
+        assert!(wait_until(5000, || it.runs.load(SeqCst) == 1));
+        assert_eq!(it.cpu.load(SeqCst), 0);
+        assert_eq!(pq.armed(), 0);
+        // An offline or invalid CPU is an error, never a warning.
+        assert!(cpu::online_cpu(cpu::nr_cpu_ids()).is_err());
+        Ok(())
+    }
+}

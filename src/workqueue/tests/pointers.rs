@@ -1,0 +1,395 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Suite `rust_wq_pointers`: cancel, cancel_sync, disable, disable_sync and enable give the
+//! queue's pointer back for `Arc`, `Pin<KBox<_>>` and `ARef`, for plain and delayed items; a
+//! disabled item is refused by enqueue and `mod_delayed` with its pointer handed back.
+
+#[kernel::prelude::kunit_tests(rust_wq_pointers)]
+mod tests {
+    use super::super::{
+        wait_until,
+        DropCount, //
+    };
+    use crate::workqueue::{
+        impl_has_delayed_work,
+        impl_has_work,
+        new_delayed_work,
+        new_work,
+        Delay,
+        DelayedWork,
+        DelayedWorkItem,
+        EnqueueError,
+        OwnedQueue,
+        Work,
+        WorkItem,
+        WorkOps, //
+    };
+    use core::{
+        ptr::NonNull,
+        sync::atomic::{
+            AtomicBool,
+            AtomicU32,
+            Ordering::SeqCst, //
+        },
+    };
+    use kernel::{
+        error::code::EPERM,
+        prelude::*,
+        sync::{
+            aref::{
+                ARef,
+                AlwaysRefCounted, //
+            },
+            Arc, Refcount,
+        },
+        time::{
+            delay::fsleep,
+            Delta, //
+        },
+    };
+
+    /// Blocks an ordered queue until opened, so that items behind it stay pending.
+    #[pin_data]
+    struct Gate {
+        #[pin]
+        work: Work<Gate>,
+        entered: AtomicBool,
+        open: AtomicBool,
+    }
+    impl_has_work! { impl HasWork<Self> for Gate { self.work } }
+    impl WorkItem for Gate {
+        type Pointer = Arc<Gate>;
+        fn run(this: Arc<Gate>) {
+            this.entered.store(true, SeqCst);
+            while !this.open.load(SeqCst) {
+                fsleep(Delta::from_millis(1));
+            }
+        }
+    }
+
+    /// An ordered queue blocked by a gate.
+    fn blocked_queue() -> Result<(OwnedQueue, Arc<Gate>)> {
+        let q = OwnedQueue::builder()
+            .ordered()
+            .build(fmt!("rust_wq_t_ptr"))?;
+        let gate = Arc::pin_init(
+            pin_init!(Gate { work <- new_work!("Gate::work"), entered: AtomicBool::new(false),
+                open: AtomicBool::new(false) }),
+            GFP_KERNEL,
+        )?;
+        q.enqueue(gate.clone()).map_err(|_| EINVAL)?;
+        if !wait_until(5000, || gate.entered.load(SeqCst)) {
+            return Err(ETIMEDOUT);
+        }
+        Ok((q, gate))
+    }
+
+    /// Defines a test item type with a `$field` of type `$fty`, run through `$ptr`.
+    macro_rules! item {
+        ($name:ident, $fty:ident, $ptr:ty, $runs:ident, $drops:ident) => {
+            static $runs: AtomicU32 = AtomicU32::new(0);
+            static $drops: AtomicU32 = AtomicU32::new(0);
+            #[pin_data]
+            struct $name {
+                #[pin]
+                w: $fty<$name>,
+                refs: Refcount,
+                _d: DropCount,
+            }
+            // SAFETY: `refs` counts the references; the last one frees the `KBox` that every
+            // `ARef` of this type is made from (`aref_of`).
+            unsafe impl AlwaysRefCounted for $name {
+                fn inc_ref(&self) {
+                    self.refs.inc();
+                }
+                unsafe fn dec_ref(obj: NonNull<Self>) {
+                    // SAFETY: The caller owns one reference, so `obj` is alive.
+                    if unsafe { obj.as_ref() }.refs.dec_and_test() {
+                        // SAFETY: The last reference: the `KBox` leaked by `aref_of` is ours.
+                        drop(unsafe { KBox::from_raw(obj.as_ptr()) });
+                    }
+                }
+            }
+        };
+    }
+
+    macro_rules! plain_item {
+        ($name:ident, $ptr:ty, $runs:ident, $drops:ident) => {
+            item!($name, Work, $ptr, $runs, $drops);
+            impl_has_work! { impl HasWork<Self> for $name { self.w } }
+            impl WorkItem for $name {
+                type Pointer = $ptr;
+                fn run(_this: $ptr) {
+                    $runs.fetch_add(1, SeqCst);
+                }
+            }
+        };
+    }
+
+    macro_rules! delayed_item {
+        ($name:ident, $ptr:ty, $runs:ident, $drops:ident) => {
+            item!($name, DelayedWork, $ptr, $runs, $drops);
+            impl_has_delayed_work! { impl HasDelayedWork for $name { self.w } }
+            impl DelayedWorkItem for $name {
+                type Pointer = $ptr;
+                fn run(_this: $ptr) {
+                    $runs.fetch_add(1, SeqCst);
+                }
+            }
+        };
+    }
+
+    plain_item!(PArc, Arc<PArc>, PARC_RUNS, PARC_DROPS);
+    plain_item!(PBox, Pin<KBox<PBox>>, PBOX_RUNS, PBOX_DROPS);
+    plain_item!(PRef, ARef<PRef>, PREF_RUNS, PREF_DROPS);
+    delayed_item!(DArc, Arc<DArc>, DARC_RUNS, DARC_DROPS);
+    delayed_item!(DBox, Pin<KBox<DBox>>, DBOX_RUNS, DBOX_DROPS);
+    delayed_item!(DRef, ARef<DRef>, DREF_RUNS, DREF_DROPS);
+
+    macro_rules! init {
+        ($name:ident, $drops:ident, plain) => {
+            pin_init!($name { w <- new_work!("t::w"), refs: Refcount::new(1), _d: DropCount(&$drops) })
+        };
+        ($name:ident, $drops:ident, delayed) => {
+            pin_init!($name { w <- new_delayed_work!("t::dw"), refs: Refcount::new(1),
+                _d: DropCount(&$drops) })
+        };
+    }
+
+    /// Makes an `ARef` from a fresh boxed item (its refcount starts at one).
+    fn aref_of<T: AlwaysRefCounted>(b: Pin<KBox<T>>) -> ARef<T> {
+        // SAFETY: The item is never moved out of the box; `dec_ref` frees it as a `KBox`.
+        let raw = KBox::into_raw(unsafe { Pin::into_inner_unchecked(b) });
+        // SAFETY: `raw` is non-null and carries the one reference counted in `refs`.
+        unsafe { ARef::from_raw(NonNull::new_unchecked(raw)) }
+    }
+
+    const LONG: u32 = 30_000;
+
+    #[test]
+    fn plain_arc_ops_give_the_pointer_back() -> Result {
+        let (q, gate) = blocked_queue()?;
+        let a = Arc::pin_init(init!(PArc, PARC_DROPS, plain), GFP_KERNEL)?;
+        assert!(q.enqueue(a.clone()).is_ok());
+        assert!(a.w.is_pending());
+        assert!(a.w.cancel().is_some());
+        assert!(!a.w.is_pending());
+        assert!(a.w.cancel().is_none());
+        assert!(q.enqueue(a.clone()).is_ok());
+        assert!(a.w.cancel_sync().is_some());
+        assert!(q.enqueue(a.clone()).is_ok());
+        assert!(a.w.disable().is_some());
+        assert!(matches!(
+            q.enqueue(a.clone()),
+            Err(EnqueueError::Disabled(_))
+        ));
+        assert!(a.w.enable());
+        assert!(q.enqueue(a.clone()).is_ok());
+        assert!(a.w.disable_sync().is_some());
+        assert!(matches!(
+            q.enqueue(a.clone()),
+            Err(EnqueueError::Disabled(_))
+        ));
+        assert!(a.w.enable());
+        assert!(q.enqueue(a.clone()).is_ok());
+        assert!(matches!(
+            q.enqueue(a.clone()),
+            Err(EnqueueError::Pending(_))
+        ));
+        gate.open.store(true, SeqCst);
+        q.flush();
+        assert_eq!(PARC_RUNS.load(SeqCst), 1);
+        drop(a);
+        assert_eq!(PARC_DROPS.load(SeqCst), 1);
+        Ok(())
+    }
+
+    #[test]
+    fn plain_kbox_ops_give_the_pointer_back() -> Result {
+        let (q, gate) = blocked_queue()?;
+        let b = KBox::pin_init(init!(PBox, PBOX_DROPS, plain), GFP_KERNEL)?;
+        let raw: *const PBox = &*b;
+        assert!(q.enqueue(b).is_ok());
+        // SAFETY: The box is pending behind the gate, so the queue keeps it alive; the
+        // reference ends before the returned box is used.
+        let b = unsafe { &*raw }.w.cancel();
+        let Some(b) = b else { return Err(EINVAL) };
+        assert!(!b.w.is_pending());
+        assert!(q.enqueue(b).is_ok());
+        // SAFETY: As above.
+        let Some(b) = unsafe { &*raw }.w.disable() else {
+            return Err(EINVAL);
+        };
+        let b = match q.enqueue(b) {
+            Err(EnqueueError::Disabled(b)) => b,
+            _ => return Err(EINVAL),
+        };
+        assert!(b.w.enable());
+        assert!(q.enqueue(b).is_ok());
+        // SAFETY: As above.
+        let Some(b) = unsafe { &*raw }.w.cancel_sync() else {
+            return Err(EINVAL);
+        };
+        assert!(q.enqueue(b).is_ok());
+        // SAFETY: As above.
+        let Some(b) = unsafe { &*raw }.w.disable_sync() else {
+            return Err(EINVAL);
+        };
+        assert!(b.w.enable());
+        assert!(q.enqueue(b).is_ok());
+        gate.open.store(true, SeqCst);
+        q.flush();
+        assert_eq!(PBOX_RUNS.load(SeqCst), 1);
+        // The run consumed the box.
+        assert_eq!(PBOX_DROPS.load(SeqCst), 1);
+        Ok(())
+    }
+
+    #[test]
+    fn plain_aref_ops_give_the_pointer_back() -> Result {
+        let (q, gate) = blocked_queue()?;
+        let r = aref_of(KBox::pin_init(init!(PRef, PREF_DROPS, plain), GFP_KERNEL)?);
+        assert!(q.enqueue(r.clone()).is_ok());
+        assert!(r.w.cancel().is_some());
+        assert!(q.enqueue(r.clone()).is_ok());
+        assert!(r.w.cancel_sync().is_some());
+        assert!(q.enqueue(r.clone()).is_ok());
+        assert!(r.w.disable().is_some());
+        assert!(matches!(
+            q.enqueue(r.clone()),
+            Err(EnqueueError::Disabled(_))
+        ));
+        assert!(r.w.enable());
+        assert!(q.enqueue(r.clone()).is_ok());
+        assert!(r.w.disable_sync().is_some());
+        assert!(r.w.enable());
+        assert!(q.enqueue(r.clone()).is_ok());
+        gate.open.store(true, SeqCst);
+        q.flush();
+        assert_eq!(PREF_RUNS.load(SeqCst), 1);
+        drop(r);
+        assert_eq!(PREF_DROPS.load(SeqCst), 1);
+        Ok(())
+    }
+
+    #[test]
+    fn delayed_arc_ops_give_the_pointer_back() -> Result {
+        let q = OwnedQueue::builder()
+            .unbound()
+            .build(fmt!("rust_wq_t_dptr"))?;
+        let long = Delay::from_millis(LONG)?;
+        let a = Arc::pin_init(init!(DArc, DARC_DROPS, delayed), GFP_KERNEL)?;
+        assert!(q.enqueue_delayed(a.clone(), long).is_ok());
+        assert!(a.w.is_pending());
+        assert_eq!(q.armed(), 1);
+        assert!(a.w.cancel().is_some());
+        assert_eq!(q.armed(), 0);
+        assert!(a.w.cancel().is_none());
+        assert!(q.enqueue_delayed(a.clone(), long).is_ok());
+        assert!(a.w.cancel_sync().is_some());
+        assert!(q.enqueue_delayed(a.clone(), long).is_ok());
+        assert!(a.w.disable().is_some());
+        assert_eq!(a.w.disable_depth(), 1);
+        assert!(matches!(
+            q.enqueue_delayed(a.clone(), long),
+            Err(EnqueueError::Disabled(_))
+        ));
+        assert_eq!(q.mod_delayed(&a, long), Err(EPERM));
+        assert!(!a.w.is_pending());
+        assert!(a.w.enable());
+        assert!(q.enqueue_delayed(a.clone(), long).is_ok());
+        assert!(a.w.disable_sync().is_some());
+        assert!(a.w.enable());
+        assert!(q.enqueue_delayed(a.clone(), long).is_ok());
+        assert!(matches!(
+            q.enqueue_delayed(a.clone(), long),
+            Err(EnqueueError::Pending(_))
+        ));
+        // Fire it now.
+        assert_eq!(q.mod_delayed(&a, Delay::ZERO), Ok(true));
+        a.w.flush();
+        assert_eq!(DARC_RUNS.load(SeqCst), 1);
+        assert_eq!(q.armed(), 0);
+        drop(a);
+        assert_eq!(DARC_DROPS.load(SeqCst), 1);
+        Ok(())
+    }
+
+    #[test]
+    fn delayed_kbox_ops_give_the_pointer_back() -> Result {
+        let q = OwnedQueue::builder()
+            .unbound()
+            .build(fmt!("rust_wq_t_dptr"))?;
+        let long = Delay::from_millis(LONG)?;
+        let b = KBox::pin_init(init!(DBox, DBOX_DROPS, delayed), GFP_KERNEL)?;
+        let raw: *const DBox = &*b;
+        assert!(q.enqueue_delayed(b, long).is_ok());
+        // SAFETY: The box is pending (a 30 s timer), so the queue keeps it alive; the reference
+        // ends before the returned box is used.
+        let Some(b) = unsafe { &*raw }.w.cancel() else {
+            return Err(EINVAL);
+        };
+        assert!(q.enqueue_delayed(b, long).is_ok());
+        // SAFETY: As above.
+        let Some(b) = unsafe { &*raw }.w.disable() else {
+            return Err(EINVAL);
+        };
+        let b = match q.enqueue_delayed(b, long) {
+            Err(EnqueueError::Disabled(b)) => b,
+            _ => return Err(EINVAL),
+        };
+        assert!(b.w.enable());
+        assert!(q.enqueue_delayed(b, long).is_ok());
+        // SAFETY: As above.
+        let Some(b) = unsafe { &*raw }.w.cancel_sync() else {
+            return Err(EINVAL);
+        };
+        assert!(q.enqueue_delayed(b, long).is_ok());
+        // SAFETY: As above.
+        let Some(b) = unsafe { &*raw }.w.disable_sync() else {
+            return Err(EINVAL);
+        };
+        assert!(b.w.enable());
+        assert!(q.enqueue_delayed(b, Delay::ZERO).is_ok());
+        q.flush();
+        assert_eq!(DBOX_RUNS.load(SeqCst), 1);
+        assert_eq!(DBOX_DROPS.load(SeqCst), 1);
+        assert_eq!(q.armed(), 0);
+        Ok(())
+    }
+
+    #[test]
+    fn delayed_aref_ops_give_the_pointer_back() -> Result {
+        let q = OwnedQueue::builder()
+            .unbound()
+            .build(fmt!("rust_wq_t_dptr"))?;
+        let long = Delay::from_millis(LONG)?;
+        let r = aref_of(KBox::pin_init(
+            init!(DRef, DREF_DROPS, delayed),
+            GFP_KERNEL,
+        )?);
+        assert!(q.enqueue_delayed(r.clone(), long).is_ok());
+        assert!(r.w.cancel().is_some());
+        assert!(q.enqueue_delayed(r.clone(), long).is_ok());
+        assert!(r.w.cancel_sync().is_some());
+        assert!(q.enqueue_delayed(r.clone(), long).is_ok());
+        assert!(r.w.disable().is_some());
+        assert_eq!(q.mod_delayed(&r, long), Err(EPERM));
+        assert!(matches!(
+            q.enqueue_delayed(r.clone(), long),
+            Err(EnqueueError::Disabled(_))
+        ));
+        assert!(r.w.enable());
+        assert!(q.enqueue_delayed(r.clone(), long).is_ok());
+        assert!(r.w.disable_sync().is_some());
+        assert!(r.w.enable());
+        // Idle: `mod_delayed` queues it (with a reference of its own).
+        assert_eq!(q.mod_delayed(&r, Delay::ZERO), Ok(false));
+        r.w.flush();
+        assert_eq!(DREF_RUNS.load(SeqCst), 1);
+        drop(r);
+        drop(q);
+        assert_eq!(DREF_DROPS.load(SeqCst), 1);
+        Ok(())
+    }
+}
