@@ -23,13 +23,16 @@
  *
  *   rust_wq_ctwin: run op=OP queue=QUEUE threads=T items=N p50=.. p90=.. p95=.. p99=.. elapsed_ns=..
  *
- * The per-operation runs use one kthread bound to the first online CPU after
- * CPU 0 (CPU 0 if it is the only one), each round doing the untimed set-up,
- * the timed call and the untimed tear-down.  The round-trip run "rt" uses
- * THREADS kthreads bound to the first THREADS online CPUs, each queueing one
- * item and waiting for it, and parks them (sleeping, not spinning) when they
- * are done, so that under QEMU -icount elapsed_ns / (THREADS * items) is the
- * guest instructions spent per completed item.
+ * The round-trip runs "rt" and "queue-fresh" use THREADS kthreads (0: one per
+ * online CPU) bound to the first THREADS online CPUs, each queueing one item
+ * and waiting for it; "queue-fresh" allocates and initialises a new item every
+ * round, as the Rust side does (lib/test_workqueue.c re-initialises one item
+ * in place with INIT_WORK).  Threads that are done sleep on a completion until
+ * the last one is (they do not spin), so that under QEMU -icount
+ * elapsed_ns / (THREADS * items) is the guest instructions spent per completed
+ * item.  Every other operation runs on one kthread bound to the first online
+ * CPU, each round doing the untimed set-up, the timed call and the untimed
+ * tear-down.
  */
 #include <linux/atomic.h>
 #include <linux/completion.h>
@@ -100,7 +103,6 @@ static const char *const op_names[] = {
 };
 
 static struct workqueue_struct *percpu_wq, *unbound_wq;
-static DECLARE_COMPLETION(static_done);
 
 /* One thread's item and samples. */
 struct twin_ctx {
@@ -114,6 +116,13 @@ struct twin_ctx {
 	struct completion *start;
 	atomic_t *left;
 	struct completion *all_done;
+	struct completion *stop;
+};
+
+/* A freshly allocated item of "queue-fresh" (the Rust side allocates one per round too). */
+struct twin_fresh {
+	struct work_struct work;
+	struct completion done;
 };
 
 static void twin_work_fn(struct work_struct *work)
@@ -130,17 +139,25 @@ static void twin_dwork_fn(struct work_struct *work)
 	complete(&ctx->done);
 }
 
+static void twin_fresh_fn(struct work_struct *work)
+{
+	struct twin_fresh *f = container_of(work, struct twin_fresh, work);
+
+	complete(&f->done);
+}
+
+/* The static item does nothing: each round flushes it. */
 static void twin_static_fn(struct work_struct *work)
 {
-	complete(&static_done);
 }
 
 static DECLARE_WORK(twin_static_work, twin_static_fn);
 
-/* One round of a per-operation run: untimed set-up, the timed call, untimed tear-down. */
-static u64 one_round(struct twin_ctx *c)
+/* One round: untimed set-up, the timed call, untimed tear-down; returns the time or -ENOMEM. */
+static s64 one_round(struct twin_ctx *c)
 {
 	struct workqueue_struct *wq = c->wq;
+	struct twin_fresh *f;
 	ktime_t t0, t1;
 
 	switch (c->op) {
@@ -152,11 +169,17 @@ static u64 one_round(struct twin_ctx *c)
 		wait_for_completion(&c->done);
 		break;
 	case OP_QUEUE_FRESH:
-		INIT_WORK(&c->work, twin_work_fn);
+		f = kmalloc(sizeof(*f), GFP_KERNEL);
+		if (!f)
+			return -ENOMEM;
+		INIT_WORK(&f->work, twin_fresh_fn);
+		init_completion(&f->done);
 		t0 = ktime_get();
-		queue_work(wq, &c->work);
+		queue_work(wq, &f->work);
 		t1 = ktime_get();
-		wait_for_completion(&c->done);
+		wait_for_completion(&f->done);
+		/* The worker is done with the item: complete() was its last access. */
+		kfree(f);
 		break;
 	case OP_QUEUE_ON:
 		t0 = ktime_get();
@@ -220,7 +243,7 @@ static u64 one_round(struct twin_ctx *c)
 		t0 = ktime_get();
 		queue_work(wq, &twin_static_work);
 		t1 = ktime_get();
-		wait_for_completion(&static_done);
+		flush_work(&twin_static_work);
 		break;
 	default:
 		return 0;
@@ -228,32 +251,28 @@ static u64 one_round(struct twin_ctx *c)
 	return ktime_to_ns(ktime_sub(t1, t0));
 }
 
-/* Sleeps until kthread_stop(): a parked thread costs no instructions. */
-static void park_until_stopped(void)
-{
-	for (;;) {
-		set_current_state(TASK_INTERRUPTIBLE);
-		if (kthread_should_stop())
-			break;
-		schedule();
-	}
-	__set_current_state(TASK_RUNNING);
-}
-
 static int twin_thread(void *data)
 {
 	struct twin_ctx *c = data;
-	int i;
+	int i, ret = 0;
 
 	wait_for_completion(c->start);
 	if (!kthread_should_stop()) {
-		for (i = 0; i < items; i++)
-			c->lat[i] = one_round(c);
+		for (i = 0; i < items; i++) {
+			s64 ns = one_round(c);
+
+			if (ns < 0) {
+				ret = ns;
+				break;
+			}
+			c->lat[i] = ns;
+		}
 		if (atomic_dec_and_test(c->left))
 			complete(c->all_done);
 	}
-	park_until_stopped();
-	return 0;
+	/* Sleep (not spin) until every thread is done; the run then stops us. */
+	wait_for_completion(c->stop);
+	return ret;
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -277,18 +296,11 @@ static int set_affn_scope(const char *s)
 	return ret < 0 ? ret : 0;
 }
 
-/* The CPU of the per-operation runs: the first online CPU after CPU 0, else CPU 0. */
-static int op_cpu(void)
-{
-	int cpu = cpumask_next(0, cpu_online_mask);
-
-	return cpu < nr_cpu_ids ? cpu : cpumask_first(cpu_online_mask);
-}
-
 static int one_run(enum twin_op op, const char *qname, int n_threads)
 {
 	DECLARE_COMPLETION_ONSTACK(start);
 	DECLARE_COMPLETION_ONSTACK(all_done);
+	DECLARE_COMPLETION_ONSTACK(stop);
 	struct task_struct *tasks[MAX_THREADS];
 	struct workqueue_struct *wq;
 	struct twin_ctx *ctxs;
@@ -306,8 +318,10 @@ static int one_run(enum twin_op op, const char *qname, int n_threads)
 		wq = system_percpu_wq;
 	else
 		return -EINVAL;
-	if (op != OP_RT)
+	if (op != OP_RT && op != OP_QUEUE_FRESH)
 		n_threads = 1;
+	if (n_threads == 0)
+		n_threads = num_online_cpus();
 	if (n_threads < 1 || n_threads > MAX_THREADS || n_threads > num_online_cpus())
 		return -EINVAL;
 
@@ -319,7 +333,7 @@ static int one_run(enum twin_op op, const char *qname, int n_threads)
 		goto out;
 	}
 	atomic_set(&left, n_threads);
-	cpu = op == OP_RT ? cpumask_first(cpu_online_mask) : op_cpu();
+	cpu = cpumask_first(cpu_online_mask);
 	for (i = 0; i < n_threads; i++) {
 		struct twin_ctx *c = &ctxs[i];
 
@@ -333,10 +347,12 @@ static int one_run(enum twin_op op, const char *qname, int n_threads)
 		c->start = &start;
 		c->left = &left;
 		c->all_done = &all_done;
+		c->stop = &stop;
 		tasks[i] = kthread_create_on_cpu(twin_thread, c, cpu, "ctwin/%u");
 		if (IS_ERR(tasks[i])) {
 			ret = PTR_ERR(tasks[i]);
 			complete_all(&start);
+			complete_all(&stop);
 			while (--i >= 0)
 				kthread_stop_put(tasks[i]);
 			goto out;
@@ -355,10 +371,17 @@ static int one_run(enum twin_op op, const char *qname, int n_threads)
 	} else {
 		flush_workqueue(wq);
 	}
-	for (i = 0; i < n_threads; i++)
-		kthread_stop_put(tasks[i]);
+	complete_all(&stop);
+	for (i = 0; i < n_threads; i++) {
+		int r = kthread_stop_put(tasks[i]);
+
+		if (r && !ret)
+			ret = r;
+	}
 	elapsed = ktime_to_ns(ktime_sub(ktime_get(), t_start));
 
+	if (ret)
+		goto out;
 	sort(all, total, sizeof(u64), cmp_u64, NULL);
 	pr_info("rust_wq_ctwin: run op=%s queue=%s threads=%d items=%d p50=%llu p90=%llu p95=%llu p99=%llu elapsed_ns=%lld\n",
 		op_names[op], qname, n_threads, items,
