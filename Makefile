@@ -129,7 +129,7 @@ rust-analyzer: $(SETUP_DEP)
 clean:
 	@if [ -f "$(KDIR)/Makefile" ]; then $(TOOLCHAIN) $(KBUILD) clean; fi
 	rm -f *.o *.ko *.mod *.mod.c *.mod.o .*.cmd Module.symvers modules.order
-	rm -rf build results rust-project.json
+	rm -rf build rust-project.json $(filter-out results/bench-latest-release.svg,$(wildcard results/*))
 	@if [ -f $(CARGO_MANIFEST) ]; then $(TOOLCHAIN) cargo clean --manifest-path $(CARGO_MANIFEST); fi
 
 help:

@@ -110,7 +110,8 @@ set +e
 RUST_WQ_BENCH_SETS="$sets" bash "$RUST_WQ_ROOT/scripts/vm.sh" --kdir "$KDIR" --cpus "$cpus" \
 	--timeout "$vm_timeout" "${qemu[@]}" -- \
 	"bash $RUST_WQ_ROOT/scripts/bench-guest.sh $RUST_WQ_ROOT $kodir $items $repeats $c_ko" \
-	2>&1 | tee "$raw" | grep --line-buffered -E '^\[bench-guest\]|^RWQ-BENCH-(FAIL|SCAN|DONE)|^\[rust_wq\]' >&2
+	2>&1 | tee "$raw" | grep --line-buffered -E '^\[bench-guest\]|^RWQ-BENCH-(FAIL|SCAN|DONE)|^\[rust_wq\]' |
+	while IFS= read -r line; do printf '[%4d s] %s\n' $((SECONDS - vm_start)) "$line"; done >&2
 rc=${PIPESTATUS[0]}
 set -e
 vm_wall=$((SECONDS - vm_start))
