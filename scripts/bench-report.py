@@ -13,6 +13,7 @@ guest instruction, so the "ns" figures are instruction counts.
 
 import argparse
 import json
+import math
 import statistics
 import sys
 
@@ -140,7 +141,7 @@ def render(table, left=(0,)):
 def svg(path, title, op_rows, scope_rows):
     """Per-operation p50 bars (C twin beside Rust) and the queue_work latency
     distribution (p50, p90, p95 and p99 where measured) per affinity scope."""
-    W, left, right = 1000, 260, 40
+    W, left, right = 1040, 260, 20
     bar_h, gap = 9, 8
     colors = {"C twin": "#4477aa", "Rust": "#ee6677", "test_workqueue.c": "#228833"}
     out = []
@@ -152,7 +153,7 @@ def svg(path, title, op_rows, scope_rows):
                'Per operation: p50 of the timed call (guest instructions under -icount)</text>')
     y += 14
     vmax = max([v for r in op_rows for v in (r["c"], r["rust"]) if v] or [1])
-    scale = (W - left - right - 60) / vmax
+    scale = (W - left - right - 110) / vmax
     for r in op_rows:
         out.append(f'<text x="{left - 8}" y="{y + bar_h + 2}" font-size="11" text-anchor="end">'
                    f'{esc(r["label"])}</text>')
@@ -173,13 +174,17 @@ def svg(path, title, op_rows, scope_rows):
     y += 30
     # Panel 2.
     out.append(f'<text x="20" y="{y}" font-size="13" font-weight="bold">'
-               'queue_work latency per affinity scope (unbound sysfs queue, all CPUs): '
-               'dot p50, ticks p90 and p95, bar end p99</text>')
+               'queue_work per affinity scope, one thread per CPU (log scale): '
+               'dot p50, ticks p90/p95, line to p99 (test_workqueue.c: to p95)</text>')
     y += 14
     vals = [v for s in scope_rows for line in s["lines"] for v in line["pct"] if v]
-    vmax = max(vals or [1])
-    scale = (W - left - right - 60) / vmax
+    lo, hi = nice_range(min(vals or [1]), max(vals or [10]))
+    span = W - left - right - 60
+    x = lambda v: left + (math.log10(max(v, lo)) - math.log10(lo)) / (math.log10(hi) - math.log10(lo)) * span
     row_h = 11
+    axis_y = y
+    y += 12
+    top = y
     for s in scope_rows:
         out.append(f'<text x="20" y="{y + 10}" font-size="11" font-weight="bold">{esc(s["scope"])}</text>')
         for line in s["lines"]:
@@ -190,17 +195,21 @@ def svg(path, title, op_rows, scope_rows):
                        f'{esc(line["label"])}</text>')
             if p50:
                 end = p99 or p95 or p90 or p50
-                out.append(f'<line x1="{left + p50 * scale:.1f}" y1="{cy}" x2="{left + end * scale:.1f}" '
+                out.append(f'<line x1="{x(p50):.1f}" y1="{cy}" x2="{x(end):.1f}" '
                            f'y2="{cy}" stroke="{color}" stroke-width="2"/>')
                 for t in (p90, p95):
                     if t:
-                        out.append(f'<line x1="{left + t * scale:.1f}" y1="{cy - 4}" x2="{left + t * scale:.1f}" '
+                        out.append(f'<line x1="{x(t):.1f}" y1="{cy - 4}" x2="{x(t):.1f}" '
                                    f'y2="{cy + 4}" stroke="{color}" stroke-width="1.5"/>')
-                out.append(f'<circle cx="{left + p50 * scale:.1f}" cy="{cy}" r="3.5" fill="{color}"/>')
-                out.append(f'<text x="{left + end * scale + 6:.1f}" y="{y + row_h - 2}" font-size="9">'
+                out.append(f'<circle cx="{x(p50):.1f}" cy="{cy}" r="3.5" fill="{color}"/>')
+                out.append(f'<text x="{x(end) + 6:.1f}" y="{y + row_h - 2}" font-size="9">'
                            f'p50 {p50:.0f}</text>')
             y += row_h
         y += 6
+    # The log axis: grid lines and labels at 1, 2, 5 times powers of ten.
+    for t in ticks(lo, hi):
+        out.append(f'<line x1="{x(t):.1f}" y1="{top - 4}" x2="{x(t):.1f}" y2="{y}" stroke="#dddddd"/>')
+        out.append(f'<text x="{x(t):.1f}" y="{axis_y + 8}" font-size="9" text-anchor="middle">{t:,}</text>')
     y += 8
     out += legend(20, y, [("test_workqueue.c (INIT_WORK each round)", colors["test_workqueue.c"]),
                           ("C twin", colors["C twin"]), ("Rust", colors["Rust"])])
@@ -209,6 +218,16 @@ def svg(path, title, op_rows, scope_rows):
             f'viewBox="0 0 {W} {y}" font-family="sans-serif">'
             f'<rect width="{W}" height="{y}" fill="white"/>')
     open(path, "w").write(head + "\n" + "\n".join(out) + "\n</svg>\n")
+
+
+def nice_range(lo, hi):
+    """The 1-2-5 steps just below `lo` and just above `hi`."""
+    steps = [m * 10 ** e for e in range(0, 10) for m in (1, 2, 5)]
+    return (max([t for t in steps if t <= lo] or [1]), min([t for t in steps if t >= hi] or [hi]))
+
+
+def ticks(lo, hi):
+    return [m * 10 ** e for e in range(0, 10) for m in (1, 2, 5) if lo <= m * 10 ** e <= hi]
 
 
 def legend(x, y, items):
