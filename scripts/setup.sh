@@ -116,8 +116,19 @@ step_kernel() {
 		touch "$KBUILD_DIR/.rust_wq-configured"
 	fi
 	log "building the $KERNEL_LABEL in $KBUILD_DIR (about $KERNEL_MINUTES minutes on 2 cores, log: $KBUILD_DIR/build.log)"
-	local start=$SECONDS
-	if ! make -C "$KBUILD_DIR" -j"$(nproc)" >"$KBUILD_DIR/build.log" 2>&1; then
+	local start=$SECONDS pid rc=0 next=60
+	make -C "$KBUILD_DIR" -j"$(nproc)" >"$KBUILD_DIR/build.log" 2>&1 &
+	pid=$!
+	# A progress line a minute: elapsed time, build steps so far, the current one.
+	while kill -0 "$pid" 2>/dev/null; do
+		sleep 2
+		if [ $((SECONDS - start)) -ge $next ] && kill -0 "$pid" 2>/dev/null; then
+			log "  $KERNEL_LABEL: $((SECONDS - start)) s, $(grep -c '^  [A-Z]' "$KBUILD_DIR/build.log") build steps, now $(tail -n 1 "$KBUILD_DIR/build.log" | awk '{ print $NF }')"
+			next=$((next + 60))
+		fi
+	done
+	wait "$pid" || rc=$?
+	if [ $rc -ne 0 ]; then
 		tail -n 30 "$KBUILD_DIR/build.log" >&2
 		die "kernel build failed, see $KBUILD_DIR/build.log"
 	fi
