@@ -39,8 +39,10 @@ OPS = [
     ("cancel-sync-armed", "system-percpu", False, "as above"),
     ("cancel-sync-armed", "percpu", False, "as above, plus unlinking from the armed list"),
     ("flush-idle", "percpu", True, "flush_work"),
-    ("disable", "percpu", True, "disable_work"),
-    ("enable", "percpu", True, "enable_work (after one read of work->data: C warns on enabling an enabled item)"),
+    ("disable", "percpu", True, "disable_work (and a branch on its result, to hand back the pointer of a pending item)"),
+    ("enable", "percpu", False,
+     "one read of work->data before enable_work: enabling an item that is not disabled returns true "
+     "instead of reaching C's WARN_ON_ONCE"),
     ("static", "system-percpu", True, "queue_work_on of a DECLARE_WORK item (after one load: lazy initialisation)"),
 ]
 SCOPES = ["cpu", "smt", "cache_shard", "cache", "numa", "system"]
