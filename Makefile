@@ -11,7 +11,9 @@
 #                 kmemleak, kernel-log scan) as one KTAP report
 #   make lint     rustfmt + clippy for the module and for wqctl
 #   make vm       an interactive shell in the VM (4 CPUs), module built
-#   make bench / make stress    scripts/bench.sh / scripts/stress.sh
+#   make bench    Rust vs. its C twin, every operation, on a release-config
+#                 kernel built on first use (scripts/bench.sh)
+#   make stress   the long reliability runs (scripts/stress.sh)
 #   make clean
 #
 # KDIR: a Rust-enabled kernel build tree.  Default: the cached tree built by
@@ -117,8 +119,12 @@ vm: $(SETUP_DEP)
 	@$(MAKE) --no-print-directory module user NO_SETUP=1
 	@bash scripts/vm.sh --kdir "$(KDIR)" --cpus 4
 
-bench stress:
-	@if [ ! -f scripts/$@.sh ]; then echo "make $@: not implemented yet (scripts/$@.sh does not exist)" >&2; exit 1; fi
+# The benchmark builds (once) and boots its own release-config kernel, and
+# builds the module for it itself; a KDIR given by the user is used instead.
+bench:
+	@KDIR="$(if $(KDIR_GIVEN),$(KDIR))" bash scripts/bench.sh
+
+stress:
 	@$(MAKE) --no-print-directory module user
 	@KDIR="$(KDIR)" bash scripts/$@.sh
 
@@ -129,8 +135,8 @@ rust-analyzer: $(SETUP_DEP)
 clean:
 	@if [ -f "$(KDIR)/Makefile" ]; then $(TOOLCHAIN) $(KBUILD) clean; fi
 	rm -f *.o *.ko *.mod *.mod.c *.mod.o .*.cmd Module.symvers modules.order
-	rm -rf build results rust-project.json
+	rm -rf build rust-project.json $(filter-out results/bench-latest-release.svg,$(wildcard results/*))
 	@if [ -f $(CARGO_MANIFEST) ]; then $(TOOLCHAIN) cargo clean --manifest-path $(CARGO_MANIFEST); fi
 
 help:
-	@sed -n '6,18p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '6,20p' Makefile | sed 's/^# \{0,1\}//'

@@ -279,45 +279,110 @@ struct rust_wq_stats {
 };
 
 /*
- * RUST_WQ_IOC_BENCH: run the workqueue benchmark in the kernel and block until
- * it is done, by the method of lib/test_workqueue.c: one kthread per online
- * CPU (at most `threads` if non-zero), bound to it, each doing `items` rounds
- * of "queue one work item, wait until it has run".  Each queueing call is
- * timed alone (queue_p*); the whole run, from releasing the threads to having
- * stopped them, gives items_per_sec.  With RUST_WQ_BENCH_F_START_LATENCY the
- * time from queueing to the start of the work function is measured too
- * (start_p*; off by default, as the C benchmark does not pay for it).
+ * RUST_WQ_IOC_BENCH: run one workqueue benchmark in the kernel and block until
+ * it is done, by the method of lib/test_workqueue.c (kthreads bound to CPUs,
+ * ktime_get() right before and right after the timed call, percentiles of the
+ * sorted samples indexed as sorted[n * p / 100]).
+ *
+ * `op` says what is timed.  RUST_WQ_BENCH_OP_RT runs one kthread per online
+ * CPU from CPU 0 on (at most `threads` if non-zero), each doing `items`
+ * rounds of "queue one work item, wait until it has run"; the whole run, from
+ * releasing the threads to having stopped them, gives elapsed_ns and
+ * items_per_sec (threads that are done sleep until the last one is, they do
+ * not spin; under QEMU's -icount, elapsed_ns / (threads_run * items) is the
+ * guest instructions per completed item).  RUST_WQ_BENCH_OP_QUEUE_FRESH runs
+ * the same way with a new item every round.  With
+ * RUST_WQ_BENCH_F_START_LATENCY (RT only) the time from queueing to the start
+ * of the work function is measured too (start_p*).  Every other op runs
+ * `items` rounds on one kthread bound to the first online CPU: untimed set-up,
+ * the timed call, untimed tear-down; `threads` must then be 0 or 1.  queue_p*
+ * are the percentiles of the timed call for every op.  The C twin
+ * bench/rust_wq_ctwin.c makes the same kernel calls, with queues of the same
+ * flags.
+ *
+ * `path` says on which queue: RUST_WQ_BENCH_PERCPU is a WQ_PERCPU queue made
+ * for the run ("rust_wq_bench_pcpu"); delayed ops on the two owned queues use
+ * the owned queue's tracked delayed calls.
+ *
  * One benchmark runs at a time (others wait, interruptibly).  EINVAL for an
- * unknown path or flag, items 0 or > RUST_WQ_BENCH_MAX_ITEMS, or when the
- * threads that would run times items exceed RUST_WQ_BENCH_MAX_TOTAL (nothing
- * is allocated then).  A killed caller stops the run after each thread's
+ * unknown path, op or flag, items 0 or > RUST_WQ_BENCH_MAX_ITEMS, a non-zero
+ * pad or reserved field, threads > 1 with an op other than RT and
+ * QUEUE_FRESH, START_LATENCY with an op other than RT, or when the threads
+ * that would run times items exceed RUST_WQ_BENCH_MAX_TOTAL (nothing is
+ * allocated then).  A killed caller stops the run after each thread's
  * current round.
  */
 #define RUST_WQ_BENCH_UNBOUND_SYSFS 0  /* queue "rust_wq_bench": WQ_UNBOUND | WQ_SYSFS, as C's
 					* bench_wq; set its scope in
 					* /sys/bus/workqueue/devices/rust_wq_bench/affinity_scope */
-#define RUST_WQ_BENCH_PERCPU 1         /* the module's per-CPU queue (each thread's own CPU) */
+#define RUST_WQ_BENCH_PERCPU 1         /* a WQ_PERCPU queue made for the run */
 #define RUST_WQ_BENCH_SYSTEM_PERCPU 2  /* system_percpu_wq (schedule_work()) */
 #define RUST_WQ_BENCH_F_START_LATENCY (1u << 0)
 #define RUST_WQ_BENCH_MAX_ITEMS 1000000
 #define RUST_WQ_BENCH_MAX_TOTAL (1ull << 21) /* threads run x items */
 
+/*
+ * Operations (`op`); in parentheses the name `wqctl bench --op` takes.
+ *   RT (rt): queue one item and wait for it, on one thread per online CPU (at
+ *     most `threads`); the queueing call is timed.
+ *   QUEUE (queue): enqueue the same item every round, then wait for it.
+ *   QUEUE_FRESH (queue-fresh): as RT with a freshly allocated and
+ *     initialised item every round (lib/test_workqueue.c re-initialises its
+ *     item with INIT_WORK before every round).
+ *   QUEUE_ON (queue-on): enqueue on the thread's own CPU (queue_work_on), then
+ *     wait.
+ *   DELAYED (delayed): arm a delayed item (10 s), then cancel it untimed.
+ *   MOD_DELAYED (mod-delayed): arm untimed, change the delay
+ *     (mod_delayed_work), cancel untimed.
+ *   CANCEL_IDLE (cancel-idle): cancel an idle delayed item
+ *     (cancel_delayed_work).
+ *   CANCEL_ARMED (cancel-armed): arm untimed, then cancel
+ *     (cancel_delayed_work).
+ *   CANCEL_SYNC_IDLE (cancel-sync-idle): cancel_delayed_work_sync of an idle
+ *     item.
+ *   CANCEL_SYNC_ARMED (cancel-sync-armed): arm untimed, then
+ *     cancel_delayed_work_sync.
+ *   FLUSH_IDLE (flush-idle): flush_work of an idle item.
+ *   DISABLE (disable): disable_work of an idle item, then enable untimed.
+ *   ENABLE (enable): disable untimed, then enable_work.
+ *   STATIC (static): queue a static (DECLARE_WORK) item, then flush it
+ *     untimed.
+ */
+#define RUST_WQ_BENCH_OP_RT 0
+#define RUST_WQ_BENCH_OP_QUEUE 1
+#define RUST_WQ_BENCH_OP_QUEUE_FRESH 2
+#define RUST_WQ_BENCH_OP_QUEUE_ON 3
+#define RUST_WQ_BENCH_OP_DELAYED 4
+#define RUST_WQ_BENCH_OP_MOD_DELAYED 5
+#define RUST_WQ_BENCH_OP_CANCEL_IDLE 6
+#define RUST_WQ_BENCH_OP_CANCEL_ARMED 7
+#define RUST_WQ_BENCH_OP_CANCEL_SYNC_IDLE 8
+#define RUST_WQ_BENCH_OP_CANCEL_SYNC_ARMED 9
+#define RUST_WQ_BENCH_OP_FLUSH_IDLE 10
+#define RUST_WQ_BENCH_OP_DISABLE 11
+#define RUST_WQ_BENCH_OP_ENABLE 12
+#define RUST_WQ_BENCH_OP_STATIC 13
+#define RUST_WQ_BENCH_OP_COUNT 14
+
 struct rust_wq_bench {
 	__u32 version;
 	__u32 path;          /* RUST_WQ_BENCH_* */
-	__u32 threads;       /* 0: one per online CPU */
+	__u32 threads;       /* RT, QUEUE_FRESH: 0 = one per online CPU; others: 0 or 1 */
 	__u32 items;         /* rounds per thread */
 	__u32 flags;         /* RUST_WQ_BENCH_F_* */
 	__u32 threads_run;   /* out */
 	__u64 elapsed_ns;    /* out */
 	__u64 items_per_sec; /* out */
-	__u64 queue_p50_ns;  /* out: the queueing call */
+	__u64 queue_p50_ns;  /* out: the timed call */
 	__u64 queue_p90_ns;
 	__u64 queue_p95_ns;
 	__u64 start_p50_ns;  /* out: queueing to start of the work function */
 	__u64 start_p90_ns;
 	__u64 start_p95_ns;
-	__u64 reserved[4];
+	__u32 op;            /* RUST_WQ_BENCH_OP_* */
+	__u32 pad;
+	__u64 queue_p99_ns;  /* out */
+	__u64 reserved[2];
 };
 
 #define RUST_WQ_IOC_INFO      _IOR(RUST_WQ_IOC_MAGIC, 0x00, struct rust_wq_info)

@@ -3,11 +3,21 @@
 # build (and cache) the Rust-enabled Linux 7.3 test kernel.
 #
 # Idempotent: every step checks whether its result is already there and is
-# silent when it is.  Usage: scripts/setup.sh [deps|kernel|all]   (default all)
+# silent when it is.
+# Usage: scripts/setup.sh [deps|kernel|all|bench-kernel|bench-kdir]   (default all)
+#   bench-kernel  the release-config kernel for `make bench` (never built by
+#                 `all`, so `make check` does not pay for it): the same base
+#                 config without debug options, scripts/kernel-release.config,
+#                 in ~/.cache/rust_wq/build-7.3-release-<hash of that file>
+#   bench-kdir    print that directory
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 what="${1:-all}"
 KBUILD_DIR="${KBUILD_DIR:-$KBUILD_DIR_DEFAULT}"
+KERNEL_LABEL="test kernel"
+KERNEL_MINUTES=10
+RELEASE_FRAGMENT="$RUST_WQ_ROOT/scripts/kernel-release.config"
+RELEASE_KBUILD_DIR="$RUST_WQ_CACHE/build-$KVER_SERIES-release-$(sha256sum "$RELEASE_FRAGMENT" | cut -c1-12)"
 
 APT_PACKAGES=(flex bison bc libelf-dev libssl-dev cpio kmod xz-utils
 	qemu-system-x86 udev python3-venv gcc make)
@@ -94,10 +104,10 @@ step_kernel() {
 	fi
 	mkdir -p "$KBUILD_DIR"
 	if [ ! -f "$KBUILD_DIR/.rust_wq-configured" ]; then
-		log "configuring the test kernel in $KBUILD_DIR"
+		log "configuring the $KERNEL_LABEL in $KBUILD_DIR"
 		(cd "$SRC_DIR" && make -s O="$KBUILD_DIR" rustavailable >/dev/null) ||
 			die "the kernel says Rust is not available (see: make -C $SRC_DIR rustavailable)"
-		# virtme-ng's minimal config plus our fragment (scripts/kernel.config).
+		# virtme-ng's minimal config plus our fragment ($FRAGMENT).
 		rm -f "$KBUILD_DIR/.config"
 		(cd "$SRC_DIR" && virtme-configkernel --allnoconfig --custom "$FRAGMENT" \
 			--arch x86_64 O="$KBUILD_DIR" >"$KBUILD_DIR/configkernel.log" 2>&1) ||
@@ -105,14 +115,25 @@ step_kernel() {
 		check_config
 		touch "$KBUILD_DIR/.rust_wq-configured"
 	fi
-	log "building the test kernel in $KBUILD_DIR (about 10 minutes, log: $KBUILD_DIR/build.log)"
-	local start=$SECONDS
-	if ! make -C "$KBUILD_DIR" -j"$(nproc)" >"$KBUILD_DIR/build.log" 2>&1; then
+	log "building the $KERNEL_LABEL in $KBUILD_DIR (about $KERNEL_MINUTES minutes on 2 cores, log: $KBUILD_DIR/build.log)"
+	local start=$SECONDS pid rc=0 next=60
+	make -C "$KBUILD_DIR" -j"$(nproc)" >"$KBUILD_DIR/build.log" 2>&1 &
+	pid=$!
+	# A progress line a minute: elapsed time, build steps so far, the current one.
+	while kill -0 "$pid" 2>/dev/null; do
+		sleep 2
+		if [ $((SECONDS - start)) -ge $next ] && kill -0 "$pid" 2>/dev/null; then
+			log "  $KERNEL_LABEL: $((SECONDS - start)) s, $(grep -c '^  [A-Z]' "$KBUILD_DIR/build.log") build steps, now $(tail -n 1 "$KBUILD_DIR/build.log" | awk '{ print $NF }')"
+			next=$((next + 60))
+		fi
+	done
+	wait "$pid" || rc=$?
+	if [ $rc -ne 0 ]; then
 		tail -n 30 "$KBUILD_DIR/build.log" >&2
 		die "kernel build failed, see $KBUILD_DIR/build.log"
 	fi
 	touch "$KBUILD_DIR/.rust_wq-built"
-	log "kernel built in $((SECONDS - start)) s"
+	log "$KERNEL_LABEL built in $((SECONDS - start)) s"
 }
 
 # Every option the fragment asks for must have survived Kconfig; a silently
@@ -133,13 +154,19 @@ check_config() {
 		*) log "config: wanted $opt=$want, got $got"; bad=1 ;;
 		esac
 	done <"$FRAGMENT"
-	[ $bad -eq 0 ] || die "kernel config does not match scripts/kernel.config"
+	[ $bad -eq 0 ] || die "kernel config does not match $(basename "$FRAGMENT")"
 }
 
 case "$what" in
 deps) step_apt; step_rust_src; step_bindgen; step_venv ;;
 source) step_source ;;
 kernel) step_source; step_kernel ;;
+bench-kernel)
+	step_apt; step_rust_src; step_bindgen; step_venv; step_source
+	FRAGMENT="$RELEASE_FRAGMENT" KBUILD_DIR="$RELEASE_KBUILD_DIR"
+	KERNEL_LABEL="release-config kernel for make bench" KERNEL_MINUTES=6
+	step_kernel ;;
+bench-kdir) echo "$RELEASE_KBUILD_DIR" ;;
 all) step_apt; step_rust_src; step_bindgen; step_venv; step_source; step_kernel ;;
-*) die "usage: $0 [deps|source|kernel|all]" ;;
+*) die "usage: $0 [deps|source|kernel|all|bench-kernel|bench-kdir]" ;;
 esac

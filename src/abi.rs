@@ -187,7 +187,10 @@ pub(crate) struct Bench {
     pub(crate) start_p50_ns: u64,
     pub(crate) start_p90_ns: u64,
     pub(crate) start_p95_ns: u64,
-    pub(crate) reserved: [u64; 4],
+    pub(crate) op: u32,
+    pub(crate) pad: u32,
+    pub(crate) queue_p99_ns: u64,
+    pub(crate) reserved: [u64; 2],
 }
 
 macro_rules! plain_data {

@@ -221,11 +221,6 @@ impl Shared {
     pub(crate) fn bench_wq(&self) -> &OwnedQueue {
         &self.bench
     }
-
-    /// The module's per-CPU queue.
-    pub(crate) fn percpu(&self) -> &wq::Queue {
-        &self.percpu
-    }
 }
 
 kernel::sync::global_lock! {
@@ -1192,54 +1187,8 @@ impl FileShared {
     }
 
     fn bench(&self, b: &mut Bench) -> Result {
-        let path = match b.path {
-            abi::BENCH_UNBOUND_SYSFS => bench::Path::UnboundSysfs,
-            abi::BENCH_PERCPU => bench::Path::PerCpu,
-            abi::BENCH_SYSTEM_PERCPU => bench::Path::SystemPerCpu,
-            _ => return Err(EINVAL),
-        };
-        if b.version != abi::ABI_VERSION
-            || b.reserved != [0; 4]
-            || b.flags & !abi::BENCH_F_START_LATENCY != 0
-            || b.items == 0
-            || b.items > bench::MAX_ITEMS
-        {
-            return Err(EINVAL);
-        }
         let _one = self.shared.bench_lock.lock_interruptible()?;
-        let measure_start = b.flags & abi::BENCH_F_START_LATENCY != 0;
-        let r = bench::run(self.shared.clone(), path, b.threads, b.items, measure_start)?;
-        pr_info!(
-            "bench path={} threads={} items={}: {} items/sec, queue p50={} p90={} p95={} ns, start p50={} p90={} p95={} ns\n",
-            b.path,
-            r.threads,
-            b.items,
-            r.items_per_sec,
-            r.queue_pct[0],
-            r.queue_pct[1],
-            r.queue_pct[2],
-            r.start_pct[0],
-            r.start_pct[1],
-            r.start_pct[2],
-        );
-        *b = Bench {
-            version: b.version,
-            path: b.path,
-            threads: b.threads,
-            items: b.items,
-            flags: b.flags,
-            threads_run: r.threads,
-            elapsed_ns: r.elapsed_ns,
-            items_per_sec: r.items_per_sec,
-            queue_p50_ns: r.queue_pct[0],
-            queue_p90_ns: r.queue_pct[1],
-            queue_p95_ns: r.queue_pct[2],
-            start_p50_ns: r.start_pct[0],
-            start_p90_ns: r.start_pct[1],
-            start_p95_ns: r.start_pct[2],
-            reserved: [0; 4],
-        };
-        Ok(())
+        bench::ioctl(self.shared.clone(), b)
     }
 
     fn reset(&self) -> Result {

@@ -99,7 +99,10 @@ OFF(rust_wq_bench, queue_p95_ns, 56);
 OFF(rust_wq_bench, start_p50_ns, 64);
 OFF(rust_wq_bench, start_p90_ns, 72);
 OFF(rust_wq_bench, start_p95_ns, 80);
-OFF(rust_wq_bench, reserved, 88);
+OFF(rust_wq_bench, op, 88);
+OFF(rust_wq_bench, pad, 92);
+OFF(rust_wq_bench, queue_p99_ns, 96);
+OFF(rust_wq_bench, reserved, 104);
 
 /* The ioctl numbers encode those sizes. */
 _Static_assert(_IOC_SIZE(RUST_WQ_IOC_INFO) == sizeof(struct rust_wq_info), "INFO size");
@@ -241,8 +244,7 @@ int main(void)
 			diag("RUST_WQ_IOC_BENCH: %s", strerror(errno));
 		} else if (b.threads_run != 1 || b.elapsed_ns == 0 ||
 			   b.items_per_sec == 0 || b.queue_p50_ns == 0 ||
-			   b.reserved[0] || b.reserved[1] || b.reserved[2] ||
-			   b.reserved[3]) {
+			   b.reserved[0] || b.reserved[1]) {
 			diag("BENCH: threads_run %u elapsed_ns %llu items_per_sec %llu queue_p50_ns %llu",
 			     b.threads_run, (unsigned long long)b.elapsed_ns,
 			     (unsigned long long)b.items_per_sec,

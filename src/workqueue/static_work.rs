@@ -116,7 +116,7 @@ impl StaticWork {
 
     /// Cancels the item if pending and waits if running (C's `cancel_work_sync()`). Sleeps.
     pub(crate) fn cancel_sync(&'static self) -> bool {
-        kernel::task::might_sleep();
+        // C's `cancel_work_sync()` checks `might_sleep()` itself.
         // SAFETY: `raw()` returns an initialised, static `work_struct`; we may sleep.
         unsafe { bindings::cancel_work_sync(self.raw()) }
     }
@@ -129,7 +129,7 @@ impl StaticWork {
 
     /// Waits until the item has finished, if queued or running (C's `flush_work()`). Sleeps.
     pub(crate) fn flush(&'static self) -> bool {
-        kernel::task::might_sleep();
+        // C's `flush_work()` checks `might_sleep()` itself.
         // SAFETY: `raw()` returns an initialised, static `work_struct`; we may sleep.
         unsafe { bindings::flush_work(self.raw()) }
     }

@@ -151,6 +151,41 @@ pub const RUST_WQ_BENCH_MAX_ITEMS: u32 = 1_000_000;
 /// Most rounds of all threads of one BENCH together (threads run x items).
 pub const RUST_WQ_BENCH_MAX_TOTAL: u64 = 1 << 21;
 
+// RUST_WQ_IOC_BENCH operations (`op`).
+pub const RUST_WQ_BENCH_OP_RT: u32 = 0;
+pub const RUST_WQ_BENCH_OP_QUEUE: u32 = 1;
+pub const RUST_WQ_BENCH_OP_QUEUE_FRESH: u32 = 2;
+pub const RUST_WQ_BENCH_OP_QUEUE_ON: u32 = 3;
+pub const RUST_WQ_BENCH_OP_DELAYED: u32 = 4;
+pub const RUST_WQ_BENCH_OP_MOD_DELAYED: u32 = 5;
+pub const RUST_WQ_BENCH_OP_CANCEL_IDLE: u32 = 6;
+pub const RUST_WQ_BENCH_OP_CANCEL_ARMED: u32 = 7;
+pub const RUST_WQ_BENCH_OP_CANCEL_SYNC_IDLE: u32 = 8;
+pub const RUST_WQ_BENCH_OP_CANCEL_SYNC_ARMED: u32 = 9;
+pub const RUST_WQ_BENCH_OP_FLUSH_IDLE: u32 = 10;
+pub const RUST_WQ_BENCH_OP_DISABLE: u32 = 11;
+pub const RUST_WQ_BENCH_OP_ENABLE: u32 = 12;
+pub const RUST_WQ_BENCH_OP_STATIC: u32 = 13;
+pub const RUST_WQ_BENCH_OP_COUNT: u32 = 14;
+
+/// The benchmark operations with the names `wqctl bench --op` takes, in ABI order.
+pub const BENCH_OPS: [(&str, u32); 14] = [
+    ("rt", RUST_WQ_BENCH_OP_RT),
+    ("queue", RUST_WQ_BENCH_OP_QUEUE),
+    ("queue-fresh", RUST_WQ_BENCH_OP_QUEUE_FRESH),
+    ("queue-on", RUST_WQ_BENCH_OP_QUEUE_ON),
+    ("delayed", RUST_WQ_BENCH_OP_DELAYED),
+    ("mod-delayed", RUST_WQ_BENCH_OP_MOD_DELAYED),
+    ("cancel-idle", RUST_WQ_BENCH_OP_CANCEL_IDLE),
+    ("cancel-armed", RUST_WQ_BENCH_OP_CANCEL_ARMED),
+    ("cancel-sync-idle", RUST_WQ_BENCH_OP_CANCEL_SYNC_IDLE),
+    ("cancel-sync-armed", RUST_WQ_BENCH_OP_CANCEL_SYNC_ARMED),
+    ("flush-idle", RUST_WQ_BENCH_OP_FLUSH_IDLE),
+    ("disable", RUST_WQ_BENCH_OP_DISABLE),
+    ("enable", RUST_WQ_BENCH_OP_ENABLE),
+    ("static", RUST_WQ_BENCH_OP_STATIC),
+];
+
 /// `struct rust_wq_bench` (RUST_WQ_IOC_BENCH).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -169,7 +204,10 @@ pub struct RustWqBench {
     pub start_p50_ns: u64,
     pub start_p90_ns: u64,
     pub start_p95_ns: u64,
-    pub reserved: [u64; 4],
+    pub op: u32,
+    pub pad: u32,
+    pub queue_p99_ns: u64,
+    pub reserved: [u64; 2],
 }
 
 // ioctl number encoding (asm-generic/ioctl.h, used by x86-64, arm64, riscv...).
@@ -259,6 +297,14 @@ pub const ALL_IOCTLS: [(&str, u32); 9] = [
     ("RUST_WQ_IOC_RESET", RUST_WQ_IOC_RESET),
     ("RUST_WQ_IOC_BENCH", RUST_WQ_IOC_BENCH),
 ];
+
+/// Name of a benchmark operation (as `wqctl bench --op` spells it).
+pub fn bench_op_name(op: u32) -> Option<&'static str> {
+    BENCH_OPS
+        .iter()
+        .find(|(_, n)| *n == op)
+        .map(|(name, _)| *name)
+}
 
 /// Name of a benchmark path (as the `wqctl bench --path` option spells it).
 pub fn bench_path_name(path: u32) -> Option<&'static str> {
@@ -396,10 +442,41 @@ mod tests {
                 start_p50_ns,
                 start_p90_ns,
                 start_p95_ns,
+                op,
+                pad,
+                queue_p99_ns,
                 reserved
             ]
         );
         v
+    }
+
+    /// The C names of the operation numbers, in ABI order (checked against the header).
+    const BENCH_OP_CONSTS: [&str; 14] = [
+        "RUST_WQ_BENCH_OP_RT",
+        "RUST_WQ_BENCH_OP_QUEUE",
+        "RUST_WQ_BENCH_OP_QUEUE_FRESH",
+        "RUST_WQ_BENCH_OP_QUEUE_ON",
+        "RUST_WQ_BENCH_OP_DELAYED",
+        "RUST_WQ_BENCH_OP_MOD_DELAYED",
+        "RUST_WQ_BENCH_OP_CANCEL_IDLE",
+        "RUST_WQ_BENCH_OP_CANCEL_ARMED",
+        "RUST_WQ_BENCH_OP_CANCEL_SYNC_IDLE",
+        "RUST_WQ_BENCH_OP_CANCEL_SYNC_ARMED",
+        "RUST_WQ_BENCH_OP_FLUSH_IDLE",
+        "RUST_WQ_BENCH_OP_DISABLE",
+        "RUST_WQ_BENCH_OP_ENABLE",
+        "RUST_WQ_BENCH_OP_STATIC",
+    ];
+
+    #[test]
+    fn bench_op_names() {
+        assert_eq!(bench_op_name(RUST_WQ_BENCH_OP_RT), Some("rt"));
+        assert_eq!(bench_op_name(RUST_WQ_BENCH_OP_STATIC), Some("static"));
+        assert_eq!(bench_op_name(RUST_WQ_BENCH_OP_COUNT), None);
+        for (i, (_, n)) in BENCH_OPS.iter().enumerate() {
+            assert_eq!(*n, i as u32);
+        }
     }
 
     fn rust_constants() -> Vec<(&'static str, u64)> {
@@ -445,10 +522,14 @@ mod tests {
             ),
             ("RUST_WQ_BENCH_MAX_ITEMS", RUST_WQ_BENCH_MAX_ITEMS.into()),
             ("RUST_WQ_BENCH_MAX_TOTAL", RUST_WQ_BENCH_MAX_TOTAL),
+            ("RUST_WQ_BENCH_OP_COUNT", RUST_WQ_BENCH_OP_COUNT.into()),
             ("RUST_WQ_IOC_BENCH", RUST_WQ_IOC_BENCH.into()),
         ];
         for (name, nr) in ALL_IOCTLS {
             v.push((name, nr.into()));
+        }
+        for (i, name) in BENCH_OP_CONSTS.iter().enumerate() {
+            v.push((name, i as u64));
         }
         v
     }

@@ -240,6 +240,8 @@ pub struct BenchArgs {
     pub threads: u32,
     /// Also measure queueing-to-start latency (RUST_WQ_BENCH_F_START_LATENCY).
     pub start_latency: bool,
+    /// RUST_WQ_BENCH_OP_*: what is timed.
+    pub op: u32,
 }
 
 impl BenchArgs {
@@ -255,6 +257,7 @@ impl BenchArgs {
             } else {
                 0
             },
+            op: self.op,
             ..Default::default()
         }
     }
@@ -282,10 +285,13 @@ pub fn bench_json(b: &RustWqBench, scope: Option<&str>) -> String {
     let path =
         abi::bench_path_name(b.path).map_or_else(|| b.path.to_string(), |p| format!("\"{p}\""));
     let scope = scope.map_or_else(|| "null".to_string(), |s| format!("\"{s}\""));
+    let op = abi::bench_op_name(b.op).map_or_else(|| b.op.to_string(), |o| format!("\"{o}\""));
     format!(
-        "{{\"path\":{},\"scope\":{},\"items\":{},\"threads\":{},\"start_latency\":{},\
+        "{{\"op\":{},\"path\":{},\"scope\":{},\"items\":{},\"threads\":{},\"start_latency\":{},\
          \"elapsed_ns\":{},\"items_per_sec\":{},\"queue_p50_ns\":{},\"queue_p90_ns\":{},\
-         \"queue_p95_ns\":{},\"start_p50_ns\":{},\"start_p90_ns\":{},\"start_p95_ns\":{}}}",
+         \"queue_p95_ns\":{},\"queue_p99_ns\":{},\"start_p50_ns\":{},\"start_p90_ns\":{},\
+         \"start_p95_ns\":{}}}",
+        op,
         path,
         scope,
         b.items,
@@ -296,6 +302,7 @@ pub fn bench_json(b: &RustWqBench, scope: Option<&str>) -> String {
         b.queue_p50_ns,
         b.queue_p90_ns,
         b.queue_p95_ns,
+        b.queue_p99_ns,
         b.start_p50_ns,
         b.start_p90_ns,
         b.start_p95_ns
@@ -306,9 +313,10 @@ pub fn bench_json(b: &RustWqBench, scope: Option<&str>) -> String {
 /// `lib/test_workqueue.c`'s dmesg lines.
 pub fn bench_line(b: &RustWqBench, scope: Option<&str>) -> String {
     let path = abi::bench_path_name(b.path).map_or_else(|| b.path.to_string(), str::to_string);
+    let op = abi::bench_op_name(b.op).map_or_else(|| b.op.to_string(), str::to_string);
     let label = match scope {
-        Some(s) => format!("{path}/{s}"),
-        None => path,
+        Some(s) => format!("{op} {path}/{s}"),
+        None => format!("{op} {path}"),
     };
     let start = if b.flags & RUST_WQ_BENCH_F_START_LATENCY != 0 {
         format!(
@@ -319,8 +327,16 @@ pub fn bench_line(b: &RustWqBench, scope: Option<&str>) -> String {
         "start -".to_string()
     };
     format!(
-        "{label:<26} {} items/sec  queue p50={} p90={} p95={} ns  {start}  threads={} items={}",
-        b.items_per_sec, b.queue_p50_ns, b.queue_p90_ns, b.queue_p95_ns, b.threads_run, b.items
+        "{label:<30} {} items/sec  timed call p50={} p90={} p95={} p99={} ns  {start}  \
+         threads={} items={} elapsed={} ns",
+        b.items_per_sec,
+        b.queue_p50_ns,
+        b.queue_p90_ns,
+        b.queue_p95_ns,
+        b.queue_p99_ns,
+        b.threads_run,
+        b.items,
+        b.elapsed_ns
     )
 }
 
@@ -772,6 +788,7 @@ mod tests {
             items: 1000,
             threads: 2,
             start_latency: true,
+            op: RUST_WQ_BENCH_OP_RT,
         }
         .to_raw();
         assert_eq!(
@@ -784,7 +801,7 @@ mod tests {
                 RUST_WQ_BENCH_F_START_LATENCY
             )
         );
-        assert_eq!((raw.threads_run, raw.reserved), (0, [0; 4]));
+        assert_eq!((raw.threads_run, raw.op, raw.reserved), (0, 0, [0; 2]));
         let b = RustWqBench {
             threads_run: 4,
             items_per_sec: 12345,
@@ -793,15 +810,23 @@ mod tests {
             ..raw
         };
         let j = bench_json(&b, Some("cache"));
-        assert!(
-            j.starts_with("{\"path\":\"percpu\",\"scope\":\"cache\",\"items\":1000,\"threads\":4,")
-        );
+        assert!(j.starts_with(
+            "{\"op\":\"rt\",\"path\":\"percpu\",\"scope\":\"cache\",\"items\":1000,\"threads\":4,"
+        ));
         assert!(j.contains("\"items_per_sec\":12345"));
         assert!(j.contains("\"start_latency\":true"));
         assert!(j.ends_with("\"start_p95_ns\":99}"));
         assert!(bench_json(&b, None).contains("\"scope\":null"));
         let l = bench_line(&b, Some("cache"));
-        assert!(l.starts_with("percpu/cache "));
+        assert!(l.starts_with("rt percpu/cache "));
+        let d = RustWqBench {
+            op: RUST_WQ_BENCH_OP_CANCEL_ARMED,
+            queue_p99_ns: 77,
+            ..b
+        };
+        assert!(bench_json(&d, None).starts_with("{\"op\":\"cancel-armed\","));
+        assert!(bench_json(&d, None).contains("\"queue_p99_ns\":77,"));
+        assert!(bench_line(&d, None).contains("p99=77"));
         assert!(l.contains("12345 items/sec"));
         assert!(l.contains("p50=8000"));
         assert!(l.contains("threads=4"));

@@ -137,13 +137,18 @@ item ran, after --timeout, or on Ctrl-C; what has not run then is cancelled.
 Exit status 1 unless every item ran.";
 
 const BENCH_AFTER_HELP: &str = "\
-One kthread per online CPU (at most --threads), bound to it, each queues one
-work item and waits for it to run, --items times.  Prints items/sec, the
-p50/p90/p95 of the queueing call (ns), with --start-latency also of the time
-from queueing to the start of the work function, and the number of threads.
+--op rt (the default): one kthread per online CPU (at most --threads), bound
+to it, each queues one work item and waits for it to run, --items times.
+Prints items/sec, the p50/p90/p95/p99 of the queueing call (ns), with
+--start-latency also of the time from queueing to the start of the work
+function, and the number of threads.  Every other --op times one operation
+of the layer, --items rounds on one kthread (see include/rust_wq.h):
+queue, queue-fresh, queue-on, delayed, mod-delayed, cancel-idle,
+cancel-armed, cancel-sync-idle, cancel-sync-armed, flush-idle, disable,
+enable, static.
 
 Paths: unbound-sysfs (the module's WQ_UNBOUND | WQ_SYSFS queue `rust_wq_bench`,
-as the C benchmark's bench_wq), percpu (the module's per-CPU queue),
+as the C benchmark's bench_wq), percpu (a WQ_PERCPU queue made for the run),
 system-percpu (system_percpu_wq, what schedule_work() uses).
 --scope (unbound-sysfs only) first writes the affinity scope to
 /sys/bus/workqueue/devices/rust_wq_bench/affinity_scope.";
@@ -168,6 +173,25 @@ struct BenchOpts {
     /// Print one JSON object instead of a line
     #[arg(long)]
     json: bool,
+    /// What to time (rt, queue, queue-fresh, queue-on, delayed, mod-delayed, cancel-idle,
+    /// cancel-armed, cancel-sync-idle, cancel-sync-armed, flush-idle, disable, enable, static)
+    #[arg(long, default_value = "rt", value_parser = parse_bench_op)]
+    op: u32,
+}
+
+fn parse_bench_op(s: &str) -> Result<u32, String> {
+    let want = s.trim().to_ascii_lowercase().replace('_', "-");
+    BENCH_OPS
+        .iter()
+        .find(|(name, _)| *name == want)
+        .map(|(_, n)| *n)
+        .ok_or_else(|| {
+            let names: Vec<&str> = BENCH_OPS.iter().map(|(n, _)| *n).collect();
+            format!(
+                "unknown benchmark op {s:?}: use one of {}",
+                names.join(", ")
+            )
+        })
 }
 
 fn parse_bench_path(s: &str) -> Result<u32, String> {
@@ -644,6 +668,7 @@ fn exec(dev: &Device, cmd: &Cmd, out: Out) -> Result<bool, Failure> {
                 items: o.items,
                 threads: o.threads,
                 start_latency: o.start_latency,
+                op: o.op,
             };
             let b = op("bench", dev.bench(args))?;
             if out.json {

@@ -736,6 +736,7 @@ fn long_bench(path: &str, ready: &dyn Fn()) -> i32 {
     let dev = child_open(path);
     ready();
     let r = dev.bench(BenchArgs {
+        op: RUST_WQ_BENCH_OP_RT,
         path: RUST_WQ_BENCH_SYSTEM_PERCPU,
         items: 400_000,
         threads: 4,
@@ -773,6 +774,7 @@ fn bench_killable(ctx: &Ctx) -> TestResult {
     // The benchmark lock is free again.
     let dev = open(ctx)?;
     dev.bench(BenchArgs {
+        op: RUST_WQ_BENCH_OP_RT,
         path: RUST_WQ_BENCH_PERCPU,
         items: 10,
         threads: 0,
@@ -793,6 +795,7 @@ fn bench_lock_killable(ctx: &Ctx) -> TestResult {
         let dev = child_open(&path);
         ready();
         let _ = dev.bench(BenchArgs {
+            op: RUST_WQ_BENCH_OP_RT,
             path: RUST_WQ_BENCH_PERCPU,
             items: 10,
             threads: 0,
@@ -835,6 +838,7 @@ fn bench_total_capped(ctx: &Ctx) -> TestResult {
     c.errno(
         "BENCH items over MAX_TOTAL / online CPUs",
         dev.bench(BenchArgs {
+            op: RUST_WQ_BENCH_OP_RT,
             path: RUST_WQ_BENCH_PERCPU,
             items: per + 1,
             threads: 0,
@@ -847,6 +851,7 @@ fn bench_total_capped(ctx: &Ctx) -> TestResult {
         c.errno(
             "BENCH 2 threads x (MAX_TOTAL / 2 + 1) items",
             dev.bench(BenchArgs {
+                op: RUST_WQ_BENCH_OP_RT,
                 path: RUST_WQ_BENCH_PERCPU,
                 items: (RUST_WQ_BENCH_MAX_TOTAL / 2) as u32 + 1,
                 threads: 2,
@@ -890,6 +895,7 @@ fn bench_alloc_failures(ctx: &Ctx) -> TestResult {
             };
             ready();
             let args = BenchArgs {
+                op: RUST_WQ_BENCH_OP_RT,
                 path: RUST_WQ_BENCH_PERCPU,
                 items: 20,
                 threads: 0,
@@ -940,6 +946,7 @@ fn bench_alloc_failures(ctx: &Ctx) -> TestResult {
     c.ok(
         "BENCH after the sweep",
         dev.bench(BenchArgs {
+            op: RUST_WQ_BENCH_OP_RT,
             path: RUST_WQ_BENCH_UNBOUND_SYSFS,
             items: 10,
             threads: 0,

@@ -1774,7 +1774,10 @@ fn out_fields_ignored_on_input(ctx: &Ctx) -> TestResult {
         start_p50_ns: !0,
         start_p90_ns: !0,
         start_p95_ns: !0,
-        reserved: [0; 4],
+        op: RUST_WQ_BENCH_OP_RT,
+        pad: 0,
+        queue_p99_ns: 4,
+        reserved: [0; 2],
     };
     if let Some(o) = c.ok("BENCH with garbage in its out fields", dev.bench_raw(b)) {
         c.eq("BENCH threads_run", o.threads_run, 1);
@@ -1794,7 +1797,7 @@ fn out_fields_ignored_on_input(ctx: &Ctx) -> TestResult {
             (o.version, o.path, o.threads, o.items, o.flags),
             (b.version, b.path, b.threads, b.items, b.flags),
         );
-        c.eq("BENCH out: reserved", o.reserved, [0; 4]);
+        c.eq("BENCH out: reserved", o.reserved, [0; 2]);
     }
     c.stats("at end", &dev, (2, 1, 1, 0));
     c.done()
@@ -2640,6 +2643,7 @@ fn bench_runs(ctx: &Ctx) -> TestResult {
                 items: 50,
                 threads: 0,
                 start_latency,
+                op: RUST_WQ_BENCH_OP_RT,
             };
             let what = format!("BENCH path {path} start_latency {start_latency}");
             let trace = match QueueWorkTrace::start() {
@@ -2725,9 +2729,49 @@ fn bench_runs(ctx: &Ctx) -> TestResult {
         items: 20,
         threads: 1,
         start_latency: false,
+        op: RUST_WQ_BENCH_OP_RT,
     };
     if let Some(b) = c.ok("BENCH with threads 1", dev.bench(one)) {
         c.eq("BENCH with threads 1: threads_run", b.threads_run, 1);
+    }
+    // Every other operation, on every path, times its call: queue-fresh on one thread per
+    // online CPU, the single-call ones on one thread.
+    for path in [
+        RUST_WQ_BENCH_UNBOUND_SYSFS,
+        RUST_WQ_BENCH_PERCPU,
+        RUST_WQ_BENCH_SYSTEM_PERCPU,
+    ] {
+        for (name, op) in BENCH_OPS.iter().skip(1) {
+            let args = BenchArgs {
+                path,
+                items: 20,
+                threads: 0,
+                start_latency: false,
+                op: *op,
+            };
+            let what = format!("BENCH path {path} op {name}");
+            if let Some(b) = c.ok(&what, dev.bench(args)) {
+                let threads = if *op == RUST_WQ_BENCH_OP_QUEUE_FRESH {
+                    online
+                } else {
+                    1
+                };
+                c.eq(&format!("{what}: threads_run"), b.threads_run, threads);
+                c.eq(&format!("{what}: op"), b.op, *op);
+                c.check(
+                    b.queue_p99_ns > 0
+                        && b.queue_p50_ns <= b.queue_p90_ns
+                        && b.queue_p90_ns <= b.queue_p95_ns
+                        && b.queue_p95_ns <= b.queue_p99_ns,
+                    || {
+                        format!(
+                            "{what}: percentiles {}/{}/{}/{}",
+                            b.queue_p50_ns, b.queue_p90_ns, b.queue_p95_ns, b.queue_p99_ns
+                        )
+                    },
+                );
+            }
+        }
     }
     c.stats(
         "BENCH enqueues nothing of the file's own",
@@ -2768,7 +2812,31 @@ fn bench_bad_input_einval(ctx: &Ctx) -> TestResult {
         (
             "reserved set",
             RustWqBench {
-                reserved: [0, 0, 1, 0],
+                reserved: [0, 1],
+                ..good
+            },
+        ),
+        ("pad set", RustWqBench { pad: 1, ..good }),
+        (
+            "unknown op",
+            RustWqBench {
+                op: RUST_WQ_BENCH_OP_COUNT,
+                ..good
+            },
+        ),
+        (
+            "threads 2 with a single-call op",
+            RustWqBench {
+                op: RUST_WQ_BENCH_OP_QUEUE,
+                threads: 2,
+                ..good
+            },
+        ),
+        (
+            "start latency with a single-call op",
+            RustWqBench {
+                op: RUST_WQ_BENCH_OP_QUEUE,
+                flags: RUST_WQ_BENCH_F_START_LATENCY,
                 ..good
             },
         ),
@@ -3404,6 +3472,7 @@ fn results_dropped_beyond_max(ctx: &Ctx) -> TestResult {
 fn bench_one_at_a_time(ctx: &Ctx) -> TestResult {
     let mut c = Checker::new();
     let args = BenchArgs {
+        op: wqctl::abi::RUST_WQ_BENCH_OP_RT,
         path: RUST_WQ_BENCH_PERCPU,
         items: 1_000,
         threads: 0,

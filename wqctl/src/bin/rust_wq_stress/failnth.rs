@@ -187,6 +187,7 @@ fn prepare(opts: &Opts, dev: &Device, call: Call) -> Result<Prepared, String> {
         stats: RustWqStats::default(),
         info: RustWqInfo::default(),
         bench: wqctl::BenchArgs {
+            op: wqctl::abi::RUST_WQ_BENCH_OP_RT,
             path: RUST_WQ_BENCH_PERCPU,
             items: 10,
             threads: 0,

@@ -1,0 +1,404 @@
+#!/usr/bin/env python3
+"""The report of `make bench`: tables, CSV, JSON and an SVG picture.
+
+Reads the raw guest log written by scripts/bench.sh (the RWQ-BENCH records of
+scripts/bench-guest.sh) and writes OUT.txt (the tables, also printed), OUT.csv,
+OUT.json and OUT.svg.  Exit status 1 when a run failed, a record is missing,
+the kernel log scan failed or the guest did not finish; 0 otherwise (the
+Rust/C target is reported, not enforced: it is a measurement, not a test).
+
+Under QEMU's -icount shift=0 the guest clock advances one nanosecond per
+guest instruction, so the "ns" figures are instruction counts.
+"""
+
+import argparse
+import json
+import math
+import statistics
+import sys
+
+# The per-operation rows in table order: (op, path, same kernel calls?, what
+# the Rust layer does besides the C calls).  The C twin makes the plain C call.
+OPS = [
+    ("queue", "percpu", True, "queue_work_on(WORK_CPU_UNBOUND), item reused"),
+    ("queue", "system-percpu", True, "as above, on system_percpu_wq"),
+    ("queue-fresh", "percpu", True, "queue_work_on of a new item each round (test_workqueue.c's method)"),
+    ("queue-on", "percpu", True, "queue_work_on(own CPU)"),
+    ("delayed", "system-percpu", False,
+     "item lock (IRQ spinlock) and disable-depth check around queue_delayed_work_on"),
+    ("delayed", "percpu", False,
+     "as above, plus linking the item on the owned queue's per-CPU armed list (list lock)"),
+    ("mod-delayed", "system-percpu", False,
+     "item lock; an Arc clone and drop (the pointer an idle item would need) around mod_delayed_work_on"),
+    ("mod-delayed", "percpu", False, "as above, plus unlinking and relinking on the armed list"),
+    ("cancel-idle", "percpu", False, "item lock and a pending check around cancel_delayed_work"),
+    ("cancel-armed", "system-percpu", False, "item lock around cancel_delayed_work"),
+    ("cancel-armed", "percpu", False, "as above, plus unlinking from the armed list"),
+    ("cancel-sync-idle", "percpu", False,
+     "disable_delayed_work + flush_work + enable_delayed_work (two item-lock sections) for C's one cancel_delayed_work_sync"),
+    ("cancel-sync-armed", "system-percpu", False, "as above"),
+    ("cancel-sync-armed", "percpu", False, "as above, plus unlinking from the armed list"),
+    ("flush-idle", "percpu", True, "flush_work"),
+    ("disable", "percpu", True, "disable_work (and a branch on its result, to hand back the pointer of a pending item)"),
+    ("enable", "percpu", False,
+     "one read of work->data before enable_work: enabling an item that is not disabled returns true "
+     "instead of reaching C's WARN_ON_ONCE"),
+    ("static", "system-percpu", True, "queue_work_on of a DECLARE_WORK item (after one load: lazy initialisation)"),
+]
+SCOPES = ["cpu", "smt", "cache_shard", "cache", "numa", "system"]
+TPUT_THREADS = [1, 2, 4]
+TARGET = 1.01
+
+
+def med(v):
+    v = [x for x in v if x is not None]
+    return statistics.median(v) if v else None
+
+
+def parse(raw):
+    recs, fails, scan, done, kernel_line = [], [], None, None, None
+    for line in open(raw, errors="replace"):
+        line = line.rstrip("\n")
+        if line.startswith("RWQ-BENCH {"):
+            try:
+                recs.append(json.loads(line[len("RWQ-BENCH "):]))
+            except ValueError as e:
+                fails.append(f"unparsable record ({e}): {line}")
+        elif line.startswith("RWQ-BENCH-FAIL "):
+            fails.append(line[len("RWQ-BENCH-FAIL "):])
+        elif line.startswith("RWQ-BENCH-SCAN "):
+            scan = line.split()[1]
+        elif line.startswith("RWQ-BENCH-DONE "):
+            done = line.split()[1]
+        elif line.startswith("RWQ-BENCH-KERNEL "):
+            kernel_line = line[len("RWQ-BENCH-KERNEL "):]
+    return recs, fails, scan, done, kernel_line
+
+
+class Sel:
+    def __init__(self, recs, repeats, fails):
+        self.recs, self.repeats, self.fails = recs, repeats, fails
+
+    def get(self, impl, set_, op, path, scope=None, threads=None, expect=True):
+        got = [r for r in self.recs
+               if r["impl"] == impl and r.get("set") == set_ and r.get("op") == op
+               and r.get("path") == path and r.get("scope") == scope
+               and (threads is None or r.get("threads") == threads)]
+        if expect and len(got) != self.repeats:
+            what = f"{impl} {set_} {op} {path}" + (f"/{scope}" if scope else "") + \
+                (f" threads={threads}" if threads else "")
+            self.fails.append(f"{what}: {len(got)} result(s), expected {self.repeats}")
+        return sorted(got, key=lambda r: r["rep"])
+
+
+def summary(runs):
+    """Median and spread of the percentiles of a list of runs."""
+    out = {}
+    for k in ("queue_p50_ns", "queue_p90_ns", "queue_p95_ns", "queue_p99_ns", "items_per_sec"):
+        vals = [r.get(k) for r in runs if r.get(k) is not None]
+        out[k] = med(vals)
+        out[k + "_min"] = min(vals) if vals else None
+        out[k + "_max"] = max(vals) if vals else None
+    per_item = [r["elapsed_ns"] / (r["threads"] * r["items"]) for r in runs
+                if r.get("elapsed_ns") and r.get("threads") and r.get("items")]
+    out["ns_per_item"] = med(per_item)
+    out["ns_per_item_min"] = min(per_item) if per_item else None
+    out["ns_per_item_max"] = max(per_item) if per_item else None
+    ips = [r["threads"] * r["items"] * 1e9 / r["elapsed_ns"] for r in runs
+           if r.get("elapsed_ns") and r.get("threads") and r.get("items")]
+    if out["items_per_sec"] is None and ips:
+        out["items_per_sec"] = med(ips)
+        out["items_per_sec_min"], out["items_per_sec_max"] = min(ips), max(ips)
+    return out
+
+
+def n(v):
+    return "-" if v is None else f"{v:.0f}"
+
+
+def spread(m, lo, hi):
+    if m is None:
+        return "-"
+    if lo is None or lo == hi:
+        return f"{m:.0f}"
+    return f"{m:.0f} [{lo:.0f}..{hi:.0f}]"
+
+
+def ratio(a, b):
+    return a / b if a is not None and b else None
+
+
+def r2(v):
+    return "-" if v is None else f"{v:.3f}"
+
+
+def render(table, left=(0,)):
+    """Columns in `left` are left-aligned, the others right-aligned."""
+    w = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    fmt = lambda row: "  ".join(c.ljust(w[i]) if i in left else c.rjust(w[i])
+                                for i, c in enumerate(row)).rstrip()
+    return [fmt(table[0]), fmt(["-" * x for x in w])] + [fmt(r) for r in table[1:]]
+
+
+def svg(path, title, op_rows, scope_rows):
+    """Per-operation p50 bars (C twin beside Rust) and the queue_work latency
+    distribution (p50, p90, p95 and p99 where measured) per affinity scope."""
+    W, left, right = 1040, 260, 20
+    bar_h, gap = 9, 8
+    colors = {"C twin": "#4477aa", "Rust": "#ee6677", "test_workqueue.c": "#228833"}
+    out = []
+    y = 40
+    out.append(f'<text x="20" y="24" font-size="16" font-weight="bold">{esc(title)}</text>')
+    # Panel 1.
+    y += 10
+    out.append(f'<text x="20" y="{y}" font-size="13" font-weight="bold">'
+               'Per operation: p50 of the timed call (guest instructions under -icount)</text>')
+    y += 14
+    vmax = max([v for r in op_rows for v in (r["c"], r["rust"]) if v] or [1])
+    scale = (W - left - right - 110) / vmax
+    for r in op_rows:
+        out.append(f'<text x="{left - 8}" y="{y + bar_h + 2}" font-size="11" text-anchor="end">'
+                   f'{esc(r["label"])}</text>')
+        for name, v in (("C twin", r["c"]), ("Rust", r["rust"])):
+            if v:
+                wpx = max(1.0, v * scale)
+                out.append(f'<rect x="{left}" y="{y}" width="{wpx:.1f}" height="{bar_h}" '
+                           f'fill="{colors[name]}"/>')
+                out.append(f'<text x="{left + wpx + 4:.1f}" y="{y + bar_h - 1}" font-size="9">'
+                           f'{v:.0f}</text>')
+            y += bar_h
+        if r["ratio"] is not None:
+            out.append(f'<text x="{W - right}" y="{y - 2}" font-size="10" text-anchor="end">'
+                       f'x{r["ratio"]:.3f}</text>')
+        y += gap
+    y += 10
+    out += legend(20, y, [("C twin", colors["C twin"]), ("Rust", colors["Rust"])])
+    y += 30
+    # Panel 2.
+    out.append(f'<text x="20" y="{y}" font-size="13" font-weight="bold">'
+               'queue_work per affinity scope, one thread per CPU (log scale): '
+               'dot p50, ticks p90/p95, line to p99 (test_workqueue.c: to p95)</text>')
+    y += 14
+    vals = [v for s in scope_rows for line in s["lines"] for v in line["pct"] if v]
+    lo, hi = nice_range(min(vals or [1]), max(vals or [10]))
+    span = W - left - right - 60
+    x = lambda v: left + (math.log10(max(v, lo)) - math.log10(lo)) / (math.log10(hi) - math.log10(lo)) * span
+    row_h = 11
+    axis_y = y
+    y += 12
+    top = y
+    for s in scope_rows:
+        out.append(f'<text x="20" y="{y + 10}" font-size="11" font-weight="bold">{esc(s["scope"])}</text>')
+        for line in s["lines"]:
+            p50, p90, p95, p99 = line["pct"]
+            color = line["color"]
+            cy = y + row_h / 2
+            out.append(f'<text x="{left - 8}" y="{y + row_h - 2}" font-size="10" text-anchor="end">'
+                       f'{esc(line["label"])}</text>')
+            if p50:
+                end = p99 or p95 or p90 or p50
+                out.append(f'<line x1="{x(p50):.1f}" y1="{cy}" x2="{x(end):.1f}" '
+                           f'y2="{cy}" stroke="{color}" stroke-width="2"/>')
+                for t in (p90, p95):
+                    if t:
+                        out.append(f'<line x1="{x(t):.1f}" y1="{cy - 4}" x2="{x(t):.1f}" '
+                                   f'y2="{cy + 4}" stroke="{color}" stroke-width="1.5"/>')
+                out.append(f'<circle cx="{x(p50):.1f}" cy="{cy}" r="3.5" fill="{color}"/>')
+                out.append(f'<text x="{x(end) + 6:.1f}" y="{y + row_h - 2}" font-size="9">'
+                           f'p50 {p50:.0f}</text>')
+            y += row_h
+        y += 6
+    # The log axis: grid lines and labels at 1, 2, 5 times powers of ten.
+    for t in ticks(lo, hi):
+        out.append(f'<line x1="{x(t):.1f}" y1="{top - 4}" x2="{x(t):.1f}" y2="{y}" stroke="#dddddd"/>')
+        out.append(f'<text x="{x(t):.1f}" y="{axis_y + 8}" font-size="9" text-anchor="middle">{t:,}</text>')
+    y += 8
+    out += legend(20, y, [("test_workqueue.c (INIT_WORK each round)", colors["test_workqueue.c"]),
+                          ("C twin", colors["C twin"]), ("Rust", colors["Rust"])])
+    y += 24
+    head = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{y}" '
+            f'viewBox="0 0 {W} {y}" font-family="sans-serif">'
+            f'<rect width="{W}" height="{y}" fill="white"/>')
+    open(path, "w").write(head + "\n" + "\n".join(out) + "\n</svg>\n")
+
+
+def nice_range(lo, hi):
+    """The 1-2-5 steps just below `lo` and just above `hi`."""
+    steps = [m * 10 ** e for e in range(0, 10) for m in (1, 2, 5)]
+    return (max([t for t in steps if t <= lo] or [1]), min([t for t in steps if t >= hi] or [hi]))
+
+
+def ticks(lo, hi):
+    return [m * 10 ** e for e in range(0, 10) for m in (1, 2, 5) if lo <= m * 10 ** e <= hi]
+
+
+def legend(x, y, items):
+    out = []
+    for name, color in items:
+        out.append(f'<rect x="{x}" y="{y - 9}" width="12" height="10" fill="{color}"/>')
+        out.append(f'<text x="{x + 16}" y="{y}" font-size="11">{esc(name)}</text>')
+        x += 30 + 7 * len(name)
+    return out
+
+
+def esc(s):
+    return str(s).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--raw", required=True)
+    ap.add_argument("--out", required=True, help="output path without extension")
+    ap.add_argument("--kernel", default="release")
+    ap.add_argument("--items", type=int, required=True)
+    ap.add_argument("--repeats", type=int, required=True)
+    ap.add_argument("--cpus", type=int, required=True)
+    ap.add_argument("--qemu-opts", default="")
+    ap.add_argument("--vm-status", type=int, default=0)
+    ap.add_argument("--wall", type=int, default=0)
+    ap.add_argument("--vm-wall", type=int, default=0)
+    ap.add_argument("--sets", default=None, help="the sets that ran (default: those with records)")
+    a = ap.parse_args()
+
+    recs, fails, scan, done, kernel_line = parse(a.raw)
+    sets = a.sets.split() if a.sets else sorted({r.get("set") for r in recs if r.get("set")})
+    sel = Sel(recs, a.repeats, fails)
+    lines = [f"rust_wq bench on the {a.kernel} kernel ({kernel_line or 'unknown'}): {a.items} items "
+             f"per run and thread, {a.repeats} repeat(s), {a.cpus} vCPUs, QEMU {a.qemu_opts or 'without icount'}; "
+             "medians over repeats, [min..max] where they differ"]
+    if a.qemu_opts and "icount" in a.qemu_opts:
+        lines.append("Under -icount shift=0 one guest ns is one guest instruction: the ns figures are instruction counts.")
+    rows_json = {"ops": [], "scopes": [], "tput": []}
+
+    op_svg = []
+    if "ops" in sets:
+        t = [["operation", "queue", "C twin p50/p90/p99", "Rust p50/p90/p99", "Rust/C p50",
+              "Rust-C p50", "target", "what Rust does besides the C call"]]
+        met = total = 0
+        for op, path, same, note in OPS:
+            c = summary(sel.get("ctwin", "ops", op, path))
+            rs = summary(sel.get("rust", "ops", op, path))
+            rat = ratio(rs["queue_p50_ns"], c["queue_p50_ns"])
+            delta = None if rat is None else rs["queue_p50_ns"] - c["queue_p50_ns"]
+            if same:
+                total += 1
+                ok = rat is not None and rat <= TARGET
+                met += ok
+                verdict = "ok" if ok else "OVER"
+            else:
+                verdict = "(more)"
+            t.append([op, path,
+                      f"{n(c['queue_p50_ns'])}/{n(c['queue_p90_ns'])}/{n(c['queue_p99_ns'])}",
+                      f"{n(rs['queue_p50_ns'])}/{n(rs['queue_p90_ns'])}/{n(rs['queue_p99_ns'])}",
+                      r2(rat), "-" if delta is None else f"{delta:+.0f}", verdict,
+                      ("same calls: " if same else "") + note])
+            rows_json["ops"].append({"op": op, "path": path, "same_calls": same, "note": note,
+                                     "ctwin": c, "rust": rs, "p50_ratio": rat, "p50_delta_ns": delta})
+            op_svg.append({"label": f"{op} ({path})", "c": c["queue_p50_ns"], "rust": rs["queue_p50_ns"],
+                           "ratio": rat})
+        lines += ["", "Per operation: the timed call, one thread, Rust beside its C twin "
+                  "(bench/rust_wq_ctwin.c, the same kernel calls)"]
+        lines += render(t, left=(0, 1, 7))
+        lines.append(f"target Rust/C p50 <= {TARGET} where the kernel calls are the same: met by {met} of {total}; "
+                     "'(more)': Rust does more by design, the Rust-C column is what it costs")
+        byop = {(r["op"], r["path"]): r for r in rows_json["ops"]}
+        reused, fresh = byop.get(("queue", "percpu")), byop.get(("queue-fresh", "percpu"))
+        if reused and fresh:
+            reuse = {}
+            for side in ("ctwin", "rust"):
+                used, new = reused[side]["queue_p50_ns"], fresh[side]["queue_p50_ns"]
+                reuse[side] = None if used is None or new is None else used - new
+            rows_json["reuse_cost_ns"] = reuse
+            sgn = lambda v: "-" if v is None else f"{v:+.0f}"
+            lines.append("queueing an item that ran before costs, against a freshly initialised one (queue - queue-fresh, "
+                         f"p50): C twin {sgn(reuse['ctwin'])}, Rust {sgn(reuse['rust'])} instructions "
+                         "(__queue_work: get_work_pool() and the running-instance check); lib/test_workqueue.c "
+                         "queues a fresh item every round (INIT_WORK)")
+
+    scope_svg = []
+    if "scopes" in sets:
+        t = [["scope", "test_workqueue p50/p90/p95", "twin fresh p50", "Rust fresh p50", "R/C fresh",
+              "twin reused p50", "Rust reused p50", "R/C reused", "reused-fresh twin/Rust",
+              "test_workqueue items/s"]]
+        for s in SCOPES:
+            c = summary(sel.get("c", "scopes", "queue-fresh", "unbound-sysfs", s))
+            tf = summary(sel.get("ctwin", "scopes", "queue-fresh", "unbound-sysfs", s))
+            rf = summary(sel.get("rust", "scopes", "queue-fresh", "unbound-sysfs", s))
+            tr = summary(sel.get("ctwin", "scopes", "rt", "unbound-sysfs", s))
+            rr = summary(sel.get("rust", "scopes", "rt", "unbound-sysfs", s))
+            d_t = None if tr["queue_p50_ns"] is None or tf["queue_p50_ns"] is None else tr["queue_p50_ns"] - tf["queue_p50_ns"]
+            d_r = None if rr["queue_p50_ns"] is None or rf["queue_p50_ns"] is None else rr["queue_p50_ns"] - rf["queue_p50_ns"]
+            t.append([s, f"{n(c['queue_p50_ns'])}/{n(c['queue_p90_ns'])}/{n(c['queue_p95_ns'])}",
+                      n(tf["queue_p50_ns"]), n(rf["queue_p50_ns"]), r2(ratio(rf["queue_p50_ns"], tf["queue_p50_ns"])),
+                      n(tr["queue_p50_ns"]), n(rr["queue_p50_ns"]), r2(ratio(rr["queue_p50_ns"], tr["queue_p50_ns"])),
+                      f"{'-' if d_t is None else f'{d_t:+.0f}'}/{'-' if d_r is None else f'{d_r:+.0f}'}",
+                      spread(c["items_per_sec"], c["items_per_sec_min"], c["items_per_sec_max"])])
+            rows_json["scopes"].append({"scope": s, "test_workqueue": c, "ctwin_fresh": tf, "rust_fresh": rf,
+                                        "ctwin_reused": tr, "rust_reused": rr})
+            pct = lambda x: (x["queue_p50_ns"], x["queue_p90_ns"], x["queue_p95_ns"], x["queue_p99_ns"])
+            scope_svg.append({"scope": s, "lines": [
+                {"label": "test_workqueue.c", "pct": pct(c), "color": "#228833"},
+                {"label": "C twin, new item", "pct": pct(tf), "color": "#4477aa"},
+                {"label": "Rust, new item", "pct": pct(rf), "color": "#ee6677"},
+                {"label": "C twin, item reused", "pct": pct(tr), "color": "#88aadd"},
+                {"label": "Rust, item reused", "pct": pct(rr), "color": "#f4a0aa"},
+            ]})
+        lines += ["", "queue_work on the unbound sysfs queue, one thread per CPU, per affinity scope: "
+                  "lib/test_workqueue.c (INIT_WORK before every round), and Rust and the C twin with a new item "
+                  "every round ('fresh') and with one item reused ('reused')"]
+        lines += render(t)
+        lines.append("reused-fresh: the extra cost of queueing an item that ran before (__queue_work looks up "
+                     "its last pool: get_work_pool(), and checks that pool for a running instance); "
+                     "test_workqueue items/s are for reference (its finished threads spin)")
+        lines.append("With one thread per CPU on one unbound queue the p50 falls on one of a few discrete costs "
+                     "(which pool, which CPU, reused or not), and which one moves between runs: the per-scope R/C "
+                     "says which mode each side hit, not what the wrapper costs (that is the per-operation table)")
+
+    if "tput" in sets:
+        t = [["threads", "C twin instr/item", "Rust instr/item", "Rust/C", "C twin items/s", "Rust items/s"]]
+        for th in TPUT_THREADS:
+            if th > a.cpus:
+                continue
+            c = summary(sel.get("ctwin", "tput", "rt", "percpu", None, th))
+            rs = summary(sel.get("rust", "tput", "rt", "percpu", None, th))
+            t.append([str(th), spread(c["ns_per_item"], c["ns_per_item_min"], c["ns_per_item_max"]),
+                      spread(rs["ns_per_item"], rs["ns_per_item_min"], rs["ns_per_item_max"]),
+                      r2(ratio(rs["ns_per_item"], c["ns_per_item"])),
+                      spread(c["items_per_sec"], c["items_per_sec_min"], c["items_per_sec_max"]),
+                      spread(rs["items_per_sec"], rs["items_per_sec_min"], rs["items_per_sec_max"])])
+            rows_json["tput"].append({"threads": th, "ctwin": c, "rust": rs})
+        lines += ["", "Throughput: queue one item and wait, on the per-CPU queue, N threads on N CPUs; "
+                  "guest instructions per completed item = elapsed guest ns / (threads x items) under -icount "
+                  "(finished threads sleep, they do not spin)"]
+        lines += render(t)
+
+    ok = a.vm_status == 0 and not fails and scan == "ok" and done == "0"
+    lines.append("")
+    lines.append(f"kernel log scan: {scan or 'missing'}; VM status {a.vm_status}; wall time {a.wall} s "
+                 f"(VM {a.vm_wall} s); {'OK' if ok else 'FAILED'}")
+    for f in fails:
+        lines.append(f"FAIL: {f}")
+    if scan is None or done is None:
+        lines.append("FAIL: the guest did not finish (no RWQ-BENCH-SCAN/RWQ-BENCH-DONE line)")
+    text = "\n".join(lines) + "\n"
+    print(text, end="")
+    open(a.out + ".txt", "w").write(text)
+
+    cols = ["impl", "set", "rep", "order", "op", "path", "scope", "threads", "items", "elapsed_ns",
+            "items_per_sec", "queue_p50_ns", "queue_p90_ns", "queue_p95_ns", "queue_p99_ns"]
+    with open(a.out + ".csv", "w") as f:
+        f.write(",".join(cols) + "\n")
+        for r in recs:
+            f.write(",".join("" if r.get(k) is None else str(r.get(k)) for k in cols) + "\n")
+    json.dump({"kernel": a.kernel, "kernel_release": kernel_line, "items": a.items, "repeats": a.repeats,
+               "cpus": a.cpus, "qemu_opts": a.qemu_opts, "wall_seconds": a.wall, "vm_seconds": a.vm_wall,
+               "vm_status": a.vm_status, "kernel_log_scan": scan, "ok": ok, "failures": fails,
+               "tables": rows_json, "records": recs}, open(a.out + ".json", "w"), indent=1)
+    if op_svg or scope_svg:
+        svg(a.out + ".svg", f"rust_wq: Rust vs. C on the {a.kernel} kernel "
+            f"({a.cpus} vCPUs, {a.items} items, {a.qemu_opts or 'no icount'})", op_svg, scope_svg)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
