@@ -103,6 +103,13 @@ step_kernel() {
 		return 0
 	fi
 	mkdir -p "$KBUILD_DIR"
+	# One build of a tree at a time (two make runs in one tree break each other): wait for
+	# another set-up building it, then see whether it finished.
+	exec 9>"$KBUILD_DIR.lock"
+	flock 9
+	if [ -f "$KBUILD_DIR/.rust_wq-built" ] && [ -f "$KBUILD_DIR/arch/x86/boot/bzImage" ]; then
+		return 0
+	fi
 	if [ ! -f "$KBUILD_DIR/.rust_wq-configured" ]; then
 		log "configuring the $KERNEL_LABEL in $KBUILD_DIR"
 		(cd "$SRC_DIR" && make -s O="$KBUILD_DIR" rustavailable >/dev/null) ||

@@ -2634,7 +2634,8 @@ fn bench_runs(ctx: &Ctx) -> TestResult {
     let online = ctx.online.len() as u32;
     for (path, wq_name) in [
         (RUST_WQ_BENCH_UNBOUND_SYSFS, "rust_wq_bench"),
-        (RUST_WQ_BENCH_PERCPU, "rust_wq_percpu"),
+        // The per-CPU path uses a WQ_PERCPU queue made for the run (header).
+        (RUST_WQ_BENCH_PERCPU, "rust_wq_bench_pcpu"),
         (RUST_WQ_BENCH_SYSTEM_PERCPU, "events"),
     ] {
         for start_latency in [false, true] {

@@ -81,7 +81,9 @@ fn fields(nr: u32) -> &'static [(usize, usize)] {
             (16, 4),
             (20, 4),
             (24, 8),
-            (88, 8),
+            (88, 4),
+            (92, 4),
+            (104, 8),
         ],
         _ => &[(0, 8), (8, 8), (16, 8), (24, 8)],
     }
@@ -307,7 +309,10 @@ fn structured(
             put(buf, 4, 4, rng.below(3));
             put(buf, 8, 4, rng.below(3));
             put(buf, 12, 4, rng.range(1, 20));
-            put(buf, 16, 4, rng.below(2));
+            let op = rng.below(u64::from(RUST_WQ_BENCH_OP_COUNT));
+            put(buf, 88, 4, op);
+            // START_LATENCY only with the round trip (else EINVAL, which mutations still reach).
+            put(buf, 16, 4, if op == 0 { rng.below(2) } else { 0 });
         }
         _ => {}
     }
@@ -416,14 +421,34 @@ fn expect(nr: u32, b: &[u8], ncpu: u32, results_addr: usize, room: usize) -> Vec
             }
         }
         BENCH_NR => {
+            let op = g(88, 4);
+            let multi = op == u64::from(RUST_WQ_BENCH_OP_RT)
+                || op == u64::from(RUST_WQ_BENCH_OP_QUEUE_FRESH);
+            let (threads, items) = (g(8, 4), g(12, 4));
             let bad = !v1
                 || g(4, 4) > 2
                 || g(16, 4) & !u64::from(RUST_WQ_BENCH_F_START_LATENCY) != 0
-                || g(12, 4) == 0
-                || g(12, 4) > u64::from(RUST_WQ_BENCH_MAX_ITEMS)
-                || (88..120).step_by(8).any(|o| g(o, 8) != 0);
-            if bad {
+                || items == 0
+                || items > u64::from(RUST_WQ_BENCH_MAX_ITEMS)
+                || op >= u64::from(RUST_WQ_BENCH_OP_COUNT)
+                || g(92, 4) != 0
+                || g(104, 8) != 0
+                || g(112, 8) != 0
+                || (!multi && threads > 1)
+                || (op != u64::from(RUST_WQ_BENCH_OP_RT) && g(16, 4) != 0);
+            // Threads run x items above MAX_TOTAL is EINVAL; how many threads run depends on
+            // the CPUs online, so near the limit either answer is allowed.
+            let most = if !multi {
+                1
+            } else if threads == 0 {
+                u64::from(ncpu)
+            } else {
+                threads.min(u64::from(ncpu))
+            };
+            if bad || items > RUST_WQ_BENCH_MAX_TOTAL {
                 vec![libc::EINVAL]
+            } else if most * items > RUST_WQ_BENCH_MAX_TOTAL {
+                vec![0, libc::EINVAL]
             } else {
                 vec![0]
             }
