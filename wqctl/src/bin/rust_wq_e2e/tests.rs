@@ -1296,6 +1296,11 @@ fn concurrent_worker(
                     )),
                     Ok(()) => {}
                     Err(e) if e.0 == ENOENT => {
+                        // MOD_DELAY does not wait for an item that has started (header): wait
+                        // for it here, so that "not pending" means "finished" as for CANCEL.
+                        if let Err(e) = dev.flush(Target::Id(id)) {
+                            errs.push(format!("thread {t}: FLUSH id {id}: {e}"));
+                        }
                         not_pending(&dev, t, id, &mut results, &mut seen, &mut enoent, &mut errs)
                     }
                     Err(e) => errs.push(format!("thread {t}: MOD_DELAY id {id}: {e}")),
