@@ -11,6 +11,7 @@
 //! | `pointer.rs` | [`WorkPointer`]: `Arc`, `Pin<KBox<_>>`, `ARef` as the pointer a queue holds |
 //! | `work.rs` | [`WorkOps`] on upstream's [`Work`]: `cancel`, `cancel_sync`, `disable(_sync)`, `enable`, `flush`, `is_pending` |
 //! | `delayed.rs`, `arm.rs`, `delay.rs` | [`DelayedWork`] (tracked `delayed_work`), arming it, [`Delay`] |
+//! | `field.rs` | [`HasWorkField`]: finding a work field in its item and back ([`impl_has_work_field!`]) |
 //! | `armed.rs` | how an owned queue knows the items armed on it (intrusive, per-CPU, IRQ-safe) |
 //! | `queue.rs` | [`Queue`]: a borrowed queue; `enqueue`, `enqueue_on`, delayed on `'static` queues |
 //! | `owned.rs`, `builder.rs` | [`OwnedQueue`] and its typestate builder |
@@ -43,6 +44,8 @@ pub(crate) mod cpu;
 mod delay;
 #[path = "workqueue/delayed.rs"]
 mod delayed;
+#[path = "workqueue/field.rs"]
+mod field;
 #[path = "workqueue/on_cpu.rs"]
 pub(crate) mod on_cpu;
 #[path = "workqueue/owned.rs"]
@@ -83,6 +86,10 @@ pub(crate) use delayed::{
     DelayedWork,
     DelayedWorkItem,
     HasDelayedWork, //
+};
+pub(crate) use field::{
+    impl_has_work_field,
+    HasWorkField, //
 };
 pub(crate) use kernel::workqueue::{
     impl_has_work,

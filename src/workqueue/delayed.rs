@@ -18,6 +18,7 @@
 //! Items implement [`DelayedWorkItem`] (like upstream's `WorkItem`) and [`HasDelayedWork`]
 //! (through [`impl_has_delayed_work!`]); the field is made with [`new_delayed_work!`].
 
+use super::field::HasWorkField;
 use super::{
     armed::{
         ArmedList,
@@ -50,27 +51,14 @@ pub(crate) trait DelayedWorkItem<const ID: u64 = 0>: Sized {
     fn run(this: Self::Pointer);
 }
 
-/// Declares that a type contains a [`DelayedWork<Self, ID>`]; use [`impl_has_delayed_work!`].
-///
-/// # Safety
-///
-/// `raw_get_work` returns the address of a `DelayedWork<Self, ID>` field inside `*ptr`, and
-/// `work_container_of` is its inverse.
-pub(crate) unsafe trait HasDelayedWork<const ID: u64 = 0>: Sized {
-    /// Returns the field of the item at `ptr`.
-    ///
-    /// # Safety
-    ///
-    /// `ptr` must be aligned and not dangling (it need not be initialised).
-    unsafe fn raw_get_work(ptr: *mut Self) -> *mut DelayedWork<Self, ID>;
-
-    /// Returns the item whose field `ptr` is.
-    ///
-    /// # Safety
-    ///
-    /// `ptr` must point at the `DelayedWork<Self, ID>` field of a `Self`.
-    unsafe fn work_container_of(ptr: *mut DelayedWork<Self, ID>) -> *mut Self;
+/// Declares that a type contains a [`DelayedWork<Self, ID>`] field: [`HasWorkField`] for that
+/// field type; every such type has it. Name the field with [`impl_has_delayed_work!`].
+pub(crate) trait HasDelayedWork<const ID: u64 = 0>:
+    HasWorkField<DelayedWork<Self, ID>>
+{
 }
+
+impl<T: HasWorkField<DelayedWork<T, ID>>, const ID: u64> HasDelayedWork<ID> for T {}
 
 /// Implements [`HasDelayedWork`] for a type, naming its [`DelayedWork`] field.
 ///
@@ -79,25 +67,14 @@ pub(crate) unsafe trait HasDelayedWork<const ID: u64 = 0>: Sized {
 /// ```
 macro_rules! impl_has_delayed_work {
     (impl HasDelayedWork<$id:literal> for $ty:ty { self.$field:ident }) => {
-        // SAFETY: `raw_get_work` returns the address of the named field, which the type checker
-        // proves is a `DelayedWork<Self, $id>`; `work_container_of` subtracts its offset.
-        unsafe impl $crate::workqueue::HasDelayedWork<$id> for $ty {
-            #[inline]
-            unsafe fn raw_get_work(
-                ptr: *mut Self,
-            ) -> *mut $crate::workqueue::DelayedWork<Self, $id> {
-                // SAFETY: The caller promises that `ptr` is aligned and not dangling.
-                unsafe { ::core::ptr::addr_of_mut!((*ptr).$field) }
-            }
-
-            #[inline]
-            unsafe fn work_container_of(
-                ptr: *mut $crate::workqueue::DelayedWork<Self, $id>,
-            ) -> *mut Self {
-                // SAFETY: The caller promises that `ptr` is the field of a `Self`.
-                unsafe { ::kernel::container_of!(ptr, Self, $field) }
-            }
+        $crate::workqueue::impl_has_work_field! {
+            impl HasWorkField<$crate::workqueue::DelayedWork<$ty, $id>> for $ty { self.$field }
         }
+        // The blanket impl makes `$ty` a `HasDelayedWork<$id>`: checked here, at the item.
+        const _: () = {
+            fn has_field<T: $crate::workqueue::HasDelayedWork<$id>>() {}
+            let _ = has_field::<$ty>;
+        };
     };
     (impl HasDelayedWork for $ty:ty { self.$field:ident }) => {
         $crate::workqueue::impl_has_delayed_work!(impl HasDelayedWork<0> for $ty { self.$field });
@@ -256,38 +233,23 @@ where
         timer_key: Pin<&'static LockClassKey>,
         deferrable: bool,
     ) -> impl PinInit<Self> {
-        let timer_flags = bindings::TIMER_IRQSAFE
-            | if deferrable {
-                bindings::TIMER_DEFERRABLE
-            } else {
-                0
-            };
+        let timer_flags = if deferrable {
+            bindings::TIMER_DEFERRABLE
+        } else {
+            0
+        };
         pin_init!(Self {
             raw <- pin_init!(RawDelayed {
                 dwork <- Opaque::ffi_init(move |slot: *mut bindings::delayed_work| {
-                    // SAFETY: `slot` is valid for writes; `run::<T, ID>` is the work function of
-                    // this item type; `name` and `key` are static.
+                    let (tname, tkey) = (timer_name.as_char_ptr(), timer_key.as_ptr());
+                    // SAFETY: `slot` is valid for writes and new (not queued, timer not armed);
+                    // `run::<T, ID>` is the work function of this item type; the names and keys
+                    // are static.
                     unsafe {
-                        bindings::init_work_with_key(
-                            core::ptr::addr_of_mut!((*slot).work),
-                            Some(run::<T, ID>),
-                            false,
-                            name.as_char_ptr(),
-                            key.as_ptr(),
-                        )
-                    };
-                    // SAFETY: C requires `delayed_work_timer_fn` as the timer function of a
-                    // `delayed_work` (it warns otherwise), IRQ-safe; `timer_name` and
-                    // `timer_key` are static.
-                    unsafe {
-                        bindings::timer_init_key(
-                            core::ptr::addr_of_mut!((*slot).timer),
-                            Some(bindings::delayed_work_timer_fn),
-                            timer_flags,
-                            timer_name.as_char_ptr(),
-                            timer_key.as_ptr(),
-                        )
-                    };
+                        let work = core::ptr::addr_of_mut!((*slot).work);
+                        raw::init_work(work, run::<T, ID>, false, name.as_char_ptr(), key.as_ptr());
+                        raw::init_delayed_timer(slot, timer_flags, false, tname, tkey);
+                    }
                 }),
                 track <- new_raw_spinlock_irq!(
                     Track { armed_on: ptr::null(), disabled: 0 },

@@ -1,12 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Small reads of C workqueue state shared by the layer's modules.
+//! Small reads of C workqueue state, and the C initialisers, shared by the layer's modules.
 
 use core::sync::atomic::{
     AtomicUsize,
     Ordering, //
 };
-use kernel::bindings;
+use kernel::{
+    bindings,
+    ffi::c_char, //
+};
 
 /// `WORK_CPU_UNBOUND` as the C functions take it.
 pub(crate) const CPU_UNBOUND: i32 = bindings::wq_misc_consts_WORK_CPU_UNBOUND as i32;
@@ -85,4 +88,55 @@ pub(crate) fn on_current_stack(addr: *const core::ffi::c_void) -> bool {
     let size = bindings::PAGE_SIZE << bindings::THREAD_SIZE_ORDER;
     let a = addr as usize;
     a >= base && a < base + size
+}
+
+/// A C work function.
+pub(crate) type WorkFn = unsafe extern "C" fn(*mut bindings::work_struct);
+
+/// C's `INIT_WORK()` with a given lock class, or `INIT_WORK_ONSTACK()` when `on_stack`.
+///
+/// # Safety
+///
+/// `work` is valid for writes and not in use by C (not queued, not running, no timer armed);
+/// `func` is the work function of what `work` is embedded in; `name` and `key` point at a string
+/// and a lock class key that live forever.
+pub(crate) unsafe fn init_work(
+    work: *mut bindings::work_struct,
+    func: WorkFn,
+    on_stack: bool,
+    name: *const c_char,
+    key: *mut bindings::lock_class_key,
+) {
+    // SAFETY: Guaranteed by the caller.
+    unsafe { bindings::init_work_with_key(work, Some(func), on_stack, name, key) }
+}
+
+/// Initialises the timer of `dwork` as C's `__INIT_DELAYED_WORK()` does: the function C requires
+/// (`delayed_work_timer_fn`, which warns otherwise), `TIMER_IRQSAFE` plus `flags` (e.g.
+/// `TIMER_DEFERRABLE`); as an on-stack object for debugobjects when `on_stack`.
+///
+/// # Safety
+///
+/// `dwork` is valid for writes and its timer is not armed; `name` and `key` point at a string
+/// and a lock class key that live forever.
+pub(crate) unsafe fn init_delayed_timer(
+    dwork: *mut bindings::delayed_work,
+    flags: u32,
+    on_stack: bool,
+    name: *const c_char,
+    key: *mut bindings::lock_class_key,
+) {
+    // SAFETY: `dwork` is valid (the caller's promise); this only computes a field address.
+    let timer = unsafe { core::ptr::addr_of_mut!((*dwork).timer) };
+    let f = Some(bindings::delayed_work_timer_fn as unsafe extern "C" fn(_));
+    let flags = flags | bindings::TIMER_IRQSAFE;
+    #[cfg(CONFIG_DEBUG_OBJECTS_TIMERS)]
+    if on_stack {
+        // SAFETY: As below; the caller's `on_stack` says the timer is on this stack.
+        unsafe { bindings::timer_init_key_on_stack(timer, f, flags, name, key) };
+        return;
+    }
+    let _ = on_stack;
+    // SAFETY: `timer` is valid for writes and not armed; `name` and `key` live forever.
+    unsafe { bindings::timer_init_key(timer, f, flags, name, key) };
 }

@@ -24,6 +24,7 @@
 //! A module must flush its RCU work items (or drop the owned queues they are on) before it
 //! unloads, as in C: their work function is module code.
 
+use super::field::HasWorkField;
 use super::{
     pointer::WorkPointer,
     queue::Queue,
@@ -48,27 +49,11 @@ pub(crate) trait RcuWorkItem<const ID: u64 = 0>: Sized {
     fn run(this: Self::Pointer);
 }
 
-/// Declares that a type contains an [`RcuWork<Self, ID>`]; use [`impl_has_rcu_work!`].
-///
-/// # Safety
-///
-/// `raw_get_work` returns the address of an `RcuWork<Self, ID>` field inside `*ptr`, and
-/// `work_container_of` is its inverse.
-pub(crate) unsafe trait HasRcuWork<const ID: u64 = 0>: Sized {
-    /// Returns the field of the item at `ptr`.
-    ///
-    /// # Safety
-    ///
-    /// `ptr` must be aligned and not dangling (it need not be initialised).
-    unsafe fn raw_get_work(ptr: *mut Self) -> *mut RcuWork<Self, ID>;
+/// Declares that a type contains an [`RcuWork<Self, ID>`] field: [`HasWorkField`] for that
+/// field type; every such type has it. Name the field with [`impl_has_rcu_work!`].
+pub(crate) trait HasRcuWork<const ID: u64 = 0>: HasWorkField<RcuWork<Self, ID>> {}
 
-    /// Returns the item whose field `ptr` is.
-    ///
-    /// # Safety
-    ///
-    /// `ptr` must point at the `RcuWork<Self, ID>` field of a `Self`.
-    unsafe fn work_container_of(ptr: *mut RcuWork<Self, ID>) -> *mut Self;
-}
+impl<T: HasWorkField<RcuWork<T, ID>>, const ID: u64> HasRcuWork<ID> for T {}
 
 /// Implements [`HasRcuWork`] for a type, naming its [`RcuWork`] field.
 ///
@@ -77,23 +62,14 @@ pub(crate) unsafe trait HasRcuWork<const ID: u64 = 0>: Sized {
 /// ```
 macro_rules! impl_has_rcu_work {
     (impl HasRcuWork<$id:literal> for $ty:ty { self.$field:ident }) => {
-        // SAFETY: `raw_get_work` returns the address of the named field, which the type checker
-        // proves is an `RcuWork<Self, $id>`; `work_container_of` subtracts its offset.
-        unsafe impl $crate::workqueue::HasRcuWork<$id> for $ty {
-            #[inline]
-            unsafe fn raw_get_work(ptr: *mut Self) -> *mut $crate::workqueue::RcuWork<Self, $id> {
-                // SAFETY: The caller promises that `ptr` is aligned and not dangling.
-                unsafe { ::core::ptr::addr_of_mut!((*ptr).$field) }
-            }
-
-            #[inline]
-            unsafe fn work_container_of(
-                ptr: *mut $crate::workqueue::RcuWork<Self, $id>,
-            ) -> *mut Self {
-                // SAFETY: The caller promises that `ptr` is the field of a `Self`.
-                unsafe { ::kernel::container_of!(ptr, Self, $field) }
-            }
+        $crate::workqueue::impl_has_work_field! {
+            impl HasWorkField<$crate::workqueue::RcuWork<$ty, $id>> for $ty { self.$field }
         }
+        // The blanket impl makes `$ty` a `HasRcuWork<$id>`: checked here, at the item.
+        const _: () = {
+            fn has_field<T: $crate::workqueue::HasRcuWork<$id>>() {}
+            let _ = has_field::<$ty>;
+        };
     };
     (impl HasRcuWork for $ty:ty { self.$field:ident }) => {
         $crate::workqueue::impl_has_rcu_work!(impl HasRcuWork<0> for $ty { self.$field });
@@ -145,13 +121,8 @@ where
                 // item is queued.
                 // INVARIANT: Initialised with `run::<T, ID>`.
                 unsafe {
-                    bindings::init_work_with_key(
-                        core::ptr::addr_of_mut!((*slot).work),
-                        Some(run::<T, ID>),
-                        false,
-                        name.as_char_ptr(),
-                        key.as_ptr(),
-                    )
+                    let work = core::ptr::addr_of_mut!((*slot).work);
+                    raw::init_work(work, run::<T, ID>, false, name.as_char_ptr(), key.as_ptr())
                 }
             }),
             _item: PhantomData,

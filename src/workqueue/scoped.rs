@@ -102,13 +102,9 @@ impl<'scope, 'env> Scope<'scope, 'env> {
                 // SAFETY: `slot` is valid for writes; the function matches this item type; the
                 // key is static.
                 unsafe {
-                    bindings::init_work_with_key(
-                        slot,
-                        Some(ScopedWork::<'scope, 'env, F>::run),
-                        on_stack,
-                        c"ScopedWork::work".as_char_ptr(),
-                        kernel::static_lock_class!().as_ptr(),
-                    )
+                    let (name, key) = (c"ScopedWork::work", kernel::static_lock_class!());
+                    let run = ScopedWork::<'scope, 'env, F>::run;
+                    raw::init_work(slot, run, on_stack, name.as_char_ptr(), key.as_ptr())
                 }
             }),
             scope: self,
@@ -130,16 +126,19 @@ impl<'scope, 'env> Scope<'scope, 'env> {
                 // SAFETY: `slot` is valid for writes; the function matches this item type; the
                 // keys are static.
                 unsafe {
-                    bindings::init_work_with_key(
+                    let (name, key) = (c"ScopedDelayedWork::dwork", kernel::static_lock_class!());
+                    let (work, run) = (
                         core::ptr::addr_of_mut!((*slot).work),
-                        Some(ScopedDelayedWork::<'scope, 'env, F>::run),
-                        on_stack,
-                        c"ScopedDelayedWork::dwork".as_char_ptr(),
-                        kernel::static_lock_class!().as_ptr(),
-                    )
+                        ScopedDelayedWork::<'scope, 'env, F>::run,
+                    );
+                    raw::init_work(work, run, on_stack, name.as_char_ptr(), key.as_ptr())
                 };
-                // SAFETY: C requires `delayed_work_timer_fn`, IRQ-safe, for a `delayed_work`.
-                unsafe { init_timer(core::ptr::addr_of_mut!((*slot).timer), on_stack) };
+                let (name, key) = (c"ScopedDelayedWork::timer", kernel::static_lock_class!());
+                // SAFETY: `slot` is valid for writes and new, its timer not armed; the name and
+                // key are static.
+                unsafe {
+                    raw::init_delayed_timer(slot, 0, on_stack, name.as_char_ptr(), key.as_ptr())
+                };
             }),
             scope: self,
             func: f,
@@ -231,26 +230,6 @@ impl<F> PinnedDrop for ScopedWork<'_, '_, F> {
             unsafe { bindings::destroy_work_on_stack(self.work.get()) };
         }
     }
-}
-
-/// Initialises the timer of a scoped delayed item, as an on-stack object if it is one.
-///
-/// # Safety
-///
-/// `timer` is valid for writes and is the timer of a `delayed_work`.
-unsafe fn init_timer(timer: *mut bindings::timer_list, on_stack: bool) {
-    let name = c"ScopedDelayedWork::timer".as_char_ptr();
-    let key = kernel::static_lock_class!().as_ptr();
-    let f = Some(bindings::delayed_work_timer_fn as unsafe extern "C" fn(_));
-    #[cfg(CONFIG_DEBUG_OBJECTS_TIMERS)]
-    if on_stack {
-        // SAFETY: As for `timer_init_key` below; the object is on this stack.
-        unsafe { bindings::timer_init_key_on_stack(timer, f, bindings::TIMER_IRQSAFE, name, key) };
-        return;
-    }
-    let _ = on_stack;
-    // SAFETY: The caller's promise; C requires `delayed_work_timer_fn` for a `delayed_work`.
-    unsafe { bindings::timer_init_key(timer, f, bindings::TIMER_IRQSAFE, name, key) };
 }
 
 /// A delayed work item that may borrow data of its [`Scope`]; cancelled when dropped.

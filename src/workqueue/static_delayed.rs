@@ -119,12 +119,11 @@ impl StaticDelayedWork {
 
     #[cold]
     fn init(&'static self) {
-        let flags = bindings::TIMER_IRQSAFE
-            | if self.deferrable {
-                bindings::TIMER_DEFERRABLE
-            } else {
-                0
-            };
+        let flags = if self.deferrable {
+            bindings::TIMER_DEFERRABLE
+        } else {
+            0
+        };
         init_once(&self.state, || {
             let d = self.dwork.get();
             // SAFETY: `init_once` runs this once, before anybody else touches `dwork`; the
@@ -132,20 +131,16 @@ impl StaticDelayedWork {
             // timer function of a `delayed_work` (what `__DELAYED_WORK_INITIALIZER` sets up).
             // INVARIANT: Initialised with `run` and that timer.
             unsafe {
-                bindings::init_work_with_key(
+                let (name, key) = (self.name.as_char_ptr(), self.key.as_ptr());
+                raw::init_work(
                     core::ptr::addr_of_mut!((*d).work),
-                    Some(Self::run),
+                    Self::run,
                     false,
-                    self.name.as_char_ptr(),
-                    self.key.as_ptr(),
+                    name,
+                    key,
                 );
-                bindings::timer_init_key(
-                    core::ptr::addr_of_mut!((*d).timer),
-                    Some(bindings::delayed_work_timer_fn),
-                    flags,
-                    self.timer_name.as_char_ptr(),
-                    self.timer_key.as_ptr(),
-                );
+                let (name, key) = (self.timer_name.as_char_ptr(), self.timer_key.as_ptr());
+                raw::init_delayed_timer(d, flags, false, name, key);
             }
         });
     }

@@ -90,13 +90,8 @@ impl StaticWork {
             // SAFETY: `init_once` runs this once, before anybody else touches `work`; `name`
             // and `key` are static.
             unsafe {
-                bindings::init_work_with_key(
-                    self.work.get(),
-                    Some(Self::run),
-                    false,
-                    self.name.as_char_ptr(),
-                    self.key.as_ptr(),
-                )
+                let (name, key) = (self.name.as_char_ptr(), self.key.as_ptr());
+                raw::init_work(self.work.get(), Self::run, false, name, key)
             };
         });
     }
