@@ -5,10 +5,12 @@
 //! - [`workqueue`]: the abstraction layer (owned queues, per-CPU and delayed enqueue, cancel,
 //!   flush, static work items, system queues). All raw `bindings::` calls live there.
 //! - [`device`]: `/dev/rust_wq`, whose ioctls (`include/rust_wq.h`) let userspace enqueue test
-//!   work and read back what ran where, and whose `poll` says when results are waiting.
+//!   work and read back what ran where, and whose `poll` says when results are waiting
+//!   (`src/device/`: one module per concept).
+//! - [`bench`]: the in-kernel benchmark behind `RUST_WQ_IOC_BENCH`; it uses the layer only.
 //! - [`miscdev`]: the misc device registration, with the `poll` hook 7.3's
 //!   `kernel::miscdevice` lacks.
-//! - KUnit suites `rust_wq_*` beside the code they test (`src/workqueue/tests/`, `src/bench.rs`),
+//! - KUnit suites `rust_wq_*` beside the code they test (`src/workqueue/tests/`, `src/bench/`),
 //!   run when the module is loaded.
 
 use kernel::prelude::*;
@@ -48,15 +50,15 @@ module! {
 /// module reference), so at unload no file is open and the device is unregistered right after.
 #[pin_data]
 struct RustWq {
-    _shared: device::Installed,
+    _state: device::InstalledState,
     #[pin]
-    _miscdev: MiscDeviceRegistration<device::FileShared>,
+    _miscdev: MiscDeviceRegistration<device::OpenFile>,
 }
 
 impl kernel::InPlaceModule for RustWq {
     fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
-            _shared: device::Installed::new()?,
+            _state: device::InstalledState::new()?,
             _miscdev <- MiscDeviceRegistration::register(MiscDeviceOptions { name: c"rust_wq" }),
         }? Error)
     }

@@ -19,35 +19,31 @@
 //! `bench/rust_wq_ctwin.c` makes the same kernel calls from C, with queues of the same flags, so
 //! that Rust/C isolates the cost of this layer. Only the safe [`crate::workqueue`] API is used,
 //! and the timed region allocates nothing and drops nothing.
+//!
+//! The benchmark depends on the layer and on nothing of the device: the device hands it the
+//! module's queue and its `struct device` (for the log line). This file checks a request and
+//! runs the threads; [`round`] holds one round of each operation, [`percentile`] the
+//! percentiles.
 
 use crate::abi;
-use crate::device::Shared;
-use crate::kthread::{Completion, KThread};
+use crate::kthread::{
+    Completion,
+    KThread, //
+};
 use crate::workqueue::{
     self as wq,
-    declare_work,
-    impl_has_delayed_work,
-    new_delayed_work,
-    CpuId,
-    Delay,
-    DelayedWork,
-    DelayedWorkItem,
-    OwnedQueue,
-    Queue,
-    Work,
-    WorkItem,
-    WorkOps, //
+    OwnedQueue, //
 };
 use core::sync::atomic::{
     AtomicBool,
-    AtomicU32,
-    AtomicU64, //
+    AtomicU32, //
     Ordering::{
         Relaxed,
         SeqCst, //
     },
 };
 use kernel::{
+    device::Device,
     prelude::*,
     sync::{
         Arc,
@@ -57,11 +53,19 @@ use kernel::{
         Instant,
         Monotonic, //
     },
-    workqueue::{
-        impl_has_work,
-        new_work, //
-    },
 };
+use percentile::percentiles;
+use round::{
+    round,
+    Items,
+    Queues,
+    Samples, //
+};
+
+#[path = "bench/percentile.rs"]
+mod percentile;
+#[path = "bench/round.rs"]
+mod round;
 
 /// Most rounds per thread.
 pub(crate) const MAX_ITEMS: u32 = 1_000_000;
@@ -69,9 +73,6 @@ pub(crate) const MAX_ITEMS: u32 = 1_000_000;
 /// Most rounds of all threads together (threads run x items): each round keeps 32 bytes of
 /// samples at most (two per thread, two merged), so one run allocates at most 64 MiB.
 pub(crate) const MAX_TOTAL: u64 = 1 << 21;
-
-/// The delay of armed items: long enough never to fire during a round (as in the C twin).
-const ARM_DELAY_MS: u32 = 10_000;
 
 /// Which queue the benchmark hits.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -163,124 +164,6 @@ fn now_ns() -> u64 {
     crate::kthread::ktime_ns().max(0) as u64
 }
 
-/// The plain work item: reused every round, or made fresh for [`Op::QueueFresh`].
-#[pin_data]
-struct BenchItem {
-    #[pin]
-    work: Work<BenchItem>,
-    #[pin]
-    done: Completion,
-    /// When the item was queued (set only when start latency is measured).
-    queued_ns: AtomicU64,
-    /// When it last started, minus `queued_ns`.
-    start_ns: AtomicU64,
-    measure_start: bool,
-}
-
-impl_has_work! {
-    impl HasWork<Self> for BenchItem { self.work }
-}
-
-impl WorkItem for BenchItem {
-    type Pointer = Arc<BenchItem>;
-
-    fn run(this: Arc<BenchItem>) {
-        if this.measure_start {
-            let q = this.queued_ns.load(Relaxed);
-            this.start_ns.store(now_ns().saturating_sub(q), Relaxed);
-        }
-        this.done.complete();
-    }
-}
-
-impl BenchItem {
-    fn new(measure_start: bool) -> Result<Arc<Self>> {
-        Arc::pin_init(
-            pin_init!(BenchItem {
-                work <- new_work!("rust_wq::bench::BenchItem::work"),
-                done <- Completion::new(),
-                queued_ns: AtomicU64::new(0),
-                start_ns: AtomicU64::new(0),
-                measure_start,
-            }),
-            GFP_KERNEL,
-        )
-    }
-}
-
-/// The delayed work item of the delayed operations; its timer never fires (it is cancelled).
-#[pin_data]
-struct BenchDelayed {
-    #[pin]
-    dwork: DelayedWork<BenchDelayed>,
-}
-
-impl_has_delayed_work! {
-    impl HasDelayedWork for BenchDelayed { self.dwork }
-}
-
-impl DelayedWorkItem for BenchDelayed {
-    type Pointer = Arc<BenchDelayed>;
-
-    fn run(_this: Arc<BenchDelayed>) {}
-}
-
-/// The work function of the static item: nothing (the round flushes it).
-fn static_item() {}
-
-declare_work!(static BENCH_STATIC = static_item);
-
-/// The queue a run hits: owned ones take delayed work through their own methods.
-#[derive(Clone, Copy)]
-enum Target<'a> {
-    Owned(&'a OwnedQueue),
-    System(&'static Queue),
-}
-
-impl Target<'_> {
-    fn queue(&self) -> &Queue {
-        match self {
-            Target::Owned(q) => q,
-            Target::System(q) => q,
-        }
-    }
-
-    fn flush(&self) {
-        if let Target::Owned(q) = self {
-            q.flush();
-        }
-    }
-}
-
-/// The queues a run can use: the module's sysfs one, or a per-CPU one made for this run.
-enum Queues {
-    Shared(Arc<Shared>),
-    Own(OwnedQueue),
-    System,
-}
-
-impl Queues {
-    fn make(shared: Arc<Shared>, path: Path) -> Result<Self> {
-        Ok(match path {
-            Path::UnboundSysfs => Queues::Shared(shared),
-            Path::PerCpu => Queues::Own(
-                OwnedQueue::builder()
-                    .percpu()
-                    .build(fmt!("rust_wq_bench_pcpu"))?,
-            ),
-            Path::SystemPerCpu => Queues::System,
-        })
-    }
-
-    fn target(&self) -> Target<'_> {
-        match self {
-            Queues::Shared(s) => Target::Owned(s.bench_wq()),
-            Queues::Own(q) => Target::Owned(q),
-            Queues::System => Target::System(wq::system_percpu()),
-        }
-    }
-}
-
 /// What the threads share.
 struct Run {
     queues: Queues,
@@ -307,162 +190,11 @@ impl Drop for ReleaseOnDrop<'_> {
     }
 }
 
-/// The per-thread results, handed back when the thread finishes.
-struct Samples {
-    queue: KVVec<u64>,
-    start: KVVec<u64>,
-}
-
-/// One thread's items.
-struct Items {
-    plain: Arc<BenchItem>,
-    delayed: Arc<BenchDelayed>,
-    cpu: CpuId,
-}
-
-/// Times `f`, the way `lib/test_workqueue.c` times `queue_work()`.
-#[inline(always)]
-fn timed<R>(f: impl FnOnce() -> R) -> (u64, R) {
-    let t0 = crate::kthread::ktime_ns();
-    let r = f();
-    let t1 = crate::kthread::ktime_ns();
-    ((t1 - t0).max(0) as u64, r)
-}
-
-/// A delay for the armed items.
-fn arm_delay(factor: u32) -> Delay {
-    Delay::from_millis(ARM_DELAY_MS * factor).unwrap_or(Delay::ZERO)
-}
-
-/// Arms the delayed item on `t` (untimed set-up); the result is `Err` only if it was pending,
-/// which cannot happen here (every round leaves it idle).
-fn arm(t: Target<'_>, it: &Arc<BenchDelayed>, delay: Delay) {
-    let r = match t {
-        Target::Owned(q) => q.enqueue_delayed(it.clone(), delay),
-        Target::System(q) => q.enqueue_delayed(it.clone(), delay),
-    };
-    drop(r);
-}
-
-/// One round of `op`; returns the time of the timed call.
-///
-/// Results that hand a pointer back (an `Err` from a refused enqueue, the `Some` of a cancel)
-/// are dropped after the timed region, so no destructor is timed. The field a call works on is
-/// taken before the first clock read, as the C twin has it in a register.
-fn round(run: &Run, it: &Items, samples: &mut Samples) -> Result<u64> {
-    let t = run.queues.target();
-    let q = t.queue();
-    let ns = match run.op {
-        Op::RoundTrip | Op::Queue => {
-            let w = it.plain.clone();
-            if run.measure_start {
-                it.plain.queued_ns.store(now_ns(), Relaxed);
-            }
-            let (ns, r) = timed(|| q.enqueue(w));
-            // A fresh round: the item ran and completed last round, so it is never pending.
-            drop(r);
-            it.plain.done.wait();
-            if run.measure_start {
-                let _ = samples
-                    .start
-                    .push_within_capacity(it.plain.start_ns.load(Relaxed));
-            }
-            ns
-        }
-        Op::QueueFresh => {
-            let fresh = BenchItem::new(false)?;
-            let w = fresh.clone();
-            let (ns, r) = timed(|| q.enqueue(w));
-            drop(r);
-            fresh.done.wait();
-            ns
-        }
-        Op::QueueOn => {
-            let w = it.plain.clone();
-            let (ns, r) = timed(|| q.enqueue_on(it.cpu, w));
-            drop(r);
-            it.plain.done.wait();
-            ns
-        }
-        Op::Delayed => {
-            let w = it.delayed.clone();
-            let d = arm_delay(1);
-            let (ns, r) = match t {
-                Target::Owned(o) => timed(|| o.enqueue_delayed(w, d)),
-                Target::System(s) => timed(|| s.enqueue_delayed(w, d)),
-            };
-            drop(r);
-            drop(it.delayed.dwork.cancel());
-            ns
-        }
-        Op::ModDelayed => {
-            arm(t, &it.delayed, arm_delay(1));
-            let d = arm_delay(2);
-            let (ns, r) = match t {
-                Target::Owned(o) => timed(|| o.mod_delayed(&it.delayed, d)),
-                Target::System(s) => timed(|| s.mod_delayed(&it.delayed, d)),
-            };
-            // `Ok(true)`: it was pending (armed above), as every round; nothing to give back.
-            let _ = r;
-            drop(it.delayed.dwork.cancel());
-            ns
-        }
-        Op::CancelIdle => {
-            let d = &it.delayed.dwork;
-            let (ns, r) = timed(|| d.cancel());
-            drop(r);
-            ns
-        }
-        Op::CancelArmed => {
-            arm(t, &it.delayed, arm_delay(1));
-            let d = &it.delayed.dwork;
-            let (ns, r) = timed(|| d.cancel());
-            drop(r);
-            ns
-        }
-        Op::CancelSyncIdle => {
-            let d = &it.delayed.dwork;
-            let (ns, r) = timed(|| d.cancel_sync());
-            drop(r);
-            ns
-        }
-        Op::CancelSyncArmed => {
-            arm(t, &it.delayed, arm_delay(1));
-            let d = &it.delayed.dwork;
-            let (ns, r) = timed(|| d.cancel_sync());
-            drop(r);
-            ns
-        }
-        Op::FlushIdle => {
-            let w = &it.plain.work;
-            timed(|| w.flush()).0
-        }
-        Op::Disable => {
-            let w = &it.plain.work;
-            let (ns, r) = timed(|| w.disable());
-            drop(r);
-            w.enable();
-            ns
-        }
-        Op::Enable => {
-            let w = &it.plain.work;
-            drop(w.disable());
-            timed(|| w.enable()).0
-        }
-        Op::Static => {
-            let (ns, _) = timed(|| BENCH_STATIC.enqueue(q));
-            BENCH_STATIC.flush();
-            ns
-        }
-    };
-    Ok(ns)
-}
-
 /// Runs `op` on the queue of `path`: [`Op::RoundTrip`] and [`Op::QueueFresh`] with one thread
 /// per online CPU (at most `threads` if not 0), every other operation with one thread, on CPU 0
 /// (the first online CPU).
 pub(crate) fn run(
-    shared: Arc<Shared>,
+    bench_queue: Arc<OwnedQueue>,
     path: Path,
     op: Op,
     threads: u32,
@@ -483,7 +215,7 @@ pub(crate) fn run(
     }
     let run = Arc::new(
         Run {
-            queues: Queues::make(shared, path)?,
+            queues: Queues::make(bench_queue, path)?,
             op,
             items,
             measure_start,
@@ -515,25 +247,10 @@ pub(crate) fn run(
     // released (and, `abort` being set, skip their rounds) before they are stopped.
     let release = ReleaseOnDrop(&run);
     for &cpu in cpus.iter() {
-        let items_of = Items {
-            plain: BenchItem::new(measure_start)?,
-            delayed: Arc::pin_init(
-                pin_init!(BenchDelayed {
-                    dwork <- new_delayed_work!("rust_wq::bench::BenchDelayed::dwork"),
-                }),
-                GFP_KERNEL,
-            )?,
-            cpu,
-        };
+        let items_of = Items::new(cpu, measure_start)?;
         let out: Arc<Mutex<Option<Result<Samples>>>> =
             Arc::pin_init(kernel::new_mutex!(None), GFP_KERNEL)?;
-        let mut samples = Samples {
-            queue: KVVec::with_capacity(items as usize, GFP_KERNEL)?,
-            start: KVVec::with_capacity(
-                if measure_start { items as usize } else { 0 },
-                GFP_KERNEL,
-            )?,
-        };
+        let mut samples = Samples::new(items, measure_start)?;
         if plain_items
             .push_within_capacity(items_of.plain.clone())
             .is_err()
@@ -601,21 +318,14 @@ pub(crate) fn run(
         run.abort.store(true, SeqCst);
         run.all_done.wait();
         for it in plain_items.iter() {
-            it.work.flush();
+            it.flush();
         }
         drop(release);
         drop(kthreads);
         return Err(e);
     }
     // Drain what is left, as C's `flush_workqueue()`; on a system queue flush only our items.
-    let target = run.queues.target();
-    if let Target::System(_) = target {
-        for it in plain_items.iter() {
-            it.work.flush();
-        }
-    } else {
-        target.flush();
-    }
+    run.queues.drain(&plain_items);
     drop(release);
     drop(kthreads);
     let elapsed = (Instant::<Monotonic>::now() - start).as_nanos().max(1) as u64;
@@ -645,7 +355,10 @@ pub(crate) fn run(
 /// `EINVAL` for a wrong version, an unknown path, operation or flag, a non-zero pad or reserved
 /// field, `items` 0 or above [`MAX_ITEMS`], `threads` above 1 for a single-call operation, or
 /// the start-latency flag with an operation other than the round trip.
-pub(crate) fn ioctl(shared: Arc<Shared>, b: &mut abi::Bench) -> Result {
+///
+/// `bench_queue` is the module's unbound sysfs queue (the `UNBOUND_SYSFS` path); the summary
+/// line goes to the log of `dev`, the device the call came from.
+pub(crate) fn ioctl(bench_queue: Arc<OwnedQueue>, dev: &Device, b: &mut abi::Bench) -> Result {
     let path = match b.path {
         abi::BENCH_UNBOUND_SYSFS => Path::UnboundSysfs,
         abi::BENCH_PERCPU => Path::PerCpu,
@@ -665,8 +378,9 @@ pub(crate) fn ioctl(shared: Arc<Shared>, b: &mut abi::Bench) -> Result {
     {
         return Err(EINVAL);
     }
-    let r = run(shared, path, op, b.threads, b.items, measure_start)?;
-    pr_info!(
+    let r = run(bench_queue, path, op, b.threads, b.items, measure_start)?;
+    dev_info!(
+        dev,
         "bench path={} op={} threads={} items={}: {} items/sec, elapsed {} ns, p50={} p90={} p95={} p99={} ns\n",
         b.path,
         b.op,
@@ -702,70 +416,16 @@ pub(crate) fn ioctl(shared: Arc<Shared>, b: &mut abi::Bench) -> Result {
     Ok(())
 }
 
-/// p50, p90, p95 and p99, indexed as `lib/test_workqueue.c` does (`sorted[n * p / 100]`).
-pub(crate) fn percentiles(v: &mut [u64]) -> [u64; 4] {
-    if v.is_empty() {
-        return [0; 4];
-    }
-    heapsort(v);
-    let n = v.len();
-    [
-        v[n * 50 / 100],
-        v[n * 90 / 100],
-        v[n * 95 / 100],
-        v[n * 99 / 100],
-    ]
-}
-
-/// Sorts in place in O(n log n) without allocating.
-///
-/// `core`'s `sort_unstable` is avoided on purpose: its quicksort trips objtool's control-flow
-/// checks ("falls through to next function") in kernel builds.
-fn heapsort(v: &mut [u64]) {
-    fn sift_down(v: &mut [u64], mut root: usize, end: usize) {
-        loop {
-            let mut child = 2 * root + 1;
-            if child >= end {
-                return;
-            }
-            if child + 1 < end && v[child] < v[child + 1] {
-                child += 1;
-            }
-            if v[root] >= v[child] {
-                return;
-            }
-            v.swap(root, child);
-            root = child;
-        }
-    }
-    /// Sift-downs between two scheduling points (each is at most log2(n) steps).
-    const BATCH: usize = 1 << 14;
-    let n = v.len();
-    for (k, start) in (0..n / 2).rev().enumerate() {
-        sift_down(v, start, n);
-        if k % BATCH == BATCH - 1 {
-            crate::kthread::schedule_point();
-        }
-    }
-    for (k, end) in (1..n).rev().enumerate() {
-        v.swap(0, end);
-        sift_down(v, 0, end);
-        if k % BATCH == BATCH - 1 {
-            crate::kthread::schedule_point();
-        }
-    }
-}
-
 #[kernel::prelude::kunit_tests(rust_wq_bench)]
 mod tests {
     /// The percentiles index a sorted copy as `lib/test_workqueue.c` does.
     #[test]
     fn bench_percentiles() {
         let mut v = [9u64, 1, 8, 2, 7, 3, 6, 4, 5, 0];
-        assert_eq!(super::percentiles(&mut v), [5, 9, 9, 9]);
+        assert_eq!(super::percentile::percentiles(&mut v), [5, 9, 9, 9]);
         assert_eq!(v, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
         let mut e: [u64; 0] = [];
-        assert_eq!(super::percentiles(&mut e), [0, 0, 0, 0]);
+        assert_eq!(super::percentile::percentiles(&mut e), [0, 0, 0, 0]);
     }
 
     /// Every ABI operation number maps to an operation, and no other does.

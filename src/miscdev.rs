@@ -5,10 +5,11 @@
 //! Linux 7.3's [`kernel::miscdevice`] has no `poll` hook, so this is a trimmed copy of it (same
 //! names, same `open`/`release`/`ioctl` contract) that adds [`MiscDevice::poll`]. It keeps only
 //! what `/dev/rust_wq` uses: `open`, `release`, `ioctl` (with `compat_ptr_ioctl` for 32-bit
-//! callers, whose structures have the same layout) and `poll`.
+//! callers, whose structures have the same layout), `poll`, and
+//! [`MiscDeviceRegistration::device`] for the device's log lines.
 //!
 //! This is an abstraction-layer file: the raw `bindings::` calls of the device registration live
-//! here, so that `src/device.rs` stays safe code.
+//! here, so that `src/device.rs` and `src/device/` stay safe code.
 //!
 //! C headers: [`include/linux/miscdevice.h`](srctree/include/linux/miscdevice.h),
 //! [`include/linux/poll.h`](srctree/include/linux/poll.h).
@@ -16,6 +17,7 @@
 use core::marker::PhantomData;
 use kernel::{
     bindings,
+    device::Device,
     error::{
         to_result,
         VTABLE_DEFAULT_ERROR, //
@@ -75,7 +77,8 @@ pub(crate) struct MiscDeviceRegistration<T> {
 
 // SAFETY: `misc_deregister()` may be called on another thread than `misc_register()`.
 unsafe impl<T> Send for MiscDeviceRegistration<T> {}
-// SAFETY: The type has no `&self` methods; a shared reference gives access to nothing.
+// SAFETY: Its only `&self` method, `device`, reads a field that does not change while it is
+// registered; calling it from several threads at once is safe.
 unsafe impl<T> Sync for MiscDeviceRegistration<T> {}
 
 impl<T: MiscDevice> MiscDeviceRegistration<T> {
@@ -93,6 +96,15 @@ impl<T: MiscDevice> MiscDeviceRegistration<T> {
             }),
             _t: PhantomData,
         })
+    }
+
+    /// The device of the registered misc device (its `this_device`), for `dev_*!` log lines.
+    pub(crate) fn device(&self) -> &Device {
+        // SAFETY: `inner` holds a registered misc device (type invariant), and
+        // `misc_register()` set its `this_device` to a valid device that stays alive until
+        // `misc_deregister()`, which runs only in `Drop`. The returned reference cannot outlive
+        // `&self`, so its last use comes before that.
+        unsafe { Device::from_raw((*self.inner.get()).this_device) }
     }
 }
 
