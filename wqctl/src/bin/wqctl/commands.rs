@@ -6,7 +6,7 @@ use crate::follow::{follow, run};
 use crate::{op, Failure, Out};
 use std::time::Duration;
 use wqctl::abi::*;
-use wqctl::parse::{self, format_cpu, format_duration_us, format_queue, CpuSel};
+use wqctl::parse::{self, format_cpu, format_cpus, format_duration_us, format_queue, CpuSel};
 use wqctl::{
     bench_json, bench_line, format_results_table, result_json, set_bench_scope, BenchArgs, Device,
     EnqueueArgs, Target, BENCH_SCOPE_PATH,
@@ -118,7 +118,7 @@ pub(crate) fn exec(dev: &Device, cmd: &Cmd, out: Out) -> Result<bool, Failure> {
                     "{{\"cmd\":\"info\",\"ok\":true,\"abi_version\":{},\"nr_cpu_ids\":{},\"online_cpus\":[{}],\"max_count\":{},\"max_pending\":{},\"max_delay_us\":{},\"max_sleep_us\":{},\"max_results\":{}}}",
                     i.abi_version,
                     i.nr_cpu_ids,
-                    cpus.iter().map(u32::to_string).collect::<Vec<_>>().join(","),
+                    format_cpus(&cpus),
                     i.max_count,
                     i.max_pending,
                     i.max_delay_us,
@@ -131,10 +131,7 @@ pub(crate) fn exec(dev: &Device, cmd: &Cmd, out: Out) -> Result<bool, Failure> {
             println!("nr_cpu_ids    {}", i.nr_cpu_ids);
             println!(
                 "online_cpus   {} (mask {:#x})",
-                cpus.iter()
-                    .map(u32::to_string)
-                    .collect::<Vec<_>>()
-                    .join(","),
+                format_cpus(&cpus),
                 i.online_cpus
             );
             println!("max_count     {}", i.max_count);
@@ -177,20 +174,17 @@ pub(crate) fn exec(dev: &Device, cmd: &Cmd, out: Out) -> Result<bool, Failure> {
                 println!("{s}}}");
             }
         }
-        Cmd::Flush(t) => {
-            let n = op("flush", dev.flush(t.target()))?;
-            if out.json {
-                println!("{{\"cmd\":\"flush\",\"ok\":true,\"count\":{n}}}");
+        Cmd::Flush(t) | Cmd::Cancel(t) => {
+            let (name, done, r) = if matches!(cmd, Cmd::Flush(_)) {
+                ("flush", "flushed", dev.flush(t.target()))
             } else {
-                println!("flushed {n} item(s)");
-            }
-        }
-        Cmd::Cancel(t) => {
-            let n = op("cancel", dev.cancel(t.target()))?;
+                ("cancel", "cancelled", dev.cancel(t.target()))
+            };
+            let n = op(name, r)?;
             if out.json {
-                println!("{{\"cmd\":\"cancel\",\"ok\":true,\"count\":{n}}}");
+                println!("{{\"cmd\":\"{name}\",\"ok\":true,\"count\":{n}}}");
             } else {
-                println!("cancelled {n} item(s)");
+                println!("{done} {n} item(s)");
             }
         }
         Cmd::ModDelay(m) => {

@@ -24,10 +24,7 @@ pub(crate) fn demo(dev: &Device) -> Result<bool, Failure> {
         "rust_wq demo: ABI {}, {} possible CPU id(s), online: {}",
         info.abi_version,
         info.nr_cpu_ids,
-        cpus.iter()
-            .map(u32::to_string)
-            .collect::<Vec<_>>()
-            .join(",")
+        parse::format_cpus(&cpus)
     );
     let mut expect: BTreeMap<u64, Expect> = BTreeMap::new();
     let mut add = |args: EnqueueArgs| -> Result<(), Failure> {
