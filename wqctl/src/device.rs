@@ -78,17 +78,21 @@ impl Device {
         unsafe { self.ioctl_raw(cmd, arg as *mut T as *mut c_void) }
     }
 
+    /// Issues `cmd` with a pointer to `arg` (as [`Device::ioctl_with`]) and
+    /// returns `arg` as the kernel left it.
+    fn ioctl_inout<T>(&self, cmd: u32, mut arg: T) -> Result<T> {
+        self.ioctl_with(cmd, &mut arg)?;
+        Ok(arg)
+    }
+
     /// RUST_WQ_IOC_INFO.
     pub fn info(&self) -> Result<RustWqInfo> {
-        let mut info = RustWqInfo::default();
-        self.ioctl_with(RUST_WQ_IOC_INFO, &mut info)?;
-        Ok(info)
+        self.ioctl_inout(RUST_WQ_IOC_INFO, RustWqInfo::default())
     }
 
     /// RUST_WQ_IOC_ENQUEUE with a prepared argument (returns the filled-in struct).
-    pub fn enqueue_raw(&self, mut arg: RustWqEnqueue) -> Result<RustWqEnqueue> {
-        self.ioctl_with(RUST_WQ_IOC_ENQUEUE, &mut arg)?;
-        Ok(arg)
+    pub fn enqueue_raw(&self, arg: RustWqEnqueue) -> Result<RustWqEnqueue> {
+        self.ioctl_inout(RUST_WQ_IOC_ENQUEUE, arg)
     }
 
     /// RUST_WQ_IOC_ENQUEUE: returns the id of the first item; the items have
@@ -98,9 +102,8 @@ impl Device {
     }
 
     /// RUST_WQ_IOC_FLUSH with a prepared argument.
-    pub fn flush_raw(&self, mut arg: RustWqTarget) -> Result<RustWqTarget> {
-        self.ioctl_with(RUST_WQ_IOC_FLUSH, &mut arg)?;
-        Ok(arg)
+    pub fn flush_raw(&self, arg: RustWqTarget) -> Result<RustWqTarget> {
+        self.ioctl_inout(RUST_WQ_IOC_FLUSH, arg)
     }
 
     /// RUST_WQ_IOC_FLUSH: returns how many items were waited for.
@@ -109,9 +112,8 @@ impl Device {
     }
 
     /// RUST_WQ_IOC_CANCEL with a prepared argument.
-    pub fn cancel_raw(&self, mut arg: RustWqTarget) -> Result<RustWqTarget> {
-        self.ioctl_with(RUST_WQ_IOC_CANCEL, &mut arg)?;
-        Ok(arg)
+    pub fn cancel_raw(&self, arg: RustWqTarget) -> Result<RustWqTarget> {
+        self.ioctl_inout(RUST_WQ_IOC_CANCEL, arg)
     }
 
     /// RUST_WQ_IOC_CANCEL: returns how many items were cancelled.
@@ -120,9 +122,8 @@ impl Device {
     }
 
     /// RUST_WQ_IOC_MOD_DELAY with a prepared argument.
-    pub fn mod_delay_raw(&self, mut arg: RustWqModDelay) -> Result<()> {
-        self.ioctl_with(RUST_WQ_IOC_MOD_DELAY, &mut arg)?;
-        Ok(())
+    pub fn mod_delay_raw(&self, arg: RustWqModDelay) -> Result<()> {
+        self.ioctl_inout(RUST_WQ_IOC_MOD_DELAY, arg).map(drop)
     }
 
     /// RUST_WQ_IOC_MOD_DELAY: the pending item `id` now runs `delay_us` from now.
@@ -193,16 +194,13 @@ impl Device {
 
     /// RUST_WQ_IOC_STATS.
     pub fn stats(&self) -> Result<RustWqStats> {
-        let mut s = RustWqStats::default();
-        self.ioctl_with(RUST_WQ_IOC_STATS, &mut s)?;
-        Ok(s)
+        self.ioctl_inout(RUST_WQ_IOC_STATS, RustWqStats::default())
     }
 
     /// RUST_WQ_IOC_BENCH with a prepared argument (returns the filled-in struct).
     /// Blocks until the benchmark has run.
-    pub fn bench_raw(&self, mut arg: RustWqBench) -> Result<RustWqBench> {
-        self.ioctl_with(RUST_WQ_IOC_BENCH, &mut arg)?;
-        Ok(arg)
+    pub fn bench_raw(&self, arg: RustWqBench) -> Result<RustWqBench> {
+        self.ioctl_inout(RUST_WQ_IOC_BENCH, arg)
     }
 
     /// RUST_WQ_IOC_BENCH: runs the in-kernel workqueue benchmark and returns its report.

@@ -44,12 +44,12 @@ pub struct EnqueueArgs {
     pub cpu: u32,
     /// How many items (1 .. RUST_WQ_MAX_COUNT).
     pub count: u32,
+    /// A value of the caller's, reported back in each result.
+    pub tag: u64,
     /// Delay before each item runs, in microseconds (0: queued at once).
     pub delay_us: u64,
     /// How long each item sleeps when it runs, in microseconds.
     pub sleep_us: u64,
-    /// A value of the caller's, reported back in each result.
-    pub tag: u64,
     /// Queue from a hard-IRQ handler (RUST_WQ_ENQ_F_FROM_IRQ).
     pub from_irq: bool,
     /// Queue from softirq context (RUST_WQ_ENQ_F_FROM_SOFTIRQ).
@@ -62,9 +62,9 @@ impl Default for EnqueueArgs {
             queue: RUST_WQ_Q_PERCPU,
             cpu: RUST_WQ_CPU_ANY,
             count: 1,
+            tag: 0,
             delay_us: 0,
             sleep_us: 0,
-            tag: 0,
             from_irq: false,
             from_softirq: false,
         }

@@ -91,51 +91,49 @@ fn bench_op_names() {
     }
 }
 
+/// `(name, value)` of each constant, the name as written.
+macro_rules! named {
+    ($($c:ident),+ $(,)?) => {
+        vec![$((stringify!($c), u64::from($c))),+]
+    };
+}
+
 fn rust_constants() -> Vec<(&'static str, u64)> {
-    let mut v: Vec<(&'static str, u64)> = vec![
-        ("RUST_WQ_ABI_VERSION", RUST_WQ_ABI_VERSION.into()),
-        ("RUST_WQ_IOC_MAGIC", RUST_WQ_IOC_MAGIC.into()),
-        ("RUST_WQ_MAX_COUNT", RUST_WQ_MAX_COUNT.into()),
-        ("RUST_WQ_MAX_PENDING", RUST_WQ_MAX_PENDING.into()),
-        ("RUST_WQ_MAX_DELAY_US", RUST_WQ_MAX_DELAY_US),
-        ("RUST_WQ_MAX_SLEEP_US", RUST_WQ_MAX_SLEEP_US),
-        ("RUST_WQ_MAX_RESULTS", RUST_WQ_MAX_RESULTS.into()),
-        ("RUST_WQ_Q_PERCPU", RUST_WQ_Q_PERCPU.into()),
-        ("RUST_WQ_Q_UNBOUND", RUST_WQ_Q_UNBOUND.into()),
-        ("RUST_WQ_Q_ORDERED", RUST_WQ_Q_ORDERED.into()),
-        ("RUST_WQ_Q_SYSTEM_PERCPU", RUST_WQ_Q_SYSTEM_PERCPU.into()),
-        ("RUST_WQ_Q_SYSTEM_DFL", RUST_WQ_Q_SYSTEM_DFL.into()),
-        ("RUST_WQ_Q_COUNT", RUST_WQ_Q_COUNT.into()),
-        ("RUST_WQ_CPU_ANY", RUST_WQ_CPU_ANY.into()),
-        ("RUST_WQ_TARGET_ALL", RUST_WQ_TARGET_ALL.into()),
-        ("RUST_WQ_TARGET_ID", RUST_WQ_TARGET_ID.into()),
-        ("RUST_WQ_TARGET_QUEUE", RUST_WQ_TARGET_QUEUE.into()),
-        ("RUST_WQ_RES_PROCESS_CTX", RUST_WQ_RES_PROCESS_CTX.into()),
-        ("RUST_WQ_RES_SLEPT", RUST_WQ_RES_SLEPT.into()),
-        ("RUST_WQ_RES_FROM_TASK", RUST_WQ_RES_FROM_TASK.into()),
-        ("RUST_WQ_RES_FROM_SOFTIRQ", RUST_WQ_RES_FROM_SOFTIRQ.into()),
-        ("RUST_WQ_RES_FROM_HARDIRQ", RUST_WQ_RES_FROM_HARDIRQ.into()),
-        ("RUST_WQ_ENQ_F_FROM_IRQ", RUST_WQ_ENQ_F_FROM_IRQ),
-        ("RUST_WQ_ENQ_F_FROM_SOFTIRQ", RUST_WQ_ENQ_F_FROM_SOFTIRQ),
-        ("RUST_WQ_ENQ_F_ALL", RUST_WQ_ENQ_F_ALL),
-        ("RUST_WQ_IRQ_BATCH", RUST_WQ_IRQ_BATCH.into()),
-        (
-            "RUST_WQ_BENCH_UNBOUND_SYSFS",
-            RUST_WQ_BENCH_UNBOUND_SYSFS.into(),
-        ),
-        ("RUST_WQ_BENCH_PERCPU", RUST_WQ_BENCH_PERCPU.into()),
-        (
-            "RUST_WQ_BENCH_SYSTEM_PERCPU",
-            RUST_WQ_BENCH_SYSTEM_PERCPU.into(),
-        ),
-        (
-            "RUST_WQ_BENCH_F_START_LATENCY",
-            RUST_WQ_BENCH_F_START_LATENCY.into(),
-        ),
-        ("RUST_WQ_BENCH_MAX_ITEMS", RUST_WQ_BENCH_MAX_ITEMS.into()),
-        ("RUST_WQ_BENCH_MAX_TOTAL", RUST_WQ_BENCH_MAX_TOTAL),
-        ("RUST_WQ_BENCH_OP_COUNT", RUST_WQ_BENCH_OP_COUNT.into()),
-        ("RUST_WQ_IOC_BENCH", RUST_WQ_IOC_BENCH.into()),
+    let mut v: Vec<(&'static str, u64)> = named![
+        RUST_WQ_ABI_VERSION,
+        RUST_WQ_IOC_MAGIC,
+        RUST_WQ_MAX_COUNT,
+        RUST_WQ_MAX_PENDING,
+        RUST_WQ_MAX_DELAY_US,
+        RUST_WQ_MAX_SLEEP_US,
+        RUST_WQ_MAX_RESULTS,
+        RUST_WQ_Q_PERCPU,
+        RUST_WQ_Q_UNBOUND,
+        RUST_WQ_Q_ORDERED,
+        RUST_WQ_Q_SYSTEM_PERCPU,
+        RUST_WQ_Q_SYSTEM_DFL,
+        RUST_WQ_Q_COUNT,
+        RUST_WQ_CPU_ANY,
+        RUST_WQ_TARGET_ALL,
+        RUST_WQ_TARGET_ID,
+        RUST_WQ_TARGET_QUEUE,
+        RUST_WQ_RES_PROCESS_CTX,
+        RUST_WQ_RES_SLEPT,
+        RUST_WQ_RES_FROM_TASK,
+        RUST_WQ_RES_FROM_SOFTIRQ,
+        RUST_WQ_RES_FROM_HARDIRQ,
+        RUST_WQ_ENQ_F_FROM_IRQ,
+        RUST_WQ_ENQ_F_FROM_SOFTIRQ,
+        RUST_WQ_ENQ_F_ALL,
+        RUST_WQ_IRQ_BATCH,
+        RUST_WQ_BENCH_UNBOUND_SYSFS,
+        RUST_WQ_BENCH_PERCPU,
+        RUST_WQ_BENCH_SYSTEM_PERCPU,
+        RUST_WQ_BENCH_F_START_LATENCY,
+        RUST_WQ_BENCH_MAX_ITEMS,
+        RUST_WQ_BENCH_MAX_TOTAL,
+        RUST_WQ_BENCH_OP_COUNT,
+        RUST_WQ_IOC_BENCH,
     ];
     for (name, nr) in ALL_IOCTLS {
         v.push((name, nr.into()));
