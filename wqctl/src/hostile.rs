@@ -10,7 +10,7 @@
 
 use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
 
 const FAILSLAB: &str = "/sys/kernel/debug/failslab";
@@ -78,38 +78,17 @@ impl FailNth {
         ))
     }
 
+    /// Writes `n` with one pwrite(2) at offset 0.
     fn write(&self, n: u32) -> io::Result<()> {
-        let s = n.to_string();
-        // SAFETY: writes from a live buffer to our own fd.
-        let r = unsafe {
-            libc::pwrite(
-                self.0.as_raw_fd(),
-                s.as_ptr() as *const libc::c_void,
-                s.len(),
-                0,
-            )
-        };
-        if r < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        self.0.write_at(n.to_string().as_bytes(), 0)?;
         Ok(())
     }
 
+    /// Reads the value with one pread(2) at offset 0.
     fn read(&self) -> io::Result<u32> {
         let mut buf = [0u8; 32];
-        // SAFETY: reads into a live buffer from our own fd.
-        let r = unsafe {
-            libc::pread(
-                self.0.as_raw_fd(),
-                buf.as_mut_ptr() as *mut libc::c_void,
-                buf.len(),
-                0,
-            )
-        };
-        if r < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let s = std::str::from_utf8(&buf[..r as usize]).unwrap_or("");
+        let r = self.0.read_at(&mut buf, 0)?;
+        let s = std::str::from_utf8(&buf[..r]).unwrap_or("");
         s.trim()
             .parse()
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, format!("fail-nth: {s:?}")))

@@ -186,6 +186,15 @@ pub fn parse_cpulist(s: &str) -> Result<Vec<u32>, String> {
     Ok(v)
 }
 
+/// CPU numbers as a comma-separated list without ranges (`0,1,3`), as
+/// `wqctl info` and `wqctl demo` print the online CPUs.
+pub fn format_cpus(cpus: &[u32]) -> String {
+    cpus.iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// CPUs whose bit is set in `info.online_cpus` (only CPUs 0..63 are representable).
 pub fn cpus_in_mask(mask: u64, nr_cpu_ids: u32) -> Vec<u32> {
     (0..nr_cpu_ids.min(64))
@@ -196,6 +205,13 @@ pub fn cpus_in_mask(mask: u64, nr_cpu_ids: u32) -> Vec<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpus_as_list() {
+        assert_eq!(format_cpus(&[0, 1, 3]), "0,1,3");
+        assert_eq!(format_cpus(&[7]), "7");
+        assert_eq!(format_cpus(&[]), "");
+    }
 
     #[test]
     fn durations() {
