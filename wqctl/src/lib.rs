@@ -6,10 +6,10 @@
 
 pub mod abi;
 pub mod hostile;
-pub mod ktap;
 pub mod parse;
 pub mod session;
 pub mod summary;
+pub mod testing;
 
 use abi::*;
 use std::ffi::c_void;

@@ -2655,7 +2655,7 @@ fn bench_runs(ctx: &Ctx) -> TestResult {
             let trace = match QueueWorkTrace::start() {
                 Ok(t) => Some(t),
                 Err(e) => {
-                    if wqctl::ktap::required("tracing") {
+                    if wqctl::testing::required("tracing") {
                         c.fail(format!("{what}: cannot trace workqueue_queue_work: {e}"));
                     }
                     None
