@@ -7,11 +7,21 @@
 //! Environment: RUST_WQ_KO (path of rust_wq.ko) enables `rmmod_refused_while_open`.
 //! Exit status: 0 if no test failed, 1 otherwise (or when the device cannot be used).
 
+mod bad_encoding;
+mod bad_pointers;
+mod bad_values;
+mod basic;
+mod bench;
+mod concurrency;
+mod delay;
+mod flush_cancel;
 mod hostile;
 mod irq;
+mod lifecycle;
 mod poll;
+mod results;
 mod session;
-mod tests;
+mod util;
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -40,6 +50,125 @@ impl Ctx {
 
 type TestFn = fn(&Ctx) -> TestResult;
 
+/// Every test, in the order they run.
+fn all() -> Vec<Named<TestFn>> {
+    let mut v: Vec<Named<TestFn>> = vec![
+        ("info", basic::info),
+        ("percpu_placement", basic::percpu_placement),
+        ("system_percpu_placement", basic::system_percpu_placement),
+        ("unbound_runs", basic::unbound_runs),
+        ("system_dfl_runs", basic::system_dfl_runs),
+        ("ordered_fifo", basic::ordered_fifo),
+        ("delay_never_early", delay::delay_never_early),
+        ("flush_waits", flush_cancel::flush_waits),
+        ("flush_by_id", flush_cancel::flush_by_id),
+        ("flush_by_queue", flush_cancel::flush_by_queue),
+        (
+            "cancel_prevents_execution",
+            flush_cancel::cancel_prevents_execution,
+        ),
+        ("cancel_by_id", flush_cancel::cancel_by_id),
+        (
+            "cancel_waits_for_running",
+            flush_cancel::cancel_waits_for_running,
+        ),
+        ("mod_delay", delay::mod_delay),
+        (
+            "work_sleeps_in_process_context",
+            basic::work_sleeps_in_process_context,
+        ),
+        (
+            "results_fifo_and_removal",
+            results::results_fifo_and_removal,
+        ),
+        ("reset_clears", results::reset_clears),
+        ("max_pending_ebusy", results::max_pending_ebusy),
+        ("concurrent_8_threads", concurrency::concurrent_8_threads),
+        ("unknown_cmd_enotty", bad_encoding::unknown_cmd_enotty),
+        ("wrong_size_einval", bad_encoding::wrong_size_einval),
+        ("wrong_version_einval", bad_encoding::wrong_version_einval),
+        (
+            "reserved_nonzero_einval",
+            bad_encoding::reserved_nonzero_einval,
+        ),
+        (
+            "out_fields_ignored_on_input",
+            bad_encoding::out_fields_ignored_on_input,
+        ),
+        (
+            "reserved_zeroed_on_output",
+            bad_encoding::reserved_zeroed_on_output,
+        ),
+        ("bad_pointer_efault", bad_pointers::bad_pointer_efault),
+        (
+            "results_null_buf_einval",
+            bad_pointers::results_null_buf_einval,
+        ),
+        (
+            "cpu_out_of_range_einval",
+            bad_values::cpu_out_of_range_einval,
+        ),
+        ("unknown_queue_einval", bad_values::unknown_queue_einval),
+        ("count_zero_einval", bad_values::count_zero_einval),
+        ("count_too_many_einval", bad_values::count_too_many_einval),
+        ("delay_too_long_einval", bad_values::delay_too_long_einval),
+        ("sleep_too_long_einval", bad_values::sleep_too_long_einval),
+        (
+            "unknown_target_kind_einval",
+            bad_values::unknown_target_kind_einval,
+        ),
+        (
+            "mod_delay_unknown_enoent",
+            bad_values::mod_delay_unknown_enoent,
+        ),
+        ("close_with_pending", lifecycle::close_with_pending),
+        ("offline_cpu_enodev", lifecycle::offline_cpu_enodev),
+        ("bench_runs", bench::bench_runs),
+        ("bench_bad_input_einval", bench::bench_bad_input_einval),
+        (
+            "rmmod_refused_while_open",
+            lifecycle::rmmod_refused_while_open,
+        ),
+        (
+            "wrong_direction_einval",
+            bad_encoding::wrong_direction_einval,
+        ),
+        (
+            "target_unused_field_einval",
+            bad_encoding::target_unused_field_einval,
+        ),
+        ("ebusy_partial_room", results::ebusy_partial_room),
+        ("ebusy_counts_running", results::ebusy_counts_running),
+        (
+            "cancel_started_enoent_waits",
+            flush_cancel::cancel_started_enoent_waits,
+        ),
+        (
+            "mod_delay_started_enoent",
+            flush_cancel::mod_delay_started_enoent,
+        ),
+        (
+            "delay_zero_queues_at_once",
+            delay::delay_zero_queues_at_once,
+        ),
+        ("short_sleeps_round_up", delay::short_sleeps_round_up),
+        (
+            "close_waits_for_running",
+            lifecycle::close_waits_for_running,
+        ),
+        (
+            "results_dropped_beyond_max",
+            results::results_dropped_beyond_max,
+        ),
+        ("bench_one_at_a_time", bench::bench_one_at_a_time),
+    ];
+    v.extend(irq::all());
+    v.extend(poll::all());
+    v.extend(session::all());
+    v.extend(hostile::all());
+    v
+}
+
 /// End-to-end tests of the rust_wq module (as root, module loaded); prints
 /// KTAP version 1.  Set RUST_WQ_KO=/path/rust_wq.ko to enable
 /// rmmod_refused_while_open.  Exit status: 0 if no test failed, else 1.
@@ -55,10 +184,7 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let mut all: Vec<Named<TestFn>> = tests::all();
-    all.extend(poll::all());
-    all.extend(session::all());
-    all.extend(hostile::all());
+    let all = all();
     let selected = match cli.selection.resolve(&all, |_| true) {
         Ok(Some(s)) => s,
         Ok(None) => return ExitCode::SUCCESS,
