@@ -6,7 +6,7 @@ use libc::{EINVAL, ENOTTY};
 use std::collections::HashMap;
 use wqctl::abi::*;
 use wqctl::testing::RawBuf;
-use wqctl::{EnqueueArgs, Target};
+use wqctl::{Device, EnqueueArgs, Target};
 
 pub fn unknown_cmd_enotty(ctx: &Ctx) -> TestResult {
     let dev = ctx.open()?;
@@ -43,42 +43,7 @@ pub fn wrong_size_einval(ctx: &Ctx) -> TestResult {
     let mut c = Checker::new();
     let pending = one_pending(&dev)?;
     // A valid argument for each command, so that ignoring the size would succeed.
-    let mut args: HashMap<u32, Box<RawBuf>> = HashMap::new();
-    args.insert(RUST_WQ_IOC_INFO, RawBuf::with(&RustWqInfo::default()));
-    args.insert(RUST_WQ_IOC_ENQUEUE, RawBuf::with(&valid_enqueue()));
-    args.insert(
-        RUST_WQ_IOC_FLUSH,
-        RawBuf::with(&Target::Id(pending).to_raw()),
-    );
-    args.insert(
-        RUST_WQ_IOC_CANCEL,
-        RawBuf::with(&Target::Id(pending).to_raw()),
-    );
-    let md = RustWqModDelay {
-        version: RUST_WQ_ABI_VERSION,
-        id: pending,
-        delay_us: LONG_DELAY_US,
-        ..Default::default()
-    };
-    args.insert(RUST_WQ_IOC_MOD_DELAY, RawBuf::with(&md));
-    args.insert(
-        RUST_WQ_IOC_RESULTS,
-        RawBuf::with(&RustWqResults {
-            version: RUST_WQ_ABI_VERSION,
-            ..Default::default()
-        }),
-    );
-    args.insert(RUST_WQ_IOC_STATS, RawBuf::with(&RustWqStats::default()));
-    args.insert(RUST_WQ_IOC_RESET, RawBuf::with(&0u64));
-    args.insert(
-        RUST_WQ_IOC_BENCH,
-        RawBuf::with(&RustWqBench {
-            version: RUST_WQ_ABI_VERSION,
-            path: RUST_WQ_BENCH_PERCPU,
-            items: 1,
-            ..Default::default()
-        }),
-    );
+    let mut args = valid_args(pending);
     for (name, cmd) in ALL_IOCTLS {
         let size = ioc_size(cmd);
         let (dir, nr) = (ioc_dir(cmd), ioc_nr(cmd));
@@ -91,14 +56,8 @@ pub fn wrong_size_einval(ctx: &Ctx) -> TestResult {
         }
         for (d, s) in wrong {
             let bad = ioc(d, RUST_WQ_IOC_MAGIC, nr, s);
-            let buf = args.get_mut(&cmd).expect("argument for every command");
-            // SAFETY: 512-byte buffer, larger than any size used here.
-            let r = unsafe { dev.ioctl_raw(bad, buf.ptr()) };
-            c.errno(
-                &format!("{name} with size {s} instead of {size} ({bad:#x})"),
-                r,
-                EINVAL,
-            );
+            let what = format!("{name} with size {s} instead of {size} ({bad:#x})");
+            misencoded_einval(&mut c, &dev, &mut args, cmd, bad, &what);
         }
     }
     c.stats("only the one pending item exists", &dev, (1, 0, 0, 1));
@@ -118,45 +77,16 @@ pub fn wrong_version_einval(ctx: &Ctx) -> TestResult {
             raw(&dev, RUST_WQ_IOC_ENQUEUE, &e),
             EINVAL,
         );
-        let mut t = Target::Id(pending).to_raw();
-        t.version = v;
-        c.errno(
-            &format!("FLUSH version {v}"),
-            raw(&dev, RUST_WQ_IOC_FLUSH, &t),
-            EINVAL,
-        );
-        c.errno(
-            &format!("CANCEL version {v}"),
-            raw(&dev, RUST_WQ_IOC_CANCEL, &t),
-            EINVAL,
-        );
+        let mut calls = valid_calls(pending, &mut buf);
+        calls.0.version = v;
+        calls.1.version = v;
+        calls.2.version = v;
+        calls_einval(&mut c, &dev, &format!("version {v}"), &calls);
         let mut t = Target::All.to_raw();
         t.version = v;
         c.errno(
             &format!("CANCEL ALL version {v}"),
             raw(&dev, RUST_WQ_IOC_CANCEL, &t),
-            EINVAL,
-        );
-        let md = RustWqModDelay {
-            version: v,
-            id: pending,
-            delay_us: 1_000,
-            ..Default::default()
-        };
-        c.errno(
-            &format!("MOD_DELAY version {v}"),
-            raw(&dev, RUST_WQ_IOC_MOD_DELAY, &md),
-            EINVAL,
-        );
-        let rs = RustWqResults {
-            version: v,
-            capacity: 4,
-            buf: buf.as_mut_ptr() as u64,
-            ..Default::default()
-        };
-        c.errno(
-            &format!("RESULTS version {v}"),
-            raw(&dev, RUST_WQ_IOC_RESULTS, &rs),
             EINVAL,
         );
     }
@@ -182,67 +112,17 @@ pub fn reserved_nonzero_einval(ctx: &Ctx) -> TestResult {
             raw(&dev, RUST_WQ_IOC_ENQUEUE, &e),
             EINVAL,
         );
-        let mut t = Target::Id(pending).to_raw();
-        t.reserved[i] = val;
-        c.errno(
-            &format!("FLUSH reserved[{i}]"),
-            raw(&dev, RUST_WQ_IOC_FLUSH, &t),
-            EINVAL,
-        );
-        c.errno(
-            &format!("CANCEL reserved[{i}]"),
-            raw(&dev, RUST_WQ_IOC_CANCEL, &t),
-            EINVAL,
-        );
-        let mut md = RustWqModDelay {
-            version: RUST_WQ_ABI_VERSION,
-            id: pending,
-            delay_us: 1_000,
-            ..Default::default()
-        };
-        md.reserved[i] = val;
-        c.errno(
-            &format!("MOD_DELAY reserved[{i}]"),
-            raw(&dev, RUST_WQ_IOC_MOD_DELAY, &md),
-            EINVAL,
-        );
-        let mut rs = RustWqResults {
-            version: RUST_WQ_ABI_VERSION,
-            capacity: 4,
-            buf: buf.as_mut_ptr() as u64,
-            ..Default::default()
-        };
-        rs.reserved[i] = val;
-        c.errno(
-            &format!("RESULTS reserved[{i}]"),
-            raw(&dev, RUST_WQ_IOC_RESULTS, &rs),
-            EINVAL,
-        );
+        let mut calls = valid_calls(pending, &mut buf);
+        calls.0.reserved[i] = val;
+        calls.1.reserved[i] = val;
+        calls.2.reserved[i] = val;
+        calls_einval(&mut c, &dev, &format!("reserved[{i}]"), &calls);
     }
-    let mut t = Target::Id(pending).to_raw();
-    t.pad = 1;
-    c.errno("FLUSH pad=1", raw(&dev, RUST_WQ_IOC_FLUSH, &t), EINVAL);
-    c.errno("CANCEL pad=1", raw(&dev, RUST_WQ_IOC_CANCEL, &t), EINVAL);
-    let md = RustWqModDelay {
-        version: RUST_WQ_ABI_VERSION,
-        pad: 1,
-        id: pending,
-        delay_us: 1_000,
-        ..Default::default()
-    };
-    c.errno(
-        "MOD_DELAY pad=1",
-        raw(&dev, RUST_WQ_IOC_MOD_DELAY, &md),
-        EINVAL,
-    );
-    let rs = RustWqResults {
-        version: RUST_WQ_ABI_VERSION,
-        capacity: 4,
-        buf: buf.as_mut_ptr() as u64,
-        pad: 1,
-        ..Default::default()
-    };
-    c.errno("RESULTS pad=1", raw(&dev, RUST_WQ_IOC_RESULTS, &rs), EINVAL);
+    let mut calls = valid_calls(pending, &mut buf);
+    calls.0.pad = 1;
+    calls.1.pad = 1;
+    calls.2.pad = 1;
+    calls_einval(&mut c, &dev, "pad=1", &calls);
     c.stats(
         "only the one pending item exists, untouched",
         &dev,
@@ -408,6 +288,67 @@ pub fn reserved_zeroed_on_output(ctx: &Ctx) -> TestResult {
     c.done()
 }
 
+/// Issues `bad`, a wrong encoding of `cmd`, with a valid argument of `cmd`
+/// from `args`: EINVAL expected.
+fn misencoded_einval(
+    c: &mut Checker,
+    dev: &Device,
+    args: &mut HashMap<u32, Box<RawBuf>>,
+    cmd: u32,
+    bad: u32,
+    what: &str,
+) {
+    let buf = args.get_mut(&cmd).expect("argument for every command");
+    // SAFETY: 512-byte buffer, larger than any size used here.
+    let r = unsafe { dev.ioctl_raw(bad, buf.ptr()) };
+    c.errno(what, r, EINVAL);
+}
+
+/// Valid arguments of FLUSH/CANCEL (of `pending`), MOD_DELAY (of `pending`)
+/// and RESULTS (into `buf`), for a test to spoil one field of each.
+fn valid_calls(
+    pending: u64,
+    buf: &mut [RustWqResult; 4],
+) -> (RustWqTarget, RustWqModDelay, RustWqResults) {
+    let md = RustWqModDelay {
+        version: RUST_WQ_ABI_VERSION,
+        id: pending,
+        delay_us: 1_000,
+        ..Default::default()
+    };
+    let rs = RustWqResults {
+        version: RUST_WQ_ABI_VERSION,
+        capacity: 4,
+        buf: buf.as_mut_ptr() as u64,
+        ..Default::default()
+    };
+    (Target::Id(pending).to_raw(), md, rs)
+}
+
+/// FLUSH and CANCEL with the target, MOD_DELAY and RESULTS of `calls`: each
+/// must fail with EINVAL (`what` names the spoilt field).
+fn calls_einval(
+    c: &mut Checker,
+    dev: &Device,
+    what: &str,
+    (t, md, rs): &(RustWqTarget, RustWqModDelay, RustWqResults),
+) {
+    c.errno(
+        &format!("FLUSH {what}"),
+        raw(dev, RUST_WQ_IOC_FLUSH, t),
+        EINVAL,
+    );
+    c.errno(
+        &format!("CANCEL {what}"),
+        raw(dev, RUST_WQ_IOC_CANCEL, t),
+        EINVAL,
+    );
+    let r = raw(dev, RUST_WQ_IOC_MOD_DELAY, md);
+    c.errno(&format!("MOD_DELAY {what}"), r, EINVAL);
+    let r = raw(dev, RUST_WQ_IOC_RESULTS, rs);
+    c.errno(&format!("RESULTS {what}"), r, EINVAL);
+}
+
 /// A valid argument for each command, so that only the encoding can be wrong.
 fn valid_args(pending: u64) -> HashMap<u32, Box<RawBuf>> {
     let mut args: HashMap<u32, Box<RawBuf>> = HashMap::new();
@@ -463,14 +404,9 @@ pub fn wrong_direction_einval(ctx: &Ctx) -> TestResult {
         let (dir, nr, size) = (ioc_dir(cmd), ioc_nr(cmd), ioc_size(cmd));
         for d in dirs.into_iter().filter(|&d| d != dir) {
             let bad = ioc(d, RUST_WQ_IOC_MAGIC, nr, size);
-            let buf = args.get_mut(&cmd).expect("argument for every command");
-            // SAFETY: 512-byte buffer, larger than any size used here.
-            let r = unsafe { dev.ioctl_raw(bad, buf.ptr()) };
-            c.errno(
-                &format!("{name} with direction {d} instead of {dir}, size {size} ({bad:#x})"),
-                r,
-                EINVAL,
-            );
+            let what =
+                format!("{name} with direction {d} instead of {dir}, size {size} ({bad:#x})");
+            misencoded_einval(&mut c, &dev, &mut args, cmd, bad, &what);
         }
     }
     c.stats("only the one pending item exists", &dev, (1, 0, 0, 1));

@@ -10,8 +10,9 @@ mod bounds;
 mod errors_first;
 mod waits;
 
-use crate::{Checker, Ctx, Must, Outcome, TestFn};
+use crate::{diag, fail, Checker, Ctx, Must, Outcome, TestFn, TestResult};
 use std::time::Duration;
+use wqctl::hostile::{fork_ready, Child};
 use wqctl::Device;
 
 pub fn all() -> Vec<(&'static str, TestFn)> {
@@ -71,6 +72,34 @@ const DIE_WITHIN: Duration = Duration::from_millis(2_000);
 
 fn open(ctx: &Ctx) -> Result<Device, Outcome> {
     ctx.open()
+}
+
+/// Forks a child that runs `f` (see `fork_ready`); not being able to is a
+/// test failure.
+fn fork(timeout: Duration, f: impl FnOnce(&dyn Fn()) -> i32) -> Result<Child, Outcome> {
+    fork_ready(timeout, f).map_err(|e| Outcome::Fail(vec![e]))
+}
+
+/// Kills `child` (waiting at most `wait` for it to go) and checks that it
+/// was gone within DIE_WITHIN; `what` says what it was doing.
+fn dies_quickly(child: &mut Child, wait: Duration, what: &str) -> TestResult {
+    match child.kill_and_time(wait) {
+        Some(t) => {
+            diag(&format!("SIGKILL {what}: gone after {} ms", t.as_millis()));
+            if t > DIE_WITHIN {
+                return fail(format!(
+                    "SIGKILL {what}: the process took {} ms to die (at most {} ms allowed)",
+                    t.as_millis(),
+                    DIE_WITHIN.as_millis()
+                ));
+            }
+            Ok(())
+        }
+        None => fail(format!(
+            "SIGKILL {what}: the process was still there after {} s",
+            wait.as_secs()
+        )),
+    }
 }
 
 /// Opens the device in a child (a fresh file), or exits the child with 100.

@@ -1,11 +1,11 @@
 //! Fault injection on single calls: BENCH and ENQUEUE with failing allocations.
 
-use super::{child_open, open, stats_tuple};
+use super::{child_open, fork, open, stats_tuple};
 use crate::{diag, fail, skip, Checker, Ctx, Must, Outcome, TestResult};
 use libc::ENOMEM;
 use std::time::Duration;
 use wqctl::abi::*;
-use wqctl::hostile::{fork_ready, FailNth, FailslabSettings};
+use wqctl::hostile::{FailNth, FailslabSettings};
 use wqctl::{BenchArgs, EnqueueArgs, Target};
 
 fn failslab() -> Result<(FailslabSettings, FailNth), Outcome> {
@@ -29,7 +29,7 @@ pub fn bench_alloc_failures(ctx: &Ctx) -> TestResult {
     let mut enomem = 0;
     for n in 1..400u32 {
         let path = ctx.path.clone();
-        let mut child = fork_ready(Duration::from_secs(10), |ready| {
+        let mut child = fork(Duration::from_secs(10), |ready| {
             let dev = child_open(&path);
             let (_s, f) = match failslab() {
                 Ok(v) => v,
@@ -53,8 +53,7 @@ pub fn bench_alloc_failures(ctx: &Ctx) -> TestResult {
                 (Err(e), true) if e.0 == ENOMEM => 2,
                 (Err(e), _) => 10 + e.0.min(100),
             }
-        })
-        .map_err(|e| Outcome::Fail(vec![e]))?;
+        })?;
         let st = match child.wait_dead(Duration::from_secs(30)) {
             Some(st) => st,
             None => {

@@ -1,52 +1,31 @@
 //! Waits a user can cause end when the user asks (SIGKILL, signals), and cancel works in two phases.
 
-use super::{child_open, consistent, open, DIE_WITHIN};
+use super::{child_open, consistent, dies_quickly, fork, open};
 use crate::{diag, fail, Checker, Ctx, Must, Outcome, TestResult};
 use libc::EINTR;
 use std::time::{Duration, Instant};
 use wqctl::abi::*;
-use wqctl::hostile::fork_ready;
-use wqctl::{BenchArgs, EnqueueArgs, Target};
+use wqctl::{BenchArgs, Device, EnqueueArgs, Target};
 
 /// SIGKILL 0.5 s into a FLUSH of 30 items of 1 s on the ordered queue: the
 /// process is gone within about a second (was 30 s: FLUSH was not
 /// interruptible).
 pub fn flush_killable(ctx: &Ctx) -> TestResult {
     let path = ctx.path.clone();
-    let mut child = fork_ready(Duration::from_secs(10), |ready| {
-        let dev = child_open(&path);
-        if dev
-            .enqueue(EnqueueArgs::new(RUST_WQ_Q_ORDERED, 30).sleep_us(1_000_000))
-            .is_err()
-        {
+    let mut child = fork(Duration::from_secs(10), |ready| {
+        let Some(dev) = child_busy_ordered(&path, 30) else {
             return 101;
-        }
+        };
         ready();
         let _ = dev.flush(Target::All);
         102
-    })
-    .map_err(|e| Outcome::Fail(vec![e]))?;
+    })?;
     std::thread::sleep(Duration::from_millis(500));
     if !child.alive() {
         return fail("the child ended before it was killed: FLUSH of 30 s of work returned early");
     }
-    match child.kill_and_time(Duration::from_secs(60)) {
-        Some(t) => {
-            diag(&format!(
-                "SIGKILL during FLUSH (30 ordered items x 1 s): gone after {} ms",
-                t.as_millis()
-            ));
-            if t > DIE_WITHIN {
-                return fail(format!(
-                    "SIGKILL during FLUSH: the process took {} ms to die (at most {} ms allowed)",
-                    t.as_millis(),
-                    DIE_WITHIN.as_millis()
-                ));
-            }
-            Ok(())
-        }
-        None => fail("SIGKILL during FLUSH: the process was still there after 60 s"),
-    }
+    let what = "during FLUSH (30 ordered items x 1 s)";
+    dies_quickly(&mut child, Duration::from_secs(60), what)
 }
 
 extern "C" fn on_alarm(_: i32) {}
@@ -106,17 +85,45 @@ pub fn flush_interruptible(ctx: &Ctx) -> TestResult {
     c.done()
 }
 
+/// How long each of the 64 items of `ordered_64_busy` runs.
+const ITEM_RUNTIME: Duration = Duration::from_millis(100);
+
+/// A file with 64 items of 100 ms on the ordered queue, the first running.
+fn ordered_64_busy(ctx: &Ctx) -> Result<Device, Outcome> {
+    let dev = open(ctx)?;
+    let sleep_us = ITEM_RUNTIME.as_micros() as u64;
+    dev.enqueue(EnqueueArgs::new(RUST_WQ_Q_ORDERED, 64).sleep_us(sleep_us))
+        .must("ENQUEUE 64 ordered x 100 ms")?;
+    std::thread::sleep(Duration::from_millis(30));
+    Ok(dev)
+}
+
+/// In a child: opens the device and enqueues `n` items of 1 s on the
+/// ordered queue; `None` if the ENQUEUE failed.
+fn child_busy_ordered(path: &str, n: u32) -> Option<Device> {
+    let dev = child_open(path);
+    dev.enqueue(EnqueueArgs::new(RUST_WQ_Q_ORDERED, n).sleep_us(1_000_000))
+        .ok()
+        .map(|_| dev)
+}
+
+/// A benchmark of 10 rounds: the lock is free if it returns.
+const SHORT_BENCH: BenchArgs = BenchArgs {
+    op: RUST_WQ_BENCH_OP_RT,
+    path: RUST_WQ_BENCH_PERCPU,
+    items: 10,
+    threads: 0,
+    start_latency: false,
+};
+
 /// CANCEL ALL of 64 items of 100 ms on the ordered queue: returns within
 /// about one item's runtime and cancels at least 62 (was: about 64 x 100 ms,
 /// cancelling almost none, because each cancel waited for the running item
 /// while the next one started).
 pub fn cancel_all_two_phase(ctx: &Ctx) -> TestResult {
-    let dev = open(ctx)?;
+    let dev = ordered_64_busy(ctx)?;
     let mut c = Checker::new();
-    let sleep = Duration::from_millis(100);
-    dev.enqueue(EnqueueArgs::new(RUST_WQ_Q_ORDERED, 64).sleep_us(100_000))
-        .must("ENQUEUE 64 ordered x 100 ms")?;
-    std::thread::sleep(Duration::from_millis(30));
+    let sleep = ITEM_RUNTIME;
     let t = Instant::now();
     let n = dev.cancel(Target::All).must("CANCEL ALL")?;
     let el = t.elapsed();
@@ -144,12 +151,9 @@ pub fn cancel_all_two_phase(ctx: &Ctx) -> TestResult {
 /// Close with 64 items of 100 ms on the ordered queue (one running): close
 /// returns within about one item's runtime.
 pub fn close_two_phase(ctx: &Ctx) -> TestResult {
-    let dev = open(ctx)?;
+    let dev = ordered_64_busy(ctx)?;
     let mut c = Checker::new();
-    let sleep = Duration::from_millis(100);
-    dev.enqueue(EnqueueArgs::new(RUST_WQ_Q_ORDERED, 64).sleep_us(100_000))
-        .must("ENQUEUE 64 ordered x 100 ms")?;
-    std::thread::sleep(Duration::from_millis(30));
+    let sleep = ITEM_RUNTIME;
     let t = Instant::now();
     drop(dev);
     let el = t.elapsed();
@@ -183,7 +187,7 @@ pub fn close_two_phase(ctx: &Ctx) -> TestResult {
 /// queue) is gone within about a second (was: 4096 s).
 pub fn exit_with_4096_pending(ctx: &Ctx) -> TestResult {
     let path = ctx.path.clone();
-    let mut child = fork_ready(Duration::from_secs(30), |ready| {
+    let mut child = fork(Duration::from_secs(30), |ready| {
         let dev = child_open(&path);
         for _ in 0..4 {
             if dev
@@ -197,26 +201,10 @@ pub fn exit_with_4096_pending(ctx: &Ctx) -> TestResult {
         loop {
             std::thread::sleep(Duration::from_secs(1));
         }
-    })
-    .map_err(|e| Outcome::Fail(vec![e]))?;
+    })?;
     std::thread::sleep(Duration::from_millis(300));
-    match child.kill_and_time(Duration::from_secs(60)) {
-        Some(t) => {
-            diag(&format!(
-                "SIGKILL with 4096 ordered items x 1 s pending: gone after {} ms",
-                t.as_millis()
-            ));
-            if t > DIE_WITHIN {
-                return fail(format!(
-                    "the process took {} ms to die (at most {} ms allowed)",
-                    t.as_millis(),
-                    DIE_WITHIN.as_millis()
-                ));
-            }
-            Ok(())
-        }
-        None => fail("the killed process with 4096 pending items was still there after 60 s"),
-    }
+    let what = "with 4096 ordered items x 1 s pending";
+    dies_quickly(&mut child, Duration::from_secs(60), what)
 }
 
 /// A process with 30 items of 1 s on the ordered queue, one thread in RESET
@@ -225,14 +213,10 @@ pub fn exit_with_4096_pending(ctx: &Ctx) -> TestResult {
 /// and the lock wait could not be interrupted).
 pub fn reset_and_lock_wait_killable(ctx: &Ctx) -> TestResult {
     let path = ctx.path.clone();
-    let mut child = fork_ready(Duration::from_secs(10), |ready| {
-        let dev = child_open(&path);
-        if dev
-            .enqueue(EnqueueArgs::new(RUST_WQ_Q_ORDERED, 30).sleep_us(1_000_000))
-            .is_err()
-        {
+    let mut child = fork(Duration::from_secs(10), |ready| {
+        let Some(dev) = child_busy_ordered(&path, 30) else {
             return 101;
-        }
+        };
         std::thread::sleep(Duration::from_millis(100));
         let fd = dev.raw_fd();
         std::thread::spawn(move || {
@@ -244,22 +228,10 @@ pub fn reset_and_lock_wait_killable(ctx: &Ctx) -> TestResult {
         // Waits for the file's lock, which the RESET holds.
         let _ = dev.enqueue(EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 1));
         102
-    })
-    .map_err(|e| Outcome::Fail(vec![e]))?;
+    })?;
     std::thread::sleep(Duration::from_millis(100));
-    match child.kill_and_time(Duration::from_secs(60)) {
-        Some(t) => {
-            diag(&format!(
-                "SIGKILL during RESET + a wait for the file's lock: gone after {} ms",
-                t.as_millis()
-            ));
-            if t > DIE_WITHIN {
-                return fail(format!("the process took {} ms to die", t.as_millis()));
-            }
-            Ok(())
-        }
-        None => fail("the killed process was still there after 60 s"),
-    }
+    let what = "during RESET + a wait for the file's lock";
+    dies_quickly(&mut child, Duration::from_secs(60), what)
 }
 
 /// A long BENCH (threads x items near the cap) in a child.
@@ -284,72 +256,34 @@ fn long_bench(path: &str, ready: &dyn Fn()) -> i32 {
 /// (was: BENCH could not be interrupted).
 pub fn bench_killable(ctx: &Ctx) -> TestResult {
     let path = ctx.path.clone();
-    let mut child = fork_ready(Duration::from_secs(10), |ready| long_bench(&path, ready))
-        .map_err(|e| Outcome::Fail(vec![e]))?;
+    let mut child = fork(Duration::from_secs(10), |ready| long_bench(&path, ready))?;
     std::thread::sleep(Duration::from_millis(700));
     if !child.alive() {
         return fail("BENCH of 4 x 400000 rounds ended within 0.7 s: cannot test the kill");
     }
-    match child.kill_and_time(Duration::from_secs(300)) {
-        Some(t) => {
-            diag(&format!(
-                "SIGKILL during BENCH (4 threads x 400000 rounds): gone after {} ms",
-                t.as_millis()
-            ));
-            if t > DIE_WITHIN {
-                return fail(format!("the process took {} ms to die", t.as_millis()));
-            }
-        }
-        None => return fail("the process killed during BENCH was still there after 300 s"),
-    }
+    let what = "during BENCH (4 threads x 400000 rounds)";
+    dies_quickly(&mut child, Duration::from_secs(300), what)?;
     // The benchmark lock is free again.
     let dev = open(ctx)?;
-    dev.bench(BenchArgs {
-        op: RUST_WQ_BENCH_OP_RT,
-        path: RUST_WQ_BENCH_PERCPU,
-        items: 10,
-        threads: 0,
-        start_latency: false,
-    })
-    .must("BENCH after the killed one")?;
+    dev.bench(SHORT_BENCH).must("BENCH after the killed one")?;
     Ok(())
 }
 
 /// A process waiting for the benchmark lock is gone soon after SIGKILL.
 pub fn bench_lock_killable(ctx: &Ctx) -> TestResult {
     let path = ctx.path.clone();
-    let holder = fork_ready(Duration::from_secs(10), |ready| long_bench(&path, ready))
-        .map_err(|e| Outcome::Fail(vec![e]))?;
+    let holder = fork(Duration::from_secs(10), |ready| long_bench(&path, ready))?;
     std::thread::sleep(Duration::from_millis(300));
     let path = ctx.path.clone();
-    let mut waiter = fork_ready(Duration::from_secs(10), |ready| {
+    let mut waiter = fork(Duration::from_secs(10), |ready| {
         let dev = child_open(&path);
         ready();
-        let _ = dev.bench(BenchArgs {
-            op: RUST_WQ_BENCH_OP_RT,
-            path: RUST_WQ_BENCH_PERCPU,
-            items: 10,
-            threads: 0,
-            start_latency: false,
-        });
+        let _ = dev.bench(SHORT_BENCH);
         0
-    })
-    .map_err(|e| Outcome::Fail(vec![e]))?;
+    })?;
     std::thread::sleep(Duration::from_millis(300));
-    let r = match waiter.kill_and_time(Duration::from_secs(300)) {
-        Some(t) => {
-            diag(&format!(
-                "SIGKILL while waiting for the bench lock: gone after {} ms",
-                t.as_millis()
-            ));
-            if t > DIE_WITHIN {
-                fail(format!("the waiter took {} ms to die", t.as_millis()))
-            } else {
-                Ok(())
-            }
-        }
-        None => fail("the killed waiter was still there after 300 s"),
-    };
+    let what = "while waiting for the bench lock";
+    let r = dies_quickly(&mut waiter, Duration::from_secs(300), what);
     drop(holder);
     r
 }
