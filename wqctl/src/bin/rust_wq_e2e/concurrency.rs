@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 use wqctl::abi::*;
-use wqctl::{Device, EnqueueArgs, Target};
+use wqctl::{Device, EnqueueArgs, Errno, Target};
 
 /// xorshift64*: deterministic per-thread randomness.
 struct Rng(u64);
@@ -24,6 +24,26 @@ impl Rng {
     }
 }
 
+/// Keeps the results a RESULTS call of thread `t` returned, and their ids.
+fn record(
+    t: u64,
+    r: Result<(Vec<RustWqResult>, u64), Errno>,
+    results: &mut Vec<RustWqResult>,
+    seen: &mut HashSet<u64>,
+    errs: &mut Vec<String>,
+) {
+    match r {
+        Ok((r, dropped)) => {
+            if dropped != 0 {
+                errs.push(format!("thread {t}: RESULTS dropped {dropped}"));
+            }
+            seen.extend(r.iter().map(|x| x.id));
+            results.extend(r);
+        }
+        Err(e) => errs.push(format!("thread {t}: RESULTS: {e}")),
+    }
+}
+
 /// CANCEL or MOD_DELAY of `id` failed with ENOENT: reads every result now (an
 /// item that had started has finished by then) and remembers how many results
 /// had been read, so that a result of `id` arriving later can be caught.
@@ -36,18 +56,7 @@ fn not_pending(
     enoent: &mut HashMap<u64, usize>,
     errs: &mut Vec<String>,
 ) {
-    match dev.drain_results() {
-        Ok((r, dropped)) => {
-            if dropped != 0 {
-                errs.push(format!("thread {t}: RESULTS dropped {dropped}"));
-            }
-            for x in &r {
-                seen.insert(x.id);
-            }
-            results.extend(r);
-        }
-        Err(e) => errs.push(format!("thread {t}: RESULTS: {e}")),
-    }
+    record(t, dev.drain_results(), results, seen, errs);
     enoent.entry(id).or_insert(results.len());
 }
 
@@ -158,18 +167,10 @@ fn concurrent_worker(
                     Err(e) => errs.push(format!("thread {t}: MOD_DELAY id {id}: {e}")),
                 }
             }
-            6 => match dev.results(1 + rng.below(8) as u32) {
-                Ok((r, dropped)) => {
-                    if dropped != 0 {
-                        errs.push(format!("thread {t}: RESULTS dropped {dropped}"));
-                    }
-                    for x in &r {
-                        seen.insert(x.id);
-                    }
-                    results.extend(r);
-                }
-                Err(e) => errs.push(format!("thread {t}: RESULTS: {e}")),
-            },
+            6 => {
+                let r = dev.results(1 + rng.below(8) as u32);
+                record(t, r, &mut results, &mut seen, &mut errs);
+            }
             7 => {
                 if rng.below(3) == 0 {
                     match dev.cancel(Target::All) {

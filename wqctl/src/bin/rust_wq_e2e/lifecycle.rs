@@ -9,16 +9,6 @@ use wqctl::{Device, EnqueueArgs, Target};
 
 pub fn close_with_pending(ctx: &Ctx) -> TestResult {
     let mut c = Checker::new();
-    // Seq of one item, to see later whether anything else ran meanwhile.
-    let probe = |dev: &Device| -> Result<u64, Outcome> {
-        let id = enq(dev, EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 1), "ENQUEUE probe")?;
-        dev.flush(Target::All).must("FLUSH ALL")?;
-        let res = drain(dev)?;
-        match res.iter().find(|r| r.id == id) {
-            Some(r) => Ok(r.seq),
-            None => fail(format!("probe id {id} has no result after FLUSH")),
-        }
-    };
     let a = ctx.open()?;
     enq(
         &a,
@@ -58,11 +48,11 @@ pub fn close_with_pending(ctx: &Ctx) -> TestResult {
     c.eq("first id of a fresh file", first, 1);
     b.flush(Target::All).must("FLUSH ALL")?;
     drain(&b)?;
-    let s1 = probe(&b)?;
+    let s1 = probe_seq(&b)?;
     // Past the 1 s delay of the closed file's items: had they not been
     // cancelled, they would have taken seq numbers in between.
     std::thread::sleep(Duration::from_millis(1_200));
-    let s2 = probe(&b)?;
+    let s2 = probe_seq(&b)?;
     c.check(s2 == s1 + 1, || {
         format!("module-wide seq went from {s1} to {s2} while only this test used the module: items of the closed file ran")
     });

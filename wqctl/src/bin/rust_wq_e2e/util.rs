@@ -8,13 +8,7 @@ use wqctl::parse::format_queue;
 use wqctl::testing::RawBuf;
 use wqctl::{format_results_table, Device, EnqueueArgs, Errno};
 
-pub const ALL_QUEUES: [u32; 5] = [
-    RUST_WQ_Q_PERCPU,
-    RUST_WQ_Q_UNBOUND,
-    RUST_WQ_Q_ORDERED,
-    RUST_WQ_Q_SYSTEM_PERCPU,
-    RUST_WQ_Q_SYSTEM_DFL,
-];
+pub use wqctl::testing::ALL_QUEUES;
 
 /// A delay long enough that an item never runs by itself during a test.
 pub const LONG_DELAY_US: u64 = 5_000_000;

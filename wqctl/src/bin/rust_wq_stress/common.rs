@@ -177,6 +177,11 @@ impl Tally {
     pub fn get(&self, k: &str) -> u64 {
         self.0.get(k).copied().unwrap_or(0)
     }
+    /// "k xv, k xv, ..." on one line.
+    pub fn joined(&self) -> String {
+        let parts: Vec<String> = self.0.iter().map(|(k, v)| format!("{k} x{v}")).collect();
+        parts.join(", ")
+    }
     /// "k=v k=v ..." on lines of at most ~100 characters.
     pub fn lines(&self) -> Vec<String> {
         let mut out = Vec::new();
