@@ -10,7 +10,7 @@ mod bounds;
 mod errors_first;
 mod waits;
 
-use crate::{diag, fail, Checker, Ctx, Must, Outcome, TestFn, TestResult};
+use crate::{diag, fail, Checker, Must, Outcome, TestFn, TestResult};
 use std::time::Duration;
 use wqctl::hostile::{fork_ready, Child};
 use wqctl::Device;
@@ -69,10 +69,6 @@ pub fn all() -> Vec<(&'static str, TestFn)> {
 /// file's close waits for running items), so allow twice that for the
 /// emulated VM under load. (Before the fix these took 30 s and more.)
 const DIE_WITHIN: Duration = Duration::from_millis(2_000);
-
-fn open(ctx: &Ctx) -> Result<Device, Outcome> {
-    ctx.open()
-}
 
 /// Forks a child that runs `f` (see `fork_ready`); not being able to is a
 /// test failure.

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use wqctl::abi::*;
 use wqctl::parse::format_queue;
 use wqctl::testing::RawBuf;
-use wqctl::{format_results_table, Device, EnqueueArgs, Errno};
+use wqctl::{format_results_table, Device, EnqueueArgs, Errno, Target};
 
 pub use wqctl::testing::ALL_QUEUES;
 
@@ -149,4 +149,29 @@ pub fn fill_delayed(ctx: &Ctx, dev: &Device, mut n: u32) -> Result<(), Outcome> 
 pub fn median(v: &mut [u64]) -> u64 {
     v.sort_unstable();
     v[v.len() / 2]
+}
+
+/// The module-wide seq of a probe item run in `dev` (enqueued, flushed, read).
+pub fn probe_seq(dev: &Device) -> Result<u64, Outcome> {
+    let id = enq(dev, EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 1), "ENQUEUE probe")?;
+    dev.flush(Target::All).must("FLUSH ALL")?;
+    let res = drain(dev)?;
+    match res.iter().find(|r| r.id == id) {
+        Some(r) => Ok(r.seq),
+        None => fail(format!("probe id {id} has no result after FLUSH")),
+    }
+}
+
+/// Closes `dev`, which has pending delayed items, and checks that the close
+/// took less than 900 ms: it cancels them and does not wait for their delay.
+pub fn closes_at_once(c: &mut Checker, dev: Device) {
+    let t = Instant::now();
+    drop(dev);
+    let el = t.elapsed();
+    c.check(el < Duration::from_millis(900), || {
+        format!(
+            "close took {} ms: it must cancel the pending items, not wait for them",
+            el.as_millis()
+        )
+    });
 }

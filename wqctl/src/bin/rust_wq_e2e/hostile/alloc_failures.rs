@@ -1,6 +1,6 @@
 //! Fault injection on single calls: BENCH and ENQUEUE with failing allocations.
 
-use super::{child_open, fork, open, stats_tuple};
+use super::{child_open, fork, stats_tuple};
 use crate::{diag, fail, skip, Checker, Ctx, Must, Outcome, TestResult};
 use libc::ENOMEM;
 use std::time::Duration;
@@ -83,7 +83,7 @@ pub fn bench_alloc_failures(ctx: &Ctx) -> TestResult {
         "BENCH: {reached} allocation points reached, {enomem} returned ENOMEM, the rest succeeded"
     ));
     // The bench lock is free and the module usable.
-    let dev = open(ctx)?;
+    let dev = ctx.open()?;
     c.ok(
         "BENCH after the sweep",
         dev.bench(BenchArgs {
@@ -102,7 +102,7 @@ pub fn bench_alloc_failures(ctx: &Ctx) -> TestResult {
 /// call's items runs (was: items whose timer fired while the call was still
 /// queueing ran, although the call failed).
 pub fn enqueue_enomem_runs_nothing(ctx: &Ctx) -> TestResult {
-    let dev = open(ctx)?;
+    let dev = ctx.open()?;
     let mut c = Checker::new();
     let (_s, f) = failslab()?;
     let args = EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 1024)

@@ -1,6 +1,5 @@
 //! Bounded memory and counters since open; SLEPT tells the truth; BENCH total capped.
 
-use super::open;
 use crate::{skip, Checker, Ctx, Must, Outcome, TestResult};
 use libc::EINVAL;
 use wqctl::abi::*;
@@ -21,7 +20,7 @@ fn produce(dev: &Device, rounds: u32) -> Result<(), Outcome> {
 /// back to 0 after RESULTS), while RESULTS' own `dropped` counts since the
 /// last RESULTS.
 pub fn stats_dropped_since_open(ctx: &Ctx) -> TestResult {
-    let dev = open(ctx)?;
+    let dev = ctx.open()?;
     let mut c = Checker::new();
     let max = u64::from(ctx.info.max_results);
     produce(&dev, 9)?; // 9216 results, max_results 8192 kept
@@ -59,7 +58,7 @@ pub fn stats_dropped_since_open(ctx: &Ctx) -> TestResult {
 /// every moment: the oldest are dropped as items finish (was: kept until the
 /// next RESULTS, growing without bound until ENQUEUE failed with ENOMEM).
 pub fn results_bounded_unread(ctx: &Ctx) -> TestResult {
-    let dev = open(ctx)?;
+    let dev = ctx.open()?;
     let mut c = Checker::new();
     let max = u64::from(ctx.info.max_results);
     produce(&dev, 10)?;
@@ -92,7 +91,7 @@ pub fn results_bounded_unread(ctx: &Ctx) -> TestResult {
 /// item that sleeps 20 ms reports at least 20 ms of runtime and SLEPT (was:
 /// about one run in three had an item measured at 19.5 ms without SLEPT).
 pub fn slept_50_rounds(ctx: &Ctx) -> TestResult {
-    let dev = open(ctx)?;
+    let dev = ctx.open()?;
     let mut c = Checker::new();
     let mut bad = 0;
     for round in 0..50 {
@@ -138,7 +137,7 @@ pub fn slept_50_rounds(ctx: &Ctx) -> TestResult {
 /// BENCH whose threads x items exceed RUST_WQ_BENCH_MAX_TOTAL fails with
 /// EINVAL before allocating (was: CPUs x items x 32 bytes, no cap).
 pub fn bench_total_capped(ctx: &Ctx) -> TestResult {
-    let dev = open(ctx)?;
+    let dev = ctx.open()?;
     let mut c = Checker::new();
     let online = ctx.online.len() as u64;
     let per = (RUST_WQ_BENCH_MAX_TOTAL / online.max(1)) as u32;

@@ -1,6 +1,5 @@
 //! Errors before effects: a bad user buffer fails a call before it changes anything, and copies to user memory happen without the lock held.
 
-use super::open;
 use crate::{diag, skip, Checker, Ctx, Must, TestResult};
 use libc::EFAULT;
 use std::ffi::c_void;
@@ -41,7 +40,7 @@ impl Drop for RoPage {
 /// RESULTS whose argument struct is read-only fails with EFAULT and consumes
 /// nothing (was: the results were removed, then EFAULT).
 pub fn results_efault_first(ctx: &Ctx) -> TestResult {
-    let dev = open(ctx)?;
+    let dev = ctx.open()?;
     let mut c = Checker::new();
     dev.enqueue(EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 4))
         .must("ENQUEUE 4")?;
@@ -185,7 +184,7 @@ pub fn results_copy_unlocked(ctx: &Ctx) -> TestResult {
         Ok(b) => b,
         Err(e) => return skip(format!("no userfaultfd ({e})")),
     };
-    let dev = std::sync::Arc::new(open(ctx)?);
+    let dev = std::sync::Arc::new(ctx.open()?);
     let mut c = Checker::new();
     dev.enqueue(EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 1))
         .must("ENQUEUE 1")?;
@@ -250,7 +249,7 @@ pub fn results_copy_unlocked(ctx: &Ctx) -> TestResult {
 /// before acting: nothing is cancelled, no timer is fired early (was: CANCEL
 /// cancelled and then failed with EFAULT).
 pub fn cancel_flush_efault_first(ctx: &Ctx) -> TestResult {
-    let dev = open(ctx)?;
+    let dev = ctx.open()?;
     let mut c = Checker::new();
     dev.enqueue(EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 3).delay_us(5_000_000))
         .must("ENQUEUE 3 delayed 5 s")?;

@@ -1,6 +1,6 @@
 //! Waits a user can cause end when the user asks (SIGKILL, signals), and cancel works in two phases.
 
-use super::{child_open, consistent, dies_quickly, fork, open};
+use super::{child_open, consistent, dies_quickly, fork};
 use crate::{diag, fail, Checker, Ctx, Must, Outcome, TestResult};
 use libc::EINTR;
 use std::time::{Duration, Instant};
@@ -33,7 +33,7 @@ extern "C" fn on_alarm(_: i32) {}
 /// A signal with a handler (no SA_RESTART) ends a FLUSH with EINTR, and the
 /// file still works afterwards.
 pub fn flush_interruptible(ctx: &Ctx) -> TestResult {
-    let dev = open(ctx)?;
+    let dev = ctx.open()?;
     let mut c = Checker::new();
     let first = dev
         .enqueue(EnqueueArgs::new(RUST_WQ_Q_ORDERED, 6).sleep_us(500_000))
@@ -90,7 +90,7 @@ const ITEM_RUNTIME: Duration = Duration::from_millis(100);
 
 /// A file with 64 items of 100 ms on the ordered queue, the first running.
 fn ordered_64_busy(ctx: &Ctx) -> Result<Device, Outcome> {
-    let dev = open(ctx)?;
+    let dev = ctx.open()?;
     let sleep_us = ITEM_RUNTIME.as_micros() as u64;
     dev.enqueue(EnqueueArgs::new(RUST_WQ_Q_ORDERED, 64).sleep_us(sleep_us))
         .must("ENQUEUE 64 ordered x 100 ms")?;
@@ -169,7 +169,7 @@ pub fn close_two_phase(ctx: &Ctx) -> TestResult {
         )
     });
     // The ordered queue is free again at once: a new item runs promptly.
-    let d2 = open(ctx)?;
+    let d2 = ctx.open()?;
     let t = Instant::now();
     d2.enqueue(EnqueueArgs::new(RUST_WQ_Q_ORDERED, 1))
         .must("ENQUEUE 1 ordered")?;
@@ -264,7 +264,7 @@ pub fn bench_killable(ctx: &Ctx) -> TestResult {
     let what = "during BENCH (4 threads x 400000 rounds)";
     dies_quickly(&mut child, Duration::from_secs(300), what)?;
     // The benchmark lock is free again.
-    let dev = open(ctx)?;
+    let dev = ctx.open()?;
     dev.bench(SHORT_BENCH).must("BENCH after the killed one")?;
     Ok(())
 }
