@@ -1,8 +1,8 @@
 //! End-to-end tests of RUST_WQ_ENQ_F_FROM_IRQ: items queued (or armed) from a
 //! hard-interrupt handler, and the RUST_WQ_RES_FROM_* result flags.
 
-use super::{fail, Checker, Ctx, Must, Outcome, TestFn, TestResult};
-use crate::util::{closes_at_once, probe_seq};
+use super::{Checker, Ctx, Must, Outcome, TestFn, TestResult};
+use crate::util::{closes_at_once, probe_seq, ALL_QUEUES, LONG_DELAY_US};
 use libc::{EBUSY, EINVAL};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -21,26 +21,12 @@ pub fn all() -> Vec<(&'static str, TestFn)> {
     ]
 }
 
-const ALL_QUEUES: [u32; 5] = [
-    RUST_WQ_Q_PERCPU,
-    RUST_WQ_Q_UNBOUND,
-    RUST_WQ_Q_ORDERED,
-    RUST_WQ_Q_SYSTEM_PERCPU,
-    RUST_WQ_Q_SYSTEM_DFL,
-];
-
 /// Every context flag: exactly one of them is set in a result.
 const FROM_ALL: u32 = RUST_WQ_RES_FROM_TASK | RUST_WQ_RES_FROM_SOFTIRQ | RUST_WQ_RES_FROM_HARDIRQ;
 
-/// A delay long enough that an item never runs by itself during a test.
-const LONG_DELAY_US: u64 = 5_000_000;
-
+/// `util::enq`, with the count of items enqueued.
 fn enq(dev: &Device, a: EnqueueArgs, what: &str) -> Result<(u64, u32), Outcome> {
-    let first = dev.enqueue(a).must(what)?;
-    if first == 0 {
-        return fail(format!("{what}: first_id is 0 (ids start at 1)"));
-    }
-    Ok((first, a.count))
+    Ok((crate::util::enq(dev, a, what)?, a.count))
 }
 
 /// All results of `dev` by id; a duplicate or a dropped result is a failure.

@@ -3,9 +3,15 @@
 //!
 //! Usage: rust_wq_e2e [--device PATH] [--list] [TEST_NAME...]
 //!
-//! With test names, only those tests run (numbered 1..N in that subset).
+//! With test names, only those tests run (numbered 1..N in that subset, in
+//! the order of `--list`).  The tests are grouped by area, one module each
+//! (basic, delay, flush_cancel, results, concurrency, bad_encoding,
+//! bad_pointers, bad_values, lifecycle, bench, irq, poll, session, hostile);
+//! `all()` below lists them in the order they run.  The runner, the Checker
+//! and the memory helpers are the library's `wqctl::testing`.
 //! Environment: RUST_WQ_KO (path of rust_wq.ko) enables `rmmod_refused_while_open`.
-//! Exit status: 0 if no test failed, 1 otherwise (or when the device cannot be used).
+//! Exit status: 0 if no test failed, 1 otherwise (or when the device cannot
+//! be used), 2 for a usage error.
 
 mod bad_encoding;
 mod bad_pointers;

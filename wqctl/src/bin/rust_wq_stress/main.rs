@@ -19,8 +19,9 @@
 //!
 //! --long selects the long versions (make stress); the default is the short
 //! ones (make check).  The seed of the pseudo-random choices is printed; pass
-//! it back with --seed to replay the same choices.
-//! Exit status: 0 if no test failed, 1 otherwise.
+//! it back with --seed to replay the same choices.  The runner is the
+//! library's `wqctl::testing::ktap`.
+//! Exit status: 0 if no test failed, 1 otherwise, 2 for a usage error.
 
 mod common;
 mod concurrency;
