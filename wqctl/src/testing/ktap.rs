@@ -7,6 +7,7 @@
 
 use crate::Errno;
 use std::any::Any;
+use std::io::{self, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -182,51 +183,74 @@ impl Report {
         }
         cond
     }
-
-    /// Prints the diagnostics (`# name: line`).
-    fn print_diags(&mut self) {
-        for d in self.diags.drain(..) {
-            diag(&format!("{}: {d}", self.name));
-        }
-    }
-
-    /// Prints the failures (`# name: FAIL: line`).
-    fn print_errs(&mut self) {
-        for d in self.errs.drain(..) {
-            diag(&format!("{}: FAIL: {d}", self.name));
-        }
-    }
 }
 
-/// A KTAP run whose header and plan are printed.
-pub struct Run {
+/// A KTAP run whose header and plan are printed, on stdout or (for tests of
+/// the runner) another writer.
+pub struct Run<W: Write = io::Stdout> {
     planned: usize,
+    out: W,
+}
+
+/// How many tests passed, failed and were skipped.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub passed: usize,
+    pub failed: usize,
+    pub skipped: usize,
+}
+
+impl Totals {
+    /// Exit status 0 iff no test failed, else 1.
+    pub fn exit_code(&self) -> ExitCode {
+        ExitCode::from(u8::from(self.failed != 0))
+    }
 }
 
 impl Run {
-    /// Prints the header and the plan of `planned` tests.
+    /// Prints the header and the plan of `planned` tests on stdout.
     pub fn start(planned: usize) -> Self {
-        println!("KTAP version 1");
-        println!("1..{planned}");
-        Run { planned }
+        Run::start_on(io::stdout(), planned)
+    }
+}
+
+impl<W: Write> Run<W> {
+    /// Prints the header and the plan of `planned` tests on `out`.
+    pub fn start_on(out: W, planned: usize) -> Self {
+        let mut run = Run { planned, out };
+        run.line("KTAP version 1");
+        run.line(&format!("1..{planned}"));
+        run
+    }
+
+    /// Prints one line; a lost stdout ends the run as println! would.
+    fn line(&mut self, s: &str) {
+        writeln!(self.out, "{s}").expect("writing the KTAP output");
+    }
+
+    /// Prints `text` as diagnostic lines (`# ...`).
+    fn diag(&mut self, text: &str) {
+        for l in text.lines() {
+            self.line(&format!("# {l}"));
+        }
     }
 
     /// Gives up before the tests: a `Bail out!` line, exit status 1.
-    pub fn bail_out(self, why: &str) -> ExitCode {
-        println!("Bail out! {why}");
+    pub fn bail_out(mut self, why: &str) -> ExitCode {
+        self.line(&format!("Bail out! {why}"));
         ExitCode::from(1)
     }
 
-    /// Runs `tests` in order through `body` (which catches no panic: a panic
-    /// is a failure), prints a result line for each and the totals.  Exit
-    /// status 0 iff no test failed.
+    /// Runs `tests` in order through `body` (a panic in it is a failure),
+    /// prints the test's diagnostics (`# name: ...`), its failures
+    /// (`# name: FAIL: ...`), its time and its result line, then the totals.
     pub fn tests<T>(
-        self,
+        mut self,
         tests: &[&Named<T>],
         mut body: impl FnMut(&T, &mut Report) -> TestResult,
-    ) -> ExitCode {
+    ) -> Totals {
         assert_eq!(tests.len(), self.planned, "the plan counts every test");
-        let (mut passed, mut failed, mut skipped) = (0, 0, 0);
+        let mut totals = Totals::default();
         for (i, (name, test)) in tests.iter().enumerate() {
             let n = i + 1;
             let mut rep = Report::new(name);
@@ -238,36 +262,42 @@ impl Run {
                 )]))
             });
             let ms = start.elapsed().as_millis();
-            rep.print_diags();
+            for d in std::mem::take(&mut rep.diags) {
+                self.diag(&format!("{name}: {d}"));
+            }
             match r {
                 Ok(()) if rep.errs.is_empty() => {
-                    passed += 1;
-                    diag(&format!("{name}: {ms} ms"));
-                    println!("ok {n} {name}");
+                    totals.passed += 1;
+                    self.diag(&format!("{name}: {ms} ms"));
+                    self.line(&format!("ok {n} {name}"));
                 }
                 Err(Outcome::Skip(reason)) if rep.errs.is_empty() => {
-                    skipped += 1;
-                    println!("ok {n} {name} # SKIP {}", reason.replace('\n', " "));
+                    totals.skipped += 1;
+                    let reason = reason.replace('\n', " ");
+                    self.line(&format!("ok {n} {name} # SKIP {reason}"));
                 }
                 other => {
-                    failed += 1;
+                    totals.failed += 1;
                     if let Err(Outcome::Fail(lines)) = other {
                         rep.errs.extend(lines);
                     }
-                    rep.print_errs();
-                    diag(&format!("{name}: {ms} ms"));
-                    println!("not ok {n} {name}");
+                    for e in &rep.errs {
+                        self.diag(&format!("{name}: FAIL: {e}"));
+                    }
+                    self.diag(&format!("{name}: {ms} ms"));
+                    self.line(&format!("not ok {n} {name}"));
                 }
             }
         }
-        diag(&format!(
+        let Totals {
+            passed,
+            failed,
+            skipped,
+        } = totals;
+        self.diag(&format!(
             "Totals: pass:{passed} fail:{failed} skip:{skipped}"
         ));
-        if failed == 0 {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::from(1)
-        }
+        totals
     }
 }
 
@@ -295,6 +325,60 @@ mod tests {
         assert_eq!(names(&s), ["a", "c"]);
         s.names = vec!["d".into()];
         assert!(s.resolve(&all, |_| true).is_err());
+    }
+
+    #[test]
+    fn the_runner_prints_ktap_and_counts() {
+        type T = fn(&mut Report) -> TestResult;
+        let all: Vec<Named<T>> = vec![
+            ("passes", |r| {
+                r.diag("a figure");
+                Ok(())
+            }),
+            ("skips", |_| skip("no such thing\nhere")),
+            ("fails", |_| fail("expected 1, seen 2")),
+            ("records", |r| {
+                r.fail("a recorded failure");
+                Ok(())
+            }),
+            ("panics", |_| panic!("boom")),
+        ];
+        let chosen: Vec<&Named<T>> = all.iter().collect();
+        let mut out = Vec::new();
+        let run = Run::start_on(&mut out, chosen.len());
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let totals = run.tests(&chosen, |t, rep| t(rep));
+        std::panic::set_hook(hook);
+        let want = Totals {
+            passed: 1,
+            failed: 3,
+            skipped: 1,
+        };
+        assert_eq!(totals, want);
+        let text = String::from_utf8(out).unwrap();
+        let results: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+        assert_eq!(
+            results,
+            [
+                "KTAP version 1",
+                "1..5",
+                "ok 1 passes",
+                "ok 2 skips # SKIP no such thing here",
+                "not ok 3 fails",
+                "not ok 4 records",
+                "not ok 5 panics",
+            ]
+        );
+        for l in [
+            "# passes: a figure",
+            "# fails: FAIL: expected 1, seen 2",
+            "# records: FAIL: a recorded failure",
+            "# panics: FAIL: panicked: boom",
+            "# Totals: pass:1 fail:3 skip:1",
+        ] {
+            assert!(text.lines().any(|t| t == l), "{l:?} missing in {text}");
+        }
     }
 
     #[test]

@@ -220,5 +220,5 @@ fn main() -> ExitCode {
         info.abi_version, info.nr_cpu_ids, online
     ));
     let ctx = Ctx { path, info, online };
-    run.tests(&selected, |test, _| test(&ctx))
+    run.tests(&selected, |test, _| test(&ctx)).exit_code()
 }

@@ -108,4 +108,5 @@ fn main() -> ExitCode {
         opts.path
     ));
     run.tests(&selected, |scenario, rep| scenario(&opts, rep))
+        .exit_code()
 }
