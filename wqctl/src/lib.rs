@@ -9,12 +9,12 @@ mod bench;
 mod device;
 mod errno;
 pub mod hostile;
-pub mod ktap;
 pub mod parse;
 mod request;
 mod results;
 pub mod session;
 pub mod summary;
+pub mod testing;
 
 pub use bench::{
     bench_json, bench_line, set_bench_scope, BenchArgs, BENCH_SCOPES, BENCH_SCOPE_PATH,

@@ -1,7 +1,8 @@
 //! End-to-end tests of RUST_WQ_ENQ_F_FROM_IRQ: items queued (or armed) from a
 //! hard-interrupt handler, and the RUST_WQ_RES_FROM_* result flags.
 
-use super::{fail, Checker, Ctx, Must, Outcome, TestFn, TestResult};
+use super::{Checker, Ctx, Must, Outcome, TestFn, TestResult};
+use crate::util::{closes_at_once, probe_seq, ALL_QUEUES, LONG_DELAY_US};
 use libc::{EBUSY, EINVAL};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -20,26 +21,12 @@ pub fn all() -> Vec<(&'static str, TestFn)> {
     ]
 }
 
-const ALL_QUEUES: [u32; 5] = [
-    RUST_WQ_Q_PERCPU,
-    RUST_WQ_Q_UNBOUND,
-    RUST_WQ_Q_ORDERED,
-    RUST_WQ_Q_SYSTEM_PERCPU,
-    RUST_WQ_Q_SYSTEM_DFL,
-];
-
 /// Every context flag: exactly one of them is set in a result.
 const FROM_ALL: u32 = RUST_WQ_RES_FROM_TASK | RUST_WQ_RES_FROM_SOFTIRQ | RUST_WQ_RES_FROM_HARDIRQ;
 
-/// A delay long enough that an item never runs by itself during a test.
-const LONG_DELAY_US: u64 = 5_000_000;
-
+/// `util::enq`, with the count of items enqueued.
 fn enq(dev: &Device, a: EnqueueArgs, what: &str) -> Result<(u64, u32), Outcome> {
-    let first = dev.enqueue(a).must(what)?;
-    if first == 0 {
-        return fail(format!("{what}: first_id is 0 (ids start at 1)"));
-    }
-    Ok((first, a.count))
+    Ok((crate::util::enq(dev, a, what)?, a.count))
 }
 
 /// All results of `dev` by id; a duplicate or a dropped result is a failure.
@@ -301,15 +288,6 @@ fn irq_cancel_and_mod_delay(ctx: &Ctx) -> TestResult {
 /// of them runs later.
 fn irq_close_cancels(ctx: &Ctx) -> TestResult {
     let mut c = Checker::new();
-    let probe = |dev: &Device| -> Result<u64, Outcome> {
-        let (id, _) = enq(dev, EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 1), "ENQUEUE probe")?;
-        dev.flush(Target::All).must("FLUSH ALL")?;
-        let (res, _) = dev.drain_results().must("RESULTS")?;
-        match res.iter().find(|r| r.id == id) {
-            Some(r) => Ok(r.seq),
-            None => fail(format!("probe id {id} has no result after FLUSH")),
-        }
-    };
     let a = ctx.open()?;
     let cpu0 = ctx.online.first().copied().unwrap_or(0);
     for q in ALL_QUEUES {
@@ -328,19 +306,11 @@ fn irq_close_cancels(ctx: &Ctx) -> TestResult {
         )?;
     }
     c.stats("before close", &a, (40, 0, 0, 40));
-    let t = Instant::now();
-    drop(a);
-    let el = t.elapsed();
-    c.check(el < Duration::from_millis(900), || {
-        format!(
-            "close took {} ms: it must cancel the pending items, not wait",
-            el.as_millis()
-        )
-    });
+    closes_at_once(&mut c, a);
     let b = ctx.open()?;
-    let s1 = probe(&b)?;
+    let s1 = probe_seq(&b)?;
     std::thread::sleep(Duration::from_millis(1_200));
-    let s2 = probe(&b)?;
+    let s2 = probe_seq(&b)?;
     c.check(s2 == s1 + 1, || {
         format!("module-wide seq went from {s1} to {s2}: items of the closed file ran")
     });

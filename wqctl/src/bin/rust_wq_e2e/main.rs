@@ -3,118 +3,41 @@
 //!
 //! Usage: rust_wq_e2e [--device PATH] [--list] [TEST_NAME...]
 //!
-//! With test names, only those tests run (numbered 1..N in that subset).
+//! With test names, only those tests run (numbered 1..N in that subset, in
+//! the order of `--list`).  The tests are grouped by area, one module each
+//! (basic, delay, flush_cancel, results, concurrency, bad_encoding,
+//! bad_pointers, bad_values, lifecycle, bench, irq, poll, session, hostile);
+//! `all()` below lists them in the order they run.  The runner, the Checker
+//! and the memory helpers are the library's `wqctl::testing`.
 //! Environment: RUST_WQ_KO (path of rust_wq.ko) enables `rmmod_refused_while_open`.
-//! Exit status: 0 if no test failed, 1 otherwise (or when the device cannot be used).
+//! Exit status: 0 if no test failed, 1 otherwise (or when the device cannot
+//! be used), 2 for a usage error.
 
+mod bad_encoding;
+mod bad_pointers;
+mod bad_values;
+mod basic;
+mod bench;
+mod concurrency;
+mod delay;
+mod flush_cancel;
 mod hostile;
 mod irq;
+mod lifecycle;
 mod poll;
+mod results;
 mod session;
-mod tests;
+mod util;
 
-use std::collections::BTreeMap;
-use std::fmt::Debug;
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use clap::Parser;
 use std::process::ExitCode;
 use wqctl::abi::*;
-use wqctl::{Device, Errno};
+use wqctl::testing::ktap::{Named, Run, Selection};
+use wqctl::Device;
 
-pub use wqctl::ktap::{diag, fail, panic_message, skip, unavailable, Must, Outcome, TestResult};
-
-/// Collects several failed expectations of one test.
-#[derive(Default)]
-pub struct Checker {
-    pub errs: Vec<String>,
-}
-
-impl Checker {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Records `msg` if `cond` is false; returns `cond`.
-    pub fn check(&mut self, cond: bool, msg: impl FnOnce() -> String) -> bool {
-        if !cond {
-            self.errs.push(msg());
-        }
-        cond
-    }
-
-    /// Records a failure unless `a == b`.
-    pub fn eq<V: PartialEq + Debug>(&mut self, what: &str, seen: V, expected: V) -> bool {
-        let ok = seen == expected;
-        if !ok {
-            self.errs
-                .push(format!("{what}: expected {expected:?}, seen {seen:?}"));
-        }
-        ok
-    }
-
-    /// Records a failure unless `r` failed with exactly `errno`.
-    pub fn errno<T: Debug>(&mut self, what: &str, r: Result<T, Errno>, errno: i32) -> bool {
-        match r {
-            Err(e) if e.0 == errno => true,
-            Err(e) => {
-                self.errs
-                    .push(format!("{what}: expected {}, got {e}", Errno(errno)));
-                false
-            }
-            Ok(v) => {
-                self.errs.push(format!(
-                    "{what}: expected {}, got success ({v:?})",
-                    Errno(errno)
-                ));
-                false
-            }
-        }
-    }
-
-    /// Records a failure if `r` failed; returns the value.
-    pub fn ok<T>(&mut self, what: &str, r: Result<T, Errno>) -> Option<T> {
-        match r {
-            Ok(v) => Some(v),
-            Err(e) => {
-                self.errs.push(format!("{what}: expected success, got {e}"));
-                None
-            }
-        }
-    }
-
-    /// Records a failure unless the stats are (enqueued, executed, cancelled, pending)
-    /// and nothing was dropped.
-    pub fn stats(&mut self, what: &str, dev: &Device, want: (u64, u64, u64, u64)) {
-        match dev.stats() {
-            Ok(s) => {
-                let seen = (s.enqueued, s.executed, s.cancelled, s.pending);
-                self.check(seen == want, || {
-                    format!(
-                        "{what}: stats (enqueued, executed, cancelled, pending): expected {want:?}, seen {seen:?}"
-                    )
-                });
-                self.check(s.results_dropped == 0, || {
-                    format!(
-                        "{what}: stats.results_dropped: expected 0, seen {}",
-                        s.results_dropped
-                    )
-                });
-            }
-            Err(e) => self.errs.push(format!("{what}: STATS failed: {e}")),
-        }
-    }
-
-    pub fn fail(&mut self, msg: impl Into<String>) {
-        self.errs.push(msg.into());
-    }
-
-    pub fn done(self) -> TestResult {
-        if self.errs.is_empty() {
-            Ok(())
-        } else {
-            Err(Outcome::Fail(self.errs))
-        }
-    }
-}
+pub use wqctl::testing::{
+    diag, fail, panic_message, skip, unavailable, Checker, Must, Outcome, TestResult,
+};
 
 /// Shared, read-only facts gathered before the tests run.
 pub struct Ctx {
@@ -127,76 +50,168 @@ pub struct Ctx {
 impl Ctx {
     /// Opens a fresh file of the device (a test's own context).
     pub fn open(&self) -> Result<Device, Outcome> {
-        Device::open(&self.path).must(&format!("open {}", self.path))
+        wqctl::testing::open(&self.path)
     }
 }
 
 type TestFn = fn(&Ctx) -> TestResult;
 
-fn main() -> ExitCode {
-    let mut path = RUST_WQ_DEVICE.to_string();
-    let mut filters = Vec::new();
-    let mut list = false;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--device" => match args.next() {
-                Some(p) => path = p,
-                None => {
-                    eprintln!("rust_wq_e2e: --device needs a path");
-                    return ExitCode::from(1);
-                }
-            },
-            "--list" => list = true,
-            "-h" | "--help" => {
-                println!(
-                    "usage: rust_wq_e2e [--device PATH] [--list] [TEST_NAME...]\n\
-                     Runs the rust_wq end-to-end tests against the loaded module (as root) and\n\
-                     prints KTAP version 1.  Set RUST_WQ_KO=/path/rust_wq.ko to enable\n\
-                     rmmod_refused_while_open.  Exit status: 0 if no test failed, else 1."
-                );
-                return ExitCode::SUCCESS;
-            }
-            _ => filters.push(a),
-        }
-    }
-    let mut all = tests::all();
-    all.extend(poll::all());
-    all.extend(session::all());
-    all.extend(hostile::all());
-    if list {
-        for (name, _) in &all {
-            println!("{name}");
-        }
-        return ExitCode::SUCCESS;
-    }
-    let known: BTreeMap<&str, TestFn> = all.iter().copied().collect();
-    for f in &filters {
-        if !known.contains_key(f.as_str()) {
-            eprintln!("rust_wq_e2e: unknown test {f:?} (see --list)");
-            return ExitCode::from(1);
-        }
-    }
-    let selected: Vec<(&str, TestFn)> = all
-        .into_iter()
-        .filter(|(n, _)| filters.is_empty() || filters.iter().any(|f| f == n))
-        .collect();
+/// Every test, in the order they run.
+fn all() -> Vec<Named<TestFn>> {
+    let mut v: Vec<Named<TestFn>> = vec![
+        ("info", basic::info),
+        ("percpu_placement", basic::percpu_placement),
+        ("system_percpu_placement", basic::system_percpu_placement),
+        ("unbound_runs", basic::unbound_runs),
+        ("system_dfl_runs", basic::system_dfl_runs),
+        ("ordered_fifo", basic::ordered_fifo),
+        ("delay_never_early", delay::delay_never_early),
+        ("flush_waits", flush_cancel::flush_waits),
+        ("flush_by_id", flush_cancel::flush_by_id),
+        ("flush_by_queue", flush_cancel::flush_by_queue),
+        (
+            "cancel_prevents_execution",
+            flush_cancel::cancel_prevents_execution,
+        ),
+        ("cancel_by_id", flush_cancel::cancel_by_id),
+        (
+            "cancel_waits_for_running",
+            flush_cancel::cancel_waits_for_running,
+        ),
+        ("mod_delay", delay::mod_delay),
+        (
+            "work_sleeps_in_process_context",
+            basic::work_sleeps_in_process_context,
+        ),
+        (
+            "results_fifo_and_removal",
+            results::results_fifo_and_removal,
+        ),
+        ("reset_clears", results::reset_clears),
+        ("max_pending_ebusy", results::max_pending_ebusy),
+        ("concurrent_8_threads", concurrency::concurrent_8_threads),
+        ("unknown_cmd_enotty", bad_encoding::unknown_cmd_enotty),
+        ("wrong_size_einval", bad_encoding::wrong_size_einval),
+        ("wrong_version_einval", bad_encoding::wrong_version_einval),
+        (
+            "reserved_nonzero_einval",
+            bad_encoding::reserved_nonzero_einval,
+        ),
+        (
+            "out_fields_ignored_on_input",
+            bad_encoding::out_fields_ignored_on_input,
+        ),
+        (
+            "reserved_zeroed_on_output",
+            bad_encoding::reserved_zeroed_on_output,
+        ),
+        ("bad_pointer_efault", bad_pointers::bad_pointer_efault),
+        (
+            "results_null_buf_einval",
+            bad_pointers::results_null_buf_einval,
+        ),
+        (
+            "cpu_out_of_range_einval",
+            bad_values::cpu_out_of_range_einval,
+        ),
+        ("unknown_queue_einval", bad_values::unknown_queue_einval),
+        ("count_zero_einval", bad_values::count_zero_einval),
+        ("count_too_many_einval", bad_values::count_too_many_einval),
+        ("delay_too_long_einval", bad_values::delay_too_long_einval),
+        ("sleep_too_long_einval", bad_values::sleep_too_long_einval),
+        (
+            "unknown_target_kind_einval",
+            bad_values::unknown_target_kind_einval,
+        ),
+        (
+            "mod_delay_unknown_enoent",
+            bad_values::mod_delay_unknown_enoent,
+        ),
+        ("close_with_pending", lifecycle::close_with_pending),
+        ("offline_cpu_enodev", lifecycle::offline_cpu_enodev),
+        ("bench_runs", bench::bench_runs),
+        ("bench_bad_input_einval", bench::bench_bad_input_einval),
+        (
+            "rmmod_refused_while_open",
+            lifecycle::rmmod_refused_while_open,
+        ),
+        (
+            "wrong_direction_einval",
+            bad_encoding::wrong_direction_einval,
+        ),
+        (
+            "target_unused_field_einval",
+            bad_encoding::target_unused_field_einval,
+        ),
+        ("ebusy_partial_room", results::ebusy_partial_room),
+        ("ebusy_counts_running", results::ebusy_counts_running),
+        (
+            "cancel_started_enoent_waits",
+            flush_cancel::cancel_started_enoent_waits,
+        ),
+        (
+            "mod_delay_started_enoent",
+            flush_cancel::mod_delay_started_enoent,
+        ),
+        (
+            "delay_zero_queues_at_once",
+            delay::delay_zero_queues_at_once,
+        ),
+        ("short_sleeps_round_up", delay::short_sleeps_round_up),
+        (
+            "close_waits_for_running",
+            lifecycle::close_waits_for_running,
+        ),
+        (
+            "results_dropped_beyond_max",
+            results::results_dropped_beyond_max,
+        ),
+        ("bench_one_at_a_time", bench::bench_one_at_a_time),
+    ];
+    v.extend(irq::all());
+    v.extend(poll::all());
+    v.extend(session::all());
+    v.extend(hostile::all());
+    v
+}
 
-    println!("KTAP version 1");
-    println!("1..{}", selected.len());
+/// End-to-end tests of the rust_wq module (as root, module loaded); prints
+/// KTAP version 1.  Set RUST_WQ_KO=/path/rust_wq.ko to enable
+/// rmmod_refused_while_open.  Exit status: 0 if no test failed, else 1.
+#[derive(Parser, Debug)]
+#[command(name = "rust_wq_e2e")]
+struct Cli {
+    /// The device file.
+    #[arg(long, value_name = "PATH", default_value = RUST_WQ_DEVICE)]
+    device: String,
+    #[command(flatten)]
+    selection: Selection,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let all = all();
+    let selected = match cli.selection.resolve(&all, |_| true) {
+        Ok(Some(s)) => s,
+        Ok(None) => return ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rust_wq_e2e: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let run = Run::start(selected.len());
+    let path = cli.device;
     let dev = match Device::open(&path) {
         Ok(d) => d,
         Err(e) => {
-            println!("Bail out! cannot open {path}: {e} (is rust_wq loaded? are we root?)");
-            return ExitCode::from(1);
+            return run.bail_out(&format!(
+                "cannot open {path}: {e} (is rust_wq loaded? are we root?)"
+            ))
         }
     };
     let info = match dev.info() {
         Ok(i) => i,
-        Err(e) => {
-            println!("Bail out! RUST_WQ_IOC_INFO on {path} failed: {e}");
-            return ExitCode::from(1);
-        }
+        Err(e) => return run.bail_out(&format!("RUST_WQ_IOC_INFO on {path} failed: {e}")),
     };
     drop(dev);
     let online = wqctl::parse::cpus_in_mask(info.online_cpus, info.nr_cpu_ids);
@@ -205,42 +220,5 @@ fn main() -> ExitCode {
         info.abi_version, info.nr_cpu_ids, online
     ));
     let ctx = Ctx { path, info, online };
-
-    let (mut pass, mut failed, mut skipped) = (0, 0, 0);
-    for (i, (name, f)) in selected.iter().enumerate() {
-        let n = i + 1;
-        let start = std::time::Instant::now();
-        let r = catch_unwind(AssertUnwindSafe(|| f(&ctx))).unwrap_or_else(|p| {
-            Err(Outcome::Fail(vec![format!(
-                "panicked: {}",
-                panic_message(&*p)
-            )]))
-        });
-        let ms = start.elapsed().as_millis();
-        match r {
-            Ok(()) => {
-                pass += 1;
-                diag(&format!("{name}: {ms} ms"));
-                println!("ok {n} {name}");
-            }
-            Err(Outcome::Skip(reason)) => {
-                skipped += 1;
-                println!("ok {n} {name} # SKIP {}", reason.replace('\n', " "));
-            }
-            Err(Outcome::Fail(lines)) => {
-                failed += 1;
-                for l in &lines {
-                    diag(l);
-                }
-                diag(&format!("{name}: {ms} ms"));
-                println!("not ok {n} {name}");
-            }
-        }
-    }
-    diag(&format!("Totals: pass:{pass} fail:{failed} skip:{skipped}"));
-    if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    }
+    run.tests(&selected, |test, _| test(&ctx)).exit_code()
 }

@@ -1,5 +1,6 @@
-//! Helpers shared by the scenarios: options, report, PRNG, mappings,
-//! errno tallies, a watchdog for calls that must not hang.
+//! Helpers shared by the scenarios: options, PRNG, errno tallies, a watchdog
+//! for calls that must not hang; and the names they take from the shared
+//! test library (`wqctl::testing`: report, outcomes, mappings).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -33,12 +34,14 @@ impl Opts {
         splitmix(h.wrapping_add(thread.wrapping_mul(0xa076_1d64_78bd_642f)))
     }
     pub fn open(&self) -> Result<Device, Outcome> {
-        Device::open(&self.path)
-            .map_err(|e| Outcome::Fail(vec![format!("open {}: {e}", self.path)]))
+        wqctl::testing::open(&self.path)
     }
 }
 
-pub use wqctl::ktap::{diag, fail, panic_message, skip, unavailable, Must, Outcome};
+pub use wqctl::testing::ktap::Report;
+pub use wqctl::testing::{
+    diag, fail, page_size, skip, unavailable, unmapped_addr, Must, Outcome, Pages, KERNEL_ADDRS,
+};
 
 /// Failures are collected from several threads; at most this many are kept.
 const MAX_ERRS: usize = 40;
@@ -76,45 +79,6 @@ impl Errs {
                 "... and {} more failures",
                 g.1 as usize - g.0.len()
             ));
-        }
-    }
-}
-
-/// What one scenario prints: diagnostics (always) and failures.
-pub struct Report {
-    pub name: String,
-    pub diags: Vec<String>,
-    pub errs: Vec<String>,
-}
-
-impl Report {
-    pub fn new(name: &str) -> Self {
-        Report {
-            name: name.into(),
-            diags: Vec::new(),
-            errs: Vec::new(),
-        }
-    }
-    pub fn diag(&mut self, s: impl Into<String>) {
-        self.diags.push(s.into());
-    }
-    pub fn fail(&mut self, s: impl Into<String>) {
-        self.errs.push(s.into());
-    }
-    pub fn check(&mut self, cond: bool, msg: impl FnOnce() -> String) -> bool {
-        if !cond {
-            self.errs.push(msg());
-        }
-        cond
-    }
-    pub fn flush_diags(&mut self) {
-        for d in self.diags.drain(..) {
-            diag(&format!("{}: {d}", self.name));
-        }
-    }
-    pub fn flush_errs(&mut self) {
-        for d in self.errs.drain(..) {
-            diag(&format!("{}: FAIL: {d}", self.name));
         }
     }
 }
@@ -197,124 +161,6 @@ impl Rng {
     }
 }
 
-pub fn page_size() -> usize {
-    // SAFETY: sysconf has no preconditions.
-    unsafe { libc::sysconf(libc::_SC_PAGESIZE) as usize }
-}
-
-/// Anonymous private mapping, unmapped on drop.  Only the kernel (through
-/// ioctls) and explicit writes touch it.
-pub struct Pages {
-    base: *mut u8,
-    len: usize,
-    guard: usize,
-}
-
-// SAFETY: the mapping is plain memory owned by this value; users write to it
-// only through &mut self or hand its addresses to the kernel.
-unsafe impl Send for Pages {}
-
-impl Pages {
-    pub fn map(n: usize) -> Pages {
-        let len = n * page_size();
-        // SAFETY: anonymous mapping, no file or address hint.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        assert!(p != libc::MAP_FAILED, "mmap failed: {}", Errno::last());
-        Pages {
-            base: p as *mut u8,
-            len,
-            guard: 0,
-        }
-    }
-    pub fn addr(&self, off: usize) -> usize {
-        self.base as usize + off
-    }
-    pub fn len(&self) -> usize {
-        self.len
-    }
-    /// Makes the last page inaccessible (a guard: accesses there fault).
-    /// It stays reserved (PROT_NONE) so that no later mapping of this
-    /// process can take its place and receive the kernel's writes.
-    pub fn drop_last_page(&mut self) {
-        let ps = page_size();
-        // SAFETY: the last page of our own mapping.
-        let r =
-            unsafe { libc::mprotect(self.base.add(self.len - ps) as *mut _, ps, libc::PROT_NONE) };
-        assert!(r == 0, "mprotect failed: {}", Errno::last());
-        self.len -= ps;
-        self.guard += ps;
-    }
-    pub fn protect(&self, prot: i32) {
-        // SAFETY: our own mapping.
-        let r = unsafe { libc::mprotect(self.base as *mut _, self.len, prot) };
-        assert!(r == 0, "mprotect failed: {}", Errno::last());
-    }
-    pub fn write_bytes(&mut self, off: usize, data: &[u8]) {
-        assert!(off + data.len() <= self.len);
-        // SAFETY: in bounds of our own writable mapping.
-        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.base.add(off), data.len()) };
-    }
-}
-
-impl Drop for Pages {
-    fn drop(&mut self) {
-        // SAFETY: our own mapping.
-        unsafe { libc::munmap(self.base as *mut _, self.len + self.guard) };
-    }
-}
-
-/// An address that was mapped and is no longer (munmap'd), then reserved
-/// without access (PROT_NONE) so that no later mmap of this process reuses it:
-/// for the kernel it stays an address it cannot read or write.
-pub fn unmapped_addr() -> usize {
-    let p = Pages::map(1);
-    let a = p.addr(0);
-    drop(p);
-    // SAFETY: maps only if nothing is mapped there (MAP_FIXED_NOREPLACE); leaked on purpose.
-    let r = unsafe {
-        libc::mmap(
-            a as *mut _,
-            page_size(),
-            libc::PROT_NONE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE,
-            -1,
-            0,
-        )
-    };
-    if r == libc::MAP_FAILED {
-        // Someone took it already: reserve a fresh inaccessible page instead.
-        // SAFETY: plain anonymous mapping, leaked on purpose.
-        let r = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                page_size(),
-                libc::PROT_NONE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        assert!(r != libc::MAP_FAILED);
-        return r as usize;
-    }
-    a
-}
-
-pub const KERNEL_ADDRS: [usize; 3] = [
-    0xffff_ffff_8100_0000,
-    0xffff_8880_0000_0000,
-    0xffff_ffff_ffff_f000,
-];
-
 /// Counts by key, e.g. "ENQUEUE:EINVAL".
 #[derive(Default, Clone)]
 pub struct Tally(pub BTreeMap<String, u64>);
@@ -330,6 +176,11 @@ impl Tally {
     }
     pub fn get(&self, k: &str) -> u64 {
         self.0.get(k).copied().unwrap_or(0)
+    }
+    /// "k xv, k xv, ..." on one line.
+    pub fn joined(&self) -> String {
+        let parts: Vec<String> = self.0.iter().map(|(k, v)| format!("{k} x{v}")).collect();
+        parts.join(", ")
     }
     /// "k=v k=v ..." on lines of at most ~100 characters.
     pub fn lines(&self) -> Vec<String> {

@@ -24,6 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 use wqctl::abi::*;
+use wqctl::testing::ALL_QUEUES;
 use wqctl::{Device, EnqueueArgs, Target};
 
 #[derive(Default)]
@@ -58,13 +59,14 @@ struct Counts {
     t: Tally,
 }
 
-const QUEUES: [u32; 5] = [
-    RUST_WQ_Q_PERCPU,
-    RUST_WQ_Q_UNBOUND,
-    RUST_WQ_Q_ORDERED,
-    RUST_WQ_Q_SYSTEM_PERCPU,
-    RUST_WQ_Q_SYSTEM_DFL,
-];
+impl Counts {
+    /// Counts a RESET or close of a file with `pend` unfinished items, under
+    /// `keys`: [if clean, if not clean, items].
+    fn discarded(&mut self, clean: bool, keys: [&str; 3], pend: u64) {
+        self.t.add(if clean { keys[0] } else { keys[1] }, 1);
+        self.t.add(keys[2], pend);
+    }
+}
 
 fn record_results(book: &mut Book, res: &[RustWqResult], errs: &Errs, fidx: usize) {
     for r in res {
@@ -242,15 +244,8 @@ fn worker(
                 let pend = slot.dev.stats().map(|s| s.pending).unwrap_or(0);
                 match slot.dev.reset() {
                     Ok(()) => {
-                        c.t.add(
-                            if clean {
-                                "reset_clean"
-                            } else {
-                                "reset_with_pending"
-                            },
-                            1,
-                        );
-                        c.t.add("reset_pending_items", pend);
+                        let keys = ["reset_clean", "reset_with_pending", "reset_pending_items"];
+                        c.discarded(clean, keys, pend);
                         match slot.dev.stats() {
                             Ok(s) => errs.check(
                                 (s.enqueued, s.executed, s.cancelled, s.pending) == (0, 0, 0, 0),
@@ -278,15 +273,8 @@ fn worker(
                 let t = Instant::now();
                 let pend = slot.dev.stats().map(|s| s.pending).unwrap_or(0);
                 *slot = new_slot(opts); // drops (closes) the old file
-                c.t.add(
-                    if clean {
-                        "reopen_clean"
-                    } else {
-                        "close_with_pending"
-                    },
-                    1,
-                );
-                c.t.add("close_pending_items", pend);
+                let keys = ["reopen_clean", "close_with_pending", "close_pending_items"];
+                c.discarded(clean, keys, pend);
                 let ms = t.elapsed().as_millis() as u64;
                 errs.check(ms < CLOSE_LIMIT_MS, || {
                     format!("file {fidx}: close with {pend} unfinished items took {ms} ms (limit {CLOSE_LIMIT_MS} ms): it must cancel pending items, not wait for them")
@@ -303,7 +291,7 @@ fn worker(
         wd.enter(idx, op as u64);
         match op {
             0 => {
-                let q = rng.pick(&QUEUES);
+                let q = rng.pick(&ALL_QUEUES);
                 let cpu = if rng.pct(50) {
                     RUST_WQ_CPU_ANY
                 } else {
@@ -402,7 +390,7 @@ fn worker(
                             Target::Id(b.recent[rng.below(b.recent.len() as u64) as usize])
                         }
                     }
-                    1 => Target::Queue(rng.pick(&QUEUES)),
+                    1 => Target::Queue(rng.pick(&ALL_QUEUES)),
                     _ => Target::All,
                 };
                 match slot.dev.cancel(target) {
@@ -429,7 +417,7 @@ fn worker(
             3 => {
                 let target = match rng.below(3) {
                     0 => Target::All,
-                    1 => Target::Queue(rng.pick(&QUEUES)),
+                    1 => Target::Queue(rng.pick(&ALL_QUEUES)),
                     _ => Target::Id(rng.range(1, 64)),
                 };
                 match slot.dev.flush(target) {

@@ -537,12 +537,7 @@ pub fn run_insmod(opts: &Opts, rep: &mut Report) -> Result<(), Outcome> {
             rep.diag(format!(
                 "insmod: {} failure points reached -> {}; completed at point {n} ({:.1} s)",
                 n - 1,
-                tally
-                    .0
-                    .iter()
-                    .map(|(k, v)| format!("{k} x{v}"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                tally.joined(),
                 t0.elapsed().as_secs_f64()
             ));
             return Ok(());
@@ -557,12 +552,7 @@ pub fn run_insmod(opts: &Opts, rep: &mut Report) -> Result<(), Outcome> {
     }
     rep.diag(format!(
         "insmod: stopped after {max} failure points ({}; {:.1} s)",
-        tally
-            .0
-            .iter()
-            .map(|(k, v)| format!("{k} x{v}"))
-            .collect::<Vec<_>>()
-            .join(", "),
+        tally.joined(),
         t0.elapsed().as_secs_f64()
     ));
     Ok(())

@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use wqctl::abi::*;
+use wqctl::testing::ALL_QUEUES;
 use wqctl::{EnqueueArgs, Errno, Target};
 
 struct OnlineGuard(String);
@@ -31,14 +32,6 @@ struct Call {
     end: f64,
     res: Result<(u64, u32), Errno>,
 }
-
-const QUEUES: [u32; 5] = [
-    RUST_WQ_Q_PERCPU,
-    RUST_WQ_Q_UNBOUND,
-    RUST_WQ_Q_ORDERED,
-    RUST_WQ_Q_SYSTEM_PERCPU,
-    RUST_WQ_Q_SYSTEM_DFL,
-];
 
 pub fn run(opts: &Opts, rep: &mut Report) -> Result<(), Outcome> {
     let cycles = opts.pick(3usize, 15);
@@ -72,7 +65,7 @@ pub fn run(opts: &Opts, rep: &mut Report) -> Result<(), Outcome> {
             let q = if rng.pct(70) {
                 RUST_WQ_Q_PERCPU
             } else {
-                rng.pick(&QUEUES)
+                rng.pick(&ALL_QUEUES)
             };
             let a = EnqueueArgs::new(q, 8).cpu(n).delay_us(d).tag(1);
             let first = dev
@@ -108,7 +101,7 @@ pub fn run(opts: &Opts, rep: &mut Report) -> Result<(), Outcome> {
                     let q = if rng.pct(60) {
                         RUST_WQ_Q_PERCPU
                     } else {
-                        rng.pick(&QUEUES)
+                        rng.pick(&ALL_QUEUES)
                     };
                     let count = rng.range(1, 4) as u32;
                     let delay = if rng.pct(50) {
@@ -142,7 +135,7 @@ pub fn run(opts: &Opts, rep: &mut Report) -> Result<(), Outcome> {
             }
             off_done = now_ms(t0);
             // Offline: refused on every queue, delayed or not.
-            for q in QUEUES {
+            for q in ALL_QUEUES {
                 for delay in [0, 1_000] {
                     let r = dev.enqueue(EnqueueArgs::new(q, 1).cpu(n).delay_us(delay));
                     match r {

@@ -19,8 +19,9 @@
 //!
 //! --long selects the long versions (make stress); the default is the short
 //! ones (make check).  The seed of the pseudo-random choices is printed; pass
-//! it back with --seed to replay the same choices.
-//! Exit status: 0 if no test failed, 1 otherwise.
+//! it back with --seed to replay the same choices.  The runner is the
+//! library's `wqctl::testing::ktap`.
+//! Exit status: 0 if no test failed, 1 otherwise, 2 for a usage error.
 
 mod common;
 mod concurrency;
@@ -31,14 +32,14 @@ mod hotplug;
 mod perms;
 mod reload;
 
-use common::{panic_message, Opts, Outcome, Report};
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use clap::Parser;
+use common::{Opts, Outcome, Report};
 use std::process::ExitCode;
-use std::time::Instant;
+use wqctl::testing::ktap::{Named, Run, Selection};
 
 type ScenarioFn = fn(&Opts, &mut Report) -> Result<(), Outcome>;
 
-fn all() -> Vec<(&'static str, ScenarioFn)> {
+fn all() -> Vec<Named<ScenarioFn>> {
     vec![
         ("permissions", perms::run),
         ("fuzz", fuzz::run),
@@ -51,83 +52,54 @@ fn all() -> Vec<(&'static str, ScenarioFn)> {
     ]
 }
 
-fn usage() -> &'static str {
-    "usage: rust_wq_stress [--long] [--seed N] [--device PATH] [--ko PATH] [--kmemleak] [--list] [SCENARIO...]"
+/// Reliability tests of the rust_wq module under fire (as root, in the test
+/// VM); prints KTAP version 1.
+#[derive(Parser, Debug)]
+#[command(name = "rust_wq_stress")]
+struct Cli {
+    /// Run the long versions of the scenarios (make stress).
+    #[arg(long, overrides_with = "short")]
+    long: bool,
+    /// Run the short versions of the scenarios (make check; the default).
+    #[arg(long, overrides_with = "long")]
+    short: bool,
+    /// Seed of the pseudo-random choices (default: a new one, printed).
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
+    /// The device file.
+    #[arg(long, value_name = "PATH", default_value = wqctl::abi::RUST_WQ_DEVICE)]
+    device: String,
+    /// The module's .ko for `reload` and `failnth_insmod` (default: $RUST_WQ_KO).
+    #[arg(long, value_name = "PATH")]
+    ko: Option<String>,
+    /// Scan for leaks with kmemleak after `reload`.
+    #[arg(long)]
+    kmemleak: bool,
+    #[command(flatten)]
+    selection: Selection,
 }
 
 fn main() -> ExitCode {
-    let mut opts = Opts {
-        long: false,
-        seed: common::time_seed(),
-        path: wqctl::abi::RUST_WQ_DEVICE.to_string(),
-        ko: std::env::var("RUST_WQ_KO").ok(),
-        kmemleak: false,
+    let cli = Cli::parse();
+    let opts = Opts {
+        long: cli.long,
+        seed: cli.seed.unwrap_or_else(common::time_seed),
+        path: cli.device,
+        ko: cli.ko.or_else(|| std::env::var("RUST_WQ_KO").ok()),
+        kmemleak: cli.kmemleak,
     };
-    let mut names = Vec::new();
-    let mut list = false;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let mut val = |what: &str| -> Option<String> {
-            let v = args.next();
-            if v.is_none() {
-                eprintln!("rust_wq_stress: {what} needs a value\n{}", usage());
-            }
-            v
-        };
-        match a.as_str() {
-            "--long" => opts.long = true,
-            "--short" => opts.long = false,
-            "--kmemleak" => opts.kmemleak = true,
-            "--list" => list = true,
-            "--seed" => match val("--seed").and_then(|s| s.parse().ok()) {
-                Some(s) => opts.seed = s,
-                None => return ExitCode::from(2),
-            },
-            "--device" => match val("--device") {
-                Some(p) => opts.path = p,
-                None => return ExitCode::from(2),
-            },
-            "--ko" => match val("--ko") {
-                Some(p) => opts.ko = Some(p),
-                None => return ExitCode::from(2),
-            },
-            "-h" | "--help" => {
-                println!("{}", usage());
-                return ExitCode::SUCCESS;
-            }
-            _ if a.starts_with('-') => {
-                eprintln!("rust_wq_stress: unknown option {a}\n{}", usage());
-                return ExitCode::from(2);
-            }
-            _ => names.push(a),
-        }
-    }
     let all = all();
-    if list {
-        for (n, _) in &all {
-            println!("{n}");
-        }
-        return ExitCode::SUCCESS;
-    }
-    for n in &names {
-        if !all.iter().any(|(a, _)| a == n) {
-            eprintln!("rust_wq_stress: unknown scenario {n:?} (see --list)");
+    // Without names: all but those that need the module unloaded.
+    let by_default = |n: &str| n != "reload" && n != "failnth_insmod";
+    let selected = match cli.selection.resolve(&all, by_default) {
+        Ok(Some(s)) => s,
+        Ok(None) => return ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rust_wq_stress: {e}");
             return ExitCode::from(2);
         }
-    }
-    let selected: Vec<_> = if names.is_empty() {
-        all.into_iter()
-            .filter(|(n, _)| *n != "reload" && *n != "failnth_insmod")
-            .collect()
-    } else {
-        names
-            .iter()
-            .map(|n| *all.iter().find(|(a, _)| a == n).unwrap())
-            .collect()
     };
-
-    println!("KTAP version 1");
-    println!("1..{}", selected.len());
+    let run = Run::start(selected.len());
     common::diag(&format!(
         "rust_wq_stress: {} run, seed {} (replay: --seed {}), device {}",
         if opts.long { "long" } else { "short" },
@@ -135,49 +107,6 @@ fn main() -> ExitCode {
         opts.seed,
         opts.path
     ));
-    let mut failed = 0;
-    for (i, (name, f)) in selected.iter().enumerate() {
-        let n = i + 1;
-        let start = Instant::now();
-        let mut rep = Report::new(name);
-        let r = catch_unwind(AssertUnwindSafe(|| f(&opts, &mut rep))).unwrap_or_else(|p| {
-            Err(Outcome::Fail(vec![format!(
-                "panicked: {}",
-                panic_message(&*p)
-            )]))
-        });
-        let secs = start.elapsed().as_secs_f64();
-        let r = match r {
-            Ok(()) if !rep.errs.is_empty() => Err(Outcome::Fail(Vec::new())),
-            other => other,
-        };
-        match r {
-            Ok(()) => {
-                rep.flush_diags();
-                common::diag(&format!("{name}: passed in {secs:.1} s"));
-                println!("ok {n} {name}");
-            }
-            Err(Outcome::Skip(why)) => {
-                rep.flush_diags();
-                println!("ok {n} {name} # SKIP {}", why.replace('\n', " "));
-            }
-            Err(Outcome::Fail(lines)) => {
-                failed += 1;
-                rep.errs.extend(lines);
-                rep.flush_diags();
-                rep.flush_errs();
-                common::diag(&format!("{name}: FAILED in {secs:.1} s"));
-                println!("not ok {n} {name}");
-            }
-        }
-    }
-    common::diag(&format!(
-        "Totals: pass:{} fail:{failed}",
-        selected.len() - failed
-    ));
-    if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    }
+    run.tests(&selected, |scenario, rep| scenario(&opts, rep))
+        .exit_code()
 }

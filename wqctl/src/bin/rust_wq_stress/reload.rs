@@ -252,7 +252,7 @@ pub fn run(opts: &Opts, rep: &mut Report) -> Result<(), Outcome> {
     ));
     if opts.kmemleak {
         match kmemleak_report() {
-            None if wqctl::ktap::required("kmemleak") => {
+            None if wqctl::testing::required("kmemleak") => {
                 rep.fail("kmemleak not available, but the kernel is configured with it")
             }
             None => rep.diag("kmemleak not available: not checked"),

@@ -1,0 +1,283 @@
+//! Basic behaviour: INFO, placement on CPUs, queues run their work, ordering, process context.
+
+use crate::util::{drain, enq, exactly, flag_names, ids, qn, ALL_QUEUES};
+use crate::{Checker, Ctx, Must, TestResult};
+use std::collections::BTreeMap;
+use wqctl::abi::*;
+use wqctl::{EnqueueArgs, Target};
+
+pub fn info(ctx: &Ctx) -> TestResult {
+    let dev = ctx.open()?;
+    let mut c = Checker::new();
+    // Fill the output with garbage first: the kernel must overwrite all of it.
+    let mut i: RustWqInfo = RustWqInfo {
+        abi_version: !0,
+        nr_cpu_ids: !0,
+        max_count: !0,
+        max_pending: !0,
+        max_delay_us: !0,
+        max_sleep_us: !0,
+        online_cpus: !0,
+        max_results: !0,
+        reserved0: !0,
+        reserved: [!0; 4],
+    };
+    dev.ioctl_with(RUST_WQ_IOC_INFO, &mut i).must("INFO")?;
+    c.eq("abi_version", i.abi_version, RUST_WQ_ABI_VERSION);
+    c.check(i.nr_cpu_ids >= 1, || {
+        format!("nr_cpu_ids: expected >= 1, seen {}", i.nr_cpu_ids)
+    });
+    c.eq("max_count", i.max_count, RUST_WQ_MAX_COUNT);
+    c.eq("max_pending", i.max_pending, RUST_WQ_MAX_PENDING);
+    c.eq("max_delay_us", i.max_delay_us, RUST_WQ_MAX_DELAY_US);
+    c.eq("max_sleep_us", i.max_sleep_us, RUST_WQ_MAX_SLEEP_US);
+    c.eq("max_results", i.max_results, RUST_WQ_MAX_RESULTS);
+    c.eq("reserved0 (zeroed on output)", i.reserved0, 0);
+    c.eq("reserved (zeroed on output)", i.reserved, [0; 4]);
+    c.check(i.online_cpus != 0, || {
+        "online_cpus: expected at least one bit set, seen 0".into()
+    });
+    if i.nr_cpu_ids < 64 {
+        let beyond = i.online_cpus & !((1u64 << i.nr_cpu_ids) - 1);
+        c.check(beyond == 0, || {
+            format!(
+                "online_cpus {:#x} has bits at or above nr_cpu_ids {}",
+                i.online_cpus, i.nr_cpu_ids
+            )
+        });
+    }
+    if let Ok(s) = std::fs::read_to_string("/sys/devices/system/cpu/online") {
+        match wqctl::parse::parse_cpulist(&s) {
+            Ok(list) => {
+                let sys: u64 = list
+                    .iter()
+                    .filter(|&&c| c < 64)
+                    .fold(0, |m, &c| m | (1 << c));
+                c.check(sys == i.online_cpus, || {
+                    format!(
+                        "online_cpus: expected {sys:#x} (/sys/devices/system/cpu/online = {}), seen {:#x}",
+                        s.trim(),
+                        i.online_cpus
+                    )
+                });
+            }
+            Err(e) => c.fail(e),
+        }
+    }
+    if let Ok(s) = std::fs::read_to_string("/sys/devices/system/cpu/possible") {
+        if let Ok(list) = wqctl::parse::parse_cpulist(&s) {
+            if let Some(max) = list.iter().max() {
+                c.eq("nr_cpu_ids (last possible CPU + 1)", i.nr_cpu_ids, max + 1);
+            }
+        }
+    }
+    c.eq("INFO is stable between calls", dev.info().must("INFO")?, i);
+    c.done()
+}
+
+pub fn placement(ctx: &Ctx, queue: u32) -> TestResult {
+    let dev = ctx.open()?;
+    let mut c = Checker::new();
+    let mut expect: BTreeMap<u64, u32> = BTreeMap::new();
+    for &cpu in &ctx.online {
+        let a = EnqueueArgs::new(queue, 2).cpu(cpu).tag(u64::from(cpu));
+        let first = enq(&dev, a, &format!("ENQUEUE 2 on {} cpu {cpu}", qn(queue)))?;
+        for id in ids(first, 2) {
+            expect.insert(id, cpu);
+        }
+        let a = EnqueueArgs::new(queue, 1)
+            .cpu(cpu)
+            .delay_us(2_000)
+            .tag(u64::from(cpu));
+        let first = enq(
+            &dev,
+            a,
+            &format!("ENQUEUE delayed 2ms on {} cpu {cpu}", qn(queue)),
+        )?;
+        expect.insert(first, cpu);
+    }
+    dev.flush(Target::All).must("FLUSH ALL")?;
+    let res = drain(&dev)?;
+    let by_id = exactly(&mut c, "results", &res, expect.keys().copied());
+    for (id, r) in &by_id {
+        if let Some(&cpu) = expect.get(id) {
+            c.check(r.cpu == cpu, || {
+                format!(
+                    "id {id} pinned to CPU {cpu} on {}: ran on CPU {}",
+                    qn(queue),
+                    r.cpu
+                )
+            });
+            c.eq(&format!("id {id} requested_cpu"), r.requested_cpu, cpu);
+            c.eq(&format!("id {id} queue"), r.queue, queue);
+            c.eq(&format!("id {id} tag"), r.tag, u64::from(cpu));
+        }
+    }
+    let n = expect.len() as u64;
+    c.stats("after flush", &dev, (n, n, 0, 0));
+    c.done()
+}
+
+pub fn percpu_placement(ctx: &Ctx) -> TestResult {
+    placement(ctx, RUST_WQ_Q_PERCPU)
+}
+
+pub fn system_percpu_placement(ctx: &Ctx) -> TestResult {
+    placement(ctx, RUST_WQ_Q_SYSTEM_PERCPU)
+}
+
+fn runs_on(ctx: &Ctx, queue: u32) -> TestResult {
+    let dev = ctx.open()?;
+    let mut c = Checker::new();
+    let first = enq(
+        &dev,
+        EnqueueArgs::new(queue, 4).sleep_us(100).tag(11),
+        "ENQUEUE 4 cpu any",
+    )?;
+    let hint = *ctx.online.last().unwrap_or(&0);
+    let pinned = enq(
+        &dev,
+        EnqueueArgs::new(queue, 1).cpu(hint).tag(12),
+        &format!("ENQUEUE 1 cpu {hint}"),
+    )?;
+    let n = dev.flush(Target::All).must("FLUSH ALL")?;
+    c.check(n <= 5, || {
+        format!("FLUSH ALL count: expected <= 5, seen {n}")
+    });
+    let res = drain(&dev)?;
+    let by_id = exactly(&mut c, "results", &res, ids(first, 4).chain([pinned]));
+    for (id, r) in &by_id {
+        let (tag, req) = if *id == pinned {
+            (12, hint)
+        } else {
+            (11, RUST_WQ_CPU_ANY)
+        };
+        c.eq(&format!("id {id} queue"), r.queue, queue);
+        c.eq(&format!("id {id} tag"), r.tag, tag);
+        c.eq(&format!("id {id} requested_cpu"), r.requested_cpu, req);
+        c.check(r.cpu < ctx.info.nr_cpu_ids, || {
+            format!("id {id}: cpu {} >= nr_cpu_ids", r.cpu)
+        });
+        c.check(r.flags & RUST_WQ_RES_PROCESS_CTX != 0, || {
+            format!("id {id}: flags {} lack PROCESS_CTX", flag_names(r.flags))
+        });
+        c.check(r.seq >= 1, || format!("id {id}: seq 0 (seq starts at 1)"));
+        // Only the four unpinned items were enqueued with sleep_us 100.
+        c.check(*id == pinned || r.runtime_ns >= 100_000, || {
+            format!("id {id}: runtime {} ns < sleep 100us", r.runtime_ns)
+        });
+    }
+    c.stats("after flush", &dev, (5, 5, 0, 0));
+    c.done()
+}
+
+pub fn unbound_runs(ctx: &Ctx) -> TestResult {
+    runs_on(ctx, RUST_WQ_Q_UNBOUND)
+}
+
+pub fn system_dfl_runs(ctx: &Ctx) -> TestResult {
+    runs_on(ctx, RUST_WQ_Q_SYSTEM_DFL)
+}
+
+pub fn ordered_fifo(ctx: &Ctx) -> TestResult {
+    let dev = ctx.open()?;
+    let mut c = Checker::new();
+    const N: u32 = 32;
+    const SLEEP_US: u64 = 1_000;
+    // Tolerance for the start-time reconstruction (the per-item enqueue
+    // timestamps may differ by the time it takes to create the items).
+    const TOL_NS: u64 = 300_000;
+    let first = enq(
+        &dev,
+        EnqueueArgs::new(RUST_WQ_Q_ORDERED, N)
+            .sleep_us(SLEEP_US)
+            .tag(1),
+        "ENQUEUE 32 ordered",
+    )?;
+    let first2 = enq(
+        &dev,
+        EnqueueArgs::new(RUST_WQ_Q_ORDERED, 4).tag(2),
+        "ENQUEUE 4 more ordered",
+    )?;
+    c.check(
+        first2 + 4 <= first || first2 >= first + u64::from(N),
+        || {
+            format!(
+                "second ENQUEUE ids {first2}.. overlap the first call's ids {first}..{}",
+                first + u64::from(N) - 1
+            )
+        },
+    );
+    dev.flush(Target::All).must("FLUSH ALL")?;
+    let res = drain(&dev)?;
+    let by_id = exactly(&mut c, "results", &res, ids(first, N).chain(ids(first2, 4)));
+    let mut prev: Option<&RustWqResult> = None;
+    for r in by_id.values() {
+        if let Some(p) = prev {
+            c.check(r.seq > p.seq, || {
+                format!(
+                    "FIFO: id {} has seq {} but the earlier id {} has seq {}",
+                    r.id, r.seq, p.id, p.seq
+                )
+            });
+            if r.tag == 1 {
+                // Same ENQUEUE call: latency is measured from the same call,
+                // so start times are comparable.
+                let prev_end = p.latency_ns + p.runtime_ns;
+                c.check(r.latency_ns + TOL_NS >= prev_end, || {
+                    format!(
+                        "overlap: id {} started at +{} us but id {} ran until +{} us (ordered queue runs one at a time)",
+                        r.id,
+                        r.latency_ns / 1000,
+                        p.id,
+                        prev_end / 1000
+                    )
+                });
+            }
+        }
+        if r.tag == 1 {
+            c.check(r.runtime_ns >= SLEEP_US * 1000, || {
+                format!("id {}: runtime {} ns < sleep 1ms", r.id, r.runtime_ns)
+            });
+        }
+        c.eq(&format!("id {} queue", r.id), r.queue, RUST_WQ_Q_ORDERED);
+        prev = Some(r);
+    }
+    c.done()
+}
+
+pub fn work_sleeps_in_process_context(ctx: &Ctx) -> TestResult {
+    let dev = ctx.open()?;
+    let mut c = Checker::new();
+    let mut all = Vec::new();
+    for q in ALL_QUEUES {
+        let id = enq(
+            &dev,
+            EnqueueArgs::new(q, 1).sleep_us(2_000),
+            &format!("ENQUEUE on {} sleep 2ms", qn(q)),
+        )?;
+        all.push(id);
+    }
+    dev.flush(Target::All).must("FLUSH ALL")?;
+    let by_id = exactly(&mut c, "results", &drain(&dev)?, all);
+    for r in by_id.values() {
+        let want = RUST_WQ_RES_PROCESS_CTX | RUST_WQ_RES_SLEPT;
+        c.check(r.flags & want == want, || {
+            format!(
+                "id {} on {}: flags {}, expected PROCESS_CTX|SLEPT",
+                r.id,
+                qn(r.queue),
+                flag_names(r.flags)
+            )
+        });
+        c.check(r.runtime_ns >= 2_000_000, || {
+            format!(
+                "id {} on {}: runtime {} ns < 2 ms",
+                r.id,
+                qn(r.queue),
+                r.runtime_ns
+            )
+        });
+    }
+    c.done()
+}

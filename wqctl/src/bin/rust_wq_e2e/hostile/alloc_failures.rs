@@ -1,0 +1,170 @@
+//! Fault injection on single calls: BENCH and ENQUEUE with failing allocations.
+
+use super::{child_open, fork, stats_tuple};
+use crate::{diag, fail, skip, Checker, Ctx, Must, Outcome, TestResult};
+use libc::ENOMEM;
+use std::time::Duration;
+use wqctl::abi::*;
+use wqctl::hostile::{FailNth, FailslabSettings};
+use wqctl::{BenchArgs, EnqueueArgs, Target};
+
+fn failslab() -> Result<(FailslabSettings, FailNth), Outcome> {
+    let s = match FailslabSettings::apply() {
+        Some(s) => s,
+        None => return skip("failslab not available"),
+    };
+    let f = FailNth::open()
+        .map_err(|e| Outcome::Fail(vec![format!("open /proc/thread-self/fail-nth: {e}")]))?;
+    Ok((s, f))
+}
+
+/// BENCH with its 1st, 2nd, ... allocation failing: each returns ENOMEM (or
+/// succeeds), never hangs, and the next BENCH works (was: a failed
+/// `kthreads.push` left a thread that could never be stopped, the bench lock
+/// held for ever and the module impossible to unload). Each call runs in a
+/// child so that a hang is seen.
+pub fn bench_alloc_failures(ctx: &Ctx) -> TestResult {
+    let mut c = Checker::new();
+    let mut reached = 0;
+    let mut enomem = 0;
+    for n in 1..400u32 {
+        let path = ctx.path.clone();
+        let mut child = fork(Duration::from_secs(10), |ready| {
+            let dev = child_open(&path);
+            let (_s, f) = match failslab() {
+                Ok(v) => v,
+                Err(_) => return 104,
+            };
+            ready();
+            let args = BenchArgs {
+                op: RUST_WQ_BENCH_OP_RT,
+                path: RUST_WQ_BENCH_PERCPU,
+                items: 20,
+                threads: 0,
+                start_latency: true,
+            }
+            .to_raw();
+            let Ok((r, hit)) = f.call(n, || dev.bench_raw(args)) else {
+                return 105;
+            };
+            match (r, hit) {
+                (Ok(_), false) => 0,
+                (Ok(_), true) => 1,
+                (Err(e), true) if e.0 == ENOMEM => 2,
+                (Err(e), _) => 10 + e.0.min(100),
+            }
+        })?;
+        let st = match child.wait_dead(Duration::from_secs(30)) {
+            Some(st) => st,
+            None => {
+                return fail(format!(
+                    "BENCH with allocation {n} failing did not return within 30 s"
+                ))
+            }
+        };
+        let code = libc::WEXITSTATUS(st);
+        match code {
+            0 => break,
+            1 => reached += 1,
+            2 => {
+                reached += 1;
+                enomem += 1
+            }
+            104 => return skip("failslab not available"),
+            _ => {
+                c.fail(format!(
+                    "BENCH with allocation {n} failing: unexpected outcome (code {code}: 10 + errno)"
+                ));
+                break;
+            }
+        }
+    }
+    diag(&format!(
+        "BENCH: {reached} allocation points reached, {enomem} returned ENOMEM, the rest succeeded"
+    ));
+    // The bench lock is free and the module usable.
+    let dev = ctx.open()?;
+    c.ok(
+        "BENCH after the sweep",
+        dev.bench(BenchArgs {
+            op: RUST_WQ_BENCH_OP_RT,
+            path: RUST_WQ_BENCH_UNBOUND_SYSFS,
+            items: 10,
+            threads: 0,
+            start_latency: false,
+        }),
+    );
+    c.done()
+}
+
+/// ENQUEUE of 1024 items due after 2 jiffies, with each of its last
+/// allocations failing (those made while queueing): on ENOMEM none of the
+/// call's items runs (was: items whose timer fired while the call was still
+/// queueing ran, although the call failed).
+pub fn enqueue_enomem_runs_nothing(ctx: &Ctx) -> TestResult {
+    let dev = ctx.open()?;
+    let mut c = Checker::new();
+    let (_s, f) = failslab()?;
+    let args = EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 1024)
+        .delay_us(1)
+        .to_raw();
+    let (r, total) = f
+        .count(|| dev.enqueue_raw(args))
+        .map_err(|e| Outcome::Fail(vec![format!("fail-nth: {e}")]))?;
+    r.must("ENQUEUE 1024 (no failure)")?;
+    dev.flush(Target::All).must("FLUSH")?;
+    dev.reset().must("RESET")?;
+    diag(&format!(
+        "ENQUEUE of 1024 delayed items: {total} allocation points"
+    ));
+    // Points spread over the whole call, the last ones included. The layer's queueing
+    // allocates nothing (its bookkeeping is intrusive), so the ENOMEMs come from making the
+    // items; optional allocations (debug objects, ...) fail without an ENOMEM. Either way a
+    // call that returns ENOMEM must leave nothing that ran.
+    let mut failures = 0;
+    let mut tried = 0;
+    let step = (total / 60).max(1);
+    let points: Vec<u32> = (1..=total)
+        .rev()
+        .take(20)
+        .chain((1..=total).step_by(step as usize))
+        .collect();
+    for n in points {
+        tried += 1;
+        let (r, hit) = f
+            .call(n, || dev.enqueue_raw(args))
+            .map_err(|e| Outcome::Fail(vec![format!("fail-nth: {e}")]))?;
+        match r {
+            Ok(_) => {
+                dev.flush(Target::All).must("FLUSH")?;
+            }
+            Err(e) if e.0 == ENOMEM && hit => {
+                failures += 1;
+                std::thread::sleep(Duration::from_millis(30));
+                let (res, _) = dev.drain_results().must("RESULTS")?;
+                c.check(res.is_empty(), || {
+                    format!(
+                        "allocation {n} of {total} failed: ENQUEUE returned ENOMEM but {} of its items ran",
+                        res.len()
+                    )
+                });
+                let st = stats_tuple(&dev)?;
+                c.check(st == (0, 0, 0, 0), || {
+                    format!("allocation {n}: STATS after ENOMEM {st:?}, expected all 0")
+                });
+            }
+            Err(e) => c.fail(format!("allocation {n} failing: ENQUEUE returned {e}")),
+        }
+        dev.reset().must("RESET")?;
+    }
+    diag(&format!(
+        "ENQUEUE 1024 delayed: {failures} ENOMEM among {tried} allocation points tried"
+    ));
+    c.check(failures > 0, || "no ENOMEM was injected".into());
+    // The file works.
+    dev.enqueue(EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 2))
+        .must("ENQUEUE after the sweep")?;
+    dev.flush(Target::All).must("FLUSH")?;
+    c.stats("after the sweep", &dev, (2, 2, 0, 0));
+    c.done()
+}

@@ -1,0 +1,272 @@
+//! Errors before effects: a bad user buffer fails a call before it changes anything, and copies to user memory happen without the lock held.
+
+use crate::{diag, skip, Checker, Ctx, Must, TestResult};
+use libc::EFAULT;
+use std::ffi::c_void;
+use std::time::{Duration, Instant};
+use wqctl::abi::*;
+use wqctl::{EnqueueArgs, Target};
+
+/// An anonymous mapping of one page, made read-only after filling it.
+struct RoPage(*mut u8);
+
+impl RoPage {
+    fn with<T: Copy>(v: &T) -> RoPage {
+        // SAFETY: a fresh anonymous mapping; `v` fits in one page.
+        unsafe {
+            let p = libc::mmap(
+                std::ptr::null_mut(),
+                4096,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            );
+            assert!(p != libc::MAP_FAILED);
+            std::ptr::write_unaligned(p as *mut T, *v);
+            libc::mprotect(p, 4096, libc::PROT_READ);
+            RoPage(p as *mut u8)
+        }
+    }
+}
+
+impl Drop for RoPage {
+    fn drop(&mut self) {
+        // SAFETY: our mapping.
+        unsafe { libc::munmap(self.0 as *mut c_void, 4096) };
+    }
+}
+
+/// RESULTS whose argument struct is read-only fails with EFAULT and consumes
+/// nothing (was: the results were removed, then EFAULT).
+pub fn results_efault_first(ctx: &Ctx) -> TestResult {
+    let dev = ctx.open()?;
+    let mut c = Checker::new();
+    dev.enqueue(EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 4))
+        .must("ENQUEUE 4")?;
+    dev.flush(Target::All).must("FLUSH")?;
+    let mut buf = vec![RustWqResult::default(); 16];
+    let arg = RustWqResults {
+        version: RUST_WQ_ABI_VERSION,
+        capacity: 16,
+        buf: buf.as_mut_ptr() as u64,
+        ..Default::default()
+    };
+    let page = RoPage::with(&arg);
+    // SAFETY: the kernel may only read the page (it is read-only) and write
+    // `buf`, which has room for 16 results.
+    let r = unsafe { dev.ioctl_raw(RUST_WQ_IOC_RESULTS, page.0 as *mut c_void) };
+    c.errno("RESULTS with a read-only argument", r, EFAULT);
+    let (res, _) = dev.drain_results().must("RESULTS")?;
+    c.eq("results still there after the EFAULT", res.len(), 4);
+    c.done()
+}
+
+/// `struct uffdio_api`, `struct uffdio_register`, `struct uffdio_zeropage`
+/// (linux/userfaultfd.h) and their ioctls.
+#[repr(C)]
+struct UffdApi {
+    api: u64,
+    features: u64,
+    ioctls: u64,
+}
+
+#[repr(C)]
+struct UffdRange {
+    start: u64,
+    len: u64,
+}
+
+#[repr(C)]
+struct UffdRegister {
+    range: UffdRange,
+    mode: u64,
+    ioctls: u64,
+}
+
+#[repr(C)]
+struct UffdZeropage {
+    range: UffdRange,
+    mode: u64,
+    zeropage: i64,
+}
+
+const UFFD_API: u64 = 0xAA;
+
+const UFFDIO_API: u64 = 0xc018_aa3f;
+
+const UFFDIO_REGISTER: u64 = 0xc020_aa00;
+
+const UFFDIO_ZEROPAGE: u64 = 0xc020_aa04;
+
+const UFFDIO_REGISTER_MODE_MISSING: u64 = 1;
+
+/// A page whose first touch blocks until [`BlockingPage::release`]
+/// (userfaultfd, missing mode; kernel accesses included).
+struct BlockingPage {
+    uffd: i32,
+    page: *mut c_void,
+}
+
+impl BlockingPage {
+    fn new() -> Result<BlockingPage, String> {
+        // SAFETY: plain system calls on memory and descriptors we own.
+        unsafe {
+            let uffd = libc::syscall(libc::SYS_userfaultfd, libc::O_CLOEXEC) as i32;
+            if uffd < 0 {
+                return Err(format!("userfaultfd: {}", wqctl::Errno::last()));
+            }
+            let mut api = UffdApi {
+                api: UFFD_API,
+                features: 0,
+                ioctls: 0,
+            };
+            if libc::ioctl(uffd, UFFDIO_API as _, &mut api) != 0 {
+                libc::close(uffd);
+                return Err(format!("UFFDIO_API: {}", wqctl::Errno::last()));
+            }
+            let page = libc::mmap(
+                std::ptr::null_mut(),
+                4096,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            );
+            let mut reg = UffdRegister {
+                range: UffdRange {
+                    start: page as u64,
+                    len: 4096,
+                },
+                mode: UFFDIO_REGISTER_MODE_MISSING,
+                ioctls: 0,
+            };
+            if page == libc::MAP_FAILED || libc::ioctl(uffd, UFFDIO_REGISTER as _, &mut reg) != 0 {
+                libc::close(uffd);
+                return Err(format!("UFFDIO_REGISTER: {}", wqctl::Errno::last()));
+            }
+            Ok(BlockingPage { uffd, page })
+        }
+    }
+
+    /// Maps a zero page, which lets a blocked access go on.
+    fn release(&self) {
+        let mut z = UffdZeropage {
+            range: UffdRange {
+                start: self.page as u64,
+                len: 4096,
+            },
+            mode: 0,
+            zeropage: 0,
+        };
+        // SAFETY: our userfaultfd and registered range.
+        unsafe { libc::ioctl(self.uffd, UFFDIO_ZEROPAGE as _, &mut z) };
+    }
+}
+
+impl Drop for BlockingPage {
+    fn drop(&mut self) {
+        self.release();
+        // SAFETY: our descriptor and mapping.
+        unsafe {
+            libc::close(self.uffd);
+            libc::munmap(self.page, 4096);
+        }
+    }
+}
+
+/// While RESULTS is blocked copying to a buffer whose page fault does not
+/// end (userfaultfd), the file's items still finish and STATS answers (was:
+/// RESULTS held the lock every finishing item needs across the copy, stalling
+/// the shared queues).  Skipped without CONFIG_USERFAULTFD.
+pub fn results_copy_unlocked(ctx: &Ctx) -> TestResult {
+    let bp = match BlockingPage::new() {
+        Ok(b) => b,
+        Err(e) => return skip(format!("no userfaultfd ({e})")),
+    };
+    let dev = std::sync::Arc::new(ctx.open()?);
+    let mut c = Checker::new();
+    dev.enqueue(EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 1))
+        .must("ENQUEUE 1")?;
+    dev.flush(Target::All).must("FLUSH")?;
+    dev.enqueue(EnqueueArgs::new(RUST_WQ_Q_SYSTEM_PERCPU, 4).delay_us(300_000))
+        .must("ENQUEUE 4 delayed 300 ms")?;
+    let arg = RustWqResults {
+        version: RUST_WQ_ABI_VERSION,
+        capacity: 1,
+        buf: bp.page as u64,
+        ..Default::default()
+    };
+    let d2 = dev.clone();
+    let reader = std::thread::spawn(move || {
+        let mut a = arg;
+        d2.ioctl_with(RUST_WQ_IOC_RESULTS, &mut a).map(|_| a.count)
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let d3 = dev.clone();
+    std::thread::spawn(move || {
+        let t = Instant::now();
+        loop {
+            match d3.stats() {
+                Ok(s) if s.executed >= 5 => {
+                    let _ = tx.send(Ok(t.elapsed()));
+                    return;
+                }
+                Ok(_) if t.elapsed() < Duration::from_secs(3) => {
+                    std::thread::sleep(Duration::from_millis(5))
+                }
+                Ok(s) => {
+                    let _ = tx.send(Err(format!("executed {} of 5 after 3 s", s.executed)));
+                    return;
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(format!("STATS: {e}")));
+                    return;
+                }
+            }
+        }
+    });
+    match rx.recv_timeout(Duration::from_secs(5)) {
+        Ok(Ok(t)) => diag(&format!(
+            "items finished while RESULTS was blocked in its copy: after {} ms",
+            t.as_millis()
+        )),
+        Ok(Err(e)) => c.fail(format!("while RESULTS was blocked in its copy: {e}")),
+        Err(_) => c.fail("STATS did not answer within 5 s while RESULTS was blocked in its copy"),
+    }
+    bp.release();
+    match reader.join() {
+        Ok(r) => {
+            c.eq("RESULTS count once the page was there", r.ok(), Some(1));
+        }
+        Err(_) => c.fail("the RESULTS thread panicked"),
+    }
+    c.done()
+}
+
+/// CANCEL and FLUSH whose argument struct is read-only fail with EFAULT
+/// before acting: nothing is cancelled, no timer is fired early (was: CANCEL
+/// cancelled and then failed with EFAULT).
+pub fn cancel_flush_efault_first(ctx: &Ctx) -> TestResult {
+    let dev = ctx.open()?;
+    let mut c = Checker::new();
+    dev.enqueue(EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 3).delay_us(5_000_000))
+        .must("ENQUEUE 3 delayed 5 s")?;
+    let t = Target::All.to_raw();
+    for (cmd, what) in [(RUST_WQ_IOC_CANCEL, "CANCEL"), (RUST_WQ_IOC_FLUSH, "FLUSH")] {
+        let page = RoPage::with(&t);
+        let t0 = Instant::now();
+        // SAFETY: the kernel can only read the read-only page.
+        let r = unsafe { dev.ioctl_raw(cmd, page.0 as *mut c_void) };
+        c.errno(&format!("{what} ALL with a read-only argument"), r, EFAULT);
+        c.check(t0.elapsed() < Duration::from_secs(2), || {
+            format!("{what} with a read-only argument waited for the 5 s items")
+        });
+        c.stats(&format!("after {what} EFAULT"), &dev, (3, 0, 0, 3));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    c.stats("100 ms later (no timer fired early)", &dev, (3, 0, 0, 3));
+    c.eq("CANCEL ALL", dev.cancel(Target::All).must("CANCEL ALL")?, 3);
+    c.done()
+}

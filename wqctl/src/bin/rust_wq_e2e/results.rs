@@ -1,0 +1,312 @@
+//! RESULTS, RESET and the limits: FIFO, EBUSY at max_pending, dropped results.
+
+use crate::util::{drain, enq, exactly, fill_delayed, LONG_DELAY_US};
+use crate::{fail, Checker, Ctx, Must, TestResult};
+use libc::EBUSY;
+use std::time::{Duration, Instant};
+use wqctl::abi::*;
+use wqctl::{EnqueueArgs, Target};
+
+pub fn results_fifo_and_removal(ctx: &Ctx) -> TestResult {
+    let dev = ctx.open()?;
+    let mut c = Checker::new();
+    let a = enq(
+        &dev,
+        EnqueueArgs::new(RUST_WQ_Q_ORDERED, 5),
+        "ENQUEUE 5 ordered",
+    )?;
+    dev.flush(Target::All).must("FLUSH ALL")?;
+    let (r1, d1) = dev.results(2).must("RESULTS capacity 2")?;
+    c.eq(
+        "RESULTS capacity 2: ids (oldest first)",
+        r1.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![a, a + 1],
+    );
+    let (r2, d2) = dev.results(10).must("RESULTS capacity 10")?;
+    c.eq(
+        "RESULTS capacity 10: ids (the rest)",
+        r2.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![a + 2, a + 3, a + 4],
+    );
+    let (r3, _) = dev.results(10).must("RESULTS again")?;
+    c.eq("RESULTS after all were read: count", r3.len(), 0);
+    c.eq("dropped", (d1, d2), (0, 0));
+    let seqs: Vec<u64> = r1.iter().chain(&r2).map(|r| r.seq).collect();
+    c.check(seqs.windows(2).all(|w| w[0] < w[1]), || {
+        format!("seq not increasing in result order: {seqs:?}")
+    });
+    c.stats("at end", &dev, (5, 5, 0, 0));
+    c.done()
+}
+
+pub fn reset_clears(ctx: &Ctx) -> TestResult {
+    let dev = ctx.open()?;
+    let mut c = Checker::new();
+    enq(
+        &dev,
+        EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 3).delay_us(LONG_DELAY_US),
+        "ENQUEUE 3 delayed",
+    )?;
+    enq(&dev, EnqueueArgs::new(RUST_WQ_Q_PERCPU, 2), "ENQUEUE 2")?;
+    dev.flush(Target::Queue(RUST_WQ_Q_PERCPU))
+        .must("FLUSH QUEUE percpu")?;
+    c.stats("before RESET", &dev, (5, 2, 0, 3));
+    dev.reset().must("RESET")?;
+    c.stats("after RESET", &dev, (0, 0, 0, 0));
+    exactly(&mut c, "results after RESET (dropped)", &drain(&dev)?, []);
+    c.eq(
+        "FLUSH ALL count after RESET",
+        dev.flush(Target::All).must("FLUSH ALL")?,
+        0,
+    );
+    let b = enq(
+        &dev,
+        EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 1),
+        "ENQUEUE after RESET",
+    )?;
+    dev.flush(Target::All).must("FLUSH ALL")?;
+    exactly(
+        &mut c,
+        "results of the item enqueued after RESET",
+        &drain(&dev)?,
+        [b],
+    );
+    c.stats("at end", &dev, (1, 1, 0, 0));
+    c.done()
+}
+
+pub fn max_pending_ebusy(ctx: &Ctx) -> TestResult {
+    let dev = ctx.open()?;
+    let mut c = Checker::new();
+    let (max_pending, max_count) = (ctx.info.max_pending, ctx.info.max_count.max(1));
+    let mut left = max_pending;
+    while left > 0 {
+        let n = left.min(max_count);
+        if let Err(e) = dev.enqueue(EnqueueArgs::new(RUST_WQ_Q_UNBOUND, n).delay_us(30_000_000)) {
+            let pending = dev.stats().map(|s| s.pending).unwrap_or(0);
+            let _ = dev.cancel(Target::All);
+            return fail(format!("ENQUEUE {n} with {pending} pending (max_pending {max_pending}): expected success, got {e}"));
+        }
+        left -= n;
+    }
+    c.eq(
+        "stats.pending when full",
+        dev.stats().must("STATS")?.pending,
+        u64::from(max_pending),
+    );
+    c.errno(
+        "ENQUEUE 1 more with max_pending pending",
+        dev.enqueue(EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 1)),
+        EBUSY,
+    );
+    c.errno(
+        "ENQUEUE 1 more delayed",
+        dev.enqueue(EnqueueArgs::new(RUST_WQ_Q_PERCPU, 1).delay_us(1_000)),
+        EBUSY,
+    );
+    c.eq(
+        "CANCEL ALL count",
+        dev.cancel(Target::All).must("CANCEL ALL")?,
+        u64::from(max_pending),
+    );
+    c.ok(
+        "ENQUEUE after CANCEL ALL",
+        dev.enqueue(EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 1)),
+    );
+    dev.flush(Target::All).must("FLUSH ALL")?;
+    let m = u64::from(max_pending);
+    c.stats("at end", &dev, (m + 1, 1, m, 0));
+    c.done()
+}
+
+/// The header: EBUSY when the unfinished items plus `count` would exceed
+/// max_pending, with nothing enqueued, even when part of the call would fit.
+pub fn ebusy_partial_room(ctx: &Ctx) -> TestResult {
+    let dev = ctx.open()?;
+    let mut c = Checker::new();
+    let max = ctx.info.max_pending;
+    fill_delayed(ctx, &dev, max - 5)?;
+    let m = u64::from(max);
+    c.errno(
+        "ENQUEUE 10 with room for 5",
+        dev.enqueue(EnqueueArgs::new(RUST_WQ_Q_PERCPU, 10)),
+        EBUSY,
+    );
+    c.stats(
+        "nothing of the refused call was enqueued",
+        &dev,
+        (m - 5, 0, 0, m - 5),
+    );
+    c.ok(
+        "ENQUEUE 5 delayed with room for exactly 5",
+        dev.enqueue(EnqueueArgs::new(RUST_WQ_Q_PERCPU, 5).delay_us(30_000_000)),
+    );
+    c.errno(
+        "ENQUEUE 1 when full",
+        dev.enqueue(EnqueueArgs::new(RUST_WQ_Q_ORDERED, 1)),
+        EBUSY,
+    );
+    c.eq(
+        "CANCEL ALL count",
+        dev.cancel(Target::All).must("CANCEL ALL")?,
+        m,
+    );
+    c.stats("at end", &dev, (m, 0, m, 0));
+    c.done()
+}
+
+/// The header: a running item is unfinished, so it counts against max_pending.
+/// max_pending - 2 delayed items, one sleeping item that has started, one more
+/// delayed item (now max_pending unfinished, one of them running): ENQUEUE 1
+/// more must fail with EBUSY.  Whether the sleeping item had started by then
+/// is read from its result afterwards; if it had not, the test tries again
+/// with a longer wait (an item that never starts fails it).
+pub fn ebusy_counts_running(ctx: &Ctx) -> TestResult {
+    let dev = ctx.open()?;
+    let mut c = Checker::new();
+    let max = ctx.info.max_pending;
+    let m = u64::from(max);
+    fill_delayed(ctx, &dev, max - 2)?;
+    let waits = [200u64, 400, 800];
+    let (mut sleepers, mut lasts) = (0u64, 0u64);
+    let mut conclusive = false;
+    for wait_ms in waits {
+        let t0 = Instant::now();
+        let running = enq(
+            &dev,
+            EnqueueArgs::new(RUST_WQ_Q_ORDERED, 1).sleep_us(ctx.info.max_sleep_us),
+            "ENQUEUE 1 sleeping max_sleep_us",
+        )?;
+        sleepers += 1;
+        std::thread::sleep(Duration::from_millis(wait_ms));
+        let last = c
+            .ok(
+                "ENQUEUE 1 delayed, the last one that fits",
+                dev.enqueue(EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 1).delay_us(30_000_000)),
+            )
+            .unwrap_or(0);
+        let busy_at = t0.elapsed();
+        c.errno(
+            "ENQUEUE 1 with max_pending unfinished (one of them sleeping)",
+            dev.enqueue(EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 1)),
+            EBUSY,
+        );
+        // Make room again for the next attempt, and collect the sleeper.
+        if last != 0 {
+            lasts += 1;
+            c.eq(
+                "CANCEL of the last delayed item",
+                dev.cancel(Target::Id(last)).must("CANCEL id")?,
+                1,
+            );
+        }
+        dev.flush(Target::Id(running)).must("FLUSH id")?;
+        let by_id = exactly(&mut c, "results", &drain(&dev)?, [running]);
+        if let Some(r) = by_id.get(&running) {
+            let (start, end) = (
+                Duration::from_nanos(r.latency_ns),
+                Duration::from_nanos(r.latency_ns + r.runtime_ns),
+            );
+            if start < busy_at {
+                // It had started: it was running at the EBUSY call.
+                c.check(end > busy_at, || {
+                    format!(
+                        "the sleeping item ran from {} to {} ms, the EBUSY call was at {} ms",
+                        start.as_millis(),
+                        end.as_millis(),
+                        busy_at.as_millis()
+                    )
+                });
+                conclusive = true;
+                break;
+            }
+        }
+        if !c.errs.is_empty() {
+            break;
+        }
+    }
+    c.check(conclusive, || {
+        format!("the sleeping item never started before the EBUSY call (waits of {waits:?} ms)")
+    });
+    let cancelled = dev.cancel(Target::All).must("CANCEL ALL")?;
+    c.eq("CANCEL ALL count (the filling items)", cancelled, m - 2);
+    c.stats(
+        "at end",
+        &dev,
+        (m - 2 + sleepers + lasts, sleepers, m - 2 + lasts, 0),
+    );
+    c.done()
+}
+
+/// The header: more than max_results results waiting: the oldest are
+/// dropped; RESULTS says how many in `dropped` (once), STATS counts them in
+/// `results_dropped` (since open), and the newest max_results are kept.
+pub fn results_dropped_beyond_max(ctx: &Ctx) -> TestResult {
+    let dev = ctx.open()?;
+    let mut c = Checker::new();
+    let (max_results, max_pending, max_count) = (
+        u64::from(ctx.info.max_results),
+        ctx.info.max_pending,
+        ctx.info.max_count,
+    );
+    let extra = u64::from(max_pending);
+    let total = max_results + extra;
+    let mut left = total;
+    let mut first = None;
+    while left > 0 {
+        let mut batch = left.min(u64::from(max_pending));
+        while batch > 0 {
+            let k = batch.min(u64::from(max_count)) as u32;
+            let f = enq(&dev, EnqueueArgs::new(RUST_WQ_Q_UNBOUND, k), "ENQUEUE")?;
+            first.get_or_insert(f);
+            batch -= u64::from(k);
+            left -= u64::from(k);
+        }
+        dev.flush(Target::All).must("FLUSH ALL")?;
+    }
+    let first = first.unwrap_or(1);
+    let s = dev.stats().must("STATS")?;
+    c.eq(
+        "STATS (enqueued, executed, pending)",
+        (s.enqueued, s.executed, s.pending),
+        (total, total, 0),
+    );
+    c.eq(
+        "STATS results_dropped with max_results + max_pending results waiting",
+        s.results_dropped,
+        extra,
+    );
+    let mut kept = Vec::new();
+    let (r, d) = dev.results(4096).must("RESULTS")?;
+    c.eq("first RESULTS: dropped", d, extra);
+    kept.extend(r);
+    loop {
+        let (r, d) = dev.results(4096).must("RESULTS")?;
+        c.eq("later RESULTS: dropped", d, 0);
+        if r.is_empty() {
+            break;
+        }
+        kept.extend(r);
+    }
+    c.eq("results kept", kept.len() as u64, max_results);
+    // Each batch ran completely before the next was enqueued, so the newest
+    // max_results results are those of the ids after the first `extra`
+    // (within a batch, the unbound queue may run them in any order).
+    let mut ids: Vec<u64> = kept.iter().map(|r| r.id).collect();
+    ids.sort_unstable();
+    let newest: Vec<u64> = (first + extra..first + total).collect();
+    c.check(ids == newest, || {
+        format!(
+            "the kept results are not those of the newest ids {}..{} (lowest ids seen {:?})",
+            first + extra,
+            first + total - 1,
+            &ids[..ids.len().min(5)]
+        )
+    });
+    c.eq(
+        "STATS results_dropped after reading (counts since open)",
+        dev.stats().must("STATS")?.results_dropped,
+        extra,
+    );
+    c.done()
+}

@@ -1,0 +1,177 @@
+//! Helpers of the end-to-end tests: queues, ids, results, raw calls.
+
+use crate::{fail, Checker, Ctx, Must, Outcome};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+use wqctl::abi::*;
+use wqctl::parse::format_queue;
+use wqctl::testing::RawBuf;
+use wqctl::{format_results_table, Device, EnqueueArgs, Errno, Target};
+
+pub use wqctl::testing::ALL_QUEUES;
+
+/// A delay long enough that an item never runs by itself during a test.
+pub const LONG_DELAY_US: u64 = 5_000_000;
+
+pub fn ids(first: u64, count: u32) -> std::ops::Range<u64> {
+    first..first + u64::from(count)
+}
+
+pub fn qn(q: u32) -> String {
+    format_queue(q)
+}
+
+/// Reads all results of `dev`; a non-zero `dropped` is a failure.
+pub fn drain(dev: &Device) -> Result<Vec<RustWqResult>, Outcome> {
+    let (res, dropped) = dev.drain_results().must("RESULTS")?;
+    if dropped != 0 {
+        return fail(format!("RESULTS: expected dropped 0, seen {dropped}"));
+    }
+    Ok(res)
+}
+
+/// Checks that `res` holds exactly one result per id of `expected` and
+/// nothing else; returns the results by id.
+pub fn exactly(
+    c: &mut Checker,
+    what: &str,
+    res: &[RustWqResult],
+    expected: impl IntoIterator<Item = u64>,
+) -> BTreeMap<u64, RustWqResult> {
+    let expected: BTreeSet<u64> = expected.into_iter().collect();
+    let errs_before = c.errs.len();
+    let mut by_id = BTreeMap::new();
+    for r in res {
+        if by_id.insert(r.id, *r).is_some() {
+            c.fail(format!("{what}: id {} has more than one result", r.id));
+        }
+        if !expected.contains(&r.id) {
+            c.fail(format!(
+                "{what}: unexpected result for id {} (expected ids {expected:?})",
+                r.id
+            ));
+        }
+    }
+    let missing: Vec<u64> = expected
+        .iter()
+        .filter(|i| !by_id.contains_key(i))
+        .copied()
+        .collect();
+    c.check(missing.is_empty(), || {
+        format!(
+            "{what}: expected one result for each of {} ids, missing {missing:?} ({} results seen)",
+            expected.len(),
+            res.len()
+        )
+    });
+    if c.errs.len() > errs_before && res.len() <= 40 {
+        for l in format_results_table(res).lines() {
+            c.errs.push(format!("  {l}"));
+        }
+    }
+    by_id
+}
+
+/// Polls RESULTS until `n` results arrived or `timeout` passed.  Each result
+/// comes with the instant the RESULTS call that returned it had returned.
+pub fn wait_results(
+    dev: &Device,
+    n: usize,
+    timeout: Duration,
+) -> Result<Vec<(RustWqResult, Instant)>, Outcome> {
+    let start = Instant::now();
+    let mut got = Vec::new();
+    loop {
+        let (res, dropped) = dev.results(64).must("RESULTS")?;
+        let now = Instant::now();
+        if dropped != 0 {
+            return fail(format!("RESULTS: expected dropped 0, seen {dropped}"));
+        }
+        got.extend(res.into_iter().map(|r| (r, now)));
+        if got.len() >= n || start.elapsed() > timeout {
+            return Ok(got);
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+pub fn flag_names(f: u32) -> String {
+    wqctl::format_flags(f)
+}
+
+/// Issues `cmd` with a copy of `v` in a 512-byte buffer.
+pub fn raw<T: Copy>(dev: &Device, cmd: u32, v: &T) -> Result<i32, Errno> {
+    let mut b = RawBuf::with(v);
+    // SAFETY: the buffer is 512 bytes, more than any size encoded in the
+    // commands the tests use, and lives across the call.
+    unsafe { dev.ioctl_raw(cmd, b.ptr()) }
+}
+
+pub const KERNEL_ADDR: usize = 0xffff_ffff_8100_0000;
+
+pub fn enq(dev: &Device, a: EnqueueArgs, what: &str) -> Result<u64, Outcome> {
+    let first = dev.enqueue(a).must(what)?;
+    if first == 0 {
+        return fail(format!("{what}: first_id is 0 (ids start at 1)"));
+    }
+    Ok(first)
+}
+
+/// One pending long-delayed item, for tests that need the kernel to reach
+/// the id lookup (so that the errno can only come from argument checking).
+pub fn one_pending(dev: &Device) -> Result<u64, Outcome> {
+    enq(
+        dev,
+        EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 1).delay_us(LONG_DELAY_US),
+        "ENQUEUE 1 item delayed 5s",
+    )
+}
+
+pub fn valid_enqueue() -> RustWqEnqueue {
+    EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 1)
+        .delay_us(LONG_DELAY_US)
+        .to_raw()
+}
+
+/// Enqueues `n` items delayed 30 s on the unbound queue, in calls of at most
+/// max_count.
+pub fn fill_delayed(ctx: &Ctx, dev: &Device, mut n: u32) -> Result<(), Outcome> {
+    let max_count = ctx.info.max_count.max(1);
+    while n > 0 {
+        let k = n.min(max_count);
+        dev.enqueue(EnqueueArgs::new(RUST_WQ_Q_UNBOUND, k).delay_us(30_000_000))
+            .must(&format!("ENQUEUE {k} delayed 30 s"))?;
+        n -= k;
+    }
+    Ok(())
+}
+
+pub fn median(v: &mut [u64]) -> u64 {
+    v.sort_unstable();
+    v[v.len() / 2]
+}
+
+/// The module-wide seq of a probe item run in `dev` (enqueued, flushed, read).
+pub fn probe_seq(dev: &Device) -> Result<u64, Outcome> {
+    let id = enq(dev, EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 1), "ENQUEUE probe")?;
+    dev.flush(Target::All).must("FLUSH ALL")?;
+    let res = drain(dev)?;
+    match res.iter().find(|r| r.id == id) {
+        Some(r) => Ok(r.seq),
+        None => fail(format!("probe id {id} has no result after FLUSH")),
+    }
+}
+
+/// Closes `dev`, which has pending delayed items, and checks that the close
+/// took less than 900 ms: it cancels them and does not wait for their delay.
+pub fn closes_at_once(c: &mut Checker, dev: Device) {
+    let t = Instant::now();
+    drop(dev);
+    let el = t.elapsed();
+    c.check(el < Duration::from_millis(900), || {
+        format!(
+            "close took {} ms: it must cancel the pending items, not wait for them",
+            el.as_millis()
+        )
+    });
+}
