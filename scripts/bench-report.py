@@ -135,8 +135,8 @@ def r2(v):
 def render(table, left=(0,)):
     """Columns in `left` are left-aligned, the others right-aligned."""
     w = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-    fmt = lambda row: "  ".join(c.ljust(w[i]) if i in left else c.rjust(w[i])
-                                for i, c in enumerate(row)).rstrip()
+    def fmt(row):
+        return "  ".join(c.ljust(w[i]) if i in left else c.rjust(w[i]) for i, c in enumerate(row)).rstrip()
     return [fmt(table[0]), fmt(["-" * x for x in w])] + [fmt(r) for r in table[1:]]
 
 
@@ -182,7 +182,8 @@ def svg(path, title, op_rows, scope_rows):
     vals = [v for s in scope_rows for line in s["lines"] for v in line["pct"] if v]
     lo, hi = nice_range(min(vals or [1]), max(vals or [10]))
     span = W - left - right - 60
-    x = lambda v: left + (math.log10(max(v, lo)) - math.log10(lo)) / (math.log10(hi) - math.log10(lo)) * span
+    def x(v):
+        return left + (math.log10(max(v, lo)) - math.log10(lo)) / (math.log10(hi) - math.log10(lo)) * span
     row_h = 11
     axis_y = y
     y += 12
@@ -309,7 +310,8 @@ def main():
                 used, new = reused[side]["queue_p50_ns"], fresh[side]["queue_p50_ns"]
                 reuse[side] = None if used is None or new is None else used - new
             rows_json["reuse_cost_ns"] = reuse
-            sgn = lambda v: "-" if v is None else f"{v:+.0f}"
+            def sgn(v):
+                return "-" if v is None else f"{v:+.0f}"
             lines.append("queueing an item that ran before costs, against a freshly initialised one (queue - queue-fresh, "
                          f"p50): C twin {sgn(reuse['ctwin'])}, Rust {sgn(reuse['rust'])} instructions "
                          "(__queue_work: get_work_pool() and the running-instance check); lib/test_workqueue.c "
@@ -335,7 +337,8 @@ def main():
                       spread(c["items_per_sec"], c["items_per_sec_min"], c["items_per_sec_max"])])
             rows_json["scopes"].append({"scope": s, "test_workqueue": c, "ctwin_fresh": tf, "rust_fresh": rf,
                                         "ctwin_reused": tr, "rust_reused": rr})
-            pct = lambda x: (x["queue_p50_ns"], x["queue_p90_ns"], x["queue_p95_ns"], x["queue_p99_ns"])
+            def pct(x):
+                return (x["queue_p50_ns"], x["queue_p90_ns"], x["queue_p95_ns"], x["queue_p99_ns"])
             scope_svg.append({"scope": s, "lines": [
                 {"label": "test_workqueue.c", "pct": pct(c), "color": "#228833"},
                 {"label": "C twin, new item", "pct": pct(tf), "color": "#4477aa"},

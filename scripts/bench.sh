@@ -34,6 +34,7 @@
 # copies the picture to results/bench-latest-<kernel>.svg, which the README shows.
 # Exit status: 0 when every run succeeded and the kernel log is clean;
 # non-zero otherwise (124 when the VM timed out).
+# shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 kernel="${BENCH_KERNEL:-release}"
