@@ -13,7 +13,7 @@
 #                 and ruff for the scripts
 #   make vm       an interactive shell in the VM (4 CPUs), module built
 #   make bench    Rust vs. its C twin, every operation, on a release-config
-#                 kernel built on first use (scripts/bench.sh)
+#                 kernel built on first use (scripts/harness.py bench)
 #   make stress   the long reliability runs, one KTAP report
 #   make clean
 #
@@ -128,7 +128,7 @@ vm: $(SETUP_DEP)
 # The benchmark builds (once) and boots its own release-config kernel, and
 # builds the module for it itself; a KDIR given by the user is used instead.
 bench:
-	@KDIR="$(if $(KDIR_GIVEN),$(KDIR))" bash scripts/bench.sh
+	@KDIR="$(KDIR)" KDIR_GIVEN="$(KDIR_GIVEN)" python3 scripts/harness.py bench
 
 stress:
 	@$(MAKE) --no-print-directory module user

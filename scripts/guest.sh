@@ -3,7 +3,7 @@
 # scripts/vm.sh.  The host's filesystem is visible read-only at the same paths;
 # OUT (a host directory) is writable.
 #
-# Usage: scripts/guest.sh check|stress|run|scan REPO [OUT]
+# Usage: scripts/guest.sh check|stress|run|bench|scan REPO [OUT]
 #
 #   check   arm the log scan, insmod (the module's KUnit suite runs then),
 #           build/abi_check, rust_wq_e2e, the short stress scenarios, rmmod,
@@ -13,6 +13,8 @@
 #           abi_check, e2e and the short ones (make stress).
 #   run     insmod, the wqctl session scripts/demo.session, the kernel log
 #           since the marker, rmmod, the log scan (make run; exit 0 = good).
+#   bench   every operation of the workqueue layer timed beside its C twin,
+#           and lib/test_workqueue.c (make bench; see mode_bench below).
 #   scan    scripts/dmesg-scan.sh on stdin (the host's self-tests use it).
 #
 # Results: every stage writes OUT/STAGE.ktap, a KTAP document (the test
@@ -28,7 +30,7 @@
 set -uo pipefail
 export PATH="/usr/sbin:/sbin:/usr/bin:/bin:$PATH"
 
-mode="${1:?usage: guest.sh check|stress|run|scan REPO [OUT]}"
+mode="${1:?usage: guest.sh check|stress|run|bench|scan REPO [OUT]}"
 repo="${2:?repo}"
 out="${3:-/tmp/rust_wq-results}"
 [ "$mode" = scan ] && exec bash "$repo/scripts/dmesg-scan.sh"
@@ -71,15 +73,14 @@ subtest() {
 	fi
 }
 
-# KUnit ran the suite during insmod: its KTAP, as the kernel printed it
-# (timestamps stripped) without the document's header, as result 1.
-kunit_suite() {
+# KUnit ran the module's suites during insmod: its KTAP document as the
+# kernel printed it (timestamps stripped), nested as subtest rust_wq.
+kunit_suites() {
 	log_since_marker | sed -E 's/^(<[0-9]+>)?\[ *[0-9]+\.[0-9]+\] ?//' |
-		awk '/^KTAP version/ && !f { f = 1; next } f == 1 && /^1\.\./ { f = 2; next }
-			f == 2 { print } f == 2 && /^(not )?ok / { exit }' >"$out/kunit.out"
+		awk '/^KTAP version/ { f = 1 } f { print } f && /^1\.\./ { n = substr($0, 4) + 0 }
+			f && /^(not )?ok / && ++k == n { exit }' >"$out/kunit.out"
 	if [ -s "$out/kunit.out" ]; then
-		cat "$out/kunit.out" >>"$out/$stage.body"
-		nres=$((nres + 1))
+		subtest rust_wq "$out/kunit.out"
 	else
 		result "not ok" rust_wq "no KUnit KTAP in the kernel log after insmod"
 	fi
@@ -100,12 +101,16 @@ log_since_marker() { dmesg | awk -v m="$marker" 'index($0, m) { f = 1 } f'; }
 debug_locks() { awk '$1 == "debug_locks:" { print $2 }' /proc/lockdep_stats 2>/dev/null; }
 tainted() { cat /proc/sys/kernel/tainted 2>/dev/null || echo unknown; }
 
-# The one way to bound a step: run "$@" for at most $limit seconds, output in
-# $run_out.  A process stuck in the kernel cannot be killed and `timeout`
-# would wait for it forever: then the kernel stacks of its threads are kept
-# in $run_out.hang, and the step is reported as hung.  Status 124: timed out.
-run_limited() { # run_limited SECONDS CMD...
-	local limit=$1 pid t=0
+# The one way to bound a step: run "$@" for at most LIMIT seconds (by the
+# guest clock), output in $run_out; status 124 when it had to be killed.
+# `timeout` is not used: a process stuck in the kernel cannot be killed and
+# `timeout` would wait for it forever.  On a timeout $run_out.hang gets the
+# kernel stacks of its threads; if SIGKILL does not end it, those of every
+# blocked task too, and `stuck` is set.
+stuck=""
+task_stack() { echo "task ${1##*/} ($(cat "$1/comm")) $(grep '^State' "$1/status")"; cat "$1/stack"; } 2>/dev/null
+run_limited() { # run_limited LIMIT CMD...
+	local limit=$1 pid t=0 d
 	shift
 	run_out="$out/run.out"
 	rm -f "$run_out.hang"
@@ -115,18 +120,17 @@ run_limited() { # run_limited SECONDS CMD...
 		sleep 1
 		t=$((t + 1))
 	done
+	kill -0 "$pid" 2>/dev/null || { wait "$pid"; return; }
+	for d in /proc/"$pid"/task/*; do task_stack "$d"; done >"$run_out.hang"
+	kill -9 "$pid" 2>/dev/null
+	sleep 2
 	if kill -0 "$pid" 2>/dev/null; then
-		kill -9 "$pid" 2>/dev/null
-		sleep 2
-		if kill -0 "$pid" 2>/dev/null; then
-			for d in /proc/"$pid"/task/*; do
-				echo "task ${d##*/} $(grep '^State' "$d/status" 2>/dev/null)"
-				cat "$d/stack" 2>/dev/null
-			done >"$run_out.hang"
-		fi
-		return 124
-	fi
-	wait "$pid"
+		stuck="$pid"
+		echo "still there after SIGKILL; blocked (D state) tasks:"
+		for d in /proc/[0-9]*; do grep -q '^State:.*D' "$d/status" 2>/dev/null && task_stack "$d"; done
+		echo w 2>/dev/null >/proc/sysrq-trigger
+	fi >>"$run_out.hang"
+	return 124
 }
 
 # run_binary NAME LIMIT BINARY ARGS...: one KTAP-printing test binary, nested.
@@ -141,8 +145,7 @@ run_binary() {
 	run_limited "$limit" "$@" || rc=$?
 	sed 's/^/[guest]   /' "$run_out"
 	if [ $rc -eq 124 ]; then
-		why="timed out after $limit s"
-		[ -f "$run_out.hang" ] && why+=", stuck in the kernel (its stacks below)"
+		why="timed out after $limit s (kernel stacks below)"
 	elif [ $rc -ne 0 ] && ! grep -Eq '^not ok ' "$run_out"; then
 		why="exit status $rc"
 	fi
@@ -303,7 +306,7 @@ mode_tests() {
 	if why="$(do_insmod)"; then
 		loaded=1
 		armed_until 60 # the KUnit cases arm (and cancel) delays of up to 30 s
-		[ "$mode" = check ] && kunit_suite
+		[ "$mode" = check ] && kunit_suites
 		result ok insmod
 	else
 		[ "$mode" = check ] && result "not ok" rust_wq "not run: insmod failed"
@@ -392,8 +395,133 @@ mode_run() {
 	return $fail
 }
 
+# --- make bench ----------------------------------------------------------
+# Environment (from scripts/harness.py bench): RUST_WQ_BENCH_KODIR (rust_wq.ko
+# and rust_wq_ctwin.ko built for this kernel), RUST_WQ_BENCH_ITEMS,
+# RUST_WQ_BENCH_REPEATS, RUST_WQ_BENCH_SETS (any of ops scopes tput),
+# RUST_WQ_BENCH_C_KO (lib/test_workqueue.ko), RUST_WQ_BENCH_RUN_TIMEOUT.
+# Writes OUT/records.jsonl (a measurement a line: Rust's from `wqctl bench
+# --json`; for a load of the C twin or of test_workqueue, its kernel log in
+# OUT/loads/, read by scripts/bench-report.py), OUT/kernel and the stage
+# document OUT/bench.ktap (a result per run, rmmod, the log scan).
+OP_ROWS=(
+	queue:percpu queue:system-percpu queue-fresh:percpu queue-on:percpu
+	delayed:system-percpu delayed:percpu mod-delayed:system-percpu mod-delayed:percpu
+	cancel-idle:percpu cancel-armed:system-percpu cancel-armed:percpu
+	cancel-sync-idle:percpu cancel-sync-armed:system-percpu cancel-sync-armed:percpu
+	flush-idle:percpu disable:percpu enable:percpu static:system-percpu
+)
+SCOPES=(cpu smt cache_shard cache numa system)
+
+bench_rust() { # bench_rust REP SET WQCTL-BENCH-ARGS...
+	local rep=$1 set=$2 rc=0
+	shift 2
+	[ -z "$stuck" ] || return 0
+	run_limited "$limit" "$bin/wqctl" bench --items "$items" --json "$@" || rc=$?
+	if [ $rc -eq 0 ] && grep -q '^{.*}$' "$run_out"; then
+		printf '{"impl":"rust","set":"%s","rep":%d,"order":"%s",%s\n' "$set" "$rep" "$order" \
+			"$(cut -c2- "$run_out")" >>"$out/records.jsonl"
+		result ok "rust rep $rep $*"
+	else
+		result "not ok" "rust rep $rep $*" "$([ $rc = 124 ] && echo "timed out after $limit s" || echo "status $rc")"
+		diag <"$run_out"
+		[ -f "$run_out.hang" ] && diag <"$run_out.hang"
+	fi
+}
+
+# bench_load REP SET IMPL KO ARGS...: a module that measures at init and
+# refuses to stay (EAGAIN); its kernel log goes to OUT/loads/.
+bench_load() {
+	local rep=$1 set=$2 impl=$3 rc=0 m log name
+	shift 3
+	[ -z "$stuck" ] || return 0
+	name="$impl rep $rep $set ${*:2}"
+	log="loads/$((nloads += 1)).log"
+	m="rust_wq-bench-load-marker $(date +%s%N)"
+	echo "$m" >/dev/kmsg
+	run_limited "$limit" insmod "$@" || rc=$?
+	dmesg | awk -v m="$m" 'f; index($0, m) { f = 1 }' | sed -E 's/^(<[0-9]+>)?\[ *[0-9]+\.[0-9]+\] ?//' >"$out/$log"
+	if [ $rc -eq 124 ]; then
+		result "not ok" "$name" "insmod timed out after $limit s"
+		[ -f "$run_out.hang" ] && diag <"$run_out.hang"
+	elif [ $rc -eq 0 ]; then
+		result "not ok" "$name" "stayed loaded (expected EAGAIN)"
+		rmmod "$(basename "${1%.ko}")"
+	elif ! grep -qiE 'Resource temporarily unavailable|Try again' "$run_out"; then
+		result "not ok" "$name" "insmod failed with something else than EAGAIN"
+		{ cat "$run_out"; grep -E 'rust_wq_ctwin|test_workqueue' "$out/$log"; } | diag
+	else
+		printf '{"impl":"%s","set":"%s","rep":%d,"order":"%s","args":"%s","log":"%s"}\n' \
+			"$impl" "$set" "$rep" "$order" "${*:2}" "$log" >>"$out/records.jsonl"
+		result ok "$name"
+	fi
+}
+
+bench_set() { # bench_set REP SET SIDE: one side (rust or c) of a set
+	local rep=$1 s t runs=""
+	case "$2 $3" in
+	"ops rust") for s in "${OP_ROWS[@]}"; do bench_rust "$rep" ops --op "${s%%:*}" --path "${s#*:}" --threads 1; done ;;
+	"ops c") bench_load "$rep" ops ctwin "$kodir/rust_wq_ctwin.ko" "items=$items" "runs=$(IFS=,; echo "${OP_ROWS[*]}")" ;;
+	"scopes rust")
+		for s in "${SCOPES[@]}"; do
+			bench_rust "$rep" scopes --op rt --path unbound-sysfs --scope "$s"
+			bench_rust "$rep" scopes --op queue-fresh --path unbound-sysfs --scope "$s"
+		done ;;
+	"scopes c")
+		bench_load "$rep" scopes c "$c_ko" "wq_items=$items"
+		for s in "${SCOPES[@]}"; do
+			bench_load "$rep" scopes ctwin "$kodir/rust_wq_ctwin.ko" "items=$items" \
+				"runs=rt:unbound-sysfs:0,queue-fresh:unbound-sysfs:0" "scope=$s"
+		done ;;
+	"tput "*)
+		for t in 1 2 4; do
+			[ "$t" -le "$(nproc)" ] || continue
+			if [ "$3" = rust ]; then bench_rust "$rep" tput --op rt --path percpu --threads "$t"; else runs+="${runs:+,}rt:percpu:$t"; fi
+		done
+		[ "$3" = rust ] || bench_load "$rep" tput ctwin "$kodir/rust_wq_ctwin.ko" "items=$items" "runs=$runs" ;;
+	*) result "not ok" "set $2" "unknown set" ;;
+	esac
+}
+
+mode_bench() {
+	local kodir="$RUST_WQ_BENCH_KODIR" items="$RUST_WQ_BENCH_ITEMS" c_ko="$RUST_WQ_BENCH_C_KO" rep set why hits
+	local limit="${RUST_WQ_BENCH_RUN_TIMEOUT:-$((60 + 60 * ((items + 999) / 1000)))}" nloads=0
+	mkdir -p "$out/loads"
+	: >"$out/records.jsonl"
+	echo "$(uname -r) $([ -e /proc/lockdep ] && echo debug || echo release)" >"$out/kernel"
+	info "items=$items repeats=$RUST_WQ_BENCH_REPEATS sets='$RUST_WQ_BENCH_SETS' run_timeout=${limit}s cpus=$(nproc) $(uname -r)"
+	stage_begin bench
+	echo "$marker" >/dev/kmsg
+	if ! why="$(insmod "$kodir/rust_wq.ko" 2>&1)"; then
+		result "not ok" insmod "$why"
+	else
+		result ok insmod
+		for rep in $(seq "$RUST_WQ_BENCH_REPEATS"); do
+			for set in $RUST_WQ_BENCH_SETS; do
+				info "repeat $rep: $set"
+				# Alternate which side goes first: C first on odd repeats.
+				if [ $((rep % 2)) -eq 1 ]; then
+					order=c-first; bench_set "$rep" "$set" c; bench_set "$rep" "$set" rust
+				else
+					order=rust-first; bench_set "$rep" "$set" rust; bench_set "$rep" "$set" c
+				fi
+			done
+		done
+		if [ -n "$stuck" ]; then
+			result "not ok" rmmod "a run is stuck in the kernel: later runs and rmmod skipped"
+		elif why="$(rmmod rust_wq 2>&1)"; then result ok rmmod; else result "not ok" rmmod "$why"; fi
+	fi
+	log_since_marker | sed -E 's/^(<[0-9]+>)?\[ *[0-9]+\.[0-9]+\] ?//' >"$out/dmesg.txt"
+	if hits="$(bash "$repo/scripts/dmesg-scan.sh" <"$out/dmesg.txt")"; then result ok dmesg_clean; else
+		result "not ok" dmesg_clean
+		diag "$hits"
+	fi
+	stage_end
+}
+
 case "$mode" in
 check | stress) mode_tests ;;
 run) mode_run ;;
-*) echo "usage: guest.sh check|stress|run|scan REPO [OUT]" >&2; exit 2 ;;
+bench) mode_bench ;;
+*) echo "usage: guest.sh check|stress|run|bench|scan REPO [OUT]" >&2; exit 2 ;;
 esac

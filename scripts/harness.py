@@ -6,7 +6,7 @@
           check (KUnit, the C ABI check, e2e, stress, unload and leaks, the
           log scan).  The VM is booted only when every build passed.
   stress  one VM boot running scripts/guest.sh stress (the long scenarios).
-  bench   scripts/bench.sh's job: see `bench` below.
+  bench   Rust beside its C twin on a release-config kernel (see bench below).
   selftest  the harness's self-tests alone.
 
 The report is one KTAP document (results/MODE/MODE.ktap, also printed): its
@@ -261,6 +261,20 @@ def vm_kernel_args(kdir):
     return out.stdout.strip()
 
 
+def boot(cmd, env, logpath):
+    """Runs scripts/vm.sh; its output to logpath, the guest's progress to stderr."""
+    with open(logpath, "w") as log:
+        p = subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True, errors="replace")
+        tail = []
+        for line in p.stdout:
+            log.write(line)
+            tail = (tail + [line.rstrip("\n")])[-40:]
+            if re.match(r"^\[guest\] (running|ok|not ok|waiting|repeat|items)|^\[rust_wq\]", line):
+                progress(line.rstrip("\n").removeprefix("[guest] "))
+        return p.wait(), tail
+
+
 def guest(mode, kdir, res, timeout, stages):
     """Boots the VM with scripts/guest.sh MODE and collects its stage documents."""
     out = os.path.join(res, "guest")
@@ -273,16 +287,7 @@ def guest(mode, kdir, res, timeout, stages):
            "--append", kargs, "--", f"bash {ROOT}/scripts/guest.sh {mode} {ROOT} {out}"]
     env = dict(os.environ, RUST_WQ_REQUIRE=require)
     t0 = time.monotonic()
-    with open(os.path.join(res, "vm.log"), "w") as log:
-        p = subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True, errors="replace")
-        tail = []
-        for line in p.stdout:
-            log.write(line)
-            tail = (tail + [line.rstrip("\n")])[-40:]
-            if re.match(r"^\[guest\] (running|ok|not ok|waiting)", line):
-                progress(line.rstrip("\n")[8:])
-        rc = p.wait()
+    rc, tail = boot(cmd, env, os.path.join(res, "vm.log"))
     progress(f"VM: finished in {time.monotonic() - t0:.0f} s (status {rc})")
     try:
         done = open(os.path.join(out, "done")).read().split()
@@ -398,6 +403,117 @@ def stress(args):
     return report("stress", stages, res)
 
 
+# --- make bench -------------------------------------------------------------------
+
+
+def bench(args):
+    """Every operation of the workqueue layer timed beside its C twin (bench/rust_wq_ctwin.c, the
+    same kernel calls from C), the kernel's own lib/test_workqueue.c per affinity scope, and
+    throughput in guest instructions per item, all in one VM boot on a release-config kernel.
+
+    The release kernel (scripts/kernel-release.config: the test kernel's config without its debug
+    options) is built on first use (about 6 minutes on 2 cores) and cached in
+    ~/.cache/rust_wq/build-7.3-release-<hash>.  The module and the twin are built for the booted
+    kernel in build/bench-<kernel tree name>/ from a copy of the sources, so the debug build in
+    the tree is left alone.  By default QEMU runs with `-icount shift=0,sleep=off`: the guest clock
+    advances one nanosecond per instruction, so latencies are instruction counts.
+
+    Environment: BENCH_KERNEL (release, or debug: the test kernel), KDIR (a tree of your own),
+    BENCH_ITEMS (rounds per run and thread, 1000), BENCH_REPEATS (3), BENCH_CPUS (4), BENCH_SETS
+    ("ops scopes tput"), BENCH_ICOUNT (1; 0: plain TCG/KVM), BENCH_ICOUNT_OPTS, BENCH_VM_TIMEOUT,
+    BENCH_VERBOSE (1: the guest console in the log), RUST_WQ_BENCH_RUN_TIMEOUT (per run, guest).
+
+    Writes results/bench-<kernel>-<UTC stamp>.{txt,csv,json,log,svg} and the guest's directory
+    .guest/, and copies the picture to results/bench-latest-<kernel>.svg (the README shows it).
+    Exit status 0 when every run succeeded and the kernel log is clean.
+    """
+    env = os.environ
+    kernel, items, repeats, cpus = (env.get("BENCH_KERNEL", "release"), env.get("BENCH_ITEMS", "1000"),
+                                    env.get("BENCH_REPEATS", "3"), env.get("BENCH_CPUS", "4"))
+    sets = env.get("BENCH_SETS", "ops scopes tput")
+    for name, v, hi in (("BENCH_ITEMS", items, 1000000), ("BENCH_REPEATS", repeats, None), ("BENCH_CPUS", cpus, None)):
+        if not re.fullmatch(r"[1-9][0-9]*", v) or (hi and int(v) > hi):
+            sys.exit(f"bench: {name} must be a positive integer{f' <= {hi}' if hi else ''} (got '{v}')")
+    items, repeats, cpus = int(items), int(repeats), int(cpus)
+
+    def setup(what):
+        p = subprocess.run(["bash", "scripts/setup.sh", what], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        if p.returncode:
+            sys.exit(f"bench: scripts/setup.sh {what} failed")
+        return p.stdout.strip()
+
+    if args.kdir_given:
+        kernel, kdir = "custom", args.kdir
+        setup("deps")
+    elif kernel == "release":
+        kdir = setup("bench-kdir")
+        setup("bench-kernel")
+    elif kernel == "debug":
+        kdir = args.kdir
+        setup("all")
+    else:
+        sys.exit(f"bench: BENCH_KERNEL must be release or debug (got '{kernel}')")
+    c_ko = os.path.join(kdir, "lib/test_workqueue.ko")
+    if not os.path.exists(c_ko):
+        sys.exit(f"bench: {c_ko} not found: the kernel tree needs CONFIG_TEST_WORKQUEUE=m")
+
+    # The module and the twin for this kernel, from a copy of the sources (kbuild's M= needs a
+    # tree without in-tree build outputs); copy2 keeps timestamps: the next build is incremental.
+    kodir = os.path.join(ROOT, "build", "bench-" + os.path.basename(kdir))
+    progress(f"bench: building rust_wq.ko and rust_wq_ctwin.ko for {os.path.basename(kdir)} in {kodir}")
+    for d in ("src", "bench", "include"):
+        shutil.rmtree(os.path.join(kodir, d), ignore_errors=True)
+        for dirpath, _, files in os.walk(os.path.join(ROOT, d)):
+            for f in files:
+                if f.endswith((".rs", ".c", ".h")):
+                    dst = os.path.join(kodir, os.path.relpath(dirpath, ROOT))
+                    os.makedirs(dst, exist_ok=True)
+                    shutil.copy2(os.path.join(dirpath, f), dst)
+    for f in ("Kbuild", "rust_wq.rs"):
+        shutil.copy2(os.path.join(ROOT, f), kodir)
+    build = f'. scripts/lib.sh && toolchain_env && set +eu && make --no-print-directory -C "{kdir}" M="{kodir}" modules'
+    for what, cmd in (("module", ["bash", "-c", build]), ("wqctl", ["make", "--no-print-directory", "wqctl", "NO_SETUP=1"])):
+        log = os.path.join(kodir, f"{what}-build.log")
+        if run(cmd, log):
+            sys.stderr.write("\n".join(open(log, errors="replace").read().splitlines()[-30:]) + "\n")
+            sys.exit(f"bench: the {what} build failed, see {log}")
+
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    outdir = os.path.join(ROOT, "results")
+    base = os.path.join(outdir, f"bench-{kernel}-{stamp}")
+    guest_dir = base + ".guest"
+    os.makedirs(guest_dir)
+    qemu = []
+    icount_opts = env.get("BENCH_ICOUNT_OPTS", "-icount shift=0,sleep=off")
+    if env.get("BENCH_ICOUNT", "1") == "1":
+        qemu = ["--qemu-opts", icount_opts]
+    if env.get("BENCH_VERBOSE", "0") == "1":
+        qemu.append("--verbose")
+    # Boot plus about 40 s per 1000 items and repeat under icount, with a wide margin.
+    timeout = int(env.get("BENCH_VM_TIMEOUT", 300 + repeats * ((items + 999) // 1000) * 300))
+    progress(f"bench: {kernel} kernel, items={items} repeats={repeats} cpus={cpus} sets='{sets}' "
+             f"qemu='{qemu[1] if qemu else ''}' vm timeout {timeout}s; raw guest log {base}.log")
+    genv = dict(env, RUST_WQ_BENCH_KODIR=kodir, RUST_WQ_BENCH_ITEMS=str(items), RUST_WQ_BENCH_REPEATS=str(repeats),
+                RUST_WQ_BENCH_SETS=sets, RUST_WQ_BENCH_C_KO=c_ko)
+    cmd = ["bash", "scripts/vm.sh", "--kdir", kdir, "--cpus", str(cpus), "--timeout", str(timeout),
+           "--rwdir", guest_dir] + qemu + ["--", f"bash {ROOT}/scripts/guest.sh bench {ROOT} {guest_dir}"]
+    t0 = time.monotonic()
+    rc, _ = boot(cmd, genv, base + ".log")
+    vm_wall, wall = int(time.monotonic() - t0), int(time.monotonic() - START)
+    report_rc = subprocess.run([sys.executable, os.path.join(ROOT, "scripts/bench-report.py"), "--guest", guest_dir,
+                                "--out", base, "--kernel", kernel, "--items", str(items), "--repeats", str(repeats),
+                                "--cpus", str(cpus), "--qemu-opts", qemu[1] if qemu else "", "--sets", sets,
+                                "--vm-status", str(rc), "--wall", str(wall), "--vm-wall", str(vm_wall)]).returncode
+    if os.path.exists(base + ".svg"):
+        shutil.copy(base + ".svg", os.path.join(outdir, f"bench-latest-{kernel}.svg"))
+    progress(f"bench: wrote {base}.{{txt,csv,json,log,svg}} (wall time {wall} s, of which VM {vm_wall} s)")
+    if rc:
+        progress(f"bench: FAILED (VM status {rc})")
+        return rc
+    progress("bench: FAILED (see the failures above)" if report_rc else "bench: OK")
+    return 1 if report_rc else 0
+
+
 # --- the harness's self-tests ---------------------------------------------------------
 
 
@@ -460,7 +576,7 @@ def selftest():
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("mode", choices=["check", "stress", "selftest"])
+    ap.add_argument("mode", choices=["check", "stress", "bench", "selftest"])
     ap.add_argument("--kdir", default=os.environ.get("KDIR", ""))
     args = ap.parse_args()
     args.kdir_given = bool(os.environ.get("KDIR_GIVEN"))
@@ -469,7 +585,7 @@ def main():
         sys.stdout.write(doc)
         counts, errors = check_ktap(doc)
         return 1 if counts.failed or errors else 0
-    return {"check": check, "stress": stress}[args.mode](args)
+    return {"check": check, "stress": stress, "bench": bench}[args.mode](args)
 
 
 if __name__ == "__main__":
