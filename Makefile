@@ -76,7 +76,7 @@ build/abi_check: tests/abi_check.c $(wildcard include/*.h)
 # rejected by rustc, with the kernel's flags, with the error it names.
 compile-fail: $(SETUP_DEP)
 	@$(MAKE) --no-print-directory kdir-check
-	@$(TOOLCHAIN) KDIR="$(KDIR)" bash tests/compile_fail/run.sh
+	@$(TOOLCHAIN) KDIR="$(KDIR)" python3 tests/compile_fail/run.py
 
 # Host-side unit tests of wqctl.
 test-host:
@@ -92,9 +92,8 @@ check:
 
 lint: lint-rustfmt lint-clippy lint-cargo-fmt lint-cargo-clippy lint-scripts
 
-SHELL_SCRIPTS := $(wildcard scripts/*.sh) .ci/run tests/compile_fail/run.sh
 lint-scripts:
-	@$(TOOLCHAIN) shellcheck $(SHELL_SCRIPTS) && ruff check --no-cache --quiet scripts/*.py
+	@$(TOOLCHAIN) shellcheck scripts/*.sh .ci/run && ruff check --no-cache --quiet scripts/*.py tests/compile_fail/*.py
 
 # Never `make -C $(KDIR) M=... rustfmt`: for an external module it formats
 # the kernel tree itself.  rustfmt follows `mod`/`#[path]` from the crate root.
