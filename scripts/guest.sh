@@ -51,8 +51,8 @@ result() { # result ok|"not ok" NAME [DIRECTIVE]
 	printf '%s %d %s%s\n' "$1" "$nres" "$2" "${3:+ # $3}" >>"$out/$stage.body"
 	info "$1 $2${3:+ # $3}"
 }
-diag() { # the lines of "$*" (or of stdin) as diagnostics of the last result
-	if [ $# -gt 0 ]; then printf '%s\n' "$*"; else head -n 80; fi |
+diag() { # the lines of "$*" (or of stdin) as diagnostics of the last result, at most 80
+	if [ $# -gt 0 ]; then printf '%s\n' "$*"; else cat; fi | head -n 80 |
 		sed -E 's/^(<[0-9]+>)?\[ *[0-9]+\.[0-9]+\] ?//; s/^/# /' >>"$out/$stage.body"
 }
 stage_end() { # written in one go: a partial document cannot arrive
