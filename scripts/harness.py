@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULT = re.compile(r"^(ok|not ok) ([0-9]+)(?: -)?(?: ([^#]*?))?\s*(?:#\s*(.*))?$")
 SKIP = re.compile(r"^(SKIP|skip)\b")
+STRUCTURE = re.compile(r"^(KTAP version|# Subtest:|1\.\.[0-9]|Bail out!|(not )?ok\b)")
 START = time.monotonic()
 
 
@@ -94,7 +95,7 @@ def check_ktap(text):
         line = raw.rstrip()
         body = line.lstrip(" ")
         ind = len(line) - len(body)
-        if not body.startswith(("KTAP version", "# Subtest:", "1..", "Bail out!", "ok", "not ok")):
+        if not STRUCTURE.match(body):
             continue  # a diagnostic, or a line of the kernel log in between
         if body.startswith("KTAP version") and ind == 0 and not seen_version:
             seen_version = True
@@ -109,19 +110,17 @@ def check_ktap(text):
             orphan(top)
             stack.append(Block(indent=ind))
             top = stack[-1]
-        if body.startswith("Bail out!"):
+        if body.startswith("KTAP version"):
+            pass  # the header of the nested block opened above
+        elif body.startswith("Bail out!"):
             errors.append(body)
         elif body.startswith("# Subtest:"):
             top.name = body[len("# Subtest:"):].strip()
-        elif re.match(r"^1\.\.[0-9]+", body):
+        elif body.startswith("1.."):
             if top.plan is not None:
                 errors.append(f"a second plan line in the {where(top)}: {body}")
             top.plan = int(body[3:].split()[0])
-        elif re.match(r"^(not )?ok\b", body):
-            m = RESULT.match(body)
-            if not m:
-                errors.append(f"a result line that is not KTAP: {body}")
-                continue
+        elif m := RESULT.match(body):
             top.results += 1
             ok, num, name, directive = m.group(1) == "ok", int(m.group(2)), (m.group(3) or ""), m.group(4) or ""
             if num != top.results:
@@ -142,6 +141,8 @@ def check_ktap(text):
             else:
                 leaf.passed = 1
             top.counts.add(leaf)
+        else:
+            errors.append(f"a result line that is not KTAP: {body}")
     while len(stack) > 1:
         b = stack.pop()
         close(b)
