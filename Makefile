@@ -8,7 +8,7 @@
 #   make          build the module and the userspace tools
 #   make run      boot the VM, load the module, show a wqctl session, unload
 #   make check    every test (lints, host tests, KUnit, ABI, end-to-end,
-#                 kmemleak, kernel-log scan) as one KTAP report
+#                 kmemleak, kernel-log scan) as one nested KTAP report
 #   make lint     rustfmt + clippy for the module and for wqctl; shellcheck
 #                 and ruff for the scripts
 #   make vm       an interactive shell in the VM (4 CPUs), module built
@@ -144,4 +144,4 @@ clean:
 	@if [ -f $(CARGO_MANIFEST) ]; then $(TOOLCHAIN) cargo clean --manifest-path $(CARGO_MANIFEST); fi
 
 help:
-	@sed -n '6,20p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '6,19p' Makefile | sed 's/^# \{0,1\}//'
