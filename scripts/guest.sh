@@ -52,8 +52,8 @@ result() { # result ok|"not ok" NAME [DIRECTIVE]
 	info "$1 $2${3:+ # $3}"
 }
 diag() { # the lines of "$*" (or of stdin) as diagnostics of the last result, at most 80
-	if [ $# -gt 0 ]; then printf '%s\n' "$*"; else cat; fi | head -n 80 |
-		sed -E 's/^(<[0-9]+>)?\[ *[0-9]+\.[0-9]+\] ?//; s/^/# /' >>"$out/$stage.body"
+	if [ $# -gt 0 ]; then printf '%s\n' "$*"; else cat; fi | head -n 80 | untimed |
+		sed 's/^/# /' >>"$out/$stage.body"
 }
 stage_end() { # written in one go: a partial document cannot arrive
 	{ printf 'KTAP version 1\n1..%d\n' "$nres"; cat "$out/$stage.body"; } >"$out/$stage.tmp"
@@ -76,7 +76,7 @@ subtest() {
 # KUnit ran the module's suites during insmod: its KTAP document as the
 # kernel printed it (timestamps stripped), nested as subtest rust_wq.
 kunit_suites() {
-	log_since_marker | sed -E 's/^(<[0-9]+>)?\[ *[0-9]+\.[0-9]+\] ?//' |
+	log_since | untimed |
 		awk '/^KTAP version/ { f = 1 } f { print } f && /^1\.\./ { n = substr($0, 4) + 0 }
 			f && /^(not )?ok / && ++k == n { exit }' >"$out/kunit.out"
 	if [ -s "$out/kunit.out" ]; then
@@ -97,7 +97,10 @@ not_available() {
 	fi
 }
 
-log_since_marker() { dmesg | awk -v m="$marker" 'index($0, m) { f = 1 } f'; }
+# The one marker convention: the kernel log "since" a marker line is what
+# follows it (the line itself left out); $1 defaults to this run's marker.
+log_since() { dmesg | awk -v m="${1:-$marker}" 'f; index($0, m) { f = 1 }'; }
+untimed() { sed -E 's/^(<[0-9]+>)?\[ *[0-9]+\.[0-9]+\] ?//'; } # printk timestamps stripped
 debug_locks() { awk '$1 == "debug_locks:" { print $2 }' /proc/lockdep_stats 2>/dev/null; }
 tainted() { cat /proc/sys/kernel/tainted 2>/dev/null || echo unknown; }
 
@@ -251,7 +254,7 @@ check_kernel_log() {
 	nres=$setup_results
 	if ! dmesg | grep -F "$marker" >/dev/null; then
 		result "not ok" dmesg_clean "the marker is no longer in the kernel log (ring buffer overflow?)"
-	elif hits="$(log_since_marker | bash "$repo/scripts/dmesg-scan.sh" 2>&1)"; then
+	elif hits="$(log_since | bash "$repo/scripts/dmesg-scan.sh" 2>&1)"; then
 		result ok dmesg_clean
 	else
 		rc=$?
@@ -278,7 +281,7 @@ check_kernel_log() {
 		result ok lockdep_still_on
 	else
 		result "not ok" lockdep_still_on "debug_locks is $l1 at the end of the run: lockdep switched itself off (after a report, or another debug facility turned it off)"
-		log_since_marker | grep -iE 'lockdep|debug_locks|turning off' | head -n 10 | diag
+		log_since | grep -iE 'lockdep|debug_locks|turning off' | head -n 10 | diag
 	fi
 	stage_end
 }
@@ -311,7 +314,7 @@ mode_tests() {
 	else
 		[ "$mode" = check ] && result "not ok" rust_wq "not run: insmod failed"
 		result "not ok" insmod "insmod failed"
-		{ echo "$why"; log_since_marker | tail -n 30; } | diag
+		{ echo "$why"; log_since | tail -n 30; } | diag
 	fi
 	stage_end
 	if [ "$mode" = check ]; then
@@ -381,12 +384,12 @@ mode_run() {
 			{ info "wqctl session FAILED"; fail=1; }
 	fi
 	info "kernel log since the marker (the KUnit cases' lines left out; make check runs them):"
-	log_since_marker | grep -vE '^(<[0-9]+>)?\[ *[0-9]+\.[0-9]+\]     ' | sed 's/^/  /'
+	log_since | grep -vE '^(<[0-9]+>)?\[ *[0-9]+\.[0-9]+\]     ' | sed 's/^/  /'
 	if [ -d "/sys/module/$modname" ]; then
 		info "rmmod $modname"
 		rmmod "$modname" || { info "rmmod FAILED"; fail=1; }
 	fi
-	if ! hits="$(log_since_marker | bash "$repo/scripts/dmesg-scan.sh")"; then
+	if ! hits="$(log_since | bash "$repo/scripts/dmesg-scan.sh")"; then
 		info "the kernel log has splats:"
 		sed 's/^/  /' <<<"$hits"
 		fail=1
@@ -440,7 +443,7 @@ bench_load() {
 	m="rust_wq-bench-load-marker $(date +%s%N)"
 	echo "$m" >/dev/kmsg
 	run_limited "$limit" insmod "$@" || rc=$?
-	dmesg | awk -v m="$m" 'f; index($0, m) { f = 1 }' | sed -E 's/^(<[0-9]+>)?\[ *[0-9]+\.[0-9]+\] ?//' >"$out/$log"
+	log_since "$m" | untimed >"$out/$log"
 	if [ $rc -eq 124 ]; then
 		result "not ok" "$name" "insmod timed out after $limit s"
 		[ -f "$run_out.hang" ] && diag <"$run_out.hang"
@@ -511,7 +514,7 @@ mode_bench() {
 			result "not ok" rmmod "a run is stuck in the kernel: later runs and rmmod skipped"
 		elif why="$(rmmod rust_wq 2>&1)"; then result ok rmmod; else result "not ok" rmmod "$why"; fi
 	fi
-	log_since_marker | sed -E 's/^(<[0-9]+>)?\[ *[0-9]+\.[0-9]+\] ?//' >"$out/dmesg.txt"
+	log_since | sed -E 's/^(<[0-9]+>)?\[ *[0-9]+\.[0-9]+\] ?//' >"$out/dmesg.txt"
 	if hits="$(bash "$repo/scripts/dmesg-scan.sh" <"$out/dmesg.txt")"; then result ok dmesg_clean; else
 		result "not ok" dmesg_clean
 		diag "$hits"
