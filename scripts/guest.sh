@@ -514,7 +514,7 @@ mode_bench() {
 			result "not ok" rmmod "a run is stuck in the kernel: later runs and rmmod skipped"
 		elif why="$(rmmod rust_wq 2>&1)"; then result ok rmmod; else result "not ok" rmmod "$why"; fi
 	fi
-	log_since | sed -E 's/^(<[0-9]+>)?\[ *[0-9]+\.[0-9]+\] ?//' >"$out/dmesg.txt"
+	log_since | untimed >"$out/dmesg.txt"
 	if hits="$(bash "$repo/scripts/dmesg-scan.sh" <"$out/dmesg.txt")"; then result ok dmesg_clean; else
 		result "not ok" dmesg_clean
 		diag "$hits"
