@@ -8,12 +8,13 @@
 #   make          build the module and the userspace tools
 #   make run      boot the VM, load the module, show a wqctl session, unload
 #   make check    every test (lints, host tests, KUnit, ABI, end-to-end,
-#                 kmemleak, kernel-log scan) as one KTAP report
-#   make lint     rustfmt + clippy for the module and for wqctl
+#                 kmemleak, kernel-log scan) as one nested KTAP report
+#   make lint     rustfmt + clippy for the module and for wqctl; shellcheck
+#                 and ruff for the scripts
 #   make vm       an interactive shell in the VM (4 CPUs), module built
 #   make bench    Rust vs. its C twin, every operation, on a release-config
-#                 kernel built on first use (scripts/bench.sh)
-#   make stress   the long reliability runs (scripts/stress.sh)
+#                 kernel built on first use (scripts/harness.py bench)
+#   make stress   the long reliability runs, one KTAP report
 #   make clean
 #
 # KDIR: a Rust-enabled kernel build tree.  Default: the cached tree built by
@@ -31,7 +32,7 @@ KDIR := $(KDIR)
 # Environment for the kernel's Rust build and the tools (PATH, LIBCLANG_PATH).
 TOOLCHAIN = source "$(CURDIR)/scripts/lib.sh" && toolchain_env && set +eu &&
 
-# Internal: NO_SETUP=1 skips the setup prerequisite (scripts/check.sh runs
+# Internal: NO_SETUP=1 skips the setup prerequisite (scripts/harness.py runs
 # setup once itself, then calls the targets below).
 SETUP_DEP := $(if $(NO_SETUP),,setup)
 
@@ -41,7 +42,7 @@ RUSTFMT_COLOR ?= auto
 RUSTFMT_CONFIG = $(firstword $(wildcard $(KDIR)/.rustfmt.toml $(KDIR)/source/.rustfmt.toml))
 
 .PHONY: all setup module user wqctl abi-check test-host run check lint \
-	lint-rustfmt lint-clippy lint-cargo-fmt lint-cargo-clippy vm bench stress \
+	lint-rustfmt lint-clippy lint-cargo-fmt lint-cargo-clippy lint-scripts vm bench stress \
 	rust-analyzer clean help kdir-check compile-fail
 
 all: module user
@@ -75,20 +76,24 @@ build/abi_check: tests/abi_check.c $(wildcard include/*.h)
 # rejected by rustc, with the kernel's flags, with the error it names.
 compile-fail: $(SETUP_DEP)
 	@$(MAKE) --no-print-directory kdir-check
-	@$(TOOLCHAIN) KDIR="$(KDIR)" bash tests/compile_fail/run.sh
+	@$(TOOLCHAIN) KDIR="$(KDIR)" python3 tests/compile_fail/run.py
 
 # Host-side unit tests of wqctl.
 test-host:
 	@$(TOOLCHAIN) cargo test --manifest-path $(CARGO_MANIFEST)
 
+# The demo session (scripts/demo.session) in the VM; exit 0 when it and the log scan passed.
 run: $(SETUP_DEP)
 	@$(MAKE) --no-print-directory module user NO_SETUP=1
-	@KDIR="$(KDIR)" bash scripts/run.sh
+	@bash scripts/vm.sh --kdir "$(KDIR)" -- "bash $(CURDIR)/scripts/guest.sh run $(CURDIR)"
 
 check:
-	@KDIR="$(KDIR)" KDIR_GIVEN="$(KDIR_GIVEN)" bash scripts/check.sh
+	@KDIR="$(KDIR)" KDIR_GIVEN="$(KDIR_GIVEN)" python3 scripts/harness.py check
 
-lint: lint-rustfmt lint-clippy lint-cargo-fmt lint-cargo-clippy
+lint: lint-rustfmt lint-clippy lint-cargo-fmt lint-cargo-clippy lint-scripts
+
+lint-scripts:
+	@$(TOOLCHAIN) shellcheck scripts/*.sh .ci/run && ruff check --no-cache --quiet scripts/*.py tests/compile_fail/*.py
 
 # Never `make -C $(KDIR) M=... rustfmt`: for an external module it formats
 # the kernel tree itself.  rustfmt follows `mod`/`#[path]` from the crate root.
@@ -122,11 +127,11 @@ vm: $(SETUP_DEP)
 # The benchmark builds (once) and boots its own release-config kernel, and
 # builds the module for it itself; a KDIR given by the user is used instead.
 bench:
-	@KDIR="$(if $(KDIR_GIVEN),$(KDIR))" bash scripts/bench.sh
+	@KDIR="$(KDIR)" KDIR_GIVEN="$(KDIR_GIVEN)" python3 scripts/harness.py bench
 
 stress:
 	@$(MAKE) --no-print-directory module user
-	@KDIR="$(KDIR)" bash scripts/$@.sh
+	@KDIR="$(KDIR)" python3 scripts/harness.py stress
 
 # rust-project.json for editors (rust-analyzer).
 rust-analyzer: $(SETUP_DEP)
@@ -139,4 +144,4 @@ clean:
 	@if [ -f $(CARGO_MANIFEST) ]; then $(TOOLCHAIN) cargo clean --manifest-path $(CARGO_MANIFEST); fi
 
 help:
-	@sed -n '6,20p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '6,19p' Makefile | sed 's/^# \{0,1\}//'

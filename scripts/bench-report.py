@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """The report of `make bench`: tables, CSV, JSON and an SVG picture.
 
-Reads the raw guest log written by scripts/bench.sh (the RWQ-BENCH records of
-scripts/bench-guest.sh) and writes OUT.txt (the tables, also printed), OUT.csv,
+Reads the results directory written by `scripts/guest.sh bench` (records.jsonl,
+the kernel logs of the C loads in loads/, the KTAP document bench.ktap with a
+result per run, and the kernel release) and writes OUT.txt (the tables, also printed), OUT.csv,
 OUT.json and OUT.svg.  Exit status 1 when a run failed, a record is missing,
 the kernel log scan failed or the guest did not finish; 0 otherwise (the
 Rust/C target is reported, not enforced: it is a measurement, not a test).
@@ -14,6 +15,8 @@ guest instruction, so the "ns" figures are instruction counts.
 import argparse
 import json
 import math
+import os
+import re
 import statistics
 import sys
 
@@ -55,23 +58,74 @@ def med(v):
     return statistics.median(v) if v else None
 
 
-def parse(raw):
+TWIN_RUN = re.compile(r"^rust_wq_ctwin: run op=([a-z-]+) queue=([a-z-]+) threads=([0-9]+) items=([0-9]+) "
+                      r"p50=([0-9]+) p90=([0-9]+) p95=([0-9]+) p99=([0-9]+) elapsed_ns=([0-9]+)")
+C_SCOPE = re.compile(r"^test_workqueue: +([a-z_]+) +([0-9]+) items/sec\s+p50=([0-9]+)\s+p90=([0-9]+)\s+p95=([0-9]+) ns")
+C_THREADS = re.compile(r"^test_workqueue: running ([0-9]+) threads")
+
+
+def load_records(rec, log, fails):
+    """The measurements of one load of the C twin or of test_workqueue (its kernel log)."""
+    args = dict(a.split("=", 1) for a in rec["args"].split() if "=" in a)
+    base = {k: rec[k] for k in ("impl", "set", "rep", "order")}
+    what = f"{rec['impl']} rep {rec['rep']} {rec['set']}"
+    out = []
+    if rec["impl"] == "ctwin":
+        for m in filter(None, map(TWIN_RUN.match, log)):
+            out.append(dict(base, op=m[1], path=m[2], scope=args.get("scope"), threads=int(m[3]), items=int(m[4]),
+                            queue_p50_ns=int(m[5]), queue_p90_ns=int(m[6]), queue_p95_ns=int(m[7]),
+                            queue_p99_ns=int(m[8]), elapsed_ns=int(m[9])))
+        want = len([r for r in args.get("runs", "").split(",") if r])
+        if len(out) != want:
+            fails.append(f"{what}: {len(out)} run lines in dmesg, expected {want}")
+    else:
+        threads = next((int(m[1]) for m in map(C_THREADS.match, log) if m), None)
+        for m in filter(None, map(C_SCOPE.match, log)):
+            out.append(dict(base, op="queue-fresh", path="unbound-sysfs", scope=m[1], items=int(args["wq_items"]),
+                            threads=threads, items_per_sec=int(m[2]), queue_p50_ns=int(m[3]),
+                            queue_p90_ns=int(m[4]), queue_p95_ns=int(m[5])))
+        if len(out) != len(SCOPES):
+            fails.append(f"{what}: found {len(out)} scope lines in dmesg, expected {len(SCOPES)}")
+    return out
+
+
+def parse(guest):
+    """The guest's results directory: records.jsonl, loads/, bench.ktap, kernel."""
     recs, fails, scan, done, kernel_line = [], [], None, None, None
-    for line in open(raw, errors="replace"):
-        line = line.rstrip("\n")
-        if line.startswith("RWQ-BENCH {"):
-            try:
-                recs.append(json.loads(line[len("RWQ-BENCH "):]))
-            except ValueError as e:
-                fails.append(f"unparsable record ({e}): {line}")
-        elif line.startswith("RWQ-BENCH-FAIL "):
-            fails.append(line[len("RWQ-BENCH-FAIL "):])
-        elif line.startswith("RWQ-BENCH-SCAN "):
-            scan = line.split()[1]
-        elif line.startswith("RWQ-BENCH-DONE "):
-            done = line.split()[1]
-        elif line.startswith("RWQ-BENCH-KERNEL "):
-            kernel_line = line[len("RWQ-BENCH-KERNEL "):]
+    try:
+        with open(os.path.join(guest, "kernel")) as f:
+            kernel_line = f.read().strip()
+        with open(os.path.join(guest, "records.jsonl")) as f:
+            lines = f.read().splitlines()
+    except OSError as e:
+        return recs, [f"the guest wrote no records: {e}"], scan, done, kernel_line
+    for line in lines:
+        try:
+            rec = json.loads(line)
+        except ValueError as e:
+            fails.append(f"unparsable record ({e}): {line}")
+            continue
+        if "log" not in rec:
+            recs.append(rec)
+            continue
+        with open(os.path.join(guest, rec["log"]), errors="replace") as f:
+            recs += load_records(rec, f.read().splitlines(), fails)
+    try:
+        with open(os.path.join(guest, "bench.ktap"), errors="replace") as f:
+            ktap = f.read().splitlines()
+    except OSError:
+        return recs, fails + ["the guest did not finish (no bench.ktap)"], scan, done, kernel_line
+    done, failed = "0", False
+    for line in ktap:
+        if re.match(r"^(not )?ok ", line):
+            failed = line.startswith("not ok ")
+            if failed:
+                fails.append(line.split(" ", 3)[3])
+                done = "1"
+        elif line.startswith("# ") and failed:
+            fails.append("  " + line[2:])
+        if re.match(r"^(not )?ok [0-9]+ dmesg_clean", line):
+            scan = "ok" if line.startswith("ok") else "fail"
     return recs, fails, scan, done, kernel_line
 
 
@@ -135,8 +189,8 @@ def r2(v):
 def render(table, left=(0,)):
     """Columns in `left` are left-aligned, the others right-aligned."""
     w = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-    fmt = lambda row: "  ".join(c.ljust(w[i]) if i in left else c.rjust(w[i])
-                                for i, c in enumerate(row)).rstrip()
+    def fmt(row):
+        return "  ".join(c.ljust(w[i]) if i in left else c.rjust(w[i]) for i, c in enumerate(row)).rstrip()
     return [fmt(table[0]), fmt(["-" * x for x in w])] + [fmt(r) for r in table[1:]]
 
 
@@ -182,7 +236,8 @@ def svg(path, title, op_rows, scope_rows):
     vals = [v for s in scope_rows for line in s["lines"] for v in line["pct"] if v]
     lo, hi = nice_range(min(vals or [1]), max(vals or [10]))
     span = W - left - right - 60
-    x = lambda v: left + (math.log10(max(v, lo)) - math.log10(lo)) / (math.log10(hi) - math.log10(lo)) * span
+    def x(v):
+        return left + (math.log10(max(v, lo)) - math.log10(lo)) / (math.log10(hi) - math.log10(lo)) * span
     row_h = 11
     axis_y = y
     y += 12
@@ -247,7 +302,7 @@ def esc(s):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--raw", required=True)
+    ap.add_argument("--guest", required=True, help="the results directory the guest wrote")
     ap.add_argument("--out", required=True, help="output path without extension")
     ap.add_argument("--kernel", default="release")
     ap.add_argument("--items", type=int, required=True)
@@ -260,7 +315,7 @@ def main():
     ap.add_argument("--sets", default=None, help="the sets that ran (default: those with records)")
     a = ap.parse_args()
 
-    recs, fails, scan, done, kernel_line = parse(a.raw)
+    recs, fails, scan, done, kernel_line = parse(a.guest)
     sets = a.sets.split() if a.sets else sorted({r.get("set") for r in recs if r.get("set")})
     sel = Sel(recs, a.repeats, fails)
     lines = [f"rust_wq bench on the {a.kernel} kernel ({kernel_line or 'unknown'}): {a.items} items "
@@ -309,7 +364,8 @@ def main():
                 used, new = reused[side]["queue_p50_ns"], fresh[side]["queue_p50_ns"]
                 reuse[side] = None if used is None or new is None else used - new
             rows_json["reuse_cost_ns"] = reuse
-            sgn = lambda v: "-" if v is None else f"{v:+.0f}"
+            def sgn(v):
+                return "-" if v is None else f"{v:+.0f}"
             lines.append("queueing an item that ran before costs, against a freshly initialised one (queue - queue-fresh, "
                          f"p50): C twin {sgn(reuse['ctwin'])}, Rust {sgn(reuse['rust'])} instructions "
                          "(__queue_work: get_work_pool() and the running-instance check); lib/test_workqueue.c "
@@ -335,7 +391,8 @@ def main():
                       spread(c["items_per_sec"], c["items_per_sec_min"], c["items_per_sec_max"])])
             rows_json["scopes"].append({"scope": s, "test_workqueue": c, "ctwin_fresh": tf, "rust_fresh": rf,
                                         "ctwin_reused": tr, "rust_reused": rr})
-            pct = lambda x: (x["queue_p50_ns"], x["queue_p90_ns"], x["queue_p95_ns"], x["queue_p99_ns"])
+            def pct(x):
+                return (x["queue_p50_ns"], x["queue_p90_ns"], x["queue_p95_ns"], x["queue_p99_ns"])
             scope_svg.append({"scope": s, "lines": [
                 {"label": "test_workqueue.c", "pct": pct(c), "color": "#228833"},
                 {"label": "C twin, new item", "pct": pct(tf), "color": "#4477aa"},
@@ -379,7 +436,7 @@ def main():
     for f in fails:
         lines.append(f"FAIL: {f}")
     if scan is None or done is None:
-        lines.append("FAIL: the guest did not finish (no RWQ-BENCH-SCAN/RWQ-BENCH-DONE line)")
+        lines.append("FAIL: the guest did not finish (no bench.ktap with a log scan result)")
     text = "\n".join(lines) + "\n"
     print(text, end="")
     open(a.out + ".txt", "w").write(text)

@@ -2,114 +2,72 @@
 # Scan kernel log text for splats: warnings, BUGs, oopses, lockdep reports,
 # debugobjects, kmemleak reports, RCU stalls, workqueue complaints.
 #
-# Usage: scripts/dmesg-scan.sh [FILE]      (default: stdin)
+# Usage: scripts/dmesg-scan.sh [FILE]        (default: stdin)
 #        scripts/dmesg-scan.sh --list-allow  (print the active allow-list)
 #
-# Feed it only what came after the test marker: boot-time noise (ACPI
-# warnings, the kernel's own Rust KUnit tests using the deprecated system_wq)
-# must not be blamed on the module.
-#
-# Prints every offending line (timestamps stripped) and exits 1 when there is
-# any, 0 when the log is clean, 2 when the scan itself cannot be trusted (an
-# allow-list entry is not a valid extended regex, or the input cannot be read):
-# it fails closed.
+# Feed it only what came after the test marker (scripts/guest.sh): boot noise
+# (ACPI warnings, the kernel's own Rust KUnit tests using the deprecated
+# system_wq) must not be blamed on the module.  Prints every offending line
+# (timestamps stripped); exit status 1 when there is one, 0 when the log is
+# clean, 2 when the scan cannot be trusted (an allow-list entry is not a valid
+# extended regex, or the input cannot be read): it fails closed.
 #
 # Known-harmless lines can be allowed with extended regexes, one a line, in
-# tests/dmesg-allow.txt (lines starting with # are comments) or in the
-# RUST_WQ_DMESG_ALLOW environment variable (one regex).  An allow-list is a
-# hole in the scan: scripts/guest.sh prints every active entry in the report.
+# tests/dmesg-allow.txt (# starts a comment) or in RUST_WQ_DMESG_ALLOW (one
+# regex).  An allow-list is a hole in the scan: the report lists every entry.
 #
 # What the patterns can see depends on the kernel: the SLUB lines ("BUG
 # kmalloc-64 ...: Redzone overwritten", "Poison overwritten", "Object already
-# free") need slub_debug on the kernel command line (scripts/vm.sh --append,
-# scripts/lib.sh vm_kernel_args); *_ONCE warnings (the "deprecated workqueue"
-# line is a pr_warn_once) fire only once per boot unless their state is reset
-# (debugfs clear_warn_once, done by scripts/guest.sh at the marker).  lockdep
-# reports once and switches itself off; the taint mask and debug_locks are
-# checked by scripts/guest.sh as well.
+# free") need slub_debug on the kernel command line (scripts/lib.sh
+# vm_kernel_args); *_ONCE warnings ("deprecated workqueue" is a pr_warn_once)
+# fire once per boot unless reset (debugfs clear_warn_once, done by
+# scripts/guest.sh at the marker).  lockdep reports once and switches itself
+# off: the guest checks debug_locks and the taint mask as well.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 patterns=(
-	'WARNING:'
-	'BUG:'
-	'^BUG '                        # SLUB: "BUG kmalloc-64 (Tainted: ...): Poison overwritten"
-	'kernel BUG'
-	'Oops'
-	'general protection'
-	'Kernel panic'
-	'Call Trace'
-	'possible circular locking'
-	'possible recursive locking'
-	'lockdep'
-	'DEBUG_LOCKS_WARN_ON'
-	'INFO: '                       # lockdep, hung tasks, RCU stalls
-	'ODEBUG'
-	'unreferenced object'          # kmemleak report printed to the log
-	'UBSAN'
-	'KFENCE'
-	'refcount_t:'
-	'list_(add|del) corruption'
-	'Object already free'
-	'Poison overwritten'
-	'Redzone'
-	'rcu: .*stall'
-	'self-detected stall'
-	'scheduling while atomic'
-	'sleeping function called from invalid context'
-	'deprecated workqueue'
-	'hogged CPU'
-	'consider switching to WQ_UNBOUND'
-	'workqueue lockup'
-	'stack-protector'
-	'stack guard page'
-	'segfault at'
+	'WARNING:' 'BUG:' '^BUG ' 'kernel BUG' 'Oops' 'general protection' 'Kernel panic' 'Call Trace'
+	'possible circular locking' 'possible recursive locking' 'lockdep' 'DEBUG_LOCKS_WARN_ON'
+	'INFO: '                   # lockdep, hung tasks, RCU stalls
+	'ODEBUG' 'unreferenced object' 'UBSAN' 'KFENCE' 'refcount_t:' 'list_(add|del) corruption'
+	'Object already free' 'Poison overwritten' 'Redzone' # SLUB: "BUG kmalloc-64 (...): Poison overwritten"
+	'rcu: .*stall' 'self-detected stall' 'scheduling while atomic'
+	'sleeping function called from invalid context' 'deprecated workqueue' 'hogged CPU'
+	'consider switching to WQ_UNBOUND' 'workqueue lockup' 'stack-protector' 'stack guard page' 'segfault at'
 )
 re="$(IFS='|'; echo "${patterns[*]}")"
 
 allow=()
 if [ -f "$root/tests/dmesg-allow.txt" ]; then
 	while IFS= read -r l; do
-		case "$l" in '' | '#'*) continue ;; esac
-		allow+=("$l")
+		case "$l" in '' | '#'*) ;; *) allow+=("$l") ;; esac
 	done <"$root/tests/dmesg-allow.txt"
 fi
-[ -n "${RUST_WQ_DMESG_ALLOW:-}" ] && allow+=("$RUST_WQ_DMESG_ALLOW")
-
+[ -z "${RUST_WQ_DMESG_ALLOW:-}" ] || allow+=("$RUST_WQ_DMESG_ALLOW")
 # An invalid regex must not silently allow (or hide) anything.
 for a in "${allow[@]}"; do
 	rc=0
 	grep -E -- "$a" </dev/null >/dev/null 2>&1 || rc=$?
-	if [ $rc -gt 1 ]; then
-		echo "dmesg-scan: invalid allow-list regex: $a" >&2
-		exit 2
-	fi
+	[ $rc -le 1 ] || { echo "dmesg-scan: invalid allow-list regex: $a" >&2; exit 2; }
 done
-
 if [ "${1:-}" = --list-allow ]; then
-	[ ${#allow[@]} -gt 0 ] && printf '%s\n' "${allow[@]}"
+	[ ${#allow[@]} -eq 0 ] || printf '%s\n' "${allow[@]}"
 	exit 0
 fi
 
 # Strip the printk timestamp "[   12.345678] " (and a dmesg -x/-r level prefix).
-if ! text="$(sed -E 's/^(<[0-9]+>)?\[ *[0-9]+\.[0-9]+\] ?//' "${1:-/dev/stdin}")"; then
-	echo "dmesg-scan: cannot read ${1:-stdin}" >&2
-	exit 2
-fi
+text="$(sed -E 's/^(<[0-9]+>)?\[ *[0-9]+\.[0-9]+\] ?//' "${1:-/dev/stdin}")" ||
+	{ echo "dmesg-scan: cannot read ${1:-stdin}" >&2; exit 2; }
 rc=0
 hits="$(grep -E -- "$re" <<<"$text")" || rc=$?
-[ $rc -gt 1 ] && { echo "dmesg-scan: grep failed" >&2; exit 2; }
+[ $rc -le 1 ] || { echo "dmesg-scan: grep failed" >&2; exit 2; }
 if [ -n "$hits" ] && [ ${#allow[@]} -gt 0 ]; then
 	rc=0
 	kept="$(grep -v -E -- "$(IFS='|'; echo "${allow[*]}")" <<<"$hits")" || rc=$?
-	[ $rc -gt 1 ] && { echo "dmesg-scan: allow-list grep failed" >&2; exit 2; }
-	if [ "$kept" != "$hits" ]; then
+	[ $rc -le 1 ] || { echo "dmesg-scan: allow-list grep failed" >&2; exit 2; }
+	[ "$kept" = "$hits" ] ||
 		echo "dmesg-scan: $(($(grep -c '' <<<"$hits") - $(grep -c . <<<"$kept"))) line(s) allowed by the allow-list" >&2
-	fi
 	hits="$kept"
 fi
-if [ -n "$hits" ]; then
-	printf '%s\n' "$hits"
-	exit 1
-fi
-exit 0
+[ -z "$hits" ] || { printf '%s\n' "$hits"; exit 1; }

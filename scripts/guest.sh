@@ -1,83 +1,94 @@
 #!/usr/bin/env bash
-# What runs inside the test VM (as root).  Started by scripts/check.sh and
-# scripts/run.sh through scripts/vm.sh; the host's filesystem is visible
-# read-only at the same paths.
+# What runs inside the test VM (as root), started by scripts/harness.py through
+# scripts/vm.sh.  The host's filesystem is visible read-only at the same paths;
+# OUT (a host directory) is writable.
 #
-# Usage: scripts/guest.sh check|run|lib [REPO]
+# Usage: scripts/guest.sh check|stress|run|bench|scan REPO [OUT]
 #
-#   check  arm the log scan, load the module (its KUnit suite runs at
-#          insmod), run build/abi_check, wqctl/target/release/rust_wq_e2e and
-#          the short stress scenarios, unload, reload cycles, wait until every
-#          timer the run could have armed has expired, then kmemleak, the
-#          kernel log, the taint mask and lockdep.  Prints, in stages:
-#            RWQ-RESULT ok NAME [# directive]   /   RWQ-RESULT not ok NAME
-#            RWQ-DIAG text                      (details of the last result)
-#            RWQ-STAGE NAME N                   (stage NAME printed N results)
-#          and RWQ-DONE N (N results in all) at the very end; scripts/check.sh
-#          checks the counts and renumbers the results into the final KTAP
-#          report.  Everything else is informational.  Every stage reports,
-#          also when it could not run (as a failure).  Stages: setup insmod
-#          kunit abi_check e2e stress rmmod reload kmemleak kernel_log.
-#   run    load the module, run the session scripts/demo.session (wqctl
-#          session --echo), print the kernel log from the marker on, unload;
-#          exit 0 on success.
-#   lib    define the functions only (sourced by scripts/stress-guest.sh).
+#   check   arm the log scan, insmod (the module's KUnit suite runs then),
+#           build/abi_check, rust_wq_e2e, the short stress scenarios, rmmod,
+#           reload cycles, wait until every timer the run could have armed has
+#           expired, then kmemleak, the kernel log, the taint mask, lockdep.
+#   stress  the same sequence with the long stress scenarios instead of
+#           abi_check, e2e and the short ones (make stress).
+#   run     insmod, the wqctl session scripts/demo.session, the kernel log
+#           since the marker, rmmod, the log scan (make run; exit 0 = good).
+#   bench   every operation of the workqueue layer timed beside its C twin,
+#           and lib/test_workqueue.c (make bench; see mode_bench below).
+#   scan    scripts/dmesg-scan.sh on stdin (the host's self-tests use it).
 #
-# Environment (all optional):
-#   RUST_WQ_KO       module to load (default REPO/rust_wq.ko); also exported to
-#                    rust_wq_e2e, which must leave the module loaded when done
-#   RUST_WQ_INSMOD_ARGS  module parameters for insmod
-#   RUST_WQ_TEST_TIMEOUT seconds allowed to each test binary (default 180)
-#   RUST_WQ_STRESS_SEED  seed for rust_wq_stress (default: a new one, printed)
-#   RUST_WQ_REQUIRE  debug features the kernel is configured with (from
-#                    scripts/lib.sh required_features; also read by the test
-#                    binaries): missing at run time, they fail instead of
-#                    skipping.  Words: debugfs kmemleak failslab hotplug
-#                    lockdep slub_debug kunit
+# Results: every stage writes OUT/STAGE.ktap, a KTAP document (the test
+# binaries' and KUnit's own KTAP nested in it as subtests), then OUT/done
+# lists the stages written.  The host checks every document (plans at every
+# level) and that no stage is missing, so no result can vanish on the way.
+#
+# Environment (all optional): RUST_WQ_KO (module, default REPO/rust_wq.ko),
+# RUST_WQ_INSMOD_ARGS, RUST_WQ_TEST_TIMEOUT (seconds per test binary run),
+# RUST_WQ_STRESS_SEED, RUST_WQ_STRESS_SCENARIOS (stress: a subset),
+# RUST_WQ_STRESS_MODE (stress: long or short), RUST_WQ_REQUIRE (debug
+# features the kernel is configured with: missing, they fail, not skip).
 set -uo pipefail
-
-mode="${1:?usage: guest.sh check|run|lib [REPO]}"
-repo="${2:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
-ko="${RUST_WQ_KO:-$repo/rust_wq.ko}"
-modname="$(basename "$ko" .ko | tr - _)"
-test_timeout="${RUST_WQ_TEST_TIMEOUT:-180}"
-export RUST_WQ_KO="$ko"
 export PATH="/usr/sbin:/sbin:/usr/bin:/bin:$PATH"
 
-# The marker is unique per run, so repeated runs in one boot work.
-marker="rust_wq-test-marker $(date +%s%N 2>/dev/null || echo $$)"
+mode="${1:?usage: guest.sh check|stress|run|bench|scan REPO [OUT]}"
+repo="${2:?repo}"
+out="${3:-/tmp/rust_wq-results}"
+[ "$mode" = scan ] && exec bash "$repo/scripts/dmesg-scan.sh"
+mkdir -p "$out"
+ko="${RUST_WQ_KO:-$repo/rust_wq.ko}"
+export RUST_WQ_KO="$ko"
+modname="$(basename "$ko" .ko | tr - _)"
+bin="$repo/wqctl/target/release"
 kml=/sys/kernel/debug/kmemleak
-
-# Every RWQ-RESULT line printed is also appended here, so that each stage
-# can say how many results it printed (RWQ-STAGE) and the end how many in all.
-rwq_log="$(mktemp /tmp/rust_wq-results.XXXXXX 2>/dev/null || echo /tmp/rust_wq-results.$$)"
-: >"$rwq_log"
-stage_start=0
-
-emit() { # stdin: RWQ lines; printed, results recorded
-	tee -a "$rwq_log"
-}
-result() { # result ok|"not ok" NAME [DIRECTIVE]
-	printf 'RWQ-RESULT %s %s%s\n' "$1" "$2" "${3:+ # $3}" | emit
-}
-nresults() { grep -c '^RWQ-RESULT ' "$rwq_log"; }
-stage_end() { # stage_end NAME: the results printed since the last stage
-	local n
-	n="$(nresults)"
-	echo "RWQ-STAGE $1 $((n - stage_start))"
-	stage_start=$n
-}
-done_line() { echo "RWQ-DONE $(nresults)"; }
-diag() { # each line of "$*" (or of stdin with no arguments) as a diagnostic
-	if [ $# -gt 0 ]; then printf '%s\n' "$*"; else cat; fi |
-		sed -E 's/^(<[0-9]+>)?\[ *[0-9]+\.[0-9]+\] ?//; s/^/RWQ-DIAG /'
-}
+# "Since the module load" = after this line in the kernel log; unique per run.
+marker="rust_wq-test-marker $(date +%s%N)"
 info() { printf '[guest] %s\n' "$*"; }
+
+# --- KTAP: one document per stage -----------------------------------------
+stage_begin() { stage="$1" nres=0; : >"$out/$stage.body"; }
+result() { # result ok|"not ok" NAME [DIRECTIVE]
+	nres=$((nres + 1))
+	printf '%s %d %s%s\n' "$1" "$nres" "$2" "${3:+ # $3}" >>"$out/$stage.body"
+	info "$1 $2${3:+ # $3}"
+}
+diag() { # the lines of "$*" (or of stdin) as diagnostics of the last result, at most 80
+	if [ $# -gt 0 ]; then printf '%s\n' "$*"; else cat; fi | head -n 80 | untimed |
+		sed 's/^/# /' >>"$out/$stage.body"
+}
+stage_end() { # written in one go: a partial document cannot arrive
+	{ printf 'KTAP version 1\n1..%d\n' "$nres"; cat "$out/$stage.body"; } >"$out/$stage.tmp"
+	mv "$out/$stage.tmp" "$out/$stage.ktap"
+	rm -f "$out/$stage.body"
+	echo "$stage" >>"$out/done"
+}
+# subtest NAME FILE [EXTRA-FAILURE]: FILE (a KTAP document) nested as subtest NAME.
+subtest() {
+	nres=$((nres + 1))
+	awk -v n="$1" '{ print "    " $0 } !h && /^KTAP version/ { print "    # Subtest: " n; h = 1 }' \
+		"$2" >>"$out/$stage.body"
+	if [ -z "${3:-}" ] && ! grep -Eq '^not ok ' "$2"; then
+		printf 'ok %d %s\n' "$nres" "$1" >>"$out/$stage.body"
+	else
+		printf 'not ok %d %s%s\n' "$nres" "$1" "${3:+ # $3}" >>"$out/$stage.body"
+	fi
+}
+
+# KUnit ran the module's suites during insmod: its KTAP document as the
+# kernel printed it (timestamps stripped), nested as subtest rust_wq.
+kunit_suites() {
+	log_since | untimed |
+		awk '/^KTAP version/ { f = 1 } f { print } f && /^1\.\./ { n = substr($0, 4) + 0 }
+			f && /^(not )?ok / && ++k == n { exit }' >"$out/kunit.out"
+	if [ -s "$out/kunit.out" ]; then
+		subtest rust_wq "$out/kunit.out"
+	else
+		result "not ok" rust_wq "no KUnit KTAP in the kernel log after insmod"
+	fi
+}
 
 # Is debug feature $1 required (the kernel is configured with it)?
 required() { [[ " ${RUST_WQ_REQUIRE:-} " == *" $1 "* ]]; }
-# not_available NAME FEATURE WHY: a result for something that cannot be
-# checked here: a failure when the kernel is configured with FEATURE.
+# not_available NAME FEATURE WHY: cannot be checked here; fails if required.
 not_available() {
 	if required "$2"; then
 		result "not ok" "$1" "$3, but the kernel is configured with $2 (RUST_WQ_REQUIRE)"
@@ -86,311 +97,183 @@ not_available() {
 	fi
 }
 
-# Kernel log after the marker.
-log_since_marker() {
-	dmesg 2>/dev/null | awk -v m="$marker" 'index($0, m) { found = 1 } found { print }'
-}
-
-# debug_locks from /proc/lockdep_stats (empty when lockdep is not built in).
-debug_locks() {
-	awk '$1 == "debug_locks:" { print $2 }' /proc/lockdep_stats 2>/dev/null
-}
+# The one marker convention: the kernel log "since" a marker line is what
+# follows it (the line itself left out); $1 defaults to this run's marker.
+log_since() { dmesg | awk -v m="${1:-$marker}" 'f; index($0, m) { f = 1 }'; }
+untimed() { sed -E 's/^(<[0-9]+>)?\[ *[0-9]+\.[0-9]+\] ?//'; } # printk timestamps stripped
+debug_locks() { awk '$1 == "debug_locks:" { print $2 }' /proc/lockdep_stats 2>/dev/null; }
 tainted() { cat /proc/sys/kernel/tainted 2>/dev/null || echo unknown; }
 
-# Arms the log scan and writes the marker.  Sets: debugfs_ok, warn_once_ok,
-# taint0 (the taint mask before the module is loaded), locks0 (debug_locks).
-prepare() {
-	debugfs_ok=0 warn_once_ok=0
-	mountpoint -q /sys/kernel/debug 2>/dev/null ||
-		mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
-	mountpoint -q /sys/kernel/debug 2>/dev/null && debugfs_ok=1
-	if [ -w "$kml" ]; then
-		# Report, then forget, whatever boot left behind: only what leaks
-		# after the marker must fail kmemleak_clean.
-		echo scan >"$kml" 2>/dev/null
-		echo clear >"$kml" 2>/dev/null
-	fi
-	# *_ONCE warnings (pr_warn_once, WARN_ONCE, printk_once: "deprecated
-	# workqueue" is one) that fired before the marker would stay silent
-	# after it: reset their state so that they can fire again.
-	if [ $debugfs_ok = 1 ] && echo 1 >/sys/kernel/debug/clear_warn_once 2>/dev/null; then
-		warn_once_ok=1
-	fi
-	taint0="$(tainted)"
-	locks0="$(debug_locks)"
-	echo "$marker" >/dev/kmsg
+# The one way to bound a step: run "$@" for at most LIMIT seconds (by the
+# guest clock), output in $run_out; status 124 when it had to be killed.
+# `timeout` is not used: a process stuck in the kernel cannot be killed and
+# `timeout` would wait for it forever.  On a timeout $run_out.hang gets the
+# kernel stacks of its threads; if SIGKILL does not end it, those of every
+# blocked task too, and `stuck` is set.
+stuck=""
+task_stack() { echo "task ${1##*/} ($(cat "$1/comm")) $(grep '^State' "$1/status")"; cat "$1/stack"; } 2>/dev/null
+run_limited() { # run_limited LIMIT CMD...
+	local limit=$1 pid t=0 d
+	shift
+	run_out="$out/run.out"
+	rm -f "$run_out.hang"
+	"$@" >"$run_out" 2>&1 &
+	pid=$!
+	while kill -0 "$pid" 2>/dev/null && [ $t -lt "$limit" ]; do
+		sleep 1
+		t=$((t + 1))
+	done
+	kill -0 "$pid" 2>/dev/null || { wait "$pid"; return; }
+	for d in /proc/"$pid"/task/*; do task_stack "$d"; done >"$run_out.hang"
+	kill -9 "$pid" 2>/dev/null
+	sleep 2
+	if kill -0 "$pid" 2>/dev/null; then
+		stuck="$pid"
+		echo "still there after SIGKILL; blocked (D state) tasks:"
+		for d in /proc/[0-9]*; do grep -q '^State:.*D' "$d/status" 2>/dev/null && task_stack "$d"; done
+		echo w 2>/dev/null >/proc/sysrq-trigger
+	fi >>"$run_out.hang"
+	return 124
 }
 
-# The results of prepare(): whether the log scan can see what it must.
-report_setup() {
-	if [ $debugfs_ok = 1 ]; then
-		result ok setup.debugfs
-	else
-		not_available setup.debugfs debugfs "debugfs is not mounted at /sys/kernel/debug"
+# run_binary NAME LIMIT BINARY ARGS...: one KTAP-printing test binary, nested.
+run_binary() {
+	local name="$1" limit="$2" rc=0 why=""
+	shift 2
+	if [ ! -x "$1" ]; then
+		result "not ok" "$name" "binary $1 missing (make user)"
+		return
 	fi
-	if [ $warn_once_ok = 1 ]; then
-		result ok setup.clear_warn_once
-	else
-		not_available setup.clear_warn_once debugfs "cannot write /sys/kernel/debug/clear_warn_once: *_ONCE warnings printed before the marker would stay silent"
+	info "running $*"
+	run_limited "$limit" "$@" || rc=$?
+	sed 's/^/[guest]   /' "$run_out"
+	if [ $rc -eq 124 ]; then
+		why="timed out after $limit s (kernel stacks below)"
+	elif [ $rc -ne 0 ] && ! grep -Eq '^not ok ' "$run_out"; then
+		why="exit status $rc"
 	fi
+	subtest "$name" "$run_out" "$why"
+	[ -f "$run_out.hang" ] && diag <"$run_out.hang"
+}
+
+# Arms the log scan and writes the marker; the setup results go to stage
+# log_scan, which is ended last.
+prepare() {
+	local debugfs_ok=0 v allow
+	mountpoint -q /sys/kernel/debug || mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+	mountpoint -q /sys/kernel/debug && debugfs_ok=1
+	# Report, then forget, what boot leaked: only leaks after the marker count.
+	[ -w "$kml" ] && { echo scan >"$kml"; echo clear >"$kml"; } 2>/dev/null
+	taint0="$(tainted)" locks0="$(debug_locks)"
+	stage_begin log_scan
+	if [ $debugfs_ok = 1 ]; then result ok setup.debugfs; else
+		not_available setup.debugfs debugfs "debugfs is not mounted at /sys/kernel/debug"; fi
+	# *_ONCE warnings ("deprecated workqueue" is one) that fired before the
+	# marker would stay silent after it: reset them.
+	if echo 1 2>/dev/null >/sys/kernel/debug/clear_warn_once; then result ok setup.clear_warn_once; else
+		not_available setup.clear_warn_once debugfs "cannot write /sys/kernel/debug/clear_warn_once: *_ONCE warnings printed before the marker would stay silent"; fi
 	if [ "$locks0" = 1 ]; then
 		result ok setup.lockdep_on
 	elif [ -z "$locks0" ]; then
 		not_available setup.lockdep_on lockdep "no /proc/lockdep_stats (lockdep not built in)"
 	else
 		result "not ok" setup.lockdep_on "debug_locks is $locks0 before the module is loaded: lockdep switched itself off (an earlier report?) and would see nothing"
-		grep -iE 'lockdep|debug_locks|turning off the locking' <(dmesg) | tail -n 5 | diag
+		dmesg | grep -iE 'lockdep|debug_locks|turning off the locking' | tail -n 5 | diag
 	fi
-	local sl=/sys/kernel/slab/kmalloc-64 v
-	v="$(cat $sl/sanity_checks $sl/red_zone $sl/poison 2>/dev/null | tr -d '\n')"
-	if [ "$v" = 111 ]; then
-		result ok setup.slub_debug
-	else
-		not_available setup.slub_debug slub_debug "slub_debug is not active (kmalloc-64 sanity_checks/red_zone/poison: '$v'; boot with slub_debug=FZP)"
-	fi
-	if [ -w "$kml" ]; then
-		result ok setup.kmemleak
-	else
-		not_available setup.kmemleak kmemleak "$kml is not available"
-	fi
+	v="$(cat /sys/kernel/slab/kmalloc-64/{sanity_checks,red_zone,poison} 2>/dev/null | tr -d '\n')"
+	if [ "$v" = 111 ]; then result ok setup.slub_debug; else
+		not_available setup.slub_debug slub_debug "slub_debug is not active (kmalloc-64 sanity_checks/red_zone/poison: '$v'; boot with slub_debug=FZP)"; fi
+	if [ -w "$kml" ]; then result ok setup.kmemleak; else
+		not_available setup.kmemleak kmemleak "$kml is not available"; fi
 	if [ "$taint0" = unknown ]; then
 		result "not ok" setup.taint "cannot read /proc/sys/kernel/tainted"
 	else
 		result ok setup.taint
 		diag "taint mask before the module is loaded: $taint0"
 	fi
-	local allow
-	if ! allow="$("$repo/scripts/dmesg-scan.sh" --list-allow 2>&1)"; then
+	if ! allow="$(bash "$repo/scripts/dmesg-scan.sh" --list-allow 2>&1)"; then
 		result "not ok" setup.dmesg_allow_list "the allow-list of scripts/dmesg-scan.sh is invalid"
-		printf '%s\n' "$allow" | diag
+		diag "$allow"
 	else
 		result ok setup.dmesg_allow_list
-		[ -n "$allow" ] && printf '%s\n' "$allow" | sed 's/^/active allow-list entry: /' | diag
+		[ -z "$allow" ] || sed 's/^/active allow-list entry: /' <<<"$allow" | diag
 	fi
-	return 0
+	cp "$out/log_scan.body" "$out/log_scan.setup"
+	setup_results=$nres
+	echo "$marker" >/dev/kmsg
 }
 
-# KTAP (possibly nested, indented, timestamped) -> RWQ-RESULT lines for the
-# leaf tests only.  A result line is a parent (skipped) when it closes a
-# "# Subtest: NAME" block of the same name, or when the result line before it
-# was indented deeper.  A failed parent with no failed leaf is reported too.
-# Diagnostic lines seen since the previous result are attached to a failure.
-# With checkplan=1, every block (each indentation level, top and nested) must
-# have a plan line ("1..N") and exactly N results: a missing plan, a missing
-# or extra result, a "Bail out!" and a line that looks like a result but
-# cannot be parsed are failures (PREFIX.plan, PREFIX.bail_out,
-# PREFIX.unparsed).  With keepdiag=1, passing tests keep their last 12
-# diagnostic lines too (the stress scenarios print their counts).
-ktap_leaves() { # ktap_leaves PREFIX CHECKPLAN [KEEPDIAG]
-	awk -v prefix="$1" -v checkplan="$2" -v keepdiag="${3:-0}" '
-	function flush_diag(   i) { for (i = 1; i <= nb; i++) print "RWQ-DIAG " buf[i]; nb = 0 }
-	function where(   k, w) { w = ""; for (k = 1; k <= sp; k++) w = w (w == "" ? "" : ".") stack[k]; return w == "" ? "top level" : "subtest " w }
-	# Closes the planned blocks indented deeper than ind (all with ind < 0).
-	function close_blocks(ind,   j) {
-		for (j in planned) {
-			if (j + 0 <= ind) continue
-			if (checkplan && got[j] != planned[j])
-				bad("plan", "planned " planned[j] " tests in the " bname[j] ", got " got[j] " results")
-			delete planned[j]; delete got[j]
-		}
-	}
-	function bad(what, why) { print "RWQ-RESULT not ok " prefix "." what " # " why; nfail++; nbad++ }
-	{
-		line = $0
-		sub(/^(<[0-9]+>)?\[ *[0-9]+\.[0-9]+\] ?/, "", line)
-		match(line, /^[ \t]*/); ind = RLENGTH; body = substr(line, ind + 1)
-		sub(/[ \t\r]+$/, "", body)
-		if (body ~ /^# Subtest: /) {
-			sp++; stack[sp] = substr(body, 12); failsat[sp] = nfail; nb = 0; next
-		}
-		if (body ~ /^Bail out!/) { bad("bail_out", body); next }
-		if (body ~ /^(not )?ok([ \t]|$)/ && body !~ /^(not )?ok [0-9]+( |$)/) {
-			bad("unparsed", "a result line that is not KTAP: " body); next
-		}
-		if (body ~ /^(not )?ok [0-9]+( |$)/) {
-			ok = (body ~ /^ok/)
-			rest = body; sub(/^(not )?ok [0-9]+ ?/, "", rest)
-			name = rest; directive = ""
-			if ((i = index(rest, " # ")) > 0) { name = substr(rest, 1, i - 1); directive = substr(rest, i + 3) }
-			else if (rest ~ /^#/) { name = ""; directive = rest; sub(/^# ?/, "", directive) }
-			sub(/^- /, "", name)
-			if (name == "") name = "test" (nres + 1)
-			gsub(/ /, "_", name)
-			close_blocks(ind)
-			if (ind in planned) got[ind]++
-			else if (checkplan && !((ind, "noplan") in warned)) {
-				warned[ind, "noplan"] = 1
-				bad("plan", "results without a plan line in the " where())
-			}
-			isparent = 0
-			if (sp > 0 && stack[sp] == name) { isparent = 1; fa = failsat[sp]; sp-- }
-			else if (nres > 0 && ind < lastind) { isparent = 1; fa = 0 }
-			lastind = ind; nres++
-			full = prefix
-			for (k = 1; k <= sp; k++) full = full "." stack[k]
-			full = full "." name
-			if (isparent) {
-				if (!ok && nfail == fa && directive !~ /^(SKIP|skip)/) {
-					print "RWQ-RESULT not ok " full
-					flush_diag(); nfail++; nleaf++
-				}
-				nb = 0; next
-			}
-			nleaf++
-			if (directive != "") directive = " # " directive
-			if (ok) {
-				print "RWQ-RESULT ok " full directive
-				if (keepdiag) { for (i = (nb > 12 ? nb - 11 : 1); i <= nb; i++) print "RWQ-DIAG " buf[i] }
-				nb = 0
-			}
-			else { print "RWQ-RESULT not ok " full directive; flush_diag(); nfail++ }
-			next
-		}
-		if (body ~ /^1\.\.[0-9]+/) {
-			close_blocks(ind)
-			if (ind in planned && checkplan) bad("plan", "a second plan line in the " where() ": " body)
-			p = body; sub(/^1\.\./, "", p)
-			planned[ind] = p + 0; got[ind] = 0; bname[ind] = where()
-			next
-		}
-		if (body ~ /^K?TAP version/ || body == "") next
-		sub(/^# /, "", body)
-		if (nb < 40) buf[++nb] = body
-	}
-	END {
-		close_blocks(-1)
-		if (nleaf == 0 && nbad == 0) {
-			print "RWQ-RESULT not ok " prefix " # no KTAP results found"
-			flush_diag()
-		} else if (nb > 0 && nbad > 0) flush_diag()
-	}'
-}
-
-# Run a KTAP-printing test binary and turn its output into results.
-# KTAP_KEEPDIAG=1: keep the diagnostics of passing tests (see ktap_leaves).
-run_ktap_binary() { # run_ktap_binary PREFIX BINARY [ARGS...]
-	local prefix="$1" bin="$2" out rc=0
-	shift 2
-	if [ ! -x "$bin" ]; then
-		result "not ok" "$prefix" "binary $bin missing (make user)"
-		return
-	fi
-	info "running $bin $*"
-	out="$(timeout -k 5 "$test_timeout" "$bin" "$@" 2>&1)" || rc=$?
-	printf '%s\n' "$out" | sed 's/^/[guest]   /'
-	printf '%s\n' "$out" | ktap_leaves "$prefix" 1 "${KTAP_KEEPDIAG:-0}" | emit
-	if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
-		result "not ok" "$prefix.exit" "timed out after $test_timeout s"
-	elif [ $rc -ne 0 ] && ! grep -Eq '^[[:space:]]*not ok ' <<<"$out"; then
-		# A failing exit status with no failed test line: report it.
-		result "not ok" "$prefix.exit" "exit status $rc"
-	fi
-}
-
-do_insmod() {
-	local out rc=0
-	if [ ! -f "$ko" ]; then
-		echo "module $ko not found (make module)"
-		return 1
-	fi
+do_insmod() { # prints why it failed
+	[ -f "$ko" ] || { echo "module $ko not found (make module)"; return 1; }
 	# shellcheck disable=SC2086
-	out="$(insmod "$ko" ${RUST_WQ_INSMOD_ARGS:-} 2>&1)" || rc=$?
-	[ -n "$out" ] && echo "$out"
-	return $rc
+	insmod "$ko" ${RUST_WQ_INSMOD_ARGS:-} 2>&1
 }
 
-do_rmmod() {
-	local out rc=0
-	if [ ! -d "/sys/module/$modname" ]; then
-		echo "module $modname is not loaded before rmmod (rust_wq_e2e must leave it loaded)"
-		return 1
-	fi
-	out="$(rmmod "$modname" 2>&1)" || rc=$?
-	[ -n "$out" ] && echo "$out"
-	if [ $rc -eq 0 ] && [ -d "/sys/module/$modname" ]; then
-		echo "/sys/module/$modname still exists after rmmod"
-		return 1
-	fi
-	# The module's WQ_SYSFS queue must be gone with it (else a leaked
-	# reference kept the queues alive and the next insmod fails).
+do_rmmod() { # prints why it failed
 	local left
-	left="$(ls /sys/bus/workqueue/devices 2>/dev/null | grep "^$modname" || true)"
-	if [ $rc -eq 0 ] && [ -n "$left" ]; then
-		echo "rmmod succeeded but the module's workqueues are still registered: $left" \
-			"(/sys/bus/workqueue/devices; a leaked reference kept them alive)"
-		return 1
-	fi
-	return $rc
+	[ -d "/sys/module/$modname" ] ||
+		{ echo "module $modname is not loaded before rmmod (rust_wq_e2e must leave it loaded)"; return 1; }
+	rmmod "$modname" 2>&1 || return 1
+	[ ! -d "/sys/module/$modname" ] || { echo "/sys/module/$modname still exists after rmmod"; return 1; }
+	# The module's WQ_SYSFS queue must be gone with it (a leaked reference
+	# would keep it, and the next insmod would fail).
+	left="$(cd /sys/bus/workqueue/devices && echo "$modname"*)"
+	[ "$left" != "$modname*" ] || left=""
+	[ -z "$left" ] || { echo "rmmod succeeded but the module's workqueues are still registered: $left" \
+		"(/sys/bus/workqueue/devices; a leaked reference kept them alive)"; return 1; }
 }
 
-# kmemleak: an object is reported only once it is 5 s old and a scan found
-# it unreferenced; prepare() reported and cleared everything from before.
+# kmemleak reports an object once it is 5 s old and a scan found it
+# unreferenced; prepare() reported and cleared everything from before.
 check_kmemleak() {
+	local leaks
 	if [ ! -w "$kml" ]; then
 		not_available kmemleak_clean kmemleak "kmemleak not available"
-		return
-	fi
-	# A third scan makes a stale reference (a false negative) less likely.
-	if ! echo scan >"$kml" 2>/dev/null; then
-		# Disabled on the way (e.g. out of memory for its metadata): any
-		# "clean" verdict would be empty.
+	elif ! echo scan 2>/dev/null >"$kml"; then
+		# Disabled on the way: any "clean" verdict would be empty.
 		result "not ok" kmemleak_clean "kmemleak refused a scan (disabled?)"
-		dmesg 2>/dev/null | grep -i kmemleak | tail -n 5 | diag
-		return
-	fi
-	sleep 5
-	echo scan >"$kml" 2>/dev/null
-	sleep 1
-	echo scan >"$kml" 2>/dev/null
-	local leaks
-	leaks="$(cat "$kml" 2>/dev/null)"
-	if [ -z "$leaks" ]; then
-		result ok kmemleak_clean
+		dmesg | grep -i kmemleak | tail -n 5 | diag
 	else
-		result "not ok" kmemleak_clean
-		printf '%s\n' "$leaks" | head -n 60 | diag
+		sleep 5
+		echo scan >"$kml"
+		sleep 1
+		echo scan >"$kml" # a third scan makes a stale reference less likely
+		leaks="$(cat "$kml")"
+		if [ -z "$leaks" ]; then result ok kmemleak_clean; else
+			result "not ok" kmemleak_clean
+			diag "$leaks"
+		fi
 	fi
 }
 
-check_dmesg() {
-	local hits rc=0
-	# (no grep -q in pipelines: with pipefail, SIGPIPE of the writer fails them)
-	if ! dmesg 2>/dev/null | grep -F "$marker" >/dev/null; then
+# The log scan, the taint mask, lockdep: appended to the setup results.
+check_kernel_log() {
+	local hits rc=0 t1 new allowed=$(((1 << 12) | (1 << 13) | (1 << 18))) l1
+	stage_begin log_scan
+	cp "$out/log_scan.setup" "$out/log_scan.body"
+	nres=$setup_results
+	if ! dmesg | grep -F "$marker" >/dev/null; then
 		result "not ok" dmesg_clean "the marker is no longer in the kernel log (ring buffer overflow?)"
-		return
-	fi
-	hits="$(log_since_marker | "$repo/scripts/dmesg-scan.sh" 2>&1)" || rc=$?
-	if [ $rc -eq 0 ]; then
+	elif hits="$(log_since | bash "$repo/scripts/dmesg-scan.sh" 2>&1)"; then
 		result ok dmesg_clean
 	else
+		rc=$?
 		result "not ok" dmesg_clean "$([ $rc -eq 1 ] || echo "scripts/dmesg-scan.sh failed with status $rc")"
-		printf '%s\n' "$hits" | head -n 80 | diag
+		diag "$hits"
 	fi
-}
-
-# Taint flags the run may add: O (out-of-tree module, bit 12), E (unsigned
-# module, bit 13), N (KUnit tests ran, bit 18).  Any other new bit (W: a
-# warning, D: an oops, B: bad page, L: soft lockup, ...) fails.
-check_taint() {
-	local t1 allowed=$(((1 << 12) | (1 << 13) | (1 << 18))) new
+	# New taint bits other than O (out-of-tree, 12), E (unsigned, 13) and
+	# N (KUnit ran, 18) fail: W (a warning), D (an oops), B, L, ...
 	t1="$(tainted)"
 	if [ "$t1" = unknown ] || [ "$taint0" = unknown ]; then
 		result "not ok" taint_clean "cannot read /proc/sys/kernel/tainted"
-		return
-	fi
-	new=$((t1 & ~taint0 & ~allowed))
-	if [ $new -eq 0 ]; then
+	elif new=$((t1 & ~taint0 & ~allowed)) && [ $new -eq 0 ]; then
 		result ok taint_clean
 		diag "taint mask $taint0 before the module, $t1 at the end"
 	else
 		result "not ok" taint_clean "the kernel got new taint flags during the run: mask $taint0 -> $t1 (new, unexpected bits: $new; see Documentation/admin-guide/tainted-kernels.rst)"
 	fi
-}
-
-# lockdep turns itself off after its first report: if it is off now, the log
-# scan cannot vouch for the locking of anything after that point.
-check_lockdep() {
-	local l1
+	# lockdep switches itself off after its first report: then the log scan
+	# cannot vouch for the locking of anything after that point.
 	l1="$(debug_locks)"
 	if [ -z "$l1" ]; then
 		not_available lockdep_still_on lockdep "no /proc/lockdep_stats (lockdep not built in)"
@@ -398,143 +281,250 @@ check_lockdep() {
 		result ok lockdep_still_on
 	else
 		result "not ok" lockdep_still_on "debug_locks is $l1 at the end of the run: lockdep switched itself off (after a report, or another debug facility turned it off)"
-		log_since_marker | grep -iE 'lockdep|debug_locks|turning off' | head -n 10 | diag
+		log_since | grep -iE 'lockdep|debug_locks|turning off' | head -n 10 | diag
 	fi
+	stage_end
 }
 
-# The run may have armed delayed work up to $1 s from now: if the module
-# failed to cancel one of those timers, it fires at the latest then (and, with
-# the module gone, oopses).  Remember when the last of them expires.
+# Delayed work armed by the run fires at the latest at the horizon (with the
+# module gone: an oops); the leak and log checks wait for it.
 timer_horizon=0
 armed_until() { # armed_until SECONDS
 	local t=$(($(date +%s) + $1))
-	[ $t -gt $timer_horizon ] && timer_horizon=$t
-	return 0
+	[ $t -le $timer_horizon ] || timer_horizon=$t
 }
 wait_timer_horizon() {
-	local now left
-	now=$(date +%s)
-	left=$((timer_horizon - now + 1))
-	if [ $left -gt 0 ]; then
-		info "waiting $left s until every timer the run could have armed has expired"
-		sleep "$left"
-	fi
+	local left=$((timer_horizon - $(date +%s) + 1))
+	[ $left -le 0 ] || { info "waiting $left s until every timer the run could have armed has expired"; sleep $left; }
 }
 
-mode_check() {
-	prepare
-	report_setup
-	stage_end setup
-
-	local out rc=0
-	info "insmod $ko ${RUST_WQ_INSMOD_ARGS:-}"
-	out="$(do_insmod)" || rc=$?
-	if [ $rc -eq 0 ]; then
-		result ok insmod
-		armed_until 60 # the KUnit cases arm (and cancel) delays of up to 30 s
-	else
-		result "not ok" insmod "insmod failed with status $rc"
-		{ printf '%s\n' "$out"; log_since_marker | tail -n 30; } | diag
-	fi
-	stage_end insmod
-
-	if [ $rc -eq 0 ]; then
-		# KUnit ran synchronously during insmod: its KTAP is in the log now.
-		log_since_marker | ktap_leaves kunit 1 | emit
-	else
-		result "not ok" kunit "not run: insmod failed"
-	fi
-	stage_end kunit
-
-	run_ktap_binary abi_check "$repo/build/abi_check"
-	stage_end abi_check
-
-	local stress="$repo/wqctl/target/release/rust_wq_stress" seed=()
+# check and stress: the stages.  Stress scenarios: $1 (mode), then their lists.
+mode_tests() {
+	local limit="${RUST_WQ_TEST_TIMEOUT:-180}" why seed=() stress=() loaded=0
+	[ "$mode" = stress ] && { limit="${RUST_WQ_TEST_TIMEOUT:-600}"; stress=("--${RUST_WQ_STRESS_MODE:-long}"); }
 	[ -n "${RUST_WQ_STRESS_SEED:-}" ] && seed=(--seed "$RUST_WQ_STRESS_SEED")
-	if [ $rc -eq 0 ]; then
-		# rust_wq_e2e arms delayed work of up to max_delay_us (60 s).
-		run_ktap_binary e2e "$repo/wqctl/target/release/rust_wq_e2e"
-		armed_until 60
-		stage_end e2e
-		# The short stress scenarios (each its own result, with its counts):
-		# fuzz arms delays up to max_delay_us (60 s), the others up to 10 s
-		# (two runs, so that the wait for the timers at the end is short).
-		KTAP_KEEPDIAG=1 run_ktap_binary stress "$stress" "${seed[@]}" permissions fuzz
-		armed_until 60
-		KTAP_KEEPDIAG=1 run_ktap_binary stress "$stress" "${seed[@]}" \
-			concurrency failslab failnth hotplug
-		armed_until 10
-		stage_end stress
-		info "rmmod $modname"
-		if out="$(do_rmmod)"; then
-			result ok rmmod_clean
-			stage_end rmmod
-			# Reload cycles need the module unloaded; they leave it so.  They
-			# arm delays of at most 3 s.
-			KTAP_KEEPDIAG=1 run_ktap_binary stress "$stress" "${seed[@]}" reload
-			armed_until 3
-		else
-			result "not ok" rmmod_clean
-			printf '%s\n' "$out" | diag
-			stage_end rmmod
-			result "not ok" stress.reload "not run: rmmod failed"
-		fi
-		stage_end reload
+	prepare
+	if [ "$mode" = check ]; then stage_begin kunit; else stage_begin load; fi
+	info "insmod $ko ${RUST_WQ_INSMOD_ARGS:-}"
+	if why="$(do_insmod)"; then
+		loaded=1
+		armed_until 60 # the KUnit cases arm (and cancel) delays of up to 30 s
+		[ "$mode" = check ] && kunit_suites
+		result ok insmod
 	else
-		info "module not loaded: skipping rust_wq_e2e, the stress scenarios and rmmod"
-		local st
-		for st in e2e stress rmmod reload; do
-			result "not ok" "$st" "not run: insmod failed"
-			stage_end "$st"
-		done
+		[ "$mode" = check ] && result "not ok" rust_wq "not run: insmod failed"
+		result "not ok" insmod "insmod failed"
+		{ echo "$why"; log_since | tail -n 30; } | diag
+	fi
+	stage_end
+	if [ "$mode" = check ]; then
+		stage_begin abi_check
+		run_binary abi_check "$limit" "$repo/build/abi_check"
+		stage_end
+		stage_begin e2e
+		if [ $loaded = 1 ]; then
+			run_binary rust_wq_e2e "$limit" "$bin/rust_wq_e2e"
+			armed_until 60 # delayed work of up to max_delay_us (60 s)
+		else
+			result "not ok" rust_wq_e2e "not run: insmod failed"
+		fi
+		stage_end
+	fi
+	stage_begin stress
+	if [ $loaded = 1 ] && [ "$mode" = check ]; then
+		# Two runs, so that the wait for the timers at the end is short: fuzz
+		# arms delays up to max_delay_us (60 s), the others up to 10 s.
+		run_binary "rust_wq_stress permissions fuzz" "$limit" "$bin/rust_wq_stress" "${seed[@]}" permissions fuzz
+		armed_until 60
+		run_binary "rust_wq_stress concurrency failslab failnth hotplug" "$limit" \
+			"$bin/rust_wq_stress" "${seed[@]}" concurrency failslab failnth hotplug
+		armed_until 10
+	elif [ $loaded = 1 ]; then
+		local scenarios
+		read -ra scenarios <<<"${RUST_WQ_STRESS_SCENARIOS:-permissions fuzz concurrency failslab failnth hotplug}"
+		run_binary "rust_wq_stress ${scenarios[*]}" "$limit" "$bin/rust_wq_stress" \
+			"${stress[@]}" "${seed[@]}" "${scenarios[@]}"
+		armed_until 60
+	else
+		result "not ok" rust_wq_stress "not run: insmod failed"
+	fi
+	stage_end
+	stage_begin unload_and_leaks
+	if [ $loaded = 0 ]; then
+		result "not ok" rmmod_clean "not run: insmod failed"
+		result "not ok" reload "not run: insmod failed"
+	elif why="$(do_rmmod)"; then
+		result ok rmmod_clean
+		# Reload cycles need the module unloaded, and leave it so; they arm
+		# delays of at most 3 s.
+		[ "$mode" = stress ] && stress+=(--kmemleak)
+		run_binary "rust_wq_stress reload" "$limit" "$bin/rust_wq_stress" "${stress[@]}" "${seed[@]}" reload
+		armed_until 3
+	else
+		result "not ok" rmmod_clean
+		diag "$why"
+		result "not ok" reload "not run: rmmod failed"
 	fi
 	wait_timer_horizon
 	check_kmemleak
-	stage_end kmemleak
-	check_dmesg
-	check_taint
-	check_lockdep
-	stage_end kernel_log
-	done_line
+	stage_end
+	check_kernel_log
 }
 
 mode_run() {
+	local fail=0 hits
 	prepare
-	local out fail=0 wqctl="$repo/wqctl/target/release/wqctl"
 	info "insmod $ko ${RUST_WQ_INSMOD_ARGS:-}"
-	if ! out="$(do_insmod)"; then
-		printf '%s\n' "$out"
+	if ! do_insmod; then
 		info "insmod FAILED"
 		fail=1
 	else
-		info "$wqctl session --echo scripts/demo.session"
-		if ! timeout -k 5 "$test_timeout" "$wqctl" session --echo "$repo/scripts/demo.session"; then
-			info "wqctl session FAILED"
-			fail=1
-		fi
+		info "wqctl session --echo scripts/demo.session"
+		timeout -k 5 180 "$bin/wqctl" session --echo "$repo/scripts/demo.session" ||
+			{ info "wqctl session FAILED"; fail=1; }
 	fi
 	info "kernel log since the marker (the KUnit cases' lines left out; make check runs them):"
-	log_since_marker | grep -vE '^(<[0-9]+>)?\[ *[0-9]+\.[0-9]+\]     ' | sed 's/^/  /'
+	log_since | grep -vE '^(<[0-9]+>)?\[ *[0-9]+\.[0-9]+\]     ' | sed 's/^/  /'
 	if [ -d "/sys/module/$modname" ]; then
 		info "rmmod $modname"
-		if ! rmmod "$modname"; then
-			info "rmmod FAILED"
-			fail=1
-		fi
+		rmmod "$modname" || { info "rmmod FAILED"; fail=1; }
 	fi
-	local hits
-	if ! hits="$(log_since_marker | "$repo/scripts/dmesg-scan.sh")"; then
+	if ! hits="$(log_since | bash "$repo/scripts/dmesg-scan.sh")"; then
 		info "the kernel log has splats:"
-		printf '%s\n' "$hits" | sed 's/^/  /'
+		sed 's/^/  /' <<<"$hits"
 		fail=1
 	fi
 	if [ $fail -eq 0 ]; then info "run: OK"; else info "run: FAILED"; fi
 	return $fail
 }
 
+# --- make bench ----------------------------------------------------------
+# Environment (from scripts/harness.py bench): RUST_WQ_BENCH_KODIR (rust_wq.ko
+# and rust_wq_ctwin.ko built for this kernel), RUST_WQ_BENCH_ITEMS,
+# RUST_WQ_BENCH_REPEATS, RUST_WQ_BENCH_SETS (any of ops scopes tput),
+# RUST_WQ_BENCH_C_KO (lib/test_workqueue.ko), RUST_WQ_BENCH_RUN_TIMEOUT.
+# Writes OUT/records.jsonl (a measurement a line: Rust's from `wqctl bench
+# --json`; for a load of the C twin or of test_workqueue, its kernel log in
+# OUT/loads/, read by scripts/bench-report.py), OUT/kernel and the stage
+# document OUT/bench.ktap (a result per run, rmmod, the log scan).
+OP_ROWS=(
+	queue:percpu queue:system-percpu queue-fresh:percpu queue-on:percpu
+	delayed:system-percpu delayed:percpu mod-delayed:system-percpu mod-delayed:percpu
+	cancel-idle:percpu cancel-armed:system-percpu cancel-armed:percpu
+	cancel-sync-idle:percpu cancel-sync-armed:system-percpu cancel-sync-armed:percpu
+	flush-idle:percpu disable:percpu enable:percpu static:system-percpu
+)
+SCOPES=(cpu smt cache_shard cache numa system)
+
+bench_rust() { # bench_rust REP SET WQCTL-BENCH-ARGS...
+	local rep=$1 set=$2 rc=0
+	shift 2
+	[ -z "$stuck" ] || return 0
+	run_limited "$limit" "$bin/wqctl" bench --items "$items" --json "$@" || rc=$?
+	if [ $rc -eq 0 ] && grep -q '^{.*}$' "$run_out"; then
+		printf '{"impl":"rust","set":"%s","rep":%d,"order":"%s",%s\n' "$set" "$rep" "$order" \
+			"$(cut -c2- "$run_out")" >>"$out/records.jsonl"
+		result ok "rust rep $rep $*"
+	else
+		result "not ok" "rust rep $rep $*" "$([ $rc = 124 ] && echo "timed out after $limit s" || echo "status $rc")"
+		diag <"$run_out"
+		[ -f "$run_out.hang" ] && diag <"$run_out.hang"
+	fi
+}
+
+# bench_load REP SET IMPL KO ARGS...: a module that measures at init and
+# refuses to stay (EAGAIN); its kernel log goes to OUT/loads/.
+bench_load() {
+	local rep=$1 set=$2 impl=$3 rc=0 m log name
+	shift 3
+	[ -z "$stuck" ] || return 0
+	name="$impl rep $rep $set ${*:2}"
+	log="loads/$((nloads += 1)).log"
+	m="rust_wq-bench-load-marker $(date +%s%N)"
+	echo "$m" >/dev/kmsg
+	run_limited "$limit" insmod "$@" || rc=$?
+	log_since "$m" | untimed >"$out/$log"
+	if [ $rc -eq 124 ]; then
+		result "not ok" "$name" "insmod timed out after $limit s"
+		[ -f "$run_out.hang" ] && diag <"$run_out.hang"
+	elif [ $rc -eq 0 ]; then
+		result "not ok" "$name" "stayed loaded (expected EAGAIN)"
+		rmmod "$(basename "${1%.ko}")"
+	elif ! grep -qiE 'Resource temporarily unavailable|Try again' "$run_out"; then
+		result "not ok" "$name" "insmod failed with something else than EAGAIN"
+		{ cat "$run_out"; grep -E 'rust_wq_ctwin|test_workqueue' "$out/$log"; } | diag
+	else
+		printf '{"impl":"%s","set":"%s","rep":%d,"order":"%s","args":"%s","log":"%s"}\n' \
+			"$impl" "$set" "$rep" "$order" "${*:2}" "$log" >>"$out/records.jsonl"
+		result ok "$name"
+	fi
+}
+
+bench_set() { # bench_set REP SET SIDE: one side (rust or c) of a set
+	local rep=$1 s t runs=""
+	case "$2 $3" in
+	"ops rust") for s in "${OP_ROWS[@]}"; do bench_rust "$rep" ops --op "${s%%:*}" --path "${s#*:}" --threads 1; done ;;
+	"ops c") bench_load "$rep" ops ctwin "$kodir/rust_wq_ctwin.ko" "items=$items" "runs=$(IFS=,; echo "${OP_ROWS[*]}")" ;;
+	"scopes rust")
+		for s in "${SCOPES[@]}"; do
+			bench_rust "$rep" scopes --op rt --path unbound-sysfs --scope "$s"
+			bench_rust "$rep" scopes --op queue-fresh --path unbound-sysfs --scope "$s"
+		done ;;
+	"scopes c")
+		bench_load "$rep" scopes c "$c_ko" "wq_items=$items"
+		for s in "${SCOPES[@]}"; do
+			bench_load "$rep" scopes ctwin "$kodir/rust_wq_ctwin.ko" "items=$items" \
+				"runs=rt:unbound-sysfs:0,queue-fresh:unbound-sysfs:0" "scope=$s"
+		done ;;
+	"tput "*)
+		for t in 1 2 4; do
+			[ "$t" -le "$(nproc)" ] || continue
+			if [ "$3" = rust ]; then bench_rust "$rep" tput --op rt --path percpu --threads "$t"; else runs+="${runs:+,}rt:percpu:$t"; fi
+		done
+		[ "$3" = rust ] || bench_load "$rep" tput ctwin "$kodir/rust_wq_ctwin.ko" "items=$items" "runs=$runs" ;;
+	*) result "not ok" "set $2" "unknown set" ;;
+	esac
+}
+
+mode_bench() {
+	local kodir="$RUST_WQ_BENCH_KODIR" items="$RUST_WQ_BENCH_ITEMS" c_ko="$RUST_WQ_BENCH_C_KO" rep set why hits
+	local limit="${RUST_WQ_BENCH_RUN_TIMEOUT:-$((60 + 60 * ((items + 999) / 1000)))}" nloads=0
+	mkdir -p "$out/loads"
+	: >"$out/records.jsonl"
+	echo "$(uname -r) $([ -e /proc/lockdep ] && echo debug || echo release)" >"$out/kernel"
+	info "items=$items repeats=$RUST_WQ_BENCH_REPEATS sets='$RUST_WQ_BENCH_SETS' run_timeout=${limit}s cpus=$(nproc) $(uname -r)"
+	stage_begin bench
+	echo "$marker" >/dev/kmsg
+	if ! why="$(insmod "$kodir/rust_wq.ko" 2>&1)"; then
+		result "not ok" insmod "$why"
+	else
+		result ok insmod
+		for rep in $(seq "$RUST_WQ_BENCH_REPEATS"); do
+			for set in $RUST_WQ_BENCH_SETS; do
+				info "repeat $rep: $set"
+				# Alternate which side goes first: C first on odd repeats.
+				if [ $((rep % 2)) -eq 1 ]; then
+					order=c-first; bench_set "$rep" "$set" c; bench_set "$rep" "$set" rust
+				else
+					order=rust-first; bench_set "$rep" "$set" rust; bench_set "$rep" "$set" c
+				fi
+			done
+		done
+		if [ -n "$stuck" ]; then
+			result "not ok" rmmod "a run is stuck in the kernel: later runs and rmmod skipped"
+		elif why="$(rmmod rust_wq 2>&1)"; then result ok rmmod; else result "not ok" rmmod "$why"; fi
+	fi
+	log_since | untimed >"$out/dmesg.txt"
+	if hits="$(bash "$repo/scripts/dmesg-scan.sh" <"$out/dmesg.txt")"; then result ok dmesg_clean; else
+		result "not ok" dmesg_clean
+		diag "$hits"
+	fi
+	stage_end
+}
+
 case "$mode" in
-check) mode_check ;;
+check | stress) mode_tests ;;
 run) mode_run ;;
-lib) ;;
-*) echo "usage: guest.sh check|run|lib [REPO]" >&2; exit 2 ;;
+bench) mode_bench ;;
+*) echo "usage: guest.sh check|stress|run|bench|scan REPO [OUT]" >&2; exit 2 ;;
 esac

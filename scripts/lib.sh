@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034
 # Shared settings for rust_wq's scripts.  Source this file; do not run it.
 #
 # Everything the scripts install or build lives under $RUST_WQ_CACHE (outside
@@ -13,6 +14,7 @@ KVER_SERIES=7.3
 BINDGEN_VERSION=0.73.2
 LIBCLANG_VERSION=18.1.1
 VIRTME_NG_VERSION=1.42
+RUFF_VERSION=0.17.5
 
 TOOLS_DIR="$RUST_WQ_CACHE/tools"
 VENV_DIR="$RUST_WQ_CACHE/venv"
@@ -33,38 +35,11 @@ toolchain_env() {
 	export PATH="$TOOLS_DIR/bin:$VENV_DIR/bin:$HOME/.cargo/bin:$PATH"
 	if [ -d "$VENV_DIR" ]; then
 		local native
-		native="$(ls -d "$VENV_DIR"/lib/python3*/site-packages/clang/native 2>/dev/null | head -n1 || true)"
-		[ -n "$native" ] && export LIBCLANG_PATH="$native"
+		for native in "$VENV_DIR"/lib/python3*/site-packages/clang/native; do
+			[ -d "$native" ] && export LIBCLANG_PATH="$native" && break
+		done
 	fi
 	return 0
-}
-
-# Reads result lines ("ok NAME [# directive]", "not ok NAME", diagnostics) on
-# stdin and prints one KTAP report: header, plan, the results numbered 1..N,
-# then the optional trailer line $1, then "N passed, N failed, N skipped".
-# A result is skipped when its directive is SKIP; a skip is never a pass.
-ktap_report() {
-	awk -v trailer="${1:-}" '
-	/^(ok|not ok) / {
-		n++
-		if ($1 != "ok") fail++
-		else if ($0 ~ / # (SKIP|skip)([ :]|$)/) skip++
-		else pass++
-	}
-	{ line[NR] = $0 }
-	END {
-		print "KTAP version 1"
-		print "1.." n
-		k = 0
-		for (i = 1; i <= NR; i++) {
-			l = line[i]
-			if (l ~ /^ok /) { k++; sub(/^ok /, "", l); print "ok " k " " l }
-			else if (l ~ /^not ok /) { k++; sub(/^not ok /, "", l); print "not ok " k " " l }
-			else print l
-		}
-		if (trailer != "") print trailer
-		printf "%d passed, %d failed, %d skipped\n", pass, fail, skip
-	}'
 }
 
 # The debug features the kernel tree KDIR ($1) is configured with, as the
@@ -93,47 +68,4 @@ vm_kernel_args() {
 	if grep -q '^CONFIG_SLUB_DEBUG=y' "$1/.config" 2>/dev/null; then
 		echo "slub_debug=FZP"
 	fi
-}
-
-# Turns the guest's output (stdin; scripts/guest.sh's protocol) into result
-# lines for ktap_report:
-#   RWQ-RESULT ok|not ok NAME [# directive]  a result
-#   RWQ-DIAG text                            a diagnostic of the last result
-#   RWQ-STAGE NAME N                         stage NAME ended, it printed N results
-#   RWQ-DONE N                               the guest ended, N results in all
-# Any other RWQ- line, a malformed result, a stage whose count differs from
-# what arrived, a stage of $1 (space-separated names) that never reported,
-# or a missing or wrong done count is a failure: no result can vanish.
-# At most 60 diagnostic lines are kept per result.
-guest_report() { # guest_report "STAGE..." <LOG
-	awk -v stages="${1:-}" '
-	function res(l) { print l; nd = 0; total++; instage++ }
-	function bad(name, why) { print "not ok " name " # " why; nd = 0 }
-	/^RWQ-RESULT / {
-		l = substr($0, 12)
-		if (l !~ /^(ok|not ok) [^ #]+( # .*)?$/) {
-			bad("guest_protocol", "malformed result line"); print "# " $0; total++; instage++; next
-		}
-		res(l); next
-	}
-	/^RWQ-DIAG/ { l = $0; sub(/^RWQ-DIAG ?/, "", l); if (++nd <= 60) print "# " l; next }
-	/^RWQ-STAGE / {
-		if (NF != 3 || $3 !~ /^[0-9]+$/) { bad("guest_protocol", "malformed stage line"); print "# " $0; next }
-		seen[$2] = 1
-		if ($3 + 0 != instage) bad($2 ".results_arrived", "the guest printed " $3 " results for this stage, " instage " arrived")
-		instage = 0; next
-	}
-	/^RWQ-DONE/ {
-		if (NF != 2 || $2 !~ /^[0-9]+$/) { bad("guest_protocol", "malformed done line"); print "# " $0; next }
-		done = 1
-		if ($2 + 0 != total) bad("guest_protocol.results_arrived", "the guest printed " $2 " results, " total " arrived")
-		next
-	}
-	/^RWQ-/ { bad("guest_protocol", "unknown line from the guest"); print "# " $0; next }
-	END {
-		if (instage > 0 && done) bad("guest_protocol", instage " results after the last stage line")
-		n = split(stages, want, " ")
-		for (i = 1; i <= n; i++)
-			if (!(want[i] in seen)) bad(want[i], "the guest never reported this stage")
-	}'
 }

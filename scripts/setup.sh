@@ -10,6 +10,7 @@
 #                 config without debug options, scripts/kernel-release.config,
 #                 in ~/.cache/rust_wq/build-7.3-release-<hash of that file>
 #   bench-kdir    print that directory
+# shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 what="${1:-all}"
@@ -20,7 +21,7 @@ RELEASE_FRAGMENT="$RUST_WQ_ROOT/scripts/kernel-release.config"
 RELEASE_KBUILD_DIR="$RUST_WQ_CACHE/build-$KVER_SERIES-release-$(sha256sum "$RELEASE_FRAGMENT" | cut -c1-12)"
 
 APT_PACKAGES=(flex bison bc libelf-dev libssl-dev cpio kmod xz-utils
-	qemu-system-x86 udev python3-venv gcc make)
+	qemu-system-x86 udev python3-venv gcc make shellcheck)
 
 sudo_() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
@@ -57,15 +58,13 @@ step_bindgen() {
 }
 
 step_venv() {
-	if [ -x "$VENV_DIR/bin/vng" ] && [ -f "$VENV_DIR/.pins-$VIRTME_NG_VERSION-$LIBCLANG_VERSION" ]; then
-		return 0
-	fi
-	log "installing virtme-ng $VIRTME_NG_VERSION and libclang $LIBCLANG_VERSION (PyPI) into $VENV_DIR"
+	local pins="$VENV_DIR/.pins-$VIRTME_NG_VERSION-$LIBCLANG_VERSION-$RUFF_VERSION"
+	[ -x "$VENV_DIR/bin/vng" ] && [ -f "$pins" ] && return 0
+	log "installing virtme-ng $VIRTME_NG_VERSION, libclang $LIBCLANG_VERSION and ruff $RUFF_VERSION (PyPI) into $VENV_DIR"
 	python3 -m venv "$VENV_DIR" || die "python3 -m venv failed"
-	"$VENV_DIR/bin/pip" install -q --disable-pip-version-check \
-		"virtme-ng==$VIRTME_NG_VERSION" "libclang==$LIBCLANG_VERSION" ||
-		die "pip install virtme-ng/libclang failed (PyPI unreachable?)"
-	touch "$VENV_DIR/.pins-$VIRTME_NG_VERSION-$LIBCLANG_VERSION"
+	"$VENV_DIR/bin/pip" install -q --disable-pip-version-check "virtme-ng==$VIRTME_NG_VERSION" \
+		"libclang==$LIBCLANG_VERSION" "ruff==$RUFF_VERSION" || die "pip install failed (PyPI unreachable?)"
+	touch "$pins"
 }
 
 # Downloads Debian's linux-source-7.3 without touching the machine's apt
@@ -86,8 +85,9 @@ step_source() {
 	(cd "$APT_DIR/deb" && rm -f linux-source-*.deb &&
 		apt-get "${opts[@]}" -qq download "linux-source-$KVER_SERIES" >/dev/null 2>&1) ||
 		die "could not download linux-source-$KVER_SERIES from Debian"
-	local deb
-	deb="$(ls "$APT_DIR"/deb/linux-source-"$KVER_SERIES"_*.deb | head -n1)"
+	local debs deb
+	debs=("$APT_DIR"/deb/linux-source-"$KVER_SERIES"_*.deb)
+	deb="${debs[0]}"
 	log "extracting $(basename "$deb")"
 	rm -rf "$SRC_DIR" "$APT_DIR/x"
 	mkdir -p "$APT_DIR/x" "$SRC_DIR"

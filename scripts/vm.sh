@@ -24,6 +24,7 @@
 #
 # KVM is used only if a quick probe shows it works (cached per host boot in
 # $RUST_WQ_CACHE/kvm-ok); otherwise QEMU's software emulation (TCG).
+# shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 kdir="${KDIR:-$KBUILD_DIR_DEFAULT}"
@@ -129,4 +130,4 @@ case $rc in
 124 | 137) log "the VM timed out after ${vm_timeout} s (RUST_WQ_VM_TIMEOUT / --timeout)"; rc=124 ;;
 255) log "the VM exited without a guest exit status (kernel panic or boot failure?); rerun with --verbose to see the console" ;;
 esac
-exit $rc
+exit "$rc"
