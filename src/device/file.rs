@@ -14,8 +14,8 @@ use super::{
         ABORTED,
         GO, //
     },
-    results::Ring,
-    DeviceState, //
+    ring::Ring,
+    state::DeviceState, //
 };
 use crate::abi::{
     self,
