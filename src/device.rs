@@ -6,15 +6,19 @@
 //! that enqueued it; closing the file cancels what has not started and waits for what runs.
 //! The device uses only the safe API of [`crate::workqueue`].
 //!
-//! This file holds the device-wide state and the file operations (open, release, poll, ioctl
-//! dispatch); the concepts behind them are modules of their own:
+//! This file holds the file operations (open, release, poll, ioctl dispatch); the concepts
+//! behind them are modules of their own, which never import this file:
 //!
+//! - [`state`]: the device-wide state every open file shares (the module's queues);
 //! - [`file`]: the state of one open file, and the bookkeeping of its items;
 //! - [`item`]: the test work item, and the result it leaves;
 //! - [`enqueue`]: the ENQUEUE call; [`control`]: FLUSH, CANCEL, MOD_DELAY, RESET;
-//! - [`results`]: the ring of results, and the RESULTS and STATS calls;
+//! - [`results`]: the RESULTS and STATS calls, and [`ring`], the results waiting to be read;
 //! - [`validate`]: the checks of the ioctl arguments;
 //! - [`gate`]: the interruptible lock the calls take; [`log`]: the per-item dmesg lines.
+//!
+//! An item and its file refer to each other (the item belongs to the file, the file's ledger
+//! lists its items); every other dependency goes one way.
 
 use crate::abi::{
     self,
@@ -26,13 +30,8 @@ use crate::miscdev::{
     MiscDeviceRegistration,
     POLL_READABLE, //
 };
-use crate::workqueue::{
-    self as wq,
-    OwnedQueue, //
-};
-use core::sync::atomic::AtomicU64;
+use crate::workqueue as wq;
 pub(crate) use file::OpenFile;
-use gate::Gate;
 use kernel::{
     fs::File,
     ioctl::{
@@ -56,7 +55,7 @@ use kernel::{
         UserSlice, //
     },
 };
-use log::LogLimit;
+pub(crate) use state::InstalledState;
 
 #[path = "device/control.rs"]
 mod control;
@@ -72,79 +71,12 @@ mod item;
 mod log;
 #[path = "device/results.rs"]
 mod results;
+#[path = "device/ring.rs"]
+mod ring;
+#[path = "device/state.rs"]
+mod state;
 #[path = "device/validate.rs"]
 mod validate;
-
-/// The device-wide state every open file shares: the module's queues, the execution counter,
-/// the benchmark's gate and the log limit.
-#[pin_data]
-pub(crate) struct DeviceState {
-    #[pin]
-    percpu: OwnedQueue,
-    #[pin]
-    unbound: OwnedQueue,
-    #[pin]
-    ordered: OwnedQueue,
-    /// The benchmark's queue: unbound and visible in sysfs, as `lib/test_workqueue.c`'s.
-    /// Shared with a running benchmark, which holds it until its threads have stopped.
-    bench: Arc<OwnedQueue>,
-    /// The last sequence number handed to a running item.
-    seq: AtomicU64,
-    /// One benchmark at a time (a waiter can leave on a signal).
-    #[pin]
-    bench_gate: Gate,
-    /// Keeps the per-item dmesg lines to a readable rate.
-    log_limit: LogLimit,
-}
-
-impl DeviceState {
-    /// Creates the module's queues.
-    fn new() -> impl PinInit<Self, Error> {
-        try_pin_init!(Self {
-            percpu: OwnedQueue::builder().percpu().build(fmt!("rust_wq_percpu"))?,
-            unbound: OwnedQueue::builder().unbound().build(fmt!("rust_wq_unbound"))?,
-            ordered: OwnedQueue::builder().ordered().build(fmt!("rust_wq_ordered"))?,
-            bench: Arc::new(
-                OwnedQueue::builder().unbound().sysfs().build(fmt!("rust_wq_bench"))?,
-                GFP_KERNEL
-            )?,
-            seq: AtomicU64::new(0),
-            bench_gate <- Gate::new(),
-            log_limit: LogLimit::new(),
-        }? Error)
-    }
-}
-
-kernel::sync::global_lock! {
-    // SAFETY: `init` is called in the module initialiser, before the device is registered and
-    // so before any other use.
-    unsafe(uninit) static STATE: Mutex<Option<Arc<DeviceState>>> = None;
-}
-
-/// The device-wide state, installed for the files opened while this value exists.
-///
-/// Dropping it drops the module's queues (once no file holds them any more).
-pub(crate) struct InstalledState(());
-
-impl InstalledState {
-    /// Creates the module's queues and installs them. Call once, from the module initialiser,
-    /// before the misc device is registered.
-    pub(crate) fn new() -> Result<Self> {
-        let state = Arc::pin_init(DeviceState::new(), GFP_KERNEL)?;
-        // SAFETY: Called once per module load, before any other use of `STATE` (the device,
-        // whose `open` reads it, is registered only after this returns).
-        unsafe { STATE.init() };
-        *STATE.lock() = Some(state);
-        Ok(InstalledState(()))
-    }
-}
-
-impl Drop for InstalledState {
-    fn drop(&mut self) {
-        let state = STATE.lock().take();
-        drop(state);
-    }
-}
 
 /// INFO: the ABI version, the CPUs and the limits.
 fn info() -> Info {
@@ -172,7 +104,7 @@ impl MiscDevice for OpenFile {
     type Ptr = Arc<OpenFile>;
 
     fn open(_file: &File, misc: &MiscDeviceRegistration<Self>) -> Result<Arc<OpenFile>> {
-        let state = STATE.lock().clone().ok_or(ENODEV)?;
+        let state = state::installed()?;
         OpenFile::new(state, ARef::from(misc.device()))
     }
 

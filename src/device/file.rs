@@ -14,8 +14,8 @@ use super::{
         ABORTED,
         GO, //
     },
-    results::Ring,
-    DeviceState, //
+    ring::Ring,
+    state::DeviceState, //
 };
 use crate::abi::{
     self,
@@ -28,6 +28,7 @@ use crate::workqueue::{
     Delay,
     OwnedQueue, //
 };
+use core::sync::atomic::Ordering;
 use kernel::{
     device::Device,
     new_condvar, new_mutex,
@@ -188,7 +189,7 @@ impl OpenFile {
     pub(super) fn wait_go(&self, item: &Arc<Item>) -> bool {
         let mut ledger = self.ledger.lock();
         loop {
-            match item.state.load(core::sync::atomic::Ordering::Acquire) {
+            match item.state.load(Ordering::Acquire) {
                 GO => return true,
                 ABORTED => {
                     ledger.retire(item.id);
