@@ -17,8 +17,8 @@
 //! - [`validate`]: the checks of the ioctl arguments;
 //! - [`gate`]: the interruptible lock the calls take; [`log`]: the per-item dmesg lines.
 //!
-//! An item and its file refer to each other (the item belongs to the file, the file's ledger
-//! lists its items); every other dependency goes one way.
+//! Every dependency between them goes one way: an item reaches the file it belongs to through
+//! the [`item::ItemOwner`] trait, which the file implements, so `item` does not import `file`.
 
 use crate::abi::{
     self,

@@ -107,7 +107,7 @@ impl OpenFile {
                         due_ns: AtomicI64::new(due_ns),
                         state: AtomicU8::new(initial),
                         queued_from: AtomicU32::new(0),
-                        file: this.into(),
+                        file: Arc::<OpenFile>::from(this),
                     }),
                     GFP_KERNEL,
                 )?;
@@ -186,7 +186,7 @@ impl OpenFile {
                 gone += 1;
             }
         }
-        // The rest started and are leaving (see `OpenFile::wait_go`).
+        // The rest started and are leaving (see `ItemOwner::wait_go` of `OpenFile`).
         for item in items.iter().take(armed) {
             while ledger.find_pending(item.id).is_some() {
                 me.changed.wait(&mut ledger);

@@ -11,6 +11,7 @@ use super::{
     gate::Gate,
     item::{
         Item,
+        ItemOwner,
         ABORTED,
         GO, //
     },
@@ -184,41 +185,6 @@ impl OpenFile {
         )
     }
 
-    /// Waits until the ENQUEUE call that made `item` has queued all its items. Returns
-    /// `false` if that call failed: the item is then forgotten and must do nothing.
-    pub(super) fn wait_go(&self, item: &Arc<Item>) -> bool {
-        let mut ledger = self.ledger.lock();
-        loop {
-            match item.state.load(Ordering::Acquire) {
-                GO => return true,
-                ABORTED => {
-                    ledger.retire(item.id);
-                    self.changed.notify_all();
-                    return false;
-                }
-                // Short: the ENQUEUE call is queueing its items and waits for nothing else.
-                _ => self.changed.wait(&mut ledger),
-            }
-        }
-    }
-
-    /// Records a finished item. Called by the item's work function.
-    pub(super) fn finished(&self, item: &Arc<Item>, result: WorkResult) {
-        let mut ledger = self.ledger.lock();
-        if !ledger.retire(item.id) {
-            // Cannot happen: a started item leaves `pending` only here.
-            return;
-        }
-        if ledger.results.push(result) {
-            ledger.stats.results_dropped += 1;
-            ledger.dropped_unread += 1;
-        }
-        ledger.stats.executed += 1;
-        self.changed.notify_all();
-        drop(ledger);
-        self.readable.notify_all();
-    }
-
     /// Waits for retired items to be completely done and frees them.
     pub(super) fn reap(&self) {
         let retired = {
@@ -315,5 +281,47 @@ impl OpenFile {
             ledger.next_id
         };
         self.wait_running(last, |_| true);
+    }
+}
+
+impl ItemOwner for OpenFile {
+    fn wait_go(&self, item: &Arc<Item>) -> bool {
+        let mut ledger = self.ledger.lock();
+        loop {
+            match item.state.load(Ordering::Acquire) {
+                GO => return true,
+                ABORTED => {
+                    ledger.retire(item.id);
+                    self.changed.notify_all();
+                    return false;
+                }
+                // Short: the ENQUEUE call is queueing its items and waits for nothing else.
+                _ => self.changed.wait(&mut ledger),
+            }
+        }
+    }
+
+    fn finished(&self, item: &Arc<Item>, result: WorkResult) {
+        let mut ledger = self.ledger.lock();
+        if !ledger.retire(item.id) {
+            // Cannot happen: a started item leaves `pending` only here.
+            return;
+        }
+        if ledger.results.push(result) {
+            ledger.stats.results_dropped += 1;
+            ledger.dropped_unread += 1;
+        }
+        ledger.stats.executed += 1;
+        self.changed.notify_all();
+        drop(ledger);
+        self.readable.notify_all();
+    }
+
+    fn device_state(&self) -> &DeviceState {
+        &self.device_state
+    }
+
+    fn device(&self) -> &Device {
+        &self.dev
     }
 }

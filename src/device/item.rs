@@ -3,8 +3,8 @@
 //! The test work item of `/dev/rust_wq` and the result it leaves when it has run.
 
 use super::{
-    file::OpenFile,
-    log, //
+    log,
+    state::DeviceState, //
 };
 use crate::abi::{
     self,
@@ -24,6 +24,7 @@ use core::sync::atomic::{
     Ordering, //
 };
 use kernel::{
+    device::Device,
     prelude::*,
     sync::Arc,
     time::{
@@ -46,6 +47,24 @@ pub(super) const ARMING: u8 = 0;
 pub(super) const GO: u8 = 1;
 /// [`Item::state`]: the ENQUEUE call failed; the item must not run.
 pub(super) const ABORTED: u8 = 2;
+
+/// What an item needs of the open file it belongs to: `OpenFile` (`file.rs`) implements it.
+///
+/// Through this trait the file's module depends on the item's, never the other way round.
+pub(super) trait ItemOwner: Send + Sync {
+    /// Waits until the ENQUEUE call that made `item` has queued all its items. Returns
+    /// `false` if that call failed: the item is then forgotten and must do nothing.
+    fn wait_go(&self, item: &Arc<Item>) -> bool;
+
+    /// Records a finished item and its result. Called by the item's work function.
+    fn finished(&self, item: &Arc<Item>, result: WorkResult);
+
+    /// The device-wide state (result sequence, log limit).
+    fn device_state(&self) -> &DeviceState;
+
+    /// The device, for log lines.
+    fn device(&self) -> &Device;
+}
 
 /// One test work item, always a delayed work (queued at once when its delay is zero).
 #[pin_data]
@@ -73,7 +92,7 @@ pub(crate) struct Item {
     /// `RES_FROM_*`: the context that queued (or armed) the item, stored before it is queued.
     pub(super) queued_from: AtomicU32,
     /// The open file the item belongs to.
-    pub(super) file: Arc<OpenFile>,
+    pub(super) file: Arc<dyn ItemOwner>,
 }
 
 impl_has_delayed_work! { impl HasDelayedWork for Item { self.dwork } }
@@ -97,7 +116,7 @@ impl DelayedWorkItem for Item {
             flags |= abi::RES_SLEPT;
         }
         let end = Instant::<Monotonic>::now();
-        let device_state = &this.file.device_state;
+        let device_state = this.file.device_state();
         let seq = device_state.seq.fetch_add(1, Ordering::Relaxed) + 1;
         let result = WorkResult {
             id: this.id,
@@ -111,7 +130,7 @@ impl DelayedWorkItem for Item {
             flags,
             reserved: 0,
         };
-        let dev = &this.file.dev;
+        let dev = this.file.device();
         if this.log && device_state.log_limit.allow(dev) {
             log::work_line(dev, &result);
         }
