@@ -424,9 +424,9 @@ bench_rust() { # bench_rust REP SET WQCTL-BENCH-ARGS...
 	if [ $rc -eq 0 ] && grep -q '^{.*}$' "$run_out"; then
 		printf '{"impl":"rust","set":"%s","rep":%d,"order":"%s",%s\n' "$set" "$rep" "$order" \
 			"$(cut -c2- "$run_out")" >>"$out/records.jsonl"
-		result ok "rust rep $rep $*"
+		result ok "rust rep $rep $set $*"
 	else
-		result "not ok" "rust rep $rep $*" "$([ $rc = 124 ] && echo "timed out after $limit s" || echo "status $rc")"
+		result "not ok" "rust rep $rep $set $*" "$([ $rc = 124 ] && echo "timed out after $limit s" || echo "status $rc")"
 		diag <"$run_out"
 		[ -f "$run_out.hang" ] && diag <"$run_out.hang"
 	fi

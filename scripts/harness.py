@@ -313,7 +313,7 @@ def guest(mode, kdir, res, timeout, stages):
 def from_guest(name, doc):
     """The guest's document of a stage, checked: what is wrong is added as failures."""
     s = Stage(name)
-    counts, errors = check_ktap(doc)
+    _, errors = check_ktap(doc)
     lines = doc.rstrip("\n").splitlines()
     if lines and lines[0].startswith("KTAP version"):
         lines = lines[1:]
