@@ -199,7 +199,7 @@ fn session_script(ctx: &Ctx) -> TestResult {
     l.exact(&format!("nr_cpu_ids    {}", i.nr_cpu_ids));
     l.exact(&format!(
         "online_cpus   {} (mask {:#x})",
-        wqctl::parse::format_cpus(&cpus),
+        wqctl::parse::format_cpus(cpus),
         i.online_cpus
     ));
     l.exact("max_count     1024");
