@@ -2,8 +2,8 @@
 //! test selection (`--list`, names), plan, one `ok`/`not ok` line a test with
 //! its diagnostics, skips and timing, and the outcomes a test returns.
 //!
-//! The output is KTAP version 1 on stdout; scripts/guest.sh (`ktap_leaves`)
-//! and scripts/stress-guest.sh read it.
+//! The output is KTAP version 1 on stdout; scripts/guest.sh nests it verbatim
+//! in its stage's document and scripts/harness.py checks it (plan, results).
 
 use crate::Errno;
 use std::any::Any;
