@@ -259,6 +259,9 @@ pub(crate) fn run(
         }
         run.left.fetch_add(1, SeqCst);
         let (r, o) = (run.clone(), out.clone());
+        // The thread's two uninterruptible waits (`start`, `stop`) are in a kernel thread, not in
+        // the user's task, and bounded: `start` is completed below (or, on an early return, by
+        // `release`), `stop` by `release` once every thread is done.
         let t = KThread::spawn_on(cpu, c"rust_wq_bench", move |_stop| {
             r.start.wait();
             let mut res = Ok(());
@@ -313,8 +316,9 @@ pub(crate) fn run(
     run.abort.store(false, SeqCst);
     run.start.complete_all();
     if let Err(e) = run.all_done.wait_killable() {
-        // Killed: the threads stop after their current round; wait for that (short), so that
-        // the items are idle before they are freed, and leave.
+        // Killed: the threads stop after their current round; wait for that, so that the items
+        // are idle before they are freed, and leave. Bounded: `abort` is set, so each thread
+        // finishes at most the one round it is in (one queue-and-run of an item, see `round`).
         run.abort.store(true, SeqCst);
         run.all_done.wait();
         for it in plain_items.iter() {

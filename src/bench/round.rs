@@ -250,6 +250,11 @@ fn arm(t: Target<'_>, it: &Arc<BenchDelayed>, delay: Delay) {
 /// Results that hand a pointer back (an `Err` from a refused enqueue, the `Some` of a cancel)
 /// are dropped after the timed region, so no destructor is timed. The field a call works on is
 /// taken before the first clock read, as the C twin has it in a register.
+///
+/// Runs only in the benchmark's kernel threads (`bench.rs`), never in the calling user's task.
+/// Its uninterruptible `done.wait()`s wait for the item this round has just queued, which runs
+/// at once (its function records a time and completes): each is bounded by one queue-and-run.
+/// The user's task waits for the threads killably (`all_done.wait_killable()` in `bench.rs`).
 pub(super) fn round(run: &Run, it: &Items, samples: &mut Samples) -> Result<u64> {
     let t = run.queues.target();
     let q = t.queue();
