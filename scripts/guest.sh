@@ -30,7 +30,7 @@
 set -uo pipefail
 export PATH="/usr/sbin:/sbin:/usr/bin:/bin:$PATH"
 
-mode="${1:?usage: guest.sh check|stress|run|bench|scan REPO [OUT]}"
+mode="${1:?usage: guest.sh check|stress|maxcpus|run|bench|scan REPO [OUT]}"
 repo="${2:?repo}"
 out="${3:-/tmp/rust_wq-results}"
 [ "$mode" = scan ] && exec bash "$repo/scripts/dmesg-scan.sh"
@@ -522,9 +522,45 @@ mode_bench() {
 	stage_end
 }
 
+# maxcpus: a short second boot of make check, with CPUs that are possible but
+# were never online (the kernel command line has maxcpus= and a KUnit filter):
+# the KUnit cases that need such a CPU, then unload, leaks and the log scan.
+mode_maxcpus() {
+	local why loaded=0 never
+	prepare
+	stage_begin kunit_maxcpus
+	never="$(comm -23 <(seq 0 $(($(nproc --all) - 1))) <(seq 0 $(($(nproc) - 1))) 2>/dev/null | tr '\n' ' ')"
+	if [ "$(cat /sys/devices/system/cpu/possible)" != "$(cat /sys/devices/system/cpu/online)" ]; then
+		result ok never_online_cpus
+		diag "possible: $(cat /sys/devices/system/cpu/possible), online: $(cat /sys/devices/system/cpu/online) ${never:+(offline: $never)}"
+	else
+		result "not ok" never_online_cpus "every possible CPU is online: the boot did not get maxcpus= below the vCPU count"
+	fi
+	info "insmod $ko (KUnit filter: $(tr ' ' '\n' </proc/cmdline | grep '^kunit.filter_glob=' || echo none))"
+	if why="$(do_insmod)"; then
+		loaded=1
+		kunit_suites
+		result ok insmod
+	else
+		result "not ok" rust_wq "not run: insmod failed"
+		result "not ok" insmod "insmod failed"
+		{ echo "$why"; log_since | tail -n 30; } | diag
+	fi
+	if [ $loaded = 1 ]; then
+		if why="$(do_rmmod)"; then result ok rmmod_clean; else
+			result "not ok" rmmod_clean; diag "$why"; fi
+	else
+		result "not ok" rmmod_clean "not run: insmod failed"
+	fi
+	check_kmemleak
+	stage_end
+	check_kernel_log
+}
+
 case "$mode" in
 check | stress) mode_tests ;;
+maxcpus) mode_maxcpus ;;
 run) mode_run ;;
 bench) mode_bench ;;
-*) echo "usage: guest.sh check|stress|run|bench|scan REPO [OUT]" >&2; exit 2 ;;
+*) echo "usage: guest.sh check|stress|maxcpus|run|bench|scan REPO [OUT]" >&2; exit 2 ;;
 esac

@@ -276,19 +276,23 @@ def boot(cmd, env, logpath):
         return p.wait(), tail
 
 
-def guest(mode, kdir, res, timeout, stages):
-    """Boots the VM with scripts/guest.sh MODE and collects its stage documents."""
-    out = os.path.join(res, "guest")
+def guest(mode, kdir, res, timeout, stages, extra_args="", tag=""):
+    """Boots the VM with scripts/guest.sh MODE and collects its stage documents.
+
+    extra_args: more kernel command-line options; tag: a suffix for the guest's
+    output directory and log, so that two boots of one run keep apart."""
+    out = os.path.join(res, "guest" + tag)
     os.makedirs(out, exist_ok=True)
     require = required_features(kdir)
-    kargs = vm_kernel_args(kdir)
+    kargs = " ".join(x for x in (vm_kernel_args(kdir), extra_args) if x)
+    vmlog = f"vm{tag}.log"
     progress(f"VM: booting {kdir} (timeout {timeout} s; required: {require or 'none'}; "
-             f"kernel args: {kargs or 'none'}; log: {os.path.relpath(res, ROOT)}/vm.log)")
+             f"kernel args: {kargs or 'none'}; log: {os.path.relpath(res, ROOT)}/{vmlog})")
     cmd = ["bash", "scripts/vm.sh", "--kdir", kdir, "--timeout", str(timeout), "--rwdir", out,
            "--append", kargs, "--", f"bash {ROOT}/scripts/guest.sh {mode} {ROOT} {out}"]
     env = dict(os.environ, RUST_WQ_REQUIRE=require)
     t0 = time.monotonic()
-    rc, tail = boot(cmd, env, os.path.join(res, "vm.log"))
+    rc, tail = boot(cmd, env, os.path.join(res, vmlog))
     progress(f"VM: finished in {time.monotonic() - t0:.0f} s (status {rc})")
     try:
         done = open(os.path.join(out, "done")).read().split()
@@ -338,6 +342,16 @@ def not_booted(stages, why):
 # --- make check -----------------------------------------------------------------
 
 GUEST_CHECK = ["kunit", "abi_check", "e2e", "stress", "unload_and_leaks", "log_scan"]
+GUEST_MAXCPUS = ["kunit_maxcpus", "log_scan"]
+# The KUnit cases of the maxcpus boot (kunit.filter_glob, suite.case).
+MAXCPUS_KUNIT = "rust_wq_races.enqueue_on_an_offline_cpu_is_refused"
+
+
+def suffixed(stage, tag):
+    """The stage, its name ending in tag (a second boot's log_scan beside the first's)."""
+    if not stage.name.endswith(tag):
+        stage.name += tag
+    return stage
 GUEST_STRESS = ["load", "stress", "unload_and_leaks", "log_scan"]
 
 
@@ -385,6 +399,11 @@ def check(args):
     else:
         guest_stages = guest("check", kdir, res, int(os.environ.get("RUST_WQ_CHECK_VM_TIMEOUT", 600)),
                              GUEST_CHECK)
+        # A second, short boot where some possible CPUs were never online (4 vCPUs,
+        # maxcpus=2): only the KUnit cases that need such a CPU run there.
+        guest_stages += [suffixed(s, "_maxcpus") for s in
+                         guest("maxcpus", kdir, res, 300, GUEST_MAXCPUS,
+                               "maxcpus=2 kunit.filter_glob=" + MAXCPUS_KUNIT, tag="_maxcpus")]
     progress(f"done in {time.monotonic() - START:.0f} s")
     return report("check", [setup, host] + guest_stages, res)
 

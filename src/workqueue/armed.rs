@@ -231,6 +231,35 @@ impl ArmedLists {
         n
     }
 
+    /// Walks every list under its lock and checks that the links agree with the counts: each
+    /// node's `prev` is the node before it, and the number of nodes reached is the list's
+    /// length. For tests and the torture runner; returns the number of nodes reached, or
+    /// `None` on the first inconsistency.
+    pub(crate) fn check(&self) -> Option<usize> {
+        let mut total = 0;
+        for list in self.lists.iter() {
+            let h = list.head.lock();
+            let mut prev: *const RawDelayed = ptr::null();
+            let mut p = h.first;
+            let mut n = 0;
+            while !p.is_null() {
+                // SAFETY: Linked nodes are alive and we hold the list lock.
+                let links = unsafe { (*p).links() };
+                if links.prev.get() != prev || n >= h.len {
+                    return None;
+                }
+                n += 1;
+                prev = p;
+                p = links.next.get();
+            }
+            if n != h.len {
+                return None;
+            }
+            total += n;
+        }
+        Some(total)
+    }
+
     /// How many items are linked right now (a snapshot, for tests and statistics).
     pub(crate) fn len(&self) -> usize {
         self.lists.iter().map(|l| l.len()).sum()

@@ -271,6 +271,12 @@ impl OwnedQueue {
         self.inner().armed.len()
     }
 
+    /// Walks the armed lists and checks their links against their counts (for tests and the
+    /// torture runner): the number of items reached, or `None` if the lists are inconsistent.
+    pub(crate) fn armed_check(&self) -> Option<usize> {
+        self.inner().armed.check()
+    }
+
     /// Waits until every queue dropped inside a work item has been destroyed and the function
     /// that destroyed it has returned. Modules that drop owned queues from work items call this
     /// before they unload. Sleeps.

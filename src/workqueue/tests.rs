@@ -19,6 +19,8 @@ mod misc;
 mod owned;
 #[path = "tests/pointers.rs"]
 mod pointers;
+#[path = "tests/races.rs"]
+mod races;
 #[path = "tests/scoped.rs"]
 mod scoped;
 

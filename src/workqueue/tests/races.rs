@@ -1,0 +1,392 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Suite `rust_wq_races`: the bugs of the 2026-12 review that need two actors or two APIs
+//! (P1, P4-P7; P2 and P3 are compile-fail cases in `tests/compile_fail/`). Each case failed,
+//! splatted or hung (caught by a bounded wait) before its fix.
+//!
+//! A case that could block forever runs the blocking part in a kthread and waits a bounded time.
+
+#[kernel::prelude::kunit_tests(rust_wq_races)]
+mod tests {
+    use super::super::{
+        slow_item,
+        wait_until,
+        DropCount, //
+    };
+    use crate::kthread::KThread;
+    use crate::workqueue::work::WorkOps; // BEFORE-ONLY
+    use crate::workqueue::{
+        cpu,
+        impl_has_delayed_work,
+        impl_has_work,
+        new_delayed_work,
+        new_work,
+        system_dfl,
+        work_on_cpu,
+        Delay,
+        DelayedWork,
+        DelayedWorkItem,
+        OwnedQueue,
+        Work,
+        WorkItem, //
+    };
+    use core::sync::atomic::{
+        AtomicBool,
+        AtomicU32,
+        Ordering::SeqCst, //
+    };
+    use kernel::{
+        bindings,
+        prelude::*,
+        sync::Arc,
+        time::{
+            delay::fsleep,
+            Delta, //
+        },
+    };
+
+    /// A delayed item counting its runs and drops.
+    #[pin_data]
+    struct D {
+        #[pin]
+        w: DelayedWork<D>,
+        runs: AtomicU32,
+        sleep_ms: u32,
+        _drops: DropCount,
+    }
+    impl_has_delayed_work! { impl HasDelayedWork for D { self.w } }
+    impl DelayedWorkItem for D {
+        type Pointer = Arc<D>;
+        fn run(this: Arc<D>) {
+            this.runs.fetch_add(1, SeqCst);
+            if this.sleep_ms > 0 {
+                fsleep(Delta::from_millis(i64::from(this.sleep_ms)));
+            }
+        }
+    }
+
+    fn d(drops: &'static AtomicU32, sleep_ms: u32) -> Result<Arc<D>> {
+        Arc::pin_init(
+            pin_init!(D {
+                w <- new_delayed_work!("races::D::w"),
+                runs: AtomicU32::new(0),
+                sleep_ms,
+                _drops: DropCount(drops),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    const HOUR_MS: u32 = 3_600_000;
+
+    /// P1: dropping an owned queue while another context re-arms one of its just-cancelled
+    /// items on a second queue. The drop used to chain cancelled items through their own links
+    /// and walk the chain after dropping the locks; the re-arm rewrote the chain, so the drop
+    /// released an item of the *other* queue and cut that queue's armed list.
+    #[test]
+    fn drop_while_an_item_is_rearmed_on_another_queue() -> Result {
+        static DROPS: AtomicU32 = AtomicU32::new(0);
+        const FILL: u32 = 2000;
+        const ROUNDS: u32 = 5;
+        let c = cpu::online_cpu(0)?;
+        for _ in 0..ROUNDS {
+            DROPS.store(0, SeqCst);
+            let q1 = Arc::new(
+                OwnedQueue::builder().unbound().build(fmt!("rust_wq_t_p1a"))?,
+                GFP_KERNEL,
+            )?;
+            let q2 = Arc::new(
+                OwnedQueue::builder().unbound().build(fmt!("rust_wq_t_p1b"))?,
+                GFP_KERNEL,
+            )?;
+            let x = d(&DROPS, 0)?;
+            let m = d(&DROPS, 0)?;
+            let mut fillers = KVec::with_capacity(FILL as usize, GFP_KERNEL)?;
+            for _ in 0..FILL {
+                fillers.push(d(&DROPS, 0)?, GFP_KERNEL)?;
+            }
+            let long = Delay::from_millis(HOUR_MS)?;
+            // On one CPU's list of q1: the fillers, then `x` at the head, so `x` is cancelled
+            // first and the fillers keep the drop busy afterwards. On the same CPU's list of
+            // q2: `m`, so a re-arm of `x` there links `x` in front of `m`.
+            let started = Arc::new(AtomicBool::new(false), GFP_KERNEL)?;
+            let rearmed = Arc::new(AtomicBool::new(false), GFP_KERNEL)?;
+            let (q1t, q2t, xt, mt, st, rt) = (
+                q1.clone(),
+                q2.clone(),
+                x.clone(),
+                m.clone(),
+                started.clone(),
+                rearmed.clone(),
+            );
+            let fl = {
+                let mut v = KVec::with_capacity(FILL as usize, GFP_KERNEL)?;
+                for f in fillers.iter() {
+                    v.push(f.clone(), GFP_KERNEL)?;
+                }
+                v
+            };
+            // The arming thread, bound to `c`: arms the fillers and `x` on q1 and `m` on q2,
+            // then tries to re-arm `x` on q2 until the drop has cancelled it on q1.
+            let t = KThread::spawn_on(c, c"rust_wq_p1", move |stop| {
+                for f in fl.into_iter() {
+                    let _ = q1t.enqueue_delayed(f, long);
+                }
+                let _ = q1t.enqueue_delayed(xt.clone(), long);
+                // The test thread's reference is the last: its drop destroys q1.
+                drop(q1t);
+                let _ = q2t.enqueue_delayed(mt, long);
+                st.store(true, SeqCst);
+                while !stop.should_stop() {
+                    match q2t.enqueue_delayed(xt.clone(), long) {
+                        Ok(()) => {
+                            rt.store(true, SeqCst);
+                            break;
+                        }
+                        Err(e) => drop(e),
+                    }
+                }
+                while !stop.should_stop() {
+                    crate::kthread::yield_cpu();
+                }
+            })?;
+            assert!(wait_until(5000, || started.load(SeqCst)));
+            drop(q1);
+            assert!(wait_until(5000, || rearmed.load(SeqCst)));
+            drop(t);
+            // q2 holds exactly `m` and `x`, both reachable through its lists, and both pending.
+            let reachable = q2.armed_check();
+            assert_eq!(reachable, Some(2));
+            assert_eq!(q2.armed(), 2);
+            assert!(m.w.is_pending());
+            assert!(x.w.is_pending());
+            // Dropping q2 (the kthread's reference went with it) gives both back; then every
+            // item is dropped exactly once.
+            drop(q2);
+            drop(x);
+            drop(m);
+            drop(fillers);
+            assert_eq!(DROPS.load(SeqCst), FILL + 2);
+        }
+        Ok(())
+    }
+
+    /// P4: a work item on a `WQ_MEM_RECLAIM` queue cancels a delayed sibling that is running
+    /// (a) on a queue without `WQ_MEM_RECLAIM`, (b) on the same rescuer queue. Waiting with
+    /// `flush_work()` gave C's "WQ_MEM_RECLAIM .. is flushing !WQ_MEM_RECLAIM" WARN, and
+    /// lockdep's "possible recursive locking detected" on the queue's map; C's
+    /// `cancel_delayed_work_sync()` in the same place is silent. The log scan is the check.
+    #[test]
+    fn delayed_cancel_sync_from_a_reclaim_queue_is_silent() -> Result {
+        static DROPS: AtomicU32 = AtomicU32::new(0);
+
+        #[pin_data]
+        struct X {
+            #[pin]
+            work: Work<X>,
+            target: Arc<D>,
+            sync_disable: bool,
+            done: AtomicBool,
+        }
+        impl_has_work! { impl HasWork<Self> for X { self.work } }
+        impl WorkItem for X {
+            type Pointer = Arc<X>;
+            fn run(this: Arc<X>) {
+                // Wait (bounded) until the sibling runs, then cancel it from here.
+                let _ = wait_until(2000, || this.target.runs.load(SeqCst) > 0);
+                if this.sync_disable {
+                    drop(this.target.w.disable_sync());
+                    this.target.w.enable();
+                } else {
+                    drop(this.target.w.cancel_sync());
+                }
+                this.done.store(true, SeqCst);
+            }
+        }
+        let x = |target: Arc<D>, sync_disable| {
+            Arc::pin_init(
+                pin_init!(X {
+                    work <- new_work!("races::X::work"),
+                    target,
+                    sync_disable,
+                    done: AtomicBool::new(false),
+                }),
+                GFP_KERNEL,
+            )
+        };
+        let r = OwnedQueue::builder()
+            .unbound()
+            .mem_reclaim()
+            .max_active(4)?
+            .build(fmt!("rust_wq_t_p4"))?;
+        // (a) The sibling runs on system_dfl_wq (no WQ_MEM_RECLAIM).
+        for sync_disable in [false, true] {
+            let dd = d(&DROPS, 200)?;
+            assert!(system_dfl().enqueue_delayed(dd.clone(), Delay::ZERO).is_ok());
+            let xa = x(dd.clone(), sync_disable)?;
+            assert!(r.enqueue(xa.clone()).is_ok());
+            assert!(wait_until(5000, || xa.done.load(SeqCst)));
+            assert!(!dd.w.is_running());
+        }
+        // (b) Both on the rescuer queue.
+        for sync_disable in [false, true] {
+            let dd = d(&DROPS, 200)?;
+            assert!(r.enqueue_delayed(dd.clone(), Delay::ZERO).is_ok());
+            let xb = x(dd.clone(), sync_disable)?;
+            assert!(r.enqueue(xb.clone()).is_ok());
+            assert!(wait_until(5000, || xb.done.load(SeqCst)));
+            assert!(!dd.w.is_running());
+        }
+        r.flush();
+        Ok(())
+    }
+
+    /// An item that re-queues itself once from `run` (on `system_dfl_wq`) after sleeping.
+    #[pin_data]
+    struct Again {
+        #[pin]
+        work: Work<Again>,
+        runs: AtomicU32,
+        requeued: AtomicU32,
+    }
+    impl_has_work! { impl HasWork<Self> for Again { self.work } }
+    impl WorkItem for Again {
+        type Pointer = Arc<Again>;
+        fn run(this: Arc<Again>) {
+            this.runs.fetch_add(1, SeqCst);
+            fsleep(Delta::from_millis(100));
+            if this.requeued.fetch_add(1, SeqCst) == 0 {
+                let _ = system_dfl().enqueue(this);
+            }
+        }
+    }
+
+    /// P5: a plain `enable()` racing a `cancel_sync()` undid C's internal disable: "work disable
+    /// count underflowed" when `cancel_sync` enabled afterwards, and the running instance could
+    /// re-queue itself before `cancel_sync` returned. Also: disables have a cap below C's
+    /// (C warns "overflowed" past 65535).
+    #[test]
+    fn enable_racing_cancel_sync_keeps_the_contract() -> Result {
+        let a = Arc::pin_init(
+            pin_init!(Again {
+                work <- new_work!("races::Again::work"),
+                runs: AtomicU32::new(0),
+                requeued: AtomicU32::new(0),
+            }),
+            GFP_KERNEL,
+        )?;
+        assert!(system_dfl().enqueue(a.clone()).is_ok());
+        assert!(wait_until(2000, || a.runs.load(SeqCst) > 0));
+        // Another thread calls `enable()` over and over while we cancel.
+        let b = a.clone();
+        // Another online CPU than ours if there is one, so that the two really race.
+        let me = kernel::cpu::CpuId::current().as_u32();
+        let c = (1..cpu::nr_cpu_ids())
+            .map(|i| (me + i) % cpu::nr_cpu_ids())
+            .find_map(|i| cpu::online_cpu(i).ok())
+            .unwrap_or(kernel::cpu::CpuId::current());
+        let t = KThread::spawn_on(c, c"rust_wq_p5", move |stop| {
+            while !stop.should_stop() {
+                let _ = b.work.enable();
+                crate::kthread::schedule_point();
+            }
+        })?;
+        drop(a.work.cancel_sync());
+        // C's contract: neither pending nor running on return (nobody else queued it).
+        let pending = a.work.is_pending();
+        let running = a.work.is_running();
+        drop(t);
+        assert!(!pending);
+        assert!(!running);
+        // Clean up a re-queued instance, if the bug let one through.
+        drop(a.work.cancel_sync());
+        // The cap: far more disables than C counts. C warns past 65535; the layer stops
+        // counting at its cap (below C's), so as many enables as that make it queueable again.
+        for _ in 0..70_000u32 {
+            drop(a.work.disable());
+        }
+        let mut enables = 1u32;
+        while !a.work.enable() && enables < 70_000 {
+            enables += 1;
+        }
+        assert!(enables <= 0x7fff);
+        assert!(system_dfl().enqueue(a.clone()).is_ok());
+        a.work.flush();
+        drop(a.work.cancel_sync());
+        Ok(())
+    }
+
+    /// P6: `enqueue_on` a CPU that is offline. C accepts a CPU that went offline (the item runs
+    /// elsewhere), but an item queued on a possible CPU that was never online never runs, and
+    /// a flush of it hangs ("BUG: workqueue lockup"). The layer now refuses every offline CPU
+    /// (`Offline`, the pointer back), as its delayed `_on` calls do. The VM boot with
+    /// `maxcpus=` has never-online CPUs; the other boots take a CPU down for the case.
+    #[test]
+    fn enqueue_on_an_offline_cpu_is_refused() -> Result {
+        let n = cpu::nr_cpu_ids();
+        // A possible CPU that is offline now (never online, in a `maxcpus=` boot), if any.
+        let mut target = None;
+        for c in 1..n {
+            let id = cpu::cpu_id(c)?;
+            // SAFETY: `__cpu_possible_mask` is a C global that lives for the whole uptime and
+            // is only changed during early boot.
+            let possible = unsafe {
+                kernel::cpumask::Cpumask::from_raw(core::ptr::addr_of!(
+                    bindings::__cpu_possible_mask
+                ))
+            };
+            if possible.test(id) && !cpu::is_online(id) {
+                target = Some((c, false));
+                break;
+            }
+        }
+        if target.is_none() {
+            let last = n - 1;
+            // SAFETY: `remove_cpu` may sleep, which a KUnit case may; `last` is a valid CPU.
+            if last == 0 || unsafe { bindings::remove_cpu(last) } != 0 {
+                return Err(ENODEV);
+            }
+            target = Some((last, true));
+        }
+        let Some((c, taken_down)) = target else {
+            return Err(ENODEV);
+        };
+        let item = slow_item(0)?;
+        let r = crate::workqueue::system_percpu().enqueue_on(cpu::cpu_id(c)?, item.clone());
+        let refused = r.is_err();
+        let ran = if refused {
+            false
+        } else {
+            wait_until(2000, || item.runs.load(SeqCst) > 0)
+        };
+        // Never leave an item behind that cannot run.
+        drop(item.work.cancel());
+        if taken_down {
+            // SAFETY: As above; brings back the CPU this case took down.
+            unsafe { bindings::add_cpu(c) };
+        }
+        assert!(refused);
+        let _ = ran;
+        Ok(())
+    }
+
+    /// P7: `work_on_cpu!` inside `work_on_cpu!`, and a closure that takes the CPU-hotplug read
+    /// lock. Holding `cpus_read_lock()` across the wait made both a lockdep cycle (and a real
+    /// deadlock against a waiting hotplug writer). The log scan is the check for lockdep.
+    #[test]
+    fn work_on_cpu_nests_and_may_take_the_hotplug_lock() -> Result {
+        let last = cpu::nr_cpu_ids() - 1;
+        let other = if cpu::online_cpu(last).is_ok() { last } else { 0 };
+        let v = work_on_cpu!(0, || work_on_cpu!(other, || 42u32))?;
+        assert_eq!(v.ok(), Some(42));
+        let w = work_on_cpu!(other, || {
+            // SAFETY: Sleeping is allowed in the worker; released right below.
+            unsafe { bindings::cpus_read_lock() };
+            // SAFETY: Taken above by this thread.
+            unsafe { bindings::cpus_read_unlock() };
+            7u32
+        })?;
+        assert_eq!(w, 7);
+        Ok(())
+    }
+}
