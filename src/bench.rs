@@ -109,11 +109,11 @@ pub(crate) enum Op {
     CancelSyncIdle,
     /// Arm untimed, `DelayedWork::cancel_sync`.
     CancelSyncArmed,
-    /// `WorkOps::flush` of an idle item.
+    /// `Work::flush` of an idle item.
     FlushIdle,
-    /// `WorkOps::disable` of an idle item, then enable untimed.
+    /// `Work::disable` of an idle item, then enable untimed.
     Disable,
-    /// Disable untimed, then `WorkOps::enable`.
+    /// Disable untimed, then `Work::enable`.
     Enable,
     /// `StaticWork::enqueue` (C's `DECLARE_WORK` item), then flush it untimed.
     Static,

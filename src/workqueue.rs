@@ -9,7 +9,7 @@
 //! | file | what |
 //! |---|---|
 //! | `pointer.rs` | [`WorkPointer`]: `Arc`, `Pin<KBox<_>>`, `ARef` as the pointer a queue holds |
-//! | `work.rs` | [`WorkOps`] on upstream's [`Work`]: `cancel`, `cancel_sync`, `disable(_sync)`, `enable`, `flush`, `is_pending` |
+//! | `work.rs` | [`Work`], [`WorkItem`]: plain items; `cancel`, `cancel_sync`, `disable(_sync)`, `enable` (tracked depth), `flush`, `is_pending` |
 //! | `delayed.rs`, `arm.rs`, `delay.rs` | [`DelayedWork`] (tracked `delayed_work`), arming it, [`Delay`] |
 //! | `field.rs` | [`HasWorkField`]: finding a work field in its item and back ([`impl_has_work_field!`]) |
 //! | `armed.rs` | how an owned queue knows the items armed on it (intrusive, per-CPU, IRQ-safe) |
@@ -91,12 +91,6 @@ pub(crate) use field::{
     impl_has_work_field,
     HasWorkField, //
 };
-pub(crate) use kernel::workqueue::{
-    impl_has_work,
-    new_work,
-    Work,
-    WorkItem, //
-};
 pub(crate) use on_cpu::work_on_cpu;
 pub(crate) use owned::OwnedQueue;
 pub(crate) use queue::Queue;
@@ -129,8 +123,11 @@ pub(crate) use system::{
     system_power_efficient, //
 };
 pub(crate) use work::{
+    impl_has_work,
+    new_work,
     EnqueueError,
-    WorkOps, //
+    Work,
+    WorkItem, //
 };
 
 /// Facts about the calling context, for work functions that want to check where they run.

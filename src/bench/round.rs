@@ -15,7 +15,9 @@ use crate::workqueue::{
     self as wq,
     declare_work,
     impl_has_delayed_work,
+    impl_has_work,
     new_delayed_work,
+    new_work,
     CpuId,
     Delay,
     DelayedWork,
@@ -23,8 +25,7 @@ use crate::workqueue::{
     OwnedQueue,
     Queue,
     Work,
-    WorkItem,
-    WorkOps, //
+    WorkItem, //
 };
 use core::sync::atomic::{
     AtomicU64,
@@ -32,11 +33,7 @@ use core::sync::atomic::{
 };
 use kernel::{
     prelude::*,
-    sync::Arc,
-    workqueue::{
-        impl_has_work,
-        new_work, //
-    },
+    sync::Arc, //
 };
 
 /// The delay of armed items: long enough never to fire during a round (as in the C twin).

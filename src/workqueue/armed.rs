@@ -133,14 +133,21 @@ impl ArmedList {
 
     /// Empties the list. For each item, `f` is called with the item lock and the list lock held,
     /// after the item is unlinked (its `armed_on` is already cleared); `f` returns whether the
-    /// item's pointer is now owned by the caller, in which case it is chained into `released`
-    /// through its links, to be given back after all locks are dropped.
-    fn drain_with(&self, mut f: impl FnMut(&RawDelayed) -> bool, released: &mut Released) {
+    /// item's pointer is now owned by the caller, in which case it is given back (dropped) right
+    /// after both locks are released, before the next item is looked at. Returns how many were
+    /// given back.
+    ///
+    /// Nothing of the item is used once its lock is dropped: from then on anyone holding another
+    /// reference may arm it again, on any queue, and that writes its links under that queue's
+    /// list lock. (An earlier version chained the taken-over items through their own links and
+    /// walked the chain after the loop; a concurrent re-arm elsewhere rewrote the chain.)
+    fn drain_with(&self, mut f: impl FnMut(&RawDelayed) -> bool) -> usize {
+        let mut released = 0;
         loop {
             let mut h = self.head.lock();
             let first = h.first;
             if first.is_null() {
-                return;
+                return released;
             }
             // SAFETY: Linked nodes are alive while they are linked and we hold the list lock.
             let node = unsafe { &*first };
@@ -153,10 +160,18 @@ impl ArmedList {
             // SAFETY: `node` is on this list and we hold its lock.
             unsafe { Self::unlink(&mut h, node) };
             track.armed_on = ptr::null();
-            if f(node) {
-                // The node is unlinked, so its links are free; nobody else uses them.
-                node.links().next.set(released.0);
-                released.0 = node;
+            let owned = f(node);
+            // Keep only the address: once the locks are dropped the item is touched again only
+            // if we own its pointer (which keeps it alive).
+            let node: *const RawDelayed = node;
+            drop(track);
+            drop(h);
+            if owned {
+                // SAFETY: `f` took over the queue's pointer to this item (a successful cancel);
+                // it is given back once, here, with no lock held. The item is alive: that
+                // pointer keeps it so until this call.
+                unsafe { (*node).release() };
+                released += 1;
             }
         }
     }
@@ -167,29 +182,11 @@ impl ArmedList {
     }
 }
 
-/// Items whose pointers were taken over while draining, chained through their links.
-pub(crate) struct Released(*const RawDelayed);
-
-impl Released {
-    /// Gives every chained pointer back (drops it). Call with no lock held.
-    fn release_all(mut self) {
-        while !self.0.is_null() {
-            // SAFETY: Chained nodes are alive: their pointer is owned by this chain.
-            let node = unsafe { &*self.0 };
-            let next = node.links().next.get();
-            node.links().next.set(ptr::null());
-            // SAFETY: The chain owns this item's pointer (taken over by a cancel), once.
-            unsafe { node.release() };
-            self.0 = next;
-        }
-    }
-}
-
 /// The armed lists of one owned queue, one per possible CPU.
 ///
 /// # Invariants
 ///
-/// `lists` has `nr_cpu_ids` entries; each is pinned (boxed) and never moves.
+/// `lists` has `nr_cpu_ids` entries (at least one); each is pinned (boxed) and never moves.
 pub(crate) struct ArmedLists {
     lists: KVec<Pin<KBox<ArmedList>>>,
 }
@@ -198,6 +195,9 @@ impl ArmedLists {
     /// Allocates the lists (the only allocation: at queue creation).
     pub(crate) fn new() -> Result<Self> {
         let n = kernel::cpu::nr_cpu_ids() as usize;
+        if n == 0 {
+            return Err(kernel::error::code::EINVAL);
+        }
         let mut lists = KVec::with_capacity(n, GFP_KERNEL)?;
         for _ in 0..n {
             lists.push(KBox::pin_init(ArmedList::new(), GFP_KERNEL)?, GFP_KERNEL)?;
@@ -209,26 +209,17 @@ impl ArmedLists {
     /// The list for the CPU running the caller. Call with interrupts off (under an item lock).
     pub(crate) fn local(&self) -> &ArmedList {
         let cpu = kernel::cpu::CpuId::current().as_u32() as usize;
-        // `cpu < nr_cpu_ids == lists.len()` by the invariant; fall back to list 0 regardless.
-        self.lists.get(cpu).unwrap_or(&self.lists[0])
+        // `cpu < nr_cpu_ids == lists.len()` by the invariant; the modulo only keeps the index
+        // in range without a panic path.
+        let i = cpu.checked_rem(self.lists.len()).unwrap_or(0);
+        // SAFETY: `lists.len() >= 1` (invariant), so `i` (a remainder, or 0) is in range.
+        unsafe { self.lists.get_unchecked(i) }
     }
 
-    /// Empties every list with `f` (see [`ArmedList::drain_with`]), then gives the taken-over
-    /// pointers back with no lock held. Returns how many were given back.
+    /// Empties every list with `f` (see [`ArmedList::drain_with`]), giving each taken-over
+    /// pointer back as soon as its locks are dropped. Returns how many were given back.
     pub(crate) fn drain_with(&self, mut f: impl FnMut(&RawDelayed) -> bool) -> usize {
-        let mut released = Released(ptr::null());
-        for list in self.lists.iter() {
-            list.drain_with(&mut f, &mut released);
-        }
-        let mut n = 0;
-        let mut p = released.0;
-        while !p.is_null() {
-            n += 1;
-            // SAFETY: Chained nodes are alive (their pointers are owned by the chain).
-            p = unsafe { (*p).links().next.get() };
-        }
-        released.release_all();
-        n
+        self.lists.iter().map(|list| list.drain_with(&mut f)).sum()
     }
 
     /// Walks every list under its lock and checks that the links agree with the counts: each

@@ -9,19 +9,22 @@ use super::{
     EnqueueError, //
 };
 use core::ptr::NonNull;
-use kernel::{
-    bindings,
-    workqueue::{
-        HasWork,
-        WorkItem, //
-    },
+use super::work::{
+    HasWork,
+    WorkItem, //
 };
+use kernel::bindings;
 
 /// Marks a work item type whose `run` never sleeps, so that it may run on a BH queue.
 ///
 /// Give such types their own `new_work!` call sites: lockdep tracks each site's lock class, and
 /// a class used both in softirq and in process context is reported as inconsistent.
-pub(crate) trait BhWorkItem<const ID: u64 = 0> {}
+///
+/// # Safety
+///
+/// The item's `run` (for work field `ID`) never sleeps and does nothing else that is invalid
+/// in softirq context: on a BH queue it runs in softirq context, where sleeping is a bug.
+pub(crate) unsafe trait BhWorkItem<const ID: u64 = 0> {}
 
 /// A borrowed bottom-half queue ([`super::system_bh`], or an owned one's).
 ///
@@ -45,7 +48,7 @@ impl BhQueue {
     /// Queues a non-sleeping item to run in softirq context (`queue_work()` on a BH queue).
     pub(crate) fn enqueue<P, T, const ID: u64>(&self, p: P) -> Result<(), EnqueueError<P>>
     where
-        T: WorkItem<ID, Pointer = P> + HasWork<T, ID> + BhWorkItem<ID>,
+        T: WorkItem<ID, Pointer = P> + HasWork<ID> + BhWorkItem<ID>,
         P: WorkPointer<T> + Send + 'static,
     {
         self.0.enqueue::<P, T, ID>(p)

@@ -18,6 +18,11 @@ use super::{
     pointer::WorkPointer,
     queue::Queue,
     raw,
+    work::{
+        HasWork,
+        Work,
+        WorkItem, //
+    },
     EnqueueError,
     OwnedQueue,
     MAX_ACTIVE, //
@@ -28,12 +33,7 @@ use kernel::{
     cpumask::Cpumask,
     error::code::*,
     prelude::*,
-    str::Formatter,
-    workqueue::{
-        HasWork,
-        Work,
-        WorkItem, //
-    },
+    str::Formatter, //
 };
 
 /// The longest worker description C keeps, with its NUL (`WORKER_DESC_LEN`).
@@ -97,7 +97,7 @@ impl OwnedQueue {
         p: P,
     ) -> Result<(), NodeError<P>>
     where
-        T: WorkItem<ID, Pointer = P> + HasWork<T, ID>,
+        T: WorkItem<ID, Pointer = P> + HasWork<ID>,
         P: WorkPointer<T> + Send + 'static,
     {
         if self.flags() & bindings::wq_flags_WQ_UNBOUND == 0 {

@@ -2,12 +2,16 @@
 
 //! CPU numbers for the `_on` calls: [`CpuId`] (a valid CPU) and online checks.
 //!
-//! Immediate `enqueue_on` takes a [`CpuId`], a proof that the number is below `nr_cpu_ids`,
-//! which is cheap and works with preemption or interrupts off. C's `queue_work_on()` accepts an
-//! offline CPU (the item then runs on some other CPU), so that is not an error there.
+//! The `_on` calls take a [`CpuId`], a proof that the number is below `nr_cpu_ids`, and check
+//! that the CPU is online. C's `queue_work_on()` accepts a CPU that went offline (the item then
+//! runs on some other CPU), but an item queued on a possible CPU that was never online never
+//! runs: no worker pool has a worker there, so a flush of it hangs and the workqueue watchdog
+//! reports a lockup (C's comment above `queue_work_on()`: "callers specifying a CPU that never
+//! has been online will get a splat"). Delayed `_on` calls need the CPU online when the timer is
+//! armed (C warns otherwise).
 //!
-//! Delayed `_on` calls need the CPU online when the timer is armed (C warns otherwise). This
-//! layer checks that with interrupts off, under the item's lock: taking a CPU down runs a
+//! This layer checks with interrupts off (under the item's lock, or with
+//! `local_interrupt_disable()`): taking a CPU down runs a
 //! stop-machine step on every CPU, which cannot happen while this CPU has interrupts off, so the
 //! CPU stays online for the call without the CPU-hotplug lock (which could self-deadlock if
 //! nested, and cannot be taken in atomic context). An offline CPU gives `ENODEV`.

@@ -216,7 +216,9 @@ pub(crate) struct DelayedWork<T, const ID: u64 = 0> {
 }
 
 // SAFETY: The C `delayed_work` may be used from any thread; the Rust state is behind the item
-// lock, and the links are only touched under a list lock. `T` is not contained.
+// lock, and the links are only touched under the lock of the list the item is on (armed.rs: a
+// drain gives an item back before dropping its locks, and never touches it afterwards). `T` is
+// not contained.
 unsafe impl<T, const ID: u64> Send for DelayedWork<T, ID> {}
 // SAFETY: As above: every `&self` method locks, or calls C functions that lock.
 unsafe impl<T, const ID: u64> Sync for DelayedWork<T, ID> {}
@@ -342,8 +344,8 @@ where
     /// Disables the item, cancelling it if pending (C's `disable_delayed_work()`); disables
     /// nest. Callable from any context. Returns the queue's pointer if the item was pending.
     ///
-    /// C counts at most 65535 nested disables (and warns past that): at that depth this only
-    /// cancels.
+    /// Disables nest up to [`MAX_DISABLE_DEPTH`](super::work::MAX_DISABLE_DEPTH) (half of C's
+    /// limit, see there): at that depth this only cancels.
     pub(crate) fn disable(&self) -> Option<T::Pointer> {
         self.disable_counted().0
     }
@@ -351,7 +353,7 @@ where
     /// [`DelayedWork::disable`], also saying whether the depth went up.
     fn disable_counted(&self) -> (Option<T::Pointer>, bool) {
         let mut t = self.raw.track.lock();
-        let counted = t.disabled < u32::from(u16::MAX);
+        let counted = t.disabled < super::work::MAX_DISABLE_DEPTH;
         // SAFETY: `dwork` is initialised; neither call sleeps.
         let was_pending = unsafe {
             if counted {
@@ -388,10 +390,27 @@ where
     }
 
     /// Waits for a running instance to finish (the waiting half of the `_sync` operations).
-    fn wait_running(&self) {
-        // SAFETY: `work()` is initialised; `flush_work` sleeps, which the callers allow. The
-        // item is not pending here (just cancelled or disabled), so this only waits.
-        unsafe { bindings::flush_work(self.raw.work()) };
+    ///
+    /// The caller has just disabled or cancelled the item under its lock, so its timer is
+    /// idle. This waits with C's cancel semantics (`cancel_work_sync()` on the inner
+    /// `work_struct`, `__flush_work(.., from_cancel = true)`), as `cancel_delayed_work_sync()`
+    /// does: `flush_work()` would add the flush-dependency check ("WQ_MEM_RECLAIM .. is
+    /// flushing !WQ_MEM_RECLAIM") and a lockdep acquisition of the queue's map, which give a
+    /// WARN, or lockdep's "possible recursive locking", when a work item cancels a sibling on
+    /// a rescuer queue. C's "not for `delayed_work`" rule for `cancel_work_sync()` exists for an
+    /// armed timer, which this item does not have. Returns whether the item was pending again
+    /// (a running instance re-queued itself; possible only if the caller's disable was not
+    /// counted, at the depth cap): then the queue's pointer is the caller's.
+    fn wait_running(&self) -> bool {
+        // SAFETY: `work()` is initialised and its timer idle (see above); we may sleep (the
+        // callers allow it). C's own disable for the wait is not counted in `track.disabled`.
+        let again = unsafe { bindings::cancel_work_sync(self.raw.work()) };
+        if again {
+            // The timer is idle, so the item was queued directly: unlink a stale link.
+            let mut t = self.raw.track.lock();
+            self.raw.settle(&mut t);
+        }
+        again
     }
 
     /// Cancels the item and waits for a running instance (C's `cancel_delayed_work_sync()`).
@@ -401,11 +420,12 @@ where
     pub(crate) fn cancel_sync(&self) -> Option<T::Pointer> {
         kernel::task::might_sleep();
         let (p, counted) = self.disable_counted();
-        self.wait_running();
+        let again = self.wait_running();
         if counted {
             self.enable();
         }
-        p
+        // SAFETY: `again`: the cancel in `wait_running` succeeded.
+        Self::one_of(p, again.then(|| unsafe { self.take_back() }))
     }
 
     /// Disables the item and waits for a running instance (C's `disable_delayed_work_sync()`).
@@ -413,8 +433,22 @@ where
     pub(crate) fn disable_sync(&self) -> Option<T::Pointer> {
         kernel::task::might_sleep();
         let p = self.disable();
-        self.wait_running();
-        p
+        let again = self.wait_running();
+        // SAFETY: `again`: the cancel in `wait_running` succeeded.
+        Self::one_of(p, again.then(|| unsafe { self.take_back() }))
+    }
+
+    /// The pointer a `_sync` call gives back. Two exist only at the disable-depth cap, when a
+    /// running instance re-queued itself during the wait: the second is dropped here (the
+    /// caller may sleep, so it holds no spinlock).
+    fn one_of(p: Option<T::Pointer>, again: Option<T::Pointer>) -> Option<T::Pointer> {
+        match (p, again) {
+            (Some(p), again) => {
+                drop(again);
+                Some(p)
+            }
+            (None, again) => again,
+        }
     }
 
     /// Fires a pending timer now and waits until the item has run (C's

@@ -177,10 +177,14 @@ impl OwnedQueue {
     /// then waits until the queue is empty, including work that
     /// its items queue on it meanwhile (C's `drain_workqueue()`). Sleeps.
     ///
-    /// C warns when a timer fires into a draining queue and drops that item; firing the timers
-    /// first means none is armed during the drain. Arming new delayed work on this queue while
-    /// it drains is the caller's bug, as in C (`drain()` is meant for shutting a queue down).
-    pub(crate) fn drain(&self) {
+    /// While C drains a queue it refuses every item that does not come from the queue's own
+    /// items (`WARN_ONCE("cannot queue .. on wq ..")`), drops it, and still reports success
+    /// to the caller of `queue_work_on()`: the pointer would leak and the item never run. So
+    /// `drain` takes the queue by `&mut`: nothing else can queue on it meanwhile (every way to
+    /// queue needs `&self` or a `&Queue` borrowed from it, scoped items included), and C
+    /// accepts what the queue's own items queue on it. A timer armed earlier is the other way
+    /// in: firing every armed timer first means none fires during the drain.
+    pub(crate) fn drain(&mut self) {
         kernel::task::might_sleep();
         let inner = self.inner();
         if inner.rcu_used.load(Ordering::Acquire) {

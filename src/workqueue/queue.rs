@@ -16,17 +16,17 @@ use super::{
     },
     pointer::WorkPointer,
     raw,
+    work::{
+        HasWork,
+        Work,
+        WorkItem, //
+    },
     EnqueueError, //
 };
 use kernel::{
     bindings,
     prelude::*,
-    types::Opaque,
-    workqueue::{
-        HasWork,
-        Work,
-        WorkItem, //
-    },
+    types::Opaque, //
 };
 
 /// A kernel workqueue that is borrowed, not owned.
@@ -82,7 +82,7 @@ impl Queue {
     #[inline]
     pub(crate) fn enqueue<P, T, const ID: u64>(&self, p: P) -> Result<(), EnqueueError<P>>
     where
-        T: WorkItem<ID, Pointer = P> + HasWork<T, ID>,
+        T: WorkItem<ID, Pointer = P> + HasWork<ID>,
         P: WorkPointer<T> + Send + 'static,
     {
         self.enqueue_raw::<P, T, ID>(raw::CPU_UNBOUND, p)
@@ -90,35 +90,48 @@ impl Queue {
 
     /// Queues a plain work item on `cpu` (C's `queue_work_on()`).
     ///
-    /// On a per-CPU queue the item runs on `cpu` if it is online (as in C, an offline CPU's
-    /// items run elsewhere); on an unbound queue `cpu` selects the pool. Works with preemption
-    /// and interrupts off.
+    /// On a per-CPU queue the item runs on `cpu`; on an unbound queue `cpu` selects the pool.
+    /// An offline CPU is [`ArmError::Offline`] (`ENODEV`), with the pointer back, as for the
+    /// delayed `_on` calls: C accepts a CPU that went offline (the item then runs elsewhere),
+    /// but an item queued on a CPU that was never online never runs at all (no worker exists
+    /// there; C's comment above `queue_work_on()` says so), and the two cannot be told apart
+    /// cheaply. The check is made with interrupts off, which keeps an online CPU online until
+    /// the item is queued (see `cpu.rs`). Callable from any context.
     #[inline]
     pub(crate) fn enqueue_on<P, T, const ID: u64>(
         &self,
         cpu: CpuId,
         p: P,
-    ) -> Result<(), EnqueueError<P>>
+    ) -> Result<(), ArmError<P>>
     where
-        T: WorkItem<ID, Pointer = P> + HasWork<T, ID>,
+        T: WorkItem<ID, Pointer = P> + HasWork<ID>,
         P: WorkPointer<T> + Send + 'static,
     {
+        let _irqs_off = kernel::interrupt::local_interrupt_disable();
+        if !super::cpu::is_online(cpu) {
+            return Err(ArmError::Offline(p));
+        }
         self.enqueue_raw::<P, T, ID>(cpu.as_u32() as i32, p)
+            .map_err(ArmError::Refused)
     }
 
     #[inline]
     fn enqueue_raw<P, T, const ID: u64>(&self, cpu: i32, p: P) -> Result<(), EnqueueError<P>>
     where
-        T: WorkItem<ID, Pointer = P> + HasWork<T, ID>,
+        T: WorkItem<ID, Pointer = P> + HasWork<ID>,
         P: WorkPointer<T> + Send + 'static,
     {
         let item = p.into_raw();
         // SAFETY: `item` is alive (we own its pointer); `raw_get_work` gives its `Work` field.
         let work = unsafe { Work::raw_get(T::raw_get_work(item)) };
-        // SAFETY: `work` was initialised by `Work::new` with `P`'s run function, which
-        // takes back the pointer made by `into_raw` (`WorkPointer`'s contract); the queue is
-        // valid (type invariant); `cpu` is `WORK_CPU_UNBOUND` or below `nr_cpu_ids` (`CpuId`).
-        // The pointer is `Send + 'static`, so running it later on another thread is fine.
+        // SAFETY: `work` was initialised by `Work::new` with `T`'s work function, which takes
+        // back the pointer made by `into_raw` (`WorkPointer`'s contract); the queue is valid
+        // (type invariant); `cpu` is `WORK_CPU_UNBOUND`, or a CPU that is online and stays
+        // online for the call (`enqueue_on`). The pointer is `Send + 'static`, so running it
+        // later on another thread is fine. `true` means the queue took the pointer: it cannot
+        // be dropped by a draining queue, because `drain()` takes the queue by `&mut`, so
+        // nothing else can queue on it meanwhile, and chained work from its own items is
+        // accepted by C.
         if unsafe { bindings::queue_work_on(cpu, self.as_raw(), work) } {
             return Ok(());
         }

@@ -19,7 +19,7 @@
 //! - C cannot cancel or disable an RCU work item (it warns if the inner work was disabled, and
 //!   a cancel during the grace period would spin until the callback ran), so [`RcuWork`] offers
 //!   neither: only `flush` and queries. Its `work_struct` is not a [`Work`](super::Work), so
-//!   [`WorkOps`](super::WorkOps) cannot reach it.
+//!   [`Work`](super::Work) cannot reach it.
 //!
 //! A module must flush its RCU work items (or drop the owned queues they are on) before it
 //! unloads, as in C: their work function is module code.

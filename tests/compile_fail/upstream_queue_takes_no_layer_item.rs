@@ -9,7 +9,6 @@ use crate::workqueue::{
     new_work,
     Work,
     WorkItem,
-    WorkOps, // BEFORE-ONLY
 };
 use kernel::prelude::*;
 
@@ -24,9 +23,14 @@ impl WorkItem for Foo {
     fn run(_this: Pin<KBox<Foo>>) {}
 }
 
+/// Every path into upstream's `Queue::enqueue` (its `RawWorkItem` impls for `Arc`, `Pin<KBox>`
+/// and `ARef`) needs the item to be upstream's `WorkItem` (and `HasWork`, which fails the same
+/// way: only the first bound is checked here, so that the case gives one error).
+fn upstream_enqueue<T: kernel::workqueue::WorkItem<Pointer = Pin<KBox<T>>>>(_b: Pin<KBox<T>>) {}
+
 fn _case() -> Result {
     let b = KBox::pin_init(pin_init!(Foo { w <- new_work!("Foo::w") }), GFP_KERNEL)?;
     drop(b.w.disable());
-    kernel::workqueue::system_highpri().enqueue(b);
+    upstream_enqueue(b);
     Ok(())
 }

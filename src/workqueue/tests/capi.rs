@@ -84,7 +84,8 @@ mod tests {
                 softirq: AtomicBool,
             }
             impl_has_work! { impl HasWork<Self> for $name { self.work } }
-            impl BhWorkItem for $name {}
+            // SAFETY: `run` only updates atomics: it never sleeps.
+            unsafe impl BhWorkItem for $name {}
             impl WorkItem for $name {
                 type Pointer = Arc<$name>;
                 fn run(this: Arc<$name>) {

@@ -30,7 +30,6 @@ mod tests {
         RcuWorkItem,
         Work,
         WorkItem,
-        WorkOps,
         MAX_ACTIVE, //
     };
     use core::sync::atomic::{
@@ -362,7 +361,7 @@ mod tests {
         assert_eq!(r.runs.load(SeqCst), 2);
 
         // drain() too (C would warn if the callback queued into a draining queue).
-        let q = OwnedQueue::builder()
+        let mut q = OwnedQueue::builder()
             .percpu()
             .build(fmt!("rust_wq_t_rcu2"))?;
         assert!(q.enqueue_rcu(r.clone()).is_ok());

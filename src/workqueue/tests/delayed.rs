@@ -127,7 +127,7 @@ mod tests {
     #[test]
     fn drain_fires_armed_timers_without_warning_or_leak() -> Result {
         static DROPS: AtomicU32 = AtomicU32::new(0);
-        let q = owned("drain")?;
+        let mut q = owned("drain")?;
         let mut items = KVec::new();
         for _ in 0..16 {
             let it = d(Some(&DROPS))?;

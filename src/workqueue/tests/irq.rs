@@ -35,8 +35,7 @@ mod tests {
         OwnedQueue,
         Queue,
         Work,
-        WorkItem,
-        WorkOps, //
+        WorkItem, //
     };
     use core::sync::atomic::{
         AtomicU32,
@@ -165,7 +164,8 @@ mod tests {
         ctx: AtomicU32,
     }
     impl_has_work! { impl HasWork<Self> for Bh { self.work } }
-    impl BhWorkItem for Bh {}
+    // SAFETY: `run` only updates atomics: it never sleeps.
+    unsafe impl BhWorkItem for Bh {}
     impl WorkItem for Bh {
         type Pointer = Arc<Bh>;
         fn run(this: Arc<Bh>) {

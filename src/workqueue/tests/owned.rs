@@ -14,7 +14,6 @@ mod tests {
         OwnedQueue,
         Work,
         WorkItem,
-        WorkOps,
         MAX_ACTIVE, //
     };
     use core::sync::atomic::{

@@ -21,8 +21,7 @@ mod tests {
         EnqueueError,
         OwnedQueue,
         Work,
-        WorkItem,
-        WorkOps, //
+        WorkItem, //
     };
     use core::{
         ptr::NonNull,

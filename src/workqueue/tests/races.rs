@@ -14,7 +14,7 @@ mod tests {
         DropCount, //
     };
     use crate::kthread::KThread;
-    use crate::workqueue::work::WorkOps; // BEFORE-ONLY
+    use crate::workqueue::work::MAX_DISABLE_DEPTH;
     use crate::workqueue::{
         cpu,
         impl_has_delayed_work,
@@ -298,6 +298,8 @@ mod tests {
         drop(t);
         assert!(!pending);
         assert!(!running);
+        // cancel_sync's own disable is not the caller's: the racing enables left none behind.
+        assert_eq!(a.work.disable_depth(), 0);
         // Clean up a re-queued instance, if the bug let one through.
         drop(a.work.cancel_sync());
         // The cap: far more disables than C counts. C warns past 65535; the layer stops
@@ -305,11 +307,13 @@ mod tests {
         for _ in 0..70_000u32 {
             drop(a.work.disable());
         }
+        assert_eq!(a.work.disable_depth(), MAX_DISABLE_DEPTH);
         let mut enables = 1u32;
         while !a.work.enable() && enables < 70_000 {
             enables += 1;
         }
-        assert!(enables <= 0x7fff);
+        assert_eq!(enables, MAX_DISABLE_DEPTH);
+        assert_eq!(a.work.disable_depth(), 0);
         assert!(system_dfl().enqueue(a.clone()).is_ok());
         a.work.flush();
         drop(a.work.cancel_sync());
