@@ -4,6 +4,7 @@
 # OUT (a host directory) is writable.
 #
 # Usage: scripts/guest.sh check|stress|run|bench|scan REPO [OUT]
+#        scripts/guest.sh binary REPO OUT LIMIT CMD...
 #
 #   check   arm the log scan, insmod (the module's KUnit suite runs then),
 #           build/abi_check, rust_wq_e2e, the short stress scenarios, rmmod,
@@ -16,6 +17,8 @@
 #   bench   every operation of the workqueue layer timed beside its C twin,
 #           and lib/test_workqueue.c (make bench; see mode_bench below).
 #   scan    scripts/dmesg-scan.sh on stdin (the host's self-tests use it).
+#   binary  CMD run for at most LIMIT s and nested as a test binary is; the
+#           stage document on stdout (the host's self-tests use it).
 #
 # Results: every stage writes OUT/STAGE.ktap, a KTAP document (the test
 # binaries' and KUnit's own KTAP nested in it as subtests), then OUT/done
@@ -62,14 +65,20 @@ stage_end() { # written in one go: a partial document cannot arrive
 	echo "$stage" >>"$out/done"
 }
 # subtest NAME FILE [EXTRA-FAILURE]: FILE (a KTAP document) nested as subtest NAME.
+# A FILE without its own "KTAP version" header and plan (a binary that printed
+# nothing, or died before its plan) is a failure, never an empty pass.
 subtest() {
+	local why="${3:-}"
 	nres=$((nres + 1))
 	awk -v n="$1" '{ print "    " $0 } !h && /^KTAP version/ { print "    # Subtest: " n; h = 1 }' \
 		"$2" >>"$out/$stage.body"
-	if [ -z "${3:-}" ] && ! grep -Eq '^not ok ' "$2"; then
+	if ! grep -q '^KTAP version' "$2" || ! grep -Eq '^1\.\.[0-9]+' "$2"; then
+		why="${why:+$why; }no KTAP header and plan in its output"
+	fi
+	if [ -z "$why" ] && ! grep -Eq '^not ok ' "$2"; then
 		printf 'ok %d %s\n' "$nres" "$1" >>"$out/$stage.body"
 	else
-		printf 'not ok %d %s%s\n' "$nres" "$1" "${3:+ # $3}" >>"$out/$stage.body"
+		printf 'not ok %d %s%s\n' "$nres" "$1" "${why:+ # $why}" >>"$out/$stage.body"
 	fi
 }
 
@@ -522,8 +531,22 @@ mode_bench() {
 	stage_end
 }
 
+# binary LIMIT CMD...: CMD run as run_binary runs a test binary, the stage
+# document on stdout (the rest on stderr); the harness's self-tests use it.
+mode_binary() {
+	local limit="$1"
+	shift
+	{
+		stage_begin binary
+		run_binary "$(basename "$1")" "$limit" "$@"
+		stage_end
+	} >&2
+	cat "$out/binary.ktap"
+}
+
 case "$mode" in
 check | stress) mode_tests ;;
+binary) shift 3; mode_binary "$@" ;;
 run) mode_run ;;
 bench) mode_bench ;;
 *) echo "usage: guest.sh check|stress|run|bench|scan REPO [OUT]" >&2; exit 2 ;;

@@ -14,9 +14,11 @@ top-level tests are the stages, each a subtest whose own KTAP (the guest's,
 with the test binaries' and KUnit's documents nested verbatim) is indented
 four spaces per level; then one line "N passed, N failed, N skipped"
 counting leaf tests as tools/testing/kunit/kunit.py does.  Every document
-from the guest is checked (a plan at every level and as many results as it
-announces, no "Bail out!", a result line for every subtest), and every
-stage must arrive: a missing one is a failed stage.  Exit status 1 when
+from the guest is checked (a "KTAP version" header and a plan at every
+level and as many results as it announces, no "Bail out!", a result line
+for every subtest, no directive but SKIP on an `ok` line), a failed parent
+is a failure whatever its subtests printed (a binary that printed SKIP lines
+and then hung), and every stage must arrive: a missing one is a failed stage.  Exit status 1 when
 anything failed.  Progress goes to stderr; logs to results/MODE/.
 """
 
@@ -26,12 +28,15 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULT = re.compile(r"^(ok|not ok) ([0-9]+)(?: -)?(?: ([^#]*?))?\s*(?:#\s*(.*))?$")
-SKIP = re.compile(r"^(SKIP|skip)\b")
+# The one directive an `ok` line may carry (KTAP: "# SKIP reason"); anything
+# else after an `ok` ("# SKIPPED", "# TODO", ...) is an error, never a pass.
+SKIP = re.compile(r"^SKIP(\s|$)")
 STRUCTURE = re.compile(r"^(KTAP version|# Subtest:|1\.\.[0-9]|Bail out!|(not )?ok\b)")
 START = time.monotonic()
 
@@ -68,10 +73,22 @@ class Block:
     counts: Counts = field(default_factory=Counts)
     results: int = 0
     pending: "Block | None" = None  # a closed subtest waiting for its result line
+    header: bool = False  # its "KTAP version" line was seen
+    leaves: list = field(default_factory=list)  # ([name, ...], "pass"|"fail"|"skip"), paths below it
 
 
-def check_ktap(text):
-    """Counts the leaf tests of KTAP text and lists what is wrong with it."""
+def check_ktap(text, leaves=None):
+    """Counts the leaf tests of KTAP text and lists what is wrong with it.
+
+    Every nested document must start with its own "KTAP version" line and
+    have a plan (a test binary that printed nothing, or died before its
+    plan, is an error).  A parent result "not ok" is a failure whatever its
+    subtests printed: one more failure when none of them failed (a binary
+    that printed only SKIP lines and then hung, was killed or exited
+    non-zero).  An `ok` line's only directive is SKIP.  When leaves is a
+    list, the leaf tests are appended to it as (path, status): path the
+    list of names from the top level down, status "pass", "fail" or "skip".
+    """
     errors = []
     stack = [Block(indent=0)]
     seen_version = False
@@ -80,15 +97,18 @@ def check_ktap(text):
         return f"subtest {b.name}" if b.name else "top level" if b is stack[0] else "a nested block"
 
     def close(b):
-        if b.plan is None and (b.results or b is stack[0]):
-            errors.append(f"results without a plan line in the {where(b)}")
-        elif b.plan is not None and b.plan != b.results:
+        if b is not stack[0] and not b.header:
+            errors.append(f"no 'KTAP version' header in the {where(b)}")
+        if b.plan is None:
+            errors.append(f"{'results' if b.results else 'nothing'} without a plan line in the {where(b)}")
+        elif b.plan != b.results:
             errors.append(f"planned {b.plan} tests in the {where(b)}, got {b.results} results")
 
     def orphan(b):
         if b.pending is not None:
             errors.append(f"no result line for {where(b.pending)}")
             b.counts.add(b.pending.counts)
+            b.leaves += [([b.pending.name or "?"] + p, st) for p, st in b.pending.leaves]
             b.pending = None
 
     for raw in text.splitlines():
@@ -111,7 +131,9 @@ def check_ktap(text):
             stack.append(Block(indent=ind))
             top = stack[-1]
         if body.startswith("KTAP version"):
-            pass  # the header of the nested block opened above
+            if top.header or top.plan is not None or top.results or top is stack[0]:
+                errors.append(f"a 'KTAP version' line that does not start a document: {body}")
+            top.header = True
         elif body.startswith("Bail out!"):
             errors.append(body)
         elif body.startswith("# Subtest:"):
@@ -128,18 +150,25 @@ def check_ktap(text):
             sub, top.pending = top.pending, None
             if sub is not None and sub.name and sub.name != name:
                 errors.append(f"no result line for subtest {sub.name} (next: {body})")
+            if ok and directive and not SKIP.match(directive):
+                errors.append(f"an 'ok' line whose directive is not SKIP: {body}")
             leaf = Counts()
             if sub is not None and sub.counts.passed + sub.counts.failed + sub.counts.skipped:
                 leaf.add(sub.counts)
-                # A failed parent of passing tests is one failure (as kunit.py counts).
-                if not ok and not SKIP.match(directive) and not leaf.failed and leaf.passed:
+                # A failed parent is a failure whatever its subtests printed (kunit.py counts
+                # it only when some passed: a hang after SKIP lines would vanish).
+                if not ok and not leaf.failed:
                     leaf.failed += 1
-            elif not ok:
-                leaf.failed = 1
-            elif SKIP.match(directive):
-                leaf.skipped = 1
+                    top.leaves.append(([name, "(parent)"], "fail"))
+                top.leaves += [([name] + p, st) for p, st in sub.leaves]
             else:
-                leaf.passed = 1
+                if not ok:
+                    leaf.failed = 1
+                elif SKIP.match(directive):
+                    leaf.skipped = 1
+                else:
+                    leaf.passed = 1
+                top.leaves.append(([name], "fail" if leaf.failed else "skip" if leaf.skipped else "pass"))
             top.counts.add(leaf)
         else:
             errors.append(f"a result line that is not KTAP: {body}")
@@ -152,6 +181,8 @@ def check_ktap(text):
     close(stack[0])
     if not seen_version:
         errors.append("no 'KTAP version 1' line")
+    if leaves is not None:
+        leaves += stack[0].leaves
     return stack[0].counts, errors
 
 
@@ -554,6 +585,47 @@ def selftest():
            in doc, doc)
     missing = not_booted(["kunit"], "x")[0].document()
     expect("stage_missing_fails", "not ok 1 kunit # not run: x" in missing, missing)
+    c, e = check_ktap("KTAP version 1\n1..1\n    KTAP version 1\n    1..1\n    ok 1 a # SKIP n/a\n"
+                      "not ok 1 bin # timed out after 180 s\n")
+    expect("ktap_failed_parent_of_skips_fails", c.failed == 1 and c.skipped == 1 and not e, (c, e))
+    c, e = check_ktap("KTAP version 1\n1..1\n    1..1\n    ok 1 a\nok 1 bin\n")
+    expect("ktap_nested_header_required", "no 'KTAP version' header in the a nested block" in e, e)
+    c, e = check_ktap("KTAP version 1\n1..1\n    KTAP version 1\nok 1 bin\n")
+    expect("ktap_nested_plan_required", "nothing without a plan line in the a nested block" in e, e)
+    c, e = check_ktap("KTAP version 1\n1..2\nok 1 a # SKIPPED\nok 2 b # TODO later\n")
+    expect("ktap_only_skip_directive", len(e) == 2 and "directive is not SKIP: ok 1 a # SKIPPED" in e[0], e)
+
+    # scripts/guest.sh's run_binary (what nests a test binary in the guest) on
+    # binaries that misbehave, through the whole report: each must fail.
+    with tempfile.TemporaryDirectory() as tmp:
+        def binary(name, script, limit=20):
+            path = os.path.join(tmp, name)
+            with open(path, "w") as f:
+                f.write("#!/bin/sh\n" + script)
+            os.chmod(path, 0o755)
+            p = subprocess.run(["bash", "scripts/guest.sh", "binary", ROOT, os.path.join(tmp, "out-" + name), str(limit),
+                                path], cwd=ROOT, capture_output=True, text=True, timeout=60)
+            top = Stage("main")
+            top.nest("stage", from_guest("stage", p.stdout).document())
+            c, _ = check_ktap(top.document())
+            return c, p.stdout
+
+        skips = "echo 'KTAP version 1'; echo 1..2; echo 'ok 1 a # SKIP n/a'; "
+        cases = {  # name: (script, time limit, expected summary, a text the document must hold)
+            "binary_silent_fails": ("exit 0\n", 20, "0 passed, 1 failed, 0 skipped", "no KTAP header and plan"),
+            "binary_header_without_plan_fails": ("echo 'KTAP version 1'\n", 20, None, "no KTAP header and plan"),
+            "binary_hang_after_skip_fails": (skips + "exec sleep 60\n", 1, None, "timed out after 1 s"),
+            "binary_exit_status_after_skip_fails": (skips + "exit 3\n", 20, None, "exit status 3"),
+            "binary_killed_after_skip_fails": (skips + "kill -KILL $$\n", 20, None, "exit status 137"),
+            "binary_good_passes": (skips + "echo 'ok 2 b'\n", 20, "1 passed, 0 failed, 1 skipped", "ok 1 good"),
+        }
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(len(cases)) as pool:
+            runs = {n: pool.submit(binary, n.removeprefix("binary_"), sc, lim) for n, (sc, lim, _, _) in cases.items()}
+        for n, (_, _, want, text) in cases.items():
+            c, d = runs[n].result()
+            good = c.line() == want if want else c.failed and not c.passed
+            expect(n, good and text in d, (c.line(), d))
 
     def scan(text, allow=None):
         env = dict(os.environ)
