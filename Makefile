@@ -15,6 +15,8 @@
 #   make bench    Rust vs. its C twin, every operation, on a release-config
 #                 kernel built on first use (scripts/harness.py bench)
 #   make stress   the long reliability runs, one KTAP report
+#   make inventory  regenerate tests/inventory.txt (every test make check
+#                 must report) from the code; review its diff
 #   make clean
 #
 # KDIR: a Rust-enabled kernel build tree.  Default: the cached tree built by
@@ -43,7 +45,7 @@ RUSTFMT_CONFIG = $(firstword $(wildcard $(KDIR)/.rustfmt.toml $(KDIR)/source/.ru
 
 .PHONY: all setup module user wqctl abi-check test-host run check lint \
 	lint-rustfmt lint-clippy lint-cargo-fmt lint-cargo-clippy lint-scripts vm bench stress \
-	rust-analyzer clean help kdir-check compile-fail
+	rust-analyzer clean help kdir-check compile-fail inventory
 
 all: module user
 
@@ -89,6 +91,11 @@ run: $(SETUP_DEP)
 
 check:
 	@KDIR="$(KDIR)" KDIR_GIVEN="$(KDIR_GIVEN)" python3 scripts/harness.py check
+
+# The list of every KUnit case, e2e test and stress scenario make check must
+# report (scripts/inventory.py): from the code, after a merge that adds tests.
+inventory: wqctl
+	@python3 scripts/inventory.py write
 
 lint: lint-rustfmt lint-clippy lint-cargo-fmt lint-cargo-clippy lint-scripts
 
@@ -144,4 +151,4 @@ clean:
 	@if [ -f $(CARGO_MANIFEST) ]; then $(TOOLCHAIN) cargo clean --manifest-path $(CARGO_MANIFEST); fi
 
 help:
-	@sed -n '6,19p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '6,21p' Makefile | sed 's/^# \{0,1\}//'

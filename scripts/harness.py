@@ -32,6 +32,8 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 
+import inventory
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULT = re.compile(r"^(ok|not ok) ([0-9]+)(?: -)?(?: ([^#]*?))?\s*(?:#\s*(.*))?$")
 # The one directive an `ok` line may carry (KTAP: "# SKIP reason"); anything
@@ -219,14 +221,14 @@ class Stage:
         return "\n".join(["KTAP version 1", f"1..{self.n}"] + self.lines) + "\n"
 
 
-def report(mode, stages, res):
+def report(mode, stages, res, note=""):
     """Writes and prints the report; returns the exit status."""
     top = Stage("main")
     for s in stages:
         top.nest(s.name, s.document())
     doc = top.document()
     counts, _ = check_ktap(doc)  # what is wrong in a stage is one of its results already
-    doc += counts.line() + "\n"
+    doc += counts.line() + (f" ({note})" if note else "") + "\n"
     with open(os.path.join(res, f"{mode}.ktap"), "w") as f:
         f.write(doc)
     sys.stdout.write(doc)
@@ -357,6 +359,30 @@ def from_guest(name, doc):
     return s
 
 
+def check_inventory(stages, expected):
+    """Stage inventory: one result per kind of test, failed when the report's leaves do not
+    name every entry of the inventory exactly once, or name one that is not in it."""
+    s = Stage("inventory")
+    leaves = []
+    for st in stages:
+        found = []
+        check_ktap(st.document(), found)
+        leaves += [([st.name] + path, status) for path, status in found]
+    seen = inventory.reported(leaves)
+    missing, unexpected, twice = inventory.compare(expected, seen)
+    for kind in sorted({e.split(" ", 1)[0] for e in list(expected) + list(seen)}):
+        of = [e for e in expected if e.startswith(kind + " ")]
+        m, u, t = ([e for e in x if e.startswith(kind + " ")] for x in (missing, unexpected, twice))
+        diag = ([f"not reported: {e}" for e in m] + [f"not in tests/inventory.txt: {e}" for e in u]
+                + [f"reported {len(seen[e])} times: {e}" for e in t])
+        s.result(not diag, f"inventory.{kind}",
+                 "" if not diag else f"{len(m)} of {len(of)} not reported, {len(u)} unexpected, {len(t)} repeated",
+                 diag or [f"{len(of) - len(m)} of {len(of)} reported"])
+    if not s.n:
+        s.result(False, "inventory", "the inventory is empty (make inventory)")
+    return s
+
+
 def not_booted(stages, why):
     out = []
     for name in stages:
@@ -396,6 +422,7 @@ def check(args):
                  step("build.compile_fail", "compile-fail", "compile-fail"),
                  step("build.wqctl", "wqctl", "wqctl"),
                  step("build.abi_check", "abi-check", "abi-check")])
+    step("inventory.up_to_date", "inventory", cmd=[sys.executable, "scripts/inventory.py", "diff"])
     step("lint.rustfmt", "rustfmt", "lint-rustfmt")
     step("lint.cargo_fmt", "cargo-fmt", "lint-cargo-fmt")
     step("lint.cargo_clippy", "cargo-clippy", "lint-cargo-clippy")
@@ -416,8 +443,16 @@ def check(args):
     else:
         guest_stages = guest("check", kdir, res, int(os.environ.get("RUST_WQ_CHECK_VM_TIMEOUT", 600)),
                              GUEST_CHECK)
+    stages = [setup, host] + guest_stages
+    try:
+        expected = inventory.read()
+        stages.append(check_inventory(guest_stages, expected))
+    except OSError as e:
+        expected = []
+        stages.append(Stage("inventory"))
+        stages[-1].result(False, "inventory", f"cannot read the inventory: {e} (make inventory)")
     progress(f"done in {time.monotonic() - START:.0f} s")
-    return report("check", [setup, host] + guest_stages, res)
+    return report("check", stages, res, f"inventory: {len(expected)} tests: {inventory.summary(expected)}")
 
 
 def stress(args):
@@ -626,6 +661,28 @@ def selftest():
             c, d = runs[n].result()
             good = c.line() == want if want else c.failed and not c.passed
             expect(n, good and text in d, (c.line(), d))
+
+    def leaf_stage(name, doc):
+        st = Stage(name)
+        st.lines, st.n = doc.splitlines(), sum(1 for x in doc.splitlines() if re.match(r"^(not )?ok ", x))
+        return st
+
+    e2e = leaf_stage("e2e", "    KTAP version 1\n    1..3\n    ok 1 a\n    ok 2 b # SKIP n/a\n    ok 3 z\n"
+                            "ok 1 rust_wq_e2e\n")
+    kunit = leaf_stage("kunit", "    KTAP version 1\n    1..1\n        KTAP version 1\n        1..2\n"
+                                "        ok 1 c1\n        not ok 2 c2\n    not ok 1 suite\nnot ok 1 rust_wq\n")
+    st = leaf_stage("stress", "    KTAP version 1\n    1..1\n    ok 1 s\nok 1 rust_wq_stress s\n"
+                              "    KTAP version 1\n    1..1\n    ok 1 s\nok 2 rust_wq_stress s\n")
+    inv = check_inventory([e2e, kunit, st], ["e2e a", "e2e b", "e2e c", "kunit suite.c1", "kunit suite.c2",
+                                             "stress s"])
+    doc = inv.document()
+    expect("inventory_complete_kind_passes", "ok 2 inventory.kunit" in doc, doc)
+    expect("inventory_missing_and_unexpected_fail", "not ok 1 inventory.e2e # 1 of 3 not reported, 1 unexpected, "
+           "0 repeated" in doc and "# not reported: e2e c" in doc and "# not in tests/inventory.txt: e2e z" in doc,
+           doc)
+    expect("inventory_repeated_fails", "# reported 2 times: stress s" in doc, doc)
+    missing, _, _ = inventory.compare(["kunit s.x"], inventory.reported([(["kunit", "rust_wq"], "fail")]))
+    expect("inventory_nothing_reported_fails", missing == ["kunit s.x"], missing)
 
     def scan(text, allow=None):
         env = dict(os.environ)
