@@ -283,15 +283,14 @@ def cargo_tests(log, rc):
     return s.document()
 
 
-def required_features(kdir):
-    out = subprocess.run(["bash", "-c", f'. scripts/lib.sh && required_features "{kdir}"'],
+def lib_sh(function, kdir):
+    """scripts/lib.sh FUNCTION KDIR's output; None (and why, on stderr) when it failed: a
+    silently empty answer would turn every required debug feature into a skip."""
+    out = subprocess.run(["bash", "-c", f'. scripts/lib.sh && {function} "$1"', "lib.sh", kdir],
                          cwd=ROOT, capture_output=True, text=True)
-    return out.stdout.strip()
-
-
-def vm_kernel_args(kdir):
-    out = subprocess.run(["bash", "-c", f'. scripts/lib.sh && vm_kernel_args "{kdir}"'],
-                         cwd=ROOT, capture_output=True, text=True)
+    if out.returncode:
+        progress(f"scripts/lib.sh {function} {kdir} failed (status {out.returncode}): {out.stderr.strip()}")
+        return None
     return out.stdout.strip()
 
 
@@ -313,8 +312,10 @@ def guest(mode, kdir, res, timeout, stages):
     """Boots the VM with scripts/guest.sh MODE and collects its stage documents."""
     out = os.path.join(res, "guest")
     os.makedirs(out, exist_ok=True)
-    require = required_features(kdir)
-    kargs = vm_kernel_args(kdir)
+    require, kargs = lib_sh("required_features", kdir), lib_sh("vm_kernel_args", kdir)
+    if require is None or kargs is None:
+        return not_booted(stages, f"scripts/lib.sh cannot read the configuration of {kdir} (its .config): "
+                                  "the VM would run with no required debug feature")
     progress(f"VM: booting {kdir} (timeout {timeout} s; required: {require or 'none'}; "
              f"kernel args: {kargs or 'none'}; log: {os.path.relpath(res, ROOT)}/vm.log)")
     cmd = ["bash", "scripts/vm.sh", "--kdir", kdir, "--timeout", str(timeout), "--rwdir", out,
@@ -701,6 +702,15 @@ def selftest():
     expect("dmesg_scan_bad_allow_list_fails", r[0] == 2 and "invalid allow-list regex" in r[1], r)
     r = scan("WARNING: known thing\nBUG: other\n", "known thing")
     expect("dmesg_scan_allow_list_applies", r[0] == 1 and r[1].splitlines()[0] == "BUG: other", r)
+    r = scan("WARNING: known thing\n", "known thing")
+    expect("dmesg_scan_allowed_lines_shown", r == (0, "allowed: WARNING: known thing"), r)
+    for name, allow in (("dot", "."), ("empty_match", "x*"), ("warning", "WARNING")):
+        r = scan("WARNING: CPU: 0 PID: 1 at x\n", allow)
+        expect(f"dmesg_scan_broad_allow_refused_{name}", r[0] == 2 and "too broad" in r[1], r)
+    for name, line in (("drain", "workqueue rust_wq_owned: drain_workqueue() isn't complete after 100 tries"),
+                       ("kmemleak_off", "kmemleak: Kernel memory leak detector disabled")):
+        r = scan(f"[ 1.0] {line}\n")
+        expect(f"dmesg_scan_catches_{name}", r == (1, line), r)
     return s.document()
 
 
