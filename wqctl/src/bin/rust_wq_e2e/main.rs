@@ -6,7 +6,8 @@
 //! With test names, only those tests run (numbered 1..N in that subset, in
 //! the order of `--list`).  The tests are grouped by area, one module each
 //! (basic, delay, flush_cancel, results, concurrency, bad_encoding,
-//! bad_pointers, bad_values, lifecycle, bench, irq, poll, session, hostile);
+//! bad_pointers, bad_values, lifecycle, bench, irq, poll, session, hostile,
+//! ordering);
 //! `all()` below lists them in the order they run.  The runner, the Checker
 //! and the memory helpers are the library's `wqctl::testing`.
 //! Environment: RUST_WQ_KO (path of rust_wq.ko) enables `rmmod_refused_while_open`.
@@ -24,6 +25,7 @@ mod flush_cancel;
 mod hostile;
 mod irq;
 mod lifecycle;
+mod ordering;
 mod poll;
 mod results;
 mod session;
@@ -172,6 +174,7 @@ fn all() -> Vec<Named<TestFn>> {
     v.extend(poll::all());
     v.extend(session::all());
     v.extend(hostile::all());
+    v.extend(ordering::all());
     v
 }
 
