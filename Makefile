@@ -15,6 +15,8 @@
 #   make bench    Rust vs. its C twin, every operation, on a release-config
 #                 kernel built on first use (scripts/harness.py bench)
 #   make stress   the long reliability runs, one KTAP report
+#   make mutants  apply each deliberate break of tests/mutants/, build it,
+#                 run the test it names in the VM; "N of M mutants caught"
 #   make inventory  regenerate tests/inventory.txt (every test make check
 #                 must report) from the code; review its diff
 #   make clean
@@ -45,7 +47,7 @@ RUSTFMT_CONFIG = $(firstword $(wildcard $(KDIR)/.rustfmt.toml $(KDIR)/source/.ru
 
 .PHONY: all setup module user wqctl abi-check test-host run check lint \
 	lint-rustfmt lint-clippy lint-cargo-fmt lint-cargo-clippy lint-scripts vm bench stress \
-	rust-analyzer clean help kdir-check compile-fail inventory
+	rust-analyzer clean help kdir-check compile-fail inventory mutants
 
 all: module user
 
@@ -96,6 +98,13 @@ check:
 # report (scripts/inventory.py): from the code, after a merge that adds tests.
 inventory: wqctl
 	@python3 scripts/inventory.py write
+
+# Each patch of tests/mutants/ applied to a scratch copy (build/mutants/),
+# built, and its expected test run against it (scripts/mutants.py); MUTANTS=GLOB
+# runs a subset.
+mutants: $(SETUP_DEP)
+	@$(MAKE) --no-print-directory user NO_SETUP=1
+	@KDIR="$(KDIR)" python3 scripts/mutants.py
 
 lint: lint-rustfmt lint-clippy lint-cargo-fmt lint-cargo-clippy lint-scripts
 
@@ -151,4 +160,4 @@ clean:
 	@if [ -f $(CARGO_MANIFEST) ]; then $(TOOLCHAIN) cargo clean --manifest-path $(CARGO_MANIFEST); fi
 
 help:
-	@sed -n '6,21p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '6,23p' Makefile | sed 's/^# \{0,1\}//'

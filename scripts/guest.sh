@@ -17,6 +17,8 @@
 #   bench   every operation of the workqueue layer timed beside its C twin,
 #           and lib/test_workqueue.c (make bench; see mode_bench below).
 #   scan    scripts/dmesg-scan.sh on stdin (the host's self-tests use it).
+#   mutants the mutants of OUT/list, one after the other (make mutants; see
+#           mode_mutants and scripts/mutants.py).
 #   binary  CMD run for at most LIMIT s and nested as a test binary is; the
 #           stage document on stdout (the host's self-tests use it).
 #
@@ -557,8 +559,64 @@ mode_binary() {
 	cat "$out/binary.ktap"
 }
 
+# --- make mutants -----------------------------------------------------------
+# OUT/list: one mutant a line, NAME<TAB>KO<TAB>KIND<TAB>TEST (scripts/mutants.py).
+# For each: insmod KO (KUnit limited to TEST, or to nothing), TEST alone, rmmod,
+# the log scan since its insmod; one line NAME<TAB>caught|elsewhere|survived<TAB>HOW
+# appended to OUT/results.  A module that cannot be unloaded ends the boot
+# (a line "(stopped)"): the host boots again for the rest.
+mode_mutants() {
+	local name ko kind test rc status how hits limit="${RUST_WQ_MUTANT_TIMEOUT:-120}"
+	local filter=/sys/module/kunit/parameters/filter_glob
+	mountpoint -q /sys/kernel/debug || mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+	: >>"$out/results"
+	while IFS=$'\t' read -r name ko kind test; do
+		info "mutant $name: $kind $test"
+		marker="rust_wq-mutant-marker $name $(date +%s%N)"
+		echo 1 2>/dev/null >/sys/kernel/debug/clear_warn_once
+		echo "$marker" >/dev/kmsg
+		if [ "$kind" = kunit ]; then echo "$test" >"$filter"; else echo rust_wq_mutant_skips_kunit >"$filter"; fi
+		status=survived how="$kind $test passed"
+		rc=0
+		if [ "$kind $test" = "stress reload" ]; then
+			run_limited "$limit" "$bin/rust_wq_stress" --seed 1 --ko "$ko" reload || rc=$?
+			grep -q '^not ok 1 reload' "$run_out" && status=caught how="reload failed"
+		elif ! RUST_WQ_KO="$ko" run_limited "$limit" insmod "$ko"; then
+			status=elsewhere how="insmod failed: $(head -c 200 "$run_out")"
+		else
+			case "$kind" in
+			kunit)
+				if log_since | untimed | grep -Eq "^ *not ok [0-9]+ ${test#*.}\$"; then
+					status=caught how="KUnit $test failed"
+				elif ! log_since | untimed | grep -Eq "^ *ok [0-9]+ ${test#*.}\$"; then
+					status=elsewhere how="KUnit printed no result for $test"
+				fi ;;
+			e2e) RUST_WQ_KO="$ko" run_limited "$limit" "$bin/rust_wq_e2e" "$test" || rc=$? ;;
+			stress) run_limited "$limit" "$bin/rust_wq_stress" --seed 1 "$test" || rc=$? ;;
+			esac
+			if [ "$kind" != kunit ]; then
+				if [ $rc -eq 124 ]; then status=caught how="$test timed out after $limit s"
+				elif grep -q "^not ok 1 $test\$" "$run_out"; then status=caught how="$test failed: $(grep -m1 ': FAIL: ' "$run_out" | cut -c1-200)"
+				elif ! grep -q "^ok 1 $test\$" "$run_out"; then status=elsewhere how="no result for $test (status $rc)"
+				fi
+			fi
+			if [ -n "$stuck" ] || ! rmmod "$modname" 2>/dev/null; then
+				[ $status = caught ] || { status=elsewhere how="rmmod failed"; }
+				printf '%s\t%s\t%s\n(stopped)\t\t\n' "$name" "$status" "$how" >>"$out/results"
+				return 0
+			fi
+		fi
+		if [ $status = survived ] && ! hits="$(log_since | bash "$repo/scripts/dmesg-scan.sh" 2>&1)"; then
+			status=elsewhere how="log scan: $(head -n 1 <<<"$hits" | cut -c1-200)"
+		fi
+		printf '%s\t%s\t%s\n' "$name" "$status" "$how" >>"$out/results"
+		info "mutant $name: $status ($how)"
+	done <"$out/list"
+}
+
 case "$mode" in
 check | stress) mode_tests ;;
+mutants) mode_mutants ;;
 binary) shift 3; mode_binary "$@" ;;
 run) mode_run ;;
 bench) mode_bench ;;
