@@ -61,6 +61,10 @@ pub fn all() -> Vec<(&'static str, TestFn)> {
             "hostile_enqueue_enomem_runs_nothing",
             alloc_failures::enqueue_enomem_runs_nothing,
         ),
+        (
+            "hostile_flush_enomem_flushes_nothing",
+            alloc_failures::flush_enomem_flushes_nothing,
+        ),
     ]
 }
 

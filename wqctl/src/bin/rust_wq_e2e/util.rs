@@ -201,11 +201,22 @@ pub fn after_timers(
     delay_us: u64,
     others: &mut Vec<RustWqResult>,
 ) -> Result<RustWqResult, Outcome> {
-    let id = enq(
+    sentinel(
         dev,
         EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 1).delay_us(delay_us + 1_000_000),
-        "ENQUEUE the sentinel",
-    )?;
+        others,
+    )
+}
+
+/// Enqueues one item (`args`, count 1) and waits for its result without
+/// FLUSH (see [`after_timers`]); other results read meanwhile go to `others`.
+pub fn sentinel(
+    dev: &Device,
+    args: EnqueueArgs,
+    others: &mut Vec<RustWqResult>,
+) -> Result<RustWqResult, Outcome> {
+    let delay_us = args.delay_us;
+    let id = enq(dev, args, "ENQUEUE the sentinel")?;
     let t = Instant::now();
     while t.elapsed() < Duration::from_secs(30) {
         for r in drain(dev)? {
@@ -218,6 +229,6 @@ pub fn after_timers(
     }
     fail(format!(
         "the sentinel (id {id}, delayed {} ms) left no result within 30 s",
-        delay_us / 1000 + 1000
+        delay_us / 1000
     ))
 }
