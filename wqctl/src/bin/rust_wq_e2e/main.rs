@@ -68,6 +68,10 @@ fn all() -> Vec<Named<TestFn>> {
         ("system_dfl_runs", basic::system_dfl_runs),
         ("ordered_fifo", basic::ordered_fifo),
         ("delay_never_early", delay::delay_never_early),
+        (
+            "delay_never_early_by_trace",
+            delay::delay_never_early_by_trace,
+        ),
         ("flush_waits", flush_cancel::flush_waits),
         ("flush_by_id", flush_cancel::flush_by_id),
         ("flush_by_queue", flush_cancel::flush_by_queue),
