@@ -24,6 +24,7 @@ pub fn all() -> Vec<(&'static str, TestFn)> {
             flush_restarts_with_sa_restart,
         ),
         ("epoll_edge_per_result", epoll_edge_per_result),
+        ("file_lock_waits_interruptible", lock_waits_interruptible),
     ]
 }
 
@@ -314,4 +315,93 @@ impl Drop for CloseFd {
         // SAFETY: our descriptor, closed once.
         unsafe { libc::close(self.0) };
     }
+}
+
+extern "C" fn on_usr1(_: i32) {}
+
+/// One call of a file, its result as a count.
+type FileCall = fn(&Device) -> Result<u64, wqctl::Errno>;
+
+/// Every call waiting for the file's lock (held by a RESET that waits for a
+/// running item) ends with EINTR on a signal whose handler has no
+/// SA_RESTART, before the RESET returns, and did nothing: ENQUEUE, FLUSH,
+/// CANCEL, MOD_DELAY, RESULTS and RESET, each in its own thread, each sent
+/// SIGUSR1 (pthread_kill) 300 ms after it started waiting.
+fn lock_waits_interruptible(ctx: &Ctx) -> TestResult {
+    let mut c = Checker::new();
+    // SAFETY: a handler that does nothing, without SA_RESTART, for SIGUSR1.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_usr1 as extern "C" fn(i32) as usize;
+        libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut());
+    }
+    for attempt in 1..=3 {
+        let dev = busy_file(ctx)?;
+        let done = AtomicBool::new(false);
+        let calls: [(&str, FileCall); 6] = [
+            ("ENQUEUE", |d| {
+                d.enqueue(EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 1))
+            }),
+            ("FLUSH", |d| d.flush(Target::All)),
+            ("CANCEL", |d| d.cancel(Target::All)),
+            ("MOD_DELAY", |d| d.mod_delay(1, 1000).map(|()| 0)),
+            ("RESULTS", |d| d.results(4).map(|(r, _)| r.len() as u64)),
+            ("RESET", |d| d.reset().map(|()| 0)),
+        ];
+        let (reset_el, seen) = std::thread::scope(|s| {
+            let (d, done) = (&dev, &done);
+            let reset = s.spawn(move || {
+                let t = Instant::now();
+                let r = d.reset();
+                done.store(true, Ordering::SeqCst);
+                (r, t.elapsed())
+            });
+            std::thread::sleep(Duration::from_millis(100));
+            let waiters: Vec<_> = calls
+                .iter()
+                .map(|&(name, call)| {
+                    let (tx, rx) = std::sync::mpsc::channel();
+                    let h = s.spawn(move || {
+                        // SAFETY: the id of this thread, for pthread_kill.
+                        let _ = tx.send(unsafe { libc::pthread_self() });
+                        let r = call(d);
+                        (name, r, done.load(Ordering::SeqCst))
+                    });
+                    (rx.recv().ok(), h)
+                })
+                .collect();
+            std::thread::sleep(Duration::from_millis(300));
+            for (tid, _) in &waiters {
+                if let Some(tid) = tid {
+                    // SAFETY: the thread is alive until joined below.
+                    unsafe { libc::pthread_kill(*tid, libc::SIGUSR1) };
+                }
+            }
+            let seen: Vec<_> = waiters
+                .into_iter()
+                .filter_map(|(_, h)| h.join().ok())
+                .collect();
+            let (r, el) = reset.join().unwrap_or((Ok(()), Duration::ZERO));
+            (r.map(|()| el), seen)
+        });
+        let reset_el = reset_el.must("the RESET holding the lock")?;
+        if reset_el < Duration::from_millis(600) {
+            crate::diag(&format!("file_lock_waits_interruptible: attempt {attempt}: RESET took {} ms (the item had not started)", reset_el.as_millis()));
+            continue;
+        }
+        for (name, r, after) in &seen {
+            c.check(matches!(r, Err(e) if e.0 == libc::EINTR) && !after, || {
+                format!("{name} waiting for the file's lock (held by RESET), sent SIGUSR1: {r:?}, returned {} RESET (expected EINTR, before)", if *after { "after" } else { "before" })
+            });
+        }
+        c.eq("calls that waited", seen.len(), 6);
+        // Nothing was done: the interrupted ENQUEUE enqueued nothing.
+        c.stats("after RESET and the interrupted calls", &dev, (0, 0, 0, 0));
+        // SAFETY: back to the default action.
+        unsafe { libc::signal(libc::SIGUSR1, libc::SIG_DFL) };
+        return c.done();
+    }
+    // SAFETY: back to the default action.
+    unsafe { libc::signal(libc::SIGUSR1, libc::SIG_DFL) };
+    crate::fail("the 1 s item never started within 100 ms in 3 attempts: nothing decided")
 }
