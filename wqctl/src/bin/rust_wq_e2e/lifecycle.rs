@@ -130,6 +130,23 @@ pub fn offline_cpu_enodev(ctx: &Ctx) -> TestResult {
         dev.enqueue(EnqueueArgs::new(RUST_WQ_Q_PERCPU, 1).cpu(n).delay_us(1_000)),
         ENODEV,
     );
+    // The same with the items queued from an interrupt or a softirq: the
+    // error, and none of the call's items runs (the STATS below).
+    for (how, irq, softirq) in [("FROM_IRQ", true, false), ("FROM_SOFTIRQ", false, true)] {
+        for delay in [0, 1_000] {
+            c.errno(
+                &format!("ENQUEUE {how} 100 items delay {delay} us on percpu cpu {n} (offline)"),
+                dev.enqueue(
+                    EnqueueArgs::new(RUST_WQ_Q_PERCPU, 100)
+                        .cpu(n)
+                        .delay_us(delay)
+                        .from_irq(irq)
+                        .from_softirq(softirq),
+                ),
+                ENODEV,
+            );
+        }
+    }
     c.stats(
         "nothing enqueued while offline (the pinned delayed item is pending)",
         &dev,
