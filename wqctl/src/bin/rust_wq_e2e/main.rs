@@ -173,6 +173,10 @@ fn all() -> Vec<Named<TestFn>> {
             results::results_dropped_beyond_max,
         ),
         ("bench_one_at_a_time", bench::bench_one_at_a_time),
+        (
+            "dmesg_lines_match_results",
+            results::dmesg_lines_match_results,
+        ),
     ];
     v.extend(irq::all());
     v.extend(poll::all());
