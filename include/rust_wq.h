@@ -77,7 +77,8 @@
  *           EFAULT.
  *   EINTR   a wait ended by a signal (see "Waits" above); nothing was done.
  *   EBUSY   the file's unfinished items plus `count` would exceed max_pending
- *           (nothing is enqueued)
+ *           (nothing is enqueued; the arguments are checked first, so an
+ *           invalid call fails with EINVAL even then)
  *   ENOENT  CANCEL (by id) or MOD_DELAY of an id that is not pending: it never
  *           existed, was cancelled, or has started (CANCEL then returns after
  *           the item has finished; MOD_DELAY does not wait for it)
