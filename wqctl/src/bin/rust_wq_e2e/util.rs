@@ -232,3 +232,84 @@ pub fn sentinel(
         delay_us / 1000
     ))
 }
+
+/// Tracing through tracefs while this value lives: the events named
+/// (`group/event`) enabled, the buffer cleared; dropped, it turns them off.
+pub struct Trace {
+    events: Vec<String>,
+}
+
+impl Trace {
+    const DIR: &'static str = "/sys/kernel/tracing";
+
+    fn write(file: &str, v: &str) -> Result<(), String> {
+        std::fs::write(format!("{}/{file}", Self::DIR), v)
+            .map_err(|e| format!("write {v:?} to {}/{file}: {e}", Self::DIR))
+    }
+
+    /// Mounts tracefs if needed, clears the buffer, enables `events`, starts.
+    pub fn start(events: &[&str]) -> Result<Trace, String> {
+        if !std::path::Path::new(&format!("{}/trace", Self::DIR)).exists() {
+            let _ = std::process::Command::new("mount")
+                .args(["-t", "tracefs", "nodev", Self::DIR])
+                .status();
+        }
+        let t = Trace {
+            events: events.iter().map(|e| e.to_string()).collect(),
+        };
+        Self::write("tracing_on", "0")?;
+        Self::write("trace", "")?;
+        for e in &t.events {
+            Self::write(&format!("events/{e}/enable"), "1")?;
+        }
+        Self::write("tracing_on", "1")?;
+        Ok(t)
+    }
+
+    /// Stops tracing and returns the buffer's text (an error if events were lost).
+    pub fn stop(&self) -> Result<String, String> {
+        Self::write("tracing_on", "0")?;
+        let text = std::fs::read_to_string(format!("{}/trace", Self::DIR))
+            .map_err(|e| format!("read {}/trace: {e}", Self::DIR))?;
+        if text.contains("LOST") {
+            return Err("the trace buffer overflowed (LOST events)".into());
+        }
+        Ok(text)
+    }
+}
+
+impl Drop for Trace {
+    fn drop(&mut self) {
+        let _ = Self::write("tracing_on", "0");
+        for e in &self.events {
+            let _ = Self::write(&format!("events/{e}/enable"), "0");
+        }
+        let _ = Self::write("trace", "");
+    }
+}
+
+/// One line of a trace: the CPU, the hardirq/softirq column of the flags
+/// (`h`, `s`, `H`, `.`...), the event name and the rest.
+pub struct TraceLine<'a> {
+    pub cpu: u32,
+    pub irq: char,
+    pub event: &'a str,
+    pub rest: &'a str,
+}
+
+/// Parses `  task-pid  [001] d.h1.  12.345678: event: rest`.
+pub fn trace_line(l: &str) -> Option<TraceLine<'_>> {
+    let open = l.find("] ")?;
+    let cpu = l[..open].rsplit('[').next()?.parse().ok()?;
+    let mut it = l[open + 2..].split_whitespace();
+    let flags = it.next()?;
+    let irq = flags.chars().nth(2)?;
+    let (_, tail) = l.split_once(": ")?;
+    let (event, rest) = tail.split_once(": ")?;
+    Some(TraceLine {
+        cpu,
+        irq,
+        event,
+        rest,
+    })
+}
