@@ -100,7 +100,7 @@ inventory: wqctl
 	@python3 scripts/inventory.py write
 
 # Each patch of tests/mutants/ applied to a scratch copy (build/mutants/),
-# built, and its expected test run against it (scripts/mutants.py); MUTANTS=GLOB
+# built, and its expected test run against it (scripts/mutants.py); MUTANTS='GLOB...'
 # runs a subset.
 mutants: $(SETUP_DEP)
 	@$(MAKE) --no-print-directory user NO_SETUP=1

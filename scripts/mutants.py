@@ -19,8 +19,8 @@ boot) is reported as caught elsewhere, a hole in the expected test's assertions.
 dies is restarted with the mutants it did not get to.
 
 Prints "N of M mutants caught" and the survivors; exit status 0 when every mutant was caught by
-its expected test.  Environment: KDIR (default: the cached tree), MUTANTS (a glob of names to
-run, e.g. '0*' or '*flush*'), RUST_WQ_MUTANT_TIMEOUT (seconds per test run in the guest, 120).
+its expected test.  Environment: KDIR (default: the cached tree), MUTANTS (globs of names to
+run, e.g. '0* *flush*'), RUST_WQ_MUTANT_TIMEOUT (seconds per test run in the guest, 120).
 """
 
 import fnmatch
@@ -45,12 +45,12 @@ def progress(msg):
 
 def load():
     out = []
-    pattern = os.environ.get("MUTANTS", "*")
+    patterns = os.environ.get("MUTANTS", "*").split()
     for f in sorted(os.listdir(MUTANTS)):
         if not f.endswith(".patch"):
             continue
         name = f[:-len(".patch")]
-        if not fnmatch.fnmatch(name, pattern) and not fnmatch.fnmatch(name.split("-", 1)[-1], pattern):
+        if not any(fnmatch.fnmatch(name, p) or fnmatch.fnmatch(name.split("-", 1)[-1], p) for p in patterns):
             continue
         text = open(os.path.join(MUTANTS, f)).read()
         head = text.split("\n--- ", 1)[0]
