@@ -575,7 +575,8 @@ mode_mutants() {
 		marker="rust_wq-mutant-marker $name $(date +%s%N)"
 		echo 1 2>/dev/null >/sys/kernel/debug/clear_warn_once
 		echo "$marker" >/dev/kmsg
-		if [ "$kind" = kunit ]; then echo "$test" >"$filter"; else echo rust_wq_mutant_skips_kunit >"$filter"; fi
+		# (printf: a trailing newline would become part of the glob)
+		if [ "$kind" = kunit ]; then printf %s "$test" >"$filter"; else printf %s rust_wq_mutant_skips_kunit >"$filter"; fi
 		status=survived how="$kind $test passed"
 		rc=0
 		if [ "$kind $test" = "stress reload" ]; then
