@@ -15,10 +15,23 @@
  * module cannot be unloaded while a file is open.  The device is root-only
  * (0600).
  *
+ * What one file's calls wait for.  Each file has one lock.  ENQUEUE (with
+ * FROM_IRQ/FROM_SOFTIRQ: until every item is queued), MOD_DELAY, RESULTS and
+ * RESET hold it for the whole call (RESET also while it waits for the items
+ * already running); FLUSH holds it only while it picks its items and fires
+ * their timers, CANCEL only while it takes its items off their queues: the
+ * waits that follow (FLUSH for its items, CANCEL for the running ones) hold
+ * nothing, so other calls of the same file proceed meanwhile, and see the
+ * waiting call's items as pending until they finish.  So of two such calls
+ * on one file, one's locked part runs wholly before or after the other's;
+ * nothing orders the rest.  STATS and INFO take no lock.  BENCH takes the
+ * device-wide benchmark lock only.  Calls on different files share no lock
+ * but that one (their items share the queues: on the ordered queue one
+ * file's item can wait behind another's).
+ *
  * Waits.  Every call that can wait long ends when the caller is killed
- * (SIGKILL, or any signal whose action is to terminate): waiting for another
- * call of the same file (ENQUEUE, FLUSH, CANCEL, MOD_DELAY, RESULTS and RESET
- * of one file run one at a time), for the benchmark lock, FLUSH's wait for
+ * (SIGKILL, or any signal whose action is to terminate): waiting for the
+ * file's lock (see above), for the benchmark lock, FLUSH's wait for
  * its items, and a running BENCH.  All but a running BENCH also end on any
  * other signal: the call is restarted if the handler has SA_RESTART, and
  * fails with EINTR otherwise (nothing was done, except that FLUSH may already
@@ -64,7 +77,8 @@
  *           EFAULT.
  *   EINTR   a wait ended by a signal (see "Waits" above); nothing was done.
  *   EBUSY   the file's unfinished items plus `count` would exceed max_pending
- *           (nothing is enqueued)
+ *           (nothing is enqueued; the arguments are checked first, so an
+ *           invalid call fails with EINVAL even then)
  *   ENOENT  CANCEL (by id) or MOD_DELAY of an id that is not pending: it never
  *           existed, was cancelled, or has started (CANCEL then returns after
  *           the item has finished; MOD_DELAY does not wait for it)

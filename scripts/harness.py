@@ -14,9 +14,11 @@ top-level tests are the stages, each a subtest whose own KTAP (the guest's,
 with the test binaries' and KUnit's documents nested verbatim) is indented
 four spaces per level; then one line "N passed, N failed, N skipped"
 counting leaf tests as tools/testing/kunit/kunit.py does.  Every document
-from the guest is checked (a plan at every level and as many results as it
-announces, no "Bail out!", a result line for every subtest), and every
-stage must arrive: a missing one is a failed stage.  Exit status 1 when
+from the guest is checked (a "KTAP version" header and a plan at every
+level and as many results as it announces, no "Bail out!", a result line
+for every subtest, no directive but SKIP on an `ok` line), a failed parent
+is a failure whatever its subtests printed (a binary that printed SKIP lines
+and then hung), and every stage must arrive: a missing one is a failed stage.  Exit status 1 when
 anything failed.  Progress goes to stderr; logs to results/MODE/.
 """
 
@@ -26,12 +28,17 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 
+import inventory
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULT = re.compile(r"^(ok|not ok) ([0-9]+)(?: -)?(?: ([^#]*?))?\s*(?:#\s*(.*))?$")
-SKIP = re.compile(r"^(SKIP|skip)\b")
+# The one directive an `ok` line may carry (KTAP: "# SKIP reason"); anything
+# else after an `ok` ("# SKIPPED", "# TODO", ...) is an error, never a pass.
+SKIP = re.compile(r"^SKIP(\s|$)")
 STRUCTURE = re.compile(r"^(KTAP version|# Subtest:|1\.\.[0-9]|Bail out!|(not )?ok\b)")
 START = time.monotonic()
 
@@ -68,10 +75,22 @@ class Block:
     counts: Counts = field(default_factory=Counts)
     results: int = 0
     pending: "Block | None" = None  # a closed subtest waiting for its result line
+    header: bool = False  # its "KTAP version" line was seen
+    leaves: list = field(default_factory=list)  # ([name, ...], "pass"|"fail"|"skip"), paths below it
 
 
-def check_ktap(text):
-    """Counts the leaf tests of KTAP text and lists what is wrong with it."""
+def check_ktap(text, leaves=None):
+    """Counts the leaf tests of KTAP text and lists what is wrong with it.
+
+    Every nested document must start with its own "KTAP version" line and
+    have a plan (a test binary that printed nothing, or died before its
+    plan, is an error).  A parent result "not ok" is a failure whatever its
+    subtests printed: one more failure when none of them failed (a binary
+    that printed only SKIP lines and then hung, was killed or exited
+    non-zero).  An `ok` line's only directive is SKIP.  When leaves is a
+    list, the leaf tests are appended to it as (path, status): path the
+    list of names from the top level down, status "pass", "fail" or "skip".
+    """
     errors = []
     stack = [Block(indent=0)]
     seen_version = False
@@ -80,15 +99,18 @@ def check_ktap(text):
         return f"subtest {b.name}" if b.name else "top level" if b is stack[0] else "a nested block"
 
     def close(b):
-        if b.plan is None and (b.results or b is stack[0]):
-            errors.append(f"results without a plan line in the {where(b)}")
-        elif b.plan is not None and b.plan != b.results:
+        if b is not stack[0] and not b.header:
+            errors.append(f"no 'KTAP version' header in the {where(b)}")
+        if b.plan is None:
+            errors.append(f"{'results' if b.results else 'nothing'} without a plan line in the {where(b)}")
+        elif b.plan != b.results:
             errors.append(f"planned {b.plan} tests in the {where(b)}, got {b.results} results")
 
     def orphan(b):
         if b.pending is not None:
             errors.append(f"no result line for {where(b.pending)}")
             b.counts.add(b.pending.counts)
+            b.leaves += [([b.pending.name or "?"] + p, st) for p, st in b.pending.leaves]
             b.pending = None
 
     for raw in text.splitlines():
@@ -111,7 +133,9 @@ def check_ktap(text):
             stack.append(Block(indent=ind))
             top = stack[-1]
         if body.startswith("KTAP version"):
-            pass  # the header of the nested block opened above
+            if top.header or top.plan is not None or top.results or top is stack[0]:
+                errors.append(f"a 'KTAP version' line that does not start a document: {body}")
+            top.header = True
         elif body.startswith("Bail out!"):
             errors.append(body)
         elif body.startswith("# Subtest:"):
@@ -128,18 +152,25 @@ def check_ktap(text):
             sub, top.pending = top.pending, None
             if sub is not None and sub.name and sub.name != name:
                 errors.append(f"no result line for subtest {sub.name} (next: {body})")
+            if ok and directive and not SKIP.match(directive):
+                errors.append(f"an 'ok' line whose directive is not SKIP: {body}")
             leaf = Counts()
             if sub is not None and sub.counts.passed + sub.counts.failed + sub.counts.skipped:
                 leaf.add(sub.counts)
-                # A failed parent of passing tests is one failure (as kunit.py counts).
-                if not ok and not SKIP.match(directive) and not leaf.failed and leaf.passed:
+                # A failed parent is a failure whatever its subtests printed (kunit.py counts
+                # it only when some passed: a hang after SKIP lines would vanish).
+                if not ok and not leaf.failed:
                     leaf.failed += 1
-            elif not ok:
-                leaf.failed = 1
-            elif SKIP.match(directive):
-                leaf.skipped = 1
+                    top.leaves.append(([name, "(parent)"], "fail"))
+                top.leaves += [([name] + p, st) for p, st in sub.leaves]
             else:
-                leaf.passed = 1
+                if not ok:
+                    leaf.failed = 1
+                elif SKIP.match(directive):
+                    leaf.skipped = 1
+                else:
+                    leaf.passed = 1
+                top.leaves.append(([name], "fail" if leaf.failed else "skip" if leaf.skipped else "pass"))
             top.counts.add(leaf)
         else:
             errors.append(f"a result line that is not KTAP: {body}")
@@ -152,6 +183,8 @@ def check_ktap(text):
     close(stack[0])
     if not seen_version:
         errors.append("no 'KTAP version 1' line")
+    if leaves is not None:
+        leaves += stack[0].leaves
     return stack[0].counts, errors
 
 
@@ -188,14 +221,14 @@ class Stage:
         return "\n".join(["KTAP version 1", f"1..{self.n}"] + self.lines) + "\n"
 
 
-def report(mode, stages, res):
+def report(mode, stages, res, note=""):
     """Writes and prints the report; returns the exit status."""
     top = Stage("main")
     for s in stages:
         top.nest(s.name, s.document())
     doc = top.document()
     counts, _ = check_ktap(doc)  # what is wrong in a stage is one of its results already
-    doc += counts.line() + "\n"
+    doc += counts.line() + (f" ({note})" if note else "") + "\n"
     with open(os.path.join(res, f"{mode}.ktap"), "w") as f:
         f.write(doc)
     sys.stdout.write(doc)
@@ -250,15 +283,14 @@ def cargo_tests(log, rc):
     return s.document()
 
 
-def required_features(kdir):
-    out = subprocess.run(["bash", "-c", f'. scripts/lib.sh && required_features "{kdir}"'],
+def lib_sh(function, kdir):
+    """scripts/lib.sh FUNCTION KDIR's output; None (and why, on stderr) when it failed: a
+    silently empty answer would turn every required debug feature into a skip."""
+    out = subprocess.run(["bash", "-c", f'. scripts/lib.sh && {function} "$1"', "lib.sh", kdir],
                          cwd=ROOT, capture_output=True, text=True)
-    return out.stdout.strip()
-
-
-def vm_kernel_args(kdir):
-    out = subprocess.run(["bash", "-c", f'. scripts/lib.sh && vm_kernel_args "{kdir}"'],
-                         cwd=ROOT, capture_output=True, text=True)
+    if out.returncode:
+        progress(f"scripts/lib.sh {function} {kdir} failed (status {out.returncode}): {out.stderr.strip()}")
+        return None
     return out.stdout.strip()
 
 
@@ -283,8 +315,11 @@ def guest(mode, kdir, res, timeout, stages, extra_args="", tag=""):
     output directory and log, so that two boots of one run keep apart."""
     out = os.path.join(res, "guest" + tag)
     os.makedirs(out, exist_ok=True)
-    require = required_features(kdir)
-    kargs = " ".join(x for x in (vm_kernel_args(kdir), extra_args) if x)
+    require, kargs = lib_sh("required_features", kdir), lib_sh("vm_kernel_args", kdir)
+    if require is None or kargs is None:
+        return not_booted(stages, f"scripts/lib.sh cannot read the configuration of {kdir} (its .config): "
+                                  "the VM would run with no required debug feature")
+    kargs = " ".join(x for x in (kargs, extra_args) if x)
     vmlog = f"vm{tag}.log"
     progress(f"VM: booting {kdir} (timeout {timeout} s; required: {require or 'none'}; "
              f"kernel args: {kargs or 'none'}; log: {os.path.relpath(res, ROOT)}/{vmlog})")
@@ -327,6 +362,30 @@ def from_guest(name, doc):
     s.n = sum(1 for x in lines if re.match(r"^(not )?ok [0-9]", x))
     for e in errors:
         s.result(False, "ktap", e)
+    return s
+
+
+def check_inventory(stages, expected):
+    """Stage inventory: one result per kind of test, failed when the report's leaves do not
+    name every entry of the inventory exactly once, or name one that is not in it."""
+    s = Stage("inventory")
+    leaves = []
+    for st in stages:
+        found = []
+        check_ktap(st.document(), found)
+        leaves += [([st.name] + path, status) for path, status in found]
+    seen = inventory.reported(leaves)
+    missing, unexpected, twice = inventory.compare(expected, seen)
+    for kind in sorted({e.split(" ", 1)[0] for e in list(expected) + list(seen)}):
+        of = [e for e in expected if e.startswith(kind + " ")]
+        m, u, t = ([e for e in x if e.startswith(kind + " ")] for x in (missing, unexpected, twice))
+        diag = ([f"not reported: {e}" for e in m] + [f"not in tests/inventory.txt: {e}" for e in u]
+                + [f"reported {len(seen[e])} times: {e}" for e in t])
+        s.result(not diag, f"inventory.{kind}",
+                 "" if not diag else f"{len(m)} of {len(of)} not reported, {len(u)} unexpected, {len(t)} repeated",
+                 diag or [f"{len(of) - len(m)} of {len(of)} reported"])
+    if not s.n:
+        s.result(False, "inventory", "the inventory is empty (make inventory)")
     return s
 
 
@@ -379,6 +438,7 @@ def check(args):
                  step("build.compile_fail", "compile-fail", "compile-fail"),
                  step("build.wqctl", "wqctl", "wqctl"),
                  step("build.abi_check", "abi-check", "abi-check")])
+    step("inventory.up_to_date", "inventory", cmd=[sys.executable, "scripts/inventory.py", "diff"])
     step("lint.rustfmt", "rustfmt", "lint-rustfmt")
     step("lint.cargo_fmt", "cargo-fmt", "lint-cargo-fmt")
     step("lint.cargo_clippy", "cargo-clippy", "lint-cargo-clippy")
@@ -399,13 +459,24 @@ def check(args):
     else:
         guest_stages = guest("check", kdir, res, int(os.environ.get("RUST_WQ_CHECK_VM_TIMEOUT", 600)),
                              GUEST_CHECK)
-        # A second, short boot where some possible CPUs were never online (4 vCPUs,
-        # maxcpus=2): only the KUnit cases that need such a CPU run there.
-        guest_stages += [suffixed(s, "_maxcpus") for s in
-                         guest("maxcpus", kdir, res, 300, GUEST_MAXCPUS,
-                               "maxcpus=2 kunit.filter_glob=" + MAXCPUS_KUNIT, tag="_maxcpus")]
+    # A second, short boot where some possible CPUs were never online (4 vCPUs, maxcpus=2):
+    # only the KUnit cases that need such a CPU run there (again: the first boot runs every
+    # case, so the inventory is checked against the first boot alone).
+    if not built or not os.path.exists(os.path.join(kdir, "arch/x86/boot/bzImage")):
+        maxcpus_stages = not_booted(GUEST_MAXCPUS, "the maxcpus=2 VM was not booted (see above)")
+    else:
+        maxcpus_stages = guest("maxcpus", kdir, res, 300, GUEST_MAXCPUS,
+                               "maxcpus=2 kunit.filter_glob=" + MAXCPUS_KUNIT, tag="_maxcpus")
+    stages = [setup, host] + guest_stages + [suffixed(s, "_maxcpus") for s in maxcpus_stages]
+    try:
+        expected = inventory.read()
+        stages.append(check_inventory(guest_stages, expected))
+    except OSError as e:
+        expected = []
+        stages.append(Stage("inventory"))
+        stages[-1].result(False, "inventory", f"cannot read the inventory: {e} (make inventory)")
     progress(f"done in {time.monotonic() - START:.0f} s")
-    return report("check", [setup, host] + guest_stages, res)
+    return report("check", stages, res, f"inventory: {len(expected)} tests: {inventory.summary(expected)}")
 
 
 def stress(args):
@@ -573,6 +644,69 @@ def selftest():
            in doc, doc)
     missing = not_booted(["kunit"], "x")[0].document()
     expect("stage_missing_fails", "not ok 1 kunit # not run: x" in missing, missing)
+    c, e = check_ktap("KTAP version 1\n1..1\n    KTAP version 1\n    1..1\n    ok 1 a # SKIP n/a\n"
+                      "not ok 1 bin # timed out after 180 s\n")
+    expect("ktap_failed_parent_of_skips_fails", c.failed == 1 and c.skipped == 1 and not e, (c, e))
+    c, e = check_ktap("KTAP version 1\n1..1\n    1..1\n    ok 1 a\nok 1 bin\n")
+    expect("ktap_nested_header_required", "no 'KTAP version' header in the a nested block" in e, e)
+    c, e = check_ktap("KTAP version 1\n1..1\n    KTAP version 1\nok 1 bin\n")
+    expect("ktap_nested_plan_required", "nothing without a plan line in the a nested block" in e, e)
+    c, e = check_ktap("KTAP version 1\n1..2\nok 1 a # SKIPPED\nok 2 b # TODO later\n")
+    expect("ktap_only_skip_directive", len(e) == 2 and "directive is not SKIP: ok 1 a # SKIPPED" in e[0], e)
+
+    # scripts/guest.sh's run_binary (what nests a test binary in the guest) on
+    # binaries that misbehave, through the whole report: each must fail.
+    with tempfile.TemporaryDirectory() as tmp:
+        def binary(name, script, limit=20):
+            path = os.path.join(tmp, name)
+            with open(path, "w") as f:
+                f.write("#!/bin/sh\n" + script)
+            os.chmod(path, 0o755)
+            p = subprocess.run(["bash", "scripts/guest.sh", "binary", ROOT, os.path.join(tmp, "out-" + name), str(limit),
+                                path], cwd=ROOT, capture_output=True, text=True, timeout=60)
+            top = Stage("main")
+            top.nest("stage", from_guest("stage", p.stdout).document())
+            c, _ = check_ktap(top.document())
+            return c, p.stdout
+
+        skips = "echo 'KTAP version 1'; echo 1..2; echo 'ok 1 a # SKIP n/a'; "
+        cases = {  # name: (script, time limit, expected summary, a text the document must hold)
+            "binary_silent_fails": ("exit 0\n", 20, "0 passed, 1 failed, 0 skipped", "no KTAP header and plan"),
+            "binary_header_without_plan_fails": ("echo 'KTAP version 1'\n", 20, None, "no KTAP header and plan"),
+            "binary_hang_after_skip_fails": (skips + "exec sleep 60\n", 1, None, "timed out after 1 s"),
+            "binary_exit_status_after_skip_fails": (skips + "exit 3\n", 20, None, "exit status 3"),
+            "binary_killed_after_skip_fails": (skips + "kill -KILL $$\n", 20, None, "exit status 137"),
+            "binary_good_passes": (skips + "echo 'ok 2 b'\n", 20, "1 passed, 0 failed, 1 skipped", "ok 1 good"),
+        }
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(len(cases)) as pool:
+            runs = {n: pool.submit(binary, n.removeprefix("binary_"), sc, lim) for n, (sc, lim, _, _) in cases.items()}
+        for n, (_, _, want, text) in cases.items():
+            c, d = runs[n].result()
+            good = c.line() == want if want else c.failed and not c.passed
+            expect(n, good and text in d, (c.line(), d))
+
+    def leaf_stage(name, doc):
+        st = Stage(name)
+        st.lines, st.n = doc.splitlines(), sum(1 for x in doc.splitlines() if re.match(r"^(not )?ok ", x))
+        return st
+
+    e2e = leaf_stage("e2e", "    KTAP version 1\n    1..3\n    ok 1 a\n    ok 2 b # SKIP n/a\n    ok 3 z\n"
+                            "ok 1 rust_wq_e2e\n")
+    kunit = leaf_stage("kunit", "    KTAP version 1\n    1..1\n        KTAP version 1\n        1..2\n"
+                                "        ok 1 c1\n        not ok 2 c2\n    not ok 1 suite\nnot ok 1 rust_wq\n")
+    st = leaf_stage("stress", "    KTAP version 1\n    1..1\n    ok 1 s\nok 1 rust_wq_stress s\n"
+                              "    KTAP version 1\n    1..1\n    ok 1 s\nok 2 rust_wq_stress s\n")
+    inv = check_inventory([e2e, kunit, st], ["e2e a", "e2e b", "e2e c", "kunit suite.c1", "kunit suite.c2",
+                                             "stress s"])
+    doc = inv.document()
+    expect("inventory_complete_kind_passes", "ok 2 inventory.kunit" in doc, doc)
+    expect("inventory_missing_and_unexpected_fail", "not ok 1 inventory.e2e # 1 of 3 not reported, 1 unexpected, "
+           "0 repeated" in doc and "# not reported: e2e c" in doc and "# not in tests/inventory.txt: e2e z" in doc,
+           doc)
+    expect("inventory_repeated_fails", "# reported 2 times: stress s" in doc, doc)
+    missing, _, _ = inventory.compare(["kunit s.x"], inventory.reported([(["kunit", "rust_wq"], "fail")]))
+    expect("inventory_nothing_reported_fails", missing == ["kunit s.x"], missing)
 
     def scan(text, allow=None):
         env = dict(os.environ)
@@ -591,6 +725,15 @@ def selftest():
     expect("dmesg_scan_bad_allow_list_fails", r[0] == 2 and "invalid allow-list regex" in r[1], r)
     r = scan("WARNING: known thing\nBUG: other\n", "known thing")
     expect("dmesg_scan_allow_list_applies", r[0] == 1 and r[1].splitlines()[0] == "BUG: other", r)
+    r = scan("WARNING: known thing\n", "known thing")
+    expect("dmesg_scan_allowed_lines_shown", r == (0, "allowed: WARNING: known thing"), r)
+    for name, allow in (("dot", "."), ("empty_match", "x*"), ("warning", "WARNING")):
+        r = scan("WARNING: CPU: 0 PID: 1 at x\n", allow)
+        expect(f"dmesg_scan_broad_allow_refused_{name}", r[0] == 2 and "too broad" in r[1], r)
+    for name, line in (("drain", "workqueue rust_wq_owned: drain_workqueue() isn't complete after 100 tries"),
+                       ("kmemleak_off", "kmemleak: Kernel memory leak detector disabled")):
+        r = scan(f"[ 1.0] {line}\n")
+        expect(f"dmesg_scan_catches_{name}", r == (1, line), r)
     return s.document()
 
 

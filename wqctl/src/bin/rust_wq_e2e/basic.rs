@@ -129,21 +129,24 @@ pub fn system_percpu_placement(ctx: &Ctx) -> TestResult {
 fn runs_on(ctx: &Ctx, queue: u32) -> TestResult {
     let dev = ctx.open()?;
     let mut c = Checker::new();
+    // Every item sleeps 200 ms: all five are unfinished when FLUSH picks its
+    // items (a few ms after ENQUEUE), so it waits for exactly five.
     let first = enq(
         &dev,
-        EnqueueArgs::new(queue, 4).sleep_us(100).tag(11),
+        EnqueueArgs::new(queue, 4).sleep_us(200_000).tag(11),
         "ENQUEUE 4 cpu any",
     )?;
     let hint = *ctx.online.last().unwrap_or(&0);
     let pinned = enq(
         &dev,
-        EnqueueArgs::new(queue, 1).cpu(hint).tag(12),
+        EnqueueArgs::new(queue, 1)
+            .cpu(hint)
+            .sleep_us(200_000)
+            .tag(12),
         &format!("ENQUEUE 1 cpu {hint}"),
     )?;
     let n = dev.flush(Target::All).must("FLUSH ALL")?;
-    c.check(n <= 5, || {
-        format!("FLUSH ALL count: expected <= 5, seen {n}")
-    });
+    c.eq("FLUSH ALL count (items waited for)", n, 5);
     let res = drain(&dev)?;
     let by_id = exactly(&mut c, "results", &res, ids(first, 4).chain([pinned]));
     for (id, r) in &by_id {
@@ -161,12 +164,15 @@ fn runs_on(ctx: &Ctx, queue: u32) -> TestResult {
         c.check(r.flags & RUST_WQ_RES_PROCESS_CTX != 0, || {
             format!("id {id}: flags {} lack PROCESS_CTX", flag_names(r.flags))
         });
-        c.check(r.seq >= 1, || format!("id {id}: seq 0 (seq starts at 1)"));
-        // Only the four unpinned items were enqueued with sleep_us 100.
-        c.check(*id == pinned || r.runtime_ns >= 100_000, || {
-            format!("id {id}: runtime {} ns < sleep 100us", r.runtime_ns)
+        c.check(r.runtime_ns >= 200_000_000, || {
+            format!("id {id}: runtime {} ns < sleep 200 ms", r.runtime_ns)
         });
     }
+    // seq is module-wide and taken once per item: five different numbers.
+    let seqs: std::collections::BTreeSet<u64> = by_id.values().map(|r| r.seq).collect();
+    c.check(seqs.len() == by_id.len() && !seqs.contains(&0), || {
+        format!("seq of the five results: {seqs:?} (distinct, from 1)")
+    });
     c.stats("after flush", &dev, (5, 5, 0, 0));
     c.done()
 }

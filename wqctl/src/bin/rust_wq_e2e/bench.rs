@@ -88,6 +88,11 @@ pub fn bench_runs(ctx: &Ctx) -> TestResult {
                 Err(e) => {
                     if wqctl::testing::required("tracing") {
                         c.fail(format!("{what}: cannot trace workqueue_queue_work: {e}"));
+                    } else {
+                        // Said, not silent: this part of the test did not run.
+                        crate::diag(&format!(
+                            "bench_runs: {what}: queue placement NOT checked (no tracing: {e})"
+                        ));
                     }
                     None
                 }

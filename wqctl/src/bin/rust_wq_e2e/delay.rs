@@ -3,7 +3,7 @@
 use crate::util::{
     drain, enq, exactly, flag_names, median, qn, wait_results, ALL_QUEUES, LONG_DELAY_US,
 };
-use crate::{fail, Checker, Ctx, Must, TestResult};
+use crate::{fail, unavailable, Checker, Ctx, Must, Outcome, TestResult};
 use libc::ENOENT;
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -264,6 +264,105 @@ pub fn short_sleeps_round_up(ctx: &Ctx) -> TestResult {
                 )
             });
         }
+    }
+    c.done()
+}
+
+/// Never early, seen from outside the module: the `workqueue_queue_work`
+/// tracepoint fires when an item's timer has expired and the kernel queues
+/// it (the work function's own wait for its due time, which the results'
+/// latency reflects, plays no part).  With the trace clock set to `mono`
+/// (CLOCK_MONOTONIC, the clock of this process), each event must come at
+/// least `delay` after the moment just before its ENQUEUE call.  Four calls
+/// of two items on the module's unbound queue, due 20, 60, 150 and 300 ms
+/// later; the events, sorted, are matched to the due times, sorted.
+pub fn delay_never_early_by_trace(ctx: &Ctx) -> TestResult {
+    const TRACEFS: &str = "/sys/kernel/tracing";
+    let tracefs = |file: &str, v: &str| {
+        std::fs::write(format!("{TRACEFS}/{file}"), v)
+            .map_err(|e| format!("write {v:?} to {TRACEFS}/{file}: {e}"))
+    };
+    if !std::path::Path::new(&format!("{TRACEFS}/trace")).exists() {
+        let _ = std::process::Command::new("mount")
+            .args(["-t", "tracefs", "nodev", TRACEFS])
+            .status();
+    }
+    let setup = tracefs("tracing_on", "0")
+        .and_then(|_| tracefs("trace_clock", "mono"))
+        .and_then(|_| tracefs("trace", ""))
+        .and_then(|_| tracefs("events/workqueue/workqueue_queue_work/enable", "1"));
+    struct Restore<F: Fn(&str, &str) -> Result<(), String>>(F);
+    impl<F: Fn(&str, &str) -> Result<(), String>> Drop for Restore<F> {
+        fn drop(&mut self) {
+            let _ = (self.0)("tracing_on", "0");
+            let _ = (self.0)("events/workqueue/workqueue_queue_work/enable", "0");
+            let _ = (self.0)("trace_clock", "local");
+            let _ = (self.0)("trace", "");
+        }
+    }
+    let _restore = Restore(tracefs);
+    if let Err(e) = setup {
+        return unavailable("tracing", format!("cannot trace workqueue_queue_work: {e}"));
+    }
+    let dev = ctx.open()?;
+    let mut c = Checker::new();
+    let mono = || {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid timespec.
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+        ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    };
+    tracefs("tracing_on", "1").map_err(|e| Outcome::Fail(vec![e]))?;
+    let mut due = Vec::new();
+    let mut ids = Vec::new();
+    for delay_ms in [20u64, 60, 150, 300] {
+        let t = mono();
+        let first = enq(
+            &dev,
+            EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 2).delay_us(delay_ms * 1000),
+            &format!("ENQUEUE 2 unbound delayed {delay_ms} ms"),
+        )?;
+        due.extend([(t + delay_ms * 1_000_000, delay_ms); 2]);
+        ids.extend([first, first + 1]);
+    }
+    // Wait for the eight results without FLUSH (which would fire the timers).
+    let mut got = Vec::new();
+    let t = Instant::now();
+    while got.len() < ids.len() && t.elapsed() < Duration::from_secs(30) {
+        got.extend(drain(&dev)?);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    tracefs("tracing_on", "0").map_err(|e| Outcome::Fail(vec![e]))?;
+    exactly(&mut c, "results", &got, ids.iter().copied());
+    let text = std::fs::read_to_string(format!("{TRACEFS}/trace"))
+        .map_err(|e| Outcome::Fail(vec![format!("read {TRACEFS}/trace: {e}")]))?;
+    let mut events: Vec<u64> = text
+        .lines()
+        .filter(|l| l.contains("workqueue=rust_wq_unbound "))
+        .filter_map(|l| {
+            let before = l.split(": workqueue_queue_work:").next()?;
+            let ts = before.split_whitespace().last()?;
+            let (s, us) = ts.split_once('.')?;
+            Some(s.parse::<u64>().ok()? * 1_000_000_000 + us.parse::<u64>().ok()? * 1000)
+        })
+        .collect();
+    events.sort_unstable();
+    due.sort_unstable();
+    c.eq(
+        "workqueue_queue_work events on rust_wq_unbound (one per item)",
+        events.len(),
+        due.len(),
+    );
+    for (ev, (at, delay_ms)) in events.iter().zip(&due) {
+        c.check(ev >= at, || {
+            format!(
+                "an item delayed {delay_ms} ms was queued by its timer {} us early (trace clock mono)",
+                (at - ev) / 1000
+            )
+        });
     }
     c.done()
 }

@@ -1,6 +1,8 @@
 //! FLUSH and CANCEL: waiting, by id and queue, items that started already.
 
-use crate::util::{drain, enq, exactly, flag_names, ids, qn, ALL_QUEUES, LONG_DELAY_US};
+use crate::util::{
+    after_timers, drain, enq, exactly, flag_names, ids, qn, ALL_QUEUES, LONG_DELAY_US,
+};
 use crate::{Checker, Ctx, Must, TestResult};
 use libc::ENOENT;
 use std::time::{Duration, Instant};
@@ -178,10 +180,12 @@ pub fn cancel_prevents_execution(ctx: &Ctx) -> TestResult {
     );
     exactly(&mut c, "results after cancel", &drain(&dev)?, []);
     c.stats("after cancel", &dev, (10, 0, 10, 0));
-    // Past the original delay: the cancelled items must still not have run.
-    std::thread::sleep(Duration::from_millis(2_200));
-    exactly(&mut c, "results 2.2 s later", &drain(&dev)?, []);
-    c.stats("2.2 s later", &dev, (10, 0, 10, 0));
+    // Past the original delay (by ordering, not by a sleep): a sentinel due
+    // 1 s after them has run, and the cancelled items still have not.
+    let mut others = Vec::new();
+    after_timers(&dev, 2_000_000, &mut others)?;
+    exactly(&mut c, "results before the sentinel's", &others, []);
+    c.stats("after the sentinel", &dev, (11, 1, 10, 0));
     c.done()
 }
 
@@ -203,17 +207,16 @@ pub fn cancel_by_id(ctx: &Ctx) -> TestResult {
         dev.cancel(Target::Id(a + 1)),
         ENOENT,
     );
+    // Sleeps 200 ms: still unfinished when FLUSH picks it, so counted.
     let b = enq(
         &dev,
-        EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 1),
-        "ENQUEUE 1 immediate",
+        EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 1).sleep_us(200_000),
+        "ENQUEUE 1 immediate, sleeping 200 ms",
     )?;
     let n = dev
         .flush(Target::Id(b))
         .must("FLUSH ID of the immediate item")?;
-    c.check(n <= 1, || {
-        format!("FLUSH ID count: expected 0 or 1, seen {n}")
-    });
+    c.eq("FLUSH ID count", n, 1);
     exactly(&mut c, "results after FLUSH ID", &drain(&dev)?, [b]);
     c.errno(
         "CANCEL of an id that ran",
@@ -318,25 +321,32 @@ enum NotPendingCall {
 }
 
 /// The header: CANCEL by id / MOD_DELAY of an item that has started fails
-/// with ENOENT, and returns only after the item has finished.  If the call
-/// finds the item still pending (it had not started), it is undone and tried
-/// again with a longer wait; an item that never starts fails the test.
+/// with ENOENT; CANCEL returns only after the item has finished, MOD_DELAY
+/// does not wait for it.  The item sleeps 1 s; an attempt counts only if the
+/// call found it running with at least 300 ms of its sleep left (by its own
+/// result), so both orders are decided with a wide margin: CANCEL returned
+/// after the item finished, MOD_DELAY before it did.  An attempt that found
+/// the item still pending (undone) or already finished is tried again; five
+/// without a decisive one fail the test.
 fn started_enoent(ctx: &Ctx, call: NotPendingCall) -> TestResult {
     let dev = ctx.open()?;
     let mut c = Checker::new();
-    const SLEEP_MS: u64 = 400;
+    const SLEEP_MS: u64 = 1000;
+    const LEFT_MS: u128 = 300;
     let name = match call {
         NotPendingCall::Cancel => "CANCEL id",
         NotPendingCall::ModDelay => "MOD_DELAY",
     };
     let (mut enqueued, mut cancelled, mut ran) = (0u64, 0u64, 0u64);
-    let waits = [150u64, 300, 600, 1200];
+    let mut decided = false;
+    let mut tries = Vec::new();
+    let waits = [150u64, 300, 150, 300, 600];
     for wait_ms in waits {
         let t0 = Instant::now();
         let id = enq(
             &dev,
             EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 1).sleep_us(SLEEP_MS * 1000),
-            "ENQUEUE 1 sleeping 400 ms",
+            "ENQUEUE 1 sleeping 1 s",
         )?;
         enqueued += 1;
         std::thread::sleep(Duration::from_millis(wait_ms));
@@ -364,6 +374,7 @@ fn started_enoent(ctx: &Ctx, call: NotPendingCall) -> TestResult {
                     );
                 }
                 cancelled += 1;
+                tries.push(format!("{wait_ms} ms: still pending"));
                 continue;
             }
             Err(e) if e.0 == ENOENT => {}
@@ -377,42 +388,58 @@ fn started_enoent(ctx: &Ctx, call: NotPendingCall) -> TestResult {
         }
         ran += 1;
         if call == NotPendingCall::ModDelay {
-            // MOD_DELAY does not wait for a running item (header): wait for it here.
+            // MOD_DELAY does not wait for a running item: wait for it here.
+            // (After CANCEL its result must be there at once.)
             dev.flush(Target::All).must("FLUSH ALL")?;
         }
-        // It finished before the call returned (CANCEL), or before FLUSH returned (MOD_DELAY):
-        // its result is there at once.
         let by_id = exactly(
             &mut c,
-            &format!("results right after {name} failed with ENOENT"),
+            &format!("results after {name} failed with ENOENT"),
             &drain(&dev)?,
             [id],
         );
-        if let Some(r) = by_id.get(&id) {
-            let started = Duration::from_nanos(r.latency_ns);
-            let finished = Duration::from_nanos(r.latency_ns + r.runtime_ns);
-            c.check(started < called, || {
-                format!(
-                    "{name} failed with ENOENT at {} ms, but the item started only at {} ms (it was pending)",
-                    called.as_millis(),
-                    started.as_millis()
-                )
-            });
-            c.check(
-                call == NotPendingCall::ModDelay || finished <= returned,
-                || {
-                    format!(
-                        "{name} returned at {} ms, before the running item finished (>= {} ms)",
-                        returned.as_millis(),
-                        finished.as_millis()
-                    )
-                },
-            );
+        let Some(r) = by_id.get(&id) else {
+            return c.done();
+        };
+        // Times from t0 (before ENQUEUE; the item's clock starts after it:
+        // these are lower bounds of the real start and end).
+        let started = Duration::from_nanos(r.latency_ns);
+        let finished = Duration::from_nanos(r.latency_ns + r.runtime_ns);
+        c.check(started < called, || {
+            format!(
+                "{name} failed with ENOENT at {} ms, but the item started only at {} ms (it was pending)",
+                called.as_millis(),
+                started.as_millis()
+            )
+        });
+        if finished.saturating_sub(called).as_millis() < LEFT_MS {
+            tries.push(format!(
+                "{wait_ms} ms: found it with less than {LEFT_MS} ms left (finished at {} ms)",
+                finished.as_millis()
+            ));
+            continue;
         }
+        decided = true;
+        match call {
+            NotPendingCall::Cancel => c.check(finished <= returned, || {
+                format!(
+                    "CANCEL id returned at {} ms, before the running item finished (>= {} ms)",
+                    returned.as_millis(),
+                    finished.as_millis()
+                )
+            }),
+            NotPendingCall::ModDelay => c.check(returned < finished, || {
+                format!(
+                    "MOD_DELAY returned at {} ms, after the running item finished ({} ms): it waited for it",
+                    returned.as_millis(),
+                    finished.as_millis()
+                )
+            }),
+        };
         break;
     }
-    c.check(ran == 1, || {
-        format!("the item never started before {name}: waits of {waits:?} ms")
+    c.check(decided, || {
+        format!("no attempt found the item running with {LEFT_MS} ms left: {tries:?}")
     });
     c.stats("at end", &dev, (enqueued, ran, cancelled, 0));
     c.done()

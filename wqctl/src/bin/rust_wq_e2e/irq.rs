@@ -2,7 +2,7 @@
 //! hard-interrupt handler, and the RUST_WQ_RES_FROM_* result flags.
 
 use super::{Checker, Ctx, Must, Outcome, TestFn, TestResult};
-use crate::util::{closes_at_once, probe_seq, ALL_QUEUES, LONG_DELAY_US};
+use crate::util::{closes_at_once, ALL_QUEUES, LONG_DELAY_US, PENDING_DELAY_US};
 use libc::{EBUSY, EINVAL};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -18,6 +18,7 @@ pub fn all() -> Vec<(&'static str, TestFn)> {
         ("irq_cancel_and_mod_delay", irq_cancel_and_mod_delay),
         ("irq_close_cancels", irq_close_cancels),
         ("irq_bad_flags_einval", irq_bad_flags_einval),
+        ("irq_context_by_trace", irq_context_by_trace),
     ]
 }
 
@@ -300,20 +301,15 @@ fn irq_close_cancels(ctx: &Ctx) -> TestResult {
             &a,
             EnqueueArgs::new(q, 8)
                 .cpu(cpu)
-                .delay_us(1_000_000)
+                .delay_us(PENDING_DELAY_US)
                 .from_irq(true),
-            &format!("ENQUEUE 8 on {} delayed 1s from IRQ", format_queue(q)),
+            &format!("ENQUEUE 8 on {} delayed 2s from IRQ", format_queue(q)),
         )?;
     }
     c.stats("before close", &a, (40, 0, 0, 40));
     closes_at_once(&mut c, a);
     let b = ctx.open()?;
-    let s1 = probe_seq(&b)?;
-    std::thread::sleep(Duration::from_millis(1_200));
-    let s2 = probe_seq(&b)?;
-    c.check(s2 == s1 + 1, || {
-        format!("module-wide seq went from {s1} to {s2}: items of the closed file ran")
-    });
+    crate::lifecycle::closed_items_never_run(&mut c, &b)?;
     c.done()
 }
 
@@ -389,5 +385,99 @@ fn irq_bad_flags_einval(ctx: &Ctx) -> TestResult {
     );
     c.stats("full", &dev, (queued, 0, 0, queued));
     c.eq("CANCEL ALL", dev.cancel(Target::All).ok(), Some(queued));
+    c.done()
+}
+
+/// Pins the calling thread to `cpu` (sched_setaffinity).
+fn pin_to(cpu: u32) -> Result<(), Outcome> {
+    // SAFETY: a zeroed cpu_set_t is an empty set; CPU_SET and
+    // sched_setaffinity get a valid set of the right size.
+    let r = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu as usize, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
+    };
+    if r != 0 {
+        return crate::fail(format!(
+            "sched_setaffinity to CPU {cpu}: {}",
+            wqctl::Errno::last()
+        ));
+    }
+    Ok(())
+}
+
+/// FROM_IRQ and FROM_SOFTIRQ seen from outside the module: the kernel's own
+/// context flags of the `workqueue_queue_work` trace events of the items (the
+/// hardirq/softirq column, from the preempt count as `in_hardirq()` /
+/// `in_serving_softirq()` read it) and their CPU, the one the calling task
+/// was pinned to ("on the calling CPU"); and at most RUST_WQ_IRQ_BATCH
+/// queueings between an `irq_work_entry` and its `irq_work_exit` on that CPU.
+fn irq_context_by_trace(ctx: &Ctx) -> TestResult {
+    const EVENTS: [&str; 3] = [
+        "workqueue/workqueue_queue_work",
+        "irq_vectors/irq_work_entry",
+        "irq_vectors/irq_work_exit",
+    ];
+    let dev = ctx.open()?;
+    let mut c = Checker::new();
+    let cpus: Vec<u32> = ctx.online.iter().copied().take(2).collect();
+    for &cpu in &cpus {
+        pin_to(cpu)?;
+        for (how, irq, softirq, want) in [
+            ("FROM_IRQ", true, false, 'h'),
+            ("FROM_SOFTIRQ", false, true, 's'),
+            ("task", false, false, '.'),
+        ] {
+            let n = if irq { 200 } else { 20 };
+            let trace = match crate::util::Trace::start(&EVENTS) {
+                Ok(t) => t,
+                Err(e) => return crate::unavailable("tracing", format!("cannot trace: {e}")),
+            };
+            dev.enqueue(
+                EnqueueArgs::new(RUST_WQ_Q_UNBOUND, n)
+                    .from_irq(irq)
+                    .from_softirq(softirq),
+            )
+            .must("ENQUEUE")?;
+            let text = trace.stop().map_err(|e| Outcome::Fail(vec![e]))?;
+            drop(trace);
+            dev.flush(Target::All).must("FLUSH ALL")?;
+            dev.drain_results().must("RESULTS")?;
+            let mut events = 0u32;
+            let (mut in_irq, mut per_irq, mut most) = (false, 0u32, 0u32);
+            for l in text.lines().filter_map(crate::util::trace_line) {
+                match l.event {
+                    "irq_work_entry" if l.cpu == cpu => (in_irq, per_irq) = (true, 0),
+                    "irq_work_exit" if l.cpu == cpu => in_irq = false,
+                    "workqueue_queue_work" if l.rest.contains("workqueue=rust_wq_unbound ") => {
+                        events += 1;
+                        if in_irq {
+                            per_irq += 1;
+                            most = most.max(per_irq);
+                        }
+                        c.check(l.cpu == cpu && l.irq == want, || {
+                            format!("{how} from a task on CPU {cpu}: an item was queued on CPU {} in context '{}' (trace flags), expected CPU {cpu}, '{want}'", l.cpu, l.irq)
+                        });
+                    }
+                    _ => {}
+                }
+            }
+            c.eq(&format!("{how} on CPU {cpu}: queue_work events"), events, n);
+            if irq {
+                c.check(most > 0 && most <= RUST_WQ_IRQ_BATCH, || {
+                    format!("FROM_IRQ on CPU {cpu}: at most {most} items queued in one irq_work interrupt (expected 1..={RUST_WQ_IRQ_BATCH})")
+                });
+            }
+        }
+    }
+    // Unpinned again.
+    // SAFETY: a set of every CPU the kernel may have (CPU_SET on each).
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for cpu in &ctx.online {
+            libc::CPU_SET(*cpu as usize, &mut set);
+        }
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
     c.done()
 }

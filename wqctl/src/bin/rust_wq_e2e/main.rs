@@ -6,7 +6,8 @@
 //! With test names, only those tests run (numbered 1..N in that subset, in
 //! the order of `--list`).  The tests are grouped by area, one module each
 //! (basic, delay, flush_cancel, results, concurrency, bad_encoding,
-//! bad_pointers, bad_values, lifecycle, bench, irq, poll, session, hostile);
+//! bad_pointers, bad_values, lifecycle, bench, irq, poll, session, hostile,
+//! ordering);
 //! `all()` below lists them in the order they run.  The runner, the Checker
 //! and the memory helpers are the library's `wqctl::testing`.
 //! Environment: RUST_WQ_KO (path of rust_wq.ko) enables `rmmod_refused_while_open`.
@@ -24,6 +25,7 @@ mod flush_cancel;
 mod hostile;
 mod irq;
 mod lifecycle;
+mod ordering;
 mod poll;
 mod results;
 mod session;
@@ -66,6 +68,10 @@ fn all() -> Vec<Named<TestFn>> {
         ("system_dfl_runs", basic::system_dfl_runs),
         ("ordered_fifo", basic::ordered_fifo),
         ("delay_never_early", delay::delay_never_early),
+        (
+            "delay_never_early_by_trace",
+            delay::delay_never_early_by_trace,
+        ),
         ("flush_waits", flush_cancel::flush_waits),
         ("flush_by_id", flush_cancel::flush_by_id),
         ("flush_by_queue", flush_cancel::flush_by_queue),
@@ -167,11 +173,16 @@ fn all() -> Vec<Named<TestFn>> {
             results::results_dropped_beyond_max,
         ),
         ("bench_one_at_a_time", bench::bench_one_at_a_time),
+        (
+            "dmesg_lines_match_results",
+            results::dmesg_lines_match_results,
+        ),
     ];
     v.extend(irq::all());
     v.extend(poll::all());
     v.extend(session::all());
     v.extend(hostile::all());
+    v.extend(ordering::all());
     v
 }
 

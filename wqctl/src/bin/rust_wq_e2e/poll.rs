@@ -2,6 +2,7 @@
 //! while the file has unread results.
 
 use super::{fail, skip, Checker, Ctx, Must, Outcome, TestFn, TestResult};
+use crate::util::PENDING_DELAY_US;
 use std::fs::File;
 use std::os::fd::RawFd;
 use std::os::unix::fs::FileExt;
@@ -431,8 +432,8 @@ fn poll_closed_by_other_thread(ctx: &Ctx) -> TestResult {
 }
 
 /// epoll holds no reference: closing the only descriptor releases the file at once (its
-/// pending item is cancelled) while another thread waits in epoll_wait, which then just times
-/// out.  The file's wait queue goes away with waiters removed first (no warning in dmesg).
+/// pending items are cancelled: they never run) while another thread waits in epoll_wait, which
+/// then just times out.  The file's wait queue goes away with waiters removed first (no warning in dmesg).
 fn epoll_closed_file_released(ctx: &Ctx) -> TestResult {
     let Some(refcnt) = Refcnt::open() else {
         return skip("no /sys/module/rust_wq/refcnt");
@@ -442,10 +443,9 @@ fn epoll_closed_file_released(ctx: &Ctx) -> TestResult {
     };
     let mut c = Checker::new();
     let fd = lone_fd(ctx, |dev| {
-        // Pending work at the release; long enough that it cannot run before, even if the VM
-        // stalls for a while.
-        dev.enqueue(EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 2).delay_us(10_000_000))
-            .must("ENQUEUE 2 unbound delayed 10s")
+        // Pending work at the release (due 2 s later; the release comes ~100 ms after).
+        dev.enqueue(EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 2).delay_us(PENDING_DELAY_US))
+            .must("ENQUEUE 2 unbound delayed 2s")
             .map(|_| ())
     })?;
     let ep = Epoll::new().must("epoll_create1")?;
@@ -483,5 +483,8 @@ fn epoll_closed_file_released(ctx: &Ctx) -> TestResult {
             ms(el)
         )
     });
+    // The release cancelled the two items: they never run.
+    let b = ctx.open()?;
+    crate::lifecycle::closed_items_never_run(&mut c, &b)?;
     c.done()
 }

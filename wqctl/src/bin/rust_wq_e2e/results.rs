@@ -310,3 +310,157 @@ pub fn results_dropped_beyond_max(ctx: &Ctx) -> TestResult {
     );
     c.done()
 }
+
+/// The design's "read results in dmesg": the per-item kernel-log lines say
+/// what RESULTS says of the same items (id, tag, queue, requested CPU, CPU,
+/// seq, the context that queued it, process context), for the first
+/// LOG_ITEMS_PER_BATCH (4) items of each call (and a batch line for a longer
+/// call), and lines over the module's limit (20 a second) are counted in one
+/// "suppressed" line the next second: printed + suppressed = every line due.  Starts just after a whole second
+/// of CLOCK_MONOTONIC (the module's window) so that the budget is fresh.
+pub fn dmesg_lines_match_results(ctx: &Ctx) -> TestResult {
+    const PER_CALL: u64 = 4;
+    let dev = ctx.open()?;
+    let mut c = Checker::new();
+    let mono_ns = || {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid timespec.
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+        ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    };
+    let now = mono_ns();
+    std::thread::sleep(Duration::from_nanos(
+        1_000_000_000 - now % 1_000_000_000 + 50_000_000,
+    ));
+    // A first line of the new second prints what earlier tests had
+    // suppressed; only then the marker.
+    dev.enqueue(EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 1))
+        .must("ENQUEUE 1 (before the marker)")?;
+    dev.flush(Target::All).must("FLUSH ALL")?;
+    drain(&dev)?;
+    let marker = format!("rust_wq_e2e dmesg_lines_match_results {}", mono_ns());
+    std::fs::write("/dev/kmsg", &marker)
+        .map_err(|e| crate::Outcome::Fail(vec![format!("write the marker to /dev/kmsg: {e}")]))?;
+    let tag = 0x5eed_0000 + now % 0xffff;
+    let cpu = *ctx.online.last().unwrap_or(&0);
+    // 3 from the task on unbound, 2 from a hard IRQ on percpu pinned, then
+    // five calls of 6 (5 lines each): 30 lines due, 19 left in the second.
+    let mut calls = vec![
+        EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 3).tag(tag),
+        EnqueueArgs::new(RUST_WQ_Q_PERCPU, 2)
+            .cpu(cpu)
+            .from_irq(true)
+            .tag(tag),
+    ];
+    calls.extend((0..5).map(|_| EnqueueArgs::new(RUST_WQ_Q_ORDERED, 6).tag(tag)));
+    // A line per item for the first four of a call, and a batch line for a
+    // call of more: all under the limit.
+    let due: u64 = calls
+        .iter()
+        .map(|a| u64::from(a.count).min(PER_CALL) + u64::from(u64::from(a.count) > PER_CALL))
+        .sum();
+    for a in &calls {
+        dev.enqueue(*a).must("ENQUEUE")?;
+        dev.flush(Target::All).must("FLUSH ALL")?;
+    }
+    let res = drain(&dev)?;
+    // The next second: one more line, so that the suppressed count is printed.
+    std::thread::sleep(Duration::from_millis(1_100));
+    dev.enqueue(EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 1).tag(tag + 1))
+        .must("ENQUEUE 1")?;
+    dev.flush(Target::All).must("FLUSH ALL")?;
+    let out = std::process::Command::new("dmesg")
+        .output()
+        .map_err(|e| crate::Outcome::Fail(vec![format!("dmesg: {e}")]))?;
+    let log = String::from_utf8_lossy(&out.stdout);
+    let after: Vec<&str> = log.lines().skip_while(|l| !l.contains(&marker)).collect();
+    c.check(!after.is_empty(), || {
+        "the marker is not in the kernel log".into()
+    });
+    let field = |l: &str, k: &str| -> Option<String> {
+        l.split_whitespace()
+            .find_map(|w| w.strip_prefix(&format!("{k}=")).map(str::to_string))
+    };
+    let lines: Vec<&str> = after
+        .iter()
+        .copied()
+        .filter(|l| l.contains("work id=") && field(l, "tag") == Some(tag.to_string()))
+        .collect();
+    let suppressed: u64 = after
+        .iter()
+        .filter_map(|l| {
+            l.split(" per-item work lines suppressed")
+                .next()
+                .filter(|_| l.contains("per-item work lines suppressed"))
+                .and_then(|h| h.split_whitespace().last())
+                .and_then(|n| n.parse::<u64>().ok())
+        })
+        .sum();
+    let batch = after
+        .iter()
+        .filter(|l| l.contains(&format!("work batch tag={tag} ")))
+        .count() as u64;
+    c.eq(
+        "per-item and batch lines printed + suppressed (4 items and a batch line a call)",
+        lines.len() as u64 + batch + suppressed,
+        due,
+    );
+    c.check(suppressed > 0, || {
+        format!("{due} lines due within a second, none suppressed: the limit of 20 a second did not act")
+    });
+    let mut matched = 0;
+    for l in &lines {
+        let Some(id) = field(l, "id").and_then(|v| v.parse::<u64>().ok()) else {
+            c.fail(format!("a work line without an id: {l}"));
+            continue;
+        };
+        let Some(r) = res.iter().find(|r| r.id == id) else {
+            c.fail(format!(
+                "a work line for id {id}, which RESULTS did not return: {l}"
+            ));
+            continue;
+        };
+        matched += 1;
+        let from = if r.flags & RUST_WQ_RES_FROM_HARDIRQ != 0 {
+            "hardirq"
+        } else if r.flags & RUST_WQ_RES_FROM_SOFTIRQ != 0 {
+            "softirq"
+        } else {
+            "task"
+        };
+        let req = if r.requested_cpu == RUST_WQ_CPU_ANY {
+            "-1".to_string()
+        } else {
+            r.requested_cpu.to_string()
+        };
+        let want = [
+            (
+                "queue",
+                wqctl::parse::format_queue(r.queue).replace('-', "_"),
+            ),
+            ("req_cpu", req),
+            ("cpu", r.cpu.to_string()),
+            ("seq", r.seq.to_string()),
+            ("queued_from", from.to_string()),
+            (
+                "process_ctx",
+                (r.flags & RUST_WQ_RES_PROCESS_CTX != 0).to_string(),
+            ),
+        ];
+        for (k, v) in want {
+            c.check(field(l, k).as_deref() == Some(v.as_str()), || {
+                format!(
+                    "id {id}: the kernel log says {k}={:?}, RESULTS says {v}: {l}",
+                    field(l, k)
+                )
+            });
+        }
+    }
+    c.check(matched > 0, || {
+        "no work line of this test in the kernel log".into()
+    });
+    c.done()
+}

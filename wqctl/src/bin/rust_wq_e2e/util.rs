@@ -162,16 +162,154 @@ pub fn probe_seq(dev: &Device) -> Result<u64, Outcome> {
     }
 }
 
-/// Closes `dev`, which has pending delayed items, and checks that the close
-/// took less than 900 ms: it cancels them and does not wait for their delay.
+/// The delay of the items a close or CANCEL test leaves pending: long enough
+/// that a close or CANCEL that waited for them is slower than
+/// [`CLOSE_LIMIT`] by far, short enough that [`after_timers`] is cheap.
+pub const PENDING_DELAY_US: u64 = 2_000_000;
+
+/// A close of a file with items pending for [`PENDING_DELAY_US`] returns
+/// within this (a correct one takes milliseconds; one that waited for the
+/// timers at least the 2 s less the few ms since they were armed).
+pub const CLOSE_LIMIT: Duration = Duration::from_millis(1_000);
+
+/// Closes `dev`, whose pending items are delayed by [`PENDING_DELAY_US`],
+/// and checks that the close took less than [`CLOSE_LIMIT`]: it cancels them
+/// and does not wait for their delay.
 pub fn closes_at_once(c: &mut Checker, dev: Device) {
     let t = Instant::now();
     drop(dev);
     let el = t.elapsed();
-    c.check(el < Duration::from_millis(900), || {
+    c.check(el < CLOSE_LIMIT, || {
         format!(
-            "close took {} ms: it must cancel the pending items, not wait for them",
-            el.as_millis()
+            "close took {} ms (limit {} ms, items due {} ms after they were armed): it must cancel the pending items, not wait for them",
+            el.as_millis(),
+            CLOSE_LIMIT.as_millis(),
+            PENDING_DELAY_US / 1000
         )
     });
+}
+
+/// The ordering point after every timer armed before this call by at most
+/// `delay_us`: a sentinel item of `dev` delayed by `delay_us` + 1 s, whose
+/// result is waited for (RESULTS every 20 ms, at most 30 s; never FLUSH,
+/// which would fire it early).  Its timer expires after theirs, so an item
+/// that should have been cancelled and still ran has run by then (it had a
+/// 1 s head start): no timing window to miss it.  Returns the sentinel's
+/// result; any other result read on the way is returned in `others`.
+pub fn after_timers(
+    dev: &Device,
+    delay_us: u64,
+    others: &mut Vec<RustWqResult>,
+) -> Result<RustWqResult, Outcome> {
+    sentinel(
+        dev,
+        EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 1).delay_us(delay_us + 1_000_000),
+        others,
+    )
+}
+
+/// Enqueues one item (`args`, count 1) and waits for its result without
+/// FLUSH (see [`after_timers`]); other results read meanwhile go to `others`.
+pub fn sentinel(
+    dev: &Device,
+    args: EnqueueArgs,
+    others: &mut Vec<RustWqResult>,
+) -> Result<RustWqResult, Outcome> {
+    let delay_us = args.delay_us;
+    let id = enq(dev, args, "ENQUEUE the sentinel")?;
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(30) {
+        for r in drain(dev)? {
+            if r.id == id {
+                return Ok(r);
+            }
+            others.push(r);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    fail(format!(
+        "the sentinel (id {id}, delayed {} ms) left no result within 30 s",
+        delay_us / 1000
+    ))
+}
+
+/// Tracing through tracefs while this value lives: the events named
+/// (`group/event`) enabled, the buffer cleared; dropped, it turns them off.
+pub struct Trace {
+    events: Vec<String>,
+}
+
+impl Trace {
+    const DIR: &'static str = "/sys/kernel/tracing";
+
+    fn write(file: &str, v: &str) -> Result<(), String> {
+        std::fs::write(format!("{}/{file}", Self::DIR), v)
+            .map_err(|e| format!("write {v:?} to {}/{file}: {e}", Self::DIR))
+    }
+
+    /// Mounts tracefs if needed, clears the buffer, enables `events`, starts.
+    pub fn start(events: &[&str]) -> Result<Trace, String> {
+        if !std::path::Path::new(&format!("{}/trace", Self::DIR)).exists() {
+            let _ = std::process::Command::new("mount")
+                .args(["-t", "tracefs", "nodev", Self::DIR])
+                .status();
+        }
+        let t = Trace {
+            events: events.iter().map(|e| e.to_string()).collect(),
+        };
+        Self::write("tracing_on", "0")?;
+        Self::write("trace", "")?;
+        for e in &t.events {
+            Self::write(&format!("events/{e}/enable"), "1")?;
+        }
+        Self::write("tracing_on", "1")?;
+        Ok(t)
+    }
+
+    /// Stops tracing and returns the buffer's text (an error if events were lost).
+    pub fn stop(&self) -> Result<String, String> {
+        Self::write("tracing_on", "0")?;
+        let text = std::fs::read_to_string(format!("{}/trace", Self::DIR))
+            .map_err(|e| format!("read {}/trace: {e}", Self::DIR))?;
+        if text.contains("LOST") {
+            return Err("the trace buffer overflowed (LOST events)".into());
+        }
+        Ok(text)
+    }
+}
+
+impl Drop for Trace {
+    fn drop(&mut self) {
+        let _ = Self::write("tracing_on", "0");
+        for e in &self.events {
+            let _ = Self::write(&format!("events/{e}/enable"), "0");
+        }
+        let _ = Self::write("trace", "");
+    }
+}
+
+/// One line of a trace: the CPU, the hardirq/softirq column of the flags
+/// (`h`, `s`, `H`, `.`...), the event name and the rest.
+pub struct TraceLine<'a> {
+    pub cpu: u32,
+    pub irq: char,
+    pub event: &'a str,
+    pub rest: &'a str,
+}
+
+/// Parses `  task-pid  [001] d.h1.  12.345678: event: rest`.
+pub fn trace_line(l: &str) -> Option<TraceLine<'_>> {
+    let open = l.find("] ")?;
+    let cpu = l[..open].rsplit('[').next()?.parse().ok()?;
+    let mut it = l[open + 2..].split_whitespace();
+    let flags = it.next()?;
+    let irq = flags.chars().nth(2)?;
+    let (_, tail) = l.split_once(": ")?;
+    let (event, rest) = tail.split_once(": ")?;
+    Some(TraceLine {
+        cpu,
+        irq,
+        event,
+        rest,
+    })
 }

@@ -309,7 +309,12 @@ fn after(dev: &Device, what: &str) -> Result<(), String> {
 pub fn run(opts: &Opts, rep: &mut Report) -> Result<(), Outcome> {
     let _settings = match FailslabSettings::apply() {
         Some(s) => s,
-        None => return skip("failslab not available (CONFIG_FAILSLAB, FAULT_INJECTION_DEBUG_FS)"),
+        None => {
+            return unavailable(
+                "failslab",
+                "failslab not available (CONFIG_FAILSLAB, FAULT_INJECTION_DEBUG_FS)",
+            )
+        }
     };
     let f = FailNth::open()
         .map_err(|e| Outcome::Fail(vec![format!("open /proc/thread-self/fail-nth: {e}")]))?;
@@ -476,7 +481,7 @@ pub fn run_insmod(opts: &Opts, rep: &mut Report) -> Result<(), Outcome> {
     }
     let _settings = match FailslabSettings::apply() {
         Some(s) => s,
-        None => return skip("failslab not available"),
+        None => return unavailable("failslab", "failslab not available"),
     };
     let _kunit = KunitFilter::match_nothing();
     let file =

@@ -8,7 +8,8 @@
 //! accepted ran exactly once or was cancelled (none lost, none twice; items
 //! pinned to the dying CPU still run, somewhere); STATS agrees; every cycle
 //! really took its CPU offline (a CPU that cannot be offlined fails the
-//! scenario, or skips it when the kernel is not configured for hotplug).
+//! scenario, or skips it when the kernel is not configured for hotplug), and
+//! brought it back (the online write succeeded; sysfs and INFO say online).
 
 use crate::common::*;
 use std::collections::HashMap;
@@ -19,11 +20,25 @@ use wqctl::abi::*;
 use wqctl::testing::ALL_QUEUES;
 use wqctl::{EnqueueArgs, Errno, Target};
 
+/// Brings the CPU whose `online` file it names back online when dropped (a
+/// test that failed half-way); [`OnlineGuard::online`] does it with the error.
 struct OnlineGuard(String);
+
+impl OnlineGuard {
+    /// Writes 1 to the `online` file now; the drop then does nothing.
+    fn online(mut self) -> std::io::Result<()> {
+        let path = std::mem::take(&mut self.0);
+        std::fs::write(path, "1")
+    }
+}
 
 impl Drop for OnlineGuard {
     fn drop(&mut self) {
-        let _ = std::fs::write(&self.0, "1");
+        if !self.0.is_empty() {
+            // Best effort on the way out of a failed test: the cycle's own
+            // check (the CPU came back) has already failed or will.
+            let _ = std::fs::write(&self.0, "1");
+        }
     }
 }
 
@@ -159,7 +174,9 @@ pub fn run(opts: &Opts, rep: &mut Report) -> Result<(), Outcome> {
             };
             std::thread::sleep(Duration::from_millis(rng.range(100, 300)));
             on_start = now_ms(t0);
-            drop(guard); // online again
+            if let Err(e) = guard.online() {
+                rep.fail(format!("cycle {cycle}: writing 1 to {path}: {e}"));
+            }
             std::thread::sleep(Duration::from_millis(60));
             stop.store(true, Ordering::Relaxed);
             Ok(true)
@@ -207,6 +224,15 @@ pub fn run(opts: &Opts, rep: &mut Report) -> Result<(), Outcome> {
                 .unwrap_or(true)
         {
             std::thread::sleep(Duration::from_millis(10));
+        }
+        // It came back: a CPU left offline would go unnoticed, and every later
+        // scenario would run on fewer CPUs.
+        let sysfs = std::fs::read_to_string(&path).map(|v| v.trim() == "1");
+        let info = dev.info().map(|i| i.online_cpus & (1 << n) != 0);
+        if !matches!((&sysfs, &info), (Ok(true), Ok(true))) {
+            rep.fail(format!(
+                "cycle {cycle}: cpu {n} is not back online 5 s after the online write (sysfs online: {sysfs:?}, INFO: {info:?})"
+            ));
         }
     }
     // Cancel a few by id, then wait for everything.

@@ -5,7 +5,10 @@
 //! (the module-wide sequence starts at 1); STATS works and is consistent; a
 //! close returns within the sleep of what was running plus a margin, below
 //! the delays of what was pending (it cancels those).  The margin scales with
-//! the machine's speed at the time: it is at least twice that cycle's insmod.  Delays are at
+//! the machine's speed at the time: it is at least twice that cycle's insmod,
+//! but never more than 3/4 of the shortest pending delay; in the short run the
+//! close must also end before that delay, counted from before its first item
+//! was armed, has passed (so it cannot have waited for one).  Delays are at
 //! most MAX_DELAY_US (3 s), so that no timer of a cycle can outlive the run
 //! by more than that (scripts/guest.sh scans the kernel log after it).  With
 //! --kmemleak, the objects kmemleak reports after the cycles (any, not only
@@ -132,7 +135,11 @@ pub fn run(opts: &Opts, rep: &mut Report) -> Result<(), Outcome> {
         })?;
         let this_insmod = t0.elapsed().as_millis();
         ins_ms += this_insmod;
-        let close_limit_ms = base_close_limit_ms.max(2 * this_insmod);
+        // Never as long as the shortest pending delay: a close that waited
+        // for the pending items must fail whatever the machine's speed.
+        let close_limit_ms = base_close_limit_ms
+            .max(2 * this_insmod)
+            .min(u128::from(MIN_LONG_DELAY_US / 1000) * 3 / 4);
         let t1 = Instant::now();
         while !std::path::Path::new(&opts.path).exists() && t1.elapsed() < Duration::from_secs(5) {
             std::thread::sleep(Duration::from_millis(10));
@@ -164,6 +171,9 @@ pub fn run(opts: &Opts, rep: &mut Report) -> Result<(), Outcome> {
                                 }
                             };
                             let cpus = online_cpus();
+                            // Before the first long delay is armed: no pending
+                            // item's timer can fire before t_long + MIN_LONG_DELAY_US.
+                            let t_long = Instant::now();
                             for q in 0..RUST_WQ_Q_COUNT {
                                 let cpu = if rng.pct(50) {
                                     RUST_WQ_CPU_ANY
@@ -208,6 +218,14 @@ pub fn run(opts: &Opts, rep: &mut Report) -> Result<(), Outcome> {
                                 format!("cycle {cycle}: close took {ms} ms (limit {close_limit_ms} ms: the running items sleep at most {} ms, the pending ones must be cancelled, not waited for)", max_sleep / 1000)
                             });
                             slowest = slowest.max(ms);
+                            // The decisive check (make check's short run, where
+                            // the running items sleep at most 200 ms): the close
+                            // ended before any pending timer could have fired, so
+                            // it cannot have waited for one.
+                            let since = t_long.elapsed().as_millis();
+                            errs.check(opts.long || since < u128::from(MIN_LONG_DELAY_US / 1000), || {
+                                format!("cycle {cycle}: close ended {since} ms after the first {} ms delay was armed: it waited for pending items", MIN_LONG_DELAY_US / 1000)
+                            });
                         }
                         (items, slowest)
                     })

@@ -1,7 +1,8 @@
 //! Fault injection on single calls: BENCH and ENQUEUE with failing allocations.
 
 use super::{child_open, fork, stats_tuple};
-use crate::{diag, fail, skip, Checker, Ctx, Must, Outcome, TestResult};
+use crate::util::sentinel;
+use crate::{diag, fail, unavailable, Checker, Ctx, Must, Outcome, TestResult};
 use libc::ENOMEM;
 use std::time::Duration;
 use wqctl::abi::*;
@@ -11,7 +12,7 @@ use wqctl::{BenchArgs, EnqueueArgs, Target};
 fn failslab() -> Result<(FailslabSettings, FailNth), Outcome> {
     let s = match FailslabSettings::apply() {
         Some(s) => s,
-        None => return skip("failslab not available"),
+        None => return unavailable("failslab", "failslab not available"),
     };
     let f = FailNth::open()
         .map_err(|e| Outcome::Fail(vec![format!("open /proc/thread-self/fail-nth: {e}")]))?;
@@ -70,7 +71,7 @@ pub fn bench_alloc_failures(ctx: &Ctx) -> TestResult {
                 reached += 1;
                 enomem += 1
             }
-            104 => return skip("failslab not available"),
+            104 => return unavailable("failslab", "failslab not available"),
             _ => {
                 c.fail(format!(
                     "BENCH with allocation {n} failing: unexpected outcome (code {code}: 10 + errno)"
@@ -97,74 +98,132 @@ pub fn bench_alloc_failures(ctx: &Ctx) -> TestResult {
     c.done()
 }
 
-/// ENQUEUE of 1024 items due after 2 jiffies, with each of its last
-/// allocations failing (those made while queueing): on ENOMEM none of the
-/// call's items runs (was: items whose timer fired while the call was still
-/// queueing ran, although the call failed).
+/// ENQUEUE of 1024 items due after 2 jiffies, from the task and with
+/// FROM_IRQ, with each of its last allocations failing (those made while
+/// queueing): on ENOMEM none of the call's items runs (was: items whose timer
+/// fired while the call was still queueing ran, although the call failed).
+/// "None runs" is decided by order, not by a window: a sentinel due 60 ms
+/// after the call (its items were due after 2 jiffies, 8 ms) must be the
+/// only result when it has run.
 pub fn enqueue_enomem_runs_nothing(ctx: &Ctx) -> TestResult {
     let dev = ctx.open()?;
     let mut c = Checker::new();
     let (_s, f) = failslab()?;
-    let args = EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 1024)
-        .delay_us(1)
-        .to_raw();
-    let (r, total) = f
-        .count(|| dev.enqueue_raw(args))
-        .map_err(|e| Outcome::Fail(vec![format!("fail-nth: {e}")]))?;
-    r.must("ENQUEUE 1024 (no failure)")?;
-    dev.flush(Target::All).must("FLUSH")?;
-    dev.reset().must("RESET")?;
-    diag(&format!(
-        "ENQUEUE of 1024 delayed items: {total} allocation points"
-    ));
-    // Points spread over the whole call, the last ones included. The layer's queueing
-    // allocates nothing (its bookkeeping is intrusive), so the ENOMEMs come from making the
-    // items; optional allocations (debug objects, ...) fail without an ENOMEM. Either way a
-    // call that returns ENOMEM must leave nothing that ran.
-    let mut failures = 0;
-    let mut tried = 0;
-    let step = (total / 60).max(1);
-    let points: Vec<u32> = (1..=total)
-        .rev()
-        .take(20)
-        .chain((1..=total).step_by(step as usize))
-        .collect();
-    for n in points {
-        tried += 1;
-        let (r, hit) = f
-            .call(n, || dev.enqueue_raw(args))
+    for from_irq in [false, true] {
+        let how = if from_irq { "FROM_IRQ" } else { "task" };
+        let args = EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 1024)
+            .delay_us(1)
+            .from_irq(from_irq)
+            .to_raw();
+        let (r, total) = f
+            .count(|| dev.enqueue_raw(args))
             .map_err(|e| Outcome::Fail(vec![format!("fail-nth: {e}")]))?;
-        match r {
-            Ok(_) => {
-                dev.flush(Target::All).must("FLUSH")?;
-            }
-            Err(e) if e.0 == ENOMEM && hit => {
-                failures += 1;
-                std::thread::sleep(Duration::from_millis(30));
-                let (res, _) = dev.drain_results().must("RESULTS")?;
-                c.check(res.is_empty(), || {
-                    format!(
-                        "allocation {n} of {total} failed: ENQUEUE returned ENOMEM but {} of its items ran",
-                        res.len()
-                    )
-                });
-                let st = stats_tuple(&dev)?;
-                c.check(st == (0, 0, 0, 0), || {
-                    format!("allocation {n}: STATS after ENOMEM {st:?}, expected all 0")
-                });
-            }
-            Err(e) => c.fail(format!("allocation {n} failing: ENQUEUE returned {e}")),
-        }
+        r.must("ENQUEUE 1024 (no failure)")?;
+        dev.flush(Target::All).must("FLUSH")?;
         dev.reset().must("RESET")?;
+        diag(&format!(
+            "ENQUEUE ({how}) of 1024 delayed items: {total} allocation points"
+        ));
+        // Points spread over the whole call, the last ones included. The layer's queueing
+        // allocates nothing (its bookkeeping is intrusive), so the ENOMEMs come from making the
+        // items; optional allocations (debug objects, ...) fail without an ENOMEM. Either way a
+        // call that returns ENOMEM must leave nothing that ran.
+        let mut failures = 0;
+        let mut tried = 0;
+        let step = (total / 30).max(1);
+        let points: Vec<u32> = (1..=total)
+            .rev()
+            .take(10)
+            .chain((1..=total).step_by(step as usize))
+            .collect();
+        for n in points {
+            tried += 1;
+            let (r, hit) = f
+                .call(n, || dev.enqueue_raw(args))
+                .map_err(|e| Outcome::Fail(vec![format!("fail-nth: {e}")]))?;
+            match r {
+                Ok(_) => {
+                    dev.flush(Target::All).must("FLUSH")?;
+                }
+                Err(e) if e.0 == ENOMEM && hit => {
+                    failures += 1;
+                    let mut others = Vec::new();
+                    sentinel(
+                        &dev,
+                        EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 1).delay_us(60_000),
+                        &mut others,
+                    )?;
+                    c.check(others.is_empty(), || {
+                        format!(
+                            "allocation {n} of {total} failed ({how}): ENQUEUE returned ENOMEM but {} of its items ran",
+                            others.len()
+                        )
+                    });
+                    let st = stats_tuple(&dev)?;
+                    c.check(st == (1, 1, 0, 0), || {
+                        format!("allocation {n} ({how}): STATS after ENOMEM and the sentinel {st:?}, expected (1, 1, 0, 0)")
+                    });
+                }
+                Err(e) => c.fail(format!(
+                    "allocation {n} failing ({how}): ENQUEUE returned {e}"
+                )),
+            }
+            dev.reset().must("RESET")?;
+        }
+        diag(&format!(
+            "ENQUEUE 1024 delayed ({how}): {failures} ENOMEM among {tried} allocation points tried"
+        ));
+        c.check(failures > 0, || format!("no ENOMEM was injected ({how})"));
     }
-    diag(&format!(
-        "ENQUEUE 1024 delayed: {failures} ENOMEM among {tried} allocation points tried"
-    ));
-    c.check(failures > 0, || "no ENOMEM was injected".into());
     // The file works.
     dev.enqueue(EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 2))
         .must("ENQUEUE after the sweep")?;
     dev.flush(Target::All).must("FLUSH")?;
     c.stats("after the sweep", &dev, (2, 2, 0, 0));
+    c.done()
+}
+
+/// FLUSH with its allocations failing one by one: an ENOMEM flushed nothing.
+/// Four items due in 2 s on the ordered queue; after the failed FLUSH a
+/// sentinel queued at once on the same queue must run alone (had FLUSH fired
+/// their timers early, they would be ahead of it), and they are still pending.
+pub fn flush_enomem_flushes_nothing(ctx: &Ctx) -> TestResult {
+    let dev = ctx.open()?;
+    let mut c = Checker::new();
+    let (_s, f) = failslab()?;
+    dev.enqueue(EnqueueArgs::new(RUST_WQ_Q_ORDERED, 4).delay_us(2_000_000))
+        .must("ENQUEUE 4 ordered delayed 2 s")?;
+    let (mut enomem, mut sentinels) = (0u64, 0u64);
+    for n in 1..=20u32 {
+        let (r, hit) = f
+            .call(n, || dev.flush(Target::All))
+            .map_err(|e| Outcome::Fail(vec![format!("fail-nth: {e}")]))?;
+        match r {
+            Err(e) if e.0 == ENOMEM && hit => {
+                enomem += 1;
+                let mut others = Vec::new();
+                sentinel(&dev, EnqueueArgs::new(RUST_WQ_Q_ORDERED, 1), &mut others)?;
+                sentinels += 1;
+                c.check(others.is_empty(), || {
+                    format!("FLUSH with allocation {n} failing returned ENOMEM, but {} delayed items ran before a sentinel queued after it: it fired their timers", others.len())
+                });
+                let st = stats_tuple(&dev)?;
+                c.check(st == (4 + sentinels, sentinels, 0, 4), || {
+                    format!("allocation {n}: STATS after the failed FLUSH and the sentinel {st:?}, expected 4 still pending")
+                });
+            }
+            Ok(count) => {
+                c.eq("FLUSH count once no allocation fails", count, 4);
+                break;
+            }
+            Err(e) => {
+                c.fail(format!("FLUSH with allocation {n} failing returned {e}"));
+                break;
+            }
+        }
+    }
+    c.check(enomem > 0, || {
+        "no FLUSH failed with ENOMEM: nothing was tested".into()
+    });
     c.done()
 }

@@ -1,6 +1,6 @@
 //! Errors before effects: a bad user buffer fails a call before it changes anything, and copies to user memory happen without the lock held.
 
-use crate::{diag, skip, Checker, Ctx, Must, TestResult};
+use crate::{diag, unavailable, Checker, Ctx, Must, TestResult};
 use libc::EFAULT;
 use std::ffi::c_void;
 use std::time::{Duration, Instant};
@@ -178,11 +178,12 @@ impl Drop for BlockingPage {
 /// While RESULTS is blocked copying to a buffer whose page fault does not
 /// end (userfaultfd), the file's items still finish and STATS answers (was:
 /// RESULTS held the lock every finishing item needs across the copy, stalling
-/// the shared queues).  Skipped without CONFIG_USERFAULTFD.
+/// the shared queues).  Skipped without CONFIG_USERFAULTFD; a failure when the
+/// kernel is configured with it (RUST_WQ_REQUIRE userfaultfd).
 pub fn results_copy_unlocked(ctx: &Ctx) -> TestResult {
     let bp = match BlockingPage::new() {
         Ok(b) => b,
-        Err(e) => return skip(format!("no userfaultfd ({e})")),
+        Err(e) => return unavailable("userfaultfd", format!("no userfaultfd ({e})")),
     };
     let dev = std::sync::Arc::new(ctx.open()?);
     let mut c = Checker::new();

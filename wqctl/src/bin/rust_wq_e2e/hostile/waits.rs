@@ -1,19 +1,18 @@
 //! Waits a user can cause end when the user asks (SIGKILL, signals), and cancel works in two phases.
 
-use super::{child_open, consistent, dies_quickly, fork};
+use super::{child_open, consistent, dies_quickly, dies_within, fork};
 use crate::{diag, fail, Checker, Ctx, Must, Outcome, TestResult};
 use libc::EINTR;
 use std::time::{Duration, Instant};
 use wqctl::abi::*;
 use wqctl::{BenchArgs, Device, EnqueueArgs, Target};
 
-/// SIGKILL 0.5 s into a FLUSH of 30 items of 1 s on the ordered queue: the
-/// process is gone within about a second (was 30 s: FLUSH was not
-/// interruptible).
+/// SIGKILL 0.5 s into a FLUSH of 60 items of 200 ms on the ordered queue:
+/// the process is gone within DIE_WITHIN (an uninterruptible FLUSH: 12 s).
 pub fn flush_killable(ctx: &Ctx) -> TestResult {
     let path = ctx.path.clone();
     let mut child = fork(Duration::from_secs(10), |ready| {
-        let Some(dev) = child_busy_ordered(&path, 30) else {
+        let Some(dev) = child_busy_ordered(&path, 60, 200_000) else {
             return 101;
         };
         ready();
@@ -22,9 +21,9 @@ pub fn flush_killable(ctx: &Ctx) -> TestResult {
     })?;
     std::thread::sleep(Duration::from_millis(500));
     if !child.alive() {
-        return fail("the child ended before it was killed: FLUSH of 30 s of work returned early");
+        return fail("the child ended before it was killed: FLUSH of 12 s of work returned early");
     }
-    let what = "during FLUSH (30 ordered items x 1 s)";
+    let what = "during FLUSH (60 ordered items x 200 ms)";
     dies_quickly(&mut child, Duration::from_secs(60), what)
 }
 
@@ -98,11 +97,11 @@ fn ordered_64_busy(ctx: &Ctx) -> Result<Device, Outcome> {
     Ok(dev)
 }
 
-/// In a child: opens the device and enqueues `n` items of 1 s on the
+/// In a child: opens the device and enqueues `n` items of `sleep_us` on the
 /// ordered queue; `None` if the ENQUEUE failed.
-fn child_busy_ordered(path: &str, n: u32) -> Option<Device> {
+fn child_busy_ordered(path: &str, n: u32, sleep_us: u64) -> Option<Device> {
     let dev = child_open(path);
-    dev.enqueue(EnqueueArgs::new(RUST_WQ_Q_ORDERED, n).sleep_us(1_000_000))
+    dev.enqueue(EnqueueArgs::new(RUST_WQ_Q_ORDERED, n).sleep_us(sleep_us))
         .ok()
         .map(|_| dev)
 }
@@ -183,15 +182,15 @@ pub fn close_two_phase(ctx: &Ctx) -> TestResult {
     c.done()
 }
 
-/// A process killed with 4096 items of 1 s pending (4 x 1024 on the ordered
-/// queue) is gone within about a second (was: 4096 s).
+/// A process killed with 4096 items of 200 ms pending (4 x 1024 on the
+/// ordered queue) is gone within DIE_WITHIN (waiting for them: 800 s).
 pub fn exit_with_4096_pending(ctx: &Ctx) -> TestResult {
     let path = ctx.path.clone();
     let mut child = fork(Duration::from_secs(30), |ready| {
         let dev = child_open(&path);
         for _ in 0..4 {
             if dev
-                .enqueue(EnqueueArgs::new(RUST_WQ_Q_ORDERED, 1024).sleep_us(1_000_000))
+                .enqueue(EnqueueArgs::new(RUST_WQ_Q_ORDERED, 1024).sleep_us(200_000))
                 .is_err()
             {
                 return 101;
@@ -203,18 +202,20 @@ pub fn exit_with_4096_pending(ctx: &Ctx) -> TestResult {
         }
     })?;
     std::thread::sleep(Duration::from_millis(300));
-    let what = "with 4096 ordered items x 1 s pending";
+    let what = "with 4096 ordered items x 200 ms pending";
     dies_quickly(&mut child, Duration::from_secs(60), what)
 }
 
 /// A process with 30 items of 1 s on the ordered queue, one thread in RESET
-/// and one waiting for the file's lock behind it, is gone within about a
-/// second of SIGKILL (was: 30 s; RESET waited for the items one at a time
-/// and the lock wait could not be interrupted).
+/// (waiting for the running item: it must still be waiting when the kill
+/// comes, hence 1 s items) and one waiting for the file's lock behind it, is
+/// gone within 5 s of SIGKILL: a correct exit waits for the running item's
+/// last 0.7 s or so; a RESET that waited for the items one at a time, or a
+/// lock wait that could not be interrupted, takes 30 s.
 pub fn reset_and_lock_wait_killable(ctx: &Ctx) -> TestResult {
     let path = ctx.path.clone();
     let mut child = fork(Duration::from_secs(10), |ready| {
-        let Some(dev) = child_busy_ordered(&path, 30) else {
+        let Some(dev) = child_busy_ordered(&path, 30, 1_000_000) else {
             return 101;
         };
         std::thread::sleep(Duration::from_millis(100));
@@ -231,7 +232,12 @@ pub fn reset_and_lock_wait_killable(ctx: &Ctx) -> TestResult {
     })?;
     std::thread::sleep(Duration::from_millis(100));
     let what = "during RESET + a wait for the file's lock";
-    dies_quickly(&mut child, Duration::from_secs(60), what)
+    dies_within(
+        &mut child,
+        Duration::from_secs(60),
+        what,
+        Duration::from_secs(5),
+    )
 }
 
 /// A long BENCH (threads x items near the cap) in a child.

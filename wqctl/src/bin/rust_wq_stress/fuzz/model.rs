@@ -34,9 +34,10 @@ pub fn expect(nr: u32, b: &[u8], ncpu: u32, results_addr: usize, room: usize) ->
                 || flags & !RUST_WQ_ENQ_F_ALL != 0
                 || flags == RUST_WQ_ENQ_F_ALL
                 || nonzero(b, abi_field!(E, reserved));
-            // Too many items is EBUSY too (either check may come first).
+            // The arguments are checked before the room (the header): an
+            // invalid call is EINVAL even when the file is full.
             if bad {
-                vec![libc::EINVAL, libc::EBUSY]
+                vec![libc::EINVAL]
             } else {
                 vec![0, libc::EBUSY]
             }

@@ -100,18 +100,27 @@ pub fn worker(
     for i in 0..calls {
         // Housekeeping: bound the work piling up in the kernel.
         if i % 64 == 63 {
+            // Valid calls with no signal pending: they cannot fail.
             match rng.below(4) {
                 0 => {
-                    let _ = own.reset();
+                    if let Err(e) = own.reset() {
+                        errs.fail(format!("thread {idx}: housekeeping RESET: {e}"));
+                    }
                     out.resets += 1;
                 }
                 1 => {
-                    let _ = own.cancel(Target::All);
+                    if let Err(e) = own.cancel(Target::All) {
+                        errs.fail(format!("thread {idx}: housekeeping CANCEL ALL: {e}"));
+                    }
                 }
                 _ => {}
             }
             if idx == 0 && rng.pct(30) {
-                let _ = shared.reset();
+                if let Err(e) = shared.reset() {
+                    errs.fail(format!(
+                        "thread {idx}: housekeeping RESET of the shared file: {e}"
+                    ));
+                }
                 out.resets += 1;
             }
         }

@@ -1,0 +1,408 @@
+//! What one file's calls wait for: the header's sentence on the file's lock,
+//! tested call by call, by order (a flag set when the long call returns), not
+//! by durations; and FLUSH restarted under SA_RESTART, EPOLLET edges.
+//!
+//! The header: ENQUEUE, MOD_DELAY, RESULTS and RESET hold the file's lock for
+//! the whole call; FLUSH holds it only while it picks its items (and fires
+//! their timers), CANCEL only while it takes its items off their queues: the
+//! waits that follow run without it.  STATS and INFO take no lock.
+
+use crate::{Checker, Ctx, Must, TestFn, TestResult};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wqctl::abi::*;
+use wqctl::{Device, EnqueueArgs, Target};
+
+pub fn all() -> Vec<(&'static str, TestFn)> {
+    vec![
+        ("file_lock_free_during_flush_wait", free_during_flush_wait),
+        ("file_lock_free_during_cancel_wait", free_during_cancel_wait),
+        ("file_lock_held_by_reset", held_by_reset),
+        (
+            "flush_restarts_with_sa_restart",
+            flush_restarts_with_sa_restart,
+        ),
+        ("epoll_edge_per_result", epoll_edge_per_result),
+        ("file_lock_waits_interruptible", lock_waits_interruptible),
+    ]
+}
+
+/// The running item the long calls below wait for: 1 s, on the unbound queue.
+const RUNNING_US: u64 = 1_000_000;
+
+/// Runs `long` (FLUSH, CANCEL or RESET of `dev`, which has an item sleeping
+/// 1 s) in a thread; once it is in its wait (200 ms later), `during` runs in
+/// this thread, given the flag `long` sets when it returns.  Returns whether
+/// `long` had returned when `during` returned, `long`'s result and how long
+/// it took.
+fn while_waiting<T: Send>(
+    dev: &Arc<Device>,
+    long: impl FnOnce(&Device) -> T + Send,
+    during: impl FnOnce(&Device, &AtomicBool),
+) -> (bool, T, Duration) {
+    let done = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let h = s.spawn(|| {
+            let t = Instant::now();
+            let r = long(dev);
+            let el = t.elapsed();
+            done.store(true, Ordering::SeqCst);
+            (r, el)
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        during(dev, &done);
+        let after = done.load(Ordering::SeqCst);
+        let (r, el) = h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        (after, r, el)
+    })
+}
+
+/// A file with an item sleeping 1 s, enqueued 100 ms ago (so normally running).
+fn busy_file(ctx: &Ctx) -> Result<Arc<Device>, crate::Outcome> {
+    let dev = Arc::new(ctx.open()?);
+    dev.enqueue(EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 1).sleep_us(RUNNING_US))
+        .must("ENQUEUE 1 sleeping 1 s")?;
+    std::thread::sleep(Duration::from_millis(100));
+    Ok(dev)
+}
+
+/// While a FLUSH ALL of the file waits for its running item, ENQUEUE,
+/// CANCEL, MOD_DELAY, RESULTS and STATS of the same file return before it
+/// does; and the FLUSH waits only for what was enqueued before it (count 1:
+/// not the items enqueued during its wait, due 4 s later).
+fn free_during_flush_wait(ctx: &Ctx) -> TestResult {
+    let mut c = Checker::new();
+    let dev = busy_file(ctx)?;
+    let mut seen = Vec::new();
+    let (after, r, _) = while_waiting(
+        &dev,
+        |d| d.flush(Target::All),
+        |d, _| {
+            let id = d.enqueue(EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 2).delay_us(5_000_000));
+            seen.push(format!("ENQUEUE: {id:?}"));
+            if let Ok(id) = id {
+                seen.push(format!("MOD_DELAY: {:?}", d.mod_delay(id, 4_000_000)));
+                seen.push(format!("CANCEL id: {:?}", d.cancel(Target::Id(id + 1))));
+            }
+            seen.push(format!("RESULTS: {:?}", d.results(4).map(|(r, _)| r.len())));
+            seen.push(format!("STATS: {:?}", d.stats().map(|s| s.pending)));
+        },
+    );
+    c.check(!after, || {
+        format!("the calls made while FLUSH waited for a running item returned only after it ({seen:?}): FLUSH must not hold the file's lock while it waits")
+    });
+    c.eq(
+        "FLUSH ALL count (the item enqueued before it)",
+        r.must("FLUSH ALL")?,
+        1,
+    );
+    c.check(seen.iter().all(|s| s.contains("Ok")), || {
+        format!("a call during the FLUSH failed: {seen:?}")
+    });
+    c.eq(
+        "CANCEL ALL count (the MOD_DELAYed item)",
+        dev.cancel(Target::All).must("CANCEL ALL")?,
+        1,
+    );
+    c.done()
+}
+
+/// While a CANCEL of the file's queue waits for its running item (phase
+/// two), ENQUEUE and CANCEL of the same file return before it does.  An
+/// attempt where the item had not started yet (CANCEL took it: count 1)
+/// decides nothing and is repeated.
+fn free_during_cancel_wait(ctx: &Ctx) -> TestResult {
+    let mut c = Checker::new();
+    for attempt in 1..=3 {
+        let dev = busy_file(ctx)?;
+        let mut seen = Vec::new();
+        let (after, r, _) = while_waiting(
+            &dev,
+            |d| d.cancel(Target::Queue(RUST_WQ_Q_UNBOUND)),
+            |d, _| {
+                let id = d.enqueue(EnqueueArgs::new(RUST_WQ_Q_ORDERED, 1).delay_us(5_000_000));
+                seen.push(format!("ENQUEUE: {id:?}"));
+                if let Ok(id) = id {
+                    seen.push(format!("CANCEL id: {:?}", d.cancel(Target::Id(id))));
+                }
+            },
+        );
+        if r.must("CANCEL queue")? == 1 {
+            crate::diag(&format!(
+                "file_lock_free_during_cancel_wait: attempt {attempt}: the item had not started"
+            ));
+            dev.cancel(Target::All).must("CANCEL ALL")?;
+            continue;
+        }
+        c.check(!after, || {
+            format!("the calls made while CANCEL waited for a running item returned only after it ({seen:?}): its second phase must not hold the file's lock")
+        });
+        c.check(seen.iter().all(|s| s.contains("Ok")), || {
+            format!("a call during the CANCEL failed: {seen:?}")
+        });
+        c.stats("at end", &dev, (2, 1, 1, 0));
+        return c.done();
+    }
+    crate::fail("the 1 s item never started within 300 ms in 3 attempts: nothing decided")
+}
+
+/// RESET holds the file's lock while it waits for the running item: an
+/// ENQUEUE of the same file made during that wait goes in only after RESET
+/// has finished.  Decided by the kernel's own state, not by which thread
+/// noticed first: had the ENQUEUE gone in during the wait, its item (queued
+/// at once) would have been wiped by the RESET (its result dropped, the
+/// counters zeroed); after it, the item's result and counters are there.  An
+/// attempt where RESET took less than 500 ms (the item had not started)
+/// decides nothing and is repeated.
+fn held_by_reset(ctx: &Ctx) -> TestResult {
+    let mut c = Checker::new();
+    for attempt in 1..=3 {
+        let dev = busy_file(ctx)?;
+        let mut same = None;
+        let (_, r, el) = while_waiting(
+            &dev,
+            |d| d.reset(),
+            |d, _| same = Some(d.enqueue(EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 1))),
+        );
+        r.must("RESET")?;
+        if el < Duration::from_millis(500) {
+            crate::diag(&format!("file_lock_held_by_reset: attempt {attempt}: RESET took {} ms (the item had not started)", el.as_millis()));
+            continue;
+        }
+        let id = same.unwrap_or(Ok(0)).must("ENQUEUE during RESET")?;
+        dev.flush(Target::All).must("FLUSH ALL")?;
+        c.stats(
+            "after RESET, then the ENQUEUE that waited for it (wiped if it had not waited)",
+            &dev,
+            (1, 1, 0, 0),
+        );
+        let (res, _) = dev.drain_results().must("RESULTS")?;
+        c.check(res.len() == 1 && res[0].id == id, || {
+            format!("results after RESET: {:?}, expected the one item (id {id}) of the ENQUEUE that waited for it", res.iter().map(|r| r.id).collect::<Vec<_>>())
+        });
+        return c.done();
+    }
+    crate::fail("the 1 s item never started within 300 ms in 3 attempts: nothing decided")
+}
+
+static SIGNALLED_NS: AtomicU64 = AtomicU64::new(0);
+static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+
+extern "C" fn note_signal(_: i32) {
+    if let Some(t0) = EPOCH.get() {
+        SIGNALLED_NS.store(t0.elapsed().as_nanos() as u64, Ordering::SeqCst);
+    }
+}
+
+/// A signal whose handler has SA_RESTART restarts a waiting FLUSH instead of
+/// failing it with EINTR, and the restarted FLUSH counts only the items still
+/// unfinished: 6 ordered items of 500 ms, the signal 1250 ms in.  By the
+/// items' own results: those finished before the signal are not counted,
+/// those that finished more than 200 ms after it are.
+fn flush_restarts_with_sa_restart(ctx: &Ctx) -> TestResult {
+    let dev = ctx.open()?;
+    let mut c = Checker::new();
+    let t0 = *EPOCH.get_or_init(Instant::now);
+    SIGNALLED_NS.store(0, Ordering::SeqCst);
+    let start = t0.elapsed().as_nanos() as u64;
+    dev.enqueue(EnqueueArgs::new(RUST_WQ_Q_ORDERED, 6).sleep_us(500_000))
+        .must("ENQUEUE 6 ordered x 500 ms")?;
+    let returned = t0.elapsed().as_nanos() as u64;
+    // SAFETY: installs a handler (async-signal-safe: one atomic store) with
+    // SA_RESTART for SIGALRM; `setitimer` then sends SIGALRM once.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = note_signal as extern "C" fn(i32) as usize;
+        sa.sa_flags = libc::SA_RESTART;
+        libc::sigaction(libc::SIGALRM, &sa, std::ptr::null_mut());
+        let it = libc::itimerval {
+            it_interval: libc::timeval {
+                tv_sec: 0,
+                tv_usec: 0,
+            },
+            it_value: libc::timeval {
+                tv_sec: 1,
+                tv_usec: 250_000,
+            },
+        };
+        libc::setitimer(libc::ITIMER_REAL, &it, std::ptr::null_mut());
+    }
+    let r = dev.flush(Target::All);
+    // SAFETY: back to the default action.
+    unsafe { libc::signal(libc::SIGALRM, libc::SIG_DFL) };
+    let sig = SIGNALLED_NS.load(Ordering::SeqCst);
+    let n = r.must("FLUSH ALL with a SA_RESTART handler (must restart, not fail)")?;
+    if sig == 0 {
+        return crate::fail("the signal never came while FLUSH waited: nothing was tested");
+    }
+    let (res, _) = dev.drain_results().must("RESULTS")?;
+    c.eq("results", res.len(), 6);
+    // An item's finish, from t0: after start + latency + runtime, before
+    // returned + latency + runtime (its clock starts during the ENQUEUE call).
+    let before = res
+        .iter()
+        .filter(|r| returned + r.latency_ns + r.runtime_ns < sig)
+        .count() as u64;
+    let after = res
+        .iter()
+        .filter(|r| start + r.latency_ns + r.runtime_ns > sig + 200_000_000)
+        .count() as u64;
+    c.check((after..=6 - before).contains(&n), || {
+        format!("the restarted FLUSH counted {n} items; {before} had finished before the signal, {after} finished more than 200 ms after it: expected {after}..={}", 6 - before)
+    });
+    c.check(before > 0 && after > 0, || {
+        format!("the signal at {} ms did not fall between two items' ends ({before} before, {after} after): the restart count was not tested", sig / 1_000_000)
+    });
+    c.done()
+}
+
+/// EPOLLET: every stored result is a new edge, whether or not the earlier
+/// ones were read; without a new result there is no new event.
+fn epoll_edge_per_result(ctx: &Ctx) -> TestResult {
+    let dev = ctx.open()?;
+    let mut c = Checker::new();
+    // SAFETY: no pointers.
+    let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    if ep < 0 {
+        return crate::fail(format!("epoll_create1: {}", wqctl::Errno::last()));
+    }
+    let _close = CloseFd(ep);
+    let mut ev = libc::epoll_event {
+        events: (libc::EPOLLIN | libc::EPOLLET) as u32,
+        u64: 7,
+    };
+    // SAFETY: `ev` is a valid epoll_event for the call.
+    if unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, dev.raw_fd(), &mut ev) } < 0 {
+        return crate::fail(format!("epoll_ctl: {}", wqctl::Errno::last()));
+    }
+    let wait = |ms: i32| -> Result<u32, String> {
+        let mut out = [libc::epoll_event { events: 0, u64: 0 }; 2];
+        // SAFETY: `out` has room for 2 events.
+        let n = unsafe { libc::epoll_wait(ep, out.as_mut_ptr(), 2, ms) };
+        match n {
+            n if n < 0 => Err(format!("epoll_wait: {}", wqctl::Errno::last())),
+            0 => Ok(0),
+            _ => Ok(out[0].events),
+        }
+    };
+    c.eq("events before any result (100 ms)", wait(100), Ok(0));
+    for round in 1..=3 {
+        dev.enqueue(EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 1))
+            .must("ENQUEUE 1")?;
+        dev.flush(Target::All).must("FLUSH ALL")?;
+        // The result is stored before FLUSH returns: the edge is there
+        // (waited for up to 2 s, in case the wake-up trails the FLUSH).
+        c.eq(
+            &format!("round {round}: events after a new result (unread ones left)"),
+            wait(2000).map(|e| e & libc::EPOLLIN as u32),
+            Ok(libc::EPOLLIN as u32),
+        );
+        c.eq(
+            &format!("round {round}: events again with no new result (200 ms)"),
+            wait(200),
+            Ok(0),
+        );
+    }
+    let (res, _) = dev.drain_results().must("RESULTS")?;
+    c.eq("unread results at the end", res.len(), 3);
+    c.done()
+}
+
+struct CloseFd(i32);
+
+impl Drop for CloseFd {
+    fn drop(&mut self) {
+        // SAFETY: our descriptor, closed once.
+        unsafe { libc::close(self.0) };
+    }
+}
+
+extern "C" fn on_usr1(_: i32) {}
+
+/// One call of a file, its result as a count.
+type FileCall = fn(&Device) -> Result<u64, wqctl::Errno>;
+
+/// Every call waiting for the file's lock (held by a RESET that waits for a
+/// running item) ends with EINTR on a signal whose handler has no
+/// SA_RESTART, before the RESET returns, and did nothing: ENQUEUE, FLUSH,
+/// CANCEL, MOD_DELAY, RESULTS and RESET, each in its own thread, each sent
+/// SIGUSR1 (pthread_kill) 300 ms after it started waiting.
+fn lock_waits_interruptible(ctx: &Ctx) -> TestResult {
+    let mut c = Checker::new();
+    // SAFETY: a handler that does nothing, without SA_RESTART, for SIGUSR1.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_usr1 as extern "C" fn(i32) as usize;
+        libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut());
+    }
+    for attempt in 1..=3 {
+        let dev = busy_file(ctx)?;
+        let done = AtomicBool::new(false);
+        let calls: [(&str, FileCall); 6] = [
+            ("ENQUEUE", |d| {
+                d.enqueue(EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 1))
+            }),
+            ("FLUSH", |d| d.flush(Target::All)),
+            ("CANCEL", |d| d.cancel(Target::All)),
+            ("MOD_DELAY", |d| d.mod_delay(1, 1000).map(|()| 0)),
+            ("RESULTS", |d| d.results(4).map(|(r, _)| r.len() as u64)),
+            ("RESET", |d| d.reset().map(|()| 0)),
+        ];
+        let (reset_el, seen) = std::thread::scope(|s| {
+            let (d, done) = (&dev, &done);
+            let reset = s.spawn(move || {
+                let t = Instant::now();
+                let r = d.reset();
+                done.store(true, Ordering::SeqCst);
+                (r, t.elapsed())
+            });
+            std::thread::sleep(Duration::from_millis(100));
+            let waiters: Vec<_> = calls
+                .iter()
+                .map(|&(name, call)| {
+                    let (tx, rx) = std::sync::mpsc::channel();
+                    let h = s.spawn(move || {
+                        // SAFETY: the id of this thread, for pthread_kill.
+                        let _ = tx.send(unsafe { libc::pthread_self() });
+                        let r = call(d);
+                        (name, r, done.load(Ordering::SeqCst))
+                    });
+                    (rx.recv().ok(), h)
+                })
+                .collect();
+            std::thread::sleep(Duration::from_millis(300));
+            for (tid, _) in &waiters {
+                if let Some(tid) = tid {
+                    // SAFETY: the thread is alive until joined below.
+                    unsafe { libc::pthread_kill(*tid, libc::SIGUSR1) };
+                }
+            }
+            let seen: Vec<_> = waiters
+                .into_iter()
+                .filter_map(|(_, h)| h.join().ok())
+                .collect();
+            let (r, el) = reset.join().unwrap_or((Ok(()), Duration::ZERO));
+            (r.map(|()| el), seen)
+        });
+        let reset_el = reset_el.must("the RESET holding the lock")?;
+        if reset_el < Duration::from_millis(600) {
+            crate::diag(&format!("file_lock_waits_interruptible: attempt {attempt}: RESET took {} ms (the item had not started)", reset_el.as_millis()));
+            continue;
+        }
+        for (name, r, after) in &seen {
+            c.check(matches!(r, Err(e) if e.0 == libc::EINTR) && !after, || {
+                format!("{name} waiting for the file's lock (held by RESET), sent SIGUSR1: {r:?}, returned {} RESET (expected EINTR, before)", if *after { "after" } else { "before" })
+            });
+        }
+        c.eq("calls that waited", seen.len(), 6);
+        // Nothing was done: the interrupted ENQUEUE enqueued nothing.
+        c.stats("after RESET and the interrupted calls", &dev, (0, 0, 0, 0));
+        // SAFETY: back to the default action.
+        unsafe { libc::signal(libc::SIGUSR1, libc::SIG_DFL) };
+        return c.done();
+    }
+    // SAFETY: back to the default action.
+    unsafe { libc::signal(libc::SIGUSR1, libc::SIG_DFL) };
+    crate::fail("the 1 s item never started within 100 ms in 3 attempts: nothing decided")
+}
