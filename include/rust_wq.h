@@ -108,7 +108,8 @@
  * RUST_WQ_IOC_INFO: version, limits, and the edu device.
  *
  * The module is also the PCI driver "rust_wq_edu" of QEMU's edu device
- * (-device edu: vendor 0x1234, device 0x11e8).  When one is bound,
+ * (-device edu: vendor 0x1234, device 0x11e8); it drives one such device
+ * (a second one is refused at probe with EBUSY).  When one is bound,
  * device_flags has RUST_WQ_INFO_DEVICE_BOUND and device_irq is the IRQ
  * number of its interrupt (the line "rust_wq_edu" of /proc/interrupts);
  * RUST_WQ_INFO_DEVICE_MSI says it is an MSI vector (else the INTx line).

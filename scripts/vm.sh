@@ -44,7 +44,7 @@ while [ $# -gt 0 ]; do
 	--cpus) cpus="$2"; shift 2 ;;
 	--memory) memory="$2"; shift 2 ;;
 	--timeout) vm_timeout="$2"; shift 2 ;;
-	--qemu-opts) qemu_opts+=(--qemu-opts "$2"); shift 2 ;;
+	--qemu-opts) qemu_opts+=("--qemu-opts=$2"); shift 2 ;;
 	--no-edu) edu=0; shift ;;
 	--rwdir) extra+=(--rwdir "$2"); shift 2 ;;
 	--append) [ -n "$2" ] && extra+=(--append "$2"); shift 2 ;;

@@ -12,7 +12,8 @@
 //!
 //! - [`EduDriver`]: binds the device through [`kernel::pci`], maps BAR0, allocates one vector
 //!   (MSI, INTx as fallback) and registers [`EduHandler`] on it with [`kernel::irq`]
-//!   (`src/pci_ext.rs` holds the vector helper that 7.3 lacks).
+//!   (`src/pci_ext.rs` holds the vector helper that 7.3 lacks). It drives one device: a second
+//!   `edu` device is refused (`EBUSY`), since the ABI and the counters are module-wide.
 //! - [`EduHandler`], the top half: reads and acknowledges the status (`IRQ_NONE` if no bit is
 //!   set: the INTx line may be shared), queues the static item [`BOTTOM_HALF`] (declared with
 //!   `declare_work!`) on the system per-CPU queue, as the tutorial's `schedule_work()` does,
@@ -387,9 +388,15 @@ struct Published {
 }
 
 impl Published {
-    fn new(edu: Arc<Edu>) -> Self {
-        *BOUND.lock() = Some(edu.clone());
-        Published { edu }
+    /// Publishes `edu`; [`EBUSY`] if another `edu` device is already published (the driver
+    /// drives one: the ABI, the counters and the static item are module-wide).
+    fn new(edu: Arc<Edu>) -> Result<Self> {
+        let mut bound = BOUND.lock();
+        if bound.is_some() {
+            return Err(EBUSY);
+        }
+        *bound = Some(edu.clone());
+        Ok(Published { edu })
     }
 }
 
@@ -463,6 +470,13 @@ impl pci::Driver for EduDriver {
             pdev.enable_device_mem()?;
             // MSI messages are memory writes by the device: it must be a bus master.
             pdev.set_master();
+            if is_bound() {
+                dev_info!(
+                    pdev,
+                    "another edu device is bound already: this one is left alone\n"
+                );
+                return Err(EBUSY);
+            }
             let bar = pdev.iomap_region_sized::<{ regs::SIZE }>(0, NAME)?;
             let id = bar.read32(regs::ID);
             if id & 0xff != 0xed {
@@ -490,6 +504,7 @@ impl pci::Driver for EduDriver {
                     })
                 },
                 published: {
+                    let published = Published::new(edu.clone())?;
                     dev_info!(
                         pdev,
                         "edu device {:#x} bound: irq {} ({}), BAR0 mapped\n",
@@ -497,7 +512,7 @@ impl pci::Driver for EduDriver {
                         edu.irq.load(Ordering::Relaxed),
                         if edu.msi.load(Ordering::Relaxed) { "MSI" } else { "INTx" },
                     );
-                    Published::new(edu.clone())
+                    published
                 },
             }? Error))
         })
