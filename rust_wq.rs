@@ -10,6 +10,9 @@
 //! - [`bench`]: the in-kernel benchmark behind `RUST_WQ_IOC_BENCH`; it uses the layer only.
 //! - [`miscdev`]: the misc device registration, with the `poll` hook 7.3's
 //!   `kernel::miscdevice` lacks.
+//! - [`edu`]: a PCI driver for QEMU's `edu` device, whose interrupt handler is the tutorial's
+//!   top half (it queues a static work item, and the items of `RUST_WQ_ENQ_F_FROM_DEVICE_IRQ`);
+//!   [`pci_ext`] holds the PCI helpers 7.3 lacks.
 //! - KUnit suites `rust_wq_*` beside the code they test (`src/workqueue/tests/`, `src/bench/`),
 //!   run when the module is loaded.
 
@@ -25,12 +28,16 @@ mod abi;
 mod bench;
 #[path = "src/device.rs"]
 mod device;
+#[path = "src/edu.rs"]
+mod edu;
 #[path = "src/irq_work.rs"]
 mod irq_work;
 #[path = "src/kthread.rs"]
 mod kthread;
 #[path = "src/miscdev.rs"]
 mod miscdev;
+#[path = "src/pci_ext.rs"]
+mod pci_ext;
 #[path = "src/raw_spinlock.rs"]
 mod raw_spinlock;
 #[path = "src/workqueue.rs"]
@@ -44,22 +51,28 @@ module! {
     license: "GPL",
 }
 
-/// The module: the module-wide queues, then the misc device that uses them.
+/// The module: the module-wide queues, the misc device that uses them, and the PCI driver of
+/// QEMU's `edu` device (whose interrupt handler queues work for the device's ENQUEUE).
 ///
 /// Fields drop in order: the queues are released first, but each open file holds them (and a
-/// module reference), so at unload no file is open and the device is unregistered right after.
+/// module reference), so at unload no file is open and the device is unregistered right after;
+/// then the PCI driver is unregistered, which unbinds the `edu` device (its interrupt is freed
+/// and its static work item flushed).
 #[pin_data]
 struct RustWq {
     _state: device::InstalledState,
     #[pin]
     _miscdev: MiscDeviceRegistration<device::OpenFile>,
+    #[pin]
+    _edu: edu::Registration,
 }
 
 impl kernel::InPlaceModule for RustWq {
-    fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
+    fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
             _state: device::InstalledState::new()?,
             _miscdev <- MiscDeviceRegistration::register(MiscDeviceOptions { name: c"rust_wq" }),
+            _edu <- edu::registration(module),
         }? Error)
     }
 }

@@ -65,12 +65,14 @@
  *   ENOTTY  unknown ioctl number (another magic, or an unknown command nr)
  *   EINVAL  a known command nr with another size or direction than below,
  *           wrong version, non-zero reserved/pad field, unknown ENQUEUE flag
- *           bit or both RUST_WQ_ENQ_F_FROM_IRQ and _FROM_SOFTIRQ, unknown queue,
+ *           bit or more than one RUST_WQ_ENQ_F_FROM_* flag, unknown queue,
  *           count 0 or > max_count, delay > max_delay_us,
  *           sleep > max_sleep_us, cpu >= nr_cpu_ids (and not RUST_WQ_CPU_ANY),
  *           unknown target kind, a non-zero `queue` or `id` that the target
  *           kind does not use, RESULTS with buf 0 and capacity > 0
- *   ENODEV  the requested CPU is possible but offline
+ *   ENODEV  the requested CPU is possible but offline; ENQUEUE with
+ *           RUST_WQ_ENQ_F_FROM_DEVICE_IRQ when no edu device is bound (or
+ *           it was unbound before its interrupt queued the items)
  *   EFAULT  the argument pointer (or results buffer) cannot be read/written.
  *           ENQUEUE, FLUSH, CANCEL and RESULTS check that their argument can
  *           be written back before they act; RESULTS consumes nothing on
@@ -116,7 +118,27 @@
 /* `cpu` value meaning "no CPU requested" (the queue picks one). */
 #define RUST_WQ_CPU_ANY 0xffffffffu
 
-/* RUST_WQ_IOC_INFO: version and limits. */
+/*
+ * RUST_WQ_IOC_INFO: version, limits, and the edu device.
+ *
+ * The module is also the PCI driver "rust_wq_edu" of QEMU's edu device
+ * (-device edu: vendor 0x1234, device 0x11e8); it drives one such device
+ * (a second one is refused at probe with EBUSY).  When one is bound,
+ * device_flags has RUST_WQ_INFO_DEVICE_BOUND and device_irq is the IRQ
+ * number of its interrupt (the line "rust_wq_edu" of /proc/interrupts);
+ * RUST_WQ_INFO_DEVICE_MSI says it is an MSI vector (else the INTx line).
+ * The three counters are module-wide, since the module was loaded:
+ * device_irqs counts the interrupts the handler took as the device's own;
+ * each of them queued the driver's static work item (DECLARE_WORK style) on
+ * system_percpu_wq unless it was still pending (schedule_work() semantics):
+ * device_bh_queued counts the times it was queued, device_bh_runs the times
+ * it ran.  These fields were reserved0 and reserved[0..3] (always zero) in
+ * the first release of ABI version 1; a module of that release reports no
+ * device.
+ */
+#define RUST_WQ_INFO_DEVICE_BOUND (1ull << 0) /* an edu device is bound */
+#define RUST_WQ_INFO_DEVICE_MSI (1ull << 1)   /* its interrupt is an MSI vector */
+
 struct rust_wq_info {
 	__u32 abi_version;   /* RUST_WQ_ABI_VERSION */
 	__u32 nr_cpu_ids;    /* CPUs are numbered 0 .. nr_cpu_ids-1 */
@@ -126,8 +148,11 @@ struct rust_wq_info {
 	__u64 max_sleep_us;  /* largest accepted sleep inside a work item */
 	__u64 online_cpus;   /* bit n set: CPU n online (CPUs 0..63 only; see sysfs beyond) */
 	__u32 max_results;   /* results kept per file before the oldest are dropped */
-	__u32 reserved0;
-	__u64 reserved[4];
+	__u32 device_irq;    /* IRQ number of the bound edu device; 0 if none */
+	__u64 device_flags;  /* RUST_WQ_INFO_DEVICE_* */
+	__u64 device_irqs;   /* interrupts the edu handler took as its own */
+	__u64 device_bh_queued; /* times the handler queued the static item */
+	__u64 device_bh_runs;   /* times the static item ran */
 };
 
 /*
@@ -142,7 +167,8 @@ struct rust_wq_info {
  *      this long by the clock of the results (it sleeps again for what is
  *      left if the sleep ended early); 1..10 sleep 11 us (the kernel
  *      busy-waits below that).
- * flags: RUST_WQ_ENQ_F_*; any other bit, or both FROM_ flags, is EINVAL.
+ * flags: RUST_WQ_ENQ_F_*; any other bit, or more than one FROM_ flag, is
+ *      EINVAL.
  * On success `first_id` is the id of the first item; the items have ids
  * first_id .. first_id + count - 1.  Ids are unique per file and start at 1.
  *
@@ -158,17 +184,36 @@ struct rust_wq_info {
  *      behave exactly as without it.  The results say RUST_WQ_RES_FROM_HARDIRQ.
  * RUST_WQ_ENQ_F_FROM_SOFTIRQ: the same from softirq context: the handler is
  *      a work item on system_bh_wq (a bottom-half queue, run in softirq on
- *      the calling CPU).  The results say RUST_WQ_RES_FROM_SOFTIRQ.  Both
- *      flags together: EINVAL (the items are queued from one context).
+ *      the calling CPU).  The results say RUST_WQ_RES_FROM_SOFTIRQ.
+ * RUST_WQ_ENQ_F_FROM_DEVICE_IRQ: the same from the interrupt handler of the
+ *      edu PCI device (see RUST_WQ_IOC_INFO): the ioctl makes the items,
+ *      then, for each RUST_WQ_IRQ_BATCH of them, has the device raise its
+ *      interrupt (a write to its BAR0 register 0x60) and sleeps until the
+ *      handler has read and acknowledged the device's status, queued the
+ *      driver's static work item (unless still pending) and queued (or
+ *      armed) the batch.  One such call raises ceil(count / 64) interrupts
+ *      and runs at a time (module-wide); the handler runs on whichever CPU
+ *      the interrupt is delivered to, and a `cpu` is honoured exactly as
+ *      without the flag.  The results say RUST_WQ_RES_FROM_HARDIRQ and
+ *      RUST_WQ_RES_FROM_DEVICE_IRQ, and each item's dmesg line says
+ *      "queued_from=device_irq irq=N".  ENODEV if no edu device is bound
+ *      (nothing is made), or if it is unbound before the handler queued
+ *      every batch (then, as for any failed ENQUEUE, none of the call's
+ *      items runs); EINTR if the caller is killed before that.
+ *      Every queue, cpu, delay and count is accepted with it.
+ * More than one FROM_ flag: EINVAL (the items are queued from one context).
  *
  * Versioning: `flags` was the first word of `reserved[2]` in the first
- * release of ABI version 1, which required it to be zero; the flag is an
- * additive extension of version 1.  A module without it fails a non-zero
- * `flags` with EINVAL, so callers can probe for it.
+ * release of ABI version 1, which required it to be zero; the flags are
+ * additive extensions of version 1.  A module without a flag fails it with
+ * EINVAL, so callers can probe for it (RUST_WQ_ENQ_F_FROM_DEVICE_IRQ came
+ * last: a module that knows it reports the edu device in INFO).
  */
 #define RUST_WQ_ENQ_F_FROM_IRQ (1ull << 0)     /* queue from a hard-IRQ handler */
 #define RUST_WQ_ENQ_F_FROM_SOFTIRQ (1ull << 1) /* queue from softirq context */
-#define RUST_WQ_ENQ_F_ALL (RUST_WQ_ENQ_F_FROM_IRQ | RUST_WQ_ENQ_F_FROM_SOFTIRQ)
+#define RUST_WQ_ENQ_F_FROM_DEVICE_IRQ (1ull << 2) /* queue from the edu device's IRQ handler */
+#define RUST_WQ_ENQ_F_ALL \
+	(RUST_WQ_ENQ_F_FROM_IRQ | RUST_WQ_ENQ_F_FROM_SOFTIRQ | RUST_WQ_ENQ_F_FROM_DEVICE_IRQ)
 #define RUST_WQ_IRQ_BATCH 64 /* most items queued per interrupt (or softirq run) */
 
 struct rust_wq_enqueue {
@@ -233,10 +278,13 @@ struct rust_wq_mod_delay {
 };
 
 /*
- * rust_wq_result.flags.  Of the three RUST_WQ_RES_FROM_* bits exactly one is
- * set: the context of the call that queued the item (for a delayed item, that
- * armed its timer), as in_task() / in_serving_softirq() / in_hardirq() said
- * at that moment.  (A module older than these bits sets none of them.)
+ * rust_wq_result.flags.  Of the three context bits RUST_WQ_RES_FROM_TASK,
+ * _SOFTIRQ and _HARDIRQ exactly one is set: the context of the call that
+ * queued the item (for a delayed item, that armed its timer), as in_task() /
+ * in_serving_softirq() / in_hardirq() said at that moment.  (A module older
+ * than these bits sets none of them.)  RUST_WQ_RES_FROM_DEVICE_IRQ is set
+ * in addition to _HARDIRQ when that hard-IRQ handler was the edu device's
+ * (RUST_WQ_ENQ_F_FROM_DEVICE_IRQ).
  */
 #define RUST_WQ_RES_PROCESS_CTX (1u << 0) /* ran in process context (in_task, preemptible) */
 #define RUST_WQ_RES_SLEPT (1u << 1)       /* slept (blocked in the scheduler: a busy-wait
@@ -245,6 +293,7 @@ struct rust_wq_mod_delay {
 #define RUST_WQ_RES_FROM_TASK (1u << 2)    /* queued from task context (the ioctl) */
 #define RUST_WQ_RES_FROM_SOFTIRQ (1u << 3) /* queued from softirq context (RUST_WQ_ENQ_F_FROM_SOFTIRQ) */
 #define RUST_WQ_RES_FROM_HARDIRQ (1u << 4) /* queued from a hard-IRQ handler (RUST_WQ_ENQ_F_FROM_IRQ) */
+#define RUST_WQ_RES_FROM_DEVICE_IRQ (1u << 5) /* ... the edu device's (RUST_WQ_ENQ_F_FROM_DEVICE_IRQ) */
 
 /* One executed item. */
 struct rust_wq_result {

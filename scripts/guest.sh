@@ -396,9 +396,13 @@ mode_run() {
 		info "insmod FAILED"
 		fail=1
 	else
+		info "the edu device's interrupt in /proc/interrupts, before:"
+		grep -E 'CPU|rust_wq_edu' /proc/interrupts | sed 's/^/  /'
 		info "wqctl session --echo scripts/demo.session"
 		timeout -k 5 180 "$bin/wqctl" session --echo "$repo/scripts/demo.session" ||
 			{ info "wqctl session FAILED"; fail=1; }
+		info "the edu device's interrupt in /proc/interrupts, after:"
+		grep -E 'CPU|rust_wq_edu' /proc/interrupts | sed 's/^/  /'
 	fi
 	info "kernel log since the marker (the KUnit cases' lines left out; make check runs them):"
 	log_since | grep -vE '^(<[0-9]+>)?\[ *[0-9]+\.[0-9]+\]     ' | sed 's/^/  /'

@@ -11,6 +11,9 @@
 #   --timeout S      kill the VM after S seconds (default $RUST_WQ_VM_TIMEOUT
 #                    or 600; 0 = no limit; ignored for interactive shells)
 #   --qemu-opts STR  extra QEMU options, e.g. "-icount shift=0,sleep=off"
+#   --no-edu         leave out QEMU's edu PCI device (always added otherwise:
+#                    the module's PCI driver binds it and its interrupt
+#                    handler queues work, see RUST_WQ_ENQ_F_FROM_DEVICE_IRQ)
 #   --append STR     extra kernel command-line options, e.g. "slub_debug=FZP"
 #                    (repeatable; an empty STR adds nothing)
 #   --rwdir DIR      make host DIR writable in the guest (same path)
@@ -33,6 +36,7 @@ memory=2G
 vm_timeout="${RUST_WQ_VM_TIMEOUT:-600}"
 qemu_opts=()
 extra=()
+edu=1
 
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -40,7 +44,8 @@ while [ $# -gt 0 ]; do
 	--cpus) cpus="$2"; shift 2 ;;
 	--memory) memory="$2"; shift 2 ;;
 	--timeout) vm_timeout="$2"; shift 2 ;;
-	--qemu-opts) qemu_opts+=(--qemu-opts "$2"); shift 2 ;;
+	--qemu-opts) qemu_opts+=("--qemu-opts=$2"); shift 2 ;;
+	--no-edu) edu=0; shift ;;
 	--rwdir) extra+=(--rwdir "$2"); shift 2 ;;
 	--append) [ -n "$2" ] && extra+=(--append "$2"); shift 2 ;;
 	--verbose) extra+=(--verbose); shift ;;
@@ -93,6 +98,12 @@ args=(--run "$kdir" --cpus "$cpus" --memory "$memory" --user root --cwd "$RUST_W
 	--append log_buf_len=4M)
 if ! kvm_works; then
 	args+=(--disable-kvm)
+fi
+# QEMU's educational PCI device (vendor 0x1234, device 0x11e8): a real device
+# interrupt for the module's PCI driver.  (One word with '=': vng's parser
+# would take "-device edu" after a space for its own -d option.)
+if [ "$edu" = 1 ]; then
+	args+=("--qemu-opts=-device edu")
 fi
 args+=("${extra[@]}" "${qemu_opts[@]}")
 

@@ -57,12 +57,20 @@ pub(crate) const RES_SLEPT: u32 = 1 << 1;
 pub(crate) const RES_FROM_TASK: u32 = 1 << 2;
 pub(crate) const RES_FROM_SOFTIRQ: u32 = 1 << 3;
 pub(crate) const RES_FROM_HARDIRQ: u32 = 1 << 4;
+/// Set with [`RES_FROM_HARDIRQ`] when the handler was the `edu` device's.
+pub(crate) const RES_FROM_DEVICE_IRQ: u32 = 1 << 5;
 
-/// Enqueue flags: queue the items from a hard-IRQ handler, or from softirq context.
+/// [`Info::device_flags`]: an `edu` device is bound; its interrupt is an MSI vector.
+pub(crate) const INFO_DEVICE_BOUND: u64 = 1 << 0;
+pub(crate) const INFO_DEVICE_MSI: u64 = 1 << 1;
+
+/// Enqueue flags: queue the items from a hard-IRQ handler, from softirq context, or from the
+/// `edu` device's interrupt handler.
 pub(crate) const ENQ_F_FROM_IRQ: u64 = 1 << 0;
 pub(crate) const ENQ_F_FROM_SOFTIRQ: u64 = 1 << 1;
-/// Every enqueue flag this version knows.
-pub(crate) const ENQ_F_ALL: u64 = ENQ_F_FROM_IRQ | ENQ_F_FROM_SOFTIRQ;
+pub(crate) const ENQ_F_FROM_DEVICE_IRQ: u64 = 1 << 2;
+/// Every enqueue flag this version knows (at most one may be set).
+pub(crate) const ENQ_F_ALL: u64 = ENQ_F_FROM_IRQ | ENQ_F_FROM_SOFTIRQ | ENQ_F_FROM_DEVICE_IRQ;
 /// Most items queued per interrupt (or softirq run) with those flags.
 pub(crate) const IRQ_BATCH: u32 = 64;
 
@@ -78,8 +86,11 @@ pub(crate) struct Info {
     pub(crate) max_sleep_us: u64,
     pub(crate) online_cpus: u64,
     pub(crate) max_results: u32,
-    pub(crate) reserved0: u32,
-    pub(crate) reserved: [u64; 4],
+    pub(crate) device_irq: u32,
+    pub(crate) device_flags: u64,
+    pub(crate) device_irqs: u64,
+    pub(crate) device_bh_queued: u64,
+    pub(crate) device_bh_runs: u64,
 }
 
 /// `struct rust_wq_enqueue`.

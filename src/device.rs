@@ -25,6 +25,7 @@ use crate::abi::{
     Info, //
 };
 use crate::bench;
+use crate::edu;
 use crate::miscdev::{
     MiscDevice,
     MiscDeviceRegistration,
@@ -78,7 +79,7 @@ mod state;
 #[path = "device/validate.rs"]
 mod validate;
 
-/// INFO: the ABI version, the CPUs and the limits.
+/// INFO: the ABI version, the CPUs, the limits and the `edu` device.
 fn info() -> Info {
     let mut online = 0u64;
     for cpu in 0..wq::cpu::nr_cpu_ids().min(64) {
@@ -86,6 +87,12 @@ fn info() -> Info {
             online |= 1 << cpu;
         }
     }
+    let dev = edu::info();
+    let device_flags = if dev.bound {
+        abi::INFO_DEVICE_BOUND | if dev.msi { abi::INFO_DEVICE_MSI } else { 0 }
+    } else {
+        0
+    };
     Info {
         abi_version: abi::ABI_VERSION,
         nr_cpu_ids: wq::cpu::nr_cpu_ids(),
@@ -95,7 +102,11 @@ fn info() -> Info {
         max_sleep_us: abi::MAX_SLEEP_US,
         online_cpus: online,
         max_results: abi::MAX_RESULTS,
-        ..Info::default()
+        device_irq: dev.irq,
+        device_flags,
+        device_irqs: dev.irqs,
+        device_bh_queued: dev.bh_queued,
+        device_bh_runs: dev.bh_runs,
     }
 }
 

@@ -38,8 +38,11 @@ OFF(rust_wq_info, max_delay_us, 16);
 OFF(rust_wq_info, max_sleep_us, 24);
 OFF(rust_wq_info, online_cpus, 32);
 OFF(rust_wq_info, max_results, 40);
-OFF(rust_wq_info, reserved0, 44);
-OFF(rust_wq_info, reserved, 48);
+OFF(rust_wq_info, device_irq, 44);
+OFF(rust_wq_info, device_flags, 48);
+OFF(rust_wq_info, device_irqs, 56);
+OFF(rust_wq_info, device_bh_queued, 64);
+OFF(rust_wq_info, device_bh_runs, 72);
 OFF(rust_wq_enqueue, version, 0);
 OFF(rust_wq_enqueue, queue, 4);
 OFF(rust_wq_enqueue, cpu, 8);
@@ -156,16 +159,24 @@ int main(void)
 		diag("abi_version %u nr_cpu_ids %u online_cpus %#llx max_count %u",
 		     info.abi_version, info.nr_cpu_ids,
 		     (unsigned long long)info.online_cpus, info.max_count);
+		diag("edu device flags %#llx irq %u, %llu interrupts, static item queued %llu ran %llu",
+		     (unsigned long long)info.device_flags, info.device_irq,
+		     (unsigned long long)info.device_irqs,
+		     (unsigned long long)info.device_bh_queued,
+		     (unsigned long long)info.device_bh_runs);
 		if (info.abi_version != RUST_WQ_ABI_VERSION || info.nr_cpu_ids < 1 ||
 		    info.max_count != RUST_WQ_MAX_COUNT ||
 		    info.max_pending != RUST_WQ_MAX_PENDING ||
 		    info.max_delay_us != RUST_WQ_MAX_DELAY_US ||
 		    info.max_sleep_us != RUST_WQ_MAX_SLEEP_US ||
 		    info.max_results != RUST_WQ_MAX_RESULTS ||
-		    info.online_cpus == 0 || info.reserved0 != 0 ||
-		    info.reserved[0] || info.reserved[1] || info.reserved[2] ||
-		    info.reserved[3]) {
-			diag("expected version %d and the header's limits, zeroed reserved fields",
+		    info.online_cpus == 0 ||
+		    (info.device_flags & ~(RUST_WQ_INFO_DEVICE_BOUND | RUST_WQ_INFO_DEVICE_MSI)) ||
+		    !(info.device_flags & RUST_WQ_INFO_DEVICE_BOUND) != !info.device_irq ||
+		    info.device_bh_runs > info.device_bh_queued ||
+		    info.device_bh_queued > info.device_irqs) {
+			diag("expected version %d, the header's limits, known device flags, an IRQ "
+			     "number exactly when a device is bound, runs <= queued <= interrupts",
 			     RUST_WQ_ABI_VERSION);
 			ok = 0;
 		}

@@ -157,6 +157,7 @@ impl OpenFile {
         }
         item.due_ns.store(due_after(m.delay_us), Ordering::Relaxed);
         // Re-armed by this task: the result says so (`RES_FROM_TASK`).
+        item.queued_irq.store(0, Ordering::Relaxed);
         item.queued_from
             .store(from_flag(Context::current()), Ordering::Release);
         let cpu = match item.cpu {

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! ENQUEUE: make a call's items, queue them all (from the task, a hard interrupt or a
-//! softirq), or undo the whole call.
+//! ENQUEUE: make a call's items, queue them all (from the task, a hard interrupt, a softirq or
+//! the `edu` device's interrupt handler), or undo the whole call.
 
 use super::{
     file::OpenFile,
@@ -20,6 +20,7 @@ use crate::abi::{
     self,
     Enqueue, //
 };
+use crate::edu::run_in_device_irq;
 use crate::irq_work::{
     run_in_hardirq,
     run_in_softirq,
@@ -54,6 +55,9 @@ impl OpenFile {
     pub(super) fn enqueue(this: ArcBorrow<'_, Self>, req: &mut Enqueue) -> Result {
         let me: &Self = &this;
         validate::enqueue(req)?;
+        if req.flags & abi::ENQ_F_FROM_DEVICE_IRQ != 0 && !crate::edu::is_bound() {
+            return Err(ENODEV);
+        }
         let delay = Delay::from_micros(req.delay_us)?;
         me.reap();
         // The whole call is atomic with respect to the file's other control calls: they cannot
@@ -70,14 +74,17 @@ impl OpenFile {
         let mut items = KVec::with_capacity(count, GFP_KERNEL)?;
         let now = Instant::<Monotonic>::now();
         let due_ns = due_after(req.delay_us);
-        // Queueing at once on any CPU cannot fail, so such items may go at once; delayed ones
-        // and those for a CPU (which may go offline before it is queued on: `ENODEV`) wait for
+        // Queueing at once on any CPU cannot fail, so such items may go at once; delayed ones,
+        // those for a CPU (which may go offline before it is queued on: `ENODEV`) and those of
+        // the device's interrupt (which may be unbound between two batches: `ENODEV`) wait for
         // the end of the call (see `Item::state`).
-        let initial = if delay == Delay::ZERO && cpu.is_none() {
-            GO
-        } else {
-            ARMING
-        };
+        let initial =
+            if delay == Delay::ZERO && cpu.is_none() && req.flags & abi::ENQ_F_FROM_DEVICE_IRQ == 0
+            {
+                GO
+            } else {
+                ARMING
+            };
         let first_id;
         {
             let mut ledger = me.ledger.lock();
@@ -107,6 +114,7 @@ impl OpenFile {
                         due_ns: AtomicI64::new(due_ns),
                         state: AtomicU8::new(initial),
                         queued_from: AtomicU32::new(0),
+                        queued_irq: AtomicU32::new(0),
                         file: Arc::<OpenFile>::from(this),
                     }),
                     GFP_KERNEL,
@@ -124,13 +132,22 @@ impl OpenFile {
             ledger.stats.enqueued += u64::from(req.count);
         }
 
-        // Queues `batch` (starting at index `first` of the call), recording the context; returns
-        // the index and error of the first item that could not be queued. Never sleeps: with
-        // `ENQ_F_FROM_IRQ` it runs in a hard-interrupt handler, with `ENQ_F_FROM_SOFTIRQ` in a
-        // softirq.
-        let arm_batch = |first: usize, batch: &[Arc<Item>]| -> Option<(usize, Error)> {
-            let from = from_flag(Context::current());
+        // Queues `batch` (starting at index `first` of the call), recording the context (and the
+        // device's IRQ number when the `edu` handler runs it); returns the index and error of
+        // the first item that could not be queued. Never sleeps: with `ENQ_F_FROM_IRQ` and
+        // `ENQ_F_FROM_DEVICE_IRQ` it runs in a hard-interrupt handler, with
+        // `ENQ_F_FROM_SOFTIRQ` in a softirq.
+        let arm_batch = |first: usize,
+                         batch: &[Arc<Item>],
+                         device_irq: Option<u32>|
+         -> Option<(usize, Error)> {
+            let mut from = from_flag(Context::current());
+            if device_irq.is_some() {
+                from |= abi::RES_FROM_DEVICE_IRQ;
+            }
             for (n, item) in batch.iter().enumerate() {
+                item.queued_irq
+                    .store(device_irq.unwrap_or(0), Ordering::Relaxed);
                 item.queued_from.store(from, Ordering::Release);
                 if let Err(e) = me.arm(item.clone(), cpu, delay) {
                     return Some((first + n, e));
@@ -142,16 +159,19 @@ impl OpenFile {
         if req.flags & abi::ENQ_F_ALL != 0 {
             for (i, batch) in items.chunks(abi::IRQ_BATCH as usize).enumerate() {
                 let first = i * abi::IRQ_BATCH as usize;
-                let run = || arm_batch(first, batch);
                 let done = if req.flags & abi::ENQ_F_FROM_IRQ != 0 {
-                    run_in_hardirq(run)
+                    run_in_hardirq(|| arm_batch(first, batch, None))
+                } else if req.flags & abi::ENQ_F_FROM_SOFTIRQ != 0 {
+                    run_in_softirq(|| arm_batch(first, batch, None))
                 } else {
-                    run_in_softirq(run)
+                    run_in_device_irq(|irq| arm_batch(first, batch, Some(irq)))
                 };
                 match done {
                     Ok(None) => {}
                     Ok(Some(f)) => failed = Some(f),
-                    // The interrupt (or BH item) could not be raised: nothing of it was queued.
+                    // The interrupt (or BH item) could not be raised, or the device went away
+                    // or the caller was killed before its interrupt ran: nothing of the batch
+                    // was queued.
                     Err(e) => failed = Some((first, e)),
                 }
                 if failed.is_some() {
@@ -159,7 +179,7 @@ impl OpenFile {
                 }
             }
         } else {
-            failed = arm_batch(0, &items);
+            failed = arm_batch(0, &items, None);
         }
         let Some((armed, err)) = failed else {
             if initial != GO {
@@ -172,8 +192,8 @@ impl OpenFile {
             req.first_id = first_id;
             return Ok(());
         };
-        // Undo the whole call. Only delayed queueing can fail, so every item is `ARMING`: an
-        // item whose timer fired meanwhile waits in its work function and now leaves without
+        // Undo the whole call. Only delayed queueing, queueing for a CPU and the device's
+        // interrupt can fail, so every item is `ARMING`: an item whose timer fired meanwhile waits in its work function and now leaves without
         // doing anything; the others are taken off their queues or were never queued.
         let mut ledger = me.ledger.lock();
         for item in items.iter() {

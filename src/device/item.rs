@@ -91,6 +91,9 @@ pub(crate) struct Item {
     pub(super) state: AtomicU8,
     /// `RES_FROM_*`: the context that queued (or armed) the item, stored before it is queued.
     pub(super) queued_from: AtomicU32,
+    /// With `RES_FROM_DEVICE_IRQ`: the device's IRQ number (for the log line), else 0. Stored
+    /// before `queued_from`.
+    pub(super) queued_irq: AtomicU32,
     /// The open file the item belongs to.
     pub(super) file: Arc<dyn ItemOwner>,
 }
@@ -132,7 +135,7 @@ impl DelayedWorkItem for Item {
         };
         let dev = this.file.device();
         if this.log && device_state.log_limit.allow(dev) {
-            log::work_line(dev, &result);
+            log::work_line(dev, &result, this.queued_irq.load(Ordering::Relaxed));
         }
         if let Some(n) = this
             .batch_summary

@@ -71,8 +71,9 @@ impl LogLimit {
     }
 }
 
-/// Prints the line of one finished item.
-pub(super) fn work_line(dev: &Device, result: &WorkResult) {
+/// Prints the line of one finished item; `irq` is the device IRQ that queued it, if
+/// `RES_FROM_DEVICE_IRQ`.
+pub(super) fn work_line(dev: &Device, result: &WorkResult, irq: u32) {
     let req_cpu = match result.requested_cpu {
         abi::CPU_ANY => -1,
         c => i64::from(c),
@@ -90,7 +91,7 @@ pub(super) fn work_line(dev: &Device, result: &WorkResult) {
         result.latency_ns / 1000,
         result.runtime_ns / 1000,
         result.seq,
-        from_name(result.flags),
+        QueuedFrom(result.flags, irq),
         process_ctx,
         slept,
     );
@@ -108,6 +109,20 @@ pub(super) fn batch_line(dev: &Device, last: &WorkResult, n: u32) {
         last.cpu,
         LOG_ITEMS_PER_BATCH,
     );
+}
+
+/// The `queued_from=` value of a work line: the context's name, or `device_irq irq=N` for an
+/// item queued by the `edu` device's interrupt handler.
+struct QueuedFrom(u32, u32);
+
+impl kernel::fmt::Display for QueuedFrom {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        if self.0 & abi::RES_FROM_DEVICE_IRQ != 0 {
+            write!(f, "device_irq irq={}", self.1)
+        } else {
+            f.write_str(from_name(self.0))
+        }
+    }
 }
 
 /// The name of the context in result `flags`, for the log.

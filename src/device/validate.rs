@@ -17,7 +17,7 @@ pub(super) fn enqueue(req: &Enqueue) -> Result {
     if req.version != abi::ABI_VERSION
         || req.reserved != [0; 1]
         || req.flags & !abi::ENQ_F_ALL != 0
-        || req.flags == abi::ENQ_F_ALL
+        || req.flags.count_ones() > 1
     {
         return Err(EINVAL);
     }

@@ -42,11 +42,18 @@ pub const RUST_WQ_RES_SLEPT: u32 = 1 << 1;
 pub const RUST_WQ_RES_FROM_TASK: u32 = 1 << 2;
 pub const RUST_WQ_RES_FROM_SOFTIRQ: u32 = 1 << 3;
 pub const RUST_WQ_RES_FROM_HARDIRQ: u32 = 1 << 4;
+pub const RUST_WQ_RES_FROM_DEVICE_IRQ: u32 = 1 << 5;
+
+// rust_wq_info.device_flags
+pub const RUST_WQ_INFO_DEVICE_BOUND: u64 = 1 << 0;
+pub const RUST_WQ_INFO_DEVICE_MSI: u64 = 1 << 1;
 
 // rust_wq_enqueue.flags
 pub const RUST_WQ_ENQ_F_FROM_IRQ: u64 = 1 << 0;
 pub const RUST_WQ_ENQ_F_FROM_SOFTIRQ: u64 = 1 << 1;
-pub const RUST_WQ_ENQ_F_ALL: u64 = RUST_WQ_ENQ_F_FROM_IRQ | RUST_WQ_ENQ_F_FROM_SOFTIRQ;
+pub const RUST_WQ_ENQ_F_FROM_DEVICE_IRQ: u64 = 1 << 2;
+pub const RUST_WQ_ENQ_F_ALL: u64 =
+    RUST_WQ_ENQ_F_FROM_IRQ | RUST_WQ_ENQ_F_FROM_SOFTIRQ | RUST_WQ_ENQ_F_FROM_DEVICE_IRQ;
 pub const RUST_WQ_IRQ_BATCH: u32 = 64;
 
 // RUST_WQ_IOC_BENCH paths and flags.

@@ -54,6 +54,8 @@ pub struct EnqueueArgs {
     pub from_irq: bool,
     /// Queue from softirq context (RUST_WQ_ENQ_F_FROM_SOFTIRQ).
     pub from_softirq: bool,
+    /// Queue from the edu device's interrupt handler (RUST_WQ_ENQ_F_FROM_DEVICE_IRQ).
+    pub from_device_irq: bool,
 }
 
 impl Default for EnqueueArgs {
@@ -67,6 +69,7 @@ impl Default for EnqueueArgs {
             sleep_us: 0,
             from_irq: false,
             from_softirq: false,
+            from_device_irq: false,
         }
     }
 }
@@ -107,6 +110,8 @@ impl EnqueueArgs {
         from_irq: bool,
         /// Sets [`EnqueueArgs::from_softirq`].
         from_softirq: bool,
+        /// Sets [`EnqueueArgs::from_device_irq`].
+        from_device_irq: bool,
     );
 
     /// The ioctl argument for these parameters.
@@ -125,6 +130,10 @@ impl EnqueueArgs {
                 0
             } | if self.from_softirq {
                 RUST_WQ_ENQ_F_FROM_SOFTIRQ
+            } else {
+                0
+            } | if self.from_device_irq {
+                RUST_WQ_ENQ_F_FROM_DEVICE_IRQ
             } else {
                 0
             },
@@ -174,6 +183,10 @@ mod tests {
             .from_softirq(true)
             .to_raw();
         assert_eq!(e.flags, RUST_WQ_ENQ_F_FROM_SOFTIRQ);
+        let e = EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 3)
+            .from_device_irq(true)
+            .to_raw();
+        assert_eq!(e.flags, RUST_WQ_ENQ_F_FROM_DEVICE_IRQ);
         assert_eq!(EnqueueArgs::default().cpu, RUST_WQ_CPU_ANY);
     }
 }

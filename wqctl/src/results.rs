@@ -4,10 +4,11 @@ use crate::abi::*;
 use crate::parse;
 
 /// The result flags and their names, in the order [`format_flags`] prints them.
-const RESULT_FLAG_NAMES: [(u32, &str); 5] = [
+const RESULT_FLAG_NAMES: [(u32, &str); 6] = [
     (RUST_WQ_RES_FROM_TASK, "FROM_TASK"),
     (RUST_WQ_RES_FROM_SOFTIRQ, "FROM_SOFTIRQ"),
     (RUST_WQ_RES_FROM_HARDIRQ, "FROM_HARDIRQ"),
+    (RUST_WQ_RES_FROM_DEVICE_IRQ, "FROM_DEVICE_IRQ"),
     (RUST_WQ_RES_PROCESS_CTX, "PROCESS_CTX"),
     (RUST_WQ_RES_SLEPT, "SLEPT"),
 ];
@@ -67,10 +68,13 @@ pub fn result_row(r: &RustWqResult) -> String {
     )
 }
 
-/// The context that queued an item, from its result flags: `hardirq`, `softirq`,
-/// `task`, or `unknown` (a module that does not report it).
+/// The context that queued an item, from its result flags: `device_irq` (the edu
+/// device's interrupt handler), `hardirq`, `softirq`, `task`, or `unknown` (a module
+/// that does not report it).
 pub fn queued_from(flags: u32) -> &'static str {
-    if flags & RUST_WQ_RES_FROM_HARDIRQ != 0 {
+    if flags & RUST_WQ_RES_FROM_DEVICE_IRQ != 0 {
+        "device_irq"
+    } else if flags & RUST_WQ_RES_FROM_HARDIRQ != 0 {
         "hardirq"
     } else if flags & RUST_WQ_RES_FROM_SOFTIRQ != 0 {
         "softirq"
@@ -143,6 +147,9 @@ mod tests {
         assert_eq!(queued_from(f), "hardirq");
         assert_eq!(queued_from(RUST_WQ_RES_FROM_SOFTIRQ), "softirq");
         assert_eq!(queued_from(RUST_WQ_RES_FROM_TASK), "task");
+        let d = RUST_WQ_RES_FROM_HARDIRQ | RUST_WQ_RES_FROM_DEVICE_IRQ | RUST_WQ_RES_PROCESS_CTX;
+        assert_eq!(format_flags(d), "FROM_HARDIRQ|FROM_DEVICE_IRQ|PROCESS_CTX");
+        assert_eq!(queued_from(d), "device_irq");
         assert!(
             result_json(&RustWqResult { flags: f, ..r }).contains("\"queued_from\":\"hardirq\"")
         );

@@ -99,8 +99,11 @@ abi_struct! {
         pub max_sleep_us: u64,
         pub online_cpus: u64,
         pub max_results: u32,
-        pub reserved0: u32,
-        pub reserved: [u64; 4],
+        pub device_irq: u32,
+        pub device_flags: u64,
+        pub device_irqs: u64,
+        pub device_bh_queued: u64,
+        pub device_bh_runs: u64,
     }
 }
 

@@ -19,8 +19,11 @@ pub fn info(ctx: &Ctx) -> TestResult {
         max_sleep_us: !0,
         online_cpus: !0,
         max_results: !0,
-        reserved0: !0,
-        reserved: [!0; 4],
+        device_irq: !0,
+        device_flags: !0,
+        device_irqs: !0,
+        device_bh_queued: !0,
+        device_bh_runs: !0,
     };
     dev.ioctl_with(RUST_WQ_IOC_INFO, &mut i).must("INFO")?;
     c.eq("abi_version", i.abi_version, RUST_WQ_ABI_VERSION);
@@ -32,8 +35,24 @@ pub fn info(ctx: &Ctx) -> TestResult {
     c.eq("max_delay_us", i.max_delay_us, RUST_WQ_MAX_DELAY_US);
     c.eq("max_sleep_us", i.max_sleep_us, RUST_WQ_MAX_SLEEP_US);
     c.eq("max_results", i.max_results, RUST_WQ_MAX_RESULTS);
-    c.eq("reserved0 (zeroed on output)", i.reserved0, 0);
-    c.eq("reserved (zeroed on output)", i.reserved, [0; 4]);
+    let known = RUST_WQ_INFO_DEVICE_BOUND | RUST_WQ_INFO_DEVICE_MSI;
+    c.eq("device_flags unknown bits", i.device_flags & !known, 0);
+    let bound = i.device_flags & RUST_WQ_INFO_DEVICE_BOUND != 0;
+    c.check(bound == (i.device_irq != 0), || {
+        format!(
+            "device_irq {} with device_flags {:#x}: expected an IRQ number exactly when bound",
+            i.device_irq, i.device_flags
+        )
+    });
+    c.check(
+        i.device_bh_runs <= i.device_bh_queued && i.device_bh_queued <= i.device_irqs,
+        || {
+            format!(
+                "expected static item runs <= queued <= device interrupts, seen {} / {} / {}",
+                i.device_bh_runs, i.device_bh_queued, i.device_irqs
+            )
+        },
+    );
     c.check(i.online_cpus != 0, || {
         "online_cpus: expected at least one bit set, seen 0".into()
     });

@@ -323,22 +323,40 @@ fn irq_bad_flags_einval(ctx: &Ctx) -> TestResult {
     let base = EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 1)
         .from_irq(true)
         .to_raw();
-    for bad in [1u64 << 2, 1 << 31, 1 << 63, !0, !RUST_WQ_ENQ_F_ALL] {
-        for known in [0, RUST_WQ_ENQ_F_FROM_IRQ, RUST_WQ_ENQ_F_FROM_SOFTIRQ] {
+    for bad in [1u64 << 3, 1 << 31, 1 << 63, !0, !RUST_WQ_ENQ_F_ALL] {
+        for known in [
+            0,
+            RUST_WQ_ENQ_F_FROM_IRQ,
+            RUST_WQ_ENQ_F_FROM_SOFTIRQ,
+            RUST_WQ_ENQ_F_FROM_DEVICE_IRQ,
+        ] {
             let flags = bad & !RUST_WQ_ENQ_F_ALL | known;
             let e = RustWqEnqueue { flags, ..base };
             c.errno(&format!("ENQUEUE flags {flags:#x}"), raw(e), EINVAL);
         }
     }
-    // The items are queued from one context: both FROM_ flags are EINVAL.
-    c.errno(
-        "ENQUEUE flags FROM_IRQ|FROM_SOFTIRQ",
-        raw(RustWqEnqueue {
-            flags: RUST_WQ_ENQ_F_FROM_IRQ | RUST_WQ_ENQ_F_FROM_SOFTIRQ,
-            ..base
-        }),
-        EINVAL,
-    );
+    // The items are queued from one context: two or three FROM_ flags are EINVAL.
+    for (name, flags) in [
+        (
+            "FROM_IRQ|FROM_SOFTIRQ",
+            RUST_WQ_ENQ_F_FROM_IRQ | RUST_WQ_ENQ_F_FROM_SOFTIRQ,
+        ),
+        (
+            "FROM_IRQ|FROM_DEVICE_IRQ",
+            RUST_WQ_ENQ_F_FROM_IRQ | RUST_WQ_ENQ_F_FROM_DEVICE_IRQ,
+        ),
+        (
+            "FROM_SOFTIRQ|FROM_DEVICE_IRQ",
+            RUST_WQ_ENQ_F_FROM_SOFTIRQ | RUST_WQ_ENQ_F_FROM_DEVICE_IRQ,
+        ),
+        ("all three FROM_ flags", RUST_WQ_ENQ_F_ALL),
+    ] {
+        c.errno(
+            &format!("ENQUEUE flags {name}"),
+            raw(RustWqEnqueue { flags, ..base }),
+            EINVAL,
+        );
+    }
     c.errno(
         "FROM_IRQ with count 0",
         raw(RustWqEnqueue { count: 0, ..base }),

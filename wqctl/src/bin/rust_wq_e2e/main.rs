@@ -6,8 +6,8 @@
 //! With test names, only those tests run (numbered 1..N in that subset, in
 //! the order of `--list`).  The tests are grouped by area, one module each
 //! (basic, delay, flush_cancel, results, concurrency, bad_encoding,
-//! bad_pointers, bad_values, lifecycle, bench, irq, poll, session, hostile,
-//! ordering);
+//! bad_pointers, bad_values, lifecycle, bench, irq, device_irq, poll, session,
+//! hostile, ordering);
 //! `all()` below lists them in the order they run.  The runner, the Checker
 //! and the memory helpers are the library's `wqctl::testing`.
 //! Environment: RUST_WQ_KO (path of rust_wq.ko) enables `rmmod_refused_while_open`.
@@ -21,6 +21,7 @@ mod basic;
 mod bench;
 mod concurrency;
 mod delay;
+mod device_irq;
 mod flush_cancel;
 mod hostile;
 mod irq;
@@ -179,6 +180,7 @@ fn all() -> Vec<Named<TestFn>> {
         ),
     ];
     v.extend(irq::all());
+    v.extend(device_irq::all());
     v.extend(poll::all());
     v.extend(session::all());
     v.extend(hostile::all());

@@ -207,6 +207,24 @@ fn session_script(ctx: &Ctx) -> TestResult {
     l.exact("max_delay     60s");
     l.exact("max_sleep     1s");
     l.exact("max_results   8192");
+    // The edu device (scripts/vm.sh always adds one; an earlier test may have rebound it, so
+    // its IRQ number is not compared) and the handler's module-wide counters (their form only).
+    l.prefix("edu device    bound, irq ");
+    if let Some(rest) = l.prefix("edu counters  ") {
+        // "N interrupts, static item queued N times, ran N times"
+        let w: Vec<&str> = rest.split(' ').collect();
+        let num = |i: usize| w.get(i).is_some_and(|x| x.parse::<u64>().is_ok());
+        let form = w.len() == 10
+            && num(0)
+            && num(5)
+            && num(8)
+            && w[1..5] == ["interrupts,", "static", "item", "queued"]
+            && w[6..8] == ["times,", "ran"]
+            && w[9] == "times";
+        l.c.check(form, || {
+            format!("edu counters line: unexpected form {rest:?}")
+        });
+    }
     l.exact("wqctl> enqueue -q unbound -d 10s -n 3 -t 7");
     l.exact("enqueued 3 item(s) on unbound cpu any delay 10s sleep 0 tag 7: ids 1..3");
     l.exact("wqctl> stats");

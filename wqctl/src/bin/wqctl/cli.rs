@@ -224,6 +224,11 @@ pub(crate) struct EnqueueSpec {
     /// (RUST_WQ_ENQ_F_FROM_SOFTIRQ); results then say FROM_SOFTIRQ
     #[arg(long, conflicts_with = "from_irq")]
     pub(crate) from_softirq: bool,
+    /// Queue (or arm) the items from the interrupt handler of QEMU's edu PCI
+    /// device, which the module raises (RUST_WQ_ENQ_F_FROM_DEVICE_IRQ); results
+    /// then say FROM_HARDIRQ|FROM_DEVICE_IRQ; ENODEV without an edu device
+    #[arg(long, conflicts_with_all = ["from_irq", "from_softirq"])]
+    pub(crate) from_device_irq: bool,
 }
 
 #[derive(Args, Debug)]

@@ -47,6 +47,7 @@ pub(crate) fn enqueue_spec(
                 tag: spec.tag,
                 from_irq: spec.from_irq,
                 from_softirq: spec.from_softirq,
+                from_device_irq: spec.from_device_irq,
             };
             let first = op("enqueue", dev.enqueue(args))?;
             if !out.json {
@@ -62,6 +63,8 @@ pub(crate) fn enqueue_spec(
                         " from a hard-IRQ handler"
                     } else if spec.from_softirq {
                         " from softirq"
+                    } else if spec.from_device_irq {
+                        " from the edu device's IRQ handler"
                     } else {
                         ""
                     },
@@ -115,7 +118,7 @@ pub(crate) fn exec(dev: &Device, cmd: &Cmd, out: Out) -> Result<bool, Failure> {
             let cpus = parse::cpus_in_mask(i.online_cpus, i.nr_cpu_ids);
             if out.json {
                 println!(
-                    "{{\"cmd\":\"info\",\"ok\":true,\"abi_version\":{},\"nr_cpu_ids\":{},\"online_cpus\":[{}],\"max_count\":{},\"max_pending\":{},\"max_delay_us\":{},\"max_sleep_us\":{},\"max_results\":{}}}",
+                    "{{\"cmd\":\"info\",\"ok\":true,\"abi_version\":{},\"nr_cpu_ids\":{},\"online_cpus\":[{}],\"max_count\":{},\"max_pending\":{},\"max_delay_us\":{},\"max_sleep_us\":{},\"max_results\":{},\"device_bound\":{},\"device_msi\":{},\"device_irq\":{},\"device_irqs\":{},\"device_bh_queued\":{},\"device_bh_runs\":{}}}",
                     i.abi_version,
                     i.nr_cpu_ids,
                     format_cpus(&cpus),
@@ -123,7 +126,13 @@ pub(crate) fn exec(dev: &Device, cmd: &Cmd, out: Out) -> Result<bool, Failure> {
                     i.max_pending,
                     i.max_delay_us,
                     i.max_sleep_us,
-                    i.max_results
+                    i.max_results,
+                    i.device_flags & RUST_WQ_INFO_DEVICE_BOUND != 0,
+                    i.device_flags & RUST_WQ_INFO_DEVICE_MSI != 0,
+                    i.device_irq,
+                    i.device_irqs,
+                    i.device_bh_queued,
+                    i.device_bh_runs
                 );
                 return Ok(true);
             }
@@ -139,6 +148,23 @@ pub(crate) fn exec(dev: &Device, cmd: &Cmd, out: Out) -> Result<bool, Failure> {
             println!("max_delay     {}", format_duration_us(i.max_delay_us));
             println!("max_sleep     {}", format_duration_us(i.max_sleep_us));
             println!("max_results   {}", i.max_results);
+            if i.device_flags & RUST_WQ_INFO_DEVICE_BOUND != 0 {
+                println!(
+                    "edu device    bound, irq {} ({})",
+                    i.device_irq,
+                    if i.device_flags & RUST_WQ_INFO_DEVICE_MSI != 0 {
+                        "MSI"
+                    } else {
+                        "INTx"
+                    }
+                );
+            } else {
+                println!("edu device    not bound (--from-device-irq gives ENODEV)");
+            }
+            println!(
+                "edu counters  {} interrupts, static item queued {} times, ran {} times",
+                i.device_irqs, i.device_bh_queued, i.device_bh_runs
+            );
             if i.abi_version != RUST_WQ_ABI_VERSION {
                 eprintln!(
                     "wqctl: warning: module ABI version {} differs from wqctl's {}",

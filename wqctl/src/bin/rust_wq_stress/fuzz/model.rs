@@ -32,12 +32,15 @@ pub fn expect(nr: u32, b: &[u8], ncpu: u32, results_addr: usize, room: usize) ->
                 || g(abi_field!(E, delay_us)) > RUST_WQ_MAX_DELAY_US
                 || g(abi_field!(E, sleep_us)) > max_sleep
                 || flags & !RUST_WQ_ENQ_F_ALL != 0
-                || flags == RUST_WQ_ENQ_F_ALL
+                || flags.count_ones() > 1
                 || nonzero(b, abi_field!(E, reserved));
             // The arguments are checked before the room (the header): an
             // invalid call is EINVAL even when the file is full.
             if bad {
                 vec![libc::EINVAL]
+            } else if flags & RUST_WQ_ENQ_F_FROM_DEVICE_IRQ != 0 {
+                // Without a bound edu device (or when it is unbound meanwhile): ENODEV.
+                vec![0, libc::EBUSY, libc::ENODEV]
             } else {
                 vec![0, libc::EBUSY]
             }
