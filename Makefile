@@ -100,15 +100,15 @@ lint-scripts:
 lint-rustfmt: $(SETUP_DEP)
 	@$(MAKE) --no-print-directory kdir-check
 	@test -n "$(RUSTFMT_CONFIG)" || { echo "no .rustfmt.toml in $(KDIR)" >&2; exit 1; }
-	@$(TOOLCHAIN) rustfmt --check --color $(RUSTFMT_COLOR) --edition 2021 --config-path "$(RUSTFMT_CONFIG)" rust_wq.rs
+	@$(TOOLCHAIN) rustfmt --check --color $(RUSTFMT_COLOR) --edition 2021 --config-path "$(RUSTFMT_CONFIG)" rust_wq_main.rs
 
-# Clippy with the kernel's lints; any warning fails.  rust_wq.o is removed so
+# Clippy with the kernel's lints; any warning fails.  rust_wq_main.o is removed so
 # that clippy really runs (kbuild would otherwise consider it up to date); the
 # next `make module` rebuilds it with rustc (the command line changed).
 lint-clippy: $(SETUP_DEP)
 	@$(MAKE) --no-print-directory kdir-check
 	@mkdir -p build
-	@rm -f rust_wq.o
+	@rm -f rust_wq_main.o
 	@$(TOOLCHAIN) set -o pipefail; \
 	$(KBUILD) CLIPPY=1 modules 2>&1 | tee build/clippy.log; rc=$$?; \
 	if grep -q 'warning:' build/clippy.log; then echo "clippy: warnings above are errors" >&2; exit 1; fi; \

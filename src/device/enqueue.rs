@@ -22,11 +22,11 @@ use crate::abi::{
 };
 use crate::irq_work::{
     run_in_hardirq,
-    run_in_softirq,
-    Context, //
+    run_in_softirq, //
 };
 use crate::workqueue::{
     self as wq,
+    context::Context,
     new_delayed_work,
     Delay, //
 };

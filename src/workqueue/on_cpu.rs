@@ -45,7 +45,7 @@ struct HotplugReadGuard(());
 impl HotplugReadGuard {
     fn new() -> Self {
         // SAFETY: No preconditions beyond sleeping, which our caller allows; released in `drop`.
-        unsafe { bindings::cpus_read_lock() };
+        unsafe { super::helpers::rust_wq_cpus_read_lock() };
         HotplugReadGuard(())
     }
 }
@@ -53,7 +53,7 @@ impl HotplugReadGuard {
 impl Drop for HotplugReadGuard {
     fn drop(&mut self) {
         // SAFETY: Taken in `new` by this thread.
-        unsafe { bindings::cpus_read_unlock() };
+        unsafe { super::helpers::rust_wq_cpus_read_unlock() };
     }
 }
 

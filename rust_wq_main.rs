@@ -31,8 +31,6 @@ mod irq_work;
 mod kthread;
 #[path = "src/miscdev.rs"]
 mod miscdev;
-#[path = "src/raw_spinlock.rs"]
-mod raw_spinlock;
 #[path = "src/workqueue.rs"]
 mod workqueue;
 
