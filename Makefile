@@ -138,22 +138,27 @@ stress:
 # The module compiled and linked for arm64: Debian's aarch64 cross gcc for C, rustc's
 # aarch64 target for Rust, against a minimal arm64 configuration of which only
 # `modules_prepare` is built (scripts/setup.sh arm64: once, cached by config hash).
-# The objects go to build/arm64 (MO=), apart from the x86 build's. Without vmlinux
-# there is no symbol list, so modpost cannot resolve the module's undefined symbols:
-# KBUILD_MODPOST_WARN=1 turns those (and only those) into warnings, which are counted
-# rather than printed. Compiling and linking are what this checks.
+# It builds a copy of the sources in build/arm64/tree (kbuild's M= refuses a tree that
+# holds the x86 build's outputs; the copy keeps modification times, so rebuilds are
+# incremental). Without vmlinux there is no symbol list, so modpost cannot resolve the
+# module's undefined symbols: KBUILD_MODPOST_WARN=1 turns those (and only those) into
+# warnings, which are counted rather than printed. Compiling and linking are what this
+# checks; compiler warnings fail it.
 ARM64_MAKE = ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu- KBUILD_MODPOST_WARN=1
+ARM64_TREE = build/arm64/tree
 check-arm64:
 	@bash scripts/setup.sh arm64
-	@mkdir -p build/arm64
+	@mkdir -p $(ARM64_TREE) && rm -rf $(addprefix $(ARM64_TREE)/,src bench include)
+	@find Kbuild rust_wq_main.rs src bench include -type f \( -name '*.rs' -o -name '*.c' -o -name '*.h' -o -name Kbuild \) | \
+		cpio -pdm --quiet $(ARM64_TREE)
 	@kdir="$$(bash scripts/setup.sh arm64-kdir)" && $(TOOLCHAIN) \
-	$(MAKE) --no-print-directory -C "$$kdir" M="$(CURDIR)" MO="$(CURDIR)/build/arm64" $(ARM64_MAKE) modules \
+	$(MAKE) --no-print-directory -C "$$kdir" M="$(CURDIR)/$(ARM64_TREE)" $(ARM64_MAKE) modules \
 		>build/arm64/build.log 2>&1; rc=$$?; \
 	grep -Ev "$(ARM64_MODPOST_NOISE)" build/arm64/build.log; \
 	[ $$rc -eq 0 ] || exit $$rc; \
-	file build/arm64/rust_wq.ko | grep -q 'ARM aarch64' || { echo "check-arm64: no arm64 rust_wq.ko" >&2; exit 1; }; \
+	file $(ARM64_TREE)/rust_wq.ko | grep -q 'ARM aarch64' || { echo "check-arm64: no arm64 rust_wq.ko" >&2; exit 1; }; \
 	if grep -Eq "(warning|error)(\[|:)" build/arm64/build.log; then echo "check-arm64: compiler warnings above are errors" >&2; exit 1; fi; \
-	echo "check-arm64: build/arm64/rust_wq.ko is an arm64 module ($$(aarch64-linux-gnu-nm -u build/arm64/rust_wq.ko | wc -l) undefined symbols left to the kernel, unchecked without vmlinux)"
+	echo "check-arm64: $(ARM64_TREE)/rust_wq.ko is an arm64 module ($$(aarch64-linux-gnu-nm -u $(ARM64_TREE)/rust_wq.ko | wc -l) undefined symbols left to the kernel, unchecked without vmlinux)"
 
 # What modpost says about the missing vmlinux symbol list (see above).
 ARM64_MODPOST_NOISE = ^WARNING: modpost: .*undefined!$$|unresolved symbol warnings|Module.symvers is missing|may not have dependencies|many unresolved symbol|KBUILD_MODPOST_WARN=1 to turn|want to proceed at your own risk

@@ -350,4 +350,40 @@ mod tests {
         drop(t);
         Ok(())
     }
+
+    #[test]
+    #[cfg(CONFIG_HOTPLUG_CPU)]
+    fn spawn_on_an_offline_cpu_is_enodev() -> Result {
+        let last = (0..cpu::nr_cpu_ids())
+            .rev()
+            .find(|&c| cpu::online_cpu(c).is_ok())
+            .unwrap_or(0);
+        if last == 0 {
+            // One CPU online: none can be taken offline.
+            return Ok(());
+        }
+        let id = cpu::cpu_id(last)?;
+        let ran = Arc::new(AtomicU32::new(0), GFP_KERNEL)?;
+        // SAFETY: `remove_cpu` takes the device-hotplug lock itself and may sleep (we may).
+        kernel::error::to_result(unsafe { kernel::bindings::remove_cpu(last) })?;
+        let r = ran.clone();
+        let t = KThread::spawn_on(id, c"rwq_offline", move |_stop| {
+            r.fetch_add(1, SeqCst);
+        });
+        // SAFETY: As above; brings back the CPU taken offline there.
+        let back = unsafe { kernel::bindings::add_cpu(last) };
+        // Without the check the thread would have been made, bound to the offline CPU, and run
+        // elsewhere.
+        assert_eq!(t.err(), Some(ENODEV));
+        assert_eq!(back, 0);
+        assert_eq!(ran.load(SeqCst), 0);
+        // Back online: the same spawn works.
+        let r = ran.clone();
+        let t = KThread::spawn_on(id, c"rwq_offline", move |_stop| {
+            r.fetch_add(1, SeqCst);
+        })?;
+        assert!(wait_until(5000, || ran.load(SeqCst) == 1));
+        drop(t);
+        Ok(())
+    }
 }
