@@ -560,7 +560,7 @@ def bench(args):
                     dst = os.path.join(kodir, os.path.relpath(dirpath, ROOT))
                     os.makedirs(dst, exist_ok=True)
                     shutil.copy2(os.path.join(dirpath, f), dst)
-    for f in ("Kbuild", "rust_wq.rs"):
+    for f in ("Kbuild", "rust_wq_main.rs"):
         shutil.copy2(os.path.join(ROOT, f), kodir)
     build = f'. scripts/lib.sh && toolchain_env && set +eu && make --no-print-directory -C "{kdir}" M="{kodir}" modules'
     for what, cmd in (("module", ["bash", "-c", build]), ("wqctl", ["make", "--no-print-directory", "wqctl", "NO_SETUP=1"])):

@@ -30,7 +30,7 @@ INVENTORY = os.path.join(ROOT, "tests", "inventory.txt")
 RELEASE = os.path.join(ROOT, "wqctl", "target", "release")
 
 # Where the module's KUnit suites are defined (files or directories, relative to the root).
-KUNIT_SOURCES = ["rust_wq.rs", "src"]
+KUNIT_SOURCES = ["rust_wq_main.rs", "src"]
 
 # The subtest that nests a test binary's (or KUnit's) document in the report, by the first word
 # of its name -> the kind of its tests, and the command listing them (None: read the sources).

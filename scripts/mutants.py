@@ -36,7 +36,7 @@ MUTANTS = os.path.join(ROOT, "tests", "mutants")
 WORK = os.path.join(ROOT, "build", "mutants")
 START = time.monotonic()
 # What a scratch copy holds: the module's sources and the scripts (a mutant patches one of them).
-COPY = ["Kbuild", "rust_wq.rs", "src", "include", "bench", "scripts", "tests"]
+COPY = ["Kbuild", "rust_wq_main.rs", "src", "include", "bench", "scripts", "tests"]
 
 
 def progress(msg):

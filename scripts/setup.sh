@@ -4,12 +4,17 @@
 #
 # Idempotent: every step checks whether its result is already there and is
 # silent when it is.
-# Usage: scripts/setup.sh [deps|kernel|all|bench-kernel|bench-kdir]   (default all)
+# Usage: scripts/setup.sh [deps|kernel|all|bench-kernel|bench-kdir|arm64|arm64-kdir]   (default all)
 #   bench-kernel  the release-config kernel for `make bench` (never built by
 #                 `all`, so `make check` does not pay for it): the same base
 #                 config without debug options, scripts/kernel-release.config,
 #                 in ~/.cache/rust_wq/build-7.3-release-<hash of that file>
 #   bench-kdir    print that directory
+#   arm64         what `make check-arm64` builds against (never built by `all`): Debian's
+#                 aarch64 cross gcc, and a minimal arm64 configuration
+#                 (allnoconfig + scripts/kernel-arm64.config) of which only
+#                 `modules_prepare` is built, in ~/.cache/rust_wq/build-7.3-arm64-<hash>
+#   arm64-kdir    print that directory
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -19,15 +24,22 @@ KERNEL_LABEL="test kernel"
 KERNEL_MINUTES=10
 RELEASE_FRAGMENT="$RUST_WQ_ROOT/scripts/kernel-release.config"
 RELEASE_KBUILD_DIR="$RUST_WQ_CACHE/build-$KVER_SERIES-release-$(sha256sum "$RELEASE_FRAGMENT" | cut -c1-12)"
+ARM64_FRAGMENT="$RUST_WQ_ROOT/scripts/kernel-arm64.config"
+ARM64_KBUILD_DIR="$RUST_WQ_CACHE/build-$KVER_SERIES-arm64-$(sha256sum "$ARM64_FRAGMENT" | cut -c1-12)"
 
 APT_PACKAGES=(flex bison bc libelf-dev libssl-dev cpio kmod xz-utils
 	qemu-system-x86 udev python3-venv gcc make shellcheck)
 
+# Only for the arm64 build check (`scripts/setup.sh arm64`).
+APT_PACKAGES_ARM64=(gcc-aarch64-linux-gnu)
+
 sudo_() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
+# Installs the Debian packages named as arguments (default: APT_PACKAGES) that are missing.
 step_apt() {
-	local missing=() p
-	for p in "${APT_PACKAGES[@]}"; do
+	local missing=() p want=("$@")
+	[ ${#want[@]} -gt 0 ] || want=("${APT_PACKAGES[@]}")
+	for p in "${want[@]}"; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
 			missing+=("$p")
 	done
@@ -143,6 +155,37 @@ step_kernel() {
 	log "$KERNEL_LABEL built in $((SECONDS - start)) s"
 }
 
+# The arm64 tree: configured from allnoconfig with the fragment forced
+# (KCONFIG_ALLCONFIG), then only `modules_prepare` (the Rust crates, the
+# generated bindings and modpost): enough to compile and link an external
+# module, nothing to boot. Without vmlinux, modpost cannot check the module's
+# undefined symbols (it says so); compiling and linking are what is checked.
+step_arm64() {
+	toolchain_env
+	local k=(ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu-)
+	[ -f "$ARM64_KBUILD_DIR/.rust_wq-prepared" ] && return 0
+	mkdir -p "$ARM64_KBUILD_DIR"
+	exec 9>"$ARM64_KBUILD_DIR.lock"
+	flock 9
+	[ -f "$ARM64_KBUILD_DIR/.rust_wq-prepared" ] && return 0
+	log "configuring the arm64 tree in $ARM64_KBUILD_DIR"
+	(cd "$SRC_DIR" && make -s "${k[@]}" O="$ARM64_KBUILD_DIR" rustavailable >/dev/null) ||
+		die "the kernel says Rust is not available for arm64"
+	rm -f "$ARM64_KBUILD_DIR/.config"
+	(cd "$SRC_DIR" && make -s "${k[@]}" O="$ARM64_KBUILD_DIR" KCONFIG_ALLCONFIG="$ARM64_FRAGMENT" \
+		allnoconfig >"$ARM64_KBUILD_DIR/config.log" 2>&1) ||
+		die "arm64 allnoconfig failed, see $ARM64_KBUILD_DIR/config.log"
+	FRAGMENT="$ARM64_FRAGMENT" KBUILD_DIR="$ARM64_KBUILD_DIR" check_config
+	log "building modules_prepare for arm64 (rust/, modpost; log: $ARM64_KBUILD_DIR/build.log)"
+	local start=$SECONDS
+	make -C "$ARM64_KBUILD_DIR" "${k[@]}" -j"$(nproc)" modules_prepare >"$ARM64_KBUILD_DIR/build.log" 2>&1 || {
+		tail -n 30 "$ARM64_KBUILD_DIR/build.log" >&2
+		die "arm64 modules_prepare failed, see $ARM64_KBUILD_DIR/build.log"
+	}
+	touch "$ARM64_KBUILD_DIR/.rust_wq-prepared"
+	log "arm64 tree prepared in $((SECONDS - start)) s"
+}
+
 # Every option the fragment asks for must have survived Kconfig; a silently
 # dropped option (unmet dependency) would make the tests meaningless.
 check_config() {
@@ -174,6 +217,10 @@ bench-kernel)
 	KERNEL_LABEL="release-config kernel for make bench" KERNEL_MINUTES=6
 	step_kernel ;;
 bench-kdir) echo "$RELEASE_KBUILD_DIR" ;;
+arm64)
+	step_apt; step_apt "${APT_PACKAGES_ARM64[@]}"
+	step_rust_src; step_bindgen; step_venv; step_source; step_arm64 ;;
+arm64-kdir) echo "$ARM64_KBUILD_DIR" ;;
 all) step_apt; step_rust_src; step_bindgen; step_venv; step_source; step_kernel ;;
-*) die "usage: $0 [deps|source|kernel|all|bench-kernel|bench-kdir]" ;;
+*) die "usage: $0 [deps|source|kernel|all|bench-kernel|bench-kdir|arm64|arm64-kdir]" ;;
 esac

@@ -29,7 +29,7 @@ use crate::pci_ext::{
     self,
     VectorIrq, //
 };
-use crate::raw_spinlock::{
+use crate::workqueue::raw_spinlock::{
     new_raw_spinlock_irq,
     RawSpinLockIrq, //
 };

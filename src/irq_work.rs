@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Running code in hard-interrupt context, and telling which context the caller runs in.
+//! Running code in hard-interrupt or softirq context: the module's top half, for its tests and
+//! its device.
 //!
 //! A workqueue is a bottom half: an interrupt handler (the top half) must not sleep, so it
 //! queues work, and the work runs later in a worker thread, where it may sleep. This file gives
@@ -12,11 +13,20 @@
 //!   no self-interrupt), with interrupts off, and sleeps until it has run.
 //! - [`run_in_softirq`] does the same from softirq context: a BH work item on
 //!   `system_bh_wq`, which runs in the `TASKLET_SOFTIRQ`/`HI_SOFTIRQ` softirq of the calling CPU.
-//! - [`Context::current`] says whether the caller runs in task, softirq, hard-IRQ or NMI
-//!   context, as C's `in_task()`, `in_serving_softirq()`, `in_hardirq()` and `in_nmi()` do.
 //!
-//! x86-64 only (the architecture this project builds for): the preempt count is read from the
-//! per-CPU variable `__preempt_count`, as C's `preempt_count()` does there.
+//! Which context the caller runs in is the workqueue layer's
+//! [`Context`](crate::workqueue::context::Context). This file is a helper of the module, not
+//! part of the layer, which does not use it; the suite `rust_wq_irq` (`irq_work/layer_tests.rs`)
+//! tests the layer with it.
+//!
+//! # Sleeping in atomic context
+//!
+//! Both functions are safe and take any `Send` closure: nothing in the types stops the closure
+//! from sleeping (Rust for Linux does not track atomic context in types; this is the accepted
+//! gap there). A closure that sleeps is a bug of the caller, which the debug kernel reports
+//! (`CONFIG_DEBUG_ATOMIC_SLEEP`: "BUG: sleeping function called from invalid context") at the
+//! `might_sleep()` of every sleeping operation of the layer and the kernel; on a production
+//! kernel it may deadlock or corrupt the scheduler's state.
 //!
 //! C header: [`include/linux/irq_work.h`](srctree/include/linux/irq_work.h)
 
@@ -28,90 +38,6 @@ use kernel::{
     prelude::*,
     types::Opaque, //
 };
-
-/// An execution context, as the preempt count tells it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Context {
-    /// Task (process) context: a thread, which may sleep unless it holds a lock or has
-    /// preemption or interrupts off (C's `in_task()`).
-    Task,
-    /// Serving a softirq, for example a timer callback or a BH work item
-    /// (C's `in_serving_softirq()`).
-    SoftIrq,
-    /// A hard-interrupt handler (C's `in_hardirq()`).
-    HardIrq,
-    /// A non-maskable interrupt (C's `in_nmi()`).
-    Nmi,
-}
-
-/// `HARDIRQ_MASK` of `include/linux/preempt.h`.
-const HARDIRQ_MASK: u32 = ((1 << bindings::HARDIRQ_BITS) - 1) << bindings::HARDIRQ_SHIFT;
-/// `NMI_MASK`: four bits when `PREEMPT_NEED_RESCHED` lives in another word, else one.
-#[cfg(CONFIG_HAS_SEPARATE_PREEMPT_RESCHED_BITS)]
-const NMI_MASK: u32 = 0xf << bindings::NMI_SHIFT;
-#[cfg(not(CONFIG_HAS_SEPARATE_PREEMPT_RESCHED_BITS))]
-const NMI_MASK: u32 = 1 << bindings::NMI_SHIFT;
-
-/// Returns this CPU's preempt count (C's `preempt_count()`): the low 32 bits of the per-CPU
-/// `__preempt_count`. Only its NMI, hardirq and softirq bits are meaningful to callers.
-fn preempt_count() -> u32 {
-    // With interrupts off the task cannot move to another CPU between reading the CPU number
-    // and reading that CPU's count. Disabling them changes only the hardirq-disable bits of the
-    // count, which no context test below looks at.
-    let _irq = kernel::interrupt::local_interrupt_disable();
-    let cpu = kernel::cpu::CpuId::current().as_u32() as usize;
-    // SAFETY: `__per_cpu_offset` is a C array of `NR_CPUS` words set up at boot and never
-    // changed for a possible CPU afterwards; `cpu` is the current CPU, below `NR_CPUS`. Only the
-    // address of the array is taken (no reference to a `static mut`), then one word read.
-    let offset = unsafe {
-        core::ptr::addr_of!(bindings::__per_cpu_offset)
-            .cast::<core::ffi::c_ulong>()
-            .add(cpu)
-            .read()
-    };
-    // `per_cpu_ptr(&__preempt_count, cpu)`: the per-CPU symbol's address plus the CPU's offset.
-    let addr =
-        (core::ptr::addr_of!(bindings::__preempt_count) as usize).wrapping_add(offset as usize);
-    // SAFETY: `addr` is this CPU's instance of the per-CPU `unsigned long __preempt_count`,
-    // which lives for the whole uptime and is aligned. It is changed only by this CPU (by
-    // interrupts that nest, and undo their change before returning), so a volatile read of its
-    // low 32 bits (x86 is little-endian) sees the count of the context that reads it.
-    let pc = unsafe { core::ptr::read_volatile(addr as *const u32) };
-    // Without separate bits, bit 31 is the inverted `PREEMPT_NEED_RESCHED` (with them it is bit
-    // 63, outside this word); the masks used on the result never include it.
-    pc
-}
-
-impl Context {
-    /// Returns the context of the caller.
-    pub(crate) fn current() -> Self {
-        let pc = preempt_count();
-        if pc & NMI_MASK != 0 {
-            Context::Nmi
-        } else if pc & HARDIRQ_MASK != 0 {
-            Context::HardIrq
-        } else if pc & bindings::SOFTIRQ_OFFSET != 0 {
-            Context::SoftIrq
-        } else {
-            Context::Task
-        }
-    }
-
-    /// Whether this is task context.
-    pub(crate) fn is_task(self) -> bool {
-        self == Context::Task
-    }
-
-    /// A short name for logs: `task`, `softirq`, `hardirq` or `nmi`.
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            Context::Task => "task",
-            Context::SoftIrq => "softirq",
-            Context::HardIrq => "hardirq",
-            Context::Nmi => "nmi",
-        }
-    }
-}
 
 /// One [`run_in_hardirq`] call: the `irq_work`, the closure, its result, and the completion the
 /// caller sleeps on.
@@ -307,3 +233,6 @@ where
     let r = unsafe { (*call.r.get()).take() };
     r.ok_or(EBUSY)
 }
+
+#[path = "irq_work/layer_tests.rs"]
+mod layer_tests;

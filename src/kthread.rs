@@ -3,12 +3,42 @@
 //! Kernel threads bound to a CPU, and a counting completion: what the benchmark needs and the
 //! 7.3 `kernel` crate lacks.
 //!
+//! A test helper of the module, not part of the workqueue layer: it uses the layer's
+//! [`CpuId`], the layer does not use it. What the `kernel` crate does not bind (a function
+//! bindgen never saw, static inlines) is reached through `src/helpers.c`, declared below.
+//!
 //! C headers: [`include/linux/kthread.h`](srctree/include/linux/kthread.h),
 //! [`include/linux/completion.h`](srctree/include/linux/completion.h)
 
 use crate::workqueue::cpu::CpuId;
-use core::{ffi::c_void, ptr::NonNull};
-use kernel::{bindings, error::from_err_ptr, prelude::*, types::Opaque};
+use core::{
+    ffi::c_void,
+    ptr::NonNull, //
+};
+use kernel::{
+    bindings,
+    error::from_err_ptr,
+    prelude::*,
+    types::Opaque, //
+};
+
+// The C side is `src/helpers.c`, declared in `src/helpers.h` (bindgen does not run on an
+// external module's C files, so the declarations are written here; the three change together).
+extern "C" {
+    /// The calling task's CPU time, user plus system, in ns (C's `task_cputime_adjusted()`).
+    fn rust_wq_task_cputime_ns() -> u64;
+
+    /// `kthread_create_on_cpu()` under the CPU-hotplug read lock, refused with `-ENODEV` if
+    /// `cpu` is offline; on success a task reference is taken and the thread woken. Returns a
+    /// `struct task_struct *` or an error pointer (untyped here: bindgen's `task_struct` holds
+    /// an empty struct, which is not FFI-safe).
+    fn rust_wq_kthread_run_on_online_cpu(
+        threadfn: Option<unsafe extern "C" fn(*mut c_void) -> i32>,
+        data: *mut c_void,
+        cpu: u32,
+        namefmt: *const kernel::ffi::c_char,
+    ) -> *mut c_void;
+}
 
 /// A counting completion (C's `struct completion` used with `complete()`).
 ///
@@ -81,24 +111,16 @@ impl Completion {
 /// this toolchain's bindings lay out `struct task_struct` differently from the C compiler:
 /// bindgen sees `struct sched_statistics` as empty.)
 pub(crate) fn cpu_time_ns() -> u64 {
-    extern "C" {
-        // `include/linux/sched/cputime.h`, exported (GPL); not in the generated bindings.
-        fn task_cputime_adjusted(p: *mut c_void, ut: *mut u64, st: *mut u64);
-    }
     yield_cpu();
-    let (mut ut, mut st) = (0u64, 0u64);
-    // SAFETY: `current` is a valid task for the duration of the call, and `ut`/`st` are valid
-    // for writes. `task_cputime_adjusted()` only reads the task and its own `prev_cputime`
-    // under that structure's lock.
-    unsafe { task_cputime_adjusted(kernel::task::Task::current_raw().cast(), &mut ut, &mut st) };
-    ut.saturating_add(st)
+    // SAFETY: No preconditions: it reads the current task's times (`task_cputime_adjusted()`
+    // only reads the task and updates its own `prev_cputime` under that structure's lock).
+    unsafe { rust_wq_task_cputime_ns() }
 }
 
 /// A scheduling point for long loops in process context: lets other runnable tasks have the CPU
 /// (C's `cond_resched()` is a static inline, out of reach from here; `schedule()` with the task
 /// `TASK_RUNNING` does the same, only unconditionally). Must not be called in atomic context.
 pub(crate) fn schedule_point() {
-    kernel::task::might_sleep();
     yield_cpu();
 }
 
@@ -131,13 +153,39 @@ impl StopToken {
 }
 
 /// Gives up the CPU to other runnable tasks (C's `schedule()` with the task still runnable).
+///
+/// Must not be called in atomic context. That is not enforced by the type system (safe Rust
+/// for Linux does not track atomic context); `might_sleep()` makes the debug kernel report a
+/// wrong call, and `schedule()` itself reports "scheduling while atomic".
 pub(crate) fn yield_cpu() {
-    // SAFETY: Calling `schedule()` from a sleepable context with the task in `TASK_RUNNING`
-    // just lets others run; kthreads run in such a context.
+    kernel::task::might_sleep();
+    // SAFETY: Calling `schedule()` with the task in `TASK_RUNNING` just lets others run; from
+    // atomic context it would be a bug, which the kernel reports (see above), not UB in Rust.
     unsafe { bindings::schedule() }
 }
 
 /// A kernel thread bound to one CPU, stopped and reaped when dropped.
+///
+/// # Stopping
+///
+/// Dropping a `KThread` asks the thread to stop (`kthread_stop()`) and waits, uninterruptibly
+/// and without a bound, until its closure has returned: a closure must poll
+/// [`StopToken::should_stop`] (or finish on its own). One that ignores it hangs the dropping
+/// thread (and the hung-task detector reports it), as C's `kthread_stop()` would.
+///
+/// # Leaks
+///
+/// Leaking a `KThread` (`mem::forget`, a reference cycle) is safe Rust, but the thread then
+/// keeps running the module's code after the module is unloaded. Rust cannot prevent a leak, so
+/// this is a rule for the module, not a guarantee of the type: the type is `pub(crate)`, and
+/// its users (the benchmark, the tests) keep each `KThread` in a local or a vector that is
+/// dropped before they return, which is before the module can be unloaded.
+///
+/// # CPU hotplug
+///
+/// [`KThread::spawn_on`] refuses an offline CPU, and the CPU cannot go down while the thread is
+/// made and bound. If it goes down later, the scheduler moves the thread to another CPU (and
+/// logs that it is no longer affine): a `KThread` is not an `smpboot` per-CPU thread.
 ///
 /// # Invariants
 ///
@@ -156,6 +204,8 @@ unsafe impl Send for KThread {}
 impl KThread {
     /// Starts `f` on a new kernel thread bound to `cpu`, named `{name}/{cpu}` (the kernel keeps
     /// 15 bytes). `name` is plain text: a `%` in it is not a format. `f` gets a [`StopToken`].
+    ///
+    /// [`ENODEV`] if `cpu` is offline. Sleeps.
     pub(crate) fn spawn_on<F>(cpu: CpuId, name: &CStr, f: F) -> Result<Self>
     where
         F: FnOnce(&StopToken) + Send + 'static,
@@ -203,22 +253,21 @@ impl KThread {
         fmt[n..n + 3].copy_from_slice(b"/%u");
         let data = KBox::into_raw(KBox::new(f, GFP_KERNEL)?).cast::<c_void>();
         // SAFETY: `run::<F>` matches `data`; `fmt` is NUL-terminated (zeroed past `n + 3`) with
-        // exactly one conversion, `%u`, which the C side fills with `cpu` (a valid CPU id).
+        // exactly one conversion, `%u`, which the C side fills with `cpu` (a valid CPU id). On
+        // success the C side has taken a task reference (dropped in `Drop`) and woken the
+        // thread; we may sleep.
         let task = unsafe {
-            bindings::kthread_create_on_cpu(Some(run::<F>), data, cpu.as_u32(), fmt.as_ptr())
+            rust_wq_kthread_run_on_online_cpu(Some(run::<F>), data, cpu.as_u32(), fmt.as_ptr())
         };
         let task = match from_err_ptr(task) {
-            Ok(t) => t,
+            Ok(t) => t.cast::<bindings::task_struct>(),
             Err(e) => {
-                // SAFETY: No thread exists, so `run` never took `data`.
+                // SAFETY: No thread exists (offline CPU or failed creation), so `run` never
+                // took `data`.
                 unsafe { free::<F>(data) };
                 return Err(e);
             }
         };
-        // SAFETY: `task` is a valid, newly created task; the reference is dropped in `Drop`.
-        unsafe { bindings::get_task_struct(task) };
-        // SAFETY: `task` is a valid task that we hold a reference to.
-        unsafe { bindings::wake_up_process(task) };
         // INVARIANT: A created, referenced, woken kthread running `data`.
         Ok(Self {
             // `from_err_ptr` only returns non-error pointers, and `kthread_create` never NULL.
@@ -239,5 +288,102 @@ impl Drop for KThread {
             // SAFETY: `data` belongs to a thread that never ran `run`.
             unsafe { (self.free_data)(self.data) };
         }
+    }
+}
+
+/// Suite `rust_wq_kthread`: [`KThread`] and [`Completion`].
+#[kernel::prelude::kunit_tests(rust_wq_kthread)]
+mod tests {
+    use super::{
+        Completion,
+        KThread, //
+    };
+    use crate::workqueue::cpu;
+    use crate::workqueue::tests::wait_until;
+    use core::sync::atomic::{
+        AtomicU32,
+        Ordering::SeqCst, //
+    };
+    use kernel::{
+        prelude::*,
+        sync::Arc, //
+    };
+
+    #[test]
+    fn kthread_name_with_percent_is_text() -> Result {
+        let ran = Arc::new(AtomicU32::new(0), GFP_KERNEL)?;
+        let r = ran.clone();
+        let c = cpu::online_cpu(0)?;
+        let t = KThread::spawn_on(c, c"rq%s%n%x", move |stop| {
+            r.fetch_add(1, SeqCst);
+            while !stop.should_stop() {
+                super::yield_cpu();
+            }
+        })?;
+        assert!(wait_until(5000, || ran.load(SeqCst) == 1));
+        // Had the name been used as a format, `%s` would read the CPU number as a pointer and
+        // `%n` would make vsnprintf() warn: the kernel-log scan of `make check` sees either.
+
+        drop(t);
+        Ok(())
+    }
+
+    #[test]
+    fn kthread_bound_and_counting_completion() -> Result {
+        let mut last = 0;
+        for c in 0..cpu::nr_cpu_ids() {
+            if cpu::online_cpu(c).is_ok() {
+                last = c;
+            }
+        }
+        let done = Arc::pin_init(Completion::new(), GFP_KERNEL)?;
+        let seen = Arc::new(AtomicU32::new(u32::MAX), GFP_KERNEL)?;
+        let (d, s) = (done.clone(), seen.clone());
+        let t = KThread::spawn_on(cpu::online_cpu(last)?, c"rwq_test", move |_stop| {
+            s.store(kernel::cpu::CpuId::current().as_u32(), SeqCst);
+            d.complete();
+            d.complete();
+        })?;
+        done.wait();
+        done.wait();
+        assert_eq!(seen.load(SeqCst), last);
+        drop(t);
+        Ok(())
+    }
+
+    #[test]
+    #[cfg(CONFIG_HOTPLUG_CPU)]
+    fn spawn_on_an_offline_cpu_is_enodev() -> Result {
+        let last = (0..cpu::nr_cpu_ids())
+            .rev()
+            .find(|&c| cpu::online_cpu(c).is_ok())
+            .unwrap_or(0);
+        if last == 0 {
+            // One CPU online: none can be taken offline.
+            return Ok(());
+        }
+        let id = cpu::cpu_id(last)?;
+        let ran = Arc::new(AtomicU32::new(0), GFP_KERNEL)?;
+        // SAFETY: `remove_cpu` takes the device-hotplug lock itself and may sleep (we may).
+        kernel::error::to_result(unsafe { kernel::bindings::remove_cpu(last) })?;
+        let r = ran.clone();
+        let t = KThread::spawn_on(id, c"rwq_offline", move |_stop| {
+            r.fetch_add(1, SeqCst);
+        });
+        // SAFETY: As above; brings back the CPU taken offline there.
+        let back = unsafe { kernel::bindings::add_cpu(last) };
+        // Without the check the thread would have been made, bound to the offline CPU, and run
+        // elsewhere.
+        assert_eq!(t.err(), Some(ENODEV));
+        assert_eq!(back, 0);
+        assert_eq!(ran.load(SeqCst), 0);
+        // Back online: the same spawn works.
+        let r = ran.clone();
+        let t = KThread::spawn_on(id, c"rwq_offline", move |_stop| {
+            r.fetch_add(1, SeqCst);
+        })?;
+        assert!(wait_until(5000, || ran.load(SeqCst) == 1));
+        drop(t);
+        Ok(())
     }
 }

@@ -23,8 +23,16 @@
 //! | `on_cpu.rs` | [`work_on_cpu!`]: run a closure on a CPU and return its value |
 //! | `rcu.rs` | [`RcuWork`]: items that run after an RCU grace period |
 //! | `control.rs` | `set_max_active`, `enqueue_node`, `is_congested`, [`context::set_worker_desc`] |
+//! | `context.rs` | [`context::Context`]: task, softirq, hard-IRQ or NMI; [`context::in_worker`] |
+//! | `raw_spinlock.rs` | the IRQ-safe raw spinlock of delayed items and armed lists |
+//! | `helpers.c`, `helpers.rs` | C helpers for the C API's static inlines and macros |
 //!
-//! Nothing here depends on the device, the ABI or the benchmark.
+//! The layer stands alone: it uses only the `kernel` crate and the files under `workqueue/`
+//! (no other module of this crate), and it has no architecture-specific code (what the kernel
+//! crate lacks is reached through C's own macros in `helpers.c`, compiled into the module). To
+//! use it elsewhere, copy `workqueue.rs` and `workqueue/`, mount it as `crate::workqueue` (its
+//! macros name that path), and link `workqueue/helpers.o` into the module (Kbuild:
+//! `<module>-y += .../workqueue/helpers.o`).
 //!
 //! C header: [`include/linux/workqueue.h`](srctree/include/linux/workqueue.h)
 
@@ -36,6 +44,8 @@ mod armed;
 mod bh;
 #[path = "workqueue/builder.rs"]
 mod builder;
+#[path = "workqueue/context.rs"]
+pub(crate) mod context;
 #[path = "workqueue/control.rs"]
 mod control;
 #[path = "workqueue/cpu.rs"]
@@ -46,6 +56,8 @@ mod delay;
 mod delayed;
 #[path = "workqueue/field.rs"]
 mod field;
+#[path = "workqueue/helpers.rs"]
+mod helpers;
 #[path = "workqueue/on_cpu.rs"]
 pub(crate) mod on_cpu;
 #[path = "workqueue/owned.rs"]
@@ -56,6 +68,8 @@ mod pointer;
 mod queue;
 #[path = "workqueue/raw.rs"]
 mod raw;
+#[path = "workqueue/raw_spinlock.rs"]
+pub(crate) mod raw_spinlock;
 #[path = "workqueue/rcu.rs"]
 mod rcu;
 #[path = "workqueue/scoped.rs"]
@@ -70,7 +84,7 @@ mod system;
 mod work;
 
 #[path = "workqueue/tests.rs"]
-mod tests;
+pub(crate) mod tests;
 
 pub(crate) use bh::BhWorkItem;
 pub(crate) use builder::MAX_ACTIVE;
@@ -129,13 +143,3 @@ pub(crate) use work::{
     Work,
     WorkItem, //
 };
-
-/// Facts about the calling context, for work functions that want to check where they run.
-pub(crate) mod context {
-    /// Returns whether the caller is a workqueue worker running an item, in task context.
-    pub(crate) fn in_worker() -> bool {
-        super::raw::in_worker()
-    }
-
-    pub(crate) use super::control::set_worker_desc;
-}

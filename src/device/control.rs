@@ -17,7 +17,7 @@ use crate::abi::{
     Stats,
     Target, //
 };
-use crate::irq_work::Context;
+use crate::workqueue::context::Context;
 use crate::workqueue::{
     self as wq,
     Delay, //

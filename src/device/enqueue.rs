@@ -23,11 +23,11 @@ use crate::abi::{
 use crate::edu::run_in_device_irq;
 use crate::irq_work::{
     run_in_hardirq,
-    run_in_softirq,
-    Context, //
+    run_in_softirq, //
 };
 use crate::workqueue::{
     self as wq,
+    context::Context,
     new_delayed_work,
     Delay, //
 };

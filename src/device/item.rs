@@ -10,7 +10,7 @@ use crate::abi::{
     self,
     WorkResult, //
 };
-use crate::irq_work::Context;
+use crate::workqueue::context::Context;
 use crate::workqueue::{
     self as wq,
     impl_has_delayed_work,

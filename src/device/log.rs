@@ -6,7 +6,7 @@ use crate::abi::{
     self,
     WorkResult, //
 };
-use crate::irq_work::Context;
+use crate::workqueue::context::Context;
 use core::sync::atomic::{
     AtomicU64,
     Ordering, //

@@ -30,7 +30,7 @@
 //!   `run`. So the list may be walked without holding references.
 
 use super::delayed::RawDelayed;
-use crate::raw_spinlock::{
+use super::raw_spinlock::{
     new_raw_spinlock_irq,
     RawSpinLockIrq, //
 };

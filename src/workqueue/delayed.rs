@@ -12,13 +12,17 @@
 //! - the disable depth is known exactly, so a refused enqueue or `mod_delayed` says truthfully
 //!   whether the item was pending or disabled, and never leaks the pointer;
 //! - all of it is callable with spinlocks held, interrupts off and from hard-interrupt handlers:
-//!   the lock is a raw spinlock (`crate::raw_spinlock`), valid in hard-IRQ context even on
+//!   the lock is a raw spinlock (`raw_spinlock.rs`), valid in hard-IRQ context even on
 //!   `PREEMPT_RT` (only the `_sync` operations and `flush` sleep).
 //!
 //! Items implement [`DelayedWorkItem`] (like upstream's `WorkItem`) and [`HasDelayedWork`]
 //! (through [`impl_has_delayed_work!`]); the field is made with [`new_delayed_work!`].
 
 use super::field::HasWorkField;
+use super::raw_spinlock::{
+    new_raw_spinlock_irq,
+    RawSpinLockIrq, //
+};
 use super::{
     armed::{
         ArmedList,
@@ -26,10 +30,6 @@ use super::{
     },
     pointer::WorkPointer,
     raw, //
-};
-use crate::raw_spinlock::{
-    new_raw_spinlock_irq,
-    RawSpinLockIrq, //
 };
 use core::{
     marker::PhantomData,

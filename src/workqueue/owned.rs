@@ -344,7 +344,7 @@ impl Drop for OwnedQueue {
         let inner = self.inner();
         // No timer may fire into the queue once it is being destroyed.
         cancel_armed(inner);
-        if raw::in_worker() || !crate::irq_work::Context::current().is_task() {
+        if raw::in_worker() || !super::context::Context::current().is_task() {
             // Inside a work item: `destroy_workqueue()` would wait for this very item if it runs
             // on this queue. In interrupt context it must not sleep at all. Either way, hand the
             // destruction to `REAPER` on `system_dfl_wq`: push `inner` (now owned by the stack)

@@ -4,6 +4,10 @@
 //!
 //! Work functions run on worker threads, where a failed assertion would not be counted, so they
 //! only record what they saw (atomics); the test thread waits (bounded) and asserts.
+//!
+//! The suites use nothing outside the layer. Suites of the module that test the layer with the
+//! module's own helpers (`rust_wq_irq` in `src/irq_work/layer_tests.rs`) reuse the shared items here,
+//! which are `pub(crate)` for them.
 
 #[path = "tests/capi.rs"]
 mod capi;
@@ -11,8 +15,6 @@ mod capi;
 mod control;
 #[path = "tests/delayed.rs"]
 mod delayed;
-#[path = "tests/irq.rs"]
-mod irq;
 #[path = "tests/misc.rs"]
 mod misc;
 #[path = "tests/owned.rs"]
@@ -44,7 +46,7 @@ use kernel::{
 };
 
 /// Polls `cond` every millisecond for up to `ms` milliseconds.
-pub(super) fn wait_until(ms: u32, cond: impl Fn() -> bool) -> bool {
+pub(crate) fn wait_until(ms: u32, cond: impl Fn() -> bool) -> bool {
     for _ in 0..ms {
         if cond() {
             return true;
@@ -55,7 +57,7 @@ pub(super) fn wait_until(ms: u32, cond: impl Fn() -> bool) -> bool {
 }
 
 /// Counts drops of the values that hold one (to prove a pointer was given back, not leaked).
-pub(super) struct DropCount(pub(super) &'static AtomicU32);
+pub(crate) struct DropCount(pub(crate) &'static AtomicU32);
 
 impl Drop for DropCount {
     fn drop(&mut self) {
@@ -65,11 +67,11 @@ impl Drop for DropCount {
 
 /// A plain item that sleeps `ms` milliseconds when it runs, counting its runs.
 #[pin_data]
-pub(super) struct Slow {
+pub(crate) struct Slow {
     #[pin]
     work: Work<Slow>,
     ms: u32,
-    pub(super) runs: AtomicU32,
+    pub(crate) runs: AtomicU32,
 }
 
 impl_has_work! { impl HasWork<Self> for Slow { self.work } }
@@ -84,7 +86,7 @@ impl WorkItem for Slow {
 }
 
 /// Makes a [`Slow`] item.
-pub(super) fn slow_item(ms: u32) -> Result<Arc<Slow>> {
+pub(crate) fn slow_item(ms: u32) -> Result<Arc<Slow>> {
     Arc::pin_init(
         pin_init!(Slow { work <- new_work!("Slow::work"), ms, runs: AtomicU32::new(0) }),
         GFP_KERNEL,

@@ -32,11 +32,11 @@
 use super::{
     field::HasWorkField,
     pointer::WorkPointer,
-    raw, //
-};
-use crate::raw_spinlock::{
-    new_raw_spinlock_irq,
-    RawSpinLockIrq, //
+    raw,
+    raw_spinlock::{
+        new_raw_spinlock_irq,
+        RawSpinLockIrq, //
+    }, //
 };
 use core::marker::PhantomData;
 use kernel::{

@@ -29,11 +29,11 @@ def main():
     crate = os.path.join(ROOT, "build", "compile_fail", "crate")
     shutil.rmtree(crate, ignore_errors=True)
     os.makedirs(crate)
-    shutil.copy(os.path.join(ROOT, "rust_wq.rs"), crate)
+    shutil.copy(os.path.join(ROOT, "rust_wq_main.rs"), crate)
     shutil.copy(os.path.join(ROOT, "Kbuild"), crate)
     shutil.copytree(os.path.join(ROOT, "src"), os.path.join(crate, "src"))
     cases = sorted(glob.glob(os.path.join(HERE, "*.rs")))
-    with open(os.path.join(crate, "rust_wq.rs"), "a") as f:
+    with open(os.path.join(crate, "rust_wq_main.rs"), "a") as f:
         for case in cases:
             name = os.path.basename(case)[:-3]
             f.write(f'\n#[path = "{case}"]\nmod compile_fail_{name};\n')

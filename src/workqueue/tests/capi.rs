@@ -32,7 +32,6 @@ mod tests {
         Ordering::SeqCst, //
     };
     use kernel::{
-        bindings,
         cpu::CpuId,
         prelude::*,
         sync::Arc,
@@ -50,22 +49,26 @@ mod tests {
             .unwrap_or(0)
     }
 
-    /// Takes a CPU offline for the guard's lifetime (`remove_cpu()` / `add_cpu()`).
+    /// Takes a CPU offline for the guard's lifetime (`remove_cpu()` / `add_cpu()`, which exist
+    /// only with `CONFIG_HOTPLUG_CPU`; the test kernel has it).
+    #[cfg(CONFIG_HOTPLUG_CPU)]
     struct Offline(u32);
 
+    #[cfg(CONFIG_HOTPLUG_CPU)]
     impl Offline {
         fn new(cpu: u32) -> Result<Self> {
             // SAFETY: `remove_cpu` takes the device-hotplug lock itself and may sleep (we may).
-            kernel::error::to_result(unsafe { bindings::remove_cpu(cpu) })?;
+            kernel::error::to_result(unsafe { kernel::bindings::remove_cpu(cpu) })?;
             Ok(Offline(cpu))
         }
     }
 
+    #[cfg(CONFIG_HOTPLUG_CPU)]
     impl Drop for Offline {
         fn drop(&mut self) {
             // SAFETY: As in `new`; brings back the CPU taken offline there. A failure would
             // leave it offline; later tests then see one CPU fewer, which they handle.
-            let _ = unsafe { bindings::add_cpu(self.0) };
+            let _ = unsafe { kernel::bindings::add_cpu(self.0) };
         }
     }
 
@@ -217,6 +220,7 @@ mod tests {
     declare_delayed_work!(static SDD = sdd_fn, deferrable);
 
     #[test]
+    #[cfg(CONFIG_HOTPLUG_CPU)]
     fn offline_cpu_is_enodev_everywhere() -> Result {
         let last = last_online();
         if last == 0 {

@@ -32,7 +32,9 @@ mod tests {
         },
         time::{
             delay::fsleep,
-            Delta, //
+            Delta,
+            Instant,
+            Monotonic, //
         },
     };
 
@@ -238,7 +240,7 @@ mod tests {
         let mut conclusive = false;
         for _ in 0..3 {
             let q = owned("armed")?;
-            let t0 = crate::kthread::ktime_ns();
+            let t0 = Instant::<Monotonic>::now();
             assert!(q
                 .enqueue_delayed(a.clone(), Delay::from_millis(DELAY_MS)?)
                 .is_ok());
@@ -250,7 +252,7 @@ mod tests {
                 )
                 .is_ok());
             drop(q);
-            if crate::kthread::ktime_ns() - t0 < i64::from(DELAY_MS) * 1_000_000 / 2 {
+            if t0.elapsed().as_nanos() < i64::from(DELAY_MS) * 1_000_000 / 2 {
                 conclusive = true;
                 break;
             }

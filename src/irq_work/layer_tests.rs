@@ -5,21 +5,27 @@
 //! hard-interrupt handler ([`crate::irq_work::run_in_hardirq`]), with lockdep and the
 //! atomic-sleep checks of the debug kernel on; each item then proves it ran in process context,
 //! on a worker, and slept.
+//!
+//! It tests the workqueue layer, but lives beside [`run_in_hardirq`](super::run_in_hardirq),
+//! a test helper of this module: the layer's own suites (`src/workqueue/tests/`) use nothing
+//! outside the layer.
 
 #[kernel::prelude::kunit_tests(rust_wq_irq)]
 mod tests {
-    use super::super::{
+    use crate::irq_work::{
+        run_in_hardirq,
+        run_in_softirq, //
+    };
+    use crate::workqueue::tests::{
         slow_item,
         wait_until,
         DropCount, //
     };
-    use crate::irq_work::{
-        run_in_hardirq,
-        run_in_softirq,
-        Context, //
-    };
     use crate::workqueue::{
-        context::in_worker,
+        context::{
+            in_worker,
+            Context, //
+        },
         cpu,
         impl_has_delayed_work,
         impl_has_work,

@@ -38,8 +38,6 @@ mod kthread;
 mod miscdev;
 #[path = "src/pci_ext.rs"]
 mod pci_ext;
-#[path = "src/raw_spinlock.rs"]
-mod raw_spinlock;
 #[path = "src/workqueue.rs"]
 mod workqueue;
 

@@ -11,10 +11,14 @@
 //! `worker_pool::lock` and timer-base locks are. Keep the sections short: they run with
 //! interrupts off even on `PREEMPT_RT`.
 //!
-//! It is a backend for the `kernel` crate's generic [`Lock`], so guards work as usual.
+//! It is a backend for the `kernel` crate's generic [`Lock`], so guards work as usual. The lock
+//! operations are C's macros (`raw_spin_lock()` etc., through `helpers.c`), which pick the
+//! exported or the inlined implementation as the kernel is configured: `_raw_spin_unlock()`
+//! itself is exported only with `CONFIG_UNINLINE_SPIN_UNLOCK`.
 //!
 //! C header: [`include/linux/spinlock.h`](srctree/include/linux/spinlock.h)
 
+use super::helpers;
 use kernel::{
     bindings,
     interrupt::{
@@ -38,7 +42,7 @@ pub(crate) struct RawSpinLockIrqBackend;
 /// Creates a [`RawSpinLockIrq`] initialiser named `$name`, with a lock class for the call site.
 macro_rules! new_raw_spinlock_irq {
     ($inner:expr, $name:literal $(,)?) => {
-        $crate::raw_spinlock::RawSpinLockIrq::new(
+        $crate::workqueue::raw_spinlock::RawSpinLockIrq::new(
             $inner,
             ::kernel::c_str!($name),
             ::kernel::static_lock_class!(),
@@ -60,58 +64,34 @@ unsafe impl Backend for RawSpinLockIrqBackend {
         name: *const kernel::ffi::c_char,
         key: *mut bindings::lock_class_key,
     ) {
-        // C's `raw_spin_lock_init()`: with spinlock debugging, the debug fields and a lockdep
-        // class whose wait type is "spin" (allowed in hard-IRQ context).
-        #[cfg(CONFIG_DEBUG_SPINLOCK)]
         // SAFETY: `ptr` is valid for writes (the caller's promise); `name` and `key` are valid
-        // for the life of the lock (static, see `Lock::new`).
-        unsafe {
-            bindings::__raw_spin_lock_init(
-                ptr,
-                name,
-                key,
-                bindings::lockdep_wait_type_LD_WAIT_SPIN as kernel::ffi::c_short,
-            )
-        };
-        // Without it, an unlocked `raw_spinlock_t` is all zeroes (`__RAW_SPIN_LOCK_UNLOCKED`).
-        #[cfg(not(CONFIG_DEBUG_SPINLOCK))]
-        {
-            let _ = (name, key);
-            // SAFETY: `ptr` is valid for writes (the caller's promise).
-            unsafe { ptr.write(bindings::raw_spinlock_t::default()) };
-        }
+        // for the life of the lock (static, see `Lock::new`). C's `raw_spin_lock_init()`.
+        unsafe { helpers::rust_wq_raw_spin_lock_init(ptr, name, key.cast()) };
     }
 
     unsafe fn lock(ptr: *mut Self::State) -> Self::GuardState {
         let irq = local_interrupt_disable();
         // SAFETY: `ptr` is an initialised lock (the caller's promise); interrupts are off.
-        unsafe { bindings::_raw_spin_lock(ptr) };
+        unsafe { helpers::rust_wq_raw_spin_lock(ptr) };
         irq
     }
 
     unsafe fn try_lock(ptr: *mut Self::State) -> Option<Self::GuardState> {
         let irq = local_interrupt_disable();
         // SAFETY: As in `lock`. On failure `irq` is dropped, turning interrupts back on.
-        (unsafe { bindings::_raw_spin_trylock(ptr) } != 0).then_some(irq)
+        (unsafe { helpers::rust_wq_raw_spin_trylock(ptr) } != 0).then_some(irq)
     }
 
     unsafe fn unlock(ptr: *mut Self::State, _irq: &Self::GuardState) {
         // SAFETY: The caller holds the lock. Interrupts go back on when the guard state is
         // dropped, after this.
-        unsafe { bindings::_raw_spin_unlock(ptr) }
+        unsafe { helpers::rust_wq_raw_spin_unlock(ptr) }
     }
 
     unsafe fn assert_is_held(ptr: *mut Self::State) {
-        // C's `lockdep_assert_held()`: only checked when lockdep is on.
-        #[cfg(CONFIG_LOCKDEP)]
-        {
-            // SAFETY: `ptr` is an initialised lock, whose `dep_map` lockdep knows; `-1` asks
-            // for any kind of hold.
-            let held =
-                unsafe { bindings::lock_is_held_type(core::ptr::addr_of!((*ptr).dep_map), -1) };
-            kernel::warn_on!(held == 0);
-        }
-        #[cfg(not(CONFIG_LOCKDEP))]
-        let _ = ptr;
+        // SAFETY: `ptr` is an initialised lock (the caller's promise). C's
+        // `lockdep_assert_held()`: it looks at `dep_map` only when that field exists
+        // (`CONFIG_DEBUG_LOCK_ALLOC`) and lockdep is on.
+        unsafe { helpers::rust_wq_raw_spin_assert_held(ptr) };
     }
 }

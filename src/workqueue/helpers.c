@@ -1,0 +1,118 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * C helpers of the workqueue layer: static inlines and macros of the C API that the 7.3
+ * kernel crate does not bind, compiled into the module (Kbuild: rust_wq-y). Declared in
+ * helpers.h; the Rust declarations are in helpers.rs beside this file; keep the three in step.
+ *
+ * Each is the C API itself, so the layer has no architecture-specific code and follows the
+ * kernel's configuration (PREEMPT_RT, lock debugging, inlined locks) as C callers do.
+ */
+
+#include <linux/cpu.h>
+#include <linux/lockdep.h>
+#include <linux/preempt.h>
+#include <linux/spinlock.h>
+
+#include "helpers.h"
+
+/* The codes of rust_wq_context(); the same values as `Context` in context.rs. */
+enum {
+	RUST_WQ_CTX_TASK = 0,
+	RUST_WQ_CTX_SOFTIRQ = 1,
+	RUST_WQ_CTX_HARDIRQ = 2,
+	RUST_WQ_CTX_NMI = 3,
+};
+
+/*
+ * The context the caller runs in, as in_nmi(), in_hardirq() and in_serving_softirq() tell it
+ * (on PREEMPT_RT the softirq part comes from current->softirq_disable_cnt, elsewhere from the
+ * preempt count). Task context is none of them: in_task().
+ */
+int rust_wq_context(void)
+{
+	if (in_nmi())
+		return RUST_WQ_CTX_NMI;
+	if (in_hardirq())
+		return RUST_WQ_CTX_HARDIRQ;
+	if (in_serving_softirq())
+		return RUST_WQ_CTX_SOFTIRQ;
+	return RUST_WQ_CTX_TASK;
+}
+
+/*
+ * raw_spin_lock_init() with the caller's name and lock class: with CONFIG_DEBUG_SPINLOCK the
+ * debug fields and a lockdep class whose wait type is "spin" (allowed in hard-IRQ context),
+ * else the architecture's unlocked value.
+ */
+void rust_wq_raw_spin_lock_init(raw_spinlock_t *lock, const char *name,
+				struct lock_class_key *key)
+{
+#ifdef CONFIG_DEBUG_SPINLOCK
+	__raw_spin_lock_init(lock, name, key, LD_WAIT_SPIN);
+#else
+	*lock = __RAW_SPIN_LOCK_UNLOCKED(lock);
+#endif
+}
+
+/*
+ * raw_spin_lock() and friends: macros that call _raw_spin_lock() or its inlined body,
+ * depending on CONFIG_INLINE_SPIN_* (_raw_spin_unlock() is exported only when
+ * CONFIG_UNINLINE_SPIN_UNLOCK is set, so Rust cannot call it directly on every kernel).
+ * The caller has interrupts off (RawSpinLockIrq keeps them off around the section).
+ */
+void rust_wq_raw_spin_lock(raw_spinlock_t *lock)
+{
+	raw_spin_lock(lock);
+}
+
+int rust_wq_raw_spin_trylock(raw_spinlock_t *lock)
+{
+	return raw_spin_trylock(lock);
+}
+
+void rust_wq_raw_spin_unlock(raw_spinlock_t *lock)
+{
+	raw_spin_unlock(lock);
+}
+
+/* lockdep_assert_held(): a WARN when lockdep is on and the lock is not held; else nothing. */
+void rust_wq_raw_spin_assert_held(raw_spinlock_t *lock)
+{
+	lockdep_assert_held(lock);
+}
+
+/*
+ * cpus_read_lock()/cpus_read_unlock(): functions with CONFIG_HOTPLUG_CPU, empty static inlines
+ * without it (no CPU ever goes offline then).
+ */
+void rust_wq_cpus_read_lock(void)
+{
+	cpus_read_lock();
+}
+
+void rust_wq_cpus_read_unlock(void)
+{
+	cpus_read_unlock();
+}
+
+/*
+ * remove_cpu()/add_cpu() for the tests that take a CPU down: remove_cpu() exists only with
+ * CONFIG_HOTPLUG_CPU; without it no CPU can go offline, which the caller is told (-EOPNOTSUPP).
+ */
+int rust_wq_remove_cpu(unsigned int cpu)
+{
+#ifdef CONFIG_HOTPLUG_CPU
+	return remove_cpu(cpu);
+#else
+	return -EOPNOTSUPP;
+#endif
+}
+
+int rust_wq_add_cpu(unsigned int cpu)
+{
+#ifdef CONFIG_HOTPLUG_CPU
+	return add_cpu(cpu);
+#else
+	return -EOPNOTSUPP;
+#endif
+}
