@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Suite `rust_wq_races`: the bugs of the 2026-12 review that need two actors or two APIs
-//! (P1, P4-P7; P2 and P3 are compile-fail cases in `tests/compile_fail/`). Each case failed,
+//! (P1, P4-P7, L7, L10; P2 and P3 are compile-fail cases in `tests/compile_fail/`). Each case failed,
 //! splatted or hung (caught by a bounded wait) before its fix.
 //!
 //! A case that could block forever runs the blocking part in a kthread and waits a bounded time.
@@ -93,11 +93,15 @@ mod tests {
         for _ in 0..ROUNDS {
             DROPS.store(0, SeqCst);
             let q1 = Arc::new(
-                OwnedQueue::builder().unbound().build(fmt!("rust_wq_t_p1a"))?,
+                OwnedQueue::builder()
+                    .unbound()
+                    .build(fmt!("rust_wq_t_p1a"))?,
                 GFP_KERNEL,
             )?;
             let q2 = Arc::new(
-                OwnedQueue::builder().unbound().build(fmt!("rust_wq_t_p1b"))?,
+                OwnedQueue::builder()
+                    .unbound()
+                    .build(fmt!("rust_wq_t_p1b"))?,
                 GFP_KERNEL,
             )?;
             let x = d(&DROPS, 0)?;
@@ -223,7 +227,9 @@ mod tests {
         // (a) The sibling runs on system_dfl_wq (no WQ_MEM_RECLAIM).
         for sync_disable in [false, true] {
             let dd = d(&DROPS, 200)?;
-            assert!(system_dfl().enqueue_delayed(dd.clone(), Delay::ZERO).is_ok());
+            assert!(system_dfl()
+                .enqueue_delayed(dd.clone(), Delay::ZERO)
+                .is_ok());
             let xa = x(dd.clone(), sync_disable)?;
             assert!(r.enqueue(xa.clone()).is_ok());
             assert!(wait_until(5000, || xa.done.load(SeqCst)));
@@ -239,6 +245,60 @@ mod tests {
             assert!(!dd.w.is_running());
         }
         r.flush();
+        Ok(())
+    }
+
+    /// L10: C's `create_workqueue()` and `create_singlethread_workqueue()` add `__WQ_LEGACY`
+    /// (`include/linux/workqueue.h:603-608`), which exempts their items from the
+    /// flush-dependency check (`kernel/workqueue.c:3921`): the old drivers that use them flush
+    /// anything from their items. Without it, an item of `create()`'s queue that flushes an item
+    /// running on `system_dfl_wq` gets C's "WQ_MEM_RECLAIM .. is flushing !WQ_MEM_RECLAIM" WARN
+    /// where the same C code is silent. The log scan is the check.
+    #[test]
+    fn legacy_queues_flush_like_c() -> Result {
+        static DROPS: AtomicU32 = AtomicU32::new(0);
+
+        #[pin_data]
+        struct F {
+            #[pin]
+            work: Work<F>,
+            target: Arc<D>,
+            done: AtomicBool,
+        }
+        impl_has_work! { impl HasWork<Self> for F { self.work } }
+        impl WorkItem for F {
+            type Pointer = Arc<F>;
+            fn run(this: Arc<F>) {
+                // Wait (bounded) until the sibling runs, then flush it from here.
+                let _ = wait_until(2000, || this.target.runs.load(SeqCst) > 0);
+                this.target.w.flush();
+                this.done.store(true, SeqCst);
+            }
+        }
+        for single in [false, true] {
+            let q = if single {
+                OwnedQueue::create_singlethread(fmt!("rust_wq_t_l10s"))?
+            } else {
+                OwnedQueue::create(fmt!("rust_wq_t_l10"))?
+            };
+            let dd = d(&DROPS, 200)?;
+            assert!(system_dfl()
+                .enqueue_delayed(dd.clone(), Delay::ZERO)
+                .is_ok());
+            let target = dd.clone();
+            let f = Arc::pin_init(
+                pin_init!(F {
+                    work <- new_work!("races::F::work"),
+                    target,
+                    done: AtomicBool::new(false),
+                }),
+                GFP_KERNEL,
+            )?;
+            assert!(q.enqueue(f.clone()).is_ok());
+            assert!(wait_until(5000, || f.done.load(SeqCst)));
+            assert!(!dd.w.is_running());
+            assert!(q.flags() & bindings::wq_flags___WQ_LEGACY != 0);
+        }
         Ok(())
     }
 
@@ -321,6 +381,67 @@ mod tests {
         Ok(())
     }
 
+    /// An item that re-queues itself once from `run`, through its delayed field.
+    #[pin_data]
+    struct AgainDelayed {
+        #[pin]
+        w: DelayedWork<AgainDelayed>,
+        runs: AtomicU32,
+        requeued: AtomicU32,
+    }
+    impl_has_delayed_work! { impl HasDelayedWork for AgainDelayed { self.w } }
+    impl DelayedWorkItem for AgainDelayed {
+        type Pointer = Arc<AgainDelayed>;
+        fn run(this: Arc<AgainDelayed>) {
+            this.runs.fetch_add(1, SeqCst);
+            fsleep(Delta::from_millis(100));
+            if this.requeued.fetch_add(1, SeqCst) == 0 {
+                let _ = system_dfl().enqueue_delayed(this, Delay::ZERO);
+            }
+        }
+    }
+
+    /// L7: P5 for `DelayedWork`. Its `cancel_sync()` disables the item while it waits, and
+    /// counted that disable with the caller's, so a plain `enable()` from another thread undid
+    /// it: the running instance re-queued itself and was pending (or running) when
+    /// `cancel_sync()` returned, with no WARN.
+    #[test]
+    fn delayed_enable_racing_cancel_sync_keeps_the_contract() -> Result {
+        let a = Arc::pin_init(
+            pin_init!(AgainDelayed {
+                w <- new_delayed_work!("races::AgainDelayed::w"),
+                runs: AtomicU32::new(0),
+                requeued: AtomicU32::new(0),
+            }),
+            GFP_KERNEL,
+        )?;
+        assert!(system_dfl().enqueue_delayed(a.clone(), Delay::ZERO).is_ok());
+        assert!(wait_until(2000, || a.runs.load(SeqCst) > 0));
+        let b = a.clone();
+        let me = kernel::cpu::CpuId::current().as_u32();
+        let c = (1..cpu::nr_cpu_ids())
+            .map(|i| (me + i) % cpu::nr_cpu_ids())
+            .find_map(|i| cpu::online_cpu(i).ok())
+            .unwrap_or(kernel::cpu::CpuId::current());
+        let t = KThread::spawn_on(c, c"rust_wq_l7", move |stop| {
+            while !stop.should_stop() {
+                let _ = b.w.enable();
+                crate::kthread::schedule_point();
+            }
+        })?;
+        drop(a.w.cancel_sync());
+        // C's contract: neither pending nor running on return (nobody else queued it).
+        let pending = a.w.is_pending();
+        let running = a.w.is_running();
+        drop(t);
+        // Clean up a re-queued instance, if the bug let one through.
+        drop(a.w.cancel_sync());
+        assert!(!pending);
+        assert!(!running);
+        assert_eq!(a.w.disable_depth(), 0);
+        Ok(())
+    }
+
     /// P6: `enqueue_on` a CPU that is offline. C accepts a CPU that went offline (the item runs
     /// elsewhere), but an item queued on a possible CPU that was never online never runs, and
     /// a flush of it hangs ("BUG: workqueue lockup"). The layer now refuses every offline CPU
@@ -382,7 +503,11 @@ mod tests {
     #[test]
     fn work_on_cpu_nests_and_may_take_the_hotplug_lock() -> Result {
         let last = cpu::nr_cpu_ids() - 1;
-        let other = if cpu::online_cpu(last).is_ok() { last } else { 0 };
+        let other = if cpu::online_cpu(last).is_ok() {
+            last
+        } else {
+            0
+        };
         let v = work_on_cpu!(0, || work_on_cpu!(other, || 42u32))?;
         assert_eq!(v.ok(), Some(42));
         let w = work_on_cpu!(other, || {
