@@ -74,7 +74,7 @@ where
         let mut t = raw.track.lock();
         // SAFETY: The pointer was not queued: it is ours to give back.
         let back = || unsafe { T::Pointer::from_raw(item) };
-        if t.disabled > 0 {
+        if t.is_disabled() {
             return Err(ArmError::Refused(EnqueueError::Disabled(back())));
         }
         let cpu = match target.cpu {
@@ -124,7 +124,7 @@ where
     ) -> Result<bool> {
         let raw = &Self::of(item).raw;
         let mut t = raw.track.lock();
-        if t.disabled > 0 {
+        if t.is_disabled() {
             return Err(EPERM);
         }
         let cpu = match target.cpu {

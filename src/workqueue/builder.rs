@@ -256,17 +256,25 @@ impl OwnedQueue {
         KindChooser(())
     }
 
-    /// C's `create_workqueue(name)`: per-CPU, `WQ_MEM_RECLAIM`, one item at a time per CPU.
+    /// C's `create_workqueue(name)`: per-CPU, `WQ_MEM_RECLAIM`, one item at a time per CPU,
+    /// and C's `__WQ_LEGACY` (`include/linux/workqueue.h:603`): its items may flush items of
+    /// queues without `WQ_MEM_RECLAIM` (`check_flush_dependency()` exempts legacy queues).
     pub(crate) fn create(name: fmt::Arguments<'_>) -> Result<Self> {
         Self::builder()
             .percpu()
             .mem_reclaim()
             .max_active(1)?
+            .set(bindings::wq_flags___WQ_LEGACY)
             .build(name)
     }
 
-    /// C's `create_singlethread_workqueue(name)`: ordered, `WQ_MEM_RECLAIM`.
+    /// C's `create_singlethread_workqueue(name)`: ordered, `WQ_MEM_RECLAIM`, `__WQ_LEGACY`
+    /// (as [`OwnedQueue::create`]).
     pub(crate) fn create_singlethread(name: fmt::Arguments<'_>) -> Result<Self> {
-        Self::builder().ordered().singlethread().build(name)
+        Self::builder()
+            .ordered()
+            .singlethread()
+            .set(bindings::wq_flags___WQ_LEGACY)
+            .build(name)
     }
 }

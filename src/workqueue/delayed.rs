@@ -113,8 +113,19 @@ pub(crate) use new_delayed_work;
 pub(crate) struct Track {
     /// The armed list the item is linked on, or null.
     pub(crate) armed_on: *const ArmedList,
-    /// The disable depth (only this layer changes it, always under this lock).
+    /// The caller's disable depth: [`DelayedWork::disable`]s not yet undone by
+    /// [`DelayedWork::enable`] (only this layer changes it, always under this lock).
     pub(super) disabled: u32,
+    /// The disables that `cancel_sync()` calls hold while they wait. Counted apart from
+    /// `disabled`, so that a caller's `enable()` can never undo one (C's depth is the sum).
+    pub(super) syncing: u32,
+}
+
+impl Track {
+    /// Whether C sees the item disabled (a caller's or a waiting `cancel_sync()`'s disable).
+    pub(super) fn is_disabled(&self) -> bool {
+        self.disabled > 0 || self.syncing > 0
+    }
 }
 
 // SAFETY: `armed_on` is only followed under the item lock, while the list is alive (armed.rs).
@@ -254,7 +265,7 @@ where
                     }
                 }),
                 track <- new_raw_spinlock_irq!(
-                    Track { armed_on: ptr::null(), disabled: 0 },
+                    Track { armed_on: ptr::null(), disabled: 0, syncing: 0 },
                     "DelayedWork::track"
                 ),
                 links: Links::new(),
@@ -347,13 +358,14 @@ where
     /// Disables nest up to [`MAX_DISABLE_DEPTH`](super::work::MAX_DISABLE_DEPTH) (half of C's
     /// limit, see there): at that depth this only cancels.
     pub(crate) fn disable(&self) -> Option<T::Pointer> {
-        self.disable_counted().0
+        self.disable_counted(false).0
     }
 
-    /// [`DelayedWork::disable`], also saying whether the depth went up.
-    fn disable_counted(&self) -> (Option<T::Pointer>, bool) {
+    /// [`DelayedWork::disable`], also saying whether the depth went up: the caller's depth, or,
+    /// for `sync`, the depth of the waiting `cancel_sync()`s.
+    fn disable_counted(&self, sync: bool) -> (Option<T::Pointer>, bool) {
         let mut t = self.raw.track.lock();
-        let counted = t.disabled < super::work::MAX_DISABLE_DEPTH;
+        let counted = t.disabled + t.syncing < super::work::MAX_DISABLE_DEPTH;
         // SAFETY: `dwork` is initialised; neither call sleeps.
         let was_pending = unsafe {
             if counted {
@@ -362,8 +374,10 @@ where
                 bindings::cancel_delayed_work(self.raw.dwork())
             }
         };
-        if counted {
-            t.disabled += 1;
+        match (counted, sync) {
+            (false, _) => {}
+            (true, false) => t.disabled += 1,
+            (true, true) => t.syncing += 1,
         }
         self.raw.settle(&mut t);
         drop(t);
@@ -372,19 +386,33 @@ where
     }
 
     /// Undoes one [`DelayedWork::disable`] (C's `enable_delayed_work()`). Returns whether the
-    /// item can be queued again (also `true`, and nothing done, if it was not disabled: C would
-    /// warn).
+    /// item can be queued again. Without a disable of the caller's to undo it does nothing
+    /// (C would warn "work disable count underflowed"), and returns whether the item is
+    /// queueable: `false` while a `cancel_sync()` waits, whose disable is not the caller's.
     pub(crate) fn enable(&self) -> bool {
         let mut t = self.raw.track.lock();
         if t.disabled == 0 {
-            return true;
+            return t.syncing == 0;
         }
         t.disabled -= 1;
-        // SAFETY: `dwork` is initialised and disabled (depth > 0); does not sleep.
+        // SAFETY: `dwork` is initialised and disabled (C's depth is at least ours, positive);
+        // does not sleep.
         unsafe { bindings::enable_delayed_work(self.raw.dwork()) }
     }
 
-    /// Returns the disable depth.
+    /// Undoes the disable of a `cancel_sync()` that has finished waiting.
+    fn end_sync(&self) {
+        let mut t = self.raw.track.lock();
+        if t.syncing == 0 {
+            return;
+        }
+        t.syncing -= 1;
+        // SAFETY: `dwork` is initialised and disabled by the caller's `cancel_sync()` (counted
+        // in `syncing`, which nothing else undoes); does not sleep.
+        unsafe { bindings::enable_delayed_work(self.raw.dwork()) };
+    }
+
+    /// Returns the caller's disable depth (a waiting `cancel_sync()`'s disable is not counted).
     pub(crate) fn disable_depth(&self) -> u32 {
         self.raw.track.lock().disabled
     }
@@ -419,10 +447,10 @@ where
     /// refused (as in C). Returns the queue's pointer if the item was pending. Sleeps.
     pub(crate) fn cancel_sync(&self) -> Option<T::Pointer> {
         kernel::task::might_sleep();
-        let (p, counted) = self.disable_counted();
+        let (p, counted) = self.disable_counted(true);
         let again = self.wait_running();
         if counted {
-            self.enable();
+            self.end_sync();
         }
         // SAFETY: `again`: the cancel in `wait_running` succeeded.
         Self::one_of(p, again.then(|| unsafe { self.take_back() }))
