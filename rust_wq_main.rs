@@ -63,6 +63,8 @@ struct RustWq {
     _miscdev: MiscDeviceRegistration<device::OpenFile>,
     #[pin]
     _edu: edu::Registration,
+    /// Last, so dropped last: waits for queues dropped inside work items (L4).
+    _reaped: workqueue::ReapOnDrop,
 }
 
 impl kernel::InPlaceModule for RustWq {
@@ -71,6 +73,7 @@ impl kernel::InPlaceModule for RustWq {
             _state: device::InstalledState::new()?,
             _miscdev <- MiscDeviceRegistration::register(MiscDeviceOptions { name: c"rust_wq" }),
             _edu <- edu::registration(module),
+            _reaped: workqueue::ReapOnDrop::new(),
         }? Error)
     }
 }

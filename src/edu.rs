@@ -29,11 +29,11 @@ use crate::pci_ext::{
     self,
     VectorIrq, //
 };
+use crate::workqueue::declare_work;
 use crate::workqueue::raw_spinlock::{
     new_raw_spinlock_irq,
     RawSpinLockIrq, //
 };
-use crate::workqueue::declare_work;
 use core::{
     cell::UnsafeCell,
     ffi::c_void,

@@ -106,7 +106,10 @@ pub(crate) use field::{
     HasWorkField, //
 };
 pub(crate) use on_cpu::work_on_cpu;
-pub(crate) use owned::OwnedQueue;
+pub(crate) use owned::{
+    OwnedQueue,
+    ReapOnDrop, //
+};
 pub(crate) use queue::Queue;
 pub(crate) use rcu::{
     impl_has_rcu_work,

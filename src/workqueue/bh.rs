@@ -3,16 +3,16 @@
 //! Bottom-half queues: items run in softirq context, so only items marked [`BhWorkItem`] (whose
 //! `run` never sleeps) can be queued on them.
 
+use super::work::{
+    HasWork,
+    WorkItem, //
+};
 use super::{
     pointer::WorkPointer,
     queue::Queue,
     EnqueueError, //
 };
 use core::ptr::NonNull;
-use super::work::{
-    HasWork,
-    WorkItem, //
-};
 use kernel::bindings;
 
 /// Marks a work item type whose `run` never sleeps, so that it may run on a BH queue.

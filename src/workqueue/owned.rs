@@ -95,6 +95,27 @@ fn reap_all() {
     }
 }
 
+/// Calls [`OwnedQueue::wait_reaped`] when dropped.
+///
+/// A queue dropped inside a work item is destroyed later by `REAPER`, a static item of this
+/// module queued on `system_dfl_wq`: a module that unloaded meanwhile would leave module text
+/// queued or running. A module that uses owned queues holds one of these as the *last* field of
+/// its module struct (fields drop in declaration order), so that its unload waits for them.
+pub(crate) struct ReapOnDrop(());
+
+impl ReapOnDrop {
+    /// The guard; creating it does nothing.
+    pub(crate) fn new() -> Self {
+        Self(())
+    }
+}
+
+impl Drop for ReapOnDrop {
+    fn drop(&mut self) {
+        OwnedQueue::wait_reaped();
+    }
+}
+
 // SAFETY: The queue may be used and destroyed from any thread; the lists lock internally.
 unsafe impl Send for OwnedQueue {}
 // SAFETY: All `&self` methods call C functions that lock internally, or lock the lists.

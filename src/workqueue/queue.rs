@@ -45,7 +45,7 @@ use kernel::{
 /// ```ignore
 /// match system_percpu().enqueue(item) {
 ///     Ok(()) => {}
-///     Err(EnqueueError::Pending(item)) => { /* already queued; it runs once */ }
+///     Err(EnqueueError::Pending(item)) => { /* pending, or being cancelled elsewhere */ }
 ///     Err(EnqueueError::Disabled(item)) => { /* disabled; not queued */ }
 /// }
 /// ```

@@ -43,6 +43,15 @@ pub(crate) struct Scope<'scope, 'env: 'scope> {
 /// Runs `f` with a [`Scope`]; returns when every item queued in it has finished or been
 /// cancelled. Sleeps.
 ///
+/// An item dropped normally is cancelled (or waited for) by its own drop. A *leaked* item
+/// (`mem::forget`) is neither: `scope` then waits, uninterruptibly, until it has run, which
+/// for a delayed item armed with a long delay is as long as that delay (up to the timer
+/// wheel's limit, about 12 days at `HZ=1000`). Leaking is safe Rust, and waiting is what keeps
+/// the borrows sound (the item may still use them); the cost is a hung task, not memory
+/// unsafety. Keeping a list of the scope's armed items to cancel them here would turn that into
+/// a prompt return (review 2026-12, L5); not done, because the wait is the only sound answer
+/// for an item that is already running.
+///
 /// # Examples
 ///
 /// ```ignore
@@ -311,11 +320,21 @@ impl<F> PinnedDrop for ScopedDelayedWork<'_, '_, F> {
         if unsafe { bindings::cancel_delayed_work_sync(self.dwork.get()) } {
             self.scope.put();
         }
+        // The timer was announced on-stack under `CONFIG_DEBUG_OBJECTS_TIMERS` and the work
+        // under `CONFIG_DEBUG_OBJECTS_WORK` (raw.rs): each tracking ends under its own option.
         #[cfg(CONFIG_DEBUG_OBJECTS_WORK)]
         if raw::on_current_stack(self.dwork.get().cast()) {
             // SAFETY: Made on this stack (announced as such), idle now, never used again;
-            // this also ends the timer's on-stack tracking.
+            // this also ends the timer's on-stack tracking (`kernel/workqueue.c`).
             unsafe { bindings::destroy_delayed_work_on_stack(self.dwork.get()) };
+        }
+        #[cfg(all(CONFIG_DEBUG_OBJECTS_TIMERS, not(CONFIG_DEBUG_OBJECTS_WORK)))]
+        if raw::on_current_stack(self.dwork.get().cast()) {
+            // SAFETY: The timer was initialised on this stack (raw.rs), is idle (cancelled
+            // above) and never used again; only a field address is computed.
+            unsafe {
+                bindings::timer_destroy_on_stack(core::ptr::addr_of_mut!((*self.dwork.get()).timer))
+            };
         }
     }
 }

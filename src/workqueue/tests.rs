@@ -5,6 +5,12 @@
 //! Work functions run on worker threads, where a failed assertion would not be counted, so they
 //! only record what they saw (atomics); the test thread waits (bounded) and asserts.
 //!
+//! A failed KUnit assertion ends the case at once, without running destructors (KUnit's abort
+//! is a `kthread_exit`-like jump; review 2026-12, L12): a queue or item still armed then leaks,
+//! and its timers may later run module code. So a case puts what it must clean up (cancel,
+//! drop the queue) *before* its assertions where it can, and keeps its timers short; a failed
+//! case is a failed run anyway, and the log scan after `rmmod` reports the leak.
+//!
 //! The suites use nothing outside the layer. Suites of the module that test the layer with the
 //! module's own helpers (`rust_wq_irq` in `src/irq_work/layer_tests.rs`) reuse the shared items here,
 //! which are `pub(crate)` for them.
