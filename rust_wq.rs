@@ -8,6 +8,8 @@
 //!   work and read back what ran where, and whose `poll` says when results are waiting
 //!   (`src/device/`: one module per concept).
 //! - [`bench`]: the in-kernel benchmark behind `RUST_WQ_IOC_BENCH`; it uses the layer only.
+//! - [`torture`]: a torture test of the layer (debugfs `rust_wq/torture`), in the tradition of
+//!   `rcutorture`.
 //! - [`miscdev`]: the misc device registration, with the `poll` hook 7.3's
 //!   `kernel::miscdevice` lacks.
 //! - KUnit suites `rust_wq_*` beside the code they test (`src/workqueue/tests/`, `src/bench/`),
@@ -33,6 +35,8 @@ mod kthread;
 mod miscdev;
 #[path = "src/raw_spinlock.rs"]
 mod raw_spinlock;
+#[path = "src/torture.rs"]
+mod torture;
 #[path = "src/workqueue.rs"]
 mod workqueue;
 
@@ -50,6 +54,10 @@ module! {
 /// module reference), so at unload no file is open and the device is unregistered right after.
 #[pin_data]
 struct RustWq {
+    /// The torture test's debugfs files (`src/torture.rs`); removed first at unload, which
+    /// waits for a run in progress.
+    #[pin]
+    _torture: torture::Debugfs,
     _state: device::InstalledState,
     #[pin]
     _miscdev: MiscDeviceRegistration<device::OpenFile>,
@@ -58,6 +66,7 @@ struct RustWq {
 impl kernel::InPlaceModule for RustWq {
     fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
+            _torture <- torture::Debugfs::new(torture::Control::new()?),
             _state: device::InstalledState::new()?,
             _miscdev <- MiscDeviceRegistration::register(MiscDeviceOptions { name: c"rust_wq" }),
         }? Error)
