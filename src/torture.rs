@@ -47,8 +47,7 @@ use crate::workqueue::{
 use core::{
     fmt::Write,
     sync::atomic::{
-        AtomicBool,
-        AtomicU64,
+        AtomicBool, AtomicU64,
         Ordering::{
             Relaxed,
             SeqCst, //
@@ -261,21 +260,24 @@ fn run(seed: u64, secs: u64) -> Result<KVec<u8>> {
     items::SELF_REQUEUE.store(true, SeqCst);
     // Everything fallible first: until the actors start, dropping what was made is enough.
     let shared = Shared::new(seed)?;
+    // `pin_init!` moves what it names into its closure: clone outside it.
+    let bh_shared = shared.clone();
     let bh = Arc::pin_init(
         pin_init!(BhActor {
             w <- new_work!("torture::BhActor::w"),
-            shared: shared.clone(),
+            shared: bh_shared,
             rng: AtomicU64::new(Rng::new(seed, 1).state()),
         }),
         GFP_KERNEL,
     )?;
     let mut actors = KVec::with_capacity(2, GFP_KERNEL)?;
     for (i, period_us) in [(2u64, 300i64), (3, 500)] {
+        let (t_shared, t_bh) = (shared.clone(), bh.clone());
         let t = Arc::pin_init(
             pin_init!(TimerActor {
                 timer <- HrTimer::new(),
-                shared: shared.clone(),
-                bh: bh.clone(),
+                shared: t_shared,
+                bh: t_bh,
                 rng: AtomicU64::new(Rng::new(seed, i).state()),
                 period_us,
             }),
@@ -340,7 +342,10 @@ fn run(seed: u64, secs: u64) -> Result<KVec<u8>> {
     // otherwise it is leaked rather than freed under a timer or a queue that may still use it.
     let clean = shared.viol.iter().all(|v| v.load(SeqCst) == 0);
     if !clean {
-        pr_err!("torture seed {}: leaking the item pool (invariants broken)\n", seed);
+        pr_err!(
+            "torture seed {}: leaking the item pool (invariants broken)\n",
+            seed
+        );
         core::mem::forget(shared);
     }
     if let Some(e) = spawn_err {
@@ -350,13 +355,23 @@ fn run(seed: u64, secs: u64) -> Result<KVec<u8>> {
 }
 
 fn check_underflows(s: &Shared) {
-    let p = s.pitems.iter().map(|i| (i.idx(), i.acct().underflows.load(SeqCst), "plain"));
-    let d = s.ditems.iter().map(|i| (i.idx(), i.acct().underflows.load(SeqCst), "delayed"));
-    for (idx, u, kind) in p.chain(d) {
+    let p = s
+        .pitems
+        .iter()
+        .map(|i| (i.idx(), i.acct().underflows.load(SeqCst), "plain"));
+    let d = s
+        .ditems
+        .iter()
+        .map(|i| (i.idx(), i.acct().underflows.load(SeqCst), "delayed"));
+    for (idx, u, kind) in Iterator::chain(p, d) {
         if u > 0 && s.viol.get(ops::INV_POINTERS).map(|v| v.load(SeqCst)) == Some(0) {
             s.violation(
                 ops::INV_POINTERS,
-                fmt!("{} item {}: a pointer was given back twice (count reached 0)", kind, idx),
+                fmt!(
+                    "{} item {}: a pointer was given back twice (count reached 0)",
+                    kind,
+                    idx
+                ),
             );
         }
     }
@@ -413,7 +428,12 @@ fn teardown_and_report(s: &Shared, secs: u64, nthreads: usize) -> Result<KVec<u8
         end_checks(s, &**it, it.w.is_pending() || it.w.is_running(), "plain");
     }
     for it in s.ditems.iter() {
-        end_checks(s, &**it, it.dw.is_pending() || it.dw.is_running(), "delayed");
+        end_checks(
+            s,
+            &**it,
+            it.dw.is_pending() || it.dw.is_running(),
+            "delayed",
+        );
     }
 
     let mut r = Report(KVec::new());
@@ -433,7 +453,11 @@ fn end_checks<T: Tracked>(s: &Shared, it: &T, busy: bool, kind: &str) {
     if busy {
         s.violation(
             ops::INV_END_IDLE,
-            fmt!("{} item {} pending or running after the final cancel", kind, it.idx()),
+            fmt!(
+                "{} item {} pending or running after the final cancel",
+                kind,
+                it.idx()
+            ),
         );
     }
     let refs = a.refs.load(SeqCst);
@@ -504,7 +528,11 @@ fn write_report(r: &mut Report, s: &Shared, secs: u64, nthreads: usize) -> core:
     }
     writeln!(r, "# spurious_enables={}", s.spurious_enables.load(SeqCst))?;
     let (mut enq, mut ran, mut back) = (0, 0, 0);
-    for a in s.pitems.iter().map(|i| i.acct()).chain(s.ditems.iter().map(|i| i.acct())) {
+    let accts = Iterator::chain(
+        s.pitems.iter().map(|i| i.acct()),
+        s.ditems.iter().map(|i| i.acct()),
+    );
+    for a in accts {
         enq += a.enq_ok.load(SeqCst);
         ran += a.ran.load(SeqCst);
         back += a.got_back.load(SeqCst);

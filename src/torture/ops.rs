@@ -443,32 +443,46 @@ impl Shared {
             }
             Op::CancelSync => {
                 if plain {
-                    self.cancel_sync_checked(p, |x| x.w.cancel_sync(), |x| {
-                        x.w.is_pending() || x.w.is_running()
-                    })
+                    self.cancel_sync_checked(
+                        p,
+                        |x| x.w.cancel_sync(),
+                        |x| x.w.is_pending() || x.w.is_running(),
+                    )
                 } else {
-                    self.cancel_sync_checked(d, |x| x.dw.cancel_sync(), |x| {
-                        x.dw.is_pending() || x.dw.is_running()
-                    })
+                    self.cancel_sync_checked(
+                        d,
+                        |x| x.dw.cancel_sync(),
+                        |x| x.dw.is_pending() || x.dw.is_running(),
+                    )
                 }
             }
             Op::Disable => {
                 if plain {
-                    self.disable(p, ctx == Ctx::Task && rng.chance(2), |x, sync| {
-                        if sync {
-                            x.w.disable_sync()
-                        } else {
-                            x.w.disable()
-                        }
-                    }, |x| x.w.is_pending())
+                    self.disable(
+                        p,
+                        ctx == Ctx::Task && rng.chance(2),
+                        |x, sync| {
+                            if sync {
+                                x.w.disable_sync()
+                            } else {
+                                x.w.disable()
+                            }
+                        },
+                        |x| x.w.is_pending(),
+                    )
                 } else {
-                    self.disable(d, ctx == Ctx::Task && rng.chance(2), |x, sync| {
-                        if sync {
-                            x.dw.disable_sync()
-                        } else {
-                            x.dw.disable()
-                        }
-                    }, |x| x.dw.is_pending())
+                    self.disable(
+                        d,
+                        ctx == Ctx::Task && rng.chance(2),
+                        |x, sync| {
+                            if sync {
+                                x.dw.disable_sync()
+                            } else {
+                                x.dw.disable()
+                            }
+                        },
+                        |x| x.dw.is_pending(),
+                    )
                 }
             }
             Op::Enable => {
@@ -496,7 +510,10 @@ impl Shared {
             Op::DropQueue => {
                 self.drop_queue(slot);
                 if let Err(e) = self.refill(slot) {
-                    pr_warn!("torture: cannot make a queue ({:?}); the slot stays empty\n", e);
+                    pr_warn!(
+                        "torture: cannot make a queue ({:?}); the slot stays empty\n",
+                        e
+                    );
                 }
             }
         }
@@ -560,16 +577,13 @@ impl Shared {
         if d.is_system() {
             let mut s = a.stamp.lock();
             if modify {
-                match system_dfl().mod_delayed(&ptr, delay) {
-                    Ok(moved) => {
-                        *s = 0;
-                        if moved {
-                            a.mod_pending.fetch_add(1, SeqCst);
-                        } else {
-                            queued = true;
-                        }
+                if let Ok(moved) = system_dfl().mod_delayed(&ptr, delay) {
+                    *s = 0;
+                    if moved {
+                        a.mod_pending.fetch_add(1, SeqCst);
+                    } else {
+                        queued = true;
                     }
-                    Err(_) => {}
                 }
                 drop(s);
                 put(ptr);
@@ -636,7 +650,12 @@ impl Shared {
         if depth0 > 0 && a.enables.load(SeqCst) == en0 {
             self.violation(
                 INV_DISABLED,
-                fmt!("{} item {} queued while disabled (depth {})", kind, idx, depth0),
+                fmt!(
+                    "{} item {} queued while disabled (depth {})",
+                    kind,
+                    idx,
+                    depth0
+                ),
             );
         }
     }
@@ -681,7 +700,10 @@ impl Shared {
         if busy && b0 == e0 && a.ext_begin.load(SeqCst) == b0 {
             self.violation(
                 INV_CANCEL_SYNC,
-                fmt!("item {} pending or running when cancel_sync() returned", x.idx()),
+                fmt!(
+                    "item {} pending or running when cancel_sync() returned",
+                    x.idx()
+                ),
             );
         }
     }
@@ -766,5 +788,5 @@ fn delay(rng: &mut Rng) -> Delay {
         1 => rng.below(100),
         _ => 1 + rng.below(8),
     };
-    Delay::from_jiffies(j as _)
+    Delay::from_jiffies(j as kernel::time::Jiffies)
 }
