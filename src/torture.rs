@@ -19,9 +19,10 @@
 //! top-level KTAP result; the time of its first violation is logged. The kernel log (WARN,
 //! lockdep, ODEBUG, KFENCE) is scanned by the caller (`scripts/guest.sh`).
 //!
-//! Interface (debugfs): write `SEED SECONDS` to `/sys/kernel/debug/rust_wq/torture`; the write
-//! returns when the run is over, and `/sys/kernel/debug/rust_wq/torture_result` then holds its
-//! KTAP report. One run at a time (`EBUSY`).
+//! Interface (debugfs): write `SEED SECONDS [RACES]` to `/sys/kernel/debug/rust_wq/torture`
+//! (decimal; `RACES` is a mask of the races to provoke, `ops.rs` `RACE_*`, default all); the
+//! write returns when the run is over, and `/sys/kernel/debug/rust_wq/torture_result` then
+//! holds its KTAP report. One run at a time (`EBUSY`).
 
 #[path = "torture/items.rs"]
 mod items;
@@ -216,13 +217,17 @@ fn write_torture(c: &Arc<Control>, r: &mut UserSliceReader) -> Result {
         .filter(|w| !w.is_empty());
     let seed = parse_u64(words.next().ok_or(EINVAL)?)?;
     let secs = parse_u64(words.next().ok_or(EINVAL)?)?;
-    if secs == 0 || secs > MAX_SECONDS {
+    let races = match words.next() {
+        Some(w) => u32::try_from(parse_u64(w)?).map_err(|_| EINVAL)?,
+        None => ops::RACES_DEFAULT,
+    };
+    if secs == 0 || secs > MAX_SECONDS || races & !ops::RACES_ALL != 0 || words.next().is_some() {
         return Err(EINVAL);
     }
     if RUNNING.swap(true, SeqCst) {
         return Err(EBUSY);
     }
-    let report = run(seed, secs);
+    let report = run(seed, secs, races);
     RUNNING.store(false, SeqCst);
     let report = report?;
     *c.report.lock() = report;
@@ -255,11 +260,16 @@ impl Write for Report {
 }
 
 /// Runs the torture test for `secs` seconds with `seed`; returns its KTAP report.
-fn run(seed: u64, secs: u64) -> Result<KVec<u8>> {
-    pr_info!("torture: seed {} for {} s: starting\n", seed, secs);
+fn run(seed: u64, secs: u64, races: u32) -> Result<KVec<u8>> {
+    pr_info!(
+        "torture: seed {} for {} s: starting (races {})\n",
+        seed,
+        secs,
+        races
+    );
     items::SELF_REQUEUE.store(true, SeqCst);
     // Everything fallible first: until the actors start, dropping what was made is enough.
-    let shared = Shared::new(seed)?;
+    let shared = Shared::new(seed, races)?;
     // `pin_init!` moves what it names into its closure: clone outside it.
     let bh_shared = shared.clone();
     let bh = Arc::pin_init(
@@ -364,9 +374,9 @@ fn check_underflows(s: &Shared) {
         .iter()
         .map(|i| (i.idx(), i.acct().underflows.load(SeqCst), "delayed"));
     for (idx, u, kind) in Iterator::chain(p, d) {
-        if u > 0 && s.viol.get(ops::INV_POINTERS).map(|v| v.load(SeqCst)) == Some(0) {
+        if u > 0 && s.viol.get(ops::INV_TWICE).map(|v| v.load(SeqCst)) == Some(0) {
             s.violation(
-                ops::INV_POINTERS,
+                ops::INV_TWICE,
                 fmt!(
                     "{} item {}: a pointer was given back twice (count reached 0)",
                     kind,
@@ -461,9 +471,10 @@ fn end_checks<T: Tracked>(s: &Shared, it: &T, busy: bool, kind: &str) {
         );
     }
     let refs = a.refs.load(SeqCst);
-    if refs != 1 || ld(&a.incs) != ld(&a.decs) {
+    // A count at or below 1 with more drops than takes was reported by `check_underflows`.
+    if refs > 1 || (refs == 1 && ld(&a.incs) != ld(&a.decs)) {
         s.violation(
-            ops::INV_POINTERS,
+            ops::INV_LEAKED,
             fmt!(
                 "{} item {}: {} references left besides the pool's ({} taken, {} dropped)",
                 kind,
@@ -502,7 +513,7 @@ fn write_report(r: &mut Report, s: &Shared, secs: u64, nthreads: usize) -> core:
     writeln!(
         r,
         "# rust_wq_torture: seed={} seconds={} kthreads={} hrtimers=2 bh=1 plain_items={} \
-         delayed_items={} queues_made={} queues_dropped={} racy_api={}",
+         delayed_items={} queues_made={} queues_dropped={} races={}",
         s.seed,
         secs,
         nthreads,
@@ -510,7 +521,7 @@ fn write_report(r: &mut Report, s: &Shared, secs: u64, nthreads: usize) -> core:
         ops::NR_DITEMS,
         s.queues_made.load(SeqCst),
         s.queues_dropped.load(SeqCst),
-        ops::RACY_API
+        s.races
     )?;
     for (c, name) in ops::CTX_NAMES.iter().enumerate() {
         write!(r, "# ops {}:", name)?;

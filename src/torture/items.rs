@@ -84,6 +84,12 @@ pub(super) struct Acct {
     /// Enqueue attempts by the torturer (not by the item itself) begun, and ended.
     pub(super) ext_begin: AtomicU64,
     pub(super) ext_end: AtomicU64,
+    /// Calls begun and ended that may set the item's PENDING bit for a moment without queueing
+    /// it: every enqueue attempt (C sets PENDING, then clears it if the item is disabled), and
+    /// every cancel, disable and enable (C grabs PENDING to change the item). A check that reads
+    /// PENDING trusts it only if none of these was in flight (see [`Acct::quiet`]).
+    pub(super) touch_begin: AtomicU64,
+    pub(super) touch_end: AtomicU64,
     /// The torturer's disables not yet undone (owned items only): made with the `_sync`
     /// variant, and without it. Incremented after the layer's disable returned, decremented
     /// before the layer's enable is called.
@@ -112,6 +118,8 @@ impl Acct {
             got_back: AtomicU64::new(0),
             ext_begin: AtomicU64::new(0),
             ext_end: AtomicU64::new(0),
+            touch_begin: AtomicU64::new(0),
+            touch_end: AtomicU64::new(0),
             depth_sync: AtomicU64::new(0),
             depth_async: AtomicU64::new(0),
             enables: AtomicU64::new(0),
@@ -131,6 +139,26 @@ impl Acct {
             // pointer it did not own.
             self.underflows.fetch_add(1, SeqCst);
         }
+    }
+
+    /// Runs `f`, a call that may set PENDING for a moment, counted in `touch_*`.
+    pub(super) fn touch<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.touch_begin.fetch_add(1, SeqCst);
+        let r = f();
+        self.touch_end.fetch_add(1, SeqCst);
+        r
+    }
+
+    /// Reads `f` (a state that includes PENDING) when no call counted in `touch_*` is in flight;
+    /// `None` if one was in flight before or began during the read, so the read may have seen a
+    /// PENDING that only means "somebody is changing the item".
+    pub(super) fn quiet<R>(&self, f: impl FnOnce() -> R) -> Option<R> {
+        let b0 = self.touch_begin.load(SeqCst);
+        if self.touch_end.load(SeqCst) != b0 {
+            return None;
+        }
+        let r = f();
+        (self.touch_begin.load(SeqCst) == b0).then_some(r)
     }
 
     /// The torturer's disables held right now.
@@ -265,7 +293,7 @@ impl WorkItem for PItem {
             // the item is disabled or being cancelled with `cancel_sync()`.
             let p = clone_ref(&*this);
             let mut s = this.acct.stamp.lock();
-            match system_dfl().enqueue(p) {
+            match this.acct.touch(|| system_dfl().enqueue(p)) {
                 Ok(()) => {
                     *s = 0;
                     this.acct.enq_ok.fetch_add(1, SeqCst);
@@ -289,7 +317,10 @@ impl DelayedWorkItem for DItem {
         if run_requeues(n) {
             let p = clone_ref(&*this);
             let mut s = this.acct.stamp.lock();
-            match system_dfl().enqueue_delayed(p, Delay::from_jiffies(1)) {
+            match this
+                .acct
+                .touch(|| system_dfl().enqueue_delayed(p, Delay::from_jiffies(1)))
+            {
                 Ok(()) => {
                     *s = 0;
                     this.acct.enq_ok.fetch_add(1, SeqCst);

@@ -5,6 +5,7 @@
 use super::items::{
     clone_ref,
     put,
+    Acct,
     DItem,
     PItem,
     Tracked, //
@@ -185,25 +186,29 @@ impl Slot {
 }
 
 /// The invariants, in the order of [`INV_NAMES`].
-pub(super) const NR_INV: usize = 6;
+pub(super) const NR_INV: usize = 7;
 pub(super) const INV_NAMES: [&str; NR_INV] = [
-    "pointers_back_exactly_once",
+    "no_pointer_given_back_twice",
+    "no_pointer_leaked",
     "no_item_aimed_at_destroyed_queue",
     "nothing_queued_while_disabled",
     "counts_conserve",
     "cancel_sync_leaves_item_idle",
     "nothing_pending_at_end",
 ];
-pub(super) const INV_POINTERS: usize = 0;
-pub(super) const INV_DEAD_QUEUE: usize = 1;
-pub(super) const INV_DISABLED: usize = 2;
-pub(super) const INV_CONSERVE: usize = 3;
-pub(super) const INV_CANCEL_SYNC: usize = 4;
-pub(super) const INV_END_IDLE: usize = 5;
+pub(super) const INV_TWICE: usize = 0;
+pub(super) const INV_LEAKED: usize = 1;
+pub(super) const INV_DEAD_QUEUE: usize = 2;
+pub(super) const INV_DISABLED: usize = 3;
+pub(super) const INV_CONSERVE: usize = 4;
+pub(super) const INV_CANCEL_SYNC: usize = 5;
+pub(super) const INV_END_IDLE: usize = 6;
 
 /// Everything the actors share.
 pub(super) struct Shared {
     pub(super) seed: u64,
+    /// The races this run provokes (`RACE_*`).
+    pub(super) races: u32,
     pub(super) start_ns: i64,
     pub(super) pitems: KVec<Pin<KBox<PItem>>>,
     pub(super) ditems: KVec<Pin<KBox<DItem>>>,
@@ -225,12 +230,32 @@ pub(super) struct Shared {
     pub(super) spurious_enables: AtomicU64,
 }
 
-/// Whether the run calls the plain `enable()` on items it has not disabled, and `drain()` on a
-/// queue others are using. Both are what today's API offers; both are how P5 and P3 were found.
-pub(super) const RACY_API: bool = true;
+/// The races a run provokes on purpose, as bits of a mask (the optional third number written
+/// to debugfs `rust_wq/torture`; default [`RACES_DEFAULT`]). Running with one bit at a time
+/// tells which race a failed check or a splat comes from.
+///
+/// This is the one place that knows which of the layer's operations are racy by design today
+/// (`RACE_DRAIN`, `RACE_ENABLE`): after the layer's fixes, their call sites here
+/// ([`Shared::drain`], [`Shared::enable`]) and these constants are what changes.
+///
+/// While a queue is dropped, other contexts re-arm the items that were armed on it onto
+/// another queue (review P1). Legal with any API: it stays.
+pub(super) const RACE_REARM_ON_DROP: u32 = 1;
+/// `OwnedQueue::drain(&self)` while other contexts enqueue on the same queue (review P3).
+/// With `drain(&mut self)` it no longer compiles: drop the bit (or drain only a queue no other
+/// context can reach).
+pub(super) const RACE_DRAIN: u32 = 2;
+/// The plain `Work::enable()` (`WorkOps`, documented as a no-op when not disabled) on items
+/// that other contexts `cancel_sync()` (review P5). With a depth-tracked enable that is a
+/// no-op at depth 0 this is legal and must be silent: keep the bit, call the inherent method.
+pub(super) const RACE_ENABLE: u32 = 4;
+/// Every race above.
+pub(super) const RACES_ALL: u32 = RACE_REARM_ON_DROP | RACE_DRAIN | RACE_ENABLE;
+/// What a run provokes when the write names no mask.
+pub(super) const RACES_DEFAULT: u32 = RACES_ALL;
 
 impl Shared {
-    pub(super) fn new(seed: u64) -> Result<Arc<Self>> {
+    pub(super) fn new(seed: u64, races: u32) -> Result<Arc<Self>> {
         let mut pitems = KVec::with_capacity(NR_PITEMS, GFP_KERNEL)?;
         for i in 0..NR_PITEMS {
             pitems.push(KBox::pin_init(PItem::new(i), GFP_KERNEL)?, GFP_KERNEL)?;
@@ -246,6 +271,7 @@ impl Shared {
         let s = Arc::new(
             Shared {
                 seed,
+                races,
                 start_ns: crate::kthread::ktime_ns(),
                 pitems,
                 ditems,
@@ -347,13 +373,13 @@ impl Shared {
     fn check_dead(&self, gen: u64) {
         for it in self.pitems.iter() {
             let s = it.acct().stamp.lock();
-            if *s == gen && it.w.is_pending() {
+            if *s == gen && quiet_read(it.acct(), || it.w.is_pending()) {
                 drop(s);
                 self.violation(
                     INV_DEAD_QUEUE,
                     fmt!("plain item {} pending on destroyed queue {}", it.idx(), gen),
                 );
-                if let Some(p) = it.w.cancel() {
+                if let Some(p) = it.acct().touch(|| it.w.cancel()) {
                     it.acct().got_back.fetch_add(1, SeqCst);
                     put(p);
                 }
@@ -361,13 +387,13 @@ impl Shared {
         }
         for it in self.ditems.iter() {
             let s = it.acct().stamp.lock();
-            if *s == gen && it.dw.is_pending() {
+            if *s == gen && quiet_read(it.acct(), || it.dw.is_pending()) {
                 drop(s);
                 self.violation(
                     INV_DEAD_QUEUE,
                     fmt!("delayed item {} armed on destroyed queue {}", it.idx(), gen),
                 );
-                if let Some(p) = it.dw.cancel() {
+                if let Some(p) = it.acct().touch(|| it.dw.cancel()) {
                     it.acct().got_back.fetch_add(1, SeqCst);
                     put(p);
                 }
@@ -394,7 +420,7 @@ impl Shared {
         // While a queue is being dropped, the other contexts mostly re-arm items that were
         // armed on it onto another queue: the race of P1.
         let dropping = self.dropping.load(SeqCst);
-        if dropping != 0 && rng.chance(2) {
+        if dropping != 0 && self.races & RACE_REARM_ON_DROP != 0 && rng.chance(2) {
             self.count(ctx, Op::Rearm);
             self.rearm_from(dropping, rng);
             return;
@@ -403,6 +429,11 @@ impl Shared {
             pick(&TASK_OPS, rng)
         } else {
             pick(&IRQ_OPS, rng)
+        };
+        // Without its race, `drain` is a queue flush (the same wait, and nobody is refused).
+        let op = match op {
+            Op::Drain if self.races & RACE_DRAIN == 0 => Op::FlushQueue,
+            op => op,
         };
         self.count(ctx, op);
         let slot = rng.below(NR_SLOTS);
@@ -424,7 +455,7 @@ impl Shared {
             Op::ModDelayed => self.enqueue_d(d, slot, delay(rng), true),
             Op::Rearm => {
                 // Cancel, and put the item straight back, on another queue.
-                if let Some(ptr) = d.dw.cancel() {
+                if let Some(ptr) = d.acct().touch(|| d.dw.cancel()) {
                     d.acct().got_back.fetch_add(1, SeqCst);
                     put(ptr);
                 }
@@ -432,11 +463,11 @@ impl Shared {
             }
             Op::Cancel => {
                 if plain {
-                    if let Some(ptr) = p.w.cancel() {
+                    if let Some(ptr) = p.acct().touch(|| p.w.cancel()) {
                         p.acct().got_back.fetch_add(1, SeqCst);
                         put(ptr);
                     }
-                } else if let Some(ptr) = d.dw.cancel() {
+                } else if let Some(ptr) = d.acct().touch(|| d.dw.cancel()) {
                     d.acct().got_back.fetch_add(1, SeqCst);
                     put(ptr);
                 }
@@ -445,12 +476,14 @@ impl Shared {
                 if plain {
                     self.cancel_sync_checked(
                         p,
+                        "plain",
                         |x| x.w.cancel_sync(),
                         |x| x.w.is_pending() || x.w.is_running(),
                     )
                 } else {
                     self.cancel_sync_checked(
                         d,
+                        "delayed",
                         |x| x.dw.cancel_sync(),
                         |x| x.dw.is_pending() || x.dw.is_running(),
                     )
@@ -460,6 +493,7 @@ impl Shared {
                 if plain {
                     self.disable(
                         p,
+                        true,
                         ctx == Ctx::Task && rng.chance(2),
                         |x, sync| {
                             if sync {
@@ -473,6 +507,7 @@ impl Shared {
                 } else {
                     self.disable(
                         d,
+                        false,
                         ctx == Ctx::Task && rng.chance(2),
                         |x, sync| {
                             if sync {
@@ -523,6 +558,7 @@ impl Shared {
     fn enqueue_p(&self, p: &PItem, slot: usize, cpu: Option<cpu::CpuId>) {
         let a = p.acct();
         a.ext_begin.fetch_add(1, SeqCst);
+        a.touch_begin.fetch_add(1, SeqCst);
         let (en0, depth0) = (a.enables.load(SeqCst), a.depth());
         let ptr = clone_ref(p);
         let r = if p.is_system() {
@@ -563,6 +599,7 @@ impl Shared {
             Some(Err(e)) => put(e.into_inner()),
             None => {}
         }
+        a.touch_end.fetch_add(1, SeqCst);
         a.ext_end.fetch_add(1, SeqCst);
     }
 
@@ -570,6 +607,7 @@ impl Shared {
     fn enqueue_d(&self, d: &DItem, slot: usize, delay: Delay, modify: bool) {
         let a = d.acct();
         a.ext_begin.fetch_add(1, SeqCst);
+        a.touch_begin.fetch_add(1, SeqCst);
         let (en0, depth0) = (a.enables.load(SeqCst), a.depth());
         let ptr = clone_ref(d);
         // What happened: queued (a pointer handed over), moved (was pending), refused.
@@ -634,6 +672,7 @@ impl Shared {
             a.enq_ok.fetch_add(1, SeqCst);
             self.check_queued_while_disabled(d.idx(), a, en0, depth0, "delayed");
         }
+        a.touch_end.fetch_add(1, SeqCst);
         a.ext_end.fetch_add(1, SeqCst);
     }
 
@@ -682,26 +721,30 @@ impl Shared {
     fn cancel_sync_checked<T: Tracked>(
         &self,
         x: &T,
+        kind: &str,
         cancel: impl FnOnce(&T) -> Option<ARef<T>>,
         busy: impl FnOnce(&T) -> bool,
     ) {
         let a = x.acct();
         let (b0, e0) = (a.ext_begin.load(SeqCst), a.ext_end.load(SeqCst));
-        if let Some(ptr) = cancel(x) {
+        if let Some(ptr) = a.touch(|| cancel(x)) {
             a.got_back.fetch_add(1, SeqCst);
             put(ptr);
         }
         if !x.is_system() {
             return;
         }
-        let busy = busy(x);
+        // Read only while nobody else is changing the item (a concurrent cancel or enable sets
+        // PENDING for a moment); a busy item that is not quiet is not judged.
+        let busy = a.quiet(|| busy(x)) == Some(true);
         // No enqueue by the torturer was in flight when it began, and none began since: only
         // the item itself could have queued it again, which C refuses while it cancels.
         if busy && b0 == e0 && a.ext_begin.load(SeqCst) == b0 {
             self.violation(
                 INV_CANCEL_SYNC,
                 fmt!(
-                    "item {} pending or running when cancel_sync() returned",
+                    "{} item {} pending or running when cancel_sync() returned",
+                    kind,
                     x.idx()
                 ),
             );
@@ -712,6 +755,7 @@ impl Shared {
     fn disable<T: Tracked>(
         &self,
         x: &T,
+        plain: bool,
         sync: bool,
         disable: impl FnOnce(&T, bool) -> Option<ARef<T>>,
         pending: impl FnOnce(&T) -> bool,
@@ -721,7 +765,7 @@ impl Shared {
             return;
         }
         let en0 = a.enables.load(SeqCst);
-        if let Some(ptr) = disable(x, sync) {
+        if let Some(ptr) = a.touch(|| disable(x, sync)) {
             a.got_back.fetch_add(1, SeqCst);
             put(ptr);
         }
@@ -731,42 +775,54 @@ impl Shared {
             a.depth_async.fetch_add(1, SeqCst);
         }
         // Disabled now: nothing may be pending (a disabled item cannot be queued), unless an
-        // enable began meanwhile.
-        if pending(x) && a.enables.load(SeqCst) == en0 {
+        // enable began meanwhile. Plain items only: the layer itself may change a delayed item
+        // (a queue's drop or drain), which sets PENDING for a moment.
+        if plain && a.quiet(|| pending(x)) == Some(true) && a.enables.load(SeqCst) == en0 {
             self.violation(
                 INV_DISABLED,
-                fmt!("item {} pending right after disable()", x.idx()),
+                fmt!("plain item {} pending right after disable()", x.idx()),
             );
         }
     }
 
     /// Undoes one of the torturer's disables; on a system item (never disabled by the
-    /// torturer), with `RACY_API`, calls `enable()` anyway (documented as a no-op there).
+    /// torturer), with `RACE_ENABLE`, calls `enable()` anyway (documented as a no-op there):
+    /// other contexts may be in its `cancel_sync()`.
     fn enable<T: Tracked>(&self, x: &T, enable: impl FnOnce(&T)) {
         let a = x.acct();
         a.enables.fetch_add(1, SeqCst);
         if x.is_system() {
-            if RACY_API {
+            if self.races & RACE_ENABLE != 0 {
                 self.spurious_enables.fetch_add(1, SeqCst);
-                enable(x);
+                a.touch(|| enable(x));
             }
         } else if a.take_disable() {
-            enable(x);
+            a.touch(|| enable(x));
         }
     }
 
-    /// `drain()` on a queue that others keep using (task context). P3: C refuses their
-    /// enqueues while it drains, with a warning, yet reports them as queued.
+    /// `drain()` on a queue that others keep using (task context; only with `RACE_DRAIN`).
+    /// P3: C refuses their enqueues while it drains, with a warning, yet reports them as queued.
     fn drain(&self, slot: usize) {
-        if RACY_API {
-            self.with_queue_task(slot, |q| q.q.drain());
-        }
+        self.with_queue_task(slot, |q| q.q.drain());
     }
 
     /// Whether the run is stopping.
     pub(super) fn stopping(&self) -> bool {
         self.stop.load(SeqCst)
     }
+}
+
+/// Reads `f` (a state that includes PENDING) once the item is quiet (see [`Acct::quiet`]),
+/// trying for a while; `false` if it never was.
+fn quiet_read(a: &Acct, f: impl Fn() -> bool) -> bool {
+    for _ in 0..1000 {
+        if let Some(r) = a.quiet(&f) {
+            return r;
+        }
+        core::hint::spin_loop();
+    }
+    false
 }
 
 fn pick(table: &[(Op, u32)], rng: &mut Rng) -> Op {
