@@ -9,7 +9,7 @@
 # RUST_WQ_TORTURE_RACES (vm.sh forwards RUST_WQ_* variables): the races to
 # provoke, a decimal mask of the RACE_* bits in src/torture/ops.rs (1: re-arm
 # while a queue is dropped, 2: drain against enqueuers, 4: enable() against
-# cancel_sync()); several masks separated by spaces run every seed with each.
+# cancel_sync(), 8: cancel_sync() from a WQ_MEM_RECLAIM worker); several masks separated by spaces run every seed with each.
 #
 # *_ONCE warnings are re-armed before each run (debugfs clear_warn_once), so
 # each seed can show its own.  lockdep reports once per boot and then turns
@@ -27,7 +27,7 @@ mountpoint -q /sys/kernel/debug || mount -t debugfs debugfs /sys/kernel/debug
 lsmod | grep -q '^rust_wq ' || insmod "$ko" || exit 1
 # Splat patterns: those of scripts/dmesg-scan.sh, and the torture's own
 # invariant reports ("torture seed N: NAME violated after T ms").
-scan_re='WARNING:|BUG:|^BUG |Oops|general protection|possible (circular|recursive) locking|DEBUG_LOCKS_WARN_ON|INFO: |ODEBUG|UBSAN|KFENCE|refcount_t:|list_(add|del) corruption|scheduling while atomic|sleeping function called|workqueue lockup|cannot queue|disable count|violated after'
+scan_re='WARNING:|BUG:|^BUG |Oops|general protection|possible (circular|recursive) locking|DEBUG_LOCKS_WARN_ON|INFO: |ODEBUG|UBSAN|KFENCE|refcount_t:|list_(add|del) corruption|scheduling while atomic|sleeping function called|workqueue lockup|cannot queue|is flushing|disable count|violated after'
 bad=0
 read -ra masks <<<"${RUST_WQ_TORTURE_RACES:-7}"
 for races in "${masks[@]}"; do for seed in "$@"; do

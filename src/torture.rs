@@ -41,6 +41,7 @@ use crate::workqueue::{
     new_work,
     system_bh,
     BhWorkItem,
+    OwnedQueue,
     Work,
     WorkItem,
     WorkOps, //
@@ -123,6 +124,31 @@ impl WorkItem for BhActor {
 
 // `run` only calls the layer's non-sleeping operations (`Ctx::SoftIrq`).
 impl BhWorkItem for BhActor {}
+
+/// The reclaim actor: a work item on a `WQ_MEM_RECLAIM` queue of its own that `cancel_sync()`s
+/// system items (`ops::RACE_CANCEL_IN_RECLAIM`). The kthreads queue it.
+#[pin_data]
+struct ReclaimActor {
+    #[pin]
+    w: Work<ReclaimActor>,
+    shared: Arc<Shared>,
+    rng: AtomicU64,
+}
+
+impl_has_work! { impl HasWork<Self> for ReclaimActor { self.w } }
+
+impl WorkItem for ReclaimActor {
+    type Pointer = Arc<ReclaimActor>;
+
+    fn run(this: Arc<ReclaimActor>) {
+        if this.shared.stopping() {
+            return;
+        }
+        let mut rng = Rng::from_state(this.rng.load(Relaxed));
+        this.shared.cancel_sync_from_worker(&mut rng);
+        this.rng.store(rng.state(), Relaxed);
+    }
+}
 
 /// An hrtimer actor: one operation per expiry, in hard-interrupt context; it also kicks the BH
 /// actor.
@@ -280,6 +306,22 @@ fn run(seed: u64, secs: u64, races: u32) -> Result<KVec<u8>> {
         }),
         GFP_KERNEL,
     )?;
+    let reclaim_q = Arc::new(
+        OwnedQueue::builder()
+            .unbound()
+            .mem_reclaim()
+            .build(fmt!("rust_wq_torture_reclaim"))?,
+        GFP_KERNEL,
+    )?;
+    let rc_shared = shared.clone();
+    let reclaim = Arc::pin_init(
+        pin_init!(ReclaimActor {
+            w <- new_work!("torture::ReclaimActor::w"),
+            shared: rc_shared,
+            rng: AtomicU64::new(Rng::new(seed, 4).state()),
+        }),
+        GFP_KERNEL,
+    )?;
     let mut actors = KVec::with_capacity(2, GFP_KERNEL)?;
     for (i, period_us) in [(2u64, 300i64), (3, 500)] {
         let (t_shared, t_bh) = (shared.clone(), bh.clone());
@@ -309,11 +351,15 @@ fn run(seed: u64, secs: u64, races: u32) -> Result<KVec<u8>> {
         let Ok(id) = cpu::online_cpu(c) else {
             continue;
         };
-        let sh = shared.clone();
+        let (sh, rq, ra) = (shared.clone(), reclaim_q.clone(), reclaim.clone());
         let t = KThread::spawn_on(id, c"rwq_torture", move |tok: &StopToken| {
             let mut rng = Rng::new(seed, 100 + u64::from(c));
             while !tok.should_stop() && !sh.stopping() {
                 sh.random_op(Ctx::Task, &mut rng);
+                if races & ops::RACE_CANCEL_IN_RECLAIM != 0 && rng.below(16) == 0 {
+                    // Already queued is fine: it runs at most as often as it is asked to.
+                    let _ = rq.enqueue(ra.clone());
+                }
                 schedule_point();
             }
         });
@@ -346,6 +392,13 @@ fn run(seed: u64, secs: u64, races: u32) -> Result<KVec<u8>> {
     drop(threads);
     bh.w.flush();
     drop(bh);
+    if let Some(p) = reclaim.w.cancel_sync() {
+        drop(p);
+    }
+    reclaim.w.flush();
+    drop(reclaim);
+    // The last reference (the threads that held the others are gone): destroys the queue.
+    drop(reclaim_q);
 
     let report = teardown_and_report(&shared, secs, nthreads);
     // The pool is freed only when every item is idle and no reference but the pool's is left;
@@ -512,8 +565,8 @@ fn write_report(r: &mut Report, s: &Shared, secs: u64, nthreads: usize) -> core:
     writeln!(r, "1..{}", ops::NR_INV)?;
     writeln!(
         r,
-        "# rust_wq_torture: seed={} seconds={} kthreads={} hrtimers=2 bh=1 plain_items={} \
-         delayed_items={} queues_made={} queues_dropped={} races={}",
+        "# rust_wq_torture: seed={} seconds={} kthreads={} hrtimers=2 bh=1 reclaim_worker=1 \
+         plain_items={} delayed_items={} queues_made={} queues_dropped={} races={}",
         s.seed,
         secs,
         nthreads,

@@ -97,6 +97,8 @@ pub(super) struct Acct {
     pub(super) depth_async: AtomicU64,
     /// Enable operations begun (for the "queued while disabled" check).
     pub(super) enables: AtomicU64,
+    /// Enable operations ended; `enables != enables_end`: one is in flight.
+    pub(super) enables_end: AtomicU64,
     /// The generation of the queue of the last successful enqueue (0: a system queue), and the
     /// lock every enqueue of this item holds around the layer call and the stamp.
     #[pin]
@@ -123,6 +125,7 @@ impl Acct {
             depth_sync: AtomicU64::new(0),
             depth_async: AtomicU64::new(0),
             enables: AtomicU64::new(0),
+            enables_end: AtomicU64::new(0),
             stamp <- new_raw_spinlock_irq!(0, "torture::Acct::stamp"),
         })
     }
@@ -159,6 +162,18 @@ impl Acct {
         }
         let r = f();
         (self.touch_begin.load(SeqCst) == b0).then_some(r)
+    }
+
+    /// A snapshot for "no enable since": the count of enables begun, if none is in flight.
+    pub(super) fn enables_idle(&self) -> Option<u64> {
+        let b = self.enables.load(SeqCst);
+        (self.enables_end.load(SeqCst) == b).then_some(b)
+    }
+
+    /// Whether no enable began since `snap` (from [`Acct::enables_idle`]) and none was in
+    /// flight then.
+    pub(super) fn no_enable_since(&self, snap: Option<u64>) -> bool {
+        snap == Some(self.enables.load(SeqCst))
     }
 
     /// The torturer's disables held right now.

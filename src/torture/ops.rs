@@ -46,9 +46,12 @@ pub(super) enum Ctx {
     HardIrq = 1,
     /// A BH work item on `system_bh_wq` (softirq context).
     SoftIrq = 2,
+    /// A work item on the run's `WQ_MEM_RECLAIM` queue (a worker, task context).
+    Worker = 3,
 }
 
-pub(super) const CTX_NAMES: [&str; 3] = ["task", "hardirq", "softirq"];
+pub(super) const NR_CTX: usize = 4;
+pub(super) const CTX_NAMES: [&str; NR_CTX] = ["task", "hardirq", "softirq", "reclaim_worker"];
 
 /// The operations, in the order of [`OP_NAMES`].
 #[derive(Clone, Copy)]
@@ -218,7 +221,7 @@ pub(super) struct Shared {
     dropping: AtomicU64,
     pub(super) stop: AtomicBool,
     /// Operations per context and kind.
-    pub(super) ops: [[AtomicU64; NR_OPS]; 3],
+    pub(super) ops: [[AtomicU64; NR_OPS]; NR_CTX],
     /// Violations per invariant, and when each was first seen (ns after the start, -1: never).
     pub(super) viol: [AtomicU64; NR_INV],
     pub(super) first_ns: [AtomicI64; NR_INV],
@@ -239,7 +242,8 @@ pub(super) struct Shared {
 /// ([`Shared::drain`], [`Shared::enable`]) and these constants are what changes.
 ///
 /// While a queue is dropped, other contexts re-arm the items that were armed on it onto
-/// another queue (review P1). Legal with any API: it stays.
+/// another queue (review P1). Without it, no context arms such an item during the drop (best
+/// effort). Legal with any API: it stays.
 pub(super) const RACE_REARM_ON_DROP: u32 = 1;
 /// `OwnedQueue::drain(&self)` while other contexts enqueue on the same queue (review P3).
 /// With `drain(&mut self)` it no longer compiles: drop the bit (or drain only a queue no other
@@ -249,8 +253,13 @@ pub(super) const RACE_DRAIN: u32 = 2;
 /// that other contexts `cancel_sync()` (review P5). With a depth-tracked enable that is a
 /// no-op at depth 0 this is legal and must be silent: keep the bit, call the inherent method.
 pub(super) const RACE_ENABLE: u32 = 4;
+/// `cancel_sync()` of system items, called from a work item on a `WQ_MEM_RECLAIM` queue while
+/// the target may be running on `system_dfl_wq` (review P4: C's `cancel_delayed_work_sync()` is
+/// silent there, a wait with `flush_work()` warns). Legal with any API: it stays.
+pub(super) const RACE_CANCEL_IN_RECLAIM: u32 = 8;
 /// Every race above.
-pub(super) const RACES_ALL: u32 = RACE_REARM_ON_DROP | RACE_DRAIN | RACE_ENABLE;
+pub(super) const RACES_ALL: u32 =
+    RACE_REARM_ON_DROP | RACE_DRAIN | RACE_ENABLE | RACE_CANCEL_IN_RECLAIM;
 /// What a run provokes when the write names no mask.
 pub(super) const RACES_DEFAULT: u32 = RACES_ALL;
 
@@ -279,7 +288,7 @@ impl Shared {
                 next_gen: AtomicU64::new(1),
                 dropping: AtomicU64::new(0),
                 stop: AtomicBool::new(false),
-                ops: [const { [const { AtomicU64::new(0) }; NR_OPS] }; 3],
+                ops: [const { [const { AtomicU64::new(0) }; NR_OPS] }; NR_CTX],
                 viol: [const { AtomicU64::new(0) }; NR_INV],
                 first_ns: [const { AtomicI64::new(-1) }; NR_INV],
                 queues_made: AtomicU64::new(0),
@@ -554,12 +563,39 @@ impl Shared {
         }
     }
 
+    /// `cancel_sync()` of a random system item, from the reclaim worker (`Ctx::Worker`).
+    pub(super) fn cancel_sync_from_worker(&self, rng: &mut Rng) {
+        self.count(Ctx::Worker, Op::CancelSync);
+        // System items have odd indices; they never wait for anything, so this cannot deadlock.
+        let pi = rng.below(NR_PITEMS / 2) * 2 + 1;
+        let di = rng.below(NR_DITEMS / 2) * 2 + 1;
+        if rng.chance(2) {
+            if let Some(p) = self.pitems.get(pi) {
+                self.cancel_sync_checked(
+                    &**p,
+                    "plain",
+                    |x| x.w.cancel_sync(),
+                    |x| x.w.is_pending() || x.w.is_running(),
+                );
+            }
+        } else if let Some(d) = self.ditems.get(di) {
+            self.cancel_sync_checked(
+                &**d,
+                "delayed",
+                |x| x.dw.cancel_sync(),
+                |x| x.dw.is_pending() || x.dw.is_running(),
+            );
+        }
+    }
+
     /// Plain enqueue of `p` (on slot `slot`, or on `system_dfl_wq` for a system item).
     fn enqueue_p(&self, p: &PItem, slot: usize, cpu: Option<cpu::CpuId>) {
         let a = p.acct();
         a.ext_begin.fetch_add(1, SeqCst);
         a.touch_begin.fetch_add(1, SeqCst);
-        let (en0, depth0) = (a.enables.load(SeqCst), a.depth());
+        // Enables first: an enable in flight (begun, its layer call not yet made) makes the
+        // depth read below meaningless, and `enables_idle` says so.
+        let (en0, depth0) = (a.enables_idle(), a.depth());
         let ptr = clone_ref(p);
         let r = if p.is_system() {
             let mut s = a.stamp.lock();
@@ -606,9 +642,20 @@ impl Shared {
     /// Delayed enqueue (or `mod_delayed`) of `d`.
     fn enqueue_d(&self, d: &DItem, slot: usize, delay: Delay, modify: bool) {
         let a = d.acct();
+        // Without `RACE_REARM_ON_DROP`, leave alone the items of a queue being dropped: any
+        // arming of them (not only the targeted re-arm) is the race of P1. (Best effort: the
+        // drop may begin right after this check.)
+        if self.races & RACE_REARM_ON_DROP == 0 {
+            let dropping = self.dropping.load(SeqCst);
+            if dropping != 0 && *a.stamp.lock() == dropping {
+                return;
+            }
+        }
         a.ext_begin.fetch_add(1, SeqCst);
         a.touch_begin.fetch_add(1, SeqCst);
-        let (en0, depth0) = (a.enables.load(SeqCst), a.depth());
+        // Enables first: an enable in flight (begun, its layer call not yet made) makes the
+        // depth read below meaningless, and `enables_idle` says so.
+        let (en0, depth0) = (a.enables_idle(), a.depth());
         let ptr = clone_ref(d);
         // What happened: queued (a pointer handed over), moved (was pending), refused.
         let mut queued = false;
@@ -682,11 +729,11 @@ impl Shared {
         &self,
         idx: usize,
         a: &super::items::Acct,
-        en0: u64,
+        en0: Option<u64>,
         depth0: u64,
         kind: &str,
     ) {
-        if depth0 > 0 && a.enables.load(SeqCst) == en0 {
+        if depth0 > 0 && a.no_enable_since(en0) {
             self.violation(
                 INV_DISABLED,
                 fmt!(
@@ -764,7 +811,7 @@ impl Shared {
         if x.is_system() || a.depth() >= 3 {
             return;
         }
-        let en0 = a.enables.load(SeqCst);
+        let en0 = a.enables_idle();
         if let Some(ptr) = a.touch(|| disable(x, sync)) {
             a.got_back.fetch_add(1, SeqCst);
             put(ptr);
@@ -777,7 +824,7 @@ impl Shared {
         // Disabled now: nothing may be pending (a disabled item cannot be queued), unless an
         // enable began meanwhile. Plain items only: the layer itself may change a delayed item
         // (a queue's drop or drain), which sets PENDING for a moment.
-        if plain && a.quiet(|| pending(x)) == Some(true) && a.enables.load(SeqCst) == en0 {
+        if plain && a.quiet(|| pending(x)) == Some(true) && a.no_enable_since(en0) {
             self.violation(
                 INV_DISABLED,
                 fmt!("plain item {} pending right after disable()", x.idx()),
@@ -799,6 +846,7 @@ impl Shared {
         } else if a.take_disable() {
             a.touch(|| enable(x));
         }
+        a.enables_end.fetch_add(1, SeqCst);
     }
 
     /// `drain()` on a queue that others keep using (task context; only with `RACE_DRAIN`).
