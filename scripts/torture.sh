@@ -9,7 +9,8 @@
 # RUST_WQ_TORTURE_RACES (vm.sh forwards RUST_WQ_* variables): the races to
 # provoke, a decimal mask of the RACE_* bits in src/torture/ops.rs (1: re-arm
 # while a queue is dropped, 2: drain against enqueuers, 4: enable() against
-# cancel_sync(), 8: cancel_sync() from a WQ_MEM_RECLAIM worker); several masks separated by spaces run every seed with each.
+# cancel_sync(), 8: cancel_sync() from a WQ_MEM_RECLAIM worker); several
+# masks separated by spaces run every seed with each.
 #
 # *_ONCE warnings are re-armed before each run (debugfs clear_warn_once), so
 # each seed can show its own.  lockdep reports once per boot and then turns

@@ -885,11 +885,14 @@ fn pick(table: &[(Op, u32)], rng: &mut Rng) -> Op {
     Op::Enqueue
 }
 
-/// A random delay: mostly a few jiffies, sometimes none, sometimes up to 100.
+/// A random delay: mostly a few jiffies, sometimes none, sometimes up to 100, and sometimes
+/// long (250 to 1250 jiffies, 1 to 5 s at `HZ=250`): those items are still armed when their
+/// queue is dropped, which makes the drop's walk of its armed lists (the window of P1) long.
 fn delay(rng: &mut Rng) -> Delay {
     let j = match rng.below(8) {
         0 => 0,
         1 => rng.below(100),
+        2 => 250 + rng.below(1000),
         _ => 1 + rng.below(8),
     };
     Delay::from_jiffies(j as kernel::time::Jiffies)
