@@ -313,6 +313,9 @@ torture_runs() { # torture_runs SECONDS
 			result "not ok" "$name" "$f is missing (debugfs not mounted, or the module not loaded)"
 			continue
 		fi
+		# Each seed's own *_ONCE warnings: re-armed (an earlier seed's would
+		# otherwise keep them silent and its dmesg_clean would pass blind).
+		echo 1 2>/dev/null >/sys/kernel/debug/clear_warn_once
 		m="rust_wq-torture-marker $seed $(date +%s%N)"
 		echo "$m" >/dev/kmsg
 		info "torture: seed $seed for $secs s"
