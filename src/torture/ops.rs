@@ -217,8 +217,9 @@ pub(super) struct Shared {
     pub(super) ditems: KVec<Pin<KBox<DItem>>>,
     pub(super) slots: KVec<Pin<KBox<Slot>>>,
     next_gen: AtomicU64,
-    /// The generation of a queue being dropped right now (0: none).
-    dropping: AtomicU64,
+    /// Per slot: the generation of its queue being dropped right now (0: none). Several
+    /// slots can be dropping at once (one per kthread).
+    dropping: [AtomicU64; NR_SLOTS],
     pub(super) stop: AtomicBool,
     /// Operations per context and kind.
     pub(super) ops: [[AtomicU64; NR_OPS]; NR_CTX],
@@ -286,7 +287,7 @@ impl Shared {
                 ditems,
                 slots,
                 next_gen: AtomicU64::new(1),
-                dropping: AtomicU64::new(0),
+                dropping: [const { AtomicU64::new(0) }; NR_SLOTS],
                 stop: AtomicBool::new(false),
                 ops: [const { [const { AtomicU64::new(0) }; NR_OPS] }; NR_CTX],
                 viol: [const { AtomicU64::new(0) }; NR_INV],
@@ -355,7 +356,7 @@ impl Shared {
     /// Takes the queue out of slot `i` and drops it, then checks that no item is left aimed at
     /// it. Task context. Returns the generation dropped (0: the slot was empty).
     pub(super) fn drop_queue(&self, i: usize) -> u64 {
-        let Some(slot) = self.slots.get(i) else {
+        let (Some(slot), Some(dropping)) = (self.slots.get(i), self.dropping.get(i)) else {
             return 0;
         };
         let mut t = slot.task.lock();
@@ -365,12 +366,20 @@ impl Shared {
         let Some(gen) = a.as_ref().map(|q| q.gen) else {
             return 0;
         };
-        self.dropping.store(gen, SeqCst);
+        dropping.store(gen, SeqCst);
+        if self.races & RACE_REARM_ON_DROP == 0 {
+            // The other half of `hands_off`: every arm holds its item's stamp lock from the
+            // check to the end, so once each lock has been free after `dropping` was set, an
+            // arm that missed it has finished, and every later one sees it.
+            for it in self.ditems.iter() {
+                drop(it.acct().stamp.lock());
+            }
+        }
         // The last reference: `OwnedQueue::drop` cancels what is armed on it, gives the
         // pointers back (dropped inside the layer: counted by `dec_ref`), destroys the queue.
         drop(b);
         drop(a);
-        self.dropping.store(0, SeqCst);
+        dropping.store(0, SeqCst);
         self.queues_dropped.fetch_add(1, SeqCst);
         self.check_dead(gen);
         gen
@@ -410,6 +419,17 @@ impl Shared {
         }
     }
 
+    /// Whether an arm of an item whose stamp is `stamp` must be skipped: without
+    /// `RACE_REARM_ON_DROP`, no item armed on a queue being dropped is armed anywhere until the
+    /// drop is over (any such arm, not only the targeted re-arm, is the race of P1). Call with
+    /// the item's stamp lock held until the arm is over (see `drop_queue`).
+    fn hands_off(&self, stamp: u64) -> bool {
+        if self.races & RACE_REARM_ON_DROP != 0 {
+            return false;
+        }
+        stamp != 0 && self.dropping.iter().any(|d| d.load(SeqCst) == stamp)
+    }
+
     /// Runs `f` on the queue of slot `i` under the slot's spinlock (any context).
     fn with_queue<R>(&self, i: usize, f: impl FnOnce(&TQueue) -> R) -> Option<R> {
         let slot = self.slots.get(i)?;
@@ -428,7 +448,12 @@ impl Shared {
     pub(super) fn random_op(&self, ctx: Ctx, rng: &mut Rng) {
         // While a queue is being dropped, the other contexts mostly re-arm items that were
         // armed on it onto another queue: the race of P1.
-        let dropping = self.dropping.load(SeqCst);
+        let start = rng.below(NR_SLOTS);
+        let dropping = (0..NR_SLOTS)
+            .filter_map(|j| self.dropping.get((start + j) % NR_SLOTS))
+            .map(|d| d.load(SeqCst))
+            .find(|&g| g != 0)
+            .unwrap_or(0);
         if dropping != 0 && self.races & RACE_REARM_ON_DROP != 0 && rng.chance(2) {
             self.count(ctx, Op::Rearm);
             self.rearm_from(dropping, rng);
@@ -642,15 +667,6 @@ impl Shared {
     /// Delayed enqueue (or `mod_delayed`) of `d`.
     fn enqueue_d(&self, d: &DItem, slot: usize, delay: Delay, modify: bool) {
         let a = d.acct();
-        // Without `RACE_REARM_ON_DROP`, leave alone the items of a queue being dropped: any
-        // arming of them (not only the targeted re-arm) is the race of P1. (Best effort: the
-        // drop may begin right after this check.)
-        if self.races & RACE_REARM_ON_DROP == 0 {
-            let dropping = self.dropping.load(SeqCst);
-            if dropping != 0 && *a.stamp.lock() == dropping {
-                return;
-            }
-        }
         a.ext_begin.fetch_add(1, SeqCst);
         a.touch_begin.fetch_add(1, SeqCst);
         // Enables first: an enable in flight (begun, its layer call not yet made) makes the
@@ -688,6 +704,9 @@ impl Shared {
             let mut ptr = Some(ptr);
             self.with_queue(slot, |q| {
                 let mut s = a.stamp.lock();
+                if self.hands_off(*s) {
+                    return;
+                }
                 let Some(p) = ptr.take() else {
                     return;
                 };
