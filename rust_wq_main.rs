@@ -8,6 +8,8 @@
 //!   work and read back what ran where, and whose `poll` says when results are waiting
 //!   (`src/device/`: one module per concept).
 //! - [`bench`]: the in-kernel benchmark behind `RUST_WQ_IOC_BENCH`; it uses the layer only.
+//! - [`torture`]: a torture test of the layer (debugfs `rust_wq/torture`), in the tradition of
+//!   `rcutorture`.
 //! - [`miscdev`]: the misc device registration, with the `poll` hook 7.3's
 //!   `kernel::miscdevice` lacks.
 //! - [`edu`]: a PCI driver for QEMU's `edu` device, whose interrupt handler is the tutorial's
@@ -38,6 +40,8 @@ mod kthread;
 mod miscdev;
 #[path = "src/pci_ext.rs"]
 mod pci_ext;
+#[path = "src/torture.rs"]
+mod torture;
 #[path = "src/workqueue.rs"]
 mod workqueue;
 
@@ -58,6 +62,10 @@ module! {
 /// and its static work item flushed).
 #[pin_data]
 struct RustWq {
+    /// The torture test's debugfs files (`src/torture.rs`); removed first at unload, which
+    /// waits for a run in progress.
+    #[pin]
+    _torture: torture::Debugfs,
     _state: device::InstalledState,
     #[pin]
     _miscdev: MiscDeviceRegistration<device::OpenFile>,
@@ -70,6 +78,7 @@ struct RustWq {
 impl kernel::InPlaceModule for RustWq {
     fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
+            _torture <- torture::Debugfs::new(torture::Control::new()?),
             _state: device::InstalledState::new()?,
             _miscdev <- MiscDeviceRegistration::register(MiscDeviceOptions { name: c"rust_wq" }),
             _edu <- edu::registration(module),

@@ -30,7 +30,8 @@
 # Environment (all optional): RUST_WQ_KO (module, default REPO/rust_wq.ko),
 # RUST_WQ_INSMOD_ARGS, RUST_WQ_TEST_TIMEOUT (seconds per test binary run),
 # RUST_WQ_STRESS_SEED, RUST_WQ_STRESS_SCENARIOS (stress: a subset),
-# RUST_WQ_STRESS_MODE (stress: long or short), RUST_WQ_REQUIRE (debug
+# RUST_WQ_STRESS_MODE (stress: long or short), RUST_WQ_TORTURE_SEEDS and
+# RUST_WQ_TORTURE_SECS (the torture runs), RUST_WQ_REQUIRE (debug
 # features the kernel is configured with: missing, they fail, not skip).
 set -uo pipefail
 export PATH="/usr/sbin:/sbin:/usr/bin:/bin:$PATH"
@@ -315,6 +316,46 @@ wait_timer_horizon() {
 	[ $left -le 0 ] || { info "waiting $left s until every timer the run could have armed has expired"; sleep $left; }
 }
 
+# The torture test (src/torture.rs, debugfs rust_wq/torture): one run per
+# seed in this boot (RUST_WQ_TORTURE_SEEDS, default three random ones), each
+# nested as a subtest (its KTAP: a result per invariant, the seed and the
+# operation counts per context as diagnostics), then the kernel log since it
+# started through scripts/dmesg-scan.sh.
+torture_runs() { # torture_runs SECONDS
+	local secs=$1 seed seeds f=/sys/kernel/debug/rust_wq/torture m rc hits name
+	read -ra seeds <<<"${RUST_WQ_TORTURE_SEEDS:-$(od -An -N12 -tu4 /dev/urandom)}"
+	for seed in "${seeds[@]}"; do
+		name="rust_wq_torture seed=$seed ${secs}s"
+		if [ ! -w "$f" ]; then
+			result "not ok" "$name" "$f is missing (debugfs not mounted, or the module not loaded)"
+			continue
+		fi
+		# Each seed's own *_ONCE warnings: re-armed (an earlier seed's would
+		# otherwise keep them silent and its dmesg_clean would pass blind).
+		echo 1 2>/dev/null >/sys/kernel/debug/clear_warn_once
+		m="rust_wq-torture-marker $seed $(date +%s%N)"
+		echo "$m" >/dev/kmsg
+		info "torture: seed $seed for $secs s"
+		rc=0
+		run_limited $((secs + 120)) sh -c "echo '$seed $secs' >$f" || rc=$?
+		if [ $rc -eq 0 ]; then
+			cat /sys/kernel/debug/rust_wq/torture_result >"$out/torture.ktap"
+			sed 's/^/[guest]   /' "$out/torture.ktap"
+			subtest "$name" "$out/torture.ktap"
+		else
+			result "not ok" "$name" "$([ $rc -eq 124 ] && echo "timed out after $((secs + 120)) s" || echo "the write failed (status $rc)")"
+			diag <"$run_out"
+			[ -f "$run_out.hang" ] && diag <"$run_out.hang"
+		fi
+		if hits="$(log_since "$m" | bash "$repo/scripts/dmesg-scan.sh" 2>&1)"; then
+			result ok "$name dmesg_clean"
+		else
+			result "not ok" "$name dmesg_clean"
+			diag "$hits"
+		fi
+	done
+}
+
 # check and stress: the stages.  Stress scenarios: $1 (mode), then their lists.
 mode_tests() {
 	local limit="${RUST_WQ_TEST_TIMEOUT:-180}" why seed=() stress=() loaded=0
@@ -356,12 +397,14 @@ mode_tests() {
 		run_binary "rust_wq_stress concurrency failslab failnth hotplug" "$limit" \
 			"$bin/rust_wq_stress" "${seed[@]}" concurrency failslab failnth hotplug
 		armed_until 10
+		torture_runs "${RUST_WQ_TORTURE_SECS:-6}"
 	elif [ $loaded = 1 ]; then
 		local scenarios
 		read -ra scenarios <<<"${RUST_WQ_STRESS_SCENARIOS:-permissions fuzz concurrency failslab failnth hotplug}"
 		run_binary "rust_wq_stress ${scenarios[*]}" "$limit" "$bin/rust_wq_stress" \
 			"${stress[@]}" "${seed[@]}" "${scenarios[@]}"
 		armed_until 60
+		torture_runs "${RUST_WQ_TORTURE_SECS:-120}"
 	else
 		result "not ok" rust_wq_stress "not run: insmod failed"
 	fi

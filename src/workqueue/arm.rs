@@ -41,6 +41,14 @@ impl<P> ArmError<P> {
             Self::Offline(_) => ENODEV,
         }
     }
+
+    /// Returns the pointer that was not queued.
+    pub(crate) fn into_inner(self) -> P {
+        match self {
+            Self::Refused(e) => e.into_inner(),
+            Self::Offline(p) => p,
+        }
+    }
 }
 
 impl<T, const ID: u64> DelayedWork<T, ID>
