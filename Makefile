@@ -15,6 +15,11 @@
 #   make bench    Rust vs. its C twin, every operation, on a release-config
 #                 kernel built on first use (scripts/harness.py bench)
 #   make stress   the long reliability runs, one KTAP report
+#   make check-debian  build for Debian's stock 7.3 kernel (its packages,
+#                 its rustc and bindgen), boot it unmodified, run the
+#                 end-to-end suite and the demo there (scripts/debian.sh)
+#   make install-debian  on Debian running that kernel: build for it,
+#                 install into /lib/modules/$(uname -r)/updates, depmod
 #   make clean
 #
 # KDIR: a Rust-enabled kernel build tree.  Default: the cached tree built by
@@ -43,7 +48,7 @@ RUSTFMT_CONFIG = $(firstword $(wildcard $(KDIR)/.rustfmt.toml $(KDIR)/source/.ru
 
 .PHONY: all setup module user wqctl abi-check test-host run check lint \
 	lint-rustfmt lint-clippy lint-cargo-fmt lint-cargo-clippy lint-scripts vm bench stress \
-	rust-analyzer clean help kdir-check compile-fail
+	rust-analyzer clean help kdir-check compile-fail check-debian install-debian
 
 all: module user
 
@@ -133,6 +138,14 @@ stress:
 	@$(MAKE) --no-print-directory module user
 	@KDIR="$(KDIR)" python3 scripts/harness.py stress
 
+# Debian's stock kernel: scripts/debian.sh prepares its own tree and builds
+# the module in build/debian-<release>/ (KDIR is not used).
+check-debian:
+	@python3 scripts/debian-check.py
+
+install-debian:
+	@bash scripts/debian.sh install
+
 # rust-project.json for editors (rust-analyzer).
 rust-analyzer: $(SETUP_DEP)
 	@$(TOOLCHAIN) $(KBUILD) rust-analyzer
@@ -144,4 +157,4 @@ clean:
 	@if [ -f $(CARGO_MANIFEST) ]; then $(TOOLCHAIN) cargo clean --manifest-path $(CARGO_MANIFEST); fi
 
 help:
-	@sed -n '6,19p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '6,24p' Makefile | sed 's/^# \{0,1\}//'
