@@ -1,7 +1,7 @@
 //! Fault injection on single calls: BENCH and ENQUEUE with failing allocations.
 
 use super::{child_open, fork, stats_tuple};
-use crate::{diag, fail, skip, unavailable, Checker, Ctx, Must, Outcome, TestResult};
+use crate::{diag, fail, unavailable, Checker, Ctx, Must, Outcome, TestResult};
 use libc::ENOMEM;
 use std::time::Duration;
 use wqctl::abi::*;
