@@ -307,6 +307,9 @@ step_build() {
 	(cd "$RUST_WQ_ROOT" && find src bench include -type f \( -name '*.rs' -o -name '*.c' -o -name '*.h' \) -print0 |
 		xargs -0 cp --parents -p -t "$KODIR")
 	cp -p "$RUST_WQ_ROOT/Kbuild" "$RUST_WQ_ROOT/rust_wq.rs" "$KODIR/"
+	# The crate is compiled every time (about 5 s), so that the warning count
+	# below is this build's, not an empty log's (cp -p keeps the sources' times).
+	rm -f "$KODIR/rust_wq.o"
 	log "building rust_wq.ko and rust_wq_ctwin.ko for $KREL in $KODIR (rustc $RUST_TOOLCHAIN)"
 	make -C "$B" M="$KODIR" modules >"$KODIR/build.log" 2>&1 || rc=$?
 	# The Rust exports' names do not depend on this variable for the module
@@ -319,7 +322,9 @@ step_build() {
 		tail -n 40 "$KODIR/build.log" >&2
 		die "the module build failed, see $KODIR/build.log"
 	fi
-	warn="$(grep -c '^warning' "$KODIR/build.log" || true)"
+	# rustc's "warning: ..." (not its "warning: N warnings emitted" summary)
+	# and gcc's "file:line:col: warning: ...".
+	warn="$(grep -E '^warning|: warning:' "$KODIR/build.log" | grep -cvE '^warning: [0-9]+ warnings? emitted' || true)"
 	log "guard (symbols): modpost resolved every symbol of rust_wq.ko and rust_wq_ctwin.ko against the stock Module.symvers ($(grep -c . "$B/Module.symvers") symbols); build warnings: $warn (see $KODIR/build.log)"
 	stock_ko="$(find "$MODDIR/kernel" -name '*.ko*' -print -quit)"
 	want="$(modinfo -F vermagic "$stock_ko")"
