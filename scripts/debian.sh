@@ -242,7 +242,7 @@ step_prepare() {
 	[ "$(cat "$B/.rust_wq-prepared" 2>/dev/null)" = "$fp" ] && [ -f "$B/Module.symvers" ] && return 0
 	rm -rf "$B"
 	mkdir -p "$B"
-	log "preparing the build tree $B (rustc $RUST_TOOLCHAIN, $("$BINDGEN" --version 2>&1), pahole $("$PAHOLE" --version))"
+	log "preparing the build tree $B (rustc $RUST_TOOLCHAIN, $("$BINDGEN" --version 2>&1), pahole $([ -n "$PAHOLE" ] && "$PAHOLE" --version || echo missing))"
 	cp "$STOCK_CONFIG" "$B/.config"
 	kmake -s olddefconfig >"$B/olddefconfig.log" 2>&1 || { cat "$B/olddefconfig.log" >&2; die "olddefconfig failed"; }
 	guard_config
