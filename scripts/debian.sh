@@ -309,7 +309,8 @@ step_build() {
 	cp -p "$RUST_WQ_ROOT/Kbuild" "$RUST_WQ_ROOT/rust_wq.rs" "$KODIR/"
 	# The crate is compiled every time (about 5 s), so that the warning count
 	# below is this build's, not an empty log's (cp -p keeps the sources' times).
-	rm -f "$KODIR/rust_wq.o"
+	# A failed build must not leave the last good .ko for `layout` or `install`.
+	rm -f "$KODIR/rust_wq.o" "$KODIR"/*.ko
 	log "building rust_wq.ko and rust_wq_ctwin.ko for $KREL in $KODIR (rustc $RUST_TOOLCHAIN)"
 	make -C "$B" M="$KODIR" modules >"$KODIR/build.log" 2>&1 || rc=$?
 	# The Rust exports' names do not depend on this variable for the module
