@@ -301,16 +301,17 @@ step_build() {
 		die "$B/Module.symvers is not the stock one: modpost would not check against the stock kernel"
 	# A copy of the sources (kbuild's M= writes its outputs beside them; the
 	# clone's own build for the debug kernel stays as it is).
-	local d f rc=0 warn got want stock_ko
+	local f rc=0 warn got want stock_ko
+	# Built from nothing every time (about 5 s): an object kept from a build
+	# against another tree can look newer than the headers of this one (it
+	# happened: a .mod.o with another task_struct, caught by the layout
+	# guard); the warning count below is then this build's; and a failed
+	# build leaves no older .ko for `layout` or `install`.
+	rm -rf "${KODIR:?}"
 	mkdir -p "$KODIR"
-	for d in src bench include; do rm -rf "${KODIR:?}/$d"; done
 	(cd "$RUST_WQ_ROOT" && find src bench include -type f \( -name '*.rs' -o -name '*.c' -o -name '*.h' \) -print0 |
 		xargs -0 cp --parents -p -t "$KODIR")
 	cp -p "$RUST_WQ_ROOT/Kbuild" "$RUST_WQ_ROOT/rust_wq.rs" "$KODIR/"
-	# The crate is compiled every time (about 5 s), so that the warning count
-	# below is this build's, not an empty log's (cp -p keeps the sources' times).
-	# A failed build must not leave the last good .ko for `layout` or `install`.
-	rm -f "$KODIR/rust_wq.o" "$KODIR"/*.ko
 	log "building rust_wq.ko and rust_wq_ctwin.ko for $KREL in $KODIR (rustc $RUST_TOOLCHAIN)"
 	make -C "$B" M="$KODIR" modules >"$KODIR/build.log" 2>&1 || rc=$?
 	# The Rust exports' names do not depend on this variable for the module
