@@ -246,7 +246,7 @@ step_prepare() {
 	cp "$STOCK_CONFIG" "$B/.config"
 	kmake -s olddefconfig >"$B/olddefconfig.log" 2>&1 || { cat "$B/olddefconfig.log" >&2; die "olddefconfig failed"; }
 	guard_config
-	log "modules_prepare (about a minute on 2 cores; log: $B/prepare.log)"
+	log "modules_prepare (about 1-2 minutes on 2 cores, longer under load; log: $B/prepare.log)"
 	local t0=$SECONDS
 	kmake -j"$(nproc)" modules_prepare >"$B/prepare.log" 2>&1 ||
 		{ tail -n 30 "$B/prepare.log" >&2; die "modules_prepare failed, see $B/prepare.log"; }
