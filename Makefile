@@ -21,6 +21,11 @@
 #                 must report) from the code; review its diff
 #   make check-arm64  build the module for arm64 (cross gcc, rustc's aarch64
 #                 target) against a minimal arm64 tree prepared on first use
+#   make check-debian  build for Debian's stock 7.3 kernel (its packages,
+#                 its rustc and bindgen), boot it unmodified, run the
+#                 end-to-end suite and the demo there (scripts/debian.sh)
+#   make install-debian  on Debian running that kernel: build for it,
+#                 install into /lib/modules/$(uname -r)/updates, depmod
 #   make clean
 #
 # KDIR: a Rust-enabled kernel build tree.  Default: the cached tree built by
@@ -49,7 +54,8 @@ RUSTFMT_CONFIG = $(firstword $(wildcard $(KDIR)/.rustfmt.toml $(KDIR)/source/.ru
 
 .PHONY: all setup module user wqctl abi-check test-host run check lint \
 	lint-rustfmt lint-clippy lint-cargo-fmt lint-cargo-clippy lint-scripts vm bench stress \
-	rust-analyzer clean help kdir-check compile-fail inventory mutants check-arm64
+	rust-analyzer clean help kdir-check compile-fail inventory mutants check-arm64 \
+	check-debian install-debian
 
 all: module user
 
@@ -180,6 +186,13 @@ check-arm64:
 
 # What modpost says about the missing vmlinux symbol list (see above).
 ARM64_MODPOST_NOISE = ^WARNING: modpost: .*undefined!$$|unresolved symbol warnings|Module.symvers is missing|may not have dependencies|many unresolved symbol|KBUILD_MODPOST_WARN=1 to turn|want to proceed at your own risk
+# Debian's stock kernel: scripts/debian.sh prepares its own tree and builds
+# the module in build/debian-<release>/ (KDIR is not used).
+check-debian:
+	@python3 scripts/debian-check.py
+
+install-debian:
+	@bash scripts/debian.sh install
 
 # rust-project.json for editors (rust-analyzer).
 rust-analyzer: $(SETUP_DEP)
@@ -192,4 +205,4 @@ clean:
 	@if [ -f $(CARGO_MANIFEST) ]; then $(TOOLCHAIN) cargo clean --manifest-path $(CARGO_MANIFEST); fi
 
 help:
-	@sed -n '6,25p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '6,30p' Makefile | sed 's/^# \{0,1\}//'

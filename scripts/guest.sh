@@ -93,6 +93,8 @@ kunit_suites() {
 			f && /^(not )?ok / && ++k == n { exit }' >"$out/kunit.out"
 	if [ -s "$out/kunit.out" ]; then
 		subtest rust_wq "$out/kunit.out"
+	elif [ ! -d /sys/module/kunit ]; then
+		not_available rust_wq kunit "the kernel has no KUnit (CONFIG_KUNIT): the module's suites are compiled out"
 	else
 		result "not ok" rust_wq "no KUnit KTAP in the kernel log after insmod"
 	fi

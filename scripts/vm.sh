@@ -6,6 +6,11 @@
 #   COMMAND          run it in the guest (as root, cwd = the repo) and exit
 #                    with its exit status; without COMMAND: an interactive shell
 #   --kdir DIR       kernel build tree (default: $KDIR or the cached tree)
+#   --image FILE     boot this kernel image instead of DIR's bzImage (a distro
+#                    vmlinuz: vng finds its modules in the lib/modules/<release>
+#                    directory it sits in; needs --busybox)
+#   --busybox FILE   a static busybox, for the initramfs vng builds for a
+#                    distro kernel
 #   --cpus N         guest CPUs (default 4)
 #   --memory SIZE    guest memory (default 2G)
 #   --timeout S      kill the VM after S seconds (default $RUST_WQ_VM_TIMEOUT
@@ -31,6 +36,7 @@
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 kdir="${KDIR:-$KBUILD_DIR_DEFAULT}"
+image=""
 cpus=4
 memory=2G
 vm_timeout="${RUST_WQ_VM_TIMEOUT:-600}"
@@ -41,6 +47,8 @@ edu=1
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--kdir) kdir="$2"; shift 2 ;;
+	--image) image="$2"; shift 2 ;;
+	--busybox) extra+=(--busybox "$2"); shift 2 ;;
 	--cpus) cpus="$2"; shift 2 ;;
 	--memory) memory="$2"; shift 2 ;;
 	--timeout) vm_timeout="$2"; shift 2 ;;
@@ -56,8 +64,12 @@ while [ $# -gt 0 ]; do
 	esac
 done
 
-[ -f "$kdir/arch/x86/boot/bzImage" ] ||
-	die "no kernel image in $kdir (run 'make setup', or pass KDIR=/path/to/a/built/tree)"
+if [ -z "$image" ]; then
+	image="$kdir/arch/x86/boot/bzImage"
+	[ -f "$image" ] ||
+		die "no kernel image in $kdir (run 'make setup', or pass KDIR=/path/to/a/built/tree)"
+fi
+[ -f "$image" ] || die "no kernel image $image"
 toolchain_env
 command -v vng >/dev/null || die "vng not found (run 'make setup')"
 
@@ -82,7 +94,7 @@ kvm_works() {
 	if [ -r /dev/kvm ] && [ -w /dev/kvm ] && command -v qemu-system-x86_64 >/dev/null; then
 		out="$(timeout -k 2 20 qemu-system-x86_64 -enable-kvm -cpu host -m 256 -smp 1 \
 			-nographic -no-reboot -nodefaults -serial stdio \
-			-kernel "$kdir/arch/x86/boot/bzImage" \
+			-kernel "$image" \
 			-append "console=ttyS0 earlyprintk=serial panic=-1 root=/dev/nonexistent" \
 			</dev/null 2>&1 | head -c 65536 || true)"
 		grep -q 'Linux version' <<<"$out" && verdict=yes
@@ -94,7 +106,8 @@ kvm_works() {
 
 # A large log buffer: the tests scan the kernel log after a marker, which must
 # not be overwritten by a chatty run.
-args=(--run "$kdir" --cpus "$cpus" --memory "$memory" --user root --cwd "$RUST_WQ_ROOT"
+[ "$image" = "$kdir/arch/x86/boot/bzImage" ] && run="$kdir" || run="$image"
+args=(--run "$run" --cpus "$cpus" --memory "$memory" --user root --cwd "$RUST_WQ_ROOT"
 	--append log_buf_len=4M)
 if ! kvm_works; then
 	args+=(--disable-kvm)
