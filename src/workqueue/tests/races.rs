@@ -176,6 +176,39 @@ mod tests {
         Ok(())
     }
 
+    /// Found by the torture run (with the P3 race on, so unconfirmed there): `drain()` re-timed
+    /// each armed item to fire now with `mod_delayed_work_on(.., 0)` after checking
+    /// `is_pending()`. A timer that fires between the check and the call lets the item start (C
+    /// clears PENDING when it does), and the call then queues the item once more, with no
+    /// pointer behind it: it runs twice and gives one pointer back twice.
+    #[test]
+    fn drain_while_timers_fire_runs_each_item_once() -> Result {
+        static DROPS: AtomicU32 = AtomicU32::new(0);
+        const N: usize = 256;
+        const ROUNDS: u32 = 40;
+        for _ in 0..ROUNDS {
+            DROPS.store(0, SeqCst);
+            let mut q = OwnedQueue::builder()
+                .unbound()
+                .build(fmt!("rust_wq_t_drain"))?;
+            let mut items = KVec::with_capacity(N, GFP_KERNEL)?;
+            for _ in 0..N {
+                items.push(d(&DROPS, 0)?, GFP_KERNEL)?;
+            }
+            // Timers that expire over the next few jiffies, so that some fire during the drain.
+            for (i, it) in items.iter().enumerate() {
+                let _ = q.enqueue_delayed(it.clone(), Delay::from_jiffies((i % 4 + 1) as kernel::time::Jiffies));
+            }
+            q.drain();
+            let wrong = items.iter().filter(|it| it.runs.load(SeqCst) != 1).count();
+            drop(q);
+            drop(items);
+            assert_eq!(wrong, 0);
+            assert_eq!(DROPS.load(SeqCst), N as u32);
+        }
+        Ok(())
+    }
+
     /// P4: a work item on a `WQ_MEM_RECLAIM` queue cancels a delayed sibling that is running
     /// (a) on a queue without `WQ_MEM_RECLAIM`, (b) on the same rescuer queue. Waiting with
     /// `flush_work()` gave C's "WQ_MEM_RECLAIM .. is flushing !WQ_MEM_RECLAIM" WARN, and
