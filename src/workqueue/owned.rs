@@ -214,14 +214,23 @@ impl OwnedQueue {
             kernel::sync::rcu::rcu_barrier();
         }
         inner.armed.drain_with(|node| {
-            if node.is_pending() {
-                // SAFETY: The item is pending and was aimed at this queue (its link is current),
-                // so `dwork->wq`/`cpu` name this queue; re-timing to 0 queues it now and the
-                // queue keeps its pointer. Does not sleep.
-                unsafe {
-                    let d = node.dwork();
-                    bindings::mod_delayed_work_on((*d).cpu, (*d).wq, d, 0)
-                };
+            // Fire each armed timer now, as C's `flush_delayed_work()` does (without its wait):
+            // only a successful `timer_delete()` makes the timer's pending state ours, and then
+            // the item is queued as its timer would have queued it. Reading `is_pending()` and
+            // then re-timing with `mod_delayed_work_on()` raced with a timer that fired in
+            // between: the item started (C clears PENDING), and the re-timing queued it once
+            // more with no pointer behind it (a pointer given back twice).
+            //
+            // SAFETY: `node` is linked on this queue's list, which we hold locked, so it is
+            // alive, initialised, and aimed at this queue (`dwork->wq`/`cpu` name it). The list
+            // lock keeps interrupts off, which `delayed_work_timer_fn()` requires (it is the
+            // item's timer function, `TIMER_IRQSAFE`). Neither call sleeps. A timer that was not
+            // pending (already fired or running) is left alone: `drain_workqueue` waits for it.
+            unsafe {
+                let timer = core::ptr::addr_of_mut!((*node.dwork()).timer);
+                if bindings::timer_delete(timer) != 0 {
+                    bindings::delayed_work_timer_fn(timer);
+                }
             }
             false
         });
