@@ -118,6 +118,13 @@ const IRQ_OPS: [(Op, u32); 8] = [
 ];
 
 pub(super) const NR_SLOTS: usize = 4;
+/// Queue drops a run may make at once, and then per second: each queue made registers lockdep
+/// classes and chains (its completion map), and `make stress` (three 120 s runs in one boot,
+/// about 200 queues a second unbounded) filled lockdep's chain table ("BUG:
+/// MAX_LOCKDEP_CHAINS too low!", lockdep off for the rest of the boot) in its second run. The
+/// burst keeps the first seconds, where the races with drops are found, as busy as before.
+const DROP_BURST: u64 = 1500;
+const DROPS_PER_SEC: u64 = 25;
 pub(super) const NR_PITEMS: usize = 12;
 pub(super) const NR_DITEMS: usize = 32;
 
@@ -578,6 +585,10 @@ impl Shared {
             }
             // Mapped to `FlushQueue` above (see `RACE_DRAIN`).
             Op::Drain => {}
+            // Over the budget (see `DROP_BURST`): the same wait as a drop, without the queue.
+            Op::DropQueue if !self.may_drop_queue() => {
+                self.with_queue_task(slot, |q| q.q.flush());
+            }
             Op::DropQueue => {
                 self.drop_queue(slot);
                 if let Err(e) = self.refill(slot) {
@@ -588,6 +599,13 @@ impl Shared {
                 }
             }
         }
+    }
+
+    /// Whether the run's queue-drop budget allows one more (see [`DROP_BURST`]).
+    fn may_drop_queue(&self) -> bool {
+        let secs = u64::try_from(crate::kthread::ktime_ns() - self.start_ns).unwrap_or(0)
+            / 1_000_000_000;
+        self.queues_dropped.load(SeqCst) < DROP_BURST + DROPS_PER_SEC * secs
     }
 
     /// `cancel_sync()` of a random system item, from the reclaim worker (`Ctx::Worker`).
