@@ -112,8 +112,9 @@ def boot(krel, version, res):
     kdir, kodir = debian("kdir"), debian("kodir")
     out = os.path.join(res, "guest")
     os.makedirs(out)
-    require = harness.required_features(kdir)
-    kargs = harness.vm_kernel_args(kdir)
+    require, kargs = harness.lib_sh("required_features", kdir), harness.lib_sh("vm_kernel_args", kdir)
+    if require is None or kargs is None:
+        return harness.not_booted(GUEST_STAGES, "scripts/lib.sh could not read the prepared tree's .config")
     timeout = int(os.environ.get("RUST_WQ_DEBIAN_VM_TIMEOUT", 900))
     image = debian("image")
     harness.progress(f"VM: booting the stock {image} (timeout {timeout} s; required: {require or 'none'}; "
