@@ -19,6 +19,7 @@ Environment: RUST_WQ_DEBIAN_VM_TIMEOUT (seconds, default 900), and scripts/debia
 """
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -54,6 +55,18 @@ def demo_stage(out):
     return s
 
 
+def warnings_result(build):
+    """The module built with the stock rustc (and without KUnit, which the stock kernel lacks) is
+    warning-free, as with the project's own toolchain (README "Minimum Rust, and builds without
+    KUnit"): rustc's "warning..." lines but its "N warnings emitted" summary, and gcc's."""
+    log = os.path.join(debian("kodir"), "build.log")
+    lines = open(log, errors="replace").read().splitlines()
+    warn = [x for x in lines if (x.startswith("warning") or ": warning:" in x)
+            and not re.match(r"warning: [0-9]+ warnings? emitted", x)]
+    return build.result(not warn, "build_warnings", f"{len(warn)} compiler warnings, see {log}" if warn else "",
+                        warn[:20])
+
+
 def main():
     res = os.path.join(ROOT, "results", "debian")
     shutil.rmtree(res, ignore_errors=True)
@@ -82,6 +95,8 @@ def main():
         if not step(what, ["bash", "scripts/debian.sh", what]):
             built = False
             break
+        if what == "build":
+            warnings_result(build)
     built = all([built, step("wqctl", mk + ["wqctl"]), step("abi_check", mk + ["abi-check"])])
 
     if not built:
@@ -97,8 +112,9 @@ def boot(krel, version, res):
     kdir, kodir = debian("kdir"), debian("kodir")
     out = os.path.join(res, "guest")
     os.makedirs(out)
-    require = harness.required_features(kdir)
-    kargs = harness.vm_kernel_args(kdir)
+    require, kargs = harness.lib_sh("required_features", kdir), harness.lib_sh("vm_kernel_args", kdir)
+    if require is None or kargs is None:
+        return harness.not_booted(GUEST_STAGES, "scripts/lib.sh could not read the prepared tree's .config")
     timeout = int(os.environ.get("RUST_WQ_DEBIAN_VM_TIMEOUT", 900))
     image = debian("image")
     harness.progress(f"VM: booting the stock {image} (timeout {timeout} s; required: {require or 'none'}; "

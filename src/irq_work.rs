@@ -234,5 +234,6 @@ where
     r.ok_or(EBUSY)
 }
 
+#[cfg(CONFIG_KUNIT)]
 #[path = "irq_work/layer_tests.rs"]
 mod layer_tests;

@@ -34,6 +34,15 @@
 //! macros name that path), and link `workqueue/helpers.o` into the module (Kbuild:
 //! `<module>-y += .../workqueue/helpers.o`).
 //!
+//! Without `CONFIG_KUNIT` the suites (`tests.rs`, `tests/`) and the test-only introspection
+//! (`armed`, `armed_check`, the CPU-hotplug helpers) are not compiled. Parts of the API that
+//! only the suites use in this module (the rest of the module does not need, say, [`RcuWork`]
+//! or [`scope`]) stay compiled for other users of the layer and carry
+//! `#[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]` (or
+//! `unused_imports`, `unused_macros`) on the items the suites call: `expect`, not `allow`, so
+//! that the compiler says so when the module starts using one, and the items they reach count
+//! as used.
+//!
 //! C header: [`include/linux/workqueue.h`](srctree/include/linux/workqueue.h)
 
 #[path = "workqueue/arm.rs"]
@@ -83,17 +92,26 @@ mod system;
 #[path = "workqueue/work.rs"]
 mod work;
 
+// The suites and what they share exist only with KUnit (`kunit_tests` compiles a suite away
+// without it, and its helpers would be dead code).
+#[cfg(CONFIG_KUNIT)]
 #[path = "workqueue/tests.rs"]
 pub(crate) mod tests;
 
 pub(crate) use bh::BhWorkItem;
 pub(crate) use builder::MAX_ACTIVE;
+#[cfg_attr(
+    not(CONFIG_KUNIT),
+    expect(unused_imports, reason = "used by KUnit only")
+)]
 pub(crate) use control::NodeError;
 pub(crate) use cpu::CpuId;
-pub(crate) use delay::{
-    jiffies,
-    Delay, //
-};
+#[cfg_attr(
+    not(CONFIG_KUNIT),
+    expect(unused_imports, reason = "used by KUnit only")
+)]
+pub(crate) use delay::jiffies;
+pub(crate) use delay::Delay;
 pub(crate) use delayed::{
     impl_has_delayed_work,
     new_delayed_work,
@@ -105,12 +123,20 @@ pub(crate) use field::{
     impl_has_work_field,
     HasWorkField, //
 };
+#[cfg_attr(
+    not(CONFIG_KUNIT),
+    expect(unused_imports, reason = "used by KUnit only")
+)]
 pub(crate) use on_cpu::work_on_cpu;
 pub(crate) use owned::{
     OwnedQueue,
     ReapOnDrop, //
 };
 pub(crate) use queue::Queue;
+#[cfg_attr(
+    not(CONFIG_KUNIT),
+    expect(unused_imports, reason = "used by KUnit only")
+)]
 pub(crate) use rcu::{
     impl_has_rcu_work,
     new_rcu_work,
@@ -118,7 +144,15 @@ pub(crate) use rcu::{
     RcuWork,
     RcuWorkItem, //
 };
+#[cfg_attr(
+    not(CONFIG_KUNIT),
+    expect(unused_imports, reason = "used by KUnit only")
+)]
 pub(crate) use scoped::scope;
+#[cfg_attr(
+    not(CONFIG_KUNIT),
+    expect(unused_imports, reason = "used by KUnit only")
+)]
 pub(crate) use static_delayed::{
     declare_delayed_work,
     StaticDelayedWork, //
@@ -129,14 +163,20 @@ pub(crate) use static_work::{
 };
 pub(crate) use system::{
     system_bh,
-    system_bh_highpri,
     system_dfl,
+    system_percpu, //
+};
+#[cfg_attr(
+    not(CONFIG_KUNIT),
+    expect(unused_imports, reason = "used by KUnit only")
+)]
+pub(crate) use system::{
+    system_bh_highpri,
     system_dfl_long,
     system_freezable,
     system_freezable_power_efficient,
     system_highpri,
     system_long,
-    system_percpu,
     system_power_efficient, //
 };
 pub(crate) use work::{

@@ -177,6 +177,7 @@ impl ArmedList {
     }
 
     /// The number of items linked on this list right now.
+    #[cfg(CONFIG_KUNIT)]
     fn len(&self) -> usize {
         self.head.lock().len
     }
@@ -226,6 +227,7 @@ impl ArmedLists {
     /// node's `prev` is the node before it, and the number of nodes reached is the list's
     /// length. For tests and the torture runner; returns the number of nodes reached, or
     /// `None` on the first inconsistency.
+    #[cfg(CONFIG_KUNIT)]
     pub(crate) fn check(&self) -> Option<usize> {
         let mut total = 0;
         for list in self.lists.iter() {
@@ -252,6 +254,7 @@ impl ArmedLists {
     }
 
     /// How many items are linked right now (a snapshot, for tests and statistics).
+    #[cfg(CONFIG_KUNIT)]
     pub(crate) fn len(&self) -> usize {
         self.lists.iter().map(|l| l.len()).sum()
     }

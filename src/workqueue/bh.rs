@@ -82,6 +82,7 @@ impl BhOwnedQueue {
     }
 
     /// Waits until every item queued before the call has run (`flush_workqueue()`). Sleeps.
+    #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
     pub(crate) fn flush(&self) {
         kernel::task::might_sleep();
         // SAFETY: The queue is valid (type invariant); we may sleep.

@@ -110,11 +110,13 @@ impl KindChooser {
     }
 
     /// A power-efficient queue (`WQ_PERCPU | WQ_POWER_EFFICIENT`).
+    #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
     pub(crate) fn power_efficient(self) -> Builder<kind::PowerEfficient> {
         self.with()
     }
 
     /// A bottom-half queue (`WQ_BH`); it accepts only items marked `BhWorkItem`.
+    #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
     pub(crate) fn bh(self) -> Builder<kind::Bh> {
         self.with()
     }
@@ -148,11 +150,13 @@ impl<K: Kind> Builder<K> {
     }
 
     /// Items run at high priority (`WQ_HIGHPRI`).
+    #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
     pub(crate) fn highpri(self) -> Self {
         self.set(bindings::wq_flags_WQ_HIGHPRI)
     }
 
     /// The C flags this builder passes to `alloc_workqueue()`.
+    #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
     pub(crate) fn raw_flags(&self) -> u32 {
         self.flags
     }
@@ -191,6 +195,7 @@ impl<K: Sleeping> Builder<K> {
     }
 
     /// The queue is frozen during system suspend (`WQ_FREEZABLE`).
+    #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
     pub(crate) fn freezable(self) -> Self {
         self.set(bindings::wq_flags_WQ_FREEZABLE)
     }
@@ -219,6 +224,7 @@ impl<K: Sysfs> Builder<K> {
 impl<K: Concurrent> Builder<K> {
     /// Items are CPU-intensive and do not hold back concurrency management
     /// (`WQ_CPU_INTENSIVE`).
+    #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
     pub(crate) fn cpu_intensive(self) -> Self {
         self.set(bindings::wq_flags_WQ_CPU_INTENSIVE)
     }
@@ -243,6 +249,7 @@ impl Builder<kind::Ordered> {
 
 impl Builder<kind::Bh> {
     /// Allocates the BH queue (items run in softirq context).
+    #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
     pub(crate) fn build(self, name: fmt::Arguments<'_>) -> Result<BhOwnedQueue> {
         let wq = self.alloc(name)?;
         // SAFETY: `wq` was just allocated with `WQ_BH` and is ours.
@@ -259,6 +266,7 @@ impl OwnedQueue {
     /// C's `create_workqueue(name)`: per-CPU, `WQ_MEM_RECLAIM`, one item at a time per CPU,
     /// and C's `__WQ_LEGACY` (`include/linux/workqueue.h:603`): its items may flush items of
     /// queues without `WQ_MEM_RECLAIM` (`check_flush_dependency()` exempts legacy queues).
+    #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
     pub(crate) fn create(name: fmt::Arguments<'_>) -> Result<Self> {
         Self::builder()
             .percpu()
@@ -270,6 +278,7 @@ impl OwnedQueue {
 
     /// C's `create_singlethread_workqueue(name)`: ordered, `WQ_MEM_RECLAIM`, `__WQ_LEGACY`
     /// (as [`OwnedQueue::create`]).
+    #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
     pub(crate) fn create_singlethread(name: fmt::Arguments<'_>) -> Result<Self> {
         Self::builder()
             .ordered()

@@ -30,6 +30,10 @@
 
 use super::helpers;
 
+#[cfg_attr(
+    not(CONFIG_KUNIT),
+    expect(unused_imports, reason = "used by KUnit only")
+)]
 pub(crate) use super::control::set_worker_desc;
 
 /// Returns whether the caller is a workqueue worker running an item, in task context.

@@ -50,6 +50,7 @@ pub(crate) enum NodeError<P> {
 
 impl<P> NodeError<P> {
     /// Returns the pointer that was not queued.
+    #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
     pub(crate) fn into_inner(self) -> P {
         match self {
             Self::Refused(e) => e.into_inner(),
@@ -58,6 +59,7 @@ impl<P> NodeError<P> {
     }
 
     /// The errno: `EBUSY` (pending), `EPERM` (disabled) or `EINVAL` (not an unbound queue).
+    #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
     pub(crate) fn to_errno(&self) -> Error {
         match self {
             Self::Refused(e) => e.to_errno(),
@@ -74,6 +76,7 @@ impl OwnedQueue {
     /// [`EINVAL`] for `n` outside `1..=`[`MAX_ACTIVE`] (C would clamp and log) and for ordered
     /// queues (C refuses with a `WARN_ON`: an ordered queue runs one item at a time by
     /// definition). BH queues have no such method. Sleeps (takes the queue's mutex).
+    #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
     pub(crate) fn set_max_active(&self, n: u32) -> Result {
         if n == 0 || n > MAX_ACTIVE || self.flags() & bindings::wq_flags___WQ_ORDERED != 0 {
             return Err(EINVAL);
@@ -91,6 +94,7 @@ impl OwnedQueue {
     /// The node is a hint, as in C: `None`, a node that does not exist or one without online
     /// CPUs means "any CPU" (plain `enqueue`). A queue that is not unbound is
     /// [`NodeError::NotUnbound`] (`EINVAL`), with the pointer back. Callable from any context.
+    #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
     pub(crate) fn enqueue_node<P, T, const ID: u64>(
         &self,
         node: Option<u32>,
@@ -139,6 +143,7 @@ impl Queue {
     /// `workqueue_congested()`); `None` is the calling CPU. Advisory: the answer may change at
     /// once. [`EINVAL`] for a CPU that is not possible (C has no per-CPU state for it).
     /// Callable from any context.
+    #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
     pub(crate) fn is_congested(&self, cpu: Option<CpuId>) -> Result<bool> {
         let cpu = match cpu {
             Some(c) if !possible_mask().test(c) => return Err(EINVAL),
@@ -161,6 +166,7 @@ impl Queue {
 /// `Ok(true)`: set; `Ok(false)`: the caller is not a worker thread running an item (a BH item,
 /// or not a work item at all), so there is nothing to describe (C does nothing either).
 /// [`EINVAL`] if the text does not fit in 31 bytes (C would truncate it) or contains a NUL.
+#[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
 pub(crate) fn set_worker_desc(desc: fmt::Arguments<'_>) -> Result<bool> {
     let mut buf = [0u8; DESC_LEN];
     // Leave room for the NUL.

@@ -18,6 +18,7 @@ impl Delay {
     pub(crate) const ZERO: Delay = Delay(0);
 
     /// The largest duration accepted by [`Delay::from_micros`] (about 71 minutes).
+    #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
     pub(crate) const MAX_MICROS: u64 = u32::MAX as u64;
 
     /// A delay of exactly `jiffies` timer ticks (C semantics: may be up to one tick short).
@@ -48,6 +49,7 @@ impl Delay {
 }
 
 /// Returns the kernel tick counter (`jiffies`), the clock that delayed work is timed by.
+#[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
 pub(crate) fn jiffies() -> u64 {
     // SAFETY: `jiffies` is a C global that lives forever and is only ever updated with single
     // word stores; a volatile read sees either the old or the new value.

@@ -413,6 +413,7 @@ where
     }
 
     /// Returns the caller's disable depth (a waiting `cancel_sync()`'s disable is not counted).
+    #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
     pub(crate) fn disable_depth(&self) -> u32 {
         self.raw.track.lock().disabled
     }

@@ -8,12 +8,11 @@
 //! layer calls them, through the safe wrappers in `context.rs` and `raw_spinlock.rs`.
 
 use core::ffi::c_void;
+#[cfg(CONFIG_KUNIT)]
+use kernel::ffi::c_uint;
 use kernel::{
     bindings,
-    ffi::{
-        c_int,
-        c_uint, //
-    },
+    ffi::c_int, //
 };
 
 extern "C" {
@@ -46,15 +45,19 @@ extern "C" {
 
     /// C's `cpus_read_lock()` (for tests: a closure taking the hotplug lock): sleeps; released
     /// with [`rust_wq_cpus_read_unlock`].
+    #[cfg(CONFIG_KUNIT)]
     pub(super) fn rust_wq_cpus_read_lock();
 
     /// C's `cpus_read_unlock()`: the caller holds the read lock.
+    #[cfg(CONFIG_KUNIT)]
     pub(super) fn rust_wq_cpus_read_unlock();
 
     /// C's `remove_cpu()` (for tests): sleeps; 0 or a negative errno (`-EOPNOTSUPP` without
     /// `CONFIG_HOTPLUG_CPU`). `cpu` must be a possible CPU.
+    #[cfg(CONFIG_KUNIT)]
     pub(super) fn rust_wq_remove_cpu(cpu: c_uint) -> c_int;
 
     /// C's `add_cpu()` (for tests): sleeps; 0 or a negative errno. `cpu` must be possible.
+    #[cfg(CONFIG_KUNIT)]
     pub(super) fn rust_wq_add_cpu(cpu: c_uint) -> c_int;
 }

@@ -64,6 +64,7 @@ unsafe extern "C" fn trampoline<F: FnOnce() -> R, R>(arg: *mut c_void) -> c_long
 /// when the item is about to run); `f` is then not called. Sleeps. As in C, the caller must not
 /// hold a lock that `f` takes (it waits for `f`); `f` may take the CPU-hotplug read lock and may
 /// call `work_on_cpu!` itself.
+#[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
 pub(crate) fn work_on_cpu_key<F, R>(cpu: u32, key: Pin<&'static LockClassKey>, f: F) -> Result<R>
 where
     F: FnOnce() -> R + Send,
@@ -106,6 +107,10 @@ where
 /// ```ignore
 /// let total = work_on_cpu!(2, || read_counter_of_this_cpu())?;
 /// ```
+#[cfg_attr(
+    not(CONFIG_KUNIT),
+    expect(unused_macros, reason = "used by KUnit only")
+)]
 macro_rules! work_on_cpu {
     ($cpu:expr, $f:expr) => {
         $crate::workqueue::on_cpu::work_on_cpu_key($cpu, ::kernel::static_lock_class!(), $f)

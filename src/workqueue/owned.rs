@@ -205,6 +205,7 @@ impl OwnedQueue {
     /// queue needs `&self` or a `&Queue` borrowed from it, scoped items included), and C
     /// accepts what the queue's own items queue on it. A timer armed earlier is the other way
     /// in: firing every armed timer first means none fires during the drain.
+    #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
     pub(crate) fn drain(&mut self) {
         kernel::task::might_sleep();
         let inner = self.inner();
@@ -286,6 +287,7 @@ impl OwnedQueue {
     }
 
     /// As [`OwnedQueue::mod_delayed`], on `cpu` (`ENODEV` if offline).
+    #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
     pub(crate) fn mod_delayed_on<P, T, const ID: u64>(
         &self,
         cpu: CpuId,
@@ -301,12 +303,14 @@ impl OwnedQueue {
     }
 
     /// How many items have a timer aimed at this queue right now (a snapshot).
+    #[cfg(CONFIG_KUNIT)]
     pub(crate) fn armed(&self) -> usize {
         self.inner().armed.len()
     }
 
     /// Walks the armed lists and checks their links against their counts (for tests and the
     /// torture runner): the number of items reached, or `None` if the lists are inconsistent.
+    #[cfg(CONFIG_KUNIT)]
     pub(crate) fn armed_check(&self) -> Option<usize> {
         self.inner().armed.check()
     }

@@ -60,6 +60,10 @@ impl<T: HasWorkField<RcuWork<T, ID>>, const ID: u64> HasRcuWork<ID> for T {}
 /// ```ignore
 /// impl_has_rcu_work! { impl HasRcuWork<0> for Node { self.free } }
 /// ```
+#[cfg_attr(
+    not(CONFIG_KUNIT),
+    expect(unused_macros, reason = "used by KUnit only")
+)]
 macro_rules! impl_has_rcu_work {
     (impl HasRcuWork<$id:literal> for $ty:ty { self.$field:ident }) => {
         $crate::workqueue::impl_has_work_field! {
@@ -79,6 +83,10 @@ pub(crate) use impl_has_rcu_work;
 
 /// Creates an [`RcuWork`] initialiser whose lock class is named after the call site:
 /// `new_rcu_work!("Node::free")` (C's `INIT_RCU_WORK()`).
+#[cfg_attr(
+    not(CONFIG_KUNIT),
+    expect(unused_macros, reason = "used by KUnit only")
+)]
 macro_rules! new_rcu_work {
     ($name:literal) => {
         $crate::workqueue::RcuWork::new(::kernel::c_str!($name), ::kernel::static_lock_class!())
@@ -113,6 +121,7 @@ where
     T: RcuWorkItem<ID> + HasRcuWork<ID>,
 {
     /// Creates an RCU work field; use [`new_rcu_work!`].
+    #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
     pub(crate) fn new(name: &'static CStr, key: Pin<&'static LockClassKey>) -> impl PinInit<Self> {
         pin_init!(Self {
             rwork <- Opaque::ffi_init(move |slot: *mut bindings::rcu_work| {
@@ -137,6 +146,7 @@ where
 
     /// Waits until the last queueing of the item has run, grace period included (C's
     /// `flush_rcu_work()`): returns whether there was anything to wait for. Sleeps.
+    #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
     pub(crate) fn flush(&self) -> bool {
         kernel::task::might_sleep();
         // SAFETY: `rwork` is initialised (type invariant); we may sleep.
@@ -144,18 +154,21 @@ where
     }
 
     /// Whether the item is pending: waiting for its grace period, or queued and not started.
+    #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
     pub(crate) fn is_pending(&self) -> bool {
         // SAFETY: `work()` is an initialised `work_struct`, alive for the call.
         unsafe { raw::is_pending(self.work()) }
     }
 
     /// Whether some worker is running the item right now (`work_busy()`). Advisory.
+    #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
     pub(crate) fn is_running(&self) -> bool {
         // SAFETY: As in `is_pending`.
         unsafe { raw::is_running(self.work()) }
     }
 
     /// Whether the calling worker thread is running this item (C's `current_work()`).
+    #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
     pub(crate) fn is_current(&self) -> bool {
         raw::is_current(self.work())
     }
@@ -209,6 +222,7 @@ impl Queue {
     /// Queues an RCU work item to run after a grace period (C's `queue_rcu_work()`), on a queue
     /// that lives forever (a system queue). `Err(Pending(p))` if it was already pending (it
     /// then runs once, possibly before a full grace period from this call). Any context.
+    #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
     pub(crate) fn enqueue_rcu<P, T, const ID: u64>(
         &'static self,
         p: P,
@@ -226,6 +240,7 @@ impl OwnedQueue {
     /// Queues an RCU work item on this queue after a grace period (C's `queue_rcu_work()`).
     /// Dropping the queue waits for the grace period (`rcu_barrier()`) and runs the item.
     /// Any context.
+    #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
     pub(crate) fn enqueue_rcu<P, T, const ID: u64>(&self, p: P) -> Result<(), EnqueueError<P>>
     where
         T: RcuWorkItem<ID, Pointer = P> + HasRcuWork<ID>,

@@ -62,6 +62,7 @@ pub(crate) struct Scope<'scope, 'env: 'scope> {
 ///     // `w` is dropped here: cancelled or waited for.
 /// });
 /// ```
+#[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
 pub(crate) fn scope<'env, R>(f: impl for<'scope> FnOnce(&'scope Scope<'scope, 'env>) -> R) -> R {
     kernel::task::might_sleep();
     let s = Scope {
@@ -99,6 +100,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
     }
 
     /// A scoped work item that calls `f`; pin it (on the stack or in a box) to queue it.
+    #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
     pub(crate) fn work<F>(&'scope self, f: F) -> impl PinInit<ScopedWork<'scope, 'env, F>>
     where
         F: Fn() + Sync + 'scope,
@@ -122,6 +124,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
     }
 
     /// A scoped delayed work item that calls `f`.
+    #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
     pub(crate) fn delayed_work<F>(
         &'scope self,
         f: F,
@@ -192,6 +195,7 @@ impl<'scope, 'env, F: Fn() + Sync + 'scope> ScopedWork<'scope, 'env, F> {
     }
 
     /// Queues the item (C's `queue_work()`); `false` if it was already pending.
+    #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
     pub(crate) fn enqueue(self: Pin<&Self>, queue: &Queue) -> bool {
         self.scope.get();
         // SAFETY: `work` is initialised; the item is pinned and stays valid until it has run or
@@ -206,6 +210,7 @@ impl<'scope, 'env, F: Fn() + Sync + 'scope> ScopedWork<'scope, 'env, F> {
 
     /// Cancels the item if pending, waiting for a running instance (`cancel_work_sync()`).
     /// Returns whether it was pending. Sleeps.
+    #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
     pub(crate) fn cancel_sync(self: Pin<&Self>) -> bool {
         kernel::task::might_sleep();
         // SAFETY: `work` is initialised; we may sleep.
@@ -218,6 +223,7 @@ impl<'scope, 'env, F: Fn() + Sync + 'scope> ScopedWork<'scope, 'env, F> {
     }
 
     /// Waits until the item has run, if queued or running (`flush_work()`). Sleeps.
+    #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
     pub(crate) fn flush(self: Pin<&Self>) -> bool {
         kernel::task::might_sleep();
         // SAFETY: `work` is initialised; we may sleep.
@@ -275,6 +281,7 @@ impl<'scope, 'env, F: Fn() + Sync + 'scope> ScopedDelayedWork<'scope, 'env, F> {
 
     /// Queues the item after `delay` on a queue that outlives the scope
     /// (`queue_delayed_work()`); `false` if it was already pending.
+    #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
     pub(crate) fn enqueue(self: Pin<&Self>, queue: &'env Queue, delay: Delay) -> bool {
         self.scope.get();
         // SAFETY: `dwork` is initialised; the item stays valid until it has run or been
@@ -296,6 +303,7 @@ impl<'scope, 'env, F: Fn() + Sync + 'scope> ScopedDelayedWork<'scope, 'env, F> {
 
     /// Cancels the item if pending (timer armed or queued), waiting for a running instance
     /// (`cancel_delayed_work_sync()`). Returns whether it was pending. Sleeps.
+    #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
     pub(crate) fn cancel_sync(self: Pin<&Self>) -> bool {
         kernel::task::might_sleep();
         // SAFETY: `dwork` is initialised; we may sleep.
@@ -307,6 +315,7 @@ impl<'scope, 'env, F: Fn() + Sync + 'scope> ScopedDelayedWork<'scope, 'env, F> {
     }
 
     /// Whether the item is pending (timer armed, or queued and not started).
+    #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
     pub(crate) fn is_pending(self: Pin<&Self>) -> bool {
         // SAFETY: The `work` inside `dwork` is initialised and alive.
         unsafe { raw::is_pending(core::ptr::addr_of_mut!((*self.dwork.get()).work)) }

@@ -68,6 +68,7 @@ impl StaticDelayedWork {
     ///
     /// The value must be placed in a `static` (its lock-class keys must have static storage).
     #[doc(hidden)]
+    #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
     pub(crate) const unsafe fn new(
         name: &'static CStr,
         timer_name: &'static CStr,
@@ -169,6 +170,7 @@ impl StaticDelayedWork {
     /// Queues the item on `cpu` of `queue` after `delay` (C's `queue_delayed_work_on()`);
     /// `Ok(false)` if it was already pending. [`ENODEV`] if `cpu` is offline (C would warn).
     /// Callable from any context.
+    #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
     pub(crate) fn enqueue_on(
         &'static self,
         cpu: CpuId,
@@ -190,12 +192,14 @@ impl StaticDelayedWork {
 
     /// Queues the item on the system per-CPU queue after `delay` (C's
     /// `schedule_delayed_work()`).
+    #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
     pub(crate) fn schedule(&'static self, delay: Delay) -> bool {
         self.enqueue(system_percpu(), delay)
     }
 
     /// Re-times the item to run `delay` from now on `queue`, queueing it if idle (C's
     /// `mod_delayed_work()`); returns whether it was pending. Callable from any context.
+    #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
     pub(crate) fn mod_delayed(&'static self, queue: &'static Queue, delay: Delay) -> bool {
         // SAFETY: As in `enqueue`.
         unsafe {
@@ -209,6 +213,7 @@ impl StaticDelayedWork {
     }
 
     /// Cancels the item if pending, without waiting (C's `cancel_delayed_work()`). Any context.
+    #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
     pub(crate) fn cancel(&'static self) -> bool {
         // SAFETY: `raw()` is an initialised, static `delayed_work`.
         unsafe { bindings::cancel_delayed_work(self.raw()) }
@@ -216,6 +221,7 @@ impl StaticDelayedWork {
 
     /// Cancels the item if pending and waits if it runs (C's `cancel_delayed_work_sync()`).
     /// Sleeps.
+    #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
     pub(crate) fn cancel_sync(&'static self) -> bool {
         kernel::task::might_sleep();
         // SAFETY: `raw()` is an initialised, static `delayed_work`; we may sleep.
@@ -224,6 +230,7 @@ impl StaticDelayedWork {
 
     /// Fires a pending timer now and waits until the item has run (C's
     /// `flush_delayed_work()`); returns whether there was anything to wait for. Sleeps.
+    #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
     pub(crate) fn flush(&'static self) -> bool {
         kernel::task::might_sleep();
         // SAFETY: `raw()` is an initialised, static `delayed_work`; we may sleep.
@@ -231,18 +238,21 @@ impl StaticDelayedWork {
     }
 
     /// Returns whether the item is pending (timer armed, or queued and not started).
+    #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
     pub(crate) fn is_pending(&'static self) -> bool {
         // SAFETY: `work()` is an initialised, static `work_struct`.
         unsafe { raw::is_pending(self.work()) }
     }
 
     /// Returns whether a worker is running the item right now (`work_busy()`). Advisory.
+    #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
     pub(crate) fn is_running(&'static self) -> bool {
         // SAFETY: `work()` is an initialised, static `work_struct`.
         unsafe { raw::is_running(self.work()) }
     }
 
     /// Returns whether the timer is deferrable (`TIMER_DEFERRABLE`).
+    #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
     pub(crate) fn is_deferrable(&'static self) -> bool {
         let d = self.raw();
         // SAFETY: `d` is an initialised, static `delayed_work`. C changes the CPU bits of
@@ -265,6 +275,10 @@ impl StaticDelayedWork {
 /// POLL.schedule(Delay::from_millis(100)?);
 /// POLL.cancel_sync();
 /// ```
+#[cfg_attr(
+    not(CONFIG_KUNIT),
+    expect(unused_macros, reason = "used by KUnit only")
+)]
 macro_rules! declare_delayed_work {
     ($vis:vis static $name:ident = $func:path) => {
         $crate::workqueue::declare_delayed_work!(@ $vis $name, $func, false);

@@ -110,6 +110,7 @@ impl StaticWork {
     }
 
     /// Cancels the item if pending and waits if running (C's `cancel_work_sync()`). Sleeps.
+    #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
     pub(crate) fn cancel_sync(&'static self) -> bool {
         // C's `cancel_work_sync()` checks `might_sleep()` itself.
         // SAFETY: `raw()` returns an initialised, static `work_struct`; we may sleep.
@@ -117,6 +118,7 @@ impl StaticWork {
     }
 
     /// Cancels the item if pending, without waiting (C's `cancel_work()`). Any context.
+    #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
     pub(crate) fn cancel(&'static self) -> bool {
         // SAFETY: `raw()` returns an initialised, static `work_struct`.
         unsafe { bindings::cancel_work(self.raw()) }
@@ -130,12 +132,14 @@ impl StaticWork {
     }
 
     /// Returns whether the item is pending right now.
+    #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
     pub(crate) fn is_pending(&'static self) -> bool {
         // SAFETY: `raw()` returns an initialised, static `work_struct`.
         unsafe { raw::is_pending(self.raw()) }
     }
 
     /// Returns whether a worker is running the item right now (`work_busy()`). Advisory.
+    #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
     pub(crate) fn is_running(&'static self) -> bool {
         // SAFETY: `raw()` returns an initialised, static `work_struct`.
         unsafe { raw::is_running(self.raw()) }

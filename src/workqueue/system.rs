@@ -31,26 +31,32 @@ system_queue!(
 );
 system_queue!(
     /// The high-priority per-CPU system queue (`system_highpri_wq`).
+    #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
     system_highpri => system_highpri_wq
 );
 system_queue!(
     /// The per-CPU system queue for long-running items (`system_long_wq`).
+    #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
     system_long => system_long_wq
 );
 system_queue!(
     /// The unbound system queue for long-running items (`system_dfl_long_wq`).
+    #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
     system_dfl_long => system_dfl_long_wq
 );
 system_queue!(
     /// The freezable system queue (`system_freezable_wq`), frozen during suspend.
+    #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
     system_freezable => system_freezable_wq
 );
 system_queue!(
     /// The power-efficient system queue (`system_power_efficient_wq`).
+    #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
     system_power_efficient => system_power_efficient_wq
 );
 system_queue!(
     /// The freezable power-efficient system queue (`system_freezable_power_efficient_wq`).
+    #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
     system_freezable_power_efficient => system_freezable_power_efficient_wq
 );
 
@@ -61,6 +67,7 @@ pub(crate) fn system_bh() -> &'static BhQueue {
 }
 
 /// The high-priority bottom-half system queue (`system_bh_highpri_wq`).
+#[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
 pub(crate) fn system_bh_highpri() -> &'static BhQueue {
     // SAFETY: `system_bh_highpri_wq` is a `WQ_BH` queue created at boot and never destroyed.
     unsafe { BhQueue::from_raw(bindings::system_bh_highpri_wq) }

@@ -386,6 +386,7 @@ where
     }
 
     /// The number of disables callers hold (C's own transient ones are not counted).
+    #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
     pub(crate) fn disable_depth(&self) -> u32 {
         *self.raw.depth.lock()
     }
@@ -406,6 +407,7 @@ where
     }
 
     /// Returns whether the calling worker thread is running this item (C's `current_work()`).
+    #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
     pub(crate) fn is_current(&self) -> bool {
         raw::is_current(self.raw())
     }
