@@ -603,8 +603,8 @@ impl Shared {
 
     /// Whether the run's queue-drop budget allows one more (see [`DROP_BURST`]).
     fn may_drop_queue(&self) -> bool {
-        let secs = u64::try_from(crate::kthread::ktime_ns() - self.start_ns).unwrap_or(0)
-            / 1_000_000_000;
+        let secs =
+            u64::try_from(crate::kthread::ktime_ns() - self.start_ns).unwrap_or(0) / 1_000_000_000;
         self.queues_dropped.load(SeqCst) < DROP_BURST + DROPS_PER_SEC * secs
     }
 

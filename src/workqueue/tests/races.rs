@@ -197,7 +197,10 @@ mod tests {
             }
             // Timers that expire over the next few jiffies, so that some fire during the drain.
             for (i, it) in items.iter().enumerate() {
-                let _ = q.enqueue_delayed(it.clone(), Delay::from_jiffies((i % 4 + 1) as kernel::time::Jiffies));
+                let _ = q.enqueue_delayed(
+                    it.clone(),
+                    Delay::from_jiffies((i % 4 + 1) as kernel::time::Jiffies),
+                );
             }
             q.drain();
             let wrong = items.iter().filter(|it| it.runs.load(SeqCst) != 1).count();
