@@ -7,7 +7,7 @@
 # Usage (host): bash scripts/vm.sh --kdir KDIR -- "bash scripts/torture.sh SECS SEED..."
 #
 # RUST_WQ_TORTURE_RACES (vm.sh forwards RUST_WQ_* variables): the races to
-# provoke, a decimal mask of the RACE_* bits in src/torture/ops.rs (1: re-arm
+# provoke, a decimal mask of the RACE_* bits in src/torture/plan.rs (1: re-arm
 # while a queue is dropped, 2: retired (drain takes &mut now), 4: enable() against
 # cancel_sync(), 8: cancel_sync() from a WQ_MEM_RECLAIM worker; default 13); several
 # masks separated by spaces run every seed with each.

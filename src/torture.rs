@@ -14,20 +14,26 @@
 //! - while a queue is being dropped, the interrupt contexts re-arm items that were armed on it
 //!   onto another queue.
 //!
-//! The invariants (`ops.rs` [`ops::INV_NAMES`]) are checked while it runs and at the end, after
+//! The invariants (`plan.rs` [`plan::INV_NAMES`]) are checked while it runs and at the end, after
 //! every actor has stopped, every item was cancelled and every queue dropped. Each is one
 //! top-level KTAP result; the time of its first violation is logged. The kernel log (WARN,
 //! lockdep, ODEBUG, KFENCE) is scanned by the caller (`scripts/guest.sh`).
 //!
 //! Interface (debugfs): write `SEED SECONDS [RACES]` to `/sys/kernel/debug/rust_wq/torture`
-//! (decimal; `RACES` is a mask of the races to provoke, `ops.rs` `RACE_*`, default all); the
+//! (decimal; `RACES` is a mask of the races to provoke, `plan.rs` `RACE_*`, default all); the
 //! write returns when the run is over, and `/sys/kernel/debug/rust_wq/torture_result` then
 //! holds its KTAP report. One run at a time (`EBUSY`).
 
+#[path = "torture/calls.rs"]
+mod calls;
 #[path = "torture/items.rs"]
 mod items;
 #[path = "torture/ops.rs"]
 mod ops;
+#[path = "torture/plan.rs"]
+mod plan;
+#[path = "torture/report.rs"]
+mod report;
 
 use crate::kthread::{
     ktime_ns,
@@ -46,14 +52,11 @@ use crate::workqueue::{
     WorkItem,
     //
 };
-use core::{
-    fmt::Write,
-    sync::atomic::{
-        AtomicBool, AtomicU64,
-        Ordering::{
-            Relaxed,
-            SeqCst, //
-        },
+use core::sync::atomic::{
+    AtomicBool, AtomicU64,
+    Ordering::{
+        Relaxed,
+        SeqCst, //
     },
 };
 use items::Tracked;
@@ -84,10 +87,14 @@ use kernel::{
     },
     uaccess::UserSliceReader,
 };
-use ops::{
+use ops::Shared;
+use plan::{
     Ctx,
-    Rng,
-    Shared, //
+    Rng, //
+};
+use report::{
+    write_report,
+    Report, //
 };
 
 /// One run at a time.
@@ -127,7 +134,7 @@ impl WorkItem for BhActor {
 unsafe impl BhWorkItem for BhActor {}
 
 /// The reclaim actor: a work item on a `WQ_MEM_RECLAIM` queue of its own that `cancel_sync()`s
-/// system items (`ops::RACE_CANCEL_IN_RECLAIM`). The kthreads queue it.
+/// system items (`plan::RACE_CANCEL_IN_RECLAIM`). The kthreads queue it.
 #[pin_data]
 struct ReclaimActor {
     #[pin]
@@ -246,11 +253,11 @@ fn write_torture(c: &Arc<Control>, r: &mut UserSliceReader) -> Result {
     let secs = parse_u64(words.next().ok_or(EINVAL)?)?;
     let races = match words.next() {
         Some(w) => u32::try_from(parse_u64(w)?).map_err(|_| EINVAL)?,
-        None => ops::RACES_DEFAULT,
+        None => plan::RACES_DEFAULT,
     };
     if secs == 0
         || secs > MAX_SECONDS
-        || races & !ops::RACES_ACCEPTED != 0
+        || races & !plan::RACES_ACCEPTED != 0
         || words.next().is_some()
     {
         return Err(EINVAL);
@@ -277,17 +284,6 @@ fn parse_u64(w: &[u8]) -> Result<u64> {
             .ok_or(EINVAL)?;
     }
     Ok(v)
-}
-
-/// A growing text buffer for the report.
-struct Report(KVec<u8>);
-
-impl Write for Report {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        self.0
-            .extend_from_slice(s.as_bytes(), GFP_KERNEL)
-            .map_err(|_| core::fmt::Error)
-    }
 }
 
 /// Runs the torture test for `secs` seconds with `seed`; returns its KTAP report.
@@ -361,7 +357,7 @@ fn run(seed: u64, secs: u64, races: u32) -> Result<KVec<u8>> {
             let mut rng = Rng::new(seed, 100 + u64::from(c));
             while !tok.should_stop() && !sh.stopping() {
                 sh.random_op(Ctx::Task, &mut rng);
-                if races & ops::RACE_CANCEL_IN_RECLAIM != 0 && rng.below(16) == 0 {
+                if races & plan::RACE_CANCEL_IN_RECLAIM != 0 && rng.below(16) == 0 {
                     // Already queued is fine: it runs at most as often as it is asked to.
                     let _ = rq.enqueue(ra.clone());
                 }
@@ -432,9 +428,9 @@ fn check_underflows(s: &Shared) {
         .iter()
         .map(|i| (i.idx(), i.acct().underflows.load(SeqCst), "delayed"));
     for (idx, u, kind) in Iterator::chain(p, d) {
-        if u > 0 && s.viol.get(ops::INV_TWICE).map(|v| v.load(SeqCst)) == Some(0) {
+        if u > 0 && s.viol.get(plan::INV_TWICE).map(|v| v.load(SeqCst)) == Some(0) {
             s.violation(
-                ops::INV_TWICE,
+                plan::INV_TWICE,
                 fmt!(
                     "{} item {}: a pointer was given back twice (count reached 0)",
                     kind,
@@ -520,7 +516,7 @@ fn end_checks<T: Tracked>(s: &Shared, it: &T, busy: bool, kind: &str) {
     let ld = |x: &AtomicU64| x.load(SeqCst);
     if busy {
         s.violation(
-            ops::INV_END_IDLE,
+            plan::INV_END_IDLE,
             fmt!(
                 "{} item {} pending or running after the final cancel",
                 kind,
@@ -532,7 +528,7 @@ fn end_checks<T: Tracked>(s: &Shared, it: &T, busy: bool, kind: &str) {
     // A count at or below 1 with more drops than takes was reported by `check_underflows`.
     if refs > 1 || (refs == 1 && ld(&a.incs) != ld(&a.decs)) {
         s.violation(
-            ops::INV_LEAKED,
+            plan::INV_LEAKED,
             fmt!(
                 "{} item {}: {} references left besides the pool's ({} taken, {} dropped)",
                 kind,
@@ -551,7 +547,7 @@ fn end_checks<T: Tracked>(s: &Shared, it: &T, busy: bool, kind: &str) {
     let back = ld(&a.ran) as i64 + ld(&a.got_back) as i64 + released;
     if released < 0 || enq != back {
         s.violation(
-            ops::INV_CONSERVE,
+            plan::INV_CONSERVE,
             fmt!(
                 "{} item {}: queued {} != ran {} + cancelled {} + released by queue drops {}",
                 kind,
@@ -563,66 +559,4 @@ fn end_checks<T: Tracked>(s: &Shared, it: &T, busy: bool, kind: &str) {
             ),
         );
     }
-}
-
-fn write_report(r: &mut Report, s: &Shared, secs: u64, nthreads: usize) -> core::fmt::Result {
-    writeln!(r, "KTAP version 1")?;
-    writeln!(r, "1..{}", ops::NR_INV)?;
-    writeln!(
-        r,
-        "# rust_wq_torture: seed={} seconds={} kthreads={} hrtimers=2 bh=1 reclaim_worker=1 \
-         plain_items={} delayed_items={} queues_made={} queues_dropped={} races={}",
-        s.seed,
-        secs,
-        nthreads,
-        ops::NR_PITEMS,
-        ops::NR_DITEMS,
-        s.queues_made.load(SeqCst),
-        s.queues_dropped.load(SeqCst),
-        s.races
-    )?;
-    for (c, name) in ops::CTX_NAMES.iter().enumerate() {
-        write!(r, "# ops {}:", name)?;
-        let mut total = 0;
-        if let Some(row) = s.ops.get(c) {
-            for (o, n) in row.iter().enumerate() {
-                let n = n.load(SeqCst);
-                total += n;
-                if n > 0 {
-                    write!(r, " {}={}", ops::OP_NAMES.get(o).unwrap_or(&"?"), n)?;
-                }
-            }
-        }
-        writeln!(r, " total={}", total)?;
-    }
-    writeln!(r, "# spurious_enables={}", s.spurious_enables.load(SeqCst))?;
-    let (mut enq, mut ran, mut back) = (0, 0, 0);
-    let accts = Iterator::chain(
-        s.pitems.iter().map(|i| i.acct()),
-        s.ditems.iter().map(|i| i.acct()),
-    );
-    for a in accts {
-        enq += a.enq_ok.load(SeqCst);
-        ran += a.ran.load(SeqCst);
-        back += a.got_back.load(SeqCst);
-    }
-    writeln!(r, "# items: queued={} ran={} cancelled={}", enq, ran, back)?;
-    for (i, name) in ops::INV_NAMES.iter().enumerate() {
-        let v = s.viol.get(i).map(|v| v.load(SeqCst)).unwrap_or(0);
-        if v == 0 {
-            writeln!(r, "ok {} {}", i + 1, name)?;
-        } else {
-            let first = s.first_ns.get(i).map(|f| f.load(SeqCst)).unwrap_or(-1);
-            writeln!(
-                r,
-                "not ok {} {} # {} violations, the first after {} ms (seed {})",
-                i + 1,
-                name,
-                v,
-                first / 1_000_000,
-                s.seed
-            )?;
-        }
-    }
-    Ok(())
 }

@@ -3,12 +3,26 @@
 //! The torture run's shared state, its queues, and the random operations the actors pick.
 
 use super::items::{
-    clone_ref,
     put,
     Acct,
     DItem,
     PItem,
     Tracked, //
+};
+use super::plan::{
+    delay,
+    pick,
+    Ctx,
+    Op,
+    Rng,
+    INV_DEAD_QUEUE,
+    INV_NAMES,
+    IRQ_OPS,
+    NR_CTX,
+    NR_INV,
+    NR_OPS,
+    RACE_REARM_ON_DROP,
+    TASK_OPS, //
 };
 use crate::workqueue::raw_spinlock::{
     new_raw_spinlock_irq,
@@ -16,10 +30,7 @@ use crate::workqueue::raw_spinlock::{
 };
 use crate::workqueue::{
     cpu,
-    system_dfl,
-    Delay,
-    OwnedQueue,
-    //
+    OwnedQueue, //
 };
 use core::sync::atomic::{
     AtomicBool,
@@ -31,91 +42,10 @@ use kernel::{
     new_mutex,
     prelude::*,
     sync::{
-        aref::ARef,
         Arc,
         Mutex, //
     },
 };
-
-/// Where an operation runs.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum Ctx {
-    /// A kthread (task context, may sleep).
-    Task = 0,
-    /// An hrtimer callback in hard-interrupt context.
-    HardIrq = 1,
-    /// A BH work item on `system_bh_wq` (softirq context).
-    SoftIrq = 2,
-    /// A work item on the run's `WQ_MEM_RECLAIM` queue (a worker, task context).
-    Worker = 3,
-}
-
-pub(super) const NR_CTX: usize = 4;
-pub(super) const CTX_NAMES: [&str; NR_CTX] = ["task", "hardirq", "softirq", "reclaim_worker"];
-
-/// The operations, in the order of [`OP_NAMES`].
-#[derive(Clone, Copy)]
-pub(super) enum Op {
-    Enqueue = 0,
-    EnqueueOn,
-    EnqueueDelayed,
-    ModDelayed,
-    Cancel,
-    CancelSync,
-    Disable,
-    Enable,
-    Flush,
-    FlushQueue,
-    Drain,
-    DropQueue,
-    Rearm,
-}
-
-pub(super) const NR_OPS: usize = 13;
-pub(super) const OP_NAMES: [&str; NR_OPS] = [
-    "enqueue",
-    "enqueue_on",
-    "enqueue_delayed",
-    "mod_delayed",
-    "cancel",
-    "cancel_sync",
-    "disable",
-    "enable",
-    "flush",
-    "flush_queue",
-    "drain",
-    "drop_queue",
-    "rearm",
-];
-
-/// Relative weights of the operations in task context.
-const TASK_OPS: [(Op, u32); NR_OPS] = [
-    (Op::Enqueue, 10),
-    (Op::EnqueueOn, 5),
-    (Op::EnqueueDelayed, 12),
-    (Op::ModDelayed, 6),
-    (Op::Cancel, 6),
-    (Op::CancelSync, 4),
-    (Op::Disable, 3),
-    (Op::Enable, 4),
-    (Op::Flush, 2),
-    (Op::FlushQueue, 1),
-    (Op::Drain, 1),
-    (Op::DropQueue, 1),
-    (Op::Rearm, 5),
-];
-
-/// Relative weights in interrupt context: only what the layer allows there (nothing sleeps).
-const IRQ_OPS: [(Op, u32); 8] = [
-    (Op::Enqueue, 10),
-    (Op::EnqueueOn, 5),
-    (Op::EnqueueDelayed, 12),
-    (Op::ModDelayed, 6),
-    (Op::Cancel, 6),
-    (Op::Disable, 3),
-    (Op::Enable, 4),
-    (Op::Rearm, 5),
-];
 
 pub(super) const NR_SLOTS: usize = 4;
 /// Queue drops a run may make at once, and then per second: each queue made registers lockdep
@@ -127,47 +57,6 @@ const DROP_BURST: u64 = 1500;
 const DROPS_PER_SEC: u64 = 25;
 pub(super) const NR_PITEMS: usize = 12;
 pub(super) const NR_DITEMS: usize = 32;
-
-/// A small xorshift64* generator; each actor has its own, derived from the run's seed.
-pub(super) struct Rng(u64);
-
-impl Rng {
-    /// The generator of actor `actor` for `seed` (splitmix64 of both, never zero).
-    pub(super) fn new(seed: u64, actor: u64) -> Self {
-        let mut z = seed
-            .wrapping_add(actor.wrapping_mul(0x9e37_79b9_7f4a_7c15))
-            .wrapping_add(0x9e37_79b9_7f4a_7c15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        Rng((z ^ (z >> 31)) | 1)
-    }
-
-    pub(super) fn state(&self) -> u64 {
-        self.0
-    }
-
-    pub(super) fn from_state(s: u64) -> Self {
-        Rng(s | 1)
-    }
-
-    pub(super) fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// A number in `0..n` (`n > 0`).
-    pub(super) fn below(&mut self, n: usize) -> usize {
-        (((self.next() >> 32) * (n as u64)) >> 32) as usize
-    }
-
-    fn chance(&mut self, one_in: usize) -> bool {
-        self.below(one_in) == 0
-    }
-}
 
 /// One of the run's own queues, with its generation (unique in the run, never 0).
 pub(super) struct TQueue {
@@ -195,25 +84,6 @@ impl Slot {
     }
 }
 
-/// The invariants, in the order of [`INV_NAMES`].
-pub(super) const NR_INV: usize = 7;
-pub(super) const INV_NAMES: [&str; NR_INV] = [
-    "no_pointer_given_back_twice",
-    "no_pointer_leaked",
-    "no_item_aimed_at_destroyed_queue",
-    "nothing_queued_while_disabled",
-    "counts_conserve",
-    "cancel_sync_leaves_item_idle",
-    "nothing_pending_at_end",
-];
-pub(super) const INV_TWICE: usize = 0;
-pub(super) const INV_LEAKED: usize = 1;
-pub(super) const INV_DEAD_QUEUE: usize = 2;
-pub(super) const INV_DISABLED: usize = 3;
-pub(super) const INV_CONSERVE: usize = 4;
-pub(super) const INV_CANCEL_SYNC: usize = 5;
-pub(super) const INV_END_IDLE: usize = 6;
-
 /// Everything the actors share.
 pub(super) struct Shared {
     pub(super) seed: u64,
@@ -240,37 +110,6 @@ pub(super) struct Shared {
     /// API documents it as a no-op). Counted apart from `ops`.
     pub(super) spurious_enables: AtomicU64,
 }
-
-/// The races a run provokes on purpose, as bits of a mask (the optional third number written
-/// to debugfs `rust_wq/torture`; default [`RACES_DEFAULT`]). Running with one bit at a time
-/// tells which race a failed check or a splat comes from.
-///
-/// This is the one place that knows which of the layer's operations were racy by design before
-/// the fixes of the 2026-12 review (`RACE_DRAIN`, `RACE_ENABLE`).
-///
-/// While a queue is dropped, other contexts re-arm the items that were armed on it onto
-/// another queue (review P1). Without it, no context arms such an item during the drop (best
-/// effort). Legal with any API: it stays.
-pub(super) const RACE_REARM_ON_DROP: u32 = 1;
-/// Was `OwnedQueue::drain(&self)` while other contexts enqueue on the same queue (review P3).
-/// `drain` takes `&mut self` now, so the race no longer compiles
-/// (`tests/compile_fail/drain_shared_queue.rs`): the bit is accepted and ignored, and the
-/// drain op is a queue flush (the same wait; the slots' queues are shared).
-pub(super) const RACE_DRAIN: u32 = 2;
-/// `enable()` on items that other contexts `cancel_sync()`, without a disable of its own to
-/// undo (review P5, and L7 for delayed items): the layer's enable is a no-op then, and must
-/// not undo `cancel_sync()`'s disable.
-pub(super) const RACE_ENABLE: u32 = 4;
-/// `cancel_sync()` of system items, called from a work item on a `WQ_MEM_RECLAIM` queue while
-/// the target may be running on `system_dfl_wq` (review P4: C's `cancel_delayed_work_sync()` is
-/// silent there, a wait with `flush_work()` warns). Legal with any API: it stays.
-pub(super) const RACE_CANCEL_IN_RECLAIM: u32 = 8;
-/// Every race above.
-pub(super) const RACES_ALL: u32 = RACE_REARM_ON_DROP | RACE_ENABLE | RACE_CANCEL_IN_RECLAIM;
-/// The bits a write may name: every race, and the retired [`RACE_DRAIN`].
-pub(super) const RACES_ACCEPTED: u32 = RACES_ALL | RACE_DRAIN;
-/// What a run provokes when the write names no mask.
-pub(super) const RACES_DEFAULT: u32 = RACES_ALL;
 
 impl Shared {
     pub(super) fn new(seed: u64, races: u32) -> Result<Arc<Self>> {
@@ -332,7 +171,7 @@ impl Shared {
         }
     }
 
-    fn count(&self, ctx: Ctx, op: Op) {
+    pub(super) fn count(&self, ctx: Ctx, op: Op) {
         if let Some(c) = self.ops.get(ctx as usize).and_then(|o| o.get(op as usize)) {
             c.fetch_add(1, SeqCst);
         }
@@ -396,7 +235,7 @@ impl Shared {
     /// After queue `gen` was destroyed: no item whose last successful enqueue aimed at it may
     /// still be pending. One that is would fire into the freed queue: it is reported, and
     /// cancelled (its pointer given back) so that it cannot.
-    fn check_dead(&self, gen: u64) {
+    pub(super) fn check_dead(&self, gen: u64) {
         for it in self.pitems.iter() {
             let s = it.acct().stamp.lock();
             if *s == gen && quiet_read(it.acct(), || it.w.is_pending()) {
@@ -431,7 +270,7 @@ impl Shared {
     /// `RACE_REARM_ON_DROP`, no item armed on a queue being dropped is armed anywhere until the
     /// drop is over (any such arm, not only the targeted re-arm, is the race of P1). Call with
     /// the item's stamp lock held until the arm is over (see `drop_queue`).
-    fn hands_off(&self, stamp: u64) -> bool {
+    pub(super) fn hands_off(&self, stamp: u64) -> bool {
         if self.races & RACE_REARM_ON_DROP != 0 {
             return false;
         }
@@ -439,14 +278,14 @@ impl Shared {
     }
 
     /// Runs `f` on the queue of slot `i` under the slot's spinlock (any context).
-    fn with_queue<R>(&self, i: usize, f: impl FnOnce(&TQueue) -> R) -> Option<R> {
+    pub(super) fn with_queue<R>(&self, i: usize, f: impl FnOnce(&TQueue) -> R) -> Option<R> {
         let slot = self.slots.get(i)?;
         let g = slot.irq.lock();
         g.as_deref().map(f)
     }
 
     /// Runs `f` on the queue of slot `i` holding the slot's mutex (task context; may sleep).
-    fn with_queue_task<R>(&self, i: usize, f: impl FnOnce(&TQueue) -> R) -> Option<R> {
+    pub(super) fn with_queue_task<R>(&self, i: usize, f: impl FnOnce(&TQueue) -> R) -> Option<R> {
         let slot = self.slots.get(i)?;
         let g = slot.task.lock();
         g.as_deref().map(f)
@@ -633,261 +472,6 @@ impl Shared {
         }
     }
 
-    /// Plain enqueue of `p` (on slot `slot`, or on `system_dfl_wq` for a system item).
-    fn enqueue_p(&self, p: &PItem, slot: usize, cpu: Option<cpu::CpuId>) {
-        let a = p.acct();
-        a.ext_begin.fetch_add(1, SeqCst);
-        a.touch_begin.fetch_add(1, SeqCst);
-        // Enables first: an enable in flight (begun, its layer call not yet made) makes the
-        // depth read below meaningless, and `enables_idle` says so.
-        let (en0, depth0) = (a.enables_idle(), a.depth());
-        let ptr = clone_ref(p);
-        let r = if p.is_system() {
-            let mut s = a.stamp.lock();
-            let r = match cpu {
-                Some(c) => system_dfl().enqueue_on(c, ptr).map_err(|e| e.into_inner()),
-                None => system_dfl().enqueue(ptr).map_err(|e| e.into_inner()),
-            };
-            if r.is_ok() {
-                *s = 0;
-            }
-            Some(r)
-        } else {
-            // Hand the pointer in and out of the closure: a slot may be empty.
-            let mut ptr = Some(ptr);
-            let r = self.with_queue(slot, |q| {
-                let mut s = a.stamp.lock();
-                let ptr = ptr.take()?;
-                let r = match cpu {
-                    Some(c) => q.q.enqueue_on(c, ptr).map_err(|e| e.into_inner()),
-                    None => q.q.enqueue(ptr).map_err(|e| e.into_inner()),
-                };
-                if r.is_ok() {
-                    *s = q.gen;
-                }
-                Some(r)
-            });
-            if let Some(ptr) = ptr {
-                put(ptr);
-            }
-            r.flatten()
-        };
-        match r {
-            Some(Ok(())) => {
-                a.enq_ok.fetch_add(1, SeqCst);
-                self.check_queued_while_disabled(p.idx(), a, en0, depth0, "plain");
-            }
-            Some(Err(p)) => put(p),
-            None => {}
-        }
-        a.touch_end.fetch_add(1, SeqCst);
-        a.ext_end.fetch_add(1, SeqCst);
-    }
-
-    /// Delayed enqueue (or `mod_delayed`) of `d`.
-    fn enqueue_d(&self, d: &DItem, slot: usize, delay: Delay, modify: bool) {
-        let a = d.acct();
-        a.ext_begin.fetch_add(1, SeqCst);
-        a.touch_begin.fetch_add(1, SeqCst);
-        // Enables first: an enable in flight (begun, its layer call not yet made) makes the
-        // depth read below meaningless, and `enables_idle` says so.
-        let (en0, depth0) = (a.enables_idle(), a.depth());
-        let ptr = clone_ref(d);
-        // What happened: queued (a pointer handed over), moved (was pending), refused.
-        let mut queued = false;
-        if d.is_system() {
-            let mut s = a.stamp.lock();
-            if modify {
-                if let Ok(moved) = system_dfl().mod_delayed(&ptr, delay) {
-                    *s = 0;
-                    if moved {
-                        a.mod_pending.fetch_add(1, SeqCst);
-                    } else {
-                        queued = true;
-                    }
-                }
-                drop(s);
-                put(ptr);
-            } else {
-                match system_dfl().enqueue_delayed(ptr, delay) {
-                    Ok(()) => {
-                        *s = 0;
-                        queued = true;
-                    }
-                    Err(e) => {
-                        drop(s);
-                        put(e.into_inner());
-                    }
-                }
-            }
-        } else {
-            let mut ptr = Some(ptr);
-            self.with_queue(slot, |q| {
-                let mut s = a.stamp.lock();
-                if self.hands_off(*s) {
-                    return;
-                }
-                let Some(p) = ptr.take() else {
-                    return;
-                };
-                if modify {
-                    if let Ok(moved) = q.q.mod_delayed(&p, delay) {
-                        *s = q.gen;
-                        if moved {
-                            a.mod_pending.fetch_add(1, SeqCst);
-                        } else {
-                            queued = true;
-                        }
-                    }
-                    ptr = Some(p);
-                } else {
-                    match q.q.enqueue_delayed(p, delay) {
-                        Ok(()) => {
-                            *s = q.gen;
-                            queued = true;
-                        }
-                        Err(e) => ptr = Some(e.into_inner()),
-                    }
-                }
-            });
-            if let Some(p) = ptr {
-                put(p);
-            }
-        }
-        if queued {
-            a.enq_ok.fetch_add(1, SeqCst);
-            self.check_queued_while_disabled(d.idx(), a, en0, depth0, "delayed");
-        }
-        a.touch_end.fetch_add(1, SeqCst);
-        a.ext_end.fetch_add(1, SeqCst);
-    }
-
-    /// A successful enqueue: if the torturer held a disable when it began and no enable began
-    /// since, the layer queued a disabled item.
-    fn check_queued_while_disabled(
-        &self,
-        idx: usize,
-        a: &super::items::Acct,
-        en0: Option<u64>,
-        depth0: u64,
-        kind: &str,
-    ) {
-        if depth0 > 0 && a.no_enable_since(en0) {
-            self.violation(
-                INV_DISABLED,
-                fmt!(
-                    "{} item {} queued while disabled (depth {})",
-                    kind,
-                    idx,
-                    depth0
-                ),
-            );
-        }
-    }
-
-    /// Re-arms, on another queue, the items that were armed on the queue `gen` being dropped
-    /// (those its drop has already cancelled are idle, and are queued again).
-    fn rearm_from(&self, gen: u64, rng: &mut Rng) {
-        let start = rng.below(NR_SLOTS);
-        let Some(target) = (0..NR_SLOTS)
-            .map(|j| (start + j) % NR_SLOTS)
-            .find(|&j| self.with_queue(j, |q| q.gen != gen) == Some(true))
-        else {
-            return;
-        };
-        for d in self.ditems.iter() {
-            if d.is_system() || *d.acct().stamp.lock() != gen {
-                continue;
-            }
-            self.enqueue_d(d, target, delay(rng), false);
-        }
-    }
-
-    /// `cancel_sync` with its guarantee checked (system items only: see `items.rs`).
-    fn cancel_sync_checked<T: Tracked>(
-        &self,
-        x: &T,
-        kind: &str,
-        cancel: impl FnOnce(&T) -> Option<ARef<T>>,
-        busy: impl FnOnce(&T) -> bool,
-    ) {
-        let a = x.acct();
-        let (b0, e0) = (a.ext_begin.load(SeqCst), a.ext_end.load(SeqCst));
-        if let Some(ptr) = a.touch(|| cancel(x)) {
-            a.got_back.fetch_add(1, SeqCst);
-            put(ptr);
-        }
-        if !x.is_system() {
-            return;
-        }
-        // Read only while nobody else is changing the item (a concurrent cancel or enable sets
-        // PENDING for a moment); a busy item that is not quiet is not judged.
-        let busy = a.quiet(|| busy(x)) == Some(true);
-        // No enqueue by the torturer was in flight when it began, and none began since: only
-        // the item itself could have queued it again, which C refuses while it cancels.
-        if busy && b0 == e0 && a.ext_begin.load(SeqCst) == b0 {
-            self.violation(
-                INV_CANCEL_SYNC,
-                fmt!(
-                    "{} item {} pending or running when cancel_sync() returned",
-                    kind,
-                    x.idx()
-                ),
-            );
-        }
-    }
-
-    /// A disable the torturer owns (owned items only); `sync` waits for a running instance.
-    fn disable<T: Tracked>(
-        &self,
-        x: &T,
-        plain: bool,
-        sync: bool,
-        disable: impl FnOnce(&T, bool) -> Option<ARef<T>>,
-        pending: impl FnOnce(&T) -> bool,
-    ) {
-        let a = x.acct();
-        if x.is_system() || a.depth() >= 3 {
-            return;
-        }
-        let en0 = a.enables_idle();
-        if let Some(ptr) = a.touch(|| disable(x, sync)) {
-            a.got_back.fetch_add(1, SeqCst);
-            put(ptr);
-        }
-        if sync {
-            a.depth_sync.fetch_add(1, SeqCst);
-        } else {
-            a.depth_async.fetch_add(1, SeqCst);
-        }
-        // Disabled now: nothing may be pending (a disabled item cannot be queued), unless an
-        // enable began meanwhile. Plain items only: the layer itself may change a delayed item
-        // (a queue's drop or drain), which sets PENDING for a moment.
-        if plain && a.quiet(|| pending(x)) == Some(true) && a.no_enable_since(en0) {
-            self.violation(
-                INV_DISABLED,
-                fmt!("plain item {} pending right after disable()", x.idx()),
-            );
-        }
-    }
-
-    /// Undoes one of the torturer's disables; on a system item (never disabled by the
-    /// torturer), with `RACE_ENABLE`, calls `enable()` anyway (documented as a no-op there):
-    /// other contexts may be in its `cancel_sync()`.
-    fn enable<T: Tracked>(&self, x: &T, enable: impl FnOnce(&T)) {
-        let a = x.acct();
-        a.enables.fetch_add(1, SeqCst);
-        if x.is_system() {
-            if self.races & RACE_ENABLE != 0 {
-                self.spurious_enables.fetch_add(1, SeqCst);
-                a.touch(|| enable(x));
-            }
-        } else if a.take_disable() {
-            a.touch(|| enable(x));
-        }
-        a.enables_end.fetch_add(1, SeqCst);
-    }
-
     /// Whether the run is stopping.
     pub(super) fn stopping(&self) -> bool {
         self.stop.load(SeqCst)
@@ -904,29 +488,4 @@ fn quiet_read(a: &Acct, f: impl Fn() -> bool) -> bool {
         core::hint::spin_loop();
     }
     false
-}
-
-fn pick(table: &[(Op, u32)], rng: &mut Rng) -> Op {
-    let total: u32 = table.iter().map(|(_, w)| w).sum();
-    let mut r = rng.below(total as usize) as u32;
-    for &(op, w) in table {
-        if r < w {
-            return op;
-        }
-        r -= w;
-    }
-    Op::Enqueue
-}
-
-/// A random delay: mostly a few jiffies, sometimes none, sometimes up to 100, and sometimes
-/// long (250 to 1250 jiffies, 1 to 5 s at `HZ=250`): those items are still armed when their
-/// queue is dropped, which makes the drop's walk of its armed lists (the window of P1) long.
-fn delay(rng: &mut Rng) -> Delay {
-    let j = match rng.below(8) {
-        0 => 0,
-        1 => rng.below(100),
-        2 => 250 + rng.below(1000),
-        _ => 1 + rng.below(8),
-    };
-    Delay::from_jiffies(j as kernel::time::Jiffies)
 }

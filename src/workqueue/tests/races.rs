@@ -80,6 +80,16 @@ mod tests {
 
     const HOUR_MS: u32 = 3_600_000;
 
+    /// An online CPU other than ours if there is one (ours otherwise), so that a thread bound
+    /// there really races the test thread.
+    fn another_online_cpu() -> kernel::cpu::CpuId {
+        let me = kernel::cpu::CpuId::current().as_u32();
+        (1..cpu::nr_cpu_ids())
+            .map(|i| (me + i) % cpu::nr_cpu_ids())
+            .find_map(|i| cpu::online_cpu(i).ok())
+            .unwrap_or(kernel::cpu::CpuId::current())
+    }
+
     /// P1: dropping an owned queue while another context re-arms one of its just-cancelled
     /// items on a second queue. The drop used to chain cancelled items through their own links
     /// and walk the chain after dropping the locks; the re-arm rewrote the chain, so the drop
@@ -376,12 +386,7 @@ mod tests {
         assert!(wait_until(2000, || a.runs.load(SeqCst) > 0));
         // Another thread calls `enable()` over and over while we cancel.
         let b = a.clone();
-        // Another online CPU than ours if there is one, so that the two really race.
-        let me = kernel::cpu::CpuId::current().as_u32();
-        let c = (1..cpu::nr_cpu_ids())
-            .map(|i| (me + i) % cpu::nr_cpu_ids())
-            .find_map(|i| cpu::online_cpu(i).ok())
-            .unwrap_or(kernel::cpu::CpuId::current());
+        let c = another_online_cpu();
         let t = KThread::spawn_on(c, c"rust_wq_p5", move |stop| {
             while !stop.should_stop() {
                 let _ = b.work.enable();
@@ -454,11 +459,7 @@ mod tests {
         assert!(system_dfl().enqueue_delayed(a.clone(), Delay::ZERO).is_ok());
         assert!(wait_until(2000, || a.runs.load(SeqCst) > 0));
         let b = a.clone();
-        let me = kernel::cpu::CpuId::current().as_u32();
-        let c = (1..cpu::nr_cpu_ids())
-            .map(|i| (me + i) % cpu::nr_cpu_ids())
-            .find_map(|i| cpu::online_cpu(i).ok())
-            .unwrap_or(kernel::cpu::CpuId::current());
+        let c = another_online_cpu();
         let t = KThread::spawn_on(c, c"rust_wq_l7", move |stop| {
             while !stop.should_stop() {
                 let _ = b.w.enable();
