@@ -373,7 +373,8 @@ struct rust_wq_stats {
  * QUEUE_FRESH, START_LATENCY with an op other than RT, or when the threads
  * that would run times items exceed RUST_WQ_BENCH_MAX_TOTAL (nothing is
  * allocated then).  A killed caller stops the run after each thread's
- * current round.
+ * current round.  A CPU of the run that goes offline during a QUEUE_ON run
+ * ends it with ENODEV (the layer refuses to queue on an offline CPU).
  */
 #define RUST_WQ_BENCH_UNBOUND_SYSFS 0  /* queue "rust_wq_bench": WQ_UNBOUND | WQ_SYSFS, as C's
 					* bench_wq; set its scope in

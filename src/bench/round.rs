@@ -283,7 +283,9 @@ pub(super) fn round(run: &Run, it: &Items, samples: &mut Samples) -> Result<u64>
         Op::QueueOn => {
             let w = it.plain.clone();
             let (ns, r) = timed(|| q.enqueue_on(it.cpu, w));
-            drop(r);
+            // Refused (the CPU went offline during the run: `ENODEV`), nothing was queued and
+            // nothing will complete `done`: end the run with the errno instead of waiting.
+            r.map_err(|e| e.to_errno())?;
             it.plain.done.wait();
             ns
         }
