@@ -13,6 +13,7 @@
 //! | `delayed.rs`, `arm.rs`, `delay.rs` | [`DelayedWork`] (tracked `delayed_work`), arming it, [`Delay`] |
 //! | `field.rs` | [`HasWorkField`]: finding a work field in its item and back ([`impl_has_work_field!`]) |
 //! | `armed.rs` | how an owned queue knows the items armed on it (intrusive, per-CPU, IRQ-safe) |
+//! | `depth.rs` | the callers' disable depth and the gate of `mod_delayed`, lock-free |
 //! | `queue.rs` | [`Queue`]: a borrowed queue; `enqueue`, `enqueue_on`, delayed on `'static` queues |
 //! | `owned.rs`, `builder.rs` | [`OwnedQueue`] and its typestate builder |
 //! | `bh.rs`, `system.rs` | BH queues ([`BhWorkItem`]) and the system queues by their 7.3 names |
@@ -24,7 +25,7 @@
 //! | `rcu.rs` | [`RcuWork`]: items that run after an RCU grace period |
 //! | `control.rs` | `set_max_active`, `enqueue_node`, `is_congested`, [`context::set_worker_desc`] |
 //! | `context.rs` | [`context::Context`]: task, softirq, hard-IRQ or NMI; [`context::in_worker`] |
-//! | `raw_spinlock.rs` | the IRQ-safe raw spinlock of delayed items and armed lists |
+//! | `raw_spinlock.rs` | IRQ-safe raw spinlocks (the armed lists'), interrupts-off sections |
 //! | `helpers.c`, `helpers.rs` | C helpers for the C API's static inlines and macros |
 //!
 //! The layer stands alone: it uses only the `kernel` crate and the files under `workqueue/`
@@ -61,6 +62,8 @@ mod control;
 pub(crate) mod cpu;
 #[path = "workqueue/delay.rs"]
 mod delay;
+#[path = "workqueue/depth.rs"]
+mod depth;
 #[path = "workqueue/delayed.rs"]
 mod delayed;
 #[path = "workqueue/field.rs"]

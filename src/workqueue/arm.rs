@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Arming a tracked [`DelayedWork`]: `queue_delayed_work_on()` and `mod_delayed_work_on()` under
-//! the item lock, linking the item on the armed list of the owned queue it is aimed at.
+//! Arming a tracked [`DelayedWork`]: `queue_delayed_work_on()` and `mod_delayed_work_on()`, and,
+//! on an owned queue, linking the item on the armed list of the CPU that arms it (the protocol is
+//! in `armed.rs`; the gate that `mod_delayed` reads in `depth.rs`).
 
 use super::{
     armed::ArmedLists,
@@ -10,12 +11,18 @@ use super::{
     delayed::{
         DelayedWork,
         DelayedWorkItem,
-        HasDelayedWork, //
+        HasDelayedWork,
+        RawDelayed, //
     },
     pointer::WorkPointer,
     raw,
+    raw_spinlock::{
+        irqs_off,
+        IrqsOff, //
+    },
     EnqueueError, //
 };
+use core::sync::atomic::Ordering::Relaxed;
 use kernel::{bindings, error::code::*, prelude::*};
 
 /// Where an arm aims: the raw queue, its armed lists (owned queues only), and the CPU.
@@ -51,11 +58,46 @@ impl<P> ArmError<P> {
     }
 }
 
+/// What one attempt at arming did.
+enum Armed {
+    /// C queued the item (and it is linked if it needs to be).
+    Queued,
+    /// C refused: pending or disabled.
+    Refused,
+    /// The CPU asked for is offline; nothing was done.
+    Offline,
+    /// The item is on (or being put on) an armed list: settle that first.
+    Linked,
+}
+
+/// What one attempt at re-timing did, and the pointer made for C if the item was idle.
+enum Modded {
+    /// C re-timed it: `true` if it was pending (the pointer made for it is given back after
+    /// the list lock is dropped), `false` if it was idle and is now queued (C took the pointer).
+    Done(bool, *mut ()),
+    /// Refused; nothing changed.
+    Error(Error),
+    /// The item is linked on another list: handle it under that list's lock.
+    Elsewhere,
+}
+
+/// The C CPU number for `target`, if that CPU is online: `None` if it is not. Call with
+/// interrupts off: an online CPU cannot go offline until they are back on (cpu.rs).
+#[inline]
+fn cpu_of(target: &Target<'_>) -> Option<i32> {
+    match target.cpu {
+        None => Some(raw::CPU_UNBOUND),
+        Some(c) if super::cpu::is_online(c) => Some(c.as_u32() as i32),
+        Some(_) => None,
+    }
+}
+
 impl<T, const ID: u64> DelayedWork<T, ID>
 where
     T: DelayedWorkItem<ID> + HasDelayedWork<ID>,
 {
     /// Returns the field of the item `p` points at.
+    #[inline]
     fn of(p: &T) -> &Self {
         let ptr = core::ptr::from_ref(p).cast_mut();
         // SAFETY: `ptr` points at a live `T`; `raw_get_work` returns its field, which lives as
@@ -65,11 +107,15 @@ where
 
     /// Queues `p` on `target` after `delay` (C's `queue_delayed_work_on()`).
     ///
+    /// On a queue that lives forever this is the C call alone. On an owned queue the item is
+    /// linked on the list of the CPU that arms it, under that list's lock (`armed.rs`).
+    ///
     /// # Safety
     ///
     /// `target.wq` is a valid queue that stays valid until the timer has fired and the item has
     /// run, or the item has been cancelled: either it lives forever, or `target.lists` are its
     /// armed lists and its drop cancels what they hold before destroying it.
+    #[inline]
     pub(crate) unsafe fn arm(
         p: T::Pointer,
         target: Target<'_>,
@@ -77,42 +123,148 @@ where
     ) -> Result<(), ArmError<T::Pointer>> {
         let item = p.into_raw();
         // SAFETY: `item` is alive: we own its pointer until the queue takes it or we give it back.
-        let this = Self::of(unsafe { &*item });
-        let raw = &this.raw;
-        let mut t = raw.track.lock();
-        // SAFETY: The pointer was not queued: it is ours to give back.
+        let raw = &Self::of(unsafe { &*item }).raw;
+        // SAFETY: Called only when the pointer was not queued: it is still ours, given back once
+        // (each call returns).
         let back = || unsafe { T::Pointer::from_raw(item) };
-        if t.is_disabled() {
-            return Err(ArmError::Refused(EnqueueError::Disabled(back())));
-        }
-        let cpu = match target.cpu {
-            // Interrupts are off (item lock): an online CPU cannot go offline until we return,
-            // because taking a CPU down runs a stop-machine step on every CPU.
-            Some(c) if !super::cpu::is_online(c) => return Err(ArmError::Offline(back())),
-            Some(c) => c.as_u32() as i32,
-            None => raw::CPU_UNBOUND,
-        };
-        // SAFETY: `dwork` is initialised; the caller keeps the queue valid for as long as the
-        // timer may fire; the CPU is online (checked above, with interrupts off) or unbound.
-        let queued = unsafe {
-            bindings::queue_delayed_work_on(cpu, target.wq, raw.dwork(), delay.jiffies())
-        };
-        if !queued {
-            // Not disabled (checked under the lock, and only we change it): pending.
-            return Err(ArmError::Refused(EnqueueError::Pending(back())));
-        }
-        // The item was idle, so a link from an earlier arm is stale.
-        raw.unlink(&mut t);
-        if delay.jiffies() != 0 {
-            if let Some(lists) = target.lists {
-                let list = lists.local();
-                // SAFETY: We hold the item lock, the item is on no list (unlinked above), and
-                // `armed_on` is set right below.
-                unsafe { list.push(raw) };
-                t.armed_on = list;
+        let j = delay.jiffies();
+        loop {
+            let step = match target.lists {
+                None => {
+                    if target.cpu.is_none() {
+                        // SAFETY: `dwork` is initialised; the caller keeps the queue valid for as
+                        // long as the timer may fire; the CPU is unbound.
+                        let queued = unsafe {
+                            bindings::queue_delayed_work_on(
+                                raw::CPU_UNBOUND,
+                                target.wq,
+                                raw.dwork(),
+                                j,
+                            )
+                        };
+                        if queued {
+                            return Ok(());
+                        }
+                        Armed::Refused
+                    } else {
+                        irqs_off(|_| match cpu_of(&target) {
+                            None => Armed::Offline,
+                            // SAFETY: As above; the CPU is online and stays so (interrupts off).
+                            Some(cpu) => match unsafe {
+                                bindings::queue_delayed_work_on(cpu, target.wq, raw.dwork(), j)
+                            } {
+                                true => Armed::Queued,
+                                false => Armed::Refused,
+                            },
+                        })
+                    }
+                }
+                Some(lists) => {
+                    let list = lists.local();
+                    list.head().with(|h, _| {
+                        if !raw.claim_st(list) {
+                            return Armed::Linked;
+                        }
+                        let Some(cpu) = cpu_of(&target) else {
+                            raw.clear_st();
+                            return Armed::Offline;
+                        };
+                        // SAFETY: As above; the caller keeps the queue valid while `lists` hold
+                        // the item.
+                        let queued = unsafe {
+                            bindings::queue_delayed_work_on(cpu, target.wq, raw.dwork(), j)
+                        };
+                        if queued && j != 0 {
+                            // A timer is aimed at the queue: link the item before unlocking,
+                            // so that whoever ends this period finds the link complete.
+                            // SAFETY: We hold `list`'s lock and claimed `st` for it; the item
+                            // was on no list.
+                            unsafe { h.push(raw) };
+                        } else {
+                            // Refused, or queued at once (no timer): no link.
+                            raw.clear_st();
+                        }
+                        if queued {
+                            Armed::Queued
+                        } else {
+                            Armed::Refused
+                        }
+                    })
+                }
+            };
+            match step {
+                Armed::Queued => return Ok(()),
+                Armed::Offline => return Err(ArmError::Offline(back())),
+                Armed::Refused => {
+                    // Disabled, or a disable in progress: `EPERM`; else pending: `EBUSY`; else
+                    // the state changed after C looked (it ran or was cancelled): try again.
+                    if raw.disabled_or_changing() {
+                        return Err(ArmError::Refused(EnqueueError::Disabled(back())));
+                    }
+                    if raw.is_pending() {
+                        return Err(ArmError::Refused(EnqueueError::Pending(back())));
+                    }
+                }
+                Armed::Linked => {
+                    // A current link means a pending item; a stale one goes, and we retry.
+                    if raw.unlink_stale() {
+                        return Err(ArmError::Refused(EnqueueError::Pending(back())));
+                    }
+                }
             }
         }
-        Ok(())
+    }
+
+    /// The C re-timing of `raw`, as a reader of its gate (`depth.rs`): refused with `EPERM`
+    /// while the callers hold a disable or a writer is changing C's count, `ENODEV` for an
+    /// offline CPU. `clone` makes the pointer C keeps if the item was idle; it is called at
+    /// most once, and only on the way to C.
+    fn mod_raw(
+        raw: &RawDelayed,
+        irqs: &IrqsOff,
+        clone: &mut Option<impl FnOnce() -> T::Pointer>,
+        target: &Target<'_>,
+        j: kernel::time::Jiffies,
+    ) -> Modded {
+        if !raw.gate().read_begin(irqs) {
+            return Modded::Error(EPERM);
+        }
+        let r = if raw.depth.get() > 0 {
+            Modded::Error(EPERM)
+        } else if let Some(cpu) = cpu_of(target) {
+            match clone.take() {
+                Some(clone) => {
+                    // If the item is idle, C queues it and keeps this pointer.
+                    let extra = clone().into_raw();
+                    // SAFETY: As in `arm`; no disable is held or can start before `read_end`
+                    // (the gate), so C queues an idle item: `false` means C took `extra`.
+                    let was =
+                        unsafe { bindings::mod_delayed_work_on(cpu, target.wq, raw.dwork(), j) };
+                    Modded::Done(was, extra.cast())
+                }
+                // Not reached: each attempt that gets here returns.
+                None => Modded::Error(EINVAL),
+            }
+        } else {
+            Modded::Error(ENODEV)
+        };
+        raw.gate().read_end();
+        r
+    }
+
+    /// Gives back the pointer `mod_raw` made, if C did not take it.
+    fn finish_mod(r: Modded) -> Result<bool> {
+        match r {
+            Modded::Done(true, extra) => {
+                // SAFETY: `extra` came from `into_raw` in `mod_raw` and C did not take it (the
+                // item was pending). No lock is held: dropping it may free the item's data.
+                drop(unsafe { T::Pointer::from_raw(extra.cast()) });
+                Ok(true)
+            }
+            Modded::Done(false, _) => Ok(false),
+            Modded::Error(e) => Err(e),
+            Modded::Elsewhere => Err(EAGAIN),
+        }
     }
 
     /// Changes the delay of `item`, queueing it if idle (C's `mod_delayed_work_on()`).
@@ -131,35 +283,72 @@ where
         delay: Delay,
     ) -> Result<bool> {
         let raw = &Self::of(item).raw;
-        let mut t = raw.track.lock();
-        if t.is_disabled() {
-            return Err(EPERM);
-        }
-        let cpu = match target.cpu {
-            Some(c) if !super::cpu::is_online(c) => return Err(ENODEV),
-            Some(c) => c.as_u32() as i32,
-            None => raw::CPU_UNBOUND,
-        };
-        // If the item is idle, the queue needs a pointer of its own: make it first.
-        let extra = clone().into_raw();
-        // SAFETY: As in `arm`; the item is not disabled (checked under the lock).
-        let was_pending =
-            unsafe { bindings::mod_delayed_work_on(cpu, target.wq, raw.dwork(), delay.jiffies()) };
-        if was_pending {
-            // The queue already owns a pointer; give back the one made above.
-            // SAFETY: `extra` came from `into_raw` above and was not handed to the queue.
-            drop(unsafe { T::Pointer::from_raw(extra) });
-        }
-        // The item is now aimed at `target` (whatever it was aimed at before).
-        raw.unlink(&mut t);
-        if delay.jiffies() != 0 {
-            if let Some(lists) = target.lists {
-                let list = lists.local();
-                // SAFETY: As in `arm`.
-                unsafe { list.push(raw) };
-                t.armed_on = list;
+        let j = delay.jiffies();
+        let mut clone = Some(clone);
+        let Some(lists) = target.lists else {
+            let r = irqs_off(|irqs| Self::mod_raw(raw, irqs, &mut clone, &target, j));
+            let ok = matches!(r, Modded::Done(..));
+            let r = Self::finish_mod(r);
+            if ok {
+                // The item now aims at a queue that lives forever: a link left on an owned
+                // queue's list is stale.
+                raw.settle();
             }
+            return r;
+        };
+        loop {
+            let list = lists.local();
+            let me = core::ptr::from_ref(list) as usize;
+            let r = list.head().with(|h, irqs| {
+                let linked_here = raw.st.load(Relaxed) == me;
+                if !linked_here && !raw.claim_st(list) {
+                    return Modded::Elsewhere;
+                }
+                // `st` names this list and we hold its lock: the link is ours to manage.
+                let r = Self::mod_raw(raw, irqs, &mut clone, &target, j);
+                let armed = matches!(r, Modded::Done(..)) && j != 0;
+                match (linked_here, armed) {
+                    // Aimed here with a timer: the link is current.
+                    (true, true) => {}
+                    // SAFETY: We hold `list`'s lock and claimed `st` for it; the item was on
+                    // no list.
+                    (false, true) => unsafe { h.push(raw) },
+                    (false, false) => raw.clear_st(),
+                    (true, false) => {
+                        if matches!(r, Modded::Done(..)) {
+                            // Queued at once, no timer: no link.
+                            // SAFETY: `st` names this list: the item is on it.
+                            unsafe { h.remove(raw) };
+                            raw.clear_st();
+                        }
+                    }
+                }
+                r
+            });
+            if !matches!(r, Modded::Elsewhere) {
+                return Self::finish_mod(r);
+            }
+            // Linked on another list: re-time under that list's lock, so that nobody ends the
+            // old period meanwhile, and unlink there; then link here if the new timer is still
+            // armed (`item` keeps the item alive).
+            let moved = raw.with_link(|_, h, irqs| {
+                let r = Self::mod_raw(raw, irqs, &mut clone, &target, j);
+                if matches!(r, Modded::Done(..)) {
+                    // SAFETY: `with_link` holds the lock of the list `st` names.
+                    unsafe { h.remove(raw) };
+                    raw.clear_st();
+                }
+                r
+            });
+            if let Some(r) = moved {
+                let ok = matches!(r, Modded::Done(..));
+                let r = Self::finish_mod(r);
+                if ok && j != 0 {
+                    raw.link_if_current(lists.local());
+                }
+                return r;
+            }
+            // Unlinked meanwhile: try again from the start.
         }
-        Ok(was_pending)
     }
 }

@@ -2,40 +2,57 @@
 
 //! The armed lists of an owned queue: which tracked delayed items have a timer aimed at it.
 //!
-//! # Design
+//! # Why
 //!
 //! C's `destroy_workqueue()` does not cancel delayed items whose timers are armed: they would
 //! fire into a freed queue. So an [`OwnedQueue`](super::OwnedQueue) must find, when it is
 //! dropped, exactly the items armed on it. It does so with intrusive links that live in each
-//! [`DelayedWork`](super::DelayedWork) field: arming links the item, and the link goes away when
-//! the timer's work starts running, when the item is cancelled or disabled, or when it is armed
-//! again elsewhere. Nothing is allocated per item, no reference is held (the pointer the queue
-//! owns for a pending item is the one C holds anyway), and every operation takes two IRQ-safe
-//! raw spinlocks, so it works with spinlocks held, interrupts off and in hard-IRQ handlers.
+//! [`DelayedWork`](super::DelayedWork) field. Nothing is allocated per item and no reference is
+//! held (the pointer the queue owns for a pending item is the one C holds anyway).
 //!
-//! There is one list per possible CPU, chosen by the CPU that arms the item (interrupts are off
-//! while it is chosen), so CPUs arming delayed work on one queue do not bounce one lock's cache
-//! line between them (the objection to one list per queue made for the C side). The cost per
-//! delayed enqueue is two uncontended lock/unlock pairs and four pointer writes.
+//! # The protocol (see also `delayed.rs`)
+//!
+//! There is one list per possible CPU, each with its own IRQ-safe raw spinlock; an arm uses the
+//! list of the CPU it runs on, so CPUs arming delayed work on one queue do not share a lock.
+//! An item is on at most one list. Its word `st` (in [`RawDelayed`]) names that list, or is 0.
+//!
+//! 1. `st` changes only with the lock of the list it names (or will name) held: `0 -> L` and
+//!    `L -> 0` under `L`'s lock. So whoever holds `L`'s lock and reads `st == L` owns the item's
+//!    link until it unlocks.
+//! 2. An owned-queue arm takes its list's lock, claims `st` (`0 -> L`, compare-exchange), then
+//!    makes the C call, then links the item (or, if C refused, sets `st` back to 0), all before
+//!    unlocking. Whoever ends that arm's pending period (the work function when it starts, a
+//!    successful cancel or disable, a queue's drop) clears `PENDING` in C first and then
+//!    follows `st` to unlink, so it waits for the link to be complete.
+//! 3. A link is *current* while the item is pending with its `delayed_work` aimed at the list's
+//!    queue (`dwork->wq`); otherwise it is *stale*, left by a period that ended before its ender
+//!    got the list's lock, or re-aimed elsewhere by a call that does not link (a system-queue
+//!    arm). Every ender unlinks a stale link and keeps a current one ([`RawDelayed::settle`]).
+//! 4. An item is alive while it is linked: it is pending (the queue owns a pointer), or the
+//!    period ended and its ender (which owns the pointer, or is the work function about to
+//!    receive it) has yet to unlink it, which it does before giving the pointer to anyone.
+//! 5. `st` is followed, and its list locked, only inside an interrupts-off section, which is an
+//!    RCU read-side section: a dropped queue unlinks every item (`st = 0`) and then frees its
+//!    lists only after a grace period (`kvfree_rcu`). So a list named by `st` when it was read
+//!    is still memory when its lock is taken, and the re-check of `st` under the lock tells
+//!    whether it is still the item's list.
+//!
+//! A system-queue arm, a cancel of an item on no list (`st == 0`) and `cancel_sync` take no
+//! lock: they are the C call, one load, and a branch.
 //!
 //! # Locking
 //!
-//! - The item lock ([`RawDelayed::track`]) protects the item's `armed_on` field and every change
-//!   of the item's C state (`PENDING`, disable depth) made by this layer.
-//! - A list lock protects the links of the items on that list.
-//! - Order: item lock, then list lock. The queue's drop walks a list holding its lock and only
-//!   *tries* the item lock (a trylock cannot deadlock), backing off when it is busy.
-//! - An item linked on a list is alive: either it is pending (the queue owns a pointer to it), or
-//!   its work function has started and is waiting for the item lock to unlink it before it calls
-//!   `run`. So the list may be walked without holding references.
+//! List locks are taken one at a time, never nested (an item's list is unlocked before another
+//! list is locked). The disable gate of `delayed.rs` is not a lock: its writers wait only for
+//! readers, which run with interrupts off and never wait.
 
 use super::delayed::RawDelayed;
 use super::raw_spinlock::{
-    new_raw_spinlock_irq,
-    RawSpinLockIrq, //
+    new_irq_spinlock,
+    IrqSpinLock, //
 };
 use core::{cell::Cell, ptr};
-use kernel::prelude::*;
+use kernel::{bindings, prelude::*};
 
 /// The head of one armed list.
 pub(crate) struct Head {
@@ -66,58 +83,37 @@ impl Links {
     }
 }
 
-/// One armed list.
-#[pin_data]
-pub(crate) struct ArmedList {
-    #[pin]
-    head: RawSpinLockIrq<Head>,
-}
-
-impl ArmedList {
-    fn new() -> impl PinInit<Self> {
-        pin_init!(Self {
-            head <- new_raw_spinlock_irq!(Head { first: ptr::null(), len: 0 }, "ArmedList::head"),
-        })
-    }
-
-    /// Links `node`.
+impl Head {
+    /// Links `node` at the front.
     ///
     /// # Safety
     ///
-    /// The caller holds `node`'s item lock, `node` is on no list, and records this list in
-    /// `node`'s `armed_on` before releasing the item lock.
-    pub(crate) unsafe fn push(&self, node: &RawDelayed) {
-        let mut h = self.head.lock();
+    /// The caller holds this list's lock, `node`'s `st` names this list (the caller set it),
+    /// and `node` is on no list.
+    #[inline]
+    pub(crate) unsafe fn push(&mut self, node: &RawDelayed) {
         let links = node.links();
         links.prev.set(ptr::null());
-        links.next.set(h.first);
-        if !h.first.is_null() {
-            // SAFETY: Linked nodes are alive (module docs), and we hold the list lock.
-            unsafe { (*h.first).links().prev.set(node) };
+        links.next.set(self.first);
+        if !self.first.is_null() {
+            // SAFETY: Linked nodes are alive (module docs, rule 4), and we hold the list lock.
+            unsafe { (*self.first).links().prev.set(node) };
         }
-        h.first = node;
-        h.len += 1;
+        self.first = node;
+        self.len += 1;
     }
 
-    /// Unlinks `node`, which is on this list.
+    /// Unlinks `node`.
     ///
     /// # Safety
     ///
-    /// The caller holds `node`'s item lock and `node` is on this list.
-    pub(crate) unsafe fn remove(&self, node: &RawDelayed) {
-        let mut h = self.head.lock();
-        // SAFETY: Guaranteed by the caller, and we hold the list lock.
-        unsafe { Self::unlink(&mut h, node) };
-    }
-
-    /// # Safety
-    ///
-    /// `node` is on the list whose head `h` is, and that list's lock is held (as `h`).
-    unsafe fn unlink(h: &mut Head, node: &RawDelayed) {
+    /// The caller holds this list's lock and `node` is on this list.
+    #[inline]
+    pub(crate) unsafe fn remove(&mut self, node: &RawDelayed) {
         let links = node.links();
         let (prev, next) = (links.prev.get(), links.next.get());
         if prev.is_null() {
-            h.first = next;
+            self.first = next;
         } else {
             // SAFETY: Neighbours on a list are alive, and we hold its lock.
             unsafe { (*prev).links().next.set(next) };
@@ -128,50 +124,95 @@ impl ArmedList {
         }
         links.next.set(ptr::null());
         links.prev.set(ptr::null());
-        h.len -= 1;
+        self.len -= 1;
     }
 
-    /// Empties the list. For each item, `f` is called with the item lock and the list lock held,
-    /// after the item is unlinked (its `armed_on` is already cleared); `f` returns whether the
-    /// item's pointer is now owned by the caller, in which case it is given back (dropped) right
-    /// after both locks are released, before the next item is looked at. Returns how many were
-    /// given back.
+    /// Unlinks and returns the first node, if any.
     ///
-    /// Nothing of the item is used once its lock is dropped: from then on anyone holding another
-    /// reference may arm it again, on any queue, and that writes its links under that queue's
-    /// list lock. (An earlier version chained the taken-over items through their own links and
-    /// walked the chain after the loop; a concurrent re-arm elsewhere rewrote the chain.)
-    fn drain_with(&self, mut f: impl FnMut(&RawDelayed) -> bool) -> usize {
-        let mut released = 0;
+    /// # Safety
+    ///
+    /// The caller holds this list's lock.
+    unsafe fn pop(&mut self) -> Option<&RawDelayed> {
+        // SAFETY: Linked nodes are alive and we hold the list lock. The reference is only used
+        // under the lock, or while the caller owns the item's pointer (see `drain_with`).
+        let node = unsafe { self.first.as_ref() }?;
+        // SAFETY: `node` is on this list and we hold its lock.
+        unsafe { self.remove(node) };
+        Some(node)
+    }
+}
+
+/// One armed list.
+///
+/// # Invariants
+///
+/// `wq` is the queue of the [`ArmedLists`] this list belongs to.
+#[pin_data]
+pub(crate) struct ArmedList {
+    #[pin]
+    head: IrqSpinLock<Head>,
+    wq: *mut bindings::workqueue_struct,
+}
+
+// SAFETY: `wq` is only compared, never followed; the head is behind its lock.
+unsafe impl Send for ArmedList {}
+// SAFETY: As above.
+unsafe impl Sync for ArmedList {}
+
+impl ArmedList {
+    fn new(wq: *mut bindings::workqueue_struct) -> impl PinInit<Self> {
+        pin_init!(Self {
+            head <- new_irq_spinlock!(Head { first: ptr::null(), len: 0 }, "ArmedList::head"),
+            wq,
+        })
+    }
+
+    /// The queue whose timers this list tracks.
+    #[inline]
+    pub(crate) fn wq(&self) -> *mut bindings::workqueue_struct {
+        self.wq
+    }
+
+    /// The list's lock, for the protocol in `delayed.rs`.
+    #[inline]
+    pub(crate) fn head(&self) -> &IrqSpinLock<Head> {
+        &self.head
+    }
+
+    /// Empties the list. For each item, `f` is called with the list lock held, after the item is
+    /// unlinked (its `st` is cleared right after `f`); `f` returns a [`Taken`] saying what the caller now owns,
+    /// which `after` is given once the lock is released, before the next item is looked at.
+    /// Returns how many items `f` took.
+    ///
+    /// Nothing of an item is used once the lock is dropped unless `f` took its pointer (which
+    /// keeps it alive): from then on anyone may arm it again, on any queue.
+    fn drain_with(
+        &self,
+        f: &mut impl FnMut(&RawDelayed) -> Taken,
+        after: &mut impl FnMut(&RawDelayed, Taken),
+    ) -> usize {
+        let mut n = 0;
         loop {
-            let mut h = self.head.lock();
-            let first = h.first;
-            if first.is_null() {
-                return released;
-            }
-            // SAFETY: Linked nodes are alive while they are linked and we hold the list lock.
-            let node = unsafe { &*first };
-            let Some(mut track) = node.track().try_lock() else {
-                // Someone holding the item lock is about to take this list's lock: back off.
-                drop(h);
-                core::hint::spin_loop();
-                continue;
+            let step = self.head.with(|h, _| {
+                // SAFETY: We hold the list lock.
+                let node = unsafe { h.pop() }?;
+                // `st` still names this list while `f` decides: no arm on an owned queue can
+                // claim the item meanwhile (it would wait for this lock), so a period `f` sees
+                // end and begin again can only be one on a queue that lives forever.
+                let taken = f(node);
+                node.clear_st();
+                // Keep only the address: it is followed after the unlock only if `f` took the
+                // item's pointer.
+                Some((core::ptr::from_ref(node), taken))
+            });
+            let Some((node, taken)) = step else {
+                return n;
             };
-            // SAFETY: `node` is on this list and we hold its lock.
-            unsafe { Self::unlink(&mut h, node) };
-            track.armed_on = ptr::null();
-            let owned = f(node);
-            // Keep only the address: once the locks are dropped the item is touched again only
-            // if we own its pointer (which keeps it alive).
-            let node: *const RawDelayed = node;
-            drop(track);
-            drop(h);
-            if owned {
-                // SAFETY: `f` took over the queue's pointer to this item (a successful cancel);
-                // it is given back once, here, with no lock held. The item is alive: that
-                // pointer keeps it so until this call.
-                unsafe { (*node).release() };
-                released += 1;
+            if !matches!(taken, Taken::Nothing) {
+                n += 1;
+                // SAFETY: `f` took the queue's pointer to this item, which keeps it alive until
+                // `after` gives it back or re-queues it.
+                after(unsafe { &*node }, taken);
             }
         }
     }
@@ -179,75 +220,97 @@ impl ArmedList {
     /// The number of items linked on this list right now.
     #[cfg(CONFIG_KUNIT)]
     fn len(&self) -> usize {
-        self.head.lock().len
+        self.head.with(|h, _| h.len)
     }
+}
+
+/// What a drain step took from an item (see [`ArmedList::drain_with`]).
+pub(crate) enum Taken {
+    /// Nothing: the item was left as it was.
+    Nothing,
+    /// The queue's pointer: a cancel succeeded.
+    Pointer,
+    /// The pointer of a pending period that was not this queue's: a cancel took it in the
+    /// instant between the caller's check and the C call (a system-queue arm that re-aimed the
+    /// item). It is queued again as it was.
+    Foreign,
 }
 
 /// The armed lists of one owned queue, one per possible CPU.
 ///
 /// # Invariants
 ///
-/// `lists` has `nr_cpu_ids` entries (at least one); each is pinned (boxed) and never moves.
+/// `lists` has `nr_cpu_ids` entries (at least one); each is pinned (boxed) and never moves, and
+/// is freed only after an RCU grace period that follows the drop of this value (module docs,
+/// rule 5).
 pub(crate) struct ArmedLists {
     lists: KVec<Pin<KBox<ArmedList>>>,
 }
 
 impl ArmedLists {
-    /// Allocates the lists (the only allocation: at queue creation).
-    pub(crate) fn new() -> Result<Self> {
+    /// Allocates the lists of the queue `wq` (the only allocation: at queue creation).
+    pub(crate) fn new(wq: *mut bindings::workqueue_struct) -> Result<Self> {
         let n = kernel::cpu::nr_cpu_ids() as usize;
         if n == 0 {
             return Err(kernel::error::code::EINVAL);
         }
         let mut lists = KVec::with_capacity(n, GFP_KERNEL)?;
         for _ in 0..n {
-            lists.push(KBox::pin_init(ArmedList::new(), GFP_KERNEL)?, GFP_KERNEL)?;
+            lists.push(KBox::pin_init(ArmedList::new(wq), GFP_KERNEL)?, GFP_KERNEL)?;
         }
         // INVARIANT: One pinned list per possible CPU.
         Ok(Self { lists })
     }
 
-    /// The list for the CPU running the caller. Call with interrupts off (under an item lock).
+    /// The list for the CPU running the caller (any list would be correct: the CPU only keeps
+    /// CPUs that arm at once off each other's lock).
+    #[inline]
     pub(crate) fn local(&self) -> &ArmedList {
         let cpu = kernel::cpu::CpuId::current().as_u32() as usize;
-        // `cpu < nr_cpu_ids == lists.len()` by the invariant; the modulo only keeps the index
+        // `cpu < nr_cpu_ids == lists.len()` by the invariant; the remainder only keeps the index
         // in range without a panic path.
         let i = cpu.checked_rem(self.lists.len()).unwrap_or(0);
         // SAFETY: `lists.len() >= 1` (invariant), so `i` (a remainder, or 0) is in range.
         unsafe { self.lists.get_unchecked(i) }
     }
 
-    /// Empties every list with `f` (see [`ArmedList::drain_with`]), giving each taken-over
-    /// pointer back as soon as its locks are dropped. Returns how many were given back.
-    pub(crate) fn drain_with(&self, mut f: impl FnMut(&RawDelayed) -> bool) -> usize {
-        self.lists.iter().map(|list| list.drain_with(&mut f)).sum()
+    /// Empties every list (see [`ArmedList::drain_with`]). Returns how many items `f` took.
+    pub(crate) fn drain_with(
+        &self,
+        mut f: impl FnMut(&RawDelayed) -> Taken,
+        mut after: impl FnMut(&RawDelayed, Taken),
+    ) -> usize {
+        self.lists
+            .iter()
+            .map(|list| list.drain_with(&mut f, &mut after))
+            .sum()
     }
 
     /// Walks every list under its lock and checks that the links agree with the counts: each
-    /// node's `prev` is the node before it, and the number of nodes reached is the list's
-    /// length. For tests and the torture runner; returns the number of nodes reached, or
-    /// `None` on the first inconsistency.
+    /// node's `prev` is the node before it, its `st` names the list, and the number of nodes
+    /// reached is the list's length. For tests and the torture runner; returns the number of
+    /// nodes reached, or `None` on the first inconsistency.
     #[cfg(CONFIG_KUNIT)]
     pub(crate) fn check(&self) -> Option<usize> {
         let mut total = 0;
         for list in self.lists.iter() {
-            let h = list.head.lock();
-            let mut prev: *const RawDelayed = ptr::null();
-            let mut p = h.first;
-            let mut n = 0;
-            while !p.is_null() {
-                // SAFETY: Linked nodes are alive and we hold the list lock.
-                let links = unsafe { (*p).links() };
-                if links.prev.get() != prev || n >= h.len {
-                    return None;
+            let me: *const ArmedList = &**list;
+            let n = list.head.with(|h, _| {
+                let mut prev: *const RawDelayed = ptr::null();
+                let mut p = h.first;
+                let mut n = 0;
+                while !p.is_null() {
+                    // SAFETY: Linked nodes are alive and we hold the list lock.
+                    let node = unsafe { &*p };
+                    if node.links().prev.get() != prev || n >= h.len || node.st_list() != me {
+                        return None;
+                    }
+                    n += 1;
+                    prev = p;
+                    p = node.links().next.get();
                 }
-                n += 1;
-                prev = p;
-                p = links.next.get();
-            }
-            if n != h.len {
-                return None;
-            }
+                (n == h.len).then_some(n)
+            })?;
             total += n;
         }
         Some(total)
@@ -257,5 +320,22 @@ impl ArmedLists {
     #[cfg(CONFIG_KUNIT)]
     pub(crate) fn len(&self) -> usize {
         self.lists.iter().map(|l| l.len()).sum()
+    }
+}
+
+impl Drop for ArmedLists {
+    fn drop(&mut self) {
+        // Rule 5: a call that read an item's `st` before the drain cleared it may still be about
+        // to take a list's lock, inside its interrupts-off section. Free each list only after a
+        // grace period, which waits for every such section.
+        while let Some(list) = self.lists.pop() {
+            // SAFETY: The list is not moved: its allocation is handed to `kvfree_rcu` as is.
+            // `ArmedList` needs no destructor (a raw spinlock, pointers and a count).
+            let raw = KBox::into_raw(unsafe { Pin::into_inner_unchecked(list) });
+            // SAFETY: `raw` came from a `KBox` (kmalloc'd), is not used by us any more, and is
+            // freed after a grace period; we may sleep (an owned queue is destroyed in task
+            // context: directly, or by the reaper).
+            unsafe { super::helpers::rust_wq_kvfree_rcu(raw.cast()) };
+        }
     }
 }

@@ -49,7 +49,6 @@ impl Delay {
 }
 
 /// Returns the kernel tick counter (`jiffies`), the clock that delayed work is timed by.
-#[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
 pub(crate) fn jiffies() -> u64 {
     // SAFETY: `jiffies` is a C global that lives forever and is only ever updated with single
     // word stores; a volatile read sees either the old or the new value.

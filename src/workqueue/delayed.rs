@@ -2,38 +2,68 @@
 
 //! Delayed work items whose timers this layer tracks: [`DelayedWork`] and its operations.
 //!
-//! The field type [`DelayedWork<T, ID>`] wraps C's `struct delayed_work` together with a small
-//! lock and the links of the owned queues' armed lists (see `armed.rs`). Every change this layer
-//! makes to the item's C state (queueing, cancelling, disabling, enabling, re-timing) happens
-//! under that lock, so:
+//! The field type [`DelayedWork<T, ID>`] wraps C's `struct delayed_work` together with three
+//! words of bookkeeping and the links of the owned queues' armed lists:
 //!
-//! - an owned queue knows exactly which items have a timer aimed at it, with no allocation and
-//!   no reference, and cancels exactly those when it is dropped;
-//! - the disable depth is known exactly, so a refused enqueue or `mod_delayed` says truthfully
-//!   whether the item was pending or disabled, and never leaks the pointer;
-//! - all of it is callable with spinlocks held, interrupts off and from hard-interrupt handlers:
-//!   the lock is a raw spinlock (`raw_spinlock.rs`), valid in hard-IRQ context even on
-//!   `PREEMPT_RT` (only the `_sync` operations and `flush` sleep).
+//! - `st`, the armed list the item is linked on (see `armed.rs` for the protocol): an owned
+//!   queue knows exactly which items have a timer aimed at it, with no allocation and no
+//!   reference, and cancels exactly those when it is dropped;
+//! - `depth`, the disables the layer's callers hold (`depth.rs`): an enable undoes only a
+//!   caller's disable, never the one a `cancel_sync()` holds while it waits, and C never warns;
+//! - `gate`, which keeps the C disable count still while `mod_delayed` decides whether C took
+//!   the pointer it was handed (`depth.rs`).
+//!
+//! C serialises every change of the item's state itself, through its `PENDING` bit: a queueing,
+//! a cancel and a re-timing each own the item for their length. So the layer takes no lock of
+//! its own where C's answer is enough: an arm on a queue that lives forever, a cancel of an item
+//! on no armed list, `cancel_sync` and `flush` are the C call plus a load and a branch. The
+//! lock of an armed list is taken only to link an item armed on an owned queue and to unlink it
+//! afterwards. Everything is callable with spinlocks held, interrupts off and from hard-interrupt
+//! handlers (the list locks are raw spinlocks, valid in hard-IRQ context even on `PREEMPT_RT`);
+//! only the `_sync` operations and `flush` sleep.
+//!
+//! What each operation does besides the C call:
+//!
+//! | operation | system queue | owned queue |
+//! |---|---|---|
+//! | `enqueue_delayed` | nothing (a refusal reads the depth to say why) | its CPU's list lock: claim `st`, link |
+//! | `mod_delayed` | interrupts off, the gate, a pointer clone (dropped if it was pending) | the same under the list lock |
+//! | `cancel`, `disable` | one load of `st` (unlink under the list lock if linked) | the same |
+//! | `cancel_sync` | the gate's writer add/sub, one load of `st` | the same |
+//! | `enable` | the gate's writer add/sub, one atomic subtract | the same |
+//! | the work function | one load of `st` (unlink if linked) | the same |
 //!
 //! Items implement [`DelayedWorkItem`] (like upstream's `WorkItem`) and [`HasDelayedWork`]
 //! (through [`impl_has_delayed_work!`]); the field is made with [`new_delayed_work!`].
 
 use super::field::HasWorkField;
-use super::raw_spinlock::{
-    new_raw_spinlock_irq,
-    RawSpinLockIrq, //
-};
 use super::{
     armed::{
         ArmedList,
+        Head,
         Links, //
     },
+    depth::{
+        Depth,
+        Gate, //
+    },
     pointer::WorkPointer,
-    raw, //
+    raw,
+    raw_spinlock::{
+        irqs_off,
+        IrqsOff, //
+    }, //
 };
 use core::{
     marker::PhantomData,
-    ptr, //
+    sync::atomic::{
+        AtomicUsize,
+        Ordering::{
+            Acquire,
+            Relaxed,
+            Release, //
+        }, //
+    }, //
 };
 use kernel::{
     bindings,
@@ -109,44 +139,26 @@ macro_rules! new_delayed_work {
 }
 pub(crate) use new_delayed_work;
 
-/// What the item lock protects besides the item's C state.
-pub(crate) struct Track {
-    /// The armed list the item is linked on, or null.
-    pub(crate) armed_on: *const ArmedList,
-    /// The caller's disable depth: [`DelayedWork::disable`]s not yet undone by
-    /// [`DelayedWork::enable`] (only this layer changes it, always under this lock).
-    pub(super) disabled: u32,
-    /// The disables that `cancel_sync()` calls hold while they wait. Counted apart from
-    /// `disabled`, so that a caller's `enable()` can never undo one (C's depth is the sum).
-    pub(super) syncing: u32,
-}
-
-impl Track {
-    /// Whether C sees the item disabled (a caller's or a waiting `cancel_sync()`'s disable).
-    pub(super) fn is_disabled(&self) -> bool {
-        self.disabled > 0 || self.syncing > 0
-    }
-}
-
-// SAFETY: `armed_on` is only followed under the item lock, while the list is alive (armed.rs).
-unsafe impl Send for Track {}
-
 /// The type-independent part of a [`DelayedWork`].
 ///
 /// # Invariants
 ///
 /// - `dwork` was initialised with the work function of the item type that made this value, and
 ///   `release` gives back a pointer of that item type's `Pointer` type.
-/// - Every change this layer makes to `dwork`'s C state happens with `track` locked.
-/// - `track.armed_on` is non-null exactly while the item is linked on that list (armed.rs).
+/// - `st` is the address of the [`ArmedList`] the item is linked on, or is being linked on by
+///   the holder of that list's lock, or 0; it changes only with that list's lock held
+///   (`armed.rs`, rule 1). `links` are used only with that lock held.
+/// - `depth` counts the disables the layer's callers hold (`depth.rs`); every C call that
+///   changes C's disable count is made inside a writer section of `gate`.
 #[repr(C)]
 #[pin_data]
 pub(crate) struct RawDelayed {
     #[pin]
     dwork: Opaque<bindings::delayed_work>,
-    #[pin]
-    pub(super) track: RawSpinLockIrq<Track>,
+    pub(super) st: AtomicUsize,
     links: Links,
+    pub(super) depth: Depth,
+    gate: Gate,
     release: unsafe fn(*const RawDelayed),
 }
 
@@ -155,16 +167,14 @@ impl RawDelayed {
         &self.links
     }
 
-    pub(crate) fn track(&self) -> &RawSpinLockIrq<Track> {
-        &self.track
-    }
-
     /// The C `delayed_work`.
+    #[inline]
     pub(crate) fn dwork(&self) -> *mut bindings::delayed_work {
         self.dwork.get()
     }
 
     /// The C `work_struct` inside it.
+    #[inline]
     pub(crate) fn work(&self) -> *mut bindings::work_struct {
         // SAFETY: `dwork` is valid memory for a `delayed_work`; this only computes a field address.
         unsafe { core::ptr::addr_of_mut!((*self.dwork.get()).work) }
@@ -181,30 +191,183 @@ impl RawDelayed {
         unsafe { (self.release)(self) }
     }
 
+    /// Queues the item again on the queue and CPU its last arm aimed it at, when its timer would
+    /// have fired (at once if that time has passed); gives the pointer back if C refuses (the
+    /// item was armed again meanwhile).
+    ///
+    /// For an owned queue's drop that cancelled a period of another queue (`Taken::Foreign` in
+    /// `armed.rs`): that queue lives forever, so no link is needed.
+    ///
+    /// # Safety
+    ///
+    /// The caller owns the queue's pointer (a cancel just succeeded), and `aimed_at()` is a
+    /// queue that lives forever.
+    pub(crate) unsafe fn requeue(&self) {
+        let dw = self.dwork();
+        // SAFETY: `dw` is initialised and idle (the cancel), so C does not write these now.
+        let (cpu, expires) = unsafe { ((*dw).cpu, (*dw).timer.expires) };
+        let left = expires.wrapping_sub(super::delay::jiffies() as usize) as isize;
+        let delay = left.max(0) as usize;
+        let queued = irqs_off(|_| {
+            let online = u32::try_from(cpu)
+                .ok()
+                .and_then(kernel::cpu::CpuId::from_u32)
+                .is_some_and(super::cpu::is_online);
+            let cpu = if online { cpu } else { raw::CPU_UNBOUND };
+            // SAFETY: The queue lives forever (the caller's promise); the pointer is ours to
+            // hand over; the CPU is online (interrupts off) or unbound.
+            unsafe { bindings::queue_delayed_work_on(cpu, self.aimed_at(), dw, delay) }
+        });
+        if !queued {
+            // SAFETY: C did not take it: still ours, given back once.
+            unsafe { self.release() };
+        }
+    }
+
     /// Whether the item is pending (queued or timer armed).
+    #[inline]
     pub(crate) fn is_pending(&self) -> bool {
         // SAFETY: `work()` is an initialised `work_struct` inside `self`, alive for the call.
         unsafe { raw::is_pending(self.work()) }
     }
 
-    /// Unlinks the item from the list it is on, if any. The item lock must be held (as `t`).
-    pub(super) fn unlink(&self, t: &mut Track) {
-        if t.armed_on.is_null() {
-            return;
-        }
-        // SAFETY: We hold the item lock and the item is linked on `armed_on`, so that list is
-        // alive (an owned queue empties its lists, under each item's lock, before freeing them).
-        unsafe { (*t.armed_on).remove(self) };
-        t.armed_on = ptr::null();
+    /// The queue the item's last arm aimed it at (`dwork->wq`; null before the first).
+    #[inline]
+    pub(crate) fn aimed_at(&self) -> *mut bindings::workqueue_struct {
+        // SAFETY: `dwork` is initialised and alive; C writes `wq` with plain stores while it
+        // owns the item (`PENDING`), so a racing read sees the old or the new pointer, which is
+        // only compared, never followed.
+        unsafe { core::ptr::read_volatile(core::ptr::addr_of!((*self.dwork.get()).wq)) }
     }
 
-    /// Drops a stale link: one left by an arm whose timer has fired and whose run has started.
-    /// The item lock must be held (as `t`).
-    fn settle(&self, t: &mut Track) {
-        // A pending item's link (if any) belongs to its current arm: keep it.
-        if !self.is_pending() {
-            self.unlink(t);
+    /// Whether the item's link on `list` is current: pending, and aimed at the list's queue.
+    #[inline]
+    pub(super) fn is_current_on(&self, list: &ArmedList) -> bool {
+        self.is_pending() && self.aimed_at() == list.wq()
+    }
+
+    /// The list `st` names (null if none): for checks only.
+    #[cfg(CONFIG_KUNIT)]
+    pub(crate) fn st_list(&self) -> *const ArmedList {
+        self.st.load(Acquire) as *const ArmedList
+    }
+
+    /// Whether the item may be on a list (a snapshot: a non-zero `st`).
+    #[inline]
+    fn maybe_linked(&self) -> bool {
+        self.st.load(Acquire) != 0
+    }
+
+    /// Clears `st`: the caller holds the lock of the list it names and has just unlinked the
+    /// item (or did not link it).
+    #[inline]
+    pub(crate) fn clear_st(&self) {
+        self.st.store(0, Release);
+    }
+
+    /// Claims `st` for `list` (`0 -> list`); the caller holds `list`'s lock. `false` if the item
+    /// is on, or being put on, a list.
+    #[inline]
+    pub(super) fn claim_st(&self, list: &ArmedList) -> bool {
+        let me = core::ptr::from_ref(list) as usize;
+        self.st.compare_exchange(0, me, Acquire, Relaxed).is_ok()
+    }
+
+    /// Runs `f` with the lock of the list the item is on held, after checking that `st` still
+    /// names it. `None` if the item is on no list.
+    pub(super) fn with_link<R>(
+        &self,
+        f: impl FnOnce(&ArmedList, &mut Head, &IrqsOff) -> R,
+    ) -> Option<R> {
+        let mut f = Some(f);
+        irqs_off(|irqs| loop {
+            let l = self.st.load(Acquire) as *const ArmedList;
+            if l.is_null() {
+                return None;
+            }
+            // SAFETY: Interrupts are off (an RCU read-side section), and `l` was named by `st`
+            // when read, so the list's memory is alive until the section ends (`armed.rs`,
+            // rule 5).
+            let list = unsafe { &*l };
+            let done = list.head().with_irqs_off(irqs, |h| {
+                if self.st.load(Relaxed) != l as usize {
+                    // Unlinked (or moved) meanwhile: look again.
+                    return None;
+                }
+                // `f` is taken once: this branch returns from the loop.
+                f.take().map(|f| f(list, h, irqs))
+            });
+            if done.is_some() {
+                return done;
+            }
+        })
+    }
+
+    /// Unlinks the item if its link is stale (`armed.rs`, rule 3). Every call that ends a
+    /// pending period calls this after C has ended it, before anyone gets the pointer.
+    #[inline]
+    pub(crate) fn settle(&self) {
+        if !self.maybe_linked() {
+            return;
         }
+        self.settle_slow();
+    }
+
+    #[cold]
+    fn settle_slow(&self) {
+        self.with_link(|list, h, _| {
+            if !self.is_current_on(list) {
+                // SAFETY: We hold the lock of the list `st` names, so the item is on it.
+                unsafe { h.remove(self) };
+                self.clear_st();
+            }
+        });
+    }
+
+    /// Unlinks the item unless its link is current; returns whether a current link remains
+    /// (then the item is pending, and C will refuse to queue it).
+    pub(super) fn unlink_stale(&self) -> bool {
+        self.with_link(|list, h, _| {
+            if self.is_current_on(list) {
+                return true;
+            }
+            // SAFETY: As in `settle_slow`.
+            unsafe { h.remove(self) };
+            self.clear_st();
+            false
+        })
+        .unwrap_or(false)
+    }
+
+    /// Links the item on `list` if it is idle on no list and still aimed at `list`'s queue with a
+    /// pending timer: the end of a move (`mod_delayed` to an owned queue from another queue's
+    /// list). The caller keeps the item alive for the call (it holds a pointer).
+    pub(super) fn link_if_current(&self, list: &ArmedList) {
+        list.head().with(|h, _| {
+            if !self.claim_st(list) {
+                // On a list again: someone else re-armed it, and linked it if needed.
+                return;
+            }
+            if self.is_current_on(list) {
+                // SAFETY: We hold `list`'s lock, claimed `st` for it, and the item was on no list.
+                unsafe { h.push(self) };
+            } else {
+                self.clear_st();
+            }
+        });
+    }
+
+    /// The gate of the C disable count (`depth.rs`).
+    #[inline]
+    pub(super) fn gate(&self) -> &Gate {
+        &self.gate
+    }
+
+    /// Whether the layer's callers hold a disable, or a writer is changing C's count: an arm C
+    /// refused now is one refused because the item is disabled.
+    #[inline]
+    pub(super) fn disabled_or_changing(&self) -> bool {
+        self.depth.get() > 0 || self.gate.writers()
     }
 }
 
@@ -226,12 +389,13 @@ pub(crate) struct DelayedWork<T, const ID: u64 = 0> {
     _item: PhantomData<T>,
 }
 
-// SAFETY: The C `delayed_work` may be used from any thread; the Rust state is behind the item
-// lock, and the links are only touched under the lock of the list the item is on (armed.rs: a
-// drain gives an item back before dropping its locks, and never touches it afterwards). `T` is
-// not contained.
+// SAFETY: The C `delayed_work` may be used from any thread; the Rust state is atomics, and the
+// links are only touched under the lock of the list the item is on (armed.rs: a drain gives an
+// item back after dropping the list's lock, and never touches it afterwards). `T` is not
+// contained.
 unsafe impl<T, const ID: u64> Send for DelayedWork<T, ID> {}
-// SAFETY: As above: every `&self` method locks, or calls C functions that lock.
+// SAFETY: As above: every `&self` method uses atomics, takes a list lock, or calls C functions
+// that lock.
 unsafe impl<T, const ID: u64> Sync for DelayedWork<T, ID> {}
 
 impl<T, const ID: u64> DelayedWork<T, ID>
@@ -264,11 +428,10 @@ where
                         raw::init_delayed_timer(slot, timer_flags, false, tname, tkey);
                     }
                 }),
-                track <- new_raw_spinlock_irq!(
-                    Track { armed_on: ptr::null(), disabled: 0, syncing: 0 },
-                    "DelayedWork::track"
-                ),
+                st: AtomicUsize::new(0),
                 links: Links::new(),
+                depth: Depth::new(),
+                gate: Gate::new(),
                 release: release::<T, ID>,
             }),
             _item: PhantomData,
@@ -293,10 +456,9 @@ where
     let field = dwork.cast::<DelayedWork<T, ID>>();
     // SAFETY: The queue's pointer keeps the item alive until `from_raw` below hands it to `run`.
     let raw = unsafe { &(*field).raw };
-    {
-        let mut t = raw.track.lock();
-        raw.settle(&mut t);
-    }
+    // C cleared `PENDING` before calling us: the period has ended; unlink its link (if any)
+    // before the pointer leaves the layer.
+    raw.settle();
     // SAFETY: `field` is the `DelayedWork<T, ID>` field of a `T` (the caller's promise).
     let item = unsafe { T::work_container_of(field) };
     // SAFETY: The queue held the pointer made by `into_raw` for this queueing; it is ours now.
@@ -325,12 +487,15 @@ impl<T, const ID: u64> DelayedWork<T, ID>
 where
     T: DelayedWorkItem<ID> + HasDelayedWork<ID>,
 {
-    /// Takes back the queue's pointer after a successful cancel.
+    /// Takes back the queue's pointer after a successful cancel, once the link is settled.
     ///
     /// # Safety
     ///
     /// A cancel or disable of this field just returned `true`.
+    #[inline]
     unsafe fn take_back(&self) -> T::Pointer {
+        // The period ended in C; its link must go before the pointer leaves (rule 4).
+        self.raw.settle();
         let field = core::ptr::from_ref(self).cast_mut();
         // SAFETY: `self` is the `DelayedWork<T, ID>` field of a `T` (only such fields are made).
         let item = unsafe { T::work_container_of(field) };
@@ -342,14 +507,17 @@ where
     ///
     /// Callable from any context, including hard interrupts and with spinlocks held. Returns
     /// the queue's pointer if the item was pending; a running instance goes on.
+    #[inline]
     pub(crate) fn cancel(&self) -> Option<T::Pointer> {
-        let mut t = self.raw.track.lock();
         // SAFETY: `dwork` is initialised; `cancel_delayed_work` does not sleep.
-        let was_pending = unsafe { bindings::cancel_delayed_work(self.raw.dwork()) };
-        self.raw.settle(&mut t);
-        drop(t);
-        // SAFETY: The cancel succeeded.
-        was_pending.then(|| unsafe { self.take_back() })
+        if unsafe { bindings::cancel_delayed_work(self.raw.dwork()) } {
+            // SAFETY: The cancel succeeded.
+            Some(unsafe { self.take_back() })
+        } else {
+            // A stale link of an ended period (its ender has not got to it yet) is that ender's
+            // to settle; nothing of ours changed.
+            None
+        }
     }
 
     /// Disables the item, cancelling it if pending (C's `disable_delayed_work()`); disables
@@ -358,14 +526,9 @@ where
     /// Disables nest up to [`MAX_DISABLE_DEPTH`](super::work::MAX_DISABLE_DEPTH) (half of C's
     /// limit, see there): at that depth this only cancels.
     pub(crate) fn disable(&self) -> Option<T::Pointer> {
-        self.disable_counted(false).0
-    }
-
-    /// [`DelayedWork::disable`], also saying whether the depth went up: the caller's depth, or,
-    /// for `sync`, the depth of the waiting `cancel_sync()`s.
-    fn disable_counted(&self, sync: bool) -> (Option<T::Pointer>, bool) {
-        let mut t = self.raw.track.lock();
-        let counted = t.disabled + t.syncing < super::work::MAX_DISABLE_DEPTH;
+        let gate = self.raw.gate();
+        gate.write_begin();
+        let counted = self.raw.depth.has_room();
         // SAFETY: `dwork` is initialised; neither call sleeps.
         let was_pending = unsafe {
             if counted {
@@ -374,15 +537,12 @@ where
                 bindings::cancel_delayed_work(self.raw.dwork())
             }
         };
-        match (counted, sync) {
-            (false, _) => {}
-            (true, false) => t.disabled += 1,
-            (true, true) => t.syncing += 1,
+        if counted {
+            self.raw.depth.count();
         }
-        self.raw.settle(&mut t);
-        drop(t);
+        gate.write_end();
         // SAFETY: Disabling (or cancelling) took the pending item off its queue.
-        (was_pending.then(|| unsafe { self.take_back() }), counted)
+        was_pending.then(|| unsafe { self.take_back() })
     }
 
     /// Undoes one [`DelayedWork::disable`] (C's `enable_delayed_work()`). Returns whether the
@@ -390,94 +550,67 @@ where
     /// (C would warn "work disable count underflowed"), and returns whether the item is
     /// queueable: `false` while a `cancel_sync()` waits, whose disable is not the caller's.
     pub(crate) fn enable(&self) -> bool {
-        let mut t = self.raw.track.lock();
-        if t.disabled == 0 {
-            return t.syncing == 0;
-        }
-        t.disabled -= 1;
-        // SAFETY: `dwork` is initialised and disabled (C's depth is at least ours, positive);
-        // does not sleep.
-        unsafe { bindings::enable_delayed_work(self.raw.dwork()) }
-    }
-
-    /// Undoes the disable of a `cancel_sync()` that has finished waiting.
-    fn end_sync(&self) {
-        let mut t = self.raw.track.lock();
-        if t.syncing == 0 {
-            return;
-        }
-        t.syncing -= 1;
-        // SAFETY: `dwork` is initialised and disabled by the caller's `cancel_sync()` (counted
-        // in `syncing`, which nothing else undoes); does not sleep.
-        unsafe { bindings::enable_delayed_work(self.raw.dwork()) };
+        let gate = self.raw.gate();
+        gate.write_begin();
+        let r = if self.raw.depth.take() {
+            // SAFETY: `dwork` is initialised, and C's count is at least ours was (positive,
+            // `depth.rs`); does not sleep.
+            unsafe { bindings::enable_delayed_work(self.raw.dwork()) }
+        } else {
+            // SAFETY: `work()` is an initialised `work_struct` inside `self`.
+            !unsafe { raw::is_disabled(self.raw.work()) }
+        };
+        gate.write_end();
+        r
     }
 
     /// Returns the caller's disable depth (a waiting `cancel_sync()`'s disable is not counted).
     #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
     pub(crate) fn disable_depth(&self) -> u32 {
-        self.raw.track.lock().disabled
-    }
-
-    /// Waits for a running instance to finish (the waiting half of the `_sync` operations).
-    ///
-    /// The caller has just disabled or cancelled the item under its lock, so its timer is
-    /// idle. This waits with C's cancel semantics (`cancel_work_sync()` on the inner
-    /// `work_struct`, `__flush_work(.., from_cancel = true)`), as `cancel_delayed_work_sync()`
-    /// does: `flush_work()` would add the flush-dependency check ("WQ_MEM_RECLAIM .. is
-    /// flushing !WQ_MEM_RECLAIM") and a lockdep acquisition of the queue's map, which give a
-    /// WARN, or lockdep's "possible recursive locking", when a work item cancels a sibling on
-    /// a rescuer queue. C's "not for `delayed_work`" rule for `cancel_work_sync()` exists for an
-    /// armed timer, which this item does not have. Returns whether the item was pending again
-    /// (a running instance re-queued itself; possible only if the caller's disable was not
-    /// counted, at the depth cap): then the queue's pointer is the caller's.
-    fn wait_running(&self) -> bool {
-        // SAFETY: `work()` is initialised and its timer idle (see above); we may sleep (the
-        // callers allow it). C's own disable for the wait is not counted in `track.disabled`.
-        let again = unsafe { bindings::cancel_work_sync(self.raw.work()) };
-        if again {
-            // The timer is idle, so the item was queued directly: unlink a stale link.
-            let mut t = self.raw.track.lock();
-            self.raw.settle(&mut t);
-        }
-        again
+        self.raw.depth.get()
     }
 
     /// Cancels the item and waits for a running instance (C's `cancel_delayed_work_sync()`).
     ///
-    /// While it waits the item is disabled, so a running instance that re-queues itself is
-    /// refused (as in C). Returns the queue's pointer if the item was pending. Sleeps.
+    /// While it waits the item is disabled (by C, for the length of the wait; not counted in
+    /// the caller's depth), so a running instance that re-queues itself is refused. C waits
+    /// with cancel semantics (`__flush_work(.., from_cancel = true)`): no flush-dependency
+    /// check and no lockdep touch of the queue, so a work item may cancel a sibling on a
+    /// rescuer queue. Returns the queue's pointer if the item was pending. Sleeps.
     pub(crate) fn cancel_sync(&self) -> Option<T::Pointer> {
-        kernel::task::might_sleep();
-        let (p, counted) = self.disable_counted(true);
-        let again = self.wait_running();
-        if counted {
-            self.end_sync();
-        }
-        // SAFETY: `again`: the cancel in `wait_running` succeeded.
-        Self::one_of(p, again.then(|| unsafe { self.take_back() }))
+        let gate = self.raw.gate();
+        // C disables the item for the wait: a writer (`mod_delayed` must not hand C a pointer
+        // meanwhile). C checks `might_sleep()` itself.
+        gate.write_begin();
+        // SAFETY: `dwork` is initialised; we may sleep (C checks).
+        let was_pending = unsafe { bindings::cancel_delayed_work_sync(self.raw.dwork()) };
+        gate.write_end();
+        // SAFETY: The cancel succeeded.
+        was_pending.then(|| unsafe { self.take_back() })
     }
 
     /// Disables the item and waits for a running instance (C's `disable_delayed_work_sync()`).
-    /// Returns the queue's pointer if the item was pending. Sleeps.
+    /// Returns the queue's pointer if the item was pending. Sleeps. At the depth cap this is
+    /// `cancel_sync` (nothing counted).
     pub(crate) fn disable_sync(&self) -> Option<T::Pointer> {
-        kernel::task::might_sleep();
-        let p = self.disable();
-        let again = self.wait_running();
-        // SAFETY: `again`: the cancel in `wait_running` succeeded.
-        Self::one_of(p, again.then(|| unsafe { self.take_back() }))
-    }
-
-    /// The pointer a `_sync` call gives back. Two exist only at the disable-depth cap, when a
-    /// running instance re-queued itself during the wait: the second is dropped here (the
-    /// caller may sleep, so it holds no spinlock).
-    fn one_of(p: Option<T::Pointer>, again: Option<T::Pointer>) -> Option<T::Pointer> {
-        match (p, again) {
-            (Some(p), again) => {
-                drop(again);
-                Some(p)
+        let gate = self.raw.gate();
+        gate.write_begin();
+        let counted = self.raw.depth.has_room();
+        // SAFETY: `dwork` is initialised; we may sleep (C checks). Both wait with cancel
+        // semantics, as in `cancel_sync`.
+        let was_pending = unsafe {
+            if counted {
+                bindings::disable_delayed_work_sync(self.raw.dwork())
+            } else {
+                bindings::cancel_delayed_work_sync(self.raw.dwork())
             }
-            (None, again) => again,
+        };
+        if counted {
+            self.raw.depth.count();
         }
+        gate.write_end();
+        // SAFETY: The cancel succeeded.
+        was_pending.then(|| unsafe { self.take_back() })
     }
 
     /// Fires a pending timer now and waits until the item has run (C's

@@ -11,6 +11,8 @@
 #include <linux/cpu.h>
 #include <linux/lockdep.h>
 #include <linux/preempt.h>
+#include <linux/rcupdate.h>
+#include <linux/slab.h>
 #include <linux/spinlock.h>
 
 #include "helpers.h"
@@ -73,6 +75,46 @@ int rust_wq_raw_spin_trylock(raw_spinlock_t *lock)
 void rust_wq_raw_spin_unlock(raw_spinlock_t *lock)
 {
 	raw_spin_unlock(lock);
+}
+
+/*
+ * raw_spin_lock_irqsave()/raw_spin_unlock_irqrestore(): the flags travel through the caller,
+ * which restores them in the reverse order of saving (the layer's sections are closures).
+ */
+unsigned long rust_wq_raw_spin_lock_irqsave(raw_spinlock_t *lock)
+{
+	unsigned long flags;
+
+	raw_spin_lock_irqsave(lock, flags);
+	return flags;
+}
+
+void rust_wq_raw_spin_unlock_irqrestore(raw_spinlock_t *lock, unsigned long flags)
+{
+	raw_spin_unlock_irqrestore(lock, flags);
+}
+
+/* local_irq_save()/local_irq_restore(), for the layer's short interrupts-off sections. */
+unsigned long rust_wq_irq_save(void)
+{
+	unsigned long flags;
+
+	local_irq_save(flags);
+	return flags;
+}
+
+void rust_wq_irq_restore(unsigned long flags)
+{
+	local_irq_restore(flags);
+}
+
+/*
+ * kvfree_rcu_mightsleep(): frees a kmalloc'd object after an RCU grace period (it may wait for
+ * one itself when it cannot allocate). The caller may sleep.
+ */
+void rust_wq_kvfree_rcu(void *ptr)
+{
+	kvfree_rcu_mightsleep(ptr);
 }
 
 /* lockdep_assert_held(): a WARN when lockdep is on and the lock is not held; else nothing. */

@@ -12,7 +12,10 @@ use core::ffi::c_void;
 use kernel::ffi::c_uint;
 use kernel::{
     bindings,
-    ffi::c_int, //
+    ffi::{
+        c_int,
+        c_ulong, //
+    },
 };
 
 extern "C" {
@@ -39,6 +42,28 @@ extern "C" {
 
     /// C's `raw_spin_unlock()`. The caller must hold the lock.
     pub(super) fn rust_wq_raw_spin_unlock(lock: *mut bindings::raw_spinlock_t);
+
+    /// C's `raw_spin_lock_irqsave()`: returns the saved interrupt flags, which the matching
+    /// [`rust_wq_raw_spin_unlock_irqrestore`] gets back. The lock must be initialised.
+    pub(super) fn rust_wq_raw_spin_lock_irqsave(lock: *mut bindings::raw_spinlock_t) -> c_ulong;
+
+    /// C's `raw_spin_unlock_irqrestore()`. The caller holds the lock, taken by
+    /// [`rust_wq_raw_spin_lock_irqsave`], which returned `flags`.
+    pub(super) fn rust_wq_raw_spin_unlock_irqrestore(
+        lock: *mut bindings::raw_spinlock_t,
+        flags: c_ulong,
+    );
+
+    /// C's `local_irq_save()`: turns local interrupts off and returns the previous state.
+    pub(super) fn rust_wq_irq_save() -> c_ulong;
+
+    /// C's `local_irq_restore()`: `flags` came from the matching [`rust_wq_irq_save`] (or
+    /// [`rust_wq_raw_spin_lock_irqsave`]), restored in the reverse order of saving.
+    pub(super) fn rust_wq_irq_restore(flags: c_ulong);
+
+    /// C's `kvfree_rcu_mightsleep()`: frees `ptr` (from kmalloc, unused by the caller from now
+    /// on) after an RCU grace period. Sleeps.
+    pub(super) fn rust_wq_kvfree_rcu(ptr: *mut c_void);
 
     /// C's `lockdep_assert_held()` on the lock (a `WARN` if lockdep is on and it is not held).
     pub(super) fn rust_wq_raw_spin_assert_held(lock: *mut bindings::raw_spinlock_t);

@@ -8,7 +8,10 @@ use super::{
         ArmError,
         Target, //
     },
-    armed::ArmedLists,
+    armed::{
+        ArmedLists,
+        Taken, //
+    },
     cpu::CpuId,
     delay::Delay,
     delayed::{
@@ -132,7 +135,7 @@ impl OwnedQueue {
         wq: NonNull<bindings::workqueue_struct>,
         flags: u32,
     ) -> Result<Self> {
-        let armed = match ArmedLists::new() {
+        let armed = match ArmedLists::new(wq.as_ptr()) {
             Ok(a) => a,
             Err(e) => {
                 // SAFETY: We own `wq` (the caller's promise) and nothing is on it.
@@ -214,27 +217,41 @@ impl OwnedQueue {
             // queues into a draining queue. Afterwards those items are queued and drained.
             kernel::sync::rcu::rcu_barrier();
         }
-        inner.armed.drain_with(|node| {
-            // Fire each armed timer now, as C's `flush_delayed_work()` does (without its wait):
-            // only a successful `timer_delete()` makes the timer's pending state ours, and then
-            // the item is queued as its timer would have queued it. Reading `is_pending()` and
-            // then re-timing with `mod_delayed_work_on()` raced with a timer that fired in
-            // between: the item started (C clears PENDING), and the re-timing queued it once
-            // more with no pointer behind it (a pointer given back twice).
-            //
-            // SAFETY: `node` is linked on this queue's list, which we hold locked, so it is
-            // alive, initialised, and aimed at this queue (`dwork->wq`/`cpu` name it). The list
-            // lock keeps interrupts off, which `delayed_work_timer_fn()` requires (it is the
-            // item's timer function, `TIMER_IRQSAFE`). Neither call sleeps. A timer that was not
-            // pending (already fired or running) is left alone: `drain_workqueue` waits for it.
-            unsafe {
-                let timer = core::ptr::addr_of_mut!((*node.dwork()).timer);
-                if bindings::timer_delete(timer) != 0 {
-                    bindings::delayed_work_timer_fn(timer);
+        let wq = inner.wq.as_ptr();
+        inner.armed.drain_with(
+            |node| {
+                // Fire each timer aimed here now, as C's `flush_delayed_work()` does (without
+                // its wait): only a successful `timer_delete()` makes the timer's pending state
+                // ours, and then the item is queued as its timer would have queued it. Reading
+                // `is_pending()` and then re-timing with `mod_delayed_work_on()` raced with a
+                // timer that fired in between: the item started (C clears PENDING), and the
+                // re-timing queued it once more with no pointer behind it.
+                if node.aimed_at() != wq {
+                    // A stale link (armed.rs, rule 3): nothing of ours.
+                    return Taken::Nothing;
                 }
-            }
-            false
-        });
+                // SAFETY: `node` was linked on this queue's list, which we hold locked, so it
+                // is alive and initialised. The list lock keeps interrupts off, which
+                // `delayed_work_timer_fn()` requires (it is the item's timer function,
+                // `TIMER_IRQSAFE`). None of the calls sleeps. With the timer deleted its period
+                // is ours until it is queued or the timer re-added, so `wq` cannot change: if a
+                // system-queue arm re-aimed the item after the check above, its timer is put
+                // back as it was. A timer that was not pending (already fired or running) is
+                // left alone: `drain_workqueue` waits for its item.
+                unsafe {
+                    let timer = core::ptr::addr_of_mut!((*node.dwork()).timer);
+                    if bindings::timer_delete(timer) != 0 {
+                        if node.aimed_at() == wq {
+                            bindings::delayed_work_timer_fn(timer);
+                        } else {
+                            bindings::add_timer(timer);
+                        }
+                    }
+                }
+                Taken::Nothing
+            },
+            |_, _| {},
+        );
         // SAFETY: The queue is valid (type invariant); we may sleep.
         unsafe { bindings::drain_workqueue(inner.wq.as_ptr()) };
     }
@@ -345,12 +362,36 @@ impl Deref for OwnedQueue {
 
 /// Cancels every item whose timer is aimed at the queue and gives the pointers back.
 fn cancel_armed(inner: &Inner) -> usize {
-    inner.armed.drain_with(|node| {
-        // The link is current if the item is pending (armed.rs): its timer is aimed here, or it
-        // fired and the item waits on this queue's pool. Either way it belongs to this queue.
-        // SAFETY: `dwork` is initialised; `cancel_delayed_work` does not sleep.
-        node.is_pending() && unsafe { bindings::cancel_delayed_work(node.dwork()) }
-    })
+    let wq = inner.wq.as_ptr();
+    inner.armed.drain_with(
+        |node| {
+            // The link is current if the item is pending and aimed here (armed.rs, rule 3): its
+            // timer is armed for this queue, or it fired and the item waits on this queue's
+            // pool. Either way it belongs to this queue.
+            if !(node.is_pending() && node.aimed_at() == wq) {
+                return Taken::Nothing;
+            }
+            // SAFETY: `dwork` is initialised; `cancel_delayed_work` does not sleep.
+            if !unsafe { bindings::cancel_delayed_work(node.dwork()) } {
+                return Taken::Nothing;
+            }
+            // The period ended between the check and the cancel, and a new one began on a
+            // queue that lives forever (only those can start while `st` still names our list):
+            // the cancel took that one. `wq` says which.
+            if node.aimed_at() == wq {
+                Taken::Pointer
+            } else {
+                Taken::Foreign
+            }
+        },
+        |node, taken| match taken {
+            // SAFETY: The cancel took the queue's pointer; given back once, with no lock held.
+            Taken::Pointer => unsafe { node.release() },
+            // SAFETY: As above; it goes back to the queue it was taken from.
+            Taken::Foreign => unsafe { node.requeue() },
+            Taken::Nothing => {}
+        },
+    )
 }
 
 /// Destroys the queue and frees `inner`.

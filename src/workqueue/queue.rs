@@ -107,12 +107,14 @@ impl Queue {
         T: WorkItem<ID, Pointer = P> + HasWork<ID>,
         P: WorkPointer<T> + Send + 'static,
     {
-        let _irqs_off = kernel::interrupt::local_interrupt_disable();
-        if !super::cpu::is_online(cpu) {
-            return Err(ArmError::Offline(p));
-        }
-        self.enqueue_raw::<P, T, ID>(cpu.as_u32() as i32, p)
-            .map_err(ArmError::Refused)
+        // Interrupts off: an online CPU stays online until they are back on (cpu.rs).
+        super::raw_spinlock::irqs_off(|_| {
+            if !super::cpu::is_online(cpu) {
+                return Err(ArmError::Offline(p));
+            }
+            self.enqueue_raw::<P, T, ID>(cpu.as_u32() as i32, p)
+                .map_err(ArmError::Refused)
+        })
     }
 
     #[inline]

@@ -4,7 +4,9 @@
 //! (cancel, disable, enable, flush, state queries).
 //!
 //! [`Work<T, ID>`] is this layer's own field: C's `struct work_struct` plus the disable depth
-//! that this layer's callers hold, kept under a small IRQ-safe lock. Two things follow:
+//! that this layer's callers hold, one atomic counter kept by the protocol of `depth.rs` (C's
+//! disable first, then the count; an enable takes a count first, then calls C). Two things
+//! follow:
 //!
 //! - [`Work::enable`] undoes only a disable that a caller of [`Work::disable`] made. C's
 //!   `cancel_work_sync()` disables the item for the length of its wait and enables it again;
@@ -30,13 +32,10 @@
 //! C header: [`include/linux/workqueue.h`](srctree/include/linux/workqueue.h)
 
 use super::{
+    depth::Depth,
     field::HasWorkField,
     pointer::WorkPointer,
-    raw,
-    raw_spinlock::{
-        new_raw_spinlock_irq,
-        RawSpinLockIrq, //
-    }, //
+    raw, //
 };
 use core::marker::PhantomData;
 use kernel::{
@@ -160,16 +159,14 @@ pub(crate) use new_work;
 /// # Invariants
 ///
 /// - `work` was initialised with the work function of the item type that made this value.
-/// - `depth` is the number of disables that callers of this layer hold (at most
-///   [`MAX_DISABLE_DEPTH`]); C's disable depth is at least that much. It only changes, together
-///   with C's, with the lock held.
+/// - `depth` counts the disables that callers of this layer hold (`depth.rs`): C's disable
+///   count is at least that much.
 #[repr(C)]
 #[pin_data]
 pub(crate) struct RawWork {
     #[pin]
     work: Opaque<bindings::work_struct>,
-    #[pin]
-    depth: RawSpinLockIrq<u32>,
+    depth: Depth,
 }
 
 impl RawWork {
@@ -197,10 +194,10 @@ pub(crate) struct Work<T, const ID: u64 = 0> {
     _item: PhantomData<T>,
 }
 
-// SAFETY: The C `work_struct` may be used from any thread, and the depth is behind a lock. `T`
-// is not contained (only named).
+// SAFETY: The C `work_struct` may be used from any thread, and the depth is an atomic. `T` is
+// not contained (only named).
 unsafe impl<T, const ID: u64> Send for Work<T, ID> {}
-// SAFETY: As above: every `&self` method locks, or calls C functions that lock.
+// SAFETY: As above: every `&self` method uses the atomic, or calls C functions that lock.
 unsafe impl<T, const ID: u64> Sync for Work<T, ID> {}
 
 impl<T, const ID: u64> Work<T, ID>
@@ -216,7 +213,7 @@ where
                     // the work function of this item type; the name and key are static.
                     unsafe { raw::init_work(slot, run::<T, ID>, false, name.as_char_ptr(), key.as_ptr()) }
                 }),
-                depth <- new_raw_spinlock_irq!(0, "Work::depth"),
+                depth: Depth::new(),
             }),
             _item: PhantomData,
         })
@@ -321,9 +318,9 @@ where
     }
 
     /// [`Work::disable`], also saying whether the depth went up.
+    #[inline]
     fn disable_counted(&self) -> (Option<T::Pointer>, bool) {
-        let mut d = self.raw.depth.lock();
-        let counted = *d < MAX_DISABLE_DEPTH;
+        let counted = self.raw.depth.has_room();
         // SAFETY: `raw()` is initialised; neither call sleeps.
         let was_pending = unsafe {
             if counted {
@@ -333,10 +330,9 @@ where
             }
         };
         if counted {
-            // INVARIANT: C's depth went up by one with ours, under the lock.
-            *d += 1;
+            // C's count went up first (`depth.rs`).
+            self.raw.depth.count();
         }
-        drop(d);
         // SAFETY: Disabling (or cancelling) took the pending item off its queue.
         (was_pending.then(|| unsafe { self.take_back() }), counted)
     }
@@ -373,22 +369,19 @@ where
     ///
     /// Callable from any context.
     pub(crate) fn enable(&self) -> bool {
-        let mut d = self.raw.depth.lock();
-        if *d == 0 {
+        if !self.raw.depth.take() {
             // SAFETY: `raw()` is a live, initialised `work_struct`.
             return !unsafe { raw::is_disabled(self.raw()) };
         }
-        // INVARIANT: C's depth goes down by one with ours, under the lock.
-        *d -= 1;
-        // SAFETY: `raw()` is initialised, and C's depth is at least ours was (positive); does
-        // not sleep.
+        // SAFETY: `raw()` is initialised, and C's count is at least ours was (positive,
+        // `depth.rs`); does not sleep.
         unsafe { bindings::enable_work(self.raw()) }
     }
 
     /// The number of disables callers hold (C's own transient ones are not counted).
     #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
     pub(crate) fn disable_depth(&self) -> u32 {
-        *self.raw.depth.lock()
+        self.raw.depth.get()
     }
 
     /// Waits until the item, if queued or running, has finished (C's `flush_work()`). Returns

@@ -1,0 +1,163 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Lock-free bookkeeping of disables: [`Depth`], the disables a layer's callers hold, and
+//! [`Gate`], which keeps a delayed item's disable state still while `mod_delayed` decides who
+//! owns a pointer.
+//!
+//! # The depth protocol
+//!
+//! C keeps one disable count per item (`work->data`, 16 bits, and it warns past 65535 and below
+//! 0). Besides the callers' disables, C's own `cancel_work_sync()` and `cancel_delayed_work_sync()`
+//! hold one for the length of their wait. [`Depth`] counts only the callers' ones:
+//!
+//! - a disable calls C first and counts afterwards ([`Depth::count`]);
+//! - an enable takes a count first ([`Depth::take`]) and calls C afterwards, and calls C only
+//!   if it took one.
+//!
+//! So C's count is always at least ours: `C - ours` is the number of internal disables plus the
+//! disables that have called C and not yet counted plus the enables that have taken a count and
+//! not yet called C. An enable calls C only after taking a count, which was at least 1, so C's
+//! count is then at least 1 plus its own share: C never underflows, and an enable never undoes a
+//! `cancel_sync()`'s disable. A disable counts only below [`MAX_DISABLE_DEPTH`] (checked before
+//! the C call, [`Depth::has_room`]); past it, it only cancels. Concurrent disables can pass the
+//! check together, one per thread in the call at that instant, so C's count stays below its
+//! limit (twice the cap) unless more than 32,768 threads disable one item in the same instant.
+//!
+//! The counter is an `i32` so that an enable racing another can step it to -1 and back without
+//! wrapping into a large value that a disable's check would see.
+//!
+//! Costs: a disable one compare before and one atomic add after the C call; an enable one
+//! atomic subtract (and an add back if there was nothing to undo).
+
+use super::work::MAX_DISABLE_DEPTH;
+use core::sync::atomic::{
+    AtomicI32,
+    AtomicU64,
+    Ordering::{
+        AcqRel,
+        Acquire,
+        Relaxed,
+        Release, //
+    }, //
+};
+
+/// The number of disables that callers of the layer hold on one item.
+///
+/// # Invariants
+///
+/// The value is the number of counted disables minus the enables that took one, plus a
+/// transient -1 per [`Depth::take`] in progress that found none; C's count is at least the
+/// non-negative part (module docs).
+pub(crate) struct Depth(AtomicI32);
+
+impl Depth {
+    /// No disables.
+    pub(crate) const fn new() -> Self {
+        Self(AtomicI32::new(0))
+    }
+
+    /// Whether a disable about to be made may be counted (the depth is below the cap). Call
+    /// before the C disable; if `false`, cancel instead.
+    #[inline]
+    pub(crate) fn has_room(&self) -> bool {
+        self.0.load(Relaxed) < MAX_DISABLE_DEPTH as i32
+    }
+
+    /// Counts a disable that C has just made.
+    #[inline]
+    pub(crate) fn count(&self) {
+        // INVARIANT: C's count went up first.
+        self.0.fetch_add(1, Release);
+    }
+
+    /// Takes one counted disable back; returns whether there was one, in which case the caller
+    /// must now call C's enable once.
+    #[inline]
+    pub(crate) fn take(&self) -> bool {
+        if self.0.fetch_sub(1, AcqRel) > 0 {
+            return true;
+        }
+        // Nothing to undo: put it back.
+        self.0.fetch_add(1, Relaxed);
+        false
+    }
+
+    /// The callers' depth (a snapshot).
+    #[inline]
+    pub(crate) fn get(&self) -> u32 {
+        self.0.load(Acquire).max(0) as u32
+    }
+}
+
+/// Keeps a delayed item's C disable count still for a short section.
+///
+/// `mod_delayed_work_on()` returns whether the item *was pending*, not whether it queued it:
+/// on an idle item it queues it unless C's disable count is non-zero. The layer hands C a
+/// pointer for that case beforehand, so it must know which case happened, and C does not say.
+/// So `mod_delayed` is a *reader*: it checks that no disable is held or in progress and then
+/// calls C, and no *writer* (a disable, an enable, a `cancel_sync` or `disable_sync`, which
+/// change C's count) may change the count in between.
+///
+/// One word: the low half counts readers inside their section, the high half writers that have
+/// announced themselves. A reader adds itself and, if a writer is announced, leaves at once
+/// (the item is disabled, or about to be, or a `cancel_sync()` is waiting: `EPERM`, as the
+/// item lock gave before). A writer announces itself and waits until no reader is inside, then
+/// changes C's count, then leaves. One atomic add orders each against the other, so either the
+/// reader sees the writer, or the writer waits for the reader.
+///
+/// Readers run with interrupts off and wait for nothing, so a writer's wait is short and
+/// cannot deadlock, whatever context it runs in (a writer in an interrupt handler cannot have
+/// interrupted a reader on its own CPU).
+pub(crate) struct Gate(AtomicU64);
+
+const READER: u64 = 1;
+const WRITER: u64 = 1 << 32;
+const READERS: u64 = WRITER - 1;
+
+impl Gate {
+    /// Nobody inside.
+    pub(crate) const fn new() -> Self {
+        Self(AtomicU64::new(0))
+    }
+
+    /// Enters as a reader; `false` (and not entered) if a writer is announced. Interrupts must
+    /// be off until [`Gate::read_end`] (the token proves it).
+    #[inline]
+    pub(crate) fn read_begin(&self, _irqs_off: &super::raw_spinlock::IrqsOff) -> bool {
+        if self.0.fetch_add(READER, AcqRel) < WRITER {
+            return true;
+        }
+        self.0.fetch_sub(READER, Release);
+        false
+    }
+
+    /// Leaves a reader's section.
+    #[inline]
+    pub(crate) fn read_end(&self) {
+        self.0.fetch_sub(READER, Release);
+    }
+
+    /// Announces a writer and waits until no reader is inside. No lock may be held that a
+    /// reader takes (the layer's writers call this before taking any).
+    #[inline]
+    pub(crate) fn write_begin(&self) {
+        if self.0.fetch_add(WRITER, AcqRel) & READERS == 0 {
+            return;
+        }
+        while self.0.load(Acquire) & READERS != 0 {
+            core::hint::spin_loop();
+        }
+    }
+
+    /// Ends a writer's section.
+    #[inline]
+    pub(crate) fn write_end(&self) {
+        self.0.fetch_sub(WRITER, Release);
+    }
+
+    /// Whether a writer is announced (a snapshot).
+    #[inline]
+    pub(crate) fn writers(&self) -> bool {
+        self.0.load(Acquire) >= WRITER
+    }
+}
