@@ -108,14 +108,15 @@ where
     /// Queues `p` on `target` after `delay` (C's `queue_delayed_work_on()`).
     ///
     /// On a queue that lives forever this is the C call alone. On an owned queue the item is
-    /// linked on the list of the CPU that arms it, under that list's lock (`armed.rs`).
+    /// linked on its list of that queue, under that list's lock (`armed.rs`). Everything else
+    /// (a CPU to check, a refusal to explain, a link to settle first) is on the slow path.
     ///
     /// # Safety
     ///
     /// `target.wq` is a valid queue that stays valid until the timer has fired and the item has
     /// run, or the item has been cancelled: either it lives forever, or `target.lists` are its
     /// armed lists and its drop cancels what they hold before destroying it.
-    #[inline]
+    #[inline(always)]
     pub(crate) unsafe fn arm(
         p: T::Pointer,
         target: Target<'_>,
@@ -124,16 +125,23 @@ where
         let item = p.into_raw();
         // SAFETY: `item` is alive: we own its pointer until the queue takes it or we give it back.
         let raw = &Self::of(unsafe { &*item }).raw;
-        // SAFETY: Called only when the pointer was not queued: it is still ours, given back once
-        // (each call returns).
-        let back = || unsafe { T::Pointer::from_raw(item) };
         let j = delay.jiffies();
-        loop {
-            let step = match target.lists {
-                None => {
-                    if target.cpu.is_none() {
-                        // SAFETY: `dwork` is initialised; the caller keeps the queue valid for as
-                        // long as the timer may fire; the CPU is unbound.
+        if target.cpu.is_none() {
+            let queued = match target.lists {
+                // SAFETY: `dwork` is initialised; the caller keeps the queue valid for as long
+                // as the timer may fire; the CPU is unbound.
+                None => unsafe {
+                    bindings::queue_delayed_work_on(raw::CPU_UNBOUND, target.wq, raw.dwork(), j)
+                },
+                Some(lists) => {
+                    let list = lists.for_item(raw);
+                    list.head().with(|h, _| {
+                        if !raw.claim_st(list) {
+                            // On a list already: the slow path settles it.
+                            return false;
+                        }
+                        // SAFETY: As above; the caller keeps the queue valid while `lists`
+                        // hold the item.
                         let queued = unsafe {
                             bindings::queue_delayed_work_on(
                                 raw::CPU_UNBOUND,
@@ -141,38 +149,6 @@ where
                                 raw.dwork(),
                                 j,
                             )
-                        };
-                        if queued {
-                            return Ok(());
-                        }
-                        Armed::Refused
-                    } else {
-                        irqs_off(|_| match cpu_of(&target) {
-                            None => Armed::Offline,
-                            // SAFETY: As above; the CPU is online and stays so (interrupts off).
-                            Some(cpu) => match unsafe {
-                                bindings::queue_delayed_work_on(cpu, target.wq, raw.dwork(), j)
-                            } {
-                                true => Armed::Queued,
-                                false => Armed::Refused,
-                            },
-                        })
-                    }
-                }
-                Some(lists) => {
-                    let list = lists.local();
-                    list.head().with(|h, _| {
-                        if !raw.claim_st(list) {
-                            return Armed::Linked;
-                        }
-                        let Some(cpu) = cpu_of(&target) else {
-                            raw.clear_st();
-                            return Armed::Offline;
-                        };
-                        // SAFETY: As above; the caller keeps the queue valid while `lists` hold
-                        // the item.
-                        let queued = unsafe {
-                            bindings::queue_delayed_work_on(cpu, target.wq, raw.dwork(), j)
                         };
                         if queued && j != 0 {
                             // A timer is aimed at the queue: link the item before unlocking,
@@ -182,6 +158,71 @@ where
                             unsafe { h.push(raw) };
                         } else {
                             // Refused, or queued at once (no timer): no link.
+                            raw.clear_st();
+                        }
+                        queued
+                    })
+                }
+            };
+            if queued {
+                return Ok(());
+            }
+        }
+        // SAFETY: The pointer was not queued: still ours; the caller's promise about the queue
+        // is passed on.
+        unsafe { Self::arm_slow(item, target, j) }
+    }
+
+    /// [`DelayedWork::arm`] for what its fast path does not do: a CPU to check, a link to
+    /// settle, a refusal to explain (each attempt makes the C call again).
+    ///
+    /// # Safety
+    ///
+    /// `item` came from `into_raw` and its pointer is ours (not queued); `target` as for
+    /// [`DelayedWork::arm`].
+    #[cold]
+    #[inline(never)]
+    unsafe fn arm_slow(
+        item: *mut T,
+        target: Target<'_>,
+        j: kernel::time::Jiffies,
+    ) -> Result<(), ArmError<T::Pointer>> {
+        // SAFETY: `item` is alive: we own its pointer.
+        let raw = &Self::of(unsafe { &*item }).raw;
+        // SAFETY: Called only when the pointer was not queued: it is still ours, given back once
+        // (each call returns).
+        let back = || unsafe { T::Pointer::from_raw(item) };
+        loop {
+            let step = match target.lists {
+                None => irqs_off(|_| match cpu_of(&target) {
+                    None => Armed::Offline,
+                    // SAFETY: As in `arm`; the CPU is online and stays so (interrupts off), or
+                    // unbound.
+                    Some(cpu) => match unsafe {
+                        bindings::queue_delayed_work_on(cpu, target.wq, raw.dwork(), j)
+                    } {
+                        true => Armed::Queued,
+                        false => Armed::Refused,
+                    },
+                }),
+                Some(lists) => {
+                    let list = lists.for_item(raw);
+                    list.head().with(|h, _| {
+                        if !raw.claim_st(list) {
+                            return Armed::Linked;
+                        }
+                        let Some(cpu) = cpu_of(&target) else {
+                            raw.clear_st();
+                            return Armed::Offline;
+                        };
+                        // SAFETY: As in `arm`.
+                        let queued = unsafe {
+                            bindings::queue_delayed_work_on(cpu, target.wq, raw.dwork(), j)
+                        };
+                        if queued && j != 0 {
+                            // SAFETY: As in `arm`.
+                            unsafe { h.push(raw) };
+                        } else {
                             raw.clear_st();
                         }
                         if queued {
@@ -297,7 +338,7 @@ where
             return r;
         };
         loop {
-            let list = lists.local();
+            let list = lists.for_item(raw);
             let me = core::ptr::from_ref(list) as usize;
             let r = list.head().with(|h, irqs| {
                 let linked_here = raw.st.load(Relaxed) == me;
@@ -344,7 +385,7 @@ where
                 let ok = matches!(r, Modded::Done(..));
                 let r = Self::finish_mod(r);
                 if ok && j != 0 {
-                    raw.link_if_current(lists.local());
+                    raw.link_if_current(lists.for_item(raw));
                 }
                 return r;
             }

@@ -54,10 +54,9 @@ use super::raw_spinlock::{
 use core::{cell::Cell, ptr};
 use kernel::{bindings, prelude::*};
 
-/// The head of one armed list.
+/// The head of one armed list (no count: the hot paths keep only the links).
 pub(crate) struct Head {
     first: *const RawDelayed,
-    len: usize,
 }
 
 // SAFETY: The pointers are only followed under the list lock, and the nodes are `Sync`.
@@ -100,7 +99,6 @@ impl Head {
             unsafe { (*self.first).links().prev.set(node) };
         }
         self.first = node;
-        self.len += 1;
     }
 
     /// Unlinks `node`.
@@ -124,7 +122,6 @@ impl Head {
         }
         links.next.set(ptr::null());
         links.prev.set(ptr::null());
-        self.len -= 1;
     }
 
     /// Unlinks and returns the first node, if any.
@@ -146,7 +143,10 @@ impl Head {
 ///
 /// # Invariants
 ///
-/// `wq` is the queue of the [`ArmedLists`] this list belongs to.
+/// `wq` is the queue of the [`ArmedLists`] this list belongs to. The list starts with its lock
+/// (`#[repr(C)]`, and [`IrqSpinLock`] starts with its `raw_spinlock_t`): the address in an item's
+/// `st` is that of the lock (`helpers.c`, `rust_wq_lock_st`).
+#[repr(C)]
 #[pin_data]
 pub(crate) struct ArmedList {
     #[pin]
@@ -162,7 +162,7 @@ unsafe impl Sync for ArmedList {}
 impl ArmedList {
     fn new(wq: *mut bindings::workqueue_struct) -> impl PinInit<Self> {
         pin_init!(Self {
-            head <- new_irq_spinlock!(Head { first: ptr::null(), len: 0 }, "ArmedList::head"),
+            head <- new_irq_spinlock!(Head { first: ptr::null() }, "ArmedList::head"),
             wq,
         })
     }
@@ -217,10 +217,18 @@ impl ArmedList {
         }
     }
 
-    /// The number of items linked on this list right now.
+    /// The number of items linked on this list right now (a walk under the lock).
     #[cfg(CONFIG_KUNIT)]
     fn len(&self) -> usize {
-        self.head.with(|h, _| h.len)
+        self.head.with(|h, _| {
+            let (mut n, mut p) = (0, h.first);
+            while !p.is_null() {
+                n += 1;
+                // SAFETY: Linked nodes are alive and we hold the list lock.
+                p = unsafe { (*p).links().next.get() };
+            }
+            n
+        })
     }
 }
 
@@ -240,37 +248,39 @@ pub(crate) enum Taken {
 ///
 /// # Invariants
 ///
-/// `lists` has `nr_cpu_ids` entries (at least one); each is pinned (boxed) and never moves, and
-/// is freed only after an RCU grace period that follows the drop of this value (module docs,
-/// rule 5).
+/// `lists` has a power-of-two number of entries, at least `nr_cpu_ids`, and `mask` is that
+/// number minus one; each is pinned (boxed) and never moves, and is freed only after an RCU
+/// grace period that follows the drop of this value (module docs, rule 5).
 pub(crate) struct ArmedLists {
     lists: KVec<Pin<KBox<ArmedList>>>,
+    mask: usize,
 }
 
 impl ArmedLists {
     /// Allocates the lists of the queue `wq` (the only allocation: at queue creation).
     pub(crate) fn new(wq: *mut bindings::workqueue_struct) -> Result<Self> {
-        let n = kernel::cpu::nr_cpu_ids() as usize;
-        if n == 0 {
-            return Err(kernel::error::code::EINVAL);
-        }
+        let n = (kernel::cpu::nr_cpu_ids() as usize)
+            .max(1)
+            .checked_next_power_of_two()
+            .ok_or(kernel::error::code::EINVAL)?;
         let mut lists = KVec::with_capacity(n, GFP_KERNEL)?;
         for _ in 0..n {
             lists.push(KBox::pin_init(ArmedList::new(wq), GFP_KERNEL)?, GFP_KERNEL)?;
         }
-        // INVARIANT: One pinned list per possible CPU.
-        Ok(Self { lists })
+        // INVARIANT: A power of two of pinned lists, at least one per possible CPU.
+        Ok(Self { lists, mask: n - 1 })
     }
 
-    /// The list for the CPU running the caller (any list would be correct: the CPU only keeps
-    /// CPUs that arm at once off each other's lock).
+    /// The list an item goes on: chosen by the item's address, so an item always meets the same
+    /// list of a queue (a re-arm or `mod_delayed` finds its own link there), and items armed by
+    /// different CPUs at once are spread over as many lists as there are CPUs (any list would
+    /// be correct).
     #[inline]
-    pub(crate) fn local(&self) -> &ArmedList {
-        let cpu = kernel::cpu::CpuId::current().as_u32() as usize;
-        // `cpu < nr_cpu_ids == lists.len()` by the invariant; the remainder only keeps the index
-        // in range without a panic path.
-        let i = cpu.checked_rem(self.lists.len()).unwrap_or(0);
-        // SAFETY: `lists.len() >= 1` (invariant), so `i` (a remainder, or 0) is in range.
+    pub(crate) fn for_item(&self, node: &RawDelayed) -> &ArmedList {
+        let a = core::ptr::from_ref(node) as usize;
+        // Items are at least cache-line apart in practice; mix in higher bits too.
+        let i = ((a >> 6) ^ (a >> 12)) & self.mask;
+        // SAFETY: `i <= mask < lists.len()` (invariant).
         unsafe { self.lists.get_unchecked(i) }
     }
 
@@ -286,12 +296,14 @@ impl ArmedLists {
             .sum()
     }
 
-    /// Walks every list under its lock and checks that the links agree with the counts: each
-    /// node's `prev` is the node before it, its `st` names the list, and the number of nodes
-    /// reached is the list's length. For tests and the torture runner; returns the number of
-    /// nodes reached, or `None` on the first inconsistency.
+    /// Walks every list under its lock and checks its links: each node's `prev` is the node
+    /// before it, its `st` names the list, and the walk ends (no cycle: at most `limit` nodes
+    /// in all). For tests and the torture runner; returns the number of nodes reached, or
+    /// `None` on the first inconsistency.
     #[cfg(CONFIG_KUNIT)]
     pub(crate) fn check(&self) -> Option<usize> {
+        // More nodes than this means a cycle (no test arms anywhere near as many).
+        let limit = 10_000_000;
         let mut total = 0;
         for list in self.lists.iter() {
             let me: *const ArmedList = &**list;
@@ -302,14 +314,14 @@ impl ArmedLists {
                 while !p.is_null() {
                     // SAFETY: Linked nodes are alive and we hold the list lock.
                     let node = unsafe { &*p };
-                    if node.links().prev.get() != prev || n >= h.len || node.st_list() != me {
+                    if node.links().prev.get() != prev || n >= limit || node.st_list() != me {
                         return None;
                     }
                     n += 1;
                     prev = p;
                     p = node.links().next.get();
                 }
-                (n == h.len).then_some(n)
+                Some(n)
             })?;
             total += n;
         }

@@ -10,11 +10,15 @@
 //! has been online will get a splat"). Delayed `_on` calls need the CPU online when the timer is
 //! armed (C warns otherwise).
 //!
-//! This layer checks with interrupts off (under the item's lock, or with
-//! `local_interrupt_disable()`): taking a CPU down runs a
+//! The delayed `_on` calls check with interrupts off (`irqs_off`, or an armed list's lock):
+//! taking a CPU down runs a
 //! stop-machine step on every CPU, which cannot happen while this CPU has interrupts off, so the
-//! CPU stays online for the call without the CPU-hotplug lock (which could self-deadlock if
-//! nested, and cannot be taken in atomic context). An offline CPU gives `ENODEV`.
+//! CPU stays online until the timer is armed, without the CPU-hotplug lock (which could
+//! self-deadlock if nested, and cannot be taken in atomic context). A plain `enqueue_on` checks
+//! without that: an item queued on a CPU that goes offline just after still runs (C hands the
+//! work of an offline CPU's pool to other CPUs); only a CPU that was never online must be
+//! refused, and that cannot change during the call.
+//! An offline CPU gives `ENODEV`.
 
 pub(crate) use kernel::cpu::CpuId;
 use kernel::{

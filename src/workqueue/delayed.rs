@@ -33,6 +33,30 @@
 //! | `enable` | the gate's writer add/sub, one atomic subtract | the same |
 //! | the work function | one load of `st` (unlink if linked) | the same |
 //!
+//! The guarantees, and why they hold:
+//!
+//! - **The queue's pointer comes back exactly once.** C queues an item (and keeps the pointer
+//!   it was handed) only if it was idle, and every pending period ends exactly once: the work
+//!   function receives the pointer, or exactly one cancel, disable or re-timing grabs the
+//!   pending item and says so. The layer turns each such `true` into the pointer once.
+//!   `mod_delayed` hands C a pointer that C keeps only if the item was idle and not disabled;
+//!   the gate (`depth.rs`) makes "not disabled" hold from the check to the C call.
+//! - **An owned queue's drop cancels exactly the items whose timers aim at it, and no timer
+//!   fires into a freed queue.** Every arm on an owned queue links the item before its list
+//!   lock is dropped; every end of a period unlinks a stale link before the pointer leaves the
+//!   layer; the drop decides item by item under the list lock, with the item's `st` still
+//!   naming the list, so no arm on another owned queue can begin meanwhile, and a cancel that
+//!   took a period of a queue that lives forever (re-aimed in between) queues it again
+//!   (`armed.rs`, rules 1-5).
+//! - **No use after free.** A linked item is alive (rule 4), and a list named by `st` is memory
+//!   until its lock is taken, because lists are freed an RCU grace period after their queue
+//!   unlinked every item, and `st` is followed with interrupts off (rule 5).
+//! - **Callable in any context but NMI.** Nothing sleeps except the `_sync` operations and
+//!   `flush`; the only locks are raw spinlocks taken with interrupts off; a gate writer waits
+//!   only for readers, which run with interrupts off and wait for nothing.
+//! - **Enable undoes only the caller's disables; C never warns.** The depth protocol of
+//!   `depth.rs`.
+//!
 //! Items implement [`DelayedWorkItem`] (like upstream's `WorkItem`) and [`HasDelayedWork`]
 //! (through [`impl_has_delayed_work!`]); the field is made with [`new_delayed_work!`].
 
@@ -47,10 +71,12 @@ use super::{
         Depth,
         Gate, //
     },
+    helpers,
     pointer::WorkPointer,
     raw,
     raw_spinlock::{
         irqs_off,
+        IrqSpinLock,
         IrqsOff, //
     }, //
 };
@@ -279,28 +305,24 @@ impl RawDelayed {
         &self,
         f: impl FnOnce(&ArmedList, &mut Head, &IrqsOff) -> R,
     ) -> Option<R> {
-        let mut f = Some(f);
-        irqs_off(|irqs| loop {
-            let l = self.st.load(Acquire) as *const ArmedList;
-            if l.is_null() {
-                return None;
-            }
-            // SAFETY: Interrupts are off (an RCU read-side section), and `l` was named by `st`
-            // when read, so the list's memory is alive until the section ends (`armed.rs`,
-            // rule 5).
-            let list = unsafe { &*l };
-            let done = list.head().with_irqs_off(irqs, |h| {
-                if self.st.load(Relaxed) != l as usize {
-                    // Unlinked (or moved) meanwhile: look again.
-                    return None;
-                }
-                // `f` is taken once: this branch returns from the loop.
-                f.take().map(|f| f(list, h, irqs))
-            });
-            if done.is_some() {
-                return done;
-            }
-        })
+        let mut flags = 0;
+        // SAFETY: `st` is this item's word: 0 or the address of an armed list, whose lock is at
+        // its start (`ArmedList` invariant).
+        let lock = unsafe { helpers::rust_wq_lock_st(self.st.as_ptr(), &mut flags) };
+        if lock.is_null() {
+            return None;
+        }
+        // SAFETY: `lock` is the start of the list `st` names, locked, so the list is alive
+        // (`armed.rs`, rule 5) and stays so while we hold its lock (its queue's drop must take
+        // it to unlink this item).
+        let list = unsafe { &*lock.cast::<ArmedList>() };
+        // SAFETY: We hold the list's lock and make no other reference to its head.
+        let h = unsafe { list.head().data_locked() };
+        // SAFETY: We hold the lock, taken with interrupts saved.
+        let r = f(list, h, unsafe { IrqSpinLock::<Head>::irqs_off_token() });
+        // SAFETY: Taken above with these flags.
+        unsafe { helpers::rust_wq_unlock_st(lock, flags) };
+        Some(r)
     }
 
     /// Unlinks the item if its link is stale (`armed.rs`, rule 3). Every call that ends a

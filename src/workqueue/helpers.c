@@ -62,7 +62,7 @@ void rust_wq_raw_spin_lock_init(raw_spinlock_t *lock, const char *name,
  * CONFIG_UNINLINE_SPIN_UNLOCK is set, so Rust cannot call it directly on every kernel).
  * The caller has interrupts off (RawSpinLockIrq keeps them off around the section).
  */
-void rust_wq_raw_spin_lock(raw_spinlock_t *lock)
+notrace void rust_wq_raw_spin_lock(raw_spinlock_t *lock)
 {
 	raw_spin_lock(lock);
 }
@@ -72,7 +72,7 @@ int rust_wq_raw_spin_trylock(raw_spinlock_t *lock)
 	return raw_spin_trylock(lock);
 }
 
-void rust_wq_raw_spin_unlock(raw_spinlock_t *lock)
+notrace void rust_wq_raw_spin_unlock(raw_spinlock_t *lock)
 {
 	raw_spin_unlock(lock);
 }
@@ -81,7 +81,7 @@ void rust_wq_raw_spin_unlock(raw_spinlock_t *lock)
  * raw_spin_lock_irqsave()/raw_spin_unlock_irqrestore(): the flags travel through the caller,
  * which restores them in the reverse order of saving (the layer's sections are closures).
  */
-unsigned long rust_wq_raw_spin_lock_irqsave(raw_spinlock_t *lock)
+notrace unsigned long rust_wq_raw_spin_lock_irqsave(raw_spinlock_t *lock)
 {
 	unsigned long flags;
 
@@ -89,13 +89,48 @@ unsigned long rust_wq_raw_spin_lock_irqsave(raw_spinlock_t *lock)
 	return flags;
 }
 
-void rust_wq_raw_spin_unlock_irqrestore(raw_spinlock_t *lock, unsigned long flags)
+notrace void rust_wq_raw_spin_unlock_irqrestore(raw_spinlock_t *lock, unsigned long flags)
+{
+	raw_spin_unlock_irqrestore(lock, flags);
+}
+
+/*
+ * The lock of the armed list that an item's word `st` names (armed.rs): with interrupts saved
+ * in *flags, reads *st, locks the raw spinlock at that address (an armed list starts with its
+ * lock), and re-reads *st under it until the two agree. Returns the lock, held, or NULL (with
+ * interrupts restored) when *st is 0. Interrupts stay off from before the first read, an RCU
+ * read-side section, and a list is freed only after a grace period once no item names it: the
+ * lock is memory until it is taken and the re-read tells whether it is still the item's list.
+ * Released with rust_wq_unlock_st().
+ */
+notrace raw_spinlock_t *rust_wq_lock_st(unsigned long *st, unsigned long *flags)
+{
+	unsigned long f;
+
+	local_irq_save(f);
+	for (;;) {
+		raw_spinlock_t *l = (raw_spinlock_t *)smp_load_acquire(st);
+
+		if (!l) {
+			local_irq_restore(f);
+			return NULL;
+		}
+		raw_spin_lock(l);
+		if (READ_ONCE(*st) == (unsigned long)l) {
+			*flags = f;
+			return l;
+		}
+		raw_spin_unlock(l);
+	}
+}
+
+notrace void rust_wq_unlock_st(raw_spinlock_t *lock, unsigned long flags)
 {
 	raw_spin_unlock_irqrestore(lock, flags);
 }
 
 /* local_irq_save()/local_irq_restore(), for the layer's short interrupts-off sections. */
-unsigned long rust_wq_irq_save(void)
+notrace unsigned long rust_wq_irq_save(void)
 {
 	unsigned long flags;
 
@@ -103,7 +138,7 @@ unsigned long rust_wq_irq_save(void)
 	return flags;
 }
 
-void rust_wq_irq_restore(unsigned long flags)
+notrace void rust_wq_irq_restore(unsigned long flags)
 {
 	local_irq_restore(flags);
 }

@@ -20,6 +20,8 @@ void rust_wq_raw_spin_unlock_irqrestore(raw_spinlock_t *lock, unsigned long flag
 unsigned long rust_wq_irq_save(void);
 void rust_wq_irq_restore(unsigned long flags);
 void rust_wq_kvfree_rcu(void *ptr);
+raw_spinlock_t *rust_wq_lock_st(unsigned long *st, unsigned long *flags);
+void rust_wq_unlock_st(raw_spinlock_t *lock, unsigned long flags);
 void rust_wq_cpus_read_lock(void);
 void rust_wq_cpus_read_unlock(void);
 int rust_wq_remove_cpu(unsigned int cpu);

@@ -54,6 +54,18 @@ extern "C" {
         flags: c_ulong,
     );
 
+    /// Locks the armed list `*st` names (see `helpers.c`): the lock, held with interrupts saved
+    /// in `*flags`, or null (nothing held) when `*st` is 0. `st` must be an item's `st` word;
+    /// every non-zero value it takes is the address of an armed list, which starts with its
+    /// lock.
+    pub(super) fn rust_wq_lock_st(
+        st: *mut usize,
+        flags: *mut c_ulong,
+    ) -> *mut bindings::raw_spinlock_t;
+
+    /// Releases a lock taken by [`rust_wq_lock_st`], restoring `flags`.
+    pub(super) fn rust_wq_unlock_st(lock: *mut bindings::raw_spinlock_t, flags: c_ulong);
+
     /// C's `local_irq_save()`: turns local interrupts off and returns the previous state.
     pub(super) fn rust_wq_irq_save() -> c_ulong;
 

@@ -107,14 +107,15 @@ impl Queue {
         T: WorkItem<ID, Pointer = P> + HasWork<ID>,
         P: WorkPointer<T> + Send + 'static,
     {
-        // Interrupts off: an online CPU stays online until they are back on (cpu.rs).
-        super::raw_spinlock::irqs_off(|_| {
-            if !super::cpu::is_online(cpu) {
-                return Err(ArmError::Offline(p));
-            }
-            self.enqueue_raw::<P, T, ID>(cpu.as_u32() as i32, p)
-                .map_err(ArmError::Refused)
-        })
+        // A CPU that was never online has no worker: refuse it. One that goes offline after
+        // this check is not a problem for a plain item (C's per-CPU pool of an offline CPU
+        // still runs what it holds, on another CPU), so no interrupts-off section is needed
+        // here, unlike for a timer (`arm.rs`).
+        if !super::cpu::is_online(cpu) {
+            return Err(ArmError::Offline(p));
+        }
+        self.enqueue_raw::<P, T, ID>(cpu.as_u32() as i32, p)
+            .map_err(ArmError::Refused)
     }
 
     #[inline]

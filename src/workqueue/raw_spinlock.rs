@@ -140,7 +140,9 @@ pub(crate) struct IrqsOff(PhantomData<*mut ()>);
 ///
 /// # Invariants
 ///
-/// `lock` is an initialised `raw_spinlock_t`; `data` is only accessed with it held.
+/// `lock` is an initialised `raw_spinlock_t`; `data` is only accessed with it held. `lock` is
+/// at offset 0 (`#[repr(C)]`), so a pointer to the value is one to its lock.
+#[repr(C)]
 #[pin_data]
 pub(crate) struct IrqSpinLock<T> {
     #[pin]
@@ -202,16 +204,25 @@ impl<T> IrqSpinLock<T> {
         r
     }
 
-    /// Runs `f` on the data with the lock held, inside an [`irqs_off`] section.
+    /// The data, for a caller that holds the lock (taken through its address, see `armed.rs`).
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the lock for as long as it uses the reference, and makes no other
+    /// reference to the data meanwhile.
     #[inline]
-    pub(crate) fn with_irqs_off<R>(&self, _irqs_off: &IrqsOff, f: impl FnOnce(&mut T) -> R) -> R {
-        // SAFETY: The lock is initialised (type invariant); interrupts are off (`IrqsOff`
-        // invariant), so no handler on this CPU can spin on it while we hold it.
-        unsafe { helpers::rust_wq_raw_spin_lock(self.lock.get()) };
-        // SAFETY: As in `with`.
-        let r = f(unsafe { &mut *self.data.get() });
-        // SAFETY: We hold the lock.
-        unsafe { helpers::rust_wq_raw_spin_unlock(self.lock.get()) };
-        r
+    pub(crate) unsafe fn data_locked(&self) -> &mut T {
+        // SAFETY: Guaranteed by the caller.
+        unsafe { &mut *self.data.get() }
+    }
+
+    /// A token for a caller that holds the lock (so interrupts are off).
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the lock, taken with interrupts saved, while it uses the token.
+    #[inline]
+    pub(crate) unsafe fn irqs_off_token<'a>() -> &'a IrqsOff {
+        &IrqsOff(PhantomData)
     }
 }
