@@ -262,7 +262,7 @@ pub(super) fn round(op: Op, ptr: Ptr, q: &Queue, it: &Items) -> Result<u64> {
         }
         (Op::Delayed, Ptr::KBox) => {
             let b = it.box_delayed.take().ok_or(EINVAL)?;
-            let item: *mut UpBoxDelayed = (&*b as *const UpBoxDelayed).cast_mut();
+            let item: *mut UpBoxDelayed = core::ptr::from_ref::<UpBoxDelayed>(&*b).cast_mut();
             let (ns, ()) = timed(|| uq.enqueue_delayed(b, delay));
             // SAFETY: The box at `item` is freed only when dropped, and nothing drops it while it
             // is queued: the queue gives it only to the work function, which brings it home to
