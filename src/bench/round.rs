@@ -2,7 +2,8 @@
 
 //! One round of each benchmarked operation, and the work items and queues the rounds use.
 //!
-//! The timed region allocates nothing and drops nothing.
+//! The timed region allocates nothing and drops nothing, but for the drop that
+//! [`Op::DropArmed`] times.
 
 use super::{
     now_ns,
