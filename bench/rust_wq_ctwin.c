@@ -16,9 +16,12 @@
  *   insmod rust_wq_ctwin.ko items=1000 runs=queue:percpu,delayed:system-percpu
  *   insmod rust_wq_ctwin.ko items=1000 runs=rt:percpu:4
  *   insmod rust_wq_ctwin.ko items=1000 runs=queue:unbound-sysfs scope=cache
+ *   insmod rust_wq_ctwin.ko items=1000 runs=delayed-par:percpu:4,drop-armed:percpu:100000
  *
  * A run is OP:QUEUE[:THREADS]; the operations are those of src/bench.rs (see
- * struct op_desc below and include/rust_wq.h, RUST_WQ_BENCH_OP_*).  Each run
+ * op_names below and include/rust_wq.h, RUST_WQ_BENCH_OP_*).  For
+ * "drop-armed" the third field is N, the number of armed items (the run is
+ * then DROP_ROUNDS rounds on one thread, see one_round_drop()).  Each run
  * prints
  *
  *   rust_wq_ctwin: run op=OP queue=QUEUE threads=T items=N p50=.. p90=.. p95=.. p99=.. elapsed_ns=..
@@ -30,9 +33,10 @@
  * in place with INIT_WORK).  Threads that are done sleep on a completion until
  * the last one is (they do not spin), so that under QEMU -icount
  * elapsed_ns / (THREADS * items) is the guest instructions spent per completed
- * item.  Every other operation runs on one kthread bound to the first online
- * CPU, each round doing the untimed set-up, the timed call and the untimed
- * tear-down.
+ * item.  "delayed-par" is "delayed" on THREADS kthreads at once (0: one per
+ * online CPU), each arming its own item on the same queue.  Every other
+ * operation runs on one kthread bound to the first online CPU, each round
+ * doing the untimed set-up, the timed call and the untimed tear-down.
  */
 #include <linux/atomic.h>
 #include <linux/completion.h>
@@ -54,6 +58,9 @@
 #define MAX_THREADS 64
 /* The delay of armed items: long enough never to fire during a round. */
 #define ARM_DELAY (10 * HZ)
+/* Rounds of a drop-armed run, and its largest N (src/bench.rs: DROP_ROUNDS, DROP_MAX_ITEMS). */
+#define DROP_ROUNDS 5
+#define DROP_MAX_ITEMS 200000
 
 static int items = 1000;
 module_param(items, int, 0444);
@@ -82,6 +89,8 @@ enum twin_op {
 	OP_DISABLE,
 	OP_ENABLE,
 	OP_STATIC,
+	OP_DELAYED_PAR,
+	OP_DROP_ARMED,
 };
 
 /* Names as `wqctl bench --op` spells them; the index is the ABI number. */
@@ -100,6 +109,8 @@ static const char *const op_names[] = {
 	[OP_DISABLE] = "disable",
 	[OP_ENABLE] = "enable",
 	[OP_STATIC] = "static",
+	[OP_DELAYED_PAR] = "delayed-par",
+	[OP_DROP_ARMED] = "drop-armed",
 };
 
 static struct workqueue_struct *percpu_wq, *unbound_wq;
@@ -112,6 +123,8 @@ struct twin_ctx {
 	struct workqueue_struct *wq;
 	enum twin_op op;
 	int cpu;
+	int rounds;
+	int drop_n; /* drop-armed: the armed items of each round */
 	u64 *lat;
 	struct completion *start;
 	atomic_t *left;
@@ -153,6 +166,45 @@ static void twin_static_fn(struct work_struct *work)
 
 static DECLARE_WORK(twin_static_work, twin_static_fn);
 
+static void twin_drop_fn(struct work_struct *work)
+{
+}
+
+/*
+ * One round of drop-armed: N delayed items armed on a new WQ_PERCPU queue
+ * (allocated, initialised and armed untimed), then what C code does before
+ * destroying such a queue, timed: cancel_delayed_work_sync() of each item, and
+ * destroy_workqueue() (which does not cancel armed timers itself).  Returns
+ * the time per item.
+ */
+static s64 one_round_drop(struct twin_ctx *c)
+{
+	struct workqueue_struct *wq;
+	struct delayed_work *dw;
+	ktime_t t0, t1;
+	int i;
+
+	wq = alloc_workqueue("rust_wq_ctwin_drop", WQ_PERCPU, 0);
+	if (!wq)
+		return -ENOMEM;
+	dw = kvmalloc_array(c->drop_n, sizeof(*dw), GFP_KERNEL);
+	if (!dw) {
+		destroy_workqueue(wq);
+		return -ENOMEM;
+	}
+	for (i = 0; i < c->drop_n; i++) {
+		INIT_DELAYED_WORK(&dw[i], twin_drop_fn);
+		queue_delayed_work(wq, &dw[i], ARM_DELAY);
+	}
+	t0 = ktime_get();
+	for (i = 0; i < c->drop_n; i++)
+		cancel_delayed_work_sync(&dw[i]);
+	destroy_workqueue(wq);
+	t1 = ktime_get();
+	kvfree(dw);
+	return div_s64(ktime_to_ns(ktime_sub(t1, t0)), c->drop_n);
+}
+
 /* One round: untimed set-up, the timed call, untimed tear-down; returns the time or -ENOMEM. */
 static s64 one_round(struct twin_ctx *c)
 {
@@ -188,6 +240,7 @@ static s64 one_round(struct twin_ctx *c)
 		wait_for_completion(&c->done);
 		break;
 	case OP_DELAYED:
+	case OP_DELAYED_PAR:
 		t0 = ktime_get();
 		queue_delayed_work(wq, &c->dwork, ARM_DELAY);
 		t1 = ktime_get();
@@ -245,6 +298,8 @@ static s64 one_round(struct twin_ctx *c)
 		t1 = ktime_get();
 		flush_work(&twin_static_work);
 		break;
+	case OP_DROP_ARMED:
+		return one_round_drop(c);
 	default:
 		return 0;
 	}
@@ -258,7 +313,7 @@ static int twin_thread(void *data)
 
 	wait_for_completion(c->start);
 	if (!kthread_should_stop()) {
-		for (i = 0; i < items; i++) {
+		for (i = 0; i < c->rounds; i++) {
 			s64 ns = one_round(c);
 
 			if (ns < 0) {
@@ -298,6 +353,9 @@ static int set_affn_scope(const char *s)
 
 static int one_run(enum twin_op op, const char *qname, int n_threads)
 {
+	/* drop-armed: the third field is N, and the run has DROP_ROUNDS rounds on one thread. */
+	int drop_n = op == OP_DROP_ARMED ? n_threads : 0;
+	int rounds = op == OP_DROP_ARMED ? DROP_ROUNDS : items;
 	DECLARE_COMPLETION_ONSTACK(start);
 	DECLARE_COMPLETION_ONSTACK(all_done);
 	DECLARE_COMPLETION_ONSTACK(stop);
@@ -318,7 +376,9 @@ static int one_run(enum twin_op op, const char *qname, int n_threads)
 		wq = system_percpu_wq;
 	else
 		return -EINVAL;
-	if (op != OP_RT && op != OP_QUEUE_FRESH)
+	if (op == OP_DROP_ARMED && (wq != percpu_wq || drop_n < 1 || drop_n > DROP_MAX_ITEMS))
+		return -EINVAL;
+	if (op != OP_RT && op != OP_QUEUE_FRESH && op != OP_DELAYED_PAR)
 		n_threads = 1;
 	if (n_threads == 0)
 		n_threads = num_online_cpus();
@@ -326,7 +386,7 @@ static int one_run(enum twin_op op, const char *qname, int n_threads)
 		return -EINVAL;
 
 	ctxs = kcalloc(n_threads, sizeof(*ctxs), GFP_KERNEL);
-	total = (u64)n_threads * items;
+	total = (u64)n_threads * rounds;
 	all = kvmalloc_array(total, sizeof(u64), GFP_KERNEL);
 	if (!ctxs || !all) {
 		ret = -ENOMEM;
@@ -343,7 +403,9 @@ static int one_run(enum twin_op op, const char *qname, int n_threads)
 		c->wq = wq;
 		c->op = op;
 		c->cpu = cpu;
-		c->lat = all + (u64)i * items;
+		c->rounds = rounds;
+		c->drop_n = drop_n;
+		c->lat = all + (u64)i * rounds;
 		c->start = &start;
 		c->left = &left;
 		c->all_done = &all_done;
@@ -384,7 +446,7 @@ static int one_run(enum twin_op op, const char *qname, int n_threads)
 		goto out;
 	sort(all, total, sizeof(u64), cmp_u64, NULL);
 	pr_info("rust_wq_ctwin: run op=%s queue=%s threads=%d items=%d p50=%llu p90=%llu p95=%llu p99=%llu elapsed_ns=%lld\n",
-		op_names[op], qname, n_threads, items,
+		op_names[op], qname, n_threads, op == OP_DROP_ARMED ? drop_n : items,
 		all[total * 50 / 100], all[total * 90 / 100], all[total * 95 / 100],
 		all[total * 99 / 100], elapsed);
 out:

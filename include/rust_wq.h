@@ -356,12 +356,24 @@ struct rust_wq_stats {
  * guest instructions per completed item).  RUST_WQ_BENCH_OP_QUEUE_FRESH runs
  * the same way with a new item every round.  With
  * RUST_WQ_BENCH_F_START_LATENCY (RT only) the time from queueing to the start
- * of the work function is measured too (start_p*).  Every other op runs
- * `items` rounds on one kthread bound to the first online CPU: untimed set-up,
- * the timed call, untimed tear-down; `threads` must then be 0 or 1.  queue_p*
- * are the percentiles of the timed call for every op.  The C twin
- * bench/rust_wq_ctwin.c makes the same kernel calls, with queues of the same
- * flags.
+ * of the work function is measured too (start_p*).  RUST_WQ_BENCH_OP_DELAYED_PAR
+ * also runs on `threads` kthreads (0: one per online CPU) at once.
+ * RUST_WQ_BENCH_OP_DROP_ARMED runs RUST_WQ_BENCH_DROP_ROUNDS rounds on one
+ * kthread, and its `items` is the number of armed items of each round (see the
+ * op list).  Every other op runs `items` rounds on one kthread bound to the
+ * first online CPU: untimed set-up, the timed call, untimed tear-down;
+ * `threads` must then be 0 or 1.  queue_p* are the percentiles of the timed
+ * call for every op (for DROP_ARMED: of each round's time divided by
+ * `items`).  The C twin bench/rust_wq_ctwin.c makes the same kernel calls,
+ * with queues of the same flags.
+ *
+ * `flags` may also select whose code makes the timed call and through which
+ * pointer, for QUEUE, QUEUE_FRESH and DELAYED only (EINVAL with any other op):
+ * RUST_WQ_BENCH_F_UPSTREAM times upstream's kernel::workqueue (Linux 7.3:
+ * Queue::enqueue, Queue::enqueue_delayed) on the same queue, borrowed with
+ * Queue::from_raw, instead of this module's layer; RUST_WQ_BENCH_F_KBOX queues
+ * items through Pin<KBox<_>> instead of Arc (the work function hands the box
+ * back, so the same item is reused).  The two combine.
  *
  * `path` says on which queue: RUST_WQ_BENCH_PERCPU is a WQ_PERCPU queue made
  * for the run ("rust_wq_bench_pcpu"); delayed ops on the two owned queues use
@@ -369,10 +381,12 @@ struct rust_wq_stats {
  *
  * One benchmark runs at a time (others wait, interruptibly).  EINVAL for an
  * unknown path, op or flag, items 0 or > RUST_WQ_BENCH_MAX_ITEMS, a non-zero
- * pad or reserved field, threads > 1 with an op other than RT and
- * QUEUE_FRESH, START_LATENCY with an op other than RT, or when the threads
- * that would run times items exceed RUST_WQ_BENCH_MAX_TOTAL (nothing is
- * allocated then).  A killed caller stops the run after each thread's
+ * pad or reserved field, threads > 1 with an op other than RT, QUEUE_FRESH
+ * and DELAYED_PAR, START_LATENCY with an op other than RT, UPSTREAM or KBOX
+ * with an op other than QUEUE, QUEUE_FRESH and DELAYED, DROP_ARMED on another
+ * path than RUST_WQ_BENCH_PERCPU or with items > RUST_WQ_BENCH_DROP_MAX_ITEMS,
+ * or when the threads that would run times their rounds exceed
+ * RUST_WQ_BENCH_MAX_TOTAL (nothing is allocated then).  A killed caller stops the run after each thread's
  * current round.  A CPU of the run that goes offline during a QUEUE_ON run
  * ends it with ENODEV (the layer refuses to queue on an offline CPU).
  */
@@ -382,7 +396,11 @@ struct rust_wq_stats {
 #define RUST_WQ_BENCH_PERCPU 1         /* a WQ_PERCPU queue made for the run */
 #define RUST_WQ_BENCH_SYSTEM_PERCPU 2  /* system_percpu_wq (schedule_work()) */
 #define RUST_WQ_BENCH_F_START_LATENCY (1u << 0)
+#define RUST_WQ_BENCH_F_UPSTREAM (1u << 1) /* upstream's kernel::workqueue, not the layer */
+#define RUST_WQ_BENCH_F_KBOX (1u << 2)     /* Pin<KBox<_>> items, not Arc */
 #define RUST_WQ_BENCH_MAX_ITEMS 1000000
+#define RUST_WQ_BENCH_DROP_ROUNDS 5          /* rounds of a DROP_ARMED run */
+#define RUST_WQ_BENCH_DROP_MAX_ITEMS 200000  /* armed items of one DROP_ARMED round */
 #define RUST_WQ_BENCH_MAX_TOTAL (1ull << 21) /* threads run x items */
 
 /*
@@ -411,6 +429,15 @@ struct rust_wq_stats {
  *   ENABLE (enable): disable untimed, then enable_work.
  *   STATIC (static): queue a static (DECLARE_WORK) item, then flush it
  *     untimed.
+ *   DELAYED_PAR (delayed-par): DELAYED on `threads` kthreads at once (0: one
+ *     per online CPU, bound to the first ones), each arming its own item on
+ *     the same queue.
+ *   DROP_ARMED (drop-armed): per round, `items` new delayed items armed
+ *     (10 s) on a new WQ_PERCPU queue, allocated and armed untimed; timed:
+ *     dropping the queue, which cancels every armed item and destroys it (the
+ *     C twin: cancel_delayed_work_sync() of each, then destroy_workqueue()).
+ *     queue_p* are of the time per item of each round.  The items (one
+ *     allocation each) exist only during their round.
  */
 #define RUST_WQ_BENCH_OP_RT 0
 #define RUST_WQ_BENCH_OP_QUEUE 1
@@ -426,13 +453,15 @@ struct rust_wq_stats {
 #define RUST_WQ_BENCH_OP_DISABLE 11
 #define RUST_WQ_BENCH_OP_ENABLE 12
 #define RUST_WQ_BENCH_OP_STATIC 13
-#define RUST_WQ_BENCH_OP_COUNT 14
+#define RUST_WQ_BENCH_OP_DELAYED_PAR 14
+#define RUST_WQ_BENCH_OP_DROP_ARMED 15
+#define RUST_WQ_BENCH_OP_COUNT 16
 
 struct rust_wq_bench {
 	__u32 version;
 	__u32 path;          /* RUST_WQ_BENCH_* */
-	__u32 threads;       /* RT, QUEUE_FRESH: 0 = one per online CPU; others: 0 or 1 */
-	__u32 items;         /* rounds per thread */
+	__u32 threads;       /* RT, QUEUE_FRESH, DELAYED_PAR: 0 = one per online CPU; others: 0 or 1 */
+	__u32 items;         /* rounds per thread (DROP_ARMED: armed items per round) */
 	__u32 flags;         /* RUST_WQ_BENCH_F_* */
 	__u32 threads_run;   /* out */
 	__u64 elapsed_ns;    /* out */

@@ -470,7 +470,7 @@ mode_run() {
 # --- make bench ----------------------------------------------------------
 # Environment (from scripts/harness.py bench): RUST_WQ_BENCH_KODIR (rust_wq.ko
 # and rust_wq_ctwin.ko built for this kernel), RUST_WQ_BENCH_ITEMS,
-# RUST_WQ_BENCH_REPEATS, RUST_WQ_BENCH_SETS (any of ops scopes tput),
+# RUST_WQ_BENCH_REPEATS, RUST_WQ_BENCH_SETS (any of ops scopes tput scale),
 # RUST_WQ_BENCH_C_KO (lib/test_workqueue.ko), RUST_WQ_BENCH_RUN_TIMEOUT.
 # Writes OUT/records.jsonl (a measurement a line: Rust's from `wqctl bench
 # --json`; for a load of the C twin or of test_workqueue, its kernel log in
@@ -483,19 +483,26 @@ OP_ROWS=(
 	cancel-sync-idle:percpu cancel-sync-armed:system-percpu cancel-sync-armed:percpu
 	flush-idle:percpu disable:percpu enable:percpu static:system-percpu
 )
+# The rows that also run with Pin<KBox> items, and through upstream's kernel::workqueue
+# (with Arc and with Pin<KBox>): what upstream can do (src/bench/upstream.rs).
+VARIANT_ROWS=(queue:percpu queue:system-percpu queue-fresh:percpu delayed:system-percpu delayed:percpu)
+# Scaling: dropping an owned queue with N armed items, and N CPUs arming on one queue.
+DROP_NS=(10 1000 100000)
+PAR_THREADS=(1 2 4)
 SCOPES=(cpu smt cache_shard cache numa system)
 
-bench_rust() { # bench_rust REP SET WQCTL-BENCH-ARGS...
-	local rep=$1 set=$2 rc=0
-	shift 2
+bench_rust() { # bench_rust REP SET IMPL WQCTL-BENCH-ARGS...: IMPL rust (the layer) or upstream
+	local rep=$1 set=$2 impl=$3 rc=0 n=(--items "$items")
+	shift 3
 	[ -z "$stuck" ] || return 0
-	run_limited "$limit" "$bin/wqctl" bench --items "$items" --json "$@" || rc=$?
+	case " $* " in *" --items "*) n=() ;; esac # drop-armed: its own item count
+	run_limited "$limit" "$bin/wqctl" bench "${n[@]}" --json "$@" || rc=$?
 	if [ $rc -eq 0 ] && grep -q '^{.*}$' "$run_out"; then
-		printf '{"impl":"rust","set":"%s","rep":%d,"order":"%s",%s\n' "$set" "$rep" "$order" \
+		printf '{"impl":"%s","set":"%s","rep":%d,"order":"%s",%s\n' "$impl" "$set" "$rep" "$order" \
 			"$(cut -c2- "$run_out")" >>"$out/records.jsonl"
-		result ok "rust rep $rep $set $*"
+		result ok "$impl rep $rep $set $*"
 	else
-		result "not ok" "rust rep $rep $set $*" "$([ $rc = 124 ] && echo "timed out after $limit s" || echo "status $rc")"
+		result "not ok" "$impl rep $rep $set $*" "$([ $rc = 124 ] && echo "timed out after $limit s" || echo "status $rc")"
 		diag <"$run_out"
 		[ -f "$run_out.hang" ] && diag <"$run_out.hang"
 	fi
@@ -529,15 +536,33 @@ bench_load() {
 	fi
 }
 
-bench_set() { # bench_set REP SET SIDE: one side (rust or c) of a set
-	local rep=$1 s t runs=""
+bench_set() { # bench_set REP SET SIDE: one side (rust, upstream or c) of a set
+	local rep=$1 s t n runs=""
 	case "$2 $3" in
-	"ops rust") for s in "${OP_ROWS[@]}"; do bench_rust "$rep" ops --op "${s%%:*}" --path "${s#*:}" --threads 1; done ;;
+	"ops rust")
+		for s in "${OP_ROWS[@]}"; do bench_rust "$rep" ops rust --op "${s%%:*}" --path "${s#*:}" --threads 1; done
+		for s in "${VARIANT_ROWS[@]}"; do bench_rust "$rep" ops rust --op "${s%%:*}" --path "${s#*:}" --threads 1 --kbox; done ;;
+	"ops upstream")
+		for s in "${VARIANT_ROWS[@]}"; do
+			bench_rust "$rep" ops upstream --op "${s%%:*}" --path "${s#*:}" --threads 1 --upstream
+			bench_rust "$rep" ops upstream --op "${s%%:*}" --path "${s#*:}" --threads 1 --upstream --kbox
+		done ;;
 	"ops c") bench_load "$rep" ops ctwin "$kodir/rust_wq_ctwin.ko" "items=$items" "runs=$(IFS=,; echo "${OP_ROWS[*]}")" ;;
+	"scale rust")
+		for n in "${DROP_NS[@]}"; do bench_rust "$rep" scale rust --op drop-armed --path percpu --threads 1 --items "$n"; done
+		for t in "${PAR_THREADS[@]}"; do
+			[ "$t" -le "$(nproc)" ] || continue
+			bench_rust "$rep" scale rust --op delayed-par --path percpu --threads "$t"
+		done ;;
+	"scale c")
+		for n in "${DROP_NS[@]}"; do runs+="${runs:+,}drop-armed:percpu:$n"; done
+		for t in "${PAR_THREADS[@]}"; do [ "$t" -gt "$(nproc)" ] || runs+=",delayed-par:percpu:$t"; done
+		bench_load "$rep" scale ctwin "$kodir/rust_wq_ctwin.ko" "items=$items" "runs=$runs" ;;
+	*" upstream") ;; # upstream's column exists for the ops set only
 	"scopes rust")
 		for s in "${SCOPES[@]}"; do
-			bench_rust "$rep" scopes --op rt --path unbound-sysfs --scope "$s"
-			bench_rust "$rep" scopes --op queue-fresh --path unbound-sysfs --scope "$s"
+			bench_rust "$rep" scopes rust --op rt --path unbound-sysfs --scope "$s"
+			bench_rust "$rep" scopes rust --op queue-fresh --path unbound-sysfs --scope "$s"
 		done ;;
 	"scopes c")
 		bench_load "$rep" scopes c "$c_ko" "wq_items=$items"
@@ -548,7 +573,7 @@ bench_set() { # bench_set REP SET SIDE: one side (rust or c) of a set
 	"tput "*)
 		for t in 1 2 4; do
 			[ "$t" -le "$(nproc)" ] || continue
-			if [ "$3" = rust ]; then bench_rust "$rep" tput --op rt --path percpu --threads "$t"; else runs+="${runs:+,}rt:percpu:$t"; fi
+			if [ "$3" = rust ]; then bench_rust "$rep" tput rust --op rt --path percpu --threads "$t"; else runs+="${runs:+,}rt:percpu:$t"; fi
 		done
 		[ "$3" = rust ] || bench_load "$rep" tput ctwin "$kodir/rust_wq_ctwin.ko" "items=$items" "runs=$runs" ;;
 	*) result "not ok" "set $2" "unknown set" ;;
@@ -571,11 +596,13 @@ mode_bench() {
 		for rep in $(seq "$RUST_WQ_BENCH_REPEATS"); do
 			for set in $RUST_WQ_BENCH_SETS; do
 				info "repeat $rep: $set"
-				# Alternate which side goes first: C first on odd repeats.
+				# Alternate the order of the sides: C first on odd repeats, last on even ones.
 				if [ $((rep % 2)) -eq 1 ]; then
-					order=c-first; bench_set "$rep" "$set" c; bench_set "$rep" "$set" rust
+					order=c-first
+					bench_set "$rep" "$set" c; bench_set "$rep" "$set" rust; bench_set "$rep" "$set" upstream
 				else
-					order=rust-first; bench_set "$rep" "$set" rust; bench_set "$rep" "$set" c
+					order=rust-first
+					bench_set "$rep" "$set" upstream; bench_set "$rep" "$set" rust; bench_set "$rep" "$set" c
 				fi
 			done
 		done

@@ -511,7 +511,7 @@ def bench(args):
 
     Environment: BENCH_KERNEL (release, or debug: the test kernel), KDIR (a tree of your own),
     BENCH_ITEMS (rounds per run and thread, 1000), BENCH_REPEATS (3), BENCH_CPUS (4), BENCH_SETS
-    ("ops scopes tput"), BENCH_ICOUNT (1; 0: plain TCG/KVM), BENCH_ICOUNT_OPTS, BENCH_VM_TIMEOUT,
+    ("ops scopes tput scale"), BENCH_ICOUNT (1; 0: plain TCG/KVM), BENCH_ICOUNT_OPTS, BENCH_VM_TIMEOUT,
     BENCH_VERBOSE (1: the guest console in the log), RUST_WQ_BENCH_RUN_TIMEOUT (per run, guest).
 
     Writes results/bench-<kernel>-<UTC stamp>.{txt,csv,json,log,svg} and the guest's directory
@@ -521,7 +521,7 @@ def bench(args):
     env = os.environ
     kernel, items, repeats, cpus = (env.get("BENCH_KERNEL", "release"), env.get("BENCH_ITEMS", "1000"),
                                     env.get("BENCH_REPEATS", "3"), env.get("BENCH_CPUS", "4"))
-    sets = env.get("BENCH_SETS", "ops scopes tput")
+    sets = env.get("BENCH_SETS", "ops scopes tput scale")
     for name, v, hi in (("BENCH_ITEMS", items, 1000000), ("BENCH_REPEATS", repeats, None), ("BENCH_CPUS", cpus, None)):
         if not re.fullmatch(r"[1-9][0-9]*", v) or (hi and int(v) > hi):
             sys.exit(f"bench: {name} must be a positive integer{f' <= {hi}' if hi else ''} (got '{v}')")

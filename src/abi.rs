@@ -179,6 +179,8 @@ pub(crate) const BENCH_UNBOUND_SYSFS: u32 = 0;
 pub(crate) const BENCH_PERCPU: u32 = 1;
 pub(crate) const BENCH_SYSTEM_PERCPU: u32 = 2;
 pub(crate) const BENCH_F_START_LATENCY: u32 = 1 << 0;
+pub(crate) const BENCH_F_UPSTREAM: u32 = 1 << 1;
+pub(crate) const BENCH_F_KBOX: u32 = 1 << 2;
 
 /// `struct rust_wq_bench`.
 #[repr(C)]

@@ -18,7 +18,12 @@
 //!
 //! `bench/rust_wq_ctwin.c` makes the same kernel calls from C, with queues of the same flags, so
 //! that Rust/C isolates the cost of this layer. Only the safe [`crate::workqueue`] API is used,
-//! and the timed region allocates nothing and drops nothing.
+//! and the timed region allocates nothing and drops nothing (but for [`Op::DropArmed`], which
+//! times a drop).
+//!
+//! [`Impl::Upstream`] times the same operations through upstream's `kernel::workqueue` (Linux
+//! 7.3) instead, where it has them ([`upstream`]), so that the report can put this layer beside
+//! both C and upstream's Rust.
 //!
 //! The benchmark depends on the layer and on nothing of the device: the device hands it the
 //! module's queue and its `struct device` (for the log line). This file checks a request and
@@ -66,6 +71,8 @@ use round::{
 mod percentile;
 #[path = "bench/round.rs"]
 mod round;
+#[path = "bench/upstream.rs"]
+mod upstream;
 
 /// Most rounds per thread.
 pub(crate) const MAX_ITEMS: u32 = 1_000_000;
@@ -73,6 +80,13 @@ pub(crate) const MAX_ITEMS: u32 = 1_000_000;
 /// Most rounds of all threads together (threads run x items): each round keeps 32 bytes of
 /// samples at most (two per thread, two merged), so one run allocates at most 64 MiB.
 pub(crate) const MAX_TOTAL: u64 = 1 << 21;
+
+/// Rounds of an [`Op::DropArmed`] run (each arms `items` delayed items and drops their queue).
+pub(crate) const DROP_ROUNDS: u32 = 5;
+
+/// Most armed items of an [`Op::DropArmed`] round: they are all allocated at once, one small
+/// `Arc` each, for the round only.
+pub(crate) const DROP_MAX_ITEMS: u32 = 200_000;
 
 /// Which queue the benchmark hits.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -117,12 +131,43 @@ pub(crate) enum Op {
     Enable,
     /// `StaticWork::enqueue` (C's `DECLARE_WORK` item), then flush it untimed.
     Static,
+    /// [`Op::Delayed`] on several CPUs at once (`threads`), each thread its own item, all on the
+    /// same queue.
+    DelayedPar,
+    /// Arm `items` delayed items on a new owned per-CPU queue (untimed), then drop the queue
+    /// (timed: it cancels every armed item and destroys the queue); [`DROP_ROUNDS`] rounds, each
+    /// reported as the time per item.
+    DropArmed,
+}
+
+/// Whose code makes the timed call.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Impl {
+    /// This module's layer, [`crate::workqueue`].
+    Layer,
+    /// Upstream's `kernel::workqueue` (Linux 7.3), on the same queues (borrowed).
+    Upstream,
+}
+
+/// The pointer the items are queued through.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ptr {
+    Arc,
+    /// `Pin<KBox<_>>`: the work function hands the box back to the benchmark thread, so the same
+    /// item is reused as with `Arc`.
+    KBox,
 }
 
 impl Op {
     /// Whether the operation runs on several threads (`threads`); the others run on one.
     pub(crate) fn multi_thread(self) -> bool {
-        matches!(self, Self::RoundTrip | Self::QueueFresh)
+        matches!(self, Self::RoundTrip | Self::QueueFresh | Self::DelayedPar)
+    }
+
+    /// Whether the operation exists with [`Impl::Upstream`] and with [`Ptr::KBox`]: upstream
+    /// can enqueue (immediately or delayed) and nothing else.
+    pub(crate) fn has_variants(self) -> bool {
+        matches!(self, Self::Queue | Self::QueueFresh | Self::Delayed)
     }
 
     /// The operation with ABI number `n`.
@@ -142,6 +187,8 @@ impl Op {
             11 => Self::Disable,
             12 => Self::Enable,
             13 => Self::Static,
+            14 => Self::DelayedPar,
+            15 => Self::DropArmed,
             _ => return None,
         })
     }
@@ -168,7 +215,11 @@ fn now_ns() -> u64 {
 struct Run {
     queues: Queues,
     op: Op,
+    /// The pointer the items are queued through (whose code queues them is in the items).
+    ptr: Ptr,
     items: u32,
+    /// Rounds per thread: `items`, or [`DROP_ROUNDS`] for [`Op::DropArmed`].
+    rounds: u32,
     measure_start: bool,
     start: Pin<KBox<Completion>>,
     all_done: Pin<KBox<Completion>>,
@@ -190,34 +241,54 @@ impl Drop for ReleaseOnDrop<'_> {
     }
 }
 
-/// Runs `op` on the queue of `path`: [`Op::RoundTrip`] and [`Op::QueueFresh`] with one thread
-/// per online CPU (at most `threads` if not 0), every other operation with one thread, on CPU 0
-/// (the first online CPU).
+/// What to run: the operation, through whose code, with which pointer.
+#[derive(Clone, Copy)]
+pub(crate) struct What {
+    pub(crate) op: Op,
+    pub(crate) imp: Impl,
+    pub(crate) ptr: Ptr,
+}
+
+/// Runs `op` on the queue of `path`: [`Op::RoundTrip`], [`Op::QueueFresh`] and
+/// [`Op::DelayedPar`] with one thread per online CPU (at most `threads` if not 0), every other
+/// operation with one thread, on CPU 0 (the first online CPU).
 pub(crate) fn run(
     bench_queue: Arc<OwnedQueue>,
     path: Path,
-    op: Op,
+    what: What,
     threads: u32,
     items: u32,
     measure_start: bool,
 ) -> Result<Report> {
-    if items == 0 || items > MAX_ITEMS {
+    let What { op, imp, ptr } = what;
+    if items == 0
+        || items > MAX_ITEMS
+        || (op == Op::DropArmed && (items > DROP_MAX_ITEMS || path != Path::PerCpu))
+        || ((imp, ptr) != (Impl::Layer, Ptr::Arc) && !op.has_variants())
+    {
         return Err(EINVAL);
     }
+    let rounds = if op == Op::DropArmed {
+        DROP_ROUNDS
+    } else {
+        items
+    };
     // Check the size before allocating anything: the threads that would run now.
     let most = if op.multi_thread() { threads } else { 1 };
     let online = (0..wq::cpu::nr_cpu_ids())
         .filter(|&c| wq::cpu::online_cpu(c).is_ok())
         .count() as u32;
     let planned = if most == 0 { online } else { online.min(most) };
-    if u64::from(planned) * u64::from(items) > MAX_TOTAL {
+    if u64::from(planned) * u64::from(rounds) > MAX_TOTAL {
         return Err(EINVAL);
     }
     let run = Arc::new(
         Run {
             queues: Queues::make(bench_queue, path)?,
             op,
+            ptr,
             items,
+            rounds,
             measure_start,
             start: KBox::pin_init(Completion::new(), GFP_KERNEL)?,
             all_done: KBox::pin_init(Completion::new(), GFP_KERNEL)?,
@@ -247,10 +318,10 @@ pub(crate) fn run(
     // released (and, `abort` being set, skip their rounds) before they are stopped.
     let release = ReleaseOnDrop(&run);
     for &cpu in cpus.iter() {
-        let items_of = Items::new(cpu, measure_start)?;
+        let items_of = Items::new(cpu, measure_start, imp, ptr)?;
         let out: Arc<Mutex<Option<Result<Samples>>>> =
             Arc::pin_init(kernel::new_mutex!(None), GFP_KERNEL)?;
-        let mut samples = Samples::new(items, measure_start)?;
+        let mut samples = Samples::new(rounds, measure_start)?;
         if plain_items
             .push_within_capacity(items_of.plain.clone())
             .is_err()
@@ -265,7 +336,7 @@ pub(crate) fn run(
         let t = KThread::spawn_on(cpu, c"rust_wq_bench", move |_stop| {
             r.start.wait();
             let mut res = Ok(());
-            for _ in 0..r.items {
+            for _ in 0..r.rounds {
                 // Set before the start when the run is abandoned, and when the caller is killed
                 // during the run: stop early.
                 if r.abort.load(Relaxed) {
@@ -334,10 +405,16 @@ pub(crate) fn run(
     drop(kthreads);
     let elapsed = (Instant::<Monotonic>::now() - start).as_nanos().max(1) as u64;
 
-    let total = u64::from(n) * u64::from(items);
-    let mut all_q = KVVec::with_capacity(total as usize, GFP_KERNEL)?;
+    let samples = u64::from(n) * u64::from(rounds);
+    let mut all_q = KVVec::with_capacity(samples as usize, GFP_KERNEL)?;
     let mut all_s =
-        KVVec::with_capacity(if measure_start { total as usize } else { 0 }, GFP_KERNEL)?;
+        KVVec::with_capacity(if measure_start { samples as usize } else { 0 }, GFP_KERNEL)?;
+    // Items handled: for a drop run, every armed item of every round.
+    let total = if op == Op::DropArmed {
+        u64::from(rounds) * u64::from(items)
+    } else {
+        samples
+    };
     for o in outs.iter() {
         if let Some(s) = o.lock().take() {
             let s = s?;
@@ -357,8 +434,10 @@ pub(crate) fn run(
 /// Runs `RUST_WQ_IOC_BENCH`: checks the request, runs it, and fills in the results.
 ///
 /// `EINVAL` for a wrong version, an unknown path, operation or flag, a non-zero pad or reserved
-/// field, `items` 0 or above [`MAX_ITEMS`], `threads` above 1 for a single-call operation, or
-/// the start-latency flag with an operation other than the round trip.
+/// field, `items` 0 or above [`MAX_ITEMS`], `threads` above 1 for a single-call operation, the
+/// start-latency flag with an operation other than the round trip, the upstream or `KBox` flag
+/// with an operation other than queue, queue-fresh and delayed, or a drop run on another path
+/// than the per-CPU one or with more than [`DROP_MAX_ITEMS`] items.
 ///
 /// `bench_queue` is the module's unbound sysfs queue (the `UNBOUND_SYSFS` path); the summary
 /// line goes to the log of `dev`, the device the call came from.
@@ -371,10 +450,24 @@ pub(crate) fn ioctl(bench_queue: Arc<OwnedQueue>, dev: &Device, b: &mut abi::Ben
     };
     let op = Op::from_abi(b.op).ok_or(EINVAL)?;
     let measure_start = b.flags & abi::BENCH_F_START_LATENCY != 0;
+    let what = What {
+        op,
+        imp: if b.flags & abi::BENCH_F_UPSTREAM != 0 {
+            Impl::Upstream
+        } else {
+            Impl::Layer
+        },
+        ptr: if b.flags & abi::BENCH_F_KBOX != 0 {
+            Ptr::KBox
+        } else {
+            Ptr::Arc
+        },
+    };
+    let known = abi::BENCH_F_START_LATENCY | abi::BENCH_F_UPSTREAM | abi::BENCH_F_KBOX;
     if b.version != abi::ABI_VERSION
         || b.reserved != [0; 2]
         || b.pad != 0
-        || b.flags & !abi::BENCH_F_START_LATENCY != 0
+        || b.flags & !known != 0
         || b.items == 0
         || b.items > MAX_ITEMS
         || (!op.multi_thread() && b.threads > 1)
@@ -382,12 +475,13 @@ pub(crate) fn ioctl(bench_queue: Arc<OwnedQueue>, dev: &Device, b: &mut abi::Ben
     {
         return Err(EINVAL);
     }
-    let r = run(bench_queue, path, op, b.threads, b.items, measure_start)?;
+    let r = run(bench_queue, path, what, b.threads, b.items, measure_start)?;
     dev_info!(
         dev,
-        "bench path={} op={} threads={} items={}: {} items/sec, elapsed {} ns, p50={} p90={} p95={} p99={} ns\n",
+        "bench path={} op={} flags={:#x} threads={} items={}: {} items/sec, elapsed {} ns, p50={} p90={} p95={} p99={} ns\n",
         b.path,
         b.op,
+        b.flags,
         r.threads,
         b.items,
         r.items_per_sec,
@@ -435,9 +529,9 @@ mod tests {
     /// Every ABI operation number maps to an operation, and no other does.
     #[test]
     fn bench_op_numbers() {
-        for n in 0..14 {
+        for n in 0..16 {
             assert!(super::Op::from_abi(n).is_some());
         }
-        assert!(super::Op::from_abi(14).is_none());
+        assert!(super::Op::from_abi(16).is_none());
     }
 }

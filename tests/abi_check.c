@@ -27,6 +27,7 @@ _Static_assert(sizeof(struct rust_wq_result) == 64, "rust_wq_result size");
 _Static_assert(sizeof(struct rust_wq_results) == 48, "rust_wq_results size");
 _Static_assert(sizeof(struct rust_wq_stats) == 64, "rust_wq_stats size");
 _Static_assert(sizeof(struct rust_wq_bench) == 120, "rust_wq_bench size");
+_Static_assert(RUST_WQ_BENCH_OP_COUNT == 16, "RUST_WQ_BENCH_OP_* count");
 
 /* Every field at the offset the Rust mirrors (src/abi.rs, wqctl/src/abi.rs) use. */
 #define OFF(s, f, o) _Static_assert(offsetof(struct s, f) == (o), #s "." #f " offset")
@@ -260,6 +261,20 @@ int main(void)
 			     b.threads_run, (unsigned long long)b.elapsed_ns,
 			     (unsigned long long)b.items_per_sec,
 			     (unsigned long long)b.queue_p50_ns);
+			ok = 0;
+		}
+		/* Upstream's Rust with boxed items, and a drop of 10 armed items. */
+		b.op = RUST_WQ_BENCH_OP_QUEUE;
+		b.flags = RUST_WQ_BENCH_F_UPSTREAM | RUST_WQ_BENCH_F_KBOX;
+		b.reserved[0] = b.reserved[1] = 0;
+		if (ok && (ioctl(fd, RUST_WQ_IOC_BENCH, &b) != 0 || b.queue_p50_ns == 0)) {
+			diag("BENCH upstream, KBox: %s", strerror(errno));
+			ok = 0;
+		}
+		b.op = RUST_WQ_BENCH_OP_DROP_ARMED;
+		b.flags = 0;
+		if (ok && (ioctl(fd, RUST_WQ_IOC_BENCH, &b) != 0 || b.queue_p50_ns == 0)) {
+			diag("BENCH drop-armed: %s", strerror(errno));
 			ok = 0;
 		}
 	}

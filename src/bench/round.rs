@@ -2,12 +2,16 @@
 
 //! One round of each benchmarked operation, and the work items and queues the rounds use.
 //!
-//! The timed region allocates nothing and drops nothing.
+//! The timed region allocates nothing and drops nothing, but for the drop that
+//! [`Op::DropArmed`] times.
 
 use super::{
     now_ns,
+    upstream,
+    Impl,
     Op,
     Path,
+    Ptr,
     Run, //
 };
 use crate::kthread::Completion;
@@ -32,8 +36,12 @@ use core::sync::atomic::{
     Ordering::Relaxed, //
 };
 use kernel::{
+    new_mutex,
     prelude::*,
-    sync::Arc, //
+    sync::{
+        Arc,
+        Mutex, //
+    },
 };
 
 /// The delay of armed items: long enough never to fire during a round (as in the C twin).
@@ -104,6 +112,165 @@ impl DelayedWorkItem for BenchDelayed {
     type Pointer = Arc<BenchDelayed>;
 
     fn run(_this: Arc<BenchDelayed>) {}
+}
+
+/// Where a `Pin<KBox<_>>` item lives between rounds: the benchmark thread takes it out to queue
+/// it, and the work function (or a cancel) brings it back, so the same item is reused every
+/// round, as with `Arc`.
+#[pin_data]
+pub(super) struct Slot<T> {
+    /// Completed by the work function when it has brought the box back.
+    #[pin]
+    done: Completion,
+    #[pin]
+    held: Mutex<Option<Pin<KBox<T>>>>,
+}
+
+impl<T> Slot<T> {
+    fn new() -> Result<Arc<Self>> {
+        Arc::pin_init(
+            pin_init!(Slot {
+                done <- Completion::new(),
+                held <- new_mutex!(None, "rust_wq::bench::Slot::held"),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    /// Called by the work function: the box is back, and the thread waiting for it may go on.
+    pub(super) fn come_home(&self, b: Pin<KBox<T>>) {
+        *self.held.lock() = Some(b);
+        self.done.complete();
+    }
+
+    /// Puts back a box the thread took out (nobody waits for it).
+    pub(super) fn put(&self, b: Pin<KBox<T>>) {
+        *self.held.lock() = Some(b);
+    }
+
+    /// Takes the box out; `None` if it is not home.
+    pub(super) fn take(&self) -> Option<Pin<KBox<T>>> {
+        self.held.lock().take()
+    }
+
+    /// Waits until the work function has brought the box back (it stays in the slot).
+    pub(super) fn wait_home(&self) {
+        self.done.wait();
+    }
+}
+
+/// A thread's [`Slot`]: the boxes point back at their slot, so dropping the box it holds when
+/// the slot goes breaks that cycle.
+pub(super) struct Home<T>(Arc<Slot<T>>);
+
+impl<T> Home<T> {
+    /// An empty home.
+    pub(super) fn new() -> Result<Self> {
+        Ok(Home(Slot::new()?))
+    }
+
+    /// The slot, for an item that must come back to it.
+    pub(super) fn slot(&self) -> Arc<Slot<T>> {
+        self.0.clone()
+    }
+}
+
+impl<T> core::ops::Deref for Home<T> {
+    type Target = Slot<T>;
+
+    fn deref(&self) -> &Slot<T> {
+        &self.0
+    }
+}
+
+impl<T> Drop for Home<T> {
+    fn drop(&mut self) {
+        // Every item is idle at the end of a run (each round leaves it so): the box is home.
+        drop(self.0.take());
+    }
+}
+
+/// The plain item queued through `Pin<KBox<_>>`.
+#[pin_data]
+pub(super) struct BoxItem {
+    #[pin]
+    work: Work<BoxItem>,
+    home: Arc<Slot<BoxItem>>,
+}
+
+impl_has_work! {
+    impl HasWork<Self> for BoxItem { self.work }
+}
+
+impl WorkItem for BoxItem {
+    type Pointer = Pin<KBox<BoxItem>>;
+
+    fn run(this: Pin<KBox<BoxItem>>) {
+        let home = this.home.clone();
+        home.come_home(this);
+    }
+}
+
+impl BoxItem {
+    fn new(home: Arc<Slot<BoxItem>>) -> Result<Pin<KBox<Self>>> {
+        KBox::pin_init(
+            pin_init!(BoxItem {
+                work <- new_work!("rust_wq::bench::BoxItem::work"),
+                home,
+            }),
+            GFP_KERNEL,
+        )
+    }
+}
+
+/// The delayed item queued through `Pin<KBox<_>>`; its timer never fires (it is cancelled).
+#[pin_data]
+pub(super) struct BoxDelayed {
+    #[pin]
+    dwork: DelayedWork<BoxDelayed>,
+    home: Arc<Slot<BoxDelayed>>,
+}
+
+impl_has_delayed_work! {
+    impl HasDelayedWork for BoxDelayed { self.dwork }
+}
+
+impl DelayedWorkItem for BoxDelayed {
+    type Pointer = Pin<KBox<BoxDelayed>>;
+
+    fn run(this: Pin<KBox<BoxDelayed>>) {
+        let home = this.home.clone();
+        home.come_home(this);
+    }
+}
+
+/// One thread's `Pin<KBox<_>>` items: each at home between rounds.
+struct BoxItems {
+    plain: Home<BoxItem>,
+    delayed: Home<BoxDelayed>,
+    /// Where the fresh items of [`Op::QueueFresh`] come back to (empty between rounds).
+    fresh: Home<BoxItem>,
+}
+
+impl BoxItems {
+    fn new() -> Result<Self> {
+        let plain = Home::new()?;
+        plain.put(BoxItem::new(plain.slot())?);
+        let delayed = Home::new()?;
+        let home = delayed.slot();
+        delayed.put(KBox::pin_init(
+            pin_init!(BoxDelayed {
+                dwork <- new_delayed_work!("rust_wq::bench::BoxDelayed::dwork"),
+                home,
+            }),
+            GFP_KERNEL,
+        )?);
+        Ok(BoxItems {
+            plain,
+            delayed,
+            fresh: Home::new()?,
+        })
+    }
 }
 
 /// The work function of the static item: nothing (the round flushes it).
@@ -199,20 +366,40 @@ impl Samples {
 pub(super) struct Items {
     pub(super) plain: Arc<BenchItem>,
     delayed: Arc<BenchDelayed>,
+    /// The `Pin<KBox<_>>` items, when the run queues through boxes.
+    boxed: Option<BoxItems>,
+    /// Upstream's items, when the run times upstream.
+    up: Option<upstream::Items>,
     cpu: CpuId,
 }
 
+impl BenchDelayed {
+    fn new() -> Result<Arc<Self>> {
+        Arc::pin_init(
+            pin_init!(BenchDelayed {
+                dwork <- new_delayed_work!("rust_wq::bench::BenchDelayed::dwork"),
+            }),
+            GFP_KERNEL,
+        )
+    }
+}
+
 impl Items {
-    /// The items of a thread bound to `cpu`.
-    pub(super) fn new(cpu: CpuId, measure_start: bool) -> Result<Self> {
+    /// The items of a thread bound to `cpu`, for a run through `imp` with `ptr`.
+    pub(super) fn new(cpu: CpuId, measure_start: bool, imp: Impl, ptr: Ptr) -> Result<Self> {
         Ok(Items {
             plain: BenchItem::new(measure_start)?,
-            delayed: Arc::pin_init(
-                pin_init!(BenchDelayed {
-                    dwork <- new_delayed_work!("rust_wq::bench::BenchDelayed::dwork"),
-                }),
-                GFP_KERNEL,
-            )?,
+            delayed: BenchDelayed::new()?,
+            boxed: if (imp, ptr) == (Impl::Layer, Ptr::KBox) {
+                Some(BoxItems::new()?)
+            } else {
+                None
+            },
+            up: if imp == Impl::Upstream {
+                Some(upstream::Items::new()?)
+            } else {
+                None
+            },
             cpu,
         })
     }
@@ -220,7 +407,7 @@ impl Items {
 
 /// Times `f`, the way `lib/test_workqueue.c` times `queue_work()`.
 #[inline(always)]
-fn timed<R>(f: impl FnOnce() -> R) -> (u64, R) {
+pub(super) fn timed<R>(f: impl FnOnce() -> R) -> (u64, R) {
     let t0 = crate::kthread::ktime_ns();
     let r = f();
     let t1 = crate::kthread::ktime_ns();
@@ -228,7 +415,7 @@ fn timed<R>(f: impl FnOnce() -> R) -> (u64, R) {
 }
 
 /// A delay for the armed items.
-fn arm_delay(factor: u32) -> Delay {
+pub(super) fn arm_delay(factor: u32) -> Delay {
     Delay::from_millis(ARM_DELAY_MS * factor).unwrap_or(Delay::ZERO)
 }
 
@@ -255,6 +442,12 @@ fn arm(t: Target<'_>, it: &Arc<BenchDelayed>, delay: Delay) {
 pub(super) fn round(run: &Run, it: &Items, samples: &mut Samples) -> Result<u64> {
     let t = run.queues.target();
     let q = t.queue();
+    if let Some(up) = &it.up {
+        return upstream::round(run.op, run.ptr, q, up);
+    }
+    if let Some(bx) = &it.boxed {
+        return round_kbox(run.op, t, bx);
+    }
     let ns = match run.op {
         Op::RoundTrip | Op::Queue => {
             let w = it.plain.clone();
@@ -289,7 +482,7 @@ pub(super) fn round(run: &Run, it: &Items, samples: &mut Samples) -> Result<u64>
             it.plain.done.wait();
             ns
         }
-        Op::Delayed => {
+        Op::Delayed | Op::DelayedPar => {
             let w = it.delayed.clone();
             let d = arm_delay(1);
             let (ns, r) = match t {
@@ -359,6 +552,89 @@ pub(super) fn round(run: &Run, it: &Items, samples: &mut Samples) -> Result<u64>
             BENCH_STATIC.flush();
             ns
         }
+        Op::DropArmed => drop_armed(run.items)?,
     };
     Ok(ns)
+}
+
+/// One round of [`Op::DropArmed`]: `n` delayed items armed on a new per-CPU queue (allocated and
+/// armed untimed), then the queue dropped (timed); returns the time per item.
+///
+/// The queue's drop cancels every armed item and gives back (drops) the queue's `Arc` of each:
+/// a reference count decrement, as the round still holds the items; they are freed untimed.
+fn drop_armed(n: u32) -> Result<u64> {
+    let queue = OwnedQueue::builder()
+        .percpu()
+        .build(fmt!("rust_wq_bench_drop"))?;
+    let mut armed = KVVec::with_capacity(n as usize, GFP_KERNEL)?;
+    for _ in 0..n {
+        armed.push(BenchDelayed::new()?, GFP_KERNEL)?;
+    }
+    let d = arm_delay(1);
+    for it in armed.iter() {
+        // `Err` only if pending, and a new item is not.
+        drop(queue.enqueue_delayed(it.clone(), d));
+    }
+    let (ns, ()) = timed(move || drop(queue));
+    drop(armed);
+    Ok(ns / u64::from(n.max(1)))
+}
+
+/// One round of `op` with the items queued through `Pin<KBox<_>>` (only the operations that
+/// [`Op::has_variants`]); returns the time of the timed call.
+///
+/// The box is taken from its slot before the clock is read and comes back untimed: through the
+/// work function ([`Slot::come_home`]) or, for a delayed item, through the cancel.
+fn round_kbox(op: Op, t: Target<'_>, bx: &BoxItems) -> Result<u64> {
+    let q = t.queue();
+    Ok(match op {
+        Op::Queue => {
+            let b = bx.plain.take().ok_or(EINVAL)?;
+            let (ns, r) = timed(|| q.enqueue(b));
+            match r {
+                Ok(()) => bx.plain.wait_home(),
+                // Not pending (it came home): cannot happen; keep the box.
+                Err(e) => bx.plain.put(e.into_inner()),
+            }
+            ns
+        }
+        Op::QueueFresh => {
+            let fresh = BoxItem::new(bx.fresh.slot())?;
+            let (ns, r) = timed(|| q.enqueue(fresh));
+            match r {
+                Ok(()) => bx.fresh.wait_home(),
+                Err(e) => drop(e.into_inner()),
+            }
+            // Freed untimed.
+            drop(bx.fresh.take());
+            ns
+        }
+        Op::Delayed => {
+            let b = bx.delayed.take().ok_or(EINVAL)?;
+            let item: *const BoxDelayed = &*b;
+            let d = arm_delay(1);
+            let (ns, r) = match t {
+                Target::Owned(o) => timed(|| o.enqueue_delayed(b, d)),
+                Target::System(s) => timed(|| s.enqueue_delayed(b, d)),
+            };
+            match r {
+                Ok(()) => {
+                    // SAFETY: The box at `item` is freed only when dropped, and nothing drops it
+                    // while it is queued: the queue gives it only to the work function, which
+                    // brings it home to `bx.delayed`, or back to a cancel, below. That slot lives
+                    // as long as `bx`, which outlives this reference. The layer's cancel takes
+                    // `&self` (the item is `Sync`).
+                    let dwork = unsafe { &(*item).dwork };
+                    match dwork.cancel() {
+                        Some(b) => bx.delayed.put(b),
+                        // It ran (its timer fired): it is (being) brought home.
+                        None => bx.delayed.wait_home(),
+                    }
+                }
+                Err(e) => bx.delayed.put(e.into_inner()),
+            }
+            ns
+        }
+        _ => return Err(EINVAL),
+    })
 }

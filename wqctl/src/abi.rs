@@ -61,7 +61,15 @@ pub const RUST_WQ_BENCH_UNBOUND_SYSFS: u32 = 0;
 pub const RUST_WQ_BENCH_PERCPU: u32 = 1;
 pub const RUST_WQ_BENCH_SYSTEM_PERCPU: u32 = 2;
 pub const RUST_WQ_BENCH_F_START_LATENCY: u32 = 1 << 0;
+/// Time upstream's `kernel::workqueue` instead of the layer (QUEUE, QUEUE_FRESH, DELAYED).
+pub const RUST_WQ_BENCH_F_UPSTREAM: u32 = 1 << 1;
+/// Queue the items through `Pin<KBox<_>>` instead of `Arc` (QUEUE, QUEUE_FRESH, DELAYED).
+pub const RUST_WQ_BENCH_F_KBOX: u32 = 1 << 2;
 pub const RUST_WQ_BENCH_MAX_ITEMS: u32 = 1_000_000;
+/// Rounds of a DROP_ARMED run.
+pub const RUST_WQ_BENCH_DROP_ROUNDS: u32 = 5;
+/// Most armed items of one DROP_ARMED round (its `items`).
+pub const RUST_WQ_BENCH_DROP_MAX_ITEMS: u32 = 200_000;
 /// Most rounds of all threads of one BENCH together (threads run x items).
 pub const RUST_WQ_BENCH_MAX_TOTAL: u64 = 1 << 21;
 
@@ -80,10 +88,12 @@ pub const RUST_WQ_BENCH_OP_FLUSH_IDLE: u32 = 10;
 pub const RUST_WQ_BENCH_OP_DISABLE: u32 = 11;
 pub const RUST_WQ_BENCH_OP_ENABLE: u32 = 12;
 pub const RUST_WQ_BENCH_OP_STATIC: u32 = 13;
-pub const RUST_WQ_BENCH_OP_COUNT: u32 = 14;
+pub const RUST_WQ_BENCH_OP_DELAYED_PAR: u32 = 14;
+pub const RUST_WQ_BENCH_OP_DROP_ARMED: u32 = 15;
+pub const RUST_WQ_BENCH_OP_COUNT: u32 = 16;
 
 /// The benchmark operations with the names `wqctl bench --op` takes, in ABI order.
-pub const BENCH_OPS: [(&str, u32); 14] = [
+pub const BENCH_OPS: [(&str, u32); 16] = [
     ("rt", RUST_WQ_BENCH_OP_RT),
     ("queue", RUST_WQ_BENCH_OP_QUEUE),
     ("queue-fresh", RUST_WQ_BENCH_OP_QUEUE_FRESH),
@@ -98,7 +108,25 @@ pub const BENCH_OPS: [(&str, u32); 14] = [
     ("disable", RUST_WQ_BENCH_OP_DISABLE),
     ("enable", RUST_WQ_BENCH_OP_ENABLE),
     ("static", RUST_WQ_BENCH_OP_STATIC),
+    ("delayed-par", RUST_WQ_BENCH_OP_DELAYED_PAR),
+    ("drop-armed", RUST_WQ_BENCH_OP_DROP_ARMED),
 ];
+
+/// Whether `op` runs on several threads (`threads`: 0 = one per online CPU).
+pub fn bench_op_multi_thread(op: u32) -> bool {
+    matches!(
+        op,
+        RUST_WQ_BENCH_OP_RT | RUST_WQ_BENCH_OP_QUEUE_FRESH | RUST_WQ_BENCH_OP_DELAYED_PAR
+    )
+}
+
+/// Whether `op` takes RUST_WQ_BENCH_F_UPSTREAM and RUST_WQ_BENCH_F_KBOX.
+pub fn bench_op_has_variants(op: u32) -> bool {
+    matches!(
+        op,
+        RUST_WQ_BENCH_OP_QUEUE | RUST_WQ_BENCH_OP_QUEUE_FRESH | RUST_WQ_BENCH_OP_DELAYED
+    )
+}
 
 /// Name of a benchmark operation (as `wqctl bench --op` spells it).
 pub fn bench_op_name(op: u32) -> Option<&'static str> {

@@ -64,7 +64,7 @@ pub fn bench_json(b: &RustWqBench, scope: Option<&str>) -> String {
     let op = abi::bench_op_name(b.op).map_or_else(|| b.op.to_string(), |o| format!("\"{o}\""));
     format!(
         "{{\"op\":{},\"path\":{},\"scope\":{},\"items\":{},\"threads\":{},\"start_latency\":{},\
-         \"elapsed_ns\":{},\"items_per_sec\":{},\"queue_p50_ns\":{},\"queue_p90_ns\":{},\
+         \"upstream\":{},\"kbox\":{},\"elapsed_ns\":{},\"items_per_sec\":{},\"queue_p50_ns\":{},\"queue_p90_ns\":{},\
          \"queue_p95_ns\":{},\"queue_p99_ns\":{},\"start_p50_ns\":{},\"start_p90_ns\":{},\
          \"start_p95_ns\":{}}}",
         op,
@@ -73,6 +73,8 @@ pub fn bench_json(b: &RustWqBench, scope: Option<&str>) -> String {
         b.items,
         b.threads_run,
         b.flags & RUST_WQ_BENCH_F_START_LATENCY != 0,
+        b.flags & RUST_WQ_BENCH_F_UPSTREAM != 0,
+        b.flags & RUST_WQ_BENCH_F_KBOX != 0,
         b.elapsed_ns,
         b.items_per_sec,
         b.queue_p50_ns,
@@ -90,9 +92,18 @@ pub fn bench_json(b: &RustWqBench, scope: Option<&str>) -> String {
 pub fn bench_line(b: &RustWqBench, scope: Option<&str>) -> String {
     let path = abi::bench_path_name(b.path).map_or_else(|| b.path.to_string(), str::to_string);
     let op = abi::bench_op_name(b.op).map_or_else(|| b.op.to_string(), str::to_string);
+    let variant = match (
+        b.flags & RUST_WQ_BENCH_F_UPSTREAM != 0,
+        b.flags & RUST_WQ_BENCH_F_KBOX != 0,
+    ) {
+        (false, false) => "",
+        (true, false) => " upstream",
+        (false, true) => " kbox",
+        (true, true) => " upstream kbox",
+    };
     let label = match scope {
-        Some(s) => format!("{op} {path}/{s}"),
-        None => format!("{op} {path}"),
+        Some(s) => format!("{op} {path}/{s}{variant}"),
+        None => format!("{op} {path}{variant}"),
     };
     let start = if b.flags & RUST_WQ_BENCH_F_START_LATENCY != 0 {
         format!(
@@ -153,7 +164,13 @@ mod tests {
             "{\"op\":\"rt\",\"path\":\"percpu\",\"scope\":\"cache\",\"items\":1000,\"threads\":4,"
         ));
         assert!(j.contains("\"items_per_sec\":12345"));
-        assert!(j.contains("\"start_latency\":true"));
+        assert!(j.contains("\"start_latency\":true,\"upstream\":false,\"kbox\":false,"));
+        let u = RustWqBench {
+            flags: RUST_WQ_BENCH_F_UPSTREAM | RUST_WQ_BENCH_F_KBOX,
+            ..b
+        };
+        assert!(bench_json(&u, None).contains("\"upstream\":true,\"kbox\":true,"));
+        assert!(bench_line(&u, None).starts_with("rt percpu upstream kbox "));
         assert!(j.ends_with("\"start_p95_ns\":99}"));
         assert!(bench_json(&b, None).contains("\"scope\":null"));
         let l = bench_line(&b, Some("cache"));

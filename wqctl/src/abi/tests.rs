@@ -64,7 +64,7 @@ fn field_words_split_arrays() {
 }
 
 /// The C names of the operation numbers, in ABI order (checked against the header).
-const BENCH_OP_CONSTS: [&str; 14] = [
+const BENCH_OP_CONSTS: [&str; 16] = [
     "RUST_WQ_BENCH_OP_RT",
     "RUST_WQ_BENCH_OP_QUEUE",
     "RUST_WQ_BENCH_OP_QUEUE_FRESH",
@@ -79,6 +79,8 @@ const BENCH_OP_CONSTS: [&str; 14] = [
     "RUST_WQ_BENCH_OP_DISABLE",
     "RUST_WQ_BENCH_OP_ENABLE",
     "RUST_WQ_BENCH_OP_STATIC",
+    "RUST_WQ_BENCH_OP_DELAYED_PAR",
+    "RUST_WQ_BENCH_OP_DROP_ARMED",
 ];
 
 #[test]
@@ -134,7 +136,11 @@ fn rust_constants() -> Vec<(&'static str, u64)> {
         RUST_WQ_BENCH_PERCPU,
         RUST_WQ_BENCH_SYSTEM_PERCPU,
         RUST_WQ_BENCH_F_START_LATENCY,
+        RUST_WQ_BENCH_F_UPSTREAM,
+        RUST_WQ_BENCH_F_KBOX,
         RUST_WQ_BENCH_MAX_ITEMS,
+        RUST_WQ_BENCH_DROP_ROUNDS,
+        RUST_WQ_BENCH_DROP_MAX_ITEMS,
         RUST_WQ_BENCH_MAX_TOTAL,
         RUST_WQ_BENCH_OP_COUNT,
         RUST_WQ_IOC_BENCH,

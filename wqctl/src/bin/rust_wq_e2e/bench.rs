@@ -176,28 +176,51 @@ pub fn bench_runs(ctx: &Ctx) -> TestResult {
     if let Some(b) = c.ok("BENCH with threads 1", dev.bench(one)) {
         c.eq("BENCH with threads 1: threads_run", b.threads_run, 1);
     }
-    // Every other operation, on every path, times its call: queue-fresh on one thread per
-    // online CPU, the single-call ones on one thread.
+    // Every other operation, on every path, times its call: queue-fresh and delayed-par on one
+    // thread per online CPU, the single-call ones on one thread; queue, queue-fresh and delayed
+    // also through upstream's API and with boxed items. A drop run exists on the per-CPU path
+    // only.
     for path in [
         RUST_WQ_BENCH_UNBOUND_SYSFS,
         RUST_WQ_BENCH_PERCPU,
         RUST_WQ_BENCH_SYSTEM_PERCPU,
     ] {
-        for (name, op) in BENCH_OPS.iter().skip(1) {
+        let variants = [
+            0,
+            RUST_WQ_BENCH_F_UPSTREAM,
+            RUST_WQ_BENCH_F_KBOX,
+            RUST_WQ_BENCH_F_UPSTREAM | RUST_WQ_BENCH_F_KBOX,
+        ];
+        for ((name, op), flags) in BENCH_OPS
+            .iter()
+            .skip(1)
+            .flat_map(|o| variants.iter().map(move |f| (o, *f)))
+        {
+            if flags != 0 && !bench_op_has_variants(*op) {
+                continue;
+            }
             let args = BenchArgs {
                 path,
                 items: 20,
                 threads: 0,
                 start_latency: false,
                 op: *op,
-            };
-            let what = format!("BENCH path {path} op {name}");
-            if let Some(b) = c.ok(&what, dev.bench(args)) {
-                let threads = if *op == RUST_WQ_BENCH_OP_QUEUE_FRESH {
-                    online
-                } else {
-                    1
-                };
+            }
+            .to_raw();
+            let args = RustWqBench { flags, ..args };
+            let what = format!("BENCH path {path} op {name} flags {flags:#x}");
+            if *op == RUST_WQ_BENCH_OP_DROP_ARMED && path != RUST_WQ_BENCH_PERCPU {
+                c.errno(&what, dev.bench_raw(args), EINVAL);
+                continue;
+            }
+            if let Some(b) = c.ok(&what, dev.bench_raw(args)) {
+                let threads =
+                    if *op == RUST_WQ_BENCH_OP_QUEUE_FRESH || *op == RUST_WQ_BENCH_OP_DELAYED_PAR {
+                        online
+                    } else {
+                        1
+                    };
+                c.eq(&format!("{what}: flags"), b.flags, flags);
                 c.eq(&format!("{what}: threads_run"), b.threads_run, threads);
                 c.eq(&format!("{what}: op"), b.op, *op);
                 c.check(
@@ -279,6 +302,46 @@ pub fn bench_bad_input_einval(ctx: &Ctx) -> TestResult {
             RustWqBench {
                 op: RUST_WQ_BENCH_OP_QUEUE,
                 flags: RUST_WQ_BENCH_F_START_LATENCY,
+                ..good
+            },
+        ),
+        (
+            "upstream with an op upstream cannot do",
+            RustWqBench {
+                op: RUST_WQ_BENCH_OP_CANCEL_ARMED,
+                flags: RUST_WQ_BENCH_F_UPSTREAM,
+                ..good
+            },
+        ),
+        (
+            "kbox with the round trip",
+            RustWqBench {
+                op: RUST_WQ_BENCH_OP_RT,
+                flags: RUST_WQ_BENCH_F_KBOX,
+                ..good
+            },
+        ),
+        (
+            "drop-armed on the system queue",
+            RustWqBench {
+                op: RUST_WQ_BENCH_OP_DROP_ARMED,
+                path: RUST_WQ_BENCH_SYSTEM_PERCPU,
+                ..good
+            },
+        ),
+        (
+            "drop-armed above its most items",
+            RustWqBench {
+                op: RUST_WQ_BENCH_OP_DROP_ARMED,
+                items: RUST_WQ_BENCH_DROP_MAX_ITEMS + 1,
+                ..good
+            },
+        ),
+        (
+            "threads 2 with drop-armed",
+            RustWqBench {
+                op: RUST_WQ_BENCH_OP_DROP_ARMED,
+                threads: 2,
                 ..good
             },
         ),

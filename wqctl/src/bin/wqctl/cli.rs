@@ -135,7 +135,12 @@ function, and the number of threads.  Every other --op times one operation
 of the layer, --items rounds on one kthread (see include/rust_wq.h):
 queue, queue-fresh, queue-on, delayed, mod-delayed, cancel-idle,
 cancel-armed, cancel-sync-idle, cancel-sync-armed, flush-idle, disable,
-enable, static.
+enable, static; delayed-par is delayed on --threads kthreads at once, all on
+one queue; drop-armed (--path percpu only) arms --items delayed items on a
+new queue and times dropping it (5 rounds; the figures are per item).
+--upstream times upstream's kernel::workqueue (Linux 7.3) instead of the
+layer, --kbox queues Pin<KBox<_>> items instead of Arc: both only with
+queue, queue-fresh and delayed.
 
 Paths: unbound-sysfs (the module's WQ_UNBOUND | WQ_SYSFS queue `rust_wq_bench`,
 as the C benchmark's bench_wq), percpu (a WQ_PERCPU queue made for the run),
@@ -164,9 +169,16 @@ pub(crate) struct BenchOpts {
     #[arg(long)]
     pub(crate) json: bool,
     /// What to time (rt, queue, queue-fresh, queue-on, delayed, mod-delayed, cancel-idle,
-    /// cancel-armed, cancel-sync-idle, cancel-sync-armed, flush-idle, disable, enable, static)
+    /// cancel-armed, cancel-sync-idle, cancel-sync-armed, flush-idle, disable, enable, static,
+    /// delayed-par, drop-armed)
     #[arg(long, default_value = "rt", value_parser = parse_bench_op)]
     pub(crate) op: u32,
+    /// Time upstream's kernel::workqueue instead of the layer (queue, queue-fresh, delayed)
+    #[arg(long)]
+    pub(crate) upstream: bool,
+    /// Queue Pin<KBox<_>> items instead of Arc (queue, queue-fresh, delayed)
+    #[arg(long)]
+    pub(crate) kbox: bool,
 }
 
 pub(crate) fn parse_bench_op(s: &str) -> Result<u32, String> {

@@ -313,7 +313,14 @@ pub(crate) fn exec(dev: &Device, cmd: &Cmd, out: Out) -> Result<bool, Failure> {
                 start_latency: o.start_latency,
                 op: o.op,
             };
-            let b = op("bench", dev.bench(args))?;
+            let mut raw = args.to_raw();
+            if o.upstream {
+                raw.flags |= RUST_WQ_BENCH_F_UPSTREAM;
+            }
+            if o.kbox {
+                raw.flags |= RUST_WQ_BENCH_F_KBOX;
+            }
+            let b = op("bench", dev.bench_raw(raw))?;
             if out.json {
                 println!(
                     "{{\"cmd\":\"bench\",\"ok\":true,\"bench\":{}}}",

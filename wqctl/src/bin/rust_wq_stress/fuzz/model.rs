@@ -115,19 +115,33 @@ fn expect_bench(b: &[u8], ncpu: u32) -> Vec<i32> {
     let v1 = g(abi_field!(B, version)) == u64::from(RUST_WQ_ABI_VERSION);
     let op = g(abi_field!(B, op));
     let flags = g(abi_field!(B, flags));
-    let multi =
-        op == u64::from(RUST_WQ_BENCH_OP_RT) || op == u64::from(RUST_WQ_BENCH_OP_QUEUE_FRESH);
+    let op32 = u32::try_from(op).unwrap_or(u32::MAX);
+    let multi = bench_op_multi_thread(op32);
     let (threads, items) = (g(abi_field!(B, threads)), g(abi_field!(B, items)));
+    let path = g(abi_field!(B, path));
+    let start = u64::from(RUST_WQ_BENCH_F_START_LATENCY);
+    let variants = u64::from(RUST_WQ_BENCH_F_UPSTREAM | RUST_WQ_BENCH_F_KBOX);
+    let drop = op == u64::from(RUST_WQ_BENCH_OP_DROP_ARMED);
     let bad = !v1
-        || g(abi_field!(B, path)) > u64::from(RUST_WQ_BENCH_SYSTEM_PERCPU)
-        || flags & !u64::from(RUST_WQ_BENCH_F_START_LATENCY) != 0
+        || path > u64::from(RUST_WQ_BENCH_SYSTEM_PERCPU)
+        || flags & !(start | variants) != 0
         || items == 0
         || items > u64::from(RUST_WQ_BENCH_MAX_ITEMS)
         || op >= u64::from(RUST_WQ_BENCH_OP_COUNT)
         || g(abi_field!(B, pad)) != 0
         || nonzero(b, abi_field!(B, reserved))
         || (!multi && threads > 1)
-        || (op != u64::from(RUST_WQ_BENCH_OP_RT) && flags != 0);
+        || (op != u64::from(RUST_WQ_BENCH_OP_RT) && flags & start != 0)
+        || (!bench_op_has_variants(op32) && flags & variants != 0)
+        || (drop
+            && (path != u64::from(RUST_WQ_BENCH_PERCPU)
+                || items > u64::from(RUST_WQ_BENCH_DROP_MAX_ITEMS)));
+    // A drop run has a fixed number of rounds; `items` is its items per round.
+    let rounds = if drop {
+        u64::from(RUST_WQ_BENCH_DROP_ROUNDS)
+    } else {
+        items
+    };
     // Threads run x items above MAX_TOTAL is EINVAL; how many threads run depends on
     // the CPUs online, so near the limit either answer is allowed.
     let most = if !multi {
@@ -137,9 +151,9 @@ fn expect_bench(b: &[u8], ncpu: u32) -> Vec<i32> {
     } else {
         threads.min(u64::from(ncpu))
     };
-    if bad || items > RUST_WQ_BENCH_MAX_TOTAL {
+    if bad || rounds > RUST_WQ_BENCH_MAX_TOTAL {
         vec![libc::EINVAL]
-    } else if most * items > RUST_WQ_BENCH_MAX_TOTAL {
+    } else if most * rounds > RUST_WQ_BENCH_MAX_TOTAL {
         vec![0, libc::EINVAL]
     } else {
         vec![0]
