@@ -20,10 +20,13 @@
 //! refused, and that cannot change during the call.
 //! An offline CPU gives `ENODEV`.
 
+use core::sync::atomic::{
+    AtomicUsize,
+    Ordering::Relaxed, //
+};
 pub(crate) use kernel::cpu::CpuId;
 use kernel::{
     bindings,
-    cpumask::Cpumask,
     error::code::*,
     prelude::*, //
 };
@@ -33,17 +36,26 @@ pub(crate) fn nr_cpu_ids() -> u32 {
     kernel::cpu::nr_cpu_ids()
 }
 
-/// Returns the mask of online CPUs (`cpu_online_mask`).
-fn online_mask() -> &'static Cpumask {
-    // SAFETY: `__cpu_online_mask` is a C global that lives for the whole uptime; the kernel
-    // updates it with atomic bit operations, which is how `Cpumask` reads it.
-    unsafe { Cpumask::from_raw(core::ptr::addr_of!(bindings::__cpu_online_mask)) }
-}
-
 /// Returns whether `cpu` is online right now (the answer may be stale at once, unless
-/// interrupts are off; see the module docs).
+/// interrupts are off; see the module docs). One load of a word of `cpu_online_mask`.
+#[inline]
 pub(crate) fn is_online(cpu: CpuId) -> bool {
-    online_mask().test(cpu)
+    let c = cpu.as_u32() as usize;
+    let per_word = usize::BITS as usize;
+    let words = core::mem::size_of::<bindings::cpumask>() / core::mem::size_of::<usize>();
+    let i = c / per_word;
+    if i >= words {
+        // Not a CPU of this kernel (`CpuId` is below `nr_cpu_ids`, so this does not happen).
+        return false;
+    }
+    // Only addresses: no reference to the C global is made (the kernel changes it).
+    let base = core::ptr::addr_of!(bindings::__cpu_online_mask).cast::<usize>();
+    // SAFETY: `i` is within the mask's words (checked above); `__cpu_online_mask` lives for the
+    // whole uptime, its words are `unsigned long` (the size and alignment of `usize` on every
+    // Linux target), and the kernel changes them only with atomic bit operations, so an atomic
+    // load is sound.
+    let w = unsafe { AtomicUsize::from_ptr(base.add(i).cast_mut()) };
+    (w.load(Relaxed) >> (c % per_word)) & 1 != 0
 }
 
 /// Returns a [`CpuId`] for `cpu`: [`EINVAL`] past `nr_cpu_ids`.
