@@ -15,6 +15,8 @@
 //! module's own helpers (`rust_wq_irq` in `src/irq_work/layer_tests.rs`) reuse the shared items here,
 //! which are `pub(crate)` for them.
 
+#[path = "tests/api.rs"]
+mod api;
 #[path = "tests/capi.rs"]
 mod capi;
 #[path = "tests/control.rs"]

