@@ -53,7 +53,7 @@ mod armed;
 #[path = "workqueue/bh.rs"]
 mod bh;
 #[path = "workqueue/builder.rs"]
-mod builder;
+pub(crate) mod builder;
 #[path = "workqueue/context.rs"]
 pub(crate) mod context;
 #[path = "workqueue/control.rs"]

@@ -64,4 +64,36 @@ mod tests {
         assert_eq!(seen.load(SeqCst), 7);
         Ok(())
     }
+
+    #[test]
+    fn queue_names_of_any_length() -> Result {
+        use crate::workqueue::builder::ShortName;
+        use kernel::str::CString;
+        // 63 bytes; C keeps 31 of them. `é` (2 bytes) straddles byte 31, so the layer cuts
+        // before it rather than inside it.
+        const LONG: &str = "rust_wq_t_a_queue_name_of_30_b\u{e9}_then_more_bytes_and_more_bytes";
+        let shown = CString::try_from_fmt(format_args!("{}", ShortName(format_args!("{LONG}"))))?;
+        assert_eq!(Some(shown.to_bytes()), LONG.as_bytes().get(..30));
+        let short = CString::try_from_fmt(format_args!(
+            "{}",
+            ShortName(format_args!("rust_wq_t_{}", 7))
+        ))?;
+        assert_eq!(short.to_bytes(), b"rust_wq_t_7");
+        // A queue with a name of 200 bytes works, and C does not warn (the log scan checks it).
+        let q = OwnedQueue::builder()
+            .unbound()
+            .build(format_args!("{LONG}/{LONG}/{LONG}/{}", 12345))?;
+        let seen = Arc::new(AtomicU32::new(0), GFP_KERNEL)?;
+        let s = seen.clone();
+        q.try_spawn(GFP_KERNEL, move || s.store(1, SeqCst))?;
+        q.flush();
+        assert_eq!(seen.load(SeqCst), 1);
+        drop(q);
+        // A NUL in the name is refused (C would end the name there).
+        assert!(matches!(
+            OwnedQueue::builder().percpu().build(format_args!("rust_wq\0t")),
+            Err(e) if e == EINVAL
+        ));
+        Ok(())
+    }
 }
