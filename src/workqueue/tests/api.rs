@@ -14,6 +14,7 @@ mod tests {
             in_worker,
             Context, //
         },
+        scope,
         system_dfl,
         OwnedQueue, //
     };
@@ -29,6 +30,7 @@ mod tests {
             Delta, //
         },
     };
+    use pin_init::stack_pin_init;
 
 
     static SPAWN_DROPS: AtomicU32 = AtomicU32::new(0);
@@ -94,6 +96,44 @@ mod tests {
             OwnedQueue::builder().percpu().build(format_args!("rust_wq\0t")),
             Err(e) if e == EINVAL
         ));
+        Ok(())
+    }
+
+    #[test]
+    fn scoped_item_requeues_itself_until_done_and_drop_stops_it() -> Result {
+        let q = OwnedQueue::builder()
+            .unbound()
+            .build(fmt!("rust_wq_t_requeue"))?;
+        let runs = AtomicU32::new(0);
+        let forever = AtomicU32::new(0);
+        let refused = AtomicU32::new(0);
+        scope(|s| {
+            // Re-queues itself until it has run 10 times, then stops; borrows `runs`.
+            stack_pin_init!(let poll = s.requeue_work(&q, |r| {
+                if runs.fetch_add(1, SeqCst) + 1 < 10 && !r.again() {
+                    refused.fetch_add(1, SeqCst);
+                }
+            }));
+            assert!(poll.as_ref().enqueue());
+            assert!(wait_until(5000, || runs.load(SeqCst) >= 10));
+            // It stopped by itself: nothing pending, so nothing to cancel.
+            fsleep(Delta::from_millis(20));
+            assert!(!poll.as_ref().cancel_sync());
+
+            // Re-queues itself forever; its drop at the end of this block must stop it.
+            stack_pin_init!(let spin = s.requeue_work(&q, |r| {
+                forever.fetch_add(1, SeqCst);
+                fsleep(Delta::from_micros(200));
+                let _ = r.again();
+            }));
+            assert!(spin.as_ref().enqueue());
+            assert!(wait_until(5000, || forever.load(SeqCst) >= 5));
+        });
+        let stopped_at = forever.load(SeqCst);
+        fsleep(Delta::from_millis(30));
+        assert_eq!(forever.load(SeqCst), stopped_at);
+        assert_eq!(runs.load(SeqCst), 10);
+        assert_eq!(refused.load(SeqCst), 0);
         Ok(())
     }
 }
