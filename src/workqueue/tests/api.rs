@@ -14,9 +14,22 @@ mod tests {
             in_worker,
             Context, //
         },
+        impl_has_delayed_work,
+        impl_has_rcu_work,
+        impl_has_work,
+        new_delayed_work,
+        new_rcu_work,
+        new_work,
         scope,
         system_dfl,
-        OwnedQueue, //
+        Delay,
+        DelayedWork,
+        DelayedWorkItem,
+        OwnedQueue,
+        RcuWork,
+        RcuWorkItem,
+        Work,
+        WorkItem, //
     };
     use core::sync::atomic::{
         AtomicU32,
@@ -31,7 +44,6 @@ mod tests {
         },
     };
     use pin_init::stack_pin_init;
-
 
     static SPAWN_DROPS: AtomicU32 = AtomicU32::new(0);
 
@@ -134,6 +146,100 @@ mod tests {
         assert_eq!(forever.load(SeqCst), stopped_at);
         assert_eq!(runs.load(SeqCst), 10);
         assert_eq!(refused.load(SeqCst), 0);
+        Ok(())
+    }
+
+    /// A generic plain item.
+    #[pin_data]
+    struct Tagged<T> {
+        #[pin]
+        work: Work<Tagged<T>>,
+        tag: T,
+        seen: AtomicU32,
+    }
+    impl_has_work! { impl{T} HasWork<Self> for Tagged<T> { self.work } }
+    impl<T: Into<u32> + Copy + Send + Sync + 'static> WorkItem for Tagged<T> {
+        type Pointer = Arc<Self>;
+        fn run(this: Arc<Self>) {
+            this.seen.store(this.tag.into(), SeqCst);
+        }
+    }
+
+    /// A generic delayed item with two fields (ids 0 and 1), named in one macro call.
+    #[pin_data]
+    struct Twice<T> {
+        #[pin]
+        first: DelayedWork<Twice<T>>,
+        #[pin]
+        second: DelayedWork<Twice<T>, 1>,
+        tag: T,
+        seen: AtomicU32,
+    }
+    impl_has_delayed_work! {
+        impl{T} HasDelayedWork<Self> for Twice<T> { self.first }
+        impl{T: Copy} HasDelayedWork<Twice<T>, 1> for Twice<T> { self.second }
+    }
+    impl<T: Into<u32> + Copy + Send + Sync + 'static> DelayedWorkItem for Twice<T> {
+        type Pointer = Arc<Self>;
+        fn run(this: Arc<Self>) {
+            this.seen.fetch_add(this.tag.into(), SeqCst);
+        }
+    }
+    impl<T: Into<u32> + Copy + Send + Sync + 'static> DelayedWorkItem<1> for Twice<T> {
+        type Pointer = Arc<Self>;
+        fn run(this: Arc<Self>) {
+            this.seen.fetch_add(1000 * this.tag.into(), SeqCst);
+        }
+    }
+
+    /// A generic RCU item.
+    #[pin_data]
+    struct Freed<T> {
+        #[pin]
+        rwork: RcuWork<Freed<T>>,
+        tag: T,
+        seen: AtomicU32,
+    }
+    impl_has_rcu_work! { impl{T} HasRcuWork<Freed<T>> for Freed<T> { self.rwork } }
+    impl<T: Into<u32> + Copy + Send + Sync + 'static> RcuWorkItem for Freed<T> {
+        type Pointer = Arc<Self>;
+        fn run(this: Arc<Self>) {
+            this.seen.store(this.tag.into(), SeqCst);
+        }
+    }
+
+    #[test]
+    fn field_macros_take_generic_item_types() -> Result {
+        let q = OwnedQueue::builder()
+            .percpu()
+            .build(fmt!("rust_wq_t_generic"))?;
+        let plain = Arc::pin_init(
+            pin_init!(Tagged { work <- new_work!("Tagged::work"), tag: 7u8, seen: AtomicU32::new(0) }),
+            GFP_KERNEL,
+        )?;
+        let delayed = Arc::pin_init(
+            pin_init!(Twice {
+                first <- new_delayed_work!("Twice::first"),
+                second <- new_delayed_work!("Twice::second"),
+                tag: 3u16,
+                seen: AtomicU32::new(0),
+            }),
+            GFP_KERNEL,
+        )?;
+        assert!(q.enqueue(plain.clone()).is_ok());
+        let delay = Delay::from_millis(5)?;
+        assert!(q.enqueue_delayed::<_, _, 0>(delayed.clone(), delay).is_ok());
+        assert!(q.enqueue_delayed::<_, _, 1>(delayed.clone(), delay).is_ok());
+        let rcu = Arc::pin_init(
+            pin_init!(Freed { rwork <- new_rcu_work!("Freed::rwork"), tag: 9u8, seen: AtomicU32::new(0) }),
+            GFP_KERNEL,
+        )?;
+        assert!(system_dfl().enqueue_rcu(rcu.clone()).is_ok());
+        assert!(wait_until(5000, || delayed.seen.load(SeqCst) == 3003));
+        assert!(wait_until(5000, || rcu.seen.load(SeqCst) == 9));
+        q.flush();
+        assert_eq!(plain.seen.load(SeqCst), 7);
+        assert_eq!(delayed.seen.load(SeqCst), 3003);
         Ok(())
     }
 }
