@@ -133,9 +133,10 @@ impl KindChooser {
 ///
 /// # Examples
 ///
-/// ```ignore
-/// let wq = OwnedQueue::builder().percpu().highpri().max_active(4)?.build(fmt!("my_wq/{}", 0))?;
-/// ```
+/// The example below is `src/workqueue/examples/builder.rs`, which the KUnit case
+/// `rust_wq_examples::example_builder` compiles and runs:
+///
+#[doc = concat!("```\n", include_str!("examples/builder.rs"), "```")]
 ///
 /// Combinations C rejects do not compile (out-of-tree doctests do not run, so `make check`
 /// proves this with the cases in `tests/compile_fail/`, `make compile-fail`):
@@ -172,7 +173,7 @@ impl<K: Kind> Builder<K> {
     /// documentation for names longer than C keeps).
     fn alloc(&self, name: fmt::Arguments<'_>) -> Result<NonNull<bindings::workqueue_struct>> {
         let mut measured = Measure { nul: false };
-        fmt::write(&mut measured, name).map_err(|_| EINVAL)?;
+        fmt::write(&mut measured, name)?;
         if measured.nul {
             return Err(EINVAL);
         }

@@ -66,11 +66,10 @@ impl<T: HasWorkField<DelayedWork<T, ID>>, const ID: u64> HasDelayedWork<ID> for 
 /// parameters in braces after `impl`; several impls in one call), or the short forms
 /// `impl HasDelayedWork for Job { .. }` and `impl HasDelayedWork<ID> for Job { .. }`.
 ///
-/// ```ignore
-/// impl_has_delayed_work! { impl HasDelayedWork<Self> for Job { self.timeout } }
-/// impl_has_delayed_work! { impl{T: Send} HasDelayedWork<Poll<T>, 1> for Poll<T> { self.poll } }
-/// impl_has_delayed_work! { impl HasDelayedWork for Job { self.timeout } }
-/// ```
+/// The example below is `src/workqueue/examples/delayed_item.rs`, which the KUnit case
+/// `rust_wq_examples::example_delayed_item` compiles and runs:
+///
+#[doc = concat!("```\n", include_str!("examples/delayed_item.rs"), "```")]
 macro_rules! impl_has_delayed_work {
     (impl HasDelayedWork<$id:literal> for $ty:ty { self.$field:ident }) => {
         $crate::workqueue::impl_has_work_field! {

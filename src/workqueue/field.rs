@@ -34,10 +34,10 @@ pub(crate) unsafe trait HasWorkField<F>: Sized {
 /// Implements [`HasWorkField<F>`] for a type by naming its field of type `F`; generic types take
 /// their parameters in braces after `impl`, as upstream's `impl_has_work!`.
 ///
-/// ```ignore
-/// impl_has_work_field! { impl HasWorkField<DelayedWork<Job, 0>> for Job { self.timeout } }
-/// impl_has_work_field! { impl{T} HasWorkField<RcuWork<Node<T>>> for Node<T> { self.free } }
-/// ```
+/// The example below is `src/workqueue/examples/field.rs`, which the KUnit case
+/// `rust_wq_examples::example_field` compiles and runs:
+///
+#[doc = concat!("```\n", include_str!("examples/field.rs"), "```")]
 ///
 /// Used by `impl_has_delayed_work!` and `impl_has_rcu_work!`.
 macro_rules! impl_has_work_field {

@@ -59,10 +59,10 @@ impl<T: HasWorkField<RcuWork<T, ID>>, const ID: u64> HasRcuWork<ID> for T {}
 /// item type, then the field's id if not 0; generics in braces after `impl`), or the short forms
 /// `impl HasRcuWork for Node { .. }` and `impl HasRcuWork<ID> for Node { .. }`.
 ///
-/// ```ignore
-/// impl_has_rcu_work! { impl HasRcuWork<0> for Node { self.free } }
-/// impl_has_rcu_work! { impl{T} HasRcuWork<Node<T>> for Node<T> { self.free } }
-/// ```
+/// The example below is `src/workqueue/examples/rcu.rs`, which the KUnit case
+/// `rust_wq_examples::example_rcu` compiles and runs:
+///
+#[doc = concat!("```\n", include_str!("examples/rcu.rs"), "```")]
 #[cfg_attr(
     not(CONFIG_KUNIT),
     expect(unused_macros, reason = "used by KUnit only")

@@ -28,7 +28,8 @@ use core::{
         Ordering, //
     },
 };
-use kernel::{bindings, prelude::*, types::Opaque};
+use kernel::{bindings, prelude::*, sync::Completion, types::Opaque};
+use pin_init::stack_pin_init;
 
 /// The scope of [`scope`]: counts the items queued in it that have not finished.
 ///
@@ -38,8 +39,8 @@ use kernel::{bindings, prelude::*, types::Opaque};
 /// items queued in the scope whose function has not returned and that were not cancelled.
 pub(crate) struct Scope<'scope, 'env: 'scope> {
     pending: AtomicUsize,
-    /// Completed by the last count; initialised in place by [`scope`], never moved after.
-    done: Opaque<bindings::completion>,
+    /// Completed by the last count; pinned on the stack of [`scope`].
+    done: &'scope Completion,
     _scope: PhantomData<&'scope mut &'scope ()>,
     _env: PhantomData<&'env mut &'env ()>,
 }
@@ -58,31 +59,24 @@ pub(crate) struct Scope<'scope, 'env: 'scope> {
 ///
 /// # Examples
 ///
-/// ```ignore
-/// let mut total = AtomicU32::new(0);
-/// scope(|s| {
-///     stack_pin_init!(let w = s.work(|| { total.fetch_add(1, Relaxed); }));
-///     w.as_ref().enqueue(system_dfl());
-///     // `w` is dropped here: cancelled or waited for.
-/// });
-/// ```
+/// The example below is `src/workqueue/examples/scoped.rs`, which the KUnit case
+/// `rust_wq_examples::example_scoped` compiles and runs:
+///
+#[doc = concat!("```\n", include_str!("examples/scoped.rs"), "```")]
 #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
 pub(crate) fn scope<'env, R>(f: impl for<'scope> FnOnce(&'scope Scope<'scope, 'env>) -> R) -> R {
     kernel::task::might_sleep();
+    stack_pin_init!(let done = Completion::new());
     let s = Scope {
         pending: AtomicUsize::new(1),
-        done: Opaque::uninit(),
+        done: &done,
         _scope: PhantomData,
         _env: PhantomData,
     };
-    // SAFETY: `s` is a local that is only borrowed from here on, so `done` never moves; it is
-    // initialised before any use.
-    unsafe { bindings::init_completion(s.done.get()) };
     let r = f(&s);
     if s.pending.fetch_sub(1, Ordering::AcqRel) != 1 {
         // Leaked items are still queued or running; the last one completes `done`.
-        // SAFETY: `done` was initialised above; we may sleep.
-        unsafe { bindings::wait_for_completion(s.done.get()) };
+        s.done.wait_for_completion();
     }
     r
 }
@@ -95,11 +89,11 @@ impl<'scope, 'env> Scope<'scope, 'env> {
     /// Drops one count; the last one wakes [`scope`]. The scope may be gone right after.
     fn put(&self) {
         if self.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
-            // `complete_all` is safe against the waiter freeing the completion as soon as it
-            // returns: the waiter only returns after taking the lock that this call releases last.
-            // SAFETY: `done` was initialised by `scope`, which is still waiting (its own count
-            // is gone, so this count was the last: `scope` cannot have returned).
-            unsafe { bindings::complete_all(self.done.get()) };
+            // `scope` is still waiting (its own count is gone, so this count was the last:
+            // `scope` cannot have returned), and `complete_all` is safe against the waiter
+            // freeing the completion as soon as it returns: the waiter only returns after
+            // taking the lock that this call releases last.
+            self.done.complete_all();
         }
     }
 
@@ -418,6 +412,7 @@ impl Requeue<'_, '_> {
     /// Queues the running item again on its queue (C's `queue_work()`); it runs again after
     /// this run returns. `false` if it was not queued: already pending again, or being
     /// cancelled (the item's drop or `cancel_sync` disables it for the length of its wait).
+    #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
     pub(crate) fn again(&self) -> bool {
         // The run that called us holds a count, so this one never takes the scope from zero.
         self.scope.get();

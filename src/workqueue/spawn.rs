@@ -56,6 +56,7 @@ impl Queue {
     ///
     /// The KUnit case `rust_wq_api::try_spawn_runs_the_closure_in_a_worker_of_the_queue` runs
     /// this on `system_dfl()` and on an owned queue.
+    #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
     pub(crate) fn try_spawn<F>(&self, flags: Flags, func: F) -> Result<(), AllocError>
     where
         F: FnOnce() + Send + 'static,

@@ -23,6 +23,8 @@ mod capi;
 mod control;
 #[path = "tests/delayed.rs"]
 mod delayed;
+#[path = "tests/examples.rs"]
+mod examples;
 #[path = "tests/misc.rs"]
 mod misc;
 #[path = "tests/owned.rs"]

@@ -242,4 +242,31 @@ mod tests {
         assert_eq!(delayed.seen.load(SeqCst), 3003);
         Ok(())
     }
+
+    #[test]
+    fn delays_and_errors_convert_from_the_kernel_crate_types() -> Result {
+        use crate::workqueue::{arm::ArmError, EnqueueError, NodeError};
+        // `Delta` to `Delay`: the same rounding as `from_micros`.
+        assert_eq!(
+            Delay::try_from(Delta::from_millis(5))?,
+            Delay::from_millis(5)?
+        );
+        assert_eq!(
+            Delay::try_from(Delta::from_micros(1))?,
+            Delay::from_micros(1)?
+        );
+        assert_eq!(Delay::try_from(Delta::from_nanos(0))?, Delay::ZERO);
+        assert_eq!(Delay::try_from(Delta::from_nanos(-1)).err(), Some(EINVAL));
+        let too_long = Delta::from_micros(Delay::MAX_MICROS as i64 + 1);
+        assert_eq!(Delay::try_from(too_long).err(), Some(EINVAL));
+        // The errors of the layer convert to `Error` with `?` / `From`.
+        assert_eq!(Error::from(ArmError::Offline(())), ENODEV);
+        assert_eq!(
+            Error::from(ArmError::Refused(EnqueueError::Disabled(()))),
+            EPERM
+        );
+        assert_eq!(Error::from(EnqueueError::Pending(())), EBUSY);
+        assert_eq!(Error::from(NodeError::NotUnbound(())), EINVAL);
+        Ok(())
+    }
 }
