@@ -21,6 +21,7 @@
 //! | `scoped.rs` | [`scope`], [`ScopedWork`], [`ScopedDelayedWork`]: items that borrow |
 //! | `static_work.rs` | [`StaticWork`], [`declare_work!`] (C's `DECLARE_WORK`) |
 //! | `static_delayed.rs` | [`StaticDelayedWork`], [`declare_delayed_work!`] (C's `DECLARE_DELAYED_WORK`) |
+//! | `spawn.rs` | [`Queue::try_spawn`]: a closure queued as a boxed item |
 //! | `on_cpu.rs` | [`work_on_cpu!`]: run a closure on a CPU and return its value |
 //! | `rcu.rs` | [`RcuWork`]: items that run after an RCU grace period |
 //! | `control.rs` | `set_max_active`, `enqueue_node`, `is_congested`, [`context::set_worker_desc`] |
@@ -53,7 +54,7 @@ mod armed;
 #[path = "workqueue/bh.rs"]
 mod bh;
 #[path = "workqueue/builder.rs"]
-mod builder;
+pub(crate) mod builder;
 #[path = "workqueue/context.rs"]
 pub(crate) mod context;
 #[path = "workqueue/control.rs"]
@@ -86,6 +87,8 @@ pub(crate) mod raw_spinlock;
 mod rcu;
 #[path = "workqueue/scoped.rs"]
 mod scoped;
+#[path = "workqueue/spawn.rs"]
+mod spawn;
 #[path = "workqueue/static_delayed.rs"]
 mod static_delayed;
 #[path = "workqueue/static_work.rs"]

@@ -14,6 +14,7 @@
 //! | `set_worker_desc()` | (truncates silently at 31 bytes) | `EINVAL` |
 
 use super::{
+    arm::ArmError,
     cpu::CpuId,
     pointer::WorkPointer,
     queue::Queue,
@@ -59,12 +60,26 @@ impl<P> NodeError<P> {
     }
 
     /// The errno: `EBUSY` (pending), `EPERM` (disabled) or `EINVAL` (not an unbound queue).
-    #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
     pub(crate) fn to_errno(&self) -> Error {
         match self {
             Self::Refused(e) => e.to_errno(),
             Self::NotUnbound(_) => EINVAL,
         }
+    }
+}
+
+impl<P> From<NodeError<P>> for Error {
+    /// The errno of [`NodeError::to_errno`]; the pointer is dropped.
+    fn from(e: NodeError<P>) -> Self {
+        e.to_errno()
+    }
+}
+
+// Kept here rather than beside `ArmError` in `arm.rs`, whose internals are being rewritten.
+impl<P> From<ArmError<P>> for Error {
+    /// The errno of [`ArmError::to_errno`]: `EBUSY`, `EPERM` or `ENODEV`; the pointer is dropped.
+    fn from(e: ArmError<P>) -> Self {
+        e.to_errno()
     }
 }
 
@@ -172,7 +187,7 @@ pub(crate) fn set_worker_desc(desc: fmt::Arguments<'_>) -> Result<bool> {
     // Leave room for the NUL.
     let len = {
         let mut f = Formatter::new(&mut buf[..DESC_LEN - 1]);
-        fmt::write(&mut f, desc).map_err(|_| EINVAL)?;
+        fmt::write(&mut f, desc)?;
         f.bytes_written()
     };
     if buf[..len].contains(&0) {

@@ -59,11 +59,10 @@ use kernel::{
 ///
 /// # Examples
 ///
-/// ```ignore
-/// let wq = OwnedQueue::builder().unbound().mem_reclaim().build(c"my_wq")?;
-/// wq.enqueue_delayed(job.clone(), Delay::from_millis(100)?)?;
-/// drop(wq); // cancels the armed timer, gives `job`'s pointer back, destroys the queue
-/// ```
+/// The example below is `src/workqueue/examples/owned.rs`, which the KUnit case
+/// `rust_wq_examples::example_owned` compiles and runs:
+///
+#[doc = concat!("```\n", include_str!("examples/owned.rs"), "```")]
 pub(crate) struct OwnedQueue {
     inner: NonNull<Inner>,
 }

@@ -42,13 +42,10 @@ use kernel::{
 ///
 /// # Examples
 ///
-/// ```ignore
-/// match system_percpu().enqueue(item) {
-///     Ok(()) => {}
-///     Err(EnqueueError::Pending(item)) => { /* pending, or being cancelled elsewhere */ }
-///     Err(EnqueueError::Disabled(item)) => { /* disabled; not queued */ }
-/// }
-/// ```
+/// The example below is `src/workqueue/examples/queue.rs`, which the KUnit case
+/// `rust_wq_examples::example_queue` compiles and runs:
+///
+#[doc = concat!("```\n", include_str!("examples/queue.rs"), "```")]
 #[repr(transparent)]
 pub(crate) struct Queue(Opaque<bindings::workqueue_struct>);
 

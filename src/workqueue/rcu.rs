@@ -55,11 +55,14 @@ pub(crate) trait HasRcuWork<const ID: u64 = 0>: HasWorkField<RcuWork<Self, ID>> 
 
 impl<T: HasWorkField<RcuWork<T, ID>>, const ID: u64> HasRcuWork<ID> for T {}
 
-/// Implements [`HasRcuWork`] for a type, naming its [`RcuWork`] field.
+/// Implements [`HasRcuWork`] for a type, naming its [`RcuWork`] field: upstream's syntax (the
+/// item type, then the field's id if not 0; generics in braces after `impl`), or the short forms
+/// `impl HasRcuWork for Node { .. }` and `impl HasRcuWork<ID> for Node { .. }`.
 ///
-/// ```ignore
-/// impl_has_rcu_work! { impl HasRcuWork<0> for Node { self.free } }
-/// ```
+/// The example below is `src/workqueue/examples/rcu.rs`, which the KUnit case
+/// `rust_wq_examples::example_rcu` compiles and runs:
+///
+#[doc = concat!("```\n", include_str!("examples/rcu.rs"), "```")]
 #[cfg_attr(
     not(CONFIG_KUNIT),
     expect(unused_macros, reason = "used by KUnit only")
@@ -78,6 +81,18 @@ macro_rules! impl_has_rcu_work {
     (impl HasRcuWork for $ty:ty { self.$field:ident }) => {
         $crate::workqueue::impl_has_rcu_work!(impl HasRcuWork<0> for $ty { self.$field });
     };
+    ($(impl$({$($generics:tt)*})?
+       HasRcuWork<$work_type:ty $(, $id:tt)?>
+       for $self:ty
+       { self.$field:ident }
+    )+) => {$(
+        // With `$work_type` = `Self`, the blanket impl makes `$self` a `HasRcuWork`.
+        $crate::workqueue::impl_has_work_field! {
+            impl$({$($generics)*})?
+                HasWorkField<$crate::workqueue::RcuWork<$work_type $(, $id)?>>
+                for $self { self.$field }
+        }
+    )+};
 }
 pub(crate) use impl_has_rcu_work;
 
