@@ -15,7 +15,7 @@
 //! | `armed.rs` | how an owned queue knows the items armed on it (intrusive, per-CPU, IRQ-safe) |
 //! | `depth.rs` | the callers' disable depth and the gate of `mod_delayed`, lock-free |
 //! | `queue.rs` | [`Queue`]: a borrowed queue; `enqueue`, `enqueue_on`, delayed on `'static` queues |
-//! | `owned.rs`, `builder.rs` | [`OwnedQueue`] and its typestate builder |
+//! | `owned.rs`, `builder.rs` | [`Workqueue`] and its typestate builder |
 //! | `bh.rs`, `system.rs` | BH queues ([`BhWorkItem`]) and the system queues by their 7.3 names |
 //! | `cpu.rs` | [`CpuId`] for the `_on` calls, online checks |
 //! | `scoped.rs` | [`scope`], [`ScopedWork`], [`ScopedDelayedWork`]: items that borrow |
@@ -63,10 +63,10 @@ mod control;
 pub(crate) mod cpu;
 #[path = "workqueue/delay.rs"]
 mod delay;
-#[path = "workqueue/depth.rs"]
-mod depth;
 #[path = "workqueue/delayed.rs"]
 mod delayed;
+#[path = "workqueue/depth.rs"]
+mod depth;
 #[path = "workqueue/field.rs"]
 mod field;
 #[path = "workqueue/helpers.rs"]
@@ -135,8 +135,8 @@ pub(crate) use field::{
 )]
 pub(crate) use on_cpu::work_on_cpu;
 pub(crate) use owned::{
-    OwnedQueue,
     ReapOnDrop, //
+    Workqueue,
 };
 pub(crate) use queue::Queue;
 #[cfg_attr(

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The typestate builder of [`OwnedQueue`]: `alloc_workqueue()` whose invalid flag combinations
+//! The typestate builder of [`Workqueue`]: `alloc_workqueue()` whose invalid flag combinations
 //! do not compile.
 //!
-//! The kind comes first ([`OwnedQueue::builder`]`().percpu()`, `.unbound()`, `.ordered()`,
+//! The kind comes first ([`Workqueue::builder`]`().percpu()`, `.unbound()`, `.ordered()`,
 //! `.power_efficient()`, `.bh()`), so exactly one of `WQ_PERCPU`/`WQ_UNBOUND` is always set
 //! (7.3 warns otherwise). Each flag method exists only on the kinds C accepts it for:
 //!
@@ -25,8 +25,8 @@
 //! end the name there).
 
 use super::{
-    bh::BhOwnedQueue,
-    OwnedQueue, //
+    bh::BhWorkqueue,
+    Workqueue, //
 };
 use core::{ffi::c_void, fmt, marker::PhantomData, ptr::NonNull};
 use kernel::{bindings, error::code::*, prelude::*};
@@ -89,7 +89,7 @@ impl Concurrent for kind::PerCpu {}
 impl Concurrent for kind::Unbound {}
 impl Concurrent for kind::PowerEfficient {}
 
-/// Chooses the kind; from [`OwnedQueue::builder`].
+/// Chooses the kind; from [`Workqueue::builder`].
 pub(crate) struct KindChooser(());
 
 impl KindChooser {
@@ -142,8 +142,8 @@ impl KindChooser {
 /// proves this with the cases in `tests/compile_fail/`, `make compile-fail`):
 ///
 /// ```compile_fail
-/// OwnedQueue::builder().ordered().max_active(4); // no `max_active` on ordered queues
-/// OwnedQueue::builder().bh().mem_reclaim();      // no `mem_reclaim` on BH queues
+/// Workqueue::builder().ordered().max_active(4); // no `max_active` on ordered queues
+/// Workqueue::builder().bh().mem_reclaim();      // no `mem_reclaim` on BH queues
 /// ```
 pub(crate) struct Builder<K> {
     flags: u32,
@@ -256,10 +256,10 @@ impl<K: Sleeping> Builder<K> {
 
     /// Allocates the queue, named by `name` (any length; C keeps the first 31 bytes, see the
     /// module documentation).
-    pub(crate) fn build(self, name: fmt::Arguments<'_>) -> Result<OwnedQueue> {
+    pub(crate) fn build(self, name: fmt::Arguments<'_>) -> Result<Workqueue> {
         let wq = self.alloc(name)?;
         // SAFETY: `wq` was just allocated with `self.flags` and is ours; nothing is queued on it.
-        unsafe { OwnedQueue::from_new(wq, self.flags) }
+        unsafe { Workqueue::from_new(wq, self.flags) }
     }
 }
 
@@ -305,14 +305,14 @@ impl Builder<kind::Ordered> {
 impl Builder<kind::Bh> {
     /// Allocates the BH queue (items run in softirq context).
     #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
-    pub(crate) fn build(self, name: fmt::Arguments<'_>) -> Result<BhOwnedQueue> {
+    pub(crate) fn build(self, name: fmt::Arguments<'_>) -> Result<BhWorkqueue> {
         let wq = self.alloc(name)?;
         // SAFETY: `wq` was just allocated with `WQ_BH` and is ours.
-        Ok(unsafe { BhOwnedQueue::from_new(wq) })
+        Ok(unsafe { BhWorkqueue::from_new(wq) })
     }
 }
 
-impl OwnedQueue {
+impl Workqueue {
     /// Starts building a queue: choose the kind first.
     pub(crate) fn builder() -> KindChooser {
         KindChooser(())
@@ -332,7 +332,7 @@ impl OwnedQueue {
     }
 
     /// C's `create_singlethread_workqueue(name)`: ordered, `WQ_MEM_RECLAIM`, `__WQ_LEGACY`
-    /// (as [`OwnedQueue::create`]).
+    /// (as [`Workqueue::create`]).
     #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
     pub(crate) fn create_singlethread(name: fmt::Arguments<'_>) -> Result<Self> {
         Self::builder()

@@ -25,7 +25,7 @@ use super::{
         WorkItem, //
     },
     EnqueueError,
-    OwnedQueue,
+    Workqueue,
     MAX_ACTIVE, //
 };
 use core::fmt;
@@ -40,7 +40,7 @@ use kernel::{
 /// The longest worker description C keeps, with its NUL (`WORKER_DESC_LEN`).
 pub(crate) const DESC_LEN: usize = bindings::wq_misc_consts_WORKER_DESC_LEN as usize;
 
-/// Why [`OwnedQueue::enqueue_node`] did not queue. The pointer always comes back.
+/// Why [`Workqueue::enqueue_node`] did not queue. The pointer always comes back.
 #[derive(Debug)]
 pub(crate) enum NodeError<P> {
     /// Pending or disabled (see [`EnqueueError`]).
@@ -83,7 +83,7 @@ impl<P> From<ArmError<P>> for Error {
     }
 }
 
-impl OwnedQueue {
+impl Workqueue {
     /// Changes how many items may run at once (C's `workqueue_set_max_active()`): per CPU for
     /// per-CPU queues, in total for unbound ones. Items already queued beyond the old limit
     /// start when the new one allows.

@@ -32,7 +32,7 @@ use kernel::{
 /// A kernel workqueue that is borrowed, not owned.
 ///
 /// Wraps the C `struct workqueue_struct`. The system queues are `&'static Queue` values; an
-/// [`OwnedQueue`](super::OwnedQueue) dereferences to a `Queue` for immediate queueing.
+/// [`Workqueue`](super::Workqueue) dereferences to a `Queue` for immediate queueing.
 /// Delayed queueing through a plain `Queue` needs `&'static self`, so that no timer can outlive
 /// its queue; owned queues offer their own delayed calls.
 ///

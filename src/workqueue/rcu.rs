@@ -13,7 +13,7 @@
 //!   work function hands it to [`RcuWorkItem::run`], across the grace period: the item cannot be
 //!   freed while its `rcu_head` waits in RCU or its `work_struct` waits on the queue.
 //! - The RCU callback queues the item into the queue it was queued on. On `&'static Queue` (the
-//!   system queues) that queue lives forever; an [`OwnedQueue`] used for RCU work waits for every
+//!   system queues) that queue lives forever; an [`Workqueue`] used for RCU work waits for every
 //!   RCU callback (`rcu_barrier()`) in its drop, before `destroy_workqueue()` runs what they
 //!   queued.
 //! - C cannot cancel or disable an RCU work item (it warns if the inner work was disabled, and
@@ -30,7 +30,7 @@ use super::{
     queue::Queue,
     raw,
     EnqueueError,
-    OwnedQueue, //
+    Workqueue, //
 };
 use core::marker::PhantomData;
 use kernel::{
@@ -113,7 +113,7 @@ pub(crate) use new_rcu_work;
 ///
 /// Embed it in an item (`#[pin] free: RcuWork<Node>`), initialise it with [`new_rcu_work!`],
 /// name it with [`impl_has_rcu_work!`] and implement [`RcuWorkItem`]. Queue it with
-/// `enqueue_rcu` on a system queue or an [`OwnedQueue`].
+/// `enqueue_rcu` on a system queue or an [`Workqueue`].
 ///
 /// # Invariants
 ///
@@ -251,7 +251,7 @@ impl Queue {
     }
 }
 
-impl OwnedQueue {
+impl Workqueue {
     /// Queues an RCU work item on this queue after a grace period (C's `queue_rcu_work()`).
     /// Dropping the queue waits for the grace period (`rcu_barrier()`) and runs the item.
     /// Any context.

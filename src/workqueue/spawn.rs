@@ -49,7 +49,7 @@ impl Queue {
     /// The closure is moved into a new boxed work item allocated with `flags`; if that
     /// allocation fails, [`AllocError`] is returned and `func` is dropped without running.
     /// Callable from any context in which an allocation with `flags` is (`GFP_ATOMIC` from
-    /// atomic context). On an [`OwnedQueue`](super::OwnedQueue) (through `Deref`), the queue's
+    /// atomic context). On an [`Workqueue`](super::Workqueue) (through `Deref`), the queue's
     /// drop, `flush` and `drain` wait for the closure like for any item queued on it.
     ///
     /// # Examples

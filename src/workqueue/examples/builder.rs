@@ -1,8 +1,8 @@
-use crate::workqueue::OwnedQueue;
+use crate::workqueue::Workqueue;
 use kernel::{bindings, prelude::*};
 
 pub(crate) fn example() -> Result {
-    let builder = OwnedQueue::builder().percpu().highpri().max_active(4)?;
+    let builder = Workqueue::builder().percpu().highpri().max_active(4)?;
     let want = bindings::wq_flags_WQ_PERCPU | bindings::wq_flags_WQ_HIGHPRI;
     if builder.raw_flags() != want {
         return Err(EINVAL);

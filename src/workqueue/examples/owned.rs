@@ -1,5 +1,5 @@
 use crate::workqueue::{
-    impl_has_delayed_work, new_delayed_work, Delay, DelayedWork, DelayedWorkItem, OwnedQueue,
+    impl_has_delayed_work, new_delayed_work, Delay, DelayedWork, DelayedWorkItem, Workqueue,
 };
 use core::sync::atomic::{AtomicU32, Ordering};
 use kernel::{prelude::*, sync::Arc, time::Delta};
@@ -26,7 +26,7 @@ pub(crate) fn example() -> Result {
         pin_init!(Timeout { work <- new_delayed_work!("Timeout::work"), fired: AtomicU32::new(0) }),
         GFP_KERNEL,
     )?;
-    let wq = OwnedQueue::builder()
+    let wq = Workqueue::builder()
         .unbound()
         .mem_reclaim()
         .build(fmt!("my_wq"))?;

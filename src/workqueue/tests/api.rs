@@ -25,11 +25,11 @@ mod tests {
         Delay,
         DelayedWork,
         DelayedWorkItem,
-        OwnedQueue,
         RcuWork,
         RcuWorkItem,
         Work,
         WorkItem, //
+        Workqueue,
     };
     use core::sync::atomic::{
         AtomicU32,
@@ -65,7 +65,7 @@ mod tests {
 
         // On an owned queue (through `Deref`): its `flush` waits for the closure, which shows
         // that the closure was queued there.
-        let q = OwnedQueue::builder()
+        let q = Workqueue::builder()
             .ordered()
             .build(fmt!("rust_wq_t_spawn"))?;
         let s = seen.clone();
@@ -94,7 +94,7 @@ mod tests {
         ))?;
         assert_eq!(short.to_bytes(), b"rust_wq_t_7");
         // A queue with a name of 200 bytes works, and C does not warn (the log scan checks it).
-        let q = OwnedQueue::builder()
+        let q = Workqueue::builder()
             .unbound()
             .build(format_args!("{LONG}/{LONG}/{LONG}/{}", 12345))?;
         let seen = Arc::new(AtomicU32::new(0), GFP_KERNEL)?;
@@ -105,7 +105,7 @@ mod tests {
         drop(q);
         // A NUL in the name is refused (C would end the name there).
         assert!(matches!(
-            OwnedQueue::builder().percpu().build(format_args!("rust_wq\0t")),
+            Workqueue::builder().percpu().build(format_args!("rust_wq\0t")),
             Err(e) if e == EINVAL
         ));
         Ok(())
@@ -113,7 +113,7 @@ mod tests {
 
     #[test]
     fn scoped_item_requeues_itself_until_done_and_drop_stops_it() -> Result {
-        let q = OwnedQueue::builder()
+        let q = Workqueue::builder()
             .unbound()
             .build(fmt!("rust_wq_t_requeue"))?;
         let runs = AtomicU32::new(0);
@@ -210,7 +210,7 @@ mod tests {
 
     #[test]
     fn field_macros_take_generic_item_types() -> Result {
-        let q = OwnedQueue::builder()
+        let q = Workqueue::builder()
             .percpu()
             .build(fmt!("rust_wq_t_generic"))?;
         let plain = Arc::pin_init(
