@@ -333,8 +333,9 @@ impl RawDelayed {
         // (`armed.rs`, rule 5) and stays so while we hold its lock (its queue's drop must take
         // it to unlink this item).
         let list = unsafe { &*lock.cast::<ArmedList>() };
-        // SAFETY: We hold the list's lock and make no other reference to its head.
-        let h = unsafe { list.head().data_locked() };
+        // SAFETY: We hold the list's lock (so nobody else uses its head) and make no other
+        // reference to the head.
+        let h = unsafe { &mut *list.head().data_ptr() };
         // SAFETY: We hold the lock, taken with interrupts saved.
         let r = f(list, h, unsafe { IrqSpinLock::<Head>::irqs_off_token() });
         // SAFETY: Taken above with these flags.
