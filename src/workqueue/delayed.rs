@@ -194,7 +194,7 @@ pub(crate) use new_delayed_work;
 /// - `depth` counts the disables the layer's callers hold (`depth.rs`); every C call that
 ///   changes C's disable count is made inside a writer section of `gate`.
 #[repr(C)]
-#[pin_data]
+#[pin_data(PinnedDrop)]
 pub(crate) struct RawDelayed {
     #[pin]
     dwork: Opaque<bindings::delayed_work>,
@@ -285,7 +285,7 @@ impl RawDelayed {
 
     /// Whether the item's link on `list` is current: pending, and aimed at the list's queue.
     #[inline]
-    pub(super) fn is_current_on(&self, list: &ArmedList) -> bool {
+    pub(crate) fn is_current_on(&self, list: &ArmedList) -> bool {
         self.is_pending() && self.aimed_at() == list.wq()
     }
 
@@ -343,58 +343,84 @@ impl RawDelayed {
         Some(r)
     }
 
-    /// Unlinks the item if its link is stale (`armed.rs`, rule 3). Every call that ends a
-    /// pending period calls this after C has ended it, before anyone gets the pointer.
-    #[inline]
-    pub(crate) fn settle(&self) {
-        if !self.maybe_linked() {
-            return;
-        }
-        self.settle_slow();
-    }
-
-    #[cold]
-    fn settle_slow(&self) {
-        self.with_link(|list, h, _| {
-            if !self.is_current_on(list) {
-                // SAFETY: We hold the lock of the list `st` names, so the item is on it.
-                unsafe { h.remove(self) };
-                self.clear_st();
-            }
-        });
-    }
-
-    /// Unlinks the item unless its link is current; returns whether a current link remains
-    /// (then the item is pending, and C will refuse to queue it).
-    pub(super) fn unlink_stale(&self) -> bool {
-        self.with_link(|list, h, _| {
-            if self.is_current_on(list) {
+    /// Makes sure the item is registered on `list` (`armed.rs`, rule 2), moving it from another
+    /// list if it is registered there and not current there. Returns `false` if it is current
+    /// on another owned queue (pending, aimed there): then C would refuse to queue it anyway.
+    pub(super) fn ensure_registered(&self, list: &ArmedList) -> bool {
+        let me = core::ptr::from_ref(list) as usize;
+        loop {
+            let cur = self.st.load(Acquire);
+            if cur == me {
                 return true;
             }
-            // SAFETY: As in `settle_slow`.
-            unsafe { h.remove(self) };
-            self.clear_st();
-            false
-        })
-        .unwrap_or(false)
+            if cur != 0 {
+                let current_elsewhere = self.with_link(|l0, h, _| {
+                    if self.is_current_on(l0) {
+                        return true;
+                    }
+                    // SAFETY: We hold the lock of the list `st` names: the item is on it.
+                    unsafe { h.remove(self) };
+                    self.clear_st();
+                    false
+                });
+                if current_elsewhere == Some(true) {
+                    return false;
+                }
+                continue;
+            }
+            if self.register_on(list) {
+                return true;
+            }
+        }
     }
 
-    /// Links the item on `list` if it is idle on no list and still aimed at `list`'s queue with a
-    /// pending timer: the end of a move (`mod_delayed` to an owned queue from another queue's
-    /// list). The caller keeps the item alive for the call (it holds a pointer).
-    pub(super) fn link_if_current(&self, list: &ArmedList) {
+    /// Registers the item on `list` if it is on no list; `false` if it is on one (or being put
+    /// on one) meanwhile.
+    fn register_on(&self, list: &ArmedList) -> bool {
         list.head().with(|h, _| {
             if !self.claim_st(list) {
-                // On a list again: someone else re-armed it, and linked it if needed.
+                return false;
+            }
+            // SAFETY: We hold `list`'s lock and claimed `st` for it; the item was on no list.
+            unsafe { h.push(self) };
+            true
+        })
+    }
+
+    /// After an arm or re-timing on `list`'s queue succeeded and `st` no longer names `list`
+    /// (a call moving the item to another owned queue decided, before our C call, that it was
+    /// not current here): registers it here again (rule 3). Nothing can drop the queue during
+    /// the caller's call, which holds a reference to it, so the registration is complete
+    /// before that queue could look for it.
+    #[cold]
+    pub(super) fn reregister(&self, list: &ArmedList) {
+        let me = core::ptr::from_ref(list) as usize;
+        loop {
+            let cur = self.st.load(Acquire);
+            if cur == me {
                 return;
             }
-            if self.is_current_on(list) {
-                // SAFETY: We hold `list`'s lock, claimed `st` for it, and the item was on no list.
-                unsafe { h.push(self) };
-            } else {
-                self.clear_st();
+            if cur != 0 {
+                let done = self.with_link(|l0, h, _| {
+                    if self.is_current_on(l0) {
+                        // Our period ended and an arm on that queue made the item current
+                        // there: it needs no registration here any more.
+                        return true;
+                    }
+                    // SAFETY: We hold the lock of the list `st` names: the item is on it.
+                    unsafe { h.remove(self) };
+                    self.clear_st();
+                    false
+                });
+                if done == Some(true) {
+                    return;
+                }
+                continue;
             }
-        });
+            if self.register_on(list) {
+                return;
+            }
+        }
     }
 
     /// The gate of the C disable count (`depth.rs`).
@@ -408,6 +434,23 @@ impl RawDelayed {
     #[inline]
     pub(super) fn disabled_or_changing(&self) -> bool {
         self.depth.get() > 0 || self.gate.writers()
+    }
+}
+
+#[pinned_drop]
+impl PinnedDrop for RawDelayed {
+    /// Unregisters the item from the armed list it is on (`armed.rs`, rule 4: a registered
+    /// item is alive). It is idle: a pending item holds a pointer that keeps it alive.
+    fn drop(self: Pin<&mut Self>) {
+        let this: &RawDelayed = &self;
+        if !this.maybe_linked() {
+            return;
+        }
+        this.with_link(|_, h, _| {
+            // SAFETY: We hold the lock of the list `st` names: the item is on it.
+            unsafe { h.remove(this) };
+            this.clear_st();
+        });
     }
 }
 
@@ -494,11 +537,7 @@ where
     // `DelayedWork<T, ID>`, so these casts give the field's address.
     let dwork = unsafe { kernel::container_of!(work, bindings::delayed_work, work) };
     let field = dwork.cast::<DelayedWork<T, ID>>();
-    // SAFETY: The queue's pointer keeps the item alive until `from_raw` below hands it to `run`.
-    let raw = unsafe { &(*field).raw };
-    // C cleared `PENDING` before calling us: the period has ended; unlink its link (if any)
-    // before the pointer leaves the layer.
-    raw.settle();
+    // The item's registration on an owned queue's list (if any) stays: its drop ends it.
     // SAFETY: `field` is the `DelayedWork<T, ID>` field of a `T` (the caller's promise).
     let item = unsafe { T::work_container_of(field) };
     // SAFETY: The queue held the pointer made by `into_raw` for this queueing; it is ours now.
@@ -527,15 +566,13 @@ impl<T, const ID: u64> DelayedWork<T, ID>
 where
     T: DelayedWorkItem<ID> + HasDelayedWork<T, ID>,
 {
-    /// Takes back the queue's pointer after a successful cancel, once the link is settled.
+    /// Takes back the queue's pointer after a successful cancel.
     ///
     /// # Safety
     ///
     /// A cancel or disable of this field just returned `true`.
     #[inline]
     unsafe fn take_back(&self) -> T::Pointer {
-        // The period ended in C; its link must go before the pointer leaves (rule 4).
-        self.raw.settle();
         let field = core::ptr::from_ref(self).cast_mut();
         // SAFETY: `self` is the `DelayedWork<T, ID>` field of a `T` (only such fields are made).
         let item = unsafe { T::work_container_of(field) };
@@ -554,8 +591,6 @@ where
             // SAFETY: The cancel succeeded.
             Some(unsafe { self.take_back() })
         } else {
-            // A stale link of an ended period (its ender has not got to it yet) is that ender's
-            // to settle; nothing of ours changed.
             None
         }
     }
