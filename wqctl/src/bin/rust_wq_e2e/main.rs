@@ -73,6 +73,14 @@ fn all() -> Vec<Named<TestFn>> {
             "delay_never_early_by_trace",
             delay::delay_never_early_by_trace,
         ),
+        (
+            "mod_delay_never_early_by_trace",
+            delay::mod_delay_never_early_by_trace,
+        ),
+        (
+            "delays_whole_jiffies_by_trace",
+            delay::delays_whole_jiffies_by_trace,
+        ),
         ("flush_waits", flush_cancel::flush_waits),
         ("flush_by_id", flush_cancel::flush_by_id),
         ("flush_by_queue", flush_cancel::flush_by_queue),
