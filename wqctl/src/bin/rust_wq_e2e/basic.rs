@@ -306,3 +306,93 @@ pub fn work_sleeps_in_process_context(ctx: &Ctx) -> TestResult {
     }
     c.done()
 }
+
+/// Which workqueue each queue kind is, seen from outside the module: the
+/// `workqueue_queue_work` tracepoint of an item enqueued by this thread (a
+/// work function of the module, `[rust_wq]`) names its workqueue (the module's own "rust_wq_percpu", "rust_wq_unbound",
+/// "rust_wq_ordered"; the kernel's system_percpu_wq "events" and
+/// system_dfl_wq "events_unbound").  On the per-CPU kinds, asked for the last
+/// online CPU, the event's `cpu=` is that CPU and the item's
+/// `workqueue_execute_start` is traced on it.
+pub fn queue_names_by_trace(ctx: &Ctx) -> TestResult {
+    let dev = ctx.open()?;
+    let mut c = Checker::new();
+    let last = ctx.online.last().copied().unwrap_or(0);
+    let plan = [
+        (RUST_WQ_Q_PERCPU, "rust_wq_percpu", Some(last)),
+        (RUST_WQ_Q_UNBOUND, "rust_wq_unbound", None),
+        (RUST_WQ_Q_ORDERED, "rust_wq_ordered", None),
+        (RUST_WQ_Q_SYSTEM_PERCPU, "events", Some(last)),
+        (RUST_WQ_Q_SYSTEM_DFL, "events_unbound", None),
+    ];
+    let tid = crate::util::gettid();
+    for (q, name, cpu) in plan {
+        let trace = match crate::util::Trace::start(&[
+            "workqueue/workqueue_queue_work",
+            "workqueue/workqueue_execute_start",
+        ]) {
+            Ok(t) => t,
+            Err(e) => return crate::unavailable("tracing", format!("cannot trace: {e}")),
+        };
+        let mut a = EnqueueArgs::new(q, 1);
+        if let Some(cpu) = cpu {
+            a = a.cpu(cpu);
+        }
+        enq(&dev, a, &format!("ENQUEUE 1 on {}", qn(q)))?;
+        dev.flush(Target::All).must("FLUSH ALL")?;
+        let text = trace.stop().map_err(|e| crate::Outcome::Fail(vec![e]))?;
+        drop(trace);
+        drain(&dev)?;
+        let lines: Vec<_> = text.lines().filter_map(crate::util::trace_line).collect();
+        let mine: Vec<_> = lines
+            .iter()
+            .filter(|l| {
+                l.event == "workqueue_queue_work" && l.pid == tid && l.rest.contains(" [rust_wq] ")
+            })
+            .collect();
+        let names: Vec<&str> = mine
+            .iter()
+            .filter_map(|l| {
+                l.rest
+                    .split_whitespace()
+                    .find_map(|w| w.strip_prefix("workqueue="))
+            })
+            .collect();
+        c.check(names == [name], || {
+            format!("{}: this thread's queue_work events name the workqueues {names:?}, expected [{name:?}]", qn(q))
+        });
+        let (Some(cpu), Some(ev)) = (cpu, mine.first()) else {
+            continue;
+        };
+        let field = |k: &str| {
+            ev.rest
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix(k))
+                .and_then(|v| v.parse::<u32>().ok())
+        };
+        c.eq(
+            &format!("{}: queue_work cpu= (asked for CPU {cpu})", qn(q)),
+            field("cpu="),
+            Some(cpu),
+        );
+        let work = ev
+            .rest
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("struct="));
+        let ran_on: Vec<u32> = match work {
+            Some(w) => {
+                let tag = format!("work struct {w}:");
+                lines
+                    .iter()
+                    .filter(|l| l.event == "workqueue_execute_start" && l.rest.starts_with(&tag))
+                    .map(|l| l.cpu)
+                    .collect()
+            }
+            None => Vec::new(),
+        };
+        c.check(ran_on == [cpu], || {
+            format!("{}: the item's workqueue_execute_start was traced on CPUs {ran_on:?}, expected [{cpu}]", qn(q))
+        });
+    }
+    c.done()
+}

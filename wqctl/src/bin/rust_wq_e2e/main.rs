@@ -68,6 +68,7 @@ fn all() -> Vec<Named<TestFn>> {
         ("unbound_runs", basic::unbound_runs),
         ("system_dfl_runs", basic::system_dfl_runs),
         ("ordered_fifo", basic::ordered_fifo),
+        ("queue_names_by_trace", basic::queue_names_by_trace),
         ("delay_never_early", delay::delay_never_early),
         (
             "delay_never_early_by_trace",
@@ -104,6 +105,7 @@ fn all() -> Vec<Named<TestFn>> {
         ),
         ("reset_clears", results::reset_clears),
         ("max_pending_ebusy", results::max_pending_ebusy),
+        ("einval_before_ebusy", results::einval_before_ebusy),
         ("concurrent_8_threads", concurrency::concurrent_8_threads),
         ("unknown_cmd_enotty", bad_encoding::unknown_cmd_enotty),
         ("wrong_size_einval", bad_encoding::wrong_size_einval),

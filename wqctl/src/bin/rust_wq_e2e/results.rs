@@ -2,7 +2,7 @@
 
 use crate::util::{drain, enq, exactly, fill_delayed, LONG_DELAY_US};
 use crate::{fail, Checker, Ctx, Must, TestResult};
-use libc::EBUSY;
+use libc::{EBUSY, EINVAL};
 use std::time::{Duration, Instant};
 use wqctl::abi::*;
 use wqctl::{EnqueueArgs, Target};
@@ -462,5 +462,60 @@ pub fn dmesg_lines_match_results(ctx: &Ctx) -> TestResult {
     c.check(matched > 0, || {
         "no work line of this test in the kernel log".into()
     });
+    c.done()
+}
+
+/// Arguments are checked first: with the file full (max_pending items
+/// pending), every invalid ENQUEUE is EINVAL, not EBUSY; a valid one is EBUSY
+/// (the file is full); nothing is enqueued.
+pub fn einval_before_ebusy(ctx: &Ctx) -> TestResult {
+    let dev = ctx.open()?;
+    let mut c = Checker::new();
+    let max_pending = ctx.info.max_pending;
+    fill_delayed(ctx, &dev, max_pending)?;
+    let valid = EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 1).to_raw();
+    c.errno(
+        "a valid ENQUEUE of 1 with the file full",
+        dev.enqueue_raw(valid),
+        EBUSY,
+    );
+    let bad: [(&str, fn(&mut RustWqEnqueue, &RustWqInfo)); 9] = [
+        ("version 2", |e, _| e.version = 2),
+        ("reserved[0] 1", |e, _| e.reserved[0] = 1),
+        ("an unknown flag bit", |e, _| e.flags = 1 << 63),
+        ("two FROM_ flags", |e, _| {
+            e.flags = RUST_WQ_ENQ_F_FROM_IRQ | RUST_WQ_ENQ_F_FROM_SOFTIRQ
+        }),
+        ("an unknown queue", |e, _| e.queue = RUST_WQ_Q_COUNT),
+        ("count 0", |e, _| e.count = 0),
+        ("count max_count + 1", |e, i| e.count = i.max_count + 1),
+        ("delay max_delay_us + 1", |e, i| {
+            e.delay_us = i.max_delay_us + 1
+        }),
+        ("cpu nr_cpu_ids", |e, i| e.cpu = i.nr_cpu_ids),
+    ];
+    for (what, spoil) in bad {
+        let mut e = valid;
+        spoil(&mut e, &ctx.info);
+        c.errno(
+            &format!("ENQUEUE with {what}, the file full"),
+            dev.enqueue_raw(e),
+            EINVAL,
+        );
+    }
+    let mut e = valid;
+    e.sleep_us = ctx.info.max_sleep_us + 1;
+    c.errno(
+        "ENQUEUE with sleep max_sleep_us + 1, the file full",
+        dev.enqueue_raw(e),
+        EINVAL,
+    );
+    let p = u64::from(max_pending);
+    c.stats("nothing enqueued", &dev, (p, 0, 0, p));
+    c.eq(
+        "CANCEL ALL count",
+        dev.cancel(Target::All).must("CANCEL ALL")?,
+        p,
+    );
     c.done()
 }

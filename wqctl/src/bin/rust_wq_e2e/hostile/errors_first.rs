@@ -236,6 +236,25 @@ pub fn results_copy_unlocked(ctx: &Ctx) -> TestResult {
         Ok(Err(e)) => c.fail(format!("while RESULTS was blocked in its copy: {e}")),
         Err(_) => c.fail("STATS did not answer within 5 s while RESULTS was blocked in its copy"),
     }
+    // INFO takes no lock either: it answers while RESULTS is still blocked.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let d4 = dev.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(d4.info().map(|i| i.abi_version));
+    });
+    match rx.recv_timeout(Duration::from_secs(5)) {
+        Ok(r) => {
+            c.eq(
+                "INFO while RESULTS was blocked in its copy",
+                r.ok(),
+                Some(RUST_WQ_ABI_VERSION),
+            );
+        }
+        Err(_) => c.fail("INFO did not answer within 5 s while RESULTS was blocked in its copy"),
+    }
+    c.check(!reader.is_finished(), || {
+        "the RESULTS call ended before the page was provided: STATS and INFO were not tested against a held lock".into()
+    });
     bp.release();
     match reader.join() {
         Ok(r) => {
