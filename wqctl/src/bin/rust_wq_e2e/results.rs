@@ -465,6 +465,9 @@ pub fn dmesg_lines_match_results(ctx: &Ctx) -> TestResult {
     c.done()
 }
 
+/// Makes a valid ENQUEUE argument invalid in one way (given INFO's limits).
+type Spoil = fn(&mut RustWqEnqueue, &RustWqInfo);
+
 /// Arguments are checked first: with the file full (max_pending items
 /// pending), every invalid ENQUEUE is EINVAL, not EBUSY; a valid one is EBUSY
 /// (the file is full); nothing is enqueued.
@@ -479,7 +482,7 @@ pub fn einval_before_ebusy(ctx: &Ctx) -> TestResult {
         dev.enqueue_raw(valid),
         EBUSY,
     );
-    let bad: [(&str, fn(&mut RustWqEnqueue, &RustWqInfo)); 9] = [
+    let bad: [(&str, Spoil); 9] = [
         ("version 2", |e, _| e.version = 2),
         ("reserved[0] 1", |e, _| e.reserved[0] = 1),
         ("an unknown flag bit", |e, _| e.flags = 1 << 63),
