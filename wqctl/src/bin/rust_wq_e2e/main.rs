@@ -69,6 +69,7 @@ fn all() -> Vec<Named<TestFn>> {
         ("system_dfl_runs", basic::system_dfl_runs),
         ("ordered_fifo", basic::ordered_fifo),
         ("queue_names_by_trace", basic::queue_names_by_trace),
+        ("slept_off_cpu_by_trace", basic::slept_off_cpu_by_trace),
         ("delay_never_early", delay::delay_never_early),
         (
             "delay_never_early_by_trace",
