@@ -149,6 +149,7 @@ fn all() -> Vec<Named<TestFn>> {
         ("offline_cpu_enodev", lifecycle::offline_cpu_enodev),
         ("bench_runs", bench::bench_runs),
         ("bench_bad_input_einval", bench::bench_bad_input_einval),
+        ("bench_cpus_by_trace", bench::bench_cpus_by_trace),
         (
             "rmmod_refused_while_open",
             lifecycle::rmmod_refused_while_open,
