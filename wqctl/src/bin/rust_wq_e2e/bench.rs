@@ -397,10 +397,7 @@ pub fn bench_cpus_by_trace(ctx: &Ctx) -> TestResult {
         let r = dev.bench(args);
         let text = trace.stop().map_err(|e| crate::Outcome::Fail(vec![e]));
         drop(trace);
-        let text = match text {
-            Ok(t) => t,
-            Err(o) => return Err(o),
-        };
+        let text = text?;
         if c.ok(&format!("BENCH {what}"), r).is_none() {
             continue;
         }
