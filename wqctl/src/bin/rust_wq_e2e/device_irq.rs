@@ -1,7 +1,8 @@
 //! End-to-end tests of RUST_WQ_ENQ_F_FROM_DEVICE_IRQ: items queued (or armed)
-//! from the interrupt handler of QEMU's edu PCI device (scripts/vm.sh always
-//! adds `-device edu`), the interrupt in /proc/interrupts, the driver's static
-//! item, and unbinding and rebinding the device through sysfs.
+//! from the interrupt handler of QEMU's edu PCI device (scripts/vm.sh adds
+//! two `-device edu`; the driver binds one), the interrupt in /proc/interrupts
+//! and in the kernel's tracepoints, the driver's static item, the second
+//! device refused, and unbinding and rebinding the device through sysfs.
 
 use super::{fail, Checker, Ctx, Must, Outcome, TestFn, TestResult};
 use crate::util::ALL_QUEUES;
