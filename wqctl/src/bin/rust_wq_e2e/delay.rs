@@ -486,6 +486,7 @@ pub fn mod_delay_never_early_by_trace(ctx: &Ctx) -> TestResult {
     let trace = match crate::util::Trace::start_mono(&[
         "workqueue/workqueue_queue_work",
         "timer/timer_start",
+        "timer/timer_expire_entry",
     ]) {
         Ok(t) => t,
         Err(e) => return unavailable("tracing", format!("cannot trace: {e}")),
@@ -579,6 +580,16 @@ pub fn mod_delay_never_early_by_trace(ctx: &Ctx) -> TestResult {
     // against the latest events.
     due.sort_unstable();
     let moved = &events[events.len().saturating_sub(due.len())..];
+    if moved.iter().zip(&due).any(|(ev, at)| ev < at) {
+        // What the timers said (timeouts and expiries in jiffies, against
+        // the trace clock), to tell a fast tick from an early timer.
+        crate::diag(&format!("due (mono ns): {due:?}"));
+        for l in text.lines().filter(|l| {
+            l.contains("delayed_work_timer_fn") || l.contains("workqueue=rust_wq_unbound ")
+        }) {
+            crate::diag(l.trim());
+        }
+    }
     for (ev, at) in moved.iter().zip(&due) {
         c.check(ev >= at, || {
             format!(

@@ -21,6 +21,10 @@ pub fn all() -> Vec<(&'static str, TestFn)> {
         ("device_irq_full_batch", device_irq_full_batch),
         ("device_irq_static_item", device_irq_static_item),
         ("device_irq_by_trace", device_irq_by_trace),
+        (
+            "device_irq_one_call_at_a_time",
+            device_irq_one_call_at_a_time,
+        ),
         ("second_edu_refused_ebusy", second_edu_refused_ebusy),
         ("device_irq_unbind_rebind", device_irq_unbind_rebind),
     ]
@@ -695,5 +699,110 @@ fn second_edu_refused_ebusy(ctx: &Ctx) -> TestResult {
     }
     let (irq2, _) = bound_device(&dev)?;
     c.eq("INFO device_irq after the refused bind", irq2, irq);
+    c.done()
+}
+
+/// One FROM_DEVICE_IRQ call at a time, module-wide, seen in the kernel's
+/// tracepoints: two threads, each with its own file and queue
+/// (rust_wq_unbound, rust_wq_percpu), make 5 calls of 130 items each at the
+/// same time; each call takes 3 interrupts (64 + 64 + 2 items).  Labelling
+/// each run of the device's handler by the queue its items went to, every
+/// stretch of one label must be whole calls (a multiple of 3 handler runs,
+/// sized 64, 64, 2 in turn): a batch of one call between two of the other's
+/// would break it.
+fn device_irq_one_call_at_a_time(ctx: &Ctx) -> TestResult {
+    let mut c = Checker::new();
+    let probe = ctx.open()?;
+    let (irq, _) = bound_device(&probe)?;
+    let cpu = ctx.online.first().copied().unwrap_or(0);
+    let (a, b) = (ctx.open()?, ctx.open()?);
+    let trace = match crate::util::Trace::start(&[
+        "workqueue/workqueue_queue_work",
+        "irq/irq_handler_entry",
+        "irq/irq_handler_exit",
+    ]) {
+        Ok(t) => t,
+        Err(e) => return crate::unavailable("tracing", format!("cannot trace: {e}")),
+    };
+    let results = std::thread::scope(|s| {
+        let ta = s.spawn(|| -> Result<(), String> {
+            for _ in 0..5 {
+                a.enqueue(EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 130).from_device_irq(true))
+                    .map_err(|e| format!("ENQUEUE 130 unbound from the device IRQ: {e}"))?;
+            }
+            Ok(())
+        });
+        let tb = s.spawn(|| -> Result<(), String> {
+            for _ in 0..5 {
+                b.enqueue(
+                    EnqueueArgs::new(RUST_WQ_Q_PERCPU, 130)
+                        .cpu(cpu)
+                        .from_device_irq(true),
+                )
+                .map_err(|e| format!("ENQUEUE 130 percpu from the device IRQ: {e}"))?;
+            }
+            Ok(())
+        });
+        [ta.join(), tb.join()]
+    });
+    let text = trace.stop().map_err(|e| Outcome::Fail(vec![e]))?;
+    drop(trace);
+    for r in results {
+        match r {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => c.fail(e),
+            Err(_) => c.fail("a thread panicked"),
+        }
+    }
+    for d in [&a, &b] {
+        d.flush(Target::All).must("FLUSH ALL")?;
+        c.stats("each file: 650 items ran", d, (650, 650, 0, 0));
+    }
+    let entry = format!("irq={irq} name={IRQ_NAME}");
+    let exit = format!("irq={irq} ret=");
+    // Per CPU, the handler run in progress: (label, items).
+    let mut open: BTreeMap<u32, (Option<&str>, u32)> = BTreeMap::new();
+    let mut runs: Vec<(&str, u32)> = Vec::new();
+    for l in text.lines().filter_map(crate::util::trace_line) {
+        match l.event {
+            "irq_handler_entry" if l.rest.starts_with(&entry) => {
+                open.insert(l.cpu, (None, 0));
+            }
+            "irq_handler_exit" if l.rest.starts_with(&exit) => {
+                if let Some((Some(label), n)) = open.remove(&l.cpu) {
+                    runs.push((label, n));
+                }
+            }
+            "workqueue_queue_work" => {
+                let label = ["rust_wq_unbound", "rust_wq_percpu"]
+                    .into_iter()
+                    .find(|q| l.rest.contains(&format!("workqueue={q} ")));
+                if let (Some(q), Some(run)) = (label, open.get_mut(&l.cpu)) {
+                    if run.0.is_some_and(|p| p != q) {
+                        c.fail(format!("one handler run queued items of both calls ({q})"));
+                    }
+                    run.0 = Some(q);
+                    run.1 += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    c.eq(
+        "handler runs that queued items (2 x 5 calls x 3)",
+        runs.len(),
+        30,
+    );
+    let mut k = 0;
+    while k < runs.len() {
+        let label = runs[k].0;
+        let len = runs[k..].iter().take_while(|r| r.0 == label).count();
+        let sizes: Vec<u32> = runs[k..k + len].iter().map(|r| r.1).collect();
+        let whole = sizes.chunks(3).all(|ch| ch == [64, 64, 2]);
+        c.check(whole, || {
+            format!("handler runs {k}..{}: {len} in a row for {label}, items {sizes:?}: not whole calls (64, 64, 2): two calls' batches interleaved", k + len)
+        });
+        k += len;
+    }
     c.done()
 }

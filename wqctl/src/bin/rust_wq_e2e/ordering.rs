@@ -498,7 +498,7 @@ fn lock_waits_restart(ctx: &Ctx) -> TestResult {
                         // SAFETY: the id of this thread, for pthread_kill.
                         let _ = tx.send(unsafe { libc::pthread_self() });
                         let r = call(d);
-                        (name, r, done.load(Ordering::SeqCst))
+                        (name, r, Instant::now())
                     });
                     (rx.recv().ok(), h)
                 })
@@ -512,14 +512,16 @@ fn lock_waits_restart(ctx: &Ctx) -> TestResult {
             }
             // Give the handlers time to run while the RESET still waits.
             std::thread::sleep(Duration::from_millis(100));
+            let checked = Instant::now();
             let during = !done.load(Ordering::SeqCst);
             let seen: Vec<_> = waiters
                 .into_iter()
                 .filter_map(|(_, h)| h.join().ok())
                 .collect();
             let (r, el) = reset.join().unwrap_or((Ok(()), Duration::ZERO));
-            (r.map(|()| el), during, seen)
+            (r.map(|()| el), during, (checked, seen))
         });
+        let (checked, seen) = seen;
         let reset_el = reset_el.must("the RESET holding the lock")?;
         if reset_el < Duration::from_millis(600) || !sent_during_reset {
             crate::diag(&format!("file_lock_waits_restart: attempt {attempt}: RESET took {} ms (the item had not started, or the RESET ended before the signals were handled)", reset_el.as_millis()));
@@ -530,9 +532,12 @@ fn lock_waits_restart(ctx: &Ctx) -> TestResult {
         c.eq("calls that waited", seen.len(), 4);
         let mut read = 0;
         let mut id = 0;
-        for (name, r, after) in &seen {
-            c.check(r.is_ok() && *after, || {
-                format!("{name} waiting for the file's lock (held by RESET), sent SIGUSR1 with SA_RESTART: {r:?}, returned {} RESET (expected success, after: restarted)", if *after { "after" } else { "before" })
+        for (name, r, at) in &seen {
+            // Still waiting once its handler had run and while the RESET
+            // still held the lock (`checked`), then successful: restarted.
+            let after = *at > checked;
+            c.check(r.is_ok() && after, || {
+                format!("{name} waiting for the file's lock (held by RESET), sent SIGUSR1 with SA_RESTART: {r:?}, returned {} the RESET was seen still waiting after the handlers ran (expected success, after: restarted)", if after { "after" } else { "before" })
             });
             match (*name, r) {
                 ("RESULTS", Ok(n)) => read = *n,
