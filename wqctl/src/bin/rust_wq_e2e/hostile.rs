@@ -66,6 +66,10 @@ pub fn all() -> Vec<(&'static str, TestFn)> {
             "hostile_flush_enomem_flushes_nothing",
             alloc_failures::flush_enomem_flushes_nothing,
         ),
+        (
+            "hostile_mod_delay_enomem_stays_cancelled",
+            alloc_failures::mod_delay_enomem_stays_cancelled,
+        ),
         ("hostile_sigterm_ends_waits", signals::sigterm_ends_waits),
         (
             "hostile_bench_lock_wait_signals",
