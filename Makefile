@@ -78,11 +78,17 @@ user: wqctl abi-check
 wqctl:
 	@$(TOOLCHAIN) cargo build --release --manifest-path $(CARGO_MANIFEST)
 
-abi-check: build/abi_check
+abi-check: build/abi_check build/abi_check32.o
 
 build/abi_check: tests/abi_check.c $(wildcard include/*.h)
 	@mkdir -p build
 	$(CC) -O2 -Wall -Werror -I include -o $@ tests/abi_check.c
+
+# The same compile-time layout asserts on the 32-bit ABI (i386, -m32: __u64 is
+# 4-byte aligned in structs there), compiled only (gcc-multilib, scripts/setup.sh).
+build/abi_check32.o: tests/abi_check.c $(wildcard include/*.h)
+	@mkdir -p build
+	$(CC) -m32 -O2 -Wall -Werror -I include -c -o $@ tests/abi_check.c
 
 # Compile-fail checks of the workqueue API (tests/compile_fail/*.rs): each case must be
 # rejected by rustc, with the kernel's flags, with the error it names.

@@ -28,7 +28,7 @@ ARM64_FRAGMENT="$RUST_WQ_ROOT/scripts/kernel-arm64.config"
 ARM64_KBUILD_DIR="$RUST_WQ_CACHE/build-$KVER_SERIES-arm64-$(sha256sum "$ARM64_FRAGMENT" | cut -c1-12)"
 
 APT_PACKAGES=(flex bison bc libelf-dev libssl-dev cpio kmod xz-utils
-	qemu-system-x86 udev python3-venv gcc make shellcheck)
+	qemu-system-x86 udev python3-venv gcc gcc-multilib make shellcheck)
 
 # Only for the arm64 build check (`scripts/setup.sh arm64`).
 APT_PACKAGES_ARM64=(gcc-aarch64-linux-gnu)

@@ -16,9 +16,10 @@
 #   --timeout S      kill the VM after S seconds (default $RUST_WQ_VM_TIMEOUT
 #                    or 600; 0 = no limit; ignored for interactive shells)
 #   --qemu-opts STR  extra QEMU options, e.g. "-icount shift=0,sleep=off"
-#   --no-edu         leave out QEMU's edu PCI device (always added otherwise:
-#                    the module's PCI driver binds it and its interrupt
-#                    handler queues work, see RUST_WQ_ENQ_F_FROM_DEVICE_IRQ)
+#   --no-edu         leave out QEMU's edu PCI devices (two are added otherwise:
+#                    the module's PCI driver binds one and its interrupt
+#                    handler queues work, see RUST_WQ_ENQ_F_FROM_DEVICE_IRQ;
+#                    it refuses the second with EBUSY)
 #   --append STR     extra kernel command-line options, e.g. "slub_debug=FZP"
 #                    (repeatable; an empty STR adds nothing)
 #   --rwdir DIR      make host DIR writable in the guest (same path)
@@ -113,10 +114,12 @@ if ! kvm_works; then
 	args+=(--disable-kvm)
 fi
 # QEMU's educational PCI device (vendor 0x1234, device 0x11e8): a real device
-# interrupt for the module's PCI driver.  (One word with '=': vng's parser
-# would take "-device edu" after a space for its own -d option.)
+# interrupt for the module's PCI driver.  Two of them: the driver binds one
+# and refuses the second at probe with EBUSY (second_edu_refused_ebusy checks
+# it).  (One word with '=': vng's parser would take "-device edu" after a
+# space for its own -d option.)
 if [ "$edu" = 1 ]; then
-	args+=("--qemu-opts=-device edu")
+	args+=("--qemu-opts=-device edu" "--qemu-opts=-device edu")
 fi
 args+=("${extra[@]}" "${qemu_opts[@]}")
 

@@ -157,6 +157,10 @@ impl OpenFile {
         };
         let mut failed = None;
         if req.flags & abi::ENQ_F_ALL != 0 {
+            // One device-interrupt call at a time, module-wide: its batches are not interleaved
+            // with another call's (`run_in_device_irq` alone serialises single interrupts).
+            let _one_call = (req.flags & abi::ENQ_F_FROM_DEVICE_IRQ != 0)
+                .then(|| me.device_state.device_irq_gate.lock());
             for (i, batch) in items.chunks(abi::IRQ_BATCH as usize).enumerate() {
                 let first = i * abi::IRQ_BATCH as usize;
                 let done = if req.flags & abi::ENQ_F_FROM_IRQ != 0 {

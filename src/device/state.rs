@@ -32,6 +32,11 @@ pub(crate) struct DeviceState {
     /// One benchmark at a time (a waiter can leave on a signal).
     #[pin]
     pub(super) bench_gate: Gate,
+    /// One `FROM_DEVICE_IRQ` ENQUEUE at a time, module-wide: a call's interrupts come one after
+    /// the other, with no other call's batch in between (the header: "runs at a time"). A
+    /// waiter cannot leave; the holder waits only for its own interrupts, each wait killable.
+    #[pin]
+    pub(super) device_irq_gate: Gate,
     /// Keeps the per-item dmesg lines to a readable rate.
     pub(super) log_limit: LogLimit,
 }
@@ -49,6 +54,7 @@ impl DeviceState {
             )?,
             seq: AtomicU64::new(0),
             bench_gate <- Gate::new(),
+            device_irq_gate <- Gate::new(),
             log_limit: LogLimit::new(),
         }? Error)
     }

@@ -146,7 +146,7 @@ pub fn out_fields_ignored_on_input(ctx: &Ctx) -> TestResult {
         c.check(t.count <= 1, || {
             format!("FLUSH ALL count: expected 0 or 1, seen {}", t.count)
         });
-        c.eq("FLUSH out: reserved", t.reserved, [0, 0]);
+        c.eq("FLUSH out: pad/reserved", (t.pad, t.reserved), (0, [0, 0]));
     }
     let mut buf = [RustWqResult::default(); 4];
     let mut rs = RustWqResults {
@@ -224,7 +224,7 @@ pub fn out_fields_ignored_on_input(ctx: &Ctx) -> TestResult {
             (o.version, o.path, o.threads, o.items, o.flags),
             (b.version, b.path, b.threads, b.items, b.flags),
         );
-        c.eq("BENCH out: reserved", o.reserved, [0; 2]);
+        c.eq("BENCH out: pad/reserved", (o.pad, o.reserved), (0, [0; 2]));
     }
     c.stats("at end", &dev, (2, 1, 1, 0));
     c.done()

@@ -306,3 +306,175 @@ pub fn work_sleeps_in_process_context(ctx: &Ctx) -> TestResult {
     }
     c.done()
 }
+
+/// Which workqueue each queue kind is, seen from outside the module: the
+/// `workqueue_queue_work` tracepoint of an item enqueued by this thread (a
+/// work function of the module, `[rust_wq]`) names its workqueue (the module's own "rust_wq_percpu", "rust_wq_unbound",
+/// "rust_wq_ordered"; the kernel's system_percpu_wq "events" and
+/// system_dfl_wq "events_unbound").  On the per-CPU kinds, asked for the last
+/// online CPU, the event's `cpu=` is that CPU and the item's
+/// `workqueue_execute_start` is traced on it.
+pub fn queue_names_by_trace(ctx: &Ctx) -> TestResult {
+    let dev = ctx.open()?;
+    let mut c = Checker::new();
+    let last = ctx.online.last().copied().unwrap_or(0);
+    let plan = [
+        (RUST_WQ_Q_PERCPU, "rust_wq_percpu", Some(last)),
+        (RUST_WQ_Q_UNBOUND, "rust_wq_unbound", None),
+        (RUST_WQ_Q_ORDERED, "rust_wq_ordered", None),
+        (RUST_WQ_Q_SYSTEM_PERCPU, "events", Some(last)),
+        (RUST_WQ_Q_SYSTEM_DFL, "events_unbound", None),
+    ];
+    let tid = crate::util::gettid();
+    for (q, name, cpu) in plan {
+        let trace = match crate::util::Trace::start(&[
+            "workqueue/workqueue_queue_work",
+            "workqueue/workqueue_execute_start",
+        ]) {
+            Ok(t) => t,
+            Err(e) => return crate::unavailable("tracing", format!("cannot trace: {e}")),
+        };
+        let mut a = EnqueueArgs::new(q, 1);
+        if let Some(cpu) = cpu {
+            a = a.cpu(cpu);
+        }
+        enq(&dev, a, &format!("ENQUEUE 1 on {}", qn(q)))?;
+        dev.flush(Target::All).must("FLUSH ALL")?;
+        let text = trace.stop().map_err(|e| crate::Outcome::Fail(vec![e]))?;
+        drop(trace);
+        drain(&dev)?;
+        let lines: Vec<_> = text.lines().filter_map(crate::util::trace_line).collect();
+        let mine: Vec<_> = lines
+            .iter()
+            .filter(|l| {
+                l.event == "workqueue_queue_work" && l.pid == tid && l.rest.contains(" [rust_wq] ")
+            })
+            .collect();
+        let names: Vec<&str> = mine
+            .iter()
+            .filter_map(|l| {
+                l.rest
+                    .split_whitespace()
+                    .find_map(|w| w.strip_prefix("workqueue="))
+            })
+            .collect();
+        c.check(names == [name], || {
+            format!("{}: this thread's queue_work events name the workqueues {names:?}, expected [{name:?}]", qn(q))
+        });
+        let (Some(cpu), Some(ev)) = (cpu, mine.first()) else {
+            continue;
+        };
+        let field = |k: &str| {
+            ev.rest
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix(k))
+                .and_then(|v| v.parse::<u32>().ok())
+        };
+        c.eq(
+            &format!("{}: queue_work cpu= (asked for CPU {cpu})", qn(q)),
+            field("cpu="),
+            Some(cpu),
+        );
+        let work = ev
+            .rest
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("struct="));
+        let ran_on: Vec<u32> = match work {
+            Some(w) => {
+                let tag = format!("work struct {w}:");
+                lines
+                    .iter()
+                    .filter(|l| l.event == "workqueue_execute_start" && l.rest.starts_with(&tag))
+                    .map(|l| l.cpu)
+                    .collect()
+            }
+            None => Vec::new(),
+        };
+        c.check(ran_on == [cpu], || {
+            format!("{}: the item's workqueue_execute_start was traced on CPUs {ran_on:?}, expected [{cpu}]", qn(q))
+        });
+    }
+    c.done()
+}
+
+/// SLEPT seen from outside the module: six items on the ordered queue (one
+/// at a time, in seq order), sleeping 20 ms and 0 in turn.  The `sched_switch`
+/// tracepoint shows whether the worker running an item left the CPU blocked
+/// (prev_state S or D, not preempted) between the item's
+/// `workqueue_execute_start` and `workqueue_execute_end`; every result that
+/// says SLEPT must have been so, and the items that slept 20 ms say SLEPT.
+pub fn slept_off_cpu_by_trace(ctx: &Ctx) -> TestResult {
+    let dev = ctx.open()?;
+    let mut c = Checker::new();
+    let trace = match crate::util::Trace::start(&[
+        "workqueue/workqueue_execute_start",
+        "workqueue/workqueue_execute_end",
+        "sched/sched_switch",
+    ]) {
+        Ok(t) => t,
+        Err(e) => return crate::unavailable("tracing", format!("cannot trace: {e}")),
+    };
+    let mut sleeps = BTreeMap::new();
+    for k in 0..6u64 {
+        let sleep = if k % 2 == 0 { 20_000 } else { 0 };
+        let id = enq(
+            &dev,
+            EnqueueArgs::new(RUST_WQ_Q_ORDERED, 1).sleep_us(sleep),
+            "ENQUEUE 1 ordered",
+        )?;
+        sleeps.insert(id, sleep);
+    }
+    dev.flush(Target::All).must("FLUSH ALL")?;
+    let text = trace.stop().map_err(|e| crate::Outcome::Fail(vec![e]))?;
+    drop(trace);
+    let mut res = drain(&dev)?;
+    res.sort_by_key(|r| r.seq);
+    // Per worker pid: whether the item it runs has blocked so far.
+    let mut running: BTreeMap<u32, bool> = BTreeMap::new();
+    let mut windows = Vec::new();
+    for l in text.lines().filter_map(crate::util::trace_line) {
+        match l.event {
+            "workqueue_execute_start" if l.rest.contains(" [rust_wq]") => {
+                running.insert(l.pid, false);
+            }
+            "workqueue_execute_end" if l.rest.contains(" [rust_wq]") => {
+                if let Some(blocked) = running.remove(&l.pid) {
+                    windows.push(blocked);
+                }
+            }
+            "sched_switch" => {
+                let field = |k: &str| {
+                    l.rest
+                        .split_whitespace()
+                        .find_map(|w| w.strip_prefix(k))
+                        .map(str::to_string)
+                };
+                let pid = field("prev_pid=").and_then(|p| p.parse::<u32>().ok());
+                let state = field("prev_state=").unwrap_or_default();
+                if let Some(b) = pid.and_then(|p| running.get_mut(&p)) {
+                    if state.starts_with('S') || state.starts_with('D') {
+                        *b = true;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    c.eq("items traced from start to end", windows.len(), res.len());
+    c.eq("results", res.len(), 6);
+    for (r, blocked) in res.iter().zip(&windows) {
+        let slept = r.flags & RUST_WQ_RES_SLEPT != 0;
+        let sleep = sleeps.get(&r.id).copied().unwrap_or(0);
+        c.check(!slept || *blocked, || {
+            format!("id {} (sleep {sleep} us) says SLEPT, but its worker never left the CPU blocked while it ran (sched_switch)", r.id)
+        });
+        c.check(sleep == 0 || slept, || {
+            format!(
+                "id {} slept {sleep} us but its result does not say SLEPT: {}",
+                r.id,
+                flag_names(r.flags)
+            )
+        });
+    }
+    c.done()
+}

@@ -396,3 +396,83 @@ pub fn bench_one_at_a_time(ctx: &Ctx) -> TestResult {
     }
     c.done()
 }
+
+/// Where the benchmark's kthreads run, seen from outside the module: the CPU
+/// column of the `workqueue_queue_work` events of its items (the CPU the
+/// queueing thread was on).  RT with `threads` 2 (fewer than the online
+/// CPUs) on the per-CPU path: exactly the first two online CPUs ("from CPU 0
+/// on, at most threads"), `items` queueings each; QUEUE and QUEUE_ON: every
+/// queueing from the first online CPU (one kthread bound there).  And the
+/// UNBOUND_SYSFS path's queue is in sysfs (WQ_SYSFS) with its affinity_scope,
+/// and is not per-CPU (WQ_UNBOUND).
+pub fn bench_cpus_by_trace(ctx: &Ctx) -> TestResult {
+    let dev = ctx.open()?;
+    let mut c = Checker::new();
+    let sysfs = "/sys/bus/workqueue/devices/rust_wq_bench";
+    let read =
+        |f: &str| std::fs::read_to_string(format!("{sysfs}/{f}")).map(|s| s.trim().to_string());
+    c.check(read("affinity_scope").is_ok_and(|s| !s.is_empty()), || {
+        format!("{sysfs}/affinity_scope: {:?}", read("affinity_scope"))
+    });
+    c.eq(
+        &format!("{sysfs}/per_cpu"),
+        read("per_cpu").ok(),
+        Some("0".to_string()),
+    );
+    let first = ctx.online.first().copied().unwrap_or(0);
+    let mut runs: Vec<(String, BenchArgs, BTreeMap<u32, u64>)> = Vec::new();
+    if ctx.online.len() >= 3 {
+        runs.push((
+            "RT, threads 2".into(),
+            BenchArgs {
+                path: RUST_WQ_BENCH_PERCPU,
+                items: 20,
+                threads: 2,
+                start_latency: false,
+                op: RUST_WQ_BENCH_OP_RT,
+            },
+            ctx.online.iter().take(2).map(|&cpu| (cpu, 20)).collect(),
+        ));
+    } else {
+        crate::diag("bench_cpus_by_trace: fewer than 3 online CPUs: RT with threads 2 not run");
+    }
+    for (name, op) in [
+        ("QUEUE", RUST_WQ_BENCH_OP_QUEUE),
+        ("QUEUE_ON", RUST_WQ_BENCH_OP_QUEUE_ON),
+    ] {
+        runs.push((
+            name.into(),
+            BenchArgs {
+                path: RUST_WQ_BENCH_PERCPU,
+                items: 20,
+                threads: 0,
+                start_latency: false,
+                op,
+            },
+            [(first, 20)].into_iter().collect(),
+        ));
+    }
+    for (what, args, want) in runs {
+        let trace = match crate::util::Trace::start(&["workqueue/workqueue_queue_work"]) {
+            Ok(t) => t,
+            Err(e) => return crate::unavailable("tracing", format!("cannot trace: {e}")),
+        };
+        let r = dev.bench(args);
+        let text = trace.stop().map_err(|e| crate::Outcome::Fail(vec![e]));
+        drop(trace);
+        let text = text?;
+        if c.ok(&format!("BENCH {what}"), r).is_none() {
+            continue;
+        }
+        let mut by_cpu: BTreeMap<u32, u64> = BTreeMap::new();
+        for l in text.lines().filter_map(crate::util::trace_line) {
+            if l.event == "workqueue_queue_work" && l.rest.contains("BenchItem") {
+                *by_cpu.entry(l.cpu).or_insert(0) += 1;
+            }
+        }
+        c.check(by_cpu == want, || {
+            format!("BENCH {what}: its items were queued from CPUs {by_cpu:?} (CPU: events), expected {want:?}")
+        });
+    }
+    c.done()
+}

@@ -8,6 +8,7 @@
 mod alloc_failures;
 mod bounds;
 mod errors_first;
+mod signals;
 mod waits;
 
 use crate::{diag, fail, Checker, Must, Outcome, TestFn, TestResult};
@@ -64,6 +65,15 @@ pub fn all() -> Vec<(&'static str, TestFn)> {
         (
             "hostile_flush_enomem_flushes_nothing",
             alloc_failures::flush_enomem_flushes_nothing,
+        ),
+        (
+            "hostile_mod_delay_enomem_stays_cancelled",
+            alloc_failures::mod_delay_enomem_stays_cancelled,
+        ),
+        ("hostile_sigterm_ends_waits", signals::sigterm_ends_waits),
+        (
+            "hostile_bench_lock_wait_signals",
+            signals::bench_lock_wait_signals,
         ),
     ]
 }

@@ -68,10 +68,20 @@ fn all() -> Vec<Named<TestFn>> {
         ("unbound_runs", basic::unbound_runs),
         ("system_dfl_runs", basic::system_dfl_runs),
         ("ordered_fifo", basic::ordered_fifo),
+        ("queue_names_by_trace", basic::queue_names_by_trace),
+        ("slept_off_cpu_by_trace", basic::slept_off_cpu_by_trace),
         ("delay_never_early", delay::delay_never_early),
         (
             "delay_never_early_by_trace",
             delay::delay_never_early_by_trace,
+        ),
+        (
+            "mod_delay_never_early_by_trace",
+            delay::mod_delay_never_early_by_trace,
+        ),
+        (
+            "delays_whole_jiffies_by_trace",
+            delay::delays_whole_jiffies_by_trace,
         ),
         ("flush_waits", flush_cancel::flush_waits),
         ("flush_by_id", flush_cancel::flush_by_id),
@@ -96,6 +106,7 @@ fn all() -> Vec<Named<TestFn>> {
         ),
         ("reset_clears", results::reset_clears),
         ("max_pending_ebusy", results::max_pending_ebusy),
+        ("einval_before_ebusy", results::einval_before_ebusy),
         ("concurrent_8_threads", concurrency::concurrent_8_threads),
         ("unknown_cmd_enotty", bad_encoding::unknown_cmd_enotty),
         ("wrong_size_einval", bad_encoding::wrong_size_einval),
@@ -138,6 +149,7 @@ fn all() -> Vec<Named<TestFn>> {
         ("offline_cpu_enodev", lifecycle::offline_cpu_enodev),
         ("bench_runs", bench::bench_runs),
         ("bench_bad_input_einval", bench::bench_bad_input_einval),
+        ("bench_cpus_by_trace", bench::bench_cpus_by_trace),
         (
             "rmmod_refused_while_open",
             lifecycle::rmmod_refused_while_open,

@@ -25,6 +25,11 @@ pub fn all() -> Vec<(&'static str, TestFn)> {
         ),
         ("epoll_edge_per_result", epoll_edge_per_result),
         ("file_lock_waits_interruptible", lock_waits_interruptible),
+        ("file_lock_waits_restart", lock_waits_restart),
+        (
+            "other_files_and_bench_unlocked",
+            other_files_and_bench_unlocked,
+        ),
     ]
 }
 
@@ -75,6 +80,7 @@ fn free_during_flush_wait(ctx: &Ctx) -> TestResult {
     let mut c = Checker::new();
     let dev = busy_file(ctx)?;
     let mut seen = Vec::new();
+    let mut pending = Ok(0);
     let (after, r, _) = while_waiting(
         &dev,
         |d| d.flush(Target::All),
@@ -86,9 +92,19 @@ fn free_during_flush_wait(ctx: &Ctx) -> TestResult {
                 seen.push(format!("CANCEL id: {:?}", d.cancel(Target::Id(id + 1))));
             }
             seen.push(format!("RESULTS: {:?}", d.results(4).map(|(r, _)| r.len())));
-            seen.push(format!("STATS: {:?}", d.stats().map(|s| s.pending)));
+            pending = d.stats().map(|s| s.pending);
+            seen.push(format!("STATS: {pending:?}"));
         },
     );
+    // The FLUSH's running item is still pending for the other calls (it had
+    // not finished: FLUSH had not returned), beside the MOD_DELAYed one.
+    if !after {
+        c.eq(
+            "STATS pending during the FLUSH's wait (its running item + the MOD_DELAYed one)",
+            pending,
+            Ok(2),
+        );
+    }
     c.check(!after, || {
         format!("the calls made while FLUSH waited for a running item returned only after it ({seen:?}): FLUSH must not hold the file's lock while it waits")
     });
@@ -338,6 +354,13 @@ fn lock_waits_interruptible(ctx: &Ctx) -> TestResult {
     }
     for attempt in 1..=3 {
         let dev = busy_file(ctx)?;
+        // "Nothing was done", seen by the kernel's tracepoint: the
+        // interrupted ENQUEUE (delay 0) would have queued its item on
+        // rust_wq_unbound at once; the busy item was queued before this.
+        let trace = match crate::util::Trace::start(&["workqueue/workqueue_queue_work"]) {
+            Ok(t) => t,
+            Err(e) => return crate::unavailable("tracing", format!("cannot trace: {e}")),
+        };
         let done = AtomicBool::new(false);
         let calls: [(&str, FileCall); 6] = [
             ("ENQUEUE", |d| {
@@ -385,11 +408,24 @@ fn lock_waits_interruptible(ctx: &Ctx) -> TestResult {
             let (r, el) = reset.join().unwrap_or((Ok(()), Duration::ZERO));
             (r.map(|()| el), seen)
         });
+        let text = trace.stop().map_err(|e| crate::Outcome::Fail(vec![e]))?;
+        drop(trace);
         let reset_el = reset_el.must("the RESET holding the lock")?;
         if reset_el < Duration::from_millis(600) {
             crate::diag(&format!("file_lock_waits_interruptible: attempt {attempt}: RESET took {} ms (the item had not started)", reset_el.as_millis()));
             continue;
         }
+        let queued = text
+            .lines()
+            .filter(|l| {
+                l.contains("workqueue_queue_work") && l.contains("workqueue=rust_wq_unbound ")
+            })
+            .count();
+        c.eq(
+            "workqueue_queue_work events on rust_wq_unbound while the interrupted calls ran (an ENQUEUE that did something would have queued)",
+            queued,
+            0,
+        );
         for (name, r, after) in &seen {
             c.check(matches!(r, Err(e) if e.0 == libc::EINTR) && !after, || {
                 format!("{name} waiting for the file's lock (held by RESET), sent SIGUSR1: {r:?}, returned {} RESET (expected EINTR, before)", if *after { "after" } else { "before" })
@@ -405,4 +441,198 @@ fn lock_waits_interruptible(ctx: &Ctx) -> TestResult {
     // SAFETY: back to the default action.
     unsafe { libc::signal(libc::SIGUSR1, libc::SIG_DFL) };
     crate::fail("the 1 s item never started within 100 ms in 3 attempts: nothing decided")
+}
+
+static RESTARTS: AtomicU64 = AtomicU64::new(0);
+
+extern "C" fn count_usr1(_: i32) {
+    RESTARTS.fetch_add(1, Ordering::SeqCst);
+}
+
+/// Every call waiting for the file's lock (held by a RESET that waits for a
+/// running item) is restarted, not failed, on a signal whose handler has
+/// SA_RESTART: ENQUEUE, FLUSH, CANCEL and RESULTS, each in its own thread,
+/// each sent SIGUSR1 300 ms after it started waiting, while the RESET still
+/// waits.  Each handler ran, each call succeeds, and returns only after the
+/// RESET (it kept waiting for the lock); the restarted ENQUEUE enqueued its
+/// item exactly once (STATS after the RESET zeroed them, and the results).
+fn lock_waits_restart(ctx: &Ctx) -> TestResult {
+    let mut c = Checker::new();
+    // SAFETY: a handler that increments an atomic, with SA_RESTART, for SIGUSR1.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = count_usr1 as extern "C" fn(i32) as usize;
+        sa.sa_flags = libc::SA_RESTART;
+        libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut());
+    }
+    let restore = || {
+        // SAFETY: back to the default action.
+        unsafe { libc::signal(libc::SIGUSR1, libc::SIG_DFL) };
+    };
+    for attempt in 1..=3 {
+        let dev = busy_file(ctx)?;
+        RESTARTS.store(0, Ordering::SeqCst);
+        let done = AtomicBool::new(false);
+        let calls: [(&str, FileCall); 4] = [
+            ("ENQUEUE", |d| {
+                d.enqueue(EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 1))
+            }),
+            ("FLUSH", |d| d.flush(Target::All)),
+            ("CANCEL", |d| d.cancel(Target::Queue(RUST_WQ_Q_ORDERED))),
+            ("RESULTS", |d| d.results(4).map(|(r, _)| r.len() as u64)),
+        ];
+        let (reset_el, sent_during_reset, seen) = std::thread::scope(|s| {
+            let (d, done) = (&dev, &done);
+            let reset = s.spawn(move || {
+                let t = Instant::now();
+                let r = d.reset();
+                done.store(true, Ordering::SeqCst);
+                (r, t.elapsed())
+            });
+            std::thread::sleep(Duration::from_millis(100));
+            let waiters: Vec<_> = calls
+                .iter()
+                .map(|&(name, call)| {
+                    let (tx, rx) = std::sync::mpsc::channel();
+                    let h = s.spawn(move || {
+                        // SAFETY: the id of this thread, for pthread_kill.
+                        let _ = tx.send(unsafe { libc::pthread_self() });
+                        let r = call(d);
+                        (name, r, Instant::now())
+                    });
+                    (rx.recv().ok(), h)
+                })
+                .collect();
+            std::thread::sleep(Duration::from_millis(300));
+            for (tid, _) in &waiters {
+                if let Some(tid) = tid {
+                    // SAFETY: the thread is alive until joined below.
+                    unsafe { libc::pthread_kill(*tid, libc::SIGUSR1) };
+                }
+            }
+            // Give the handlers time to run while the RESET still waits.
+            std::thread::sleep(Duration::from_millis(100));
+            let checked = Instant::now();
+            let during = !done.load(Ordering::SeqCst);
+            let seen: Vec<_> = waiters
+                .into_iter()
+                .filter_map(|(_, h)| h.join().ok())
+                .collect();
+            let (r, el) = reset.join().unwrap_or((Ok(()), Duration::ZERO));
+            (r.map(|()| el), during, (checked, seen))
+        });
+        let (checked, seen) = seen;
+        let reset_el = reset_el.must("the RESET holding the lock")?;
+        if reset_el < Duration::from_millis(600) || !sent_during_reset {
+            crate::diag(&format!("file_lock_waits_restart: attempt {attempt}: RESET took {} ms (the item had not started, or the RESET ended before the signals were handled)", reset_el.as_millis()));
+            continue;
+        }
+        restore();
+        c.eq("signals handled", RESTARTS.load(Ordering::SeqCst), 4);
+        c.eq("calls that waited", seen.len(), 4);
+        let mut read = 0;
+        let mut id = 0;
+        for (name, r, at) in &seen {
+            // Still waiting once its handler had run and while the RESET
+            // still held the lock (`checked`), then successful: restarted.
+            let after = *at > checked;
+            c.check(r.is_ok() && after, || {
+                format!("{name} waiting for the file's lock (held by RESET), sent SIGUSR1 with SA_RESTART: {r:?}, returned {} the RESET was seen still waiting after the handlers ran (expected success, after: restarted)", if after { "after" } else { "before" })
+            });
+            match (*name, r) {
+                ("RESULTS", Ok(n)) => read = *n,
+                ("ENQUEUE", Ok(first)) => id = *first,
+                _ => {}
+            }
+        }
+        dev.flush(Target::All).must("FLUSH ALL")?;
+        c.stats(
+            "after RESET and the restarted calls (the ENQUEUE once)",
+            &dev,
+            (1, 1, 0, 0),
+        );
+        let (res, _) = dev.drain_results().must("RESULTS")?;
+        c.check(read + res.len() as u64 == 1, || {
+            format!("results: {read} read by the restarted RESULTS, then {:?} (ids); expected the one item (id {id}) of the restarted ENQUEUE", res.iter().map(|r| r.id).collect::<Vec<_>>())
+        });
+        return c.done();
+    }
+    restore();
+    crate::fail(
+        "the 1 s item never started, or RESET ended too soon, in 3 attempts: nothing decided",
+    )
+}
+
+/// A benchmark of 10 rounds a CPU.
+const SHORT_BENCH: wqctl::BenchArgs = wqctl::BenchArgs {
+    op: RUST_WQ_BENCH_OP_RT,
+    path: RUST_WQ_BENCH_PERCPU,
+    items: 10,
+    threads: 0,
+    start_latency: false,
+};
+
+/// Calls on different files share no lock but the benchmark's, and BENCH
+/// takes no file's lock: while a RESET of one file holds that file's lock
+/// (waiting for its running item), every call of another file (ENQUEUE,
+/// MOD_DELAY, CANCEL, FLUSH, RESULTS, STATS, RESET) and a BENCH of the same
+/// file return before the RESET does.  An attempt where RESET took less than
+/// 500 ms (the item had not started) decides nothing and is repeated.
+fn other_files_and_bench_unlocked(ctx: &Ctx) -> TestResult {
+    let mut c = Checker::new();
+    for attempt in 1..=3 {
+        let dev = busy_file(ctx)?;
+        let other = ctx.open()?;
+        let mut seen = Vec::new();
+        let (after, r, el) = while_waiting(
+            &dev,
+            |d| d.reset(),
+            |d, _| {
+                let o = &other;
+                let id = o.enqueue(EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 2).delay_us(5_000_000));
+                seen.push(format!("other file's ENQUEUE: {id:?}"));
+                if let Ok(id) = id {
+                    seen.push(format!(
+                        "other file's MOD_DELAY: {:?}",
+                        o.mod_delay(id, 4_000_000)
+                    ));
+                    seen.push(format!(
+                        "other file's CANCEL id: {:?}",
+                        o.cancel(Target::Id(id + 1))
+                    ));
+                    seen.push(format!(
+                        "other file's FLUSH id: {:?}",
+                        o.flush(Target::Id(id))
+                    ));
+                }
+                seen.push(format!(
+                    "other file's RESULTS: {:?}",
+                    o.results(4).map(|(r, _)| r.len())
+                ));
+                seen.push(format!(
+                    "other file's STATS: {:?}",
+                    o.stats().map(|s| s.enqueued)
+                ));
+                seen.push(format!("other file's RESET: {:?}", o.reset()));
+                seen.push(format!(
+                    "BENCH of the RESET's file: {:?}",
+                    d.bench(SHORT_BENCH).map(|b| b.threads_run)
+                ));
+            },
+        );
+        r.must("RESET")?;
+        if el < Duration::from_millis(500) {
+            crate::diag(&format!("other_files_and_bench_unlocked: attempt {attempt}: RESET took {} ms (the item had not started)", el.as_millis()));
+            continue;
+        }
+        c.check(!after, || {
+            format!("calls of another file, and a BENCH, made while a RESET held its file's lock, returned only after it ({seen:?}): they must not take that lock")
+        });
+        c.check(seen.iter().all(|s| s.contains("Ok")), || {
+            format!("a call during the RESET failed: {seen:?}")
+        });
+        c.eq("calls made", seen.len(), 8);
+        return c.done();
+    }
+    crate::fail("the 1 s item never started within 300 ms in 3 attempts: nothing decided")
 }

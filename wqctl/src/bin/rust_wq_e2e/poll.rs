@@ -17,6 +17,10 @@ pub fn all() -> Vec<(&'static str, TestFn)> {
         ("poll_timeout_then_ready", poll_timeout_then_ready),
         ("poll_many_threads", poll_many_threads),
         ("poll_closed_by_other_thread", poll_closed_by_other_thread),
+        (
+            "select_closed_by_other_thread",
+            select_closed_by_other_thread,
+        ),
         ("epoll_closed_file_released", epoll_closed_file_released),
     ]
 }
@@ -486,5 +490,88 @@ fn epoll_closed_file_released(ctx: &Ctx) -> TestResult {
     // The release cancelled the two items: they never run.
     let b = ctx.open()?;
     crate::lifecycle::closed_items_never_run(&mut c, &b)?;
+    c.done()
+}
+
+/// select(2) keeps a file open as poll does: one thread selects a file (its
+/// read set only) with an item due 1.5 s later while another closes the
+/// descriptor.  The module's refcnt stays raised (the file is held), the item
+/// still runs and its result ends the wait (well before the 8 s timeout), the
+/// closed descriptor is then reported in the read set (select's form of
+/// POLLNVAL), and the file is released after.
+fn select_closed_by_other_thread(ctx: &Ctx) -> TestResult {
+    let Some(refcnt) = Refcnt::open() else {
+        return skip("no /sys/module/rust_wq/refcnt");
+    };
+    let Some(base) = refcnt.get() else {
+        return skip("cannot read /sys/module/rust_wq/refcnt");
+    };
+    let mut c = Checker::new();
+    let fd = lone_fd(ctx, |dev| {
+        dev.enqueue(EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 1).delay_us(1_500_000))
+            .must("ENQUEUE 1 unbound delayed 1.5s")
+            .map(|_| ())
+    })?;
+    let start = Arc::new(Barrier::new(2));
+    let waiter = {
+        let start = start.clone();
+        std::thread::spawn(move || {
+            // SAFETY: an fd_set with one descriptor below FD_SETSIZE, and a
+            // timeval; select only reads and writes them.
+            unsafe {
+                let mut rd: libc::fd_set = std::mem::zeroed();
+                libc::FD_ZERO(&mut rd);
+                libc::FD_SET(fd, &mut rd);
+                let mut tv = libc::timeval {
+                    tv_sec: 8,
+                    tv_usec: 0,
+                };
+                start.wait();
+                let t = Instant::now();
+                let n = libc::select(
+                    fd + 1,
+                    &mut rd,
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                    &mut tv,
+                );
+                let r = if n < 0 {
+                    Err(Errno::last())
+                } else {
+                    Ok((n, libc::FD_ISSET(fd, &rd)))
+                };
+                (r, t.elapsed())
+            }
+        })
+    };
+    start.wait();
+    std::thread::sleep(Duration::from_millis(100));
+    close_fd(fd);
+    std::thread::sleep(Duration::from_millis(100));
+    let during = refcnt.get();
+    let (r, el) = waiter
+        .join()
+        .map_err(|_| Outcome::Fail(vec!["the selecting thread panicked".into()]))?;
+    c.check(during.is_some_and(|d| d > base), || {
+        format!("module refcnt {during:?} after close while selected: expected more than {base} (select holds the file)")
+    });
+    c.eq(
+        "select on a descriptor closed meanwhile (ready count, in the read set)",
+        r,
+        Ok((1, true)),
+    );
+    c.check(
+        el >= Duration::from_millis(300) && el < Duration::from_secs(7),
+        || {
+            format!(
+                "select returned after {} ms: expected when the 1.5 s item ran (its result wakes it)",
+                ms(el)
+            )
+        },
+    );
+    let after = refcnt.settle(base);
+    c.check(after == Some(base), || {
+        format!("module refcnt {after:?} after select returned: expected {base}")
+    });
     c.done()
 }

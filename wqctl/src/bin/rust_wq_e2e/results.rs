@@ -2,7 +2,7 @@
 
 use crate::util::{drain, enq, exactly, fill_delayed, LONG_DELAY_US};
 use crate::{fail, Checker, Ctx, Must, TestResult};
-use libc::EBUSY;
+use libc::{EBUSY, EINVAL};
 use std::time::{Duration, Instant};
 use wqctl::abi::*;
 use wqctl::{EnqueueArgs, Target};
@@ -313,7 +313,8 @@ pub fn results_dropped_beyond_max(ctx: &Ctx) -> TestResult {
 
 /// The design's "read results in dmesg": the per-item kernel-log lines say
 /// what RESULTS says of the same items (id, tag, queue, requested CPU, CPU,
-/// seq, the context that queued it, process context), for the first
+/// seq, the context that queued it: task, hard IRQ, or the edu device's IRQ
+/// as "queued_from=device_irq irq=N" with INFO's N; process context), for the first
 /// LOG_ITEMS_PER_BATCH (4) items of each call (and a batch line for a longer
 /// call), and lines over the module's limit (20 a second) are counted in one
 /// "suppressed" line the next second: printed + suppressed = every line due.  Starts just after a whole second
@@ -346,8 +347,9 @@ pub fn dmesg_lines_match_results(ctx: &Ctx) -> TestResult {
         .map_err(|e| crate::Outcome::Fail(vec![format!("write the marker to /dev/kmsg: {e}")]))?;
     let tag = 0x5eed_0000 + now % 0xffff;
     let cpu = *ctx.online.last().unwrap_or(&0);
-    // 3 from the task on unbound, 2 from a hard IRQ on percpu pinned, then
-    // five calls of 6 (5 lines each): 30 lines due, 19 left in the second.
+    // 3 from the task on unbound, 2 from a hard IRQ on percpu pinned, 2 from
+    // the device's IRQ, then five calls of 6 (5 lines each): 32 lines due, 19
+    // left in the second.
     let mut calls = vec![
         EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 3).tag(tag),
         EnqueueArgs::new(RUST_WQ_Q_PERCPU, 2)
@@ -355,6 +357,16 @@ pub fn dmesg_lines_match_results(ctx: &Ctx) -> TestResult {
             .from_irq(true)
             .tag(tag),
     ];
+    // 2 from the edu device's interrupt, when one is bound (its lines say
+    // "queued_from=device_irq irq=N", N being INFO's device_irq).
+    let device_irq = dev.info().must("INFO")?.device_irq;
+    if device_irq != 0 {
+        calls.push(
+            EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 2)
+                .from_device_irq(true)
+                .tag(tag),
+        );
+    }
     calls.extend((0..5).map(|_| EnqueueArgs::new(RUST_WQ_Q_ORDERED, 6).tag(tag)));
     // A line per item for the first four of a call, and a batch line for a
     // call of more: all under the limit.
@@ -412,6 +424,7 @@ pub fn dmesg_lines_match_results(ctx: &Ctx) -> TestResult {
         format!("{due} lines due within a second, none suppressed: the limit of 20 a second did not act")
     });
     let mut matched = 0;
+    let mut device_lines = 0;
     for l in &lines {
         let Some(id) = field(l, "id").and_then(|v| v.parse::<u64>().ok()) else {
             c.fail(format!("a work line without an id: {l}"));
@@ -424,7 +437,15 @@ pub fn dmesg_lines_match_results(ctx: &Ctx) -> TestResult {
             continue;
         };
         matched += 1;
-        let from = if r.flags & RUST_WQ_RES_FROM_HARDIRQ != 0 {
+        if r.flags & RUST_WQ_RES_FROM_DEVICE_IRQ != 0 {
+            device_lines += 1;
+            c.check(l.contains(&format!(" queued_from=device_irq irq={device_irq} ")), || {
+                format!("id {id} (from the device IRQ {device_irq}): the kernel log line does not say \"queued_from=device_irq irq={device_irq}\": {l}")
+            });
+        }
+        let from = if r.flags & RUST_WQ_RES_FROM_DEVICE_IRQ != 0 {
+            "device_irq"
+        } else if r.flags & RUST_WQ_RES_FROM_HARDIRQ != 0 {
             "hardirq"
         } else if r.flags & RUST_WQ_RES_FROM_SOFTIRQ != 0 {
             "softirq"
@@ -462,5 +483,66 @@ pub fn dmesg_lines_match_results(ctx: &Ctx) -> TestResult {
     c.check(matched > 0, || {
         "no work line of this test in the kernel log".into()
     });
+    if device_irq != 0 {
+        c.eq("work lines of the device IRQ's items", device_lines, 2);
+    }
+    c.done()
+}
+
+/// Makes a valid ENQUEUE argument invalid in one way (given INFO's limits).
+type Spoil = fn(&mut RustWqEnqueue, &RustWqInfo);
+
+/// Arguments are checked first: with the file full (max_pending items
+/// pending), every invalid ENQUEUE is EINVAL, not EBUSY; a valid one is EBUSY
+/// (the file is full); nothing is enqueued.
+pub fn einval_before_ebusy(ctx: &Ctx) -> TestResult {
+    let dev = ctx.open()?;
+    let mut c = Checker::new();
+    let max_pending = ctx.info.max_pending;
+    fill_delayed(ctx, &dev, max_pending)?;
+    let valid = EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 1).to_raw();
+    c.errno(
+        "a valid ENQUEUE of 1 with the file full",
+        dev.enqueue_raw(valid),
+        EBUSY,
+    );
+    let bad: [(&str, Spoil); 9] = [
+        ("version 2", |e, _| e.version = 2),
+        ("reserved[0] 1", |e, _| e.reserved[0] = 1),
+        ("an unknown flag bit", |e, _| e.flags = 1 << 63),
+        ("two FROM_ flags", |e, _| {
+            e.flags = RUST_WQ_ENQ_F_FROM_IRQ | RUST_WQ_ENQ_F_FROM_SOFTIRQ
+        }),
+        ("an unknown queue", |e, _| e.queue = RUST_WQ_Q_COUNT),
+        ("count 0", |e, _| e.count = 0),
+        ("count max_count + 1", |e, i| e.count = i.max_count + 1),
+        ("delay max_delay_us + 1", |e, i| {
+            e.delay_us = i.max_delay_us + 1
+        }),
+        ("cpu nr_cpu_ids", |e, i| e.cpu = i.nr_cpu_ids),
+    ];
+    for (what, spoil) in bad {
+        let mut e = valid;
+        spoil(&mut e, &ctx.info);
+        c.errno(
+            &format!("ENQUEUE with {what}, the file full"),
+            dev.enqueue_raw(e),
+            EINVAL,
+        );
+    }
+    let mut e = valid;
+    e.sleep_us = ctx.info.max_sleep_us + 1;
+    c.errno(
+        "ENQUEUE with sleep max_sleep_us + 1, the file full",
+        dev.enqueue_raw(e),
+        EINVAL,
+    );
+    let p = u64::from(max_pending);
+    c.stats("nothing enqueued", &dev, (p, 0, 0, p));
+    c.eq(
+        "CANCEL ALL count",
+        dev.cancel(Target::All).must("CANCEL ALL")?,
+        p,
+    );
     c.done()
 }

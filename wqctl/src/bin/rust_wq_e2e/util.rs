@@ -237,6 +237,8 @@ pub fn sentinel(
 /// (`group/event`) enabled, the buffer cleared; dropped, it turns them off.
 pub struct Trace {
     events: Vec<String>,
+    /// The trace clock was set to `mono` (restored to `local` on drop).
+    mono: bool,
 }
 
 impl Trace {
@@ -249,6 +251,17 @@ impl Trace {
 
     /// Mounts tracefs if needed, clears the buffer, enables `events`, starts.
     pub fn start(events: &[&str]) -> Result<Trace, String> {
+        Self::start_clock(events, false)
+    }
+
+    /// [`Trace::start`] with the trace clock `mono` (CLOCK_MONOTONIC, see
+    /// [`mono_ns`]), so that [`TraceLine::ts_ns`] compares with this process's
+    /// clock.
+    pub fn start_mono(events: &[&str]) -> Result<Trace, String> {
+        Self::start_clock(events, true)
+    }
+
+    fn start_clock(events: &[&str], mono: bool) -> Result<Trace, String> {
         if !std::path::Path::new(&format!("{}/trace", Self::DIR)).exists() {
             let _ = std::process::Command::new("mount")
                 .args(["-t", "tracefs", "nodev", Self::DIR])
@@ -256,8 +269,12 @@ impl Trace {
         }
         let t = Trace {
             events: events.iter().map(|e| e.to_string()).collect(),
+            mono,
         };
         Self::write("tracing_on", "0")?;
+        if mono {
+            Self::write("trace_clock", "mono")?;
+        }
         Self::write("trace", "")?;
         for e in &t.events {
             Self::write(&format!("events/{e}/enable"), "1")?;
@@ -285,12 +302,36 @@ impl Drop for Trace {
             let _ = Self::write(&format!("events/{e}/enable"), "0");
         }
         let _ = Self::write("trace", "");
+        if self.mono {
+            let _ = Self::write("trace_clock", "local");
+        }
     }
+}
+
+/// CLOCK_MONOTONIC in nanoseconds (the trace clock `mono`).
+pub fn mono_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// The calling thread's id (the pid column of its trace lines).
+pub fn gettid() -> u32 {
+    // SAFETY: no arguments.
+    unsafe { libc::gettid() as u32 }
 }
 
 /// One line of a trace: the CPU, the hardirq/softirq column of the flags
 /// (`h`, `s`, `H`, `.`...), the event name and the rest.
 pub struct TraceLine<'a> {
+    /// The task's pid (the interrupted task's in interrupt context).
+    pub pid: u32,
+    /// The timestamp, in ns of the trace clock (microsecond resolution).
+    pub ts_ns: u64,
     pub cpu: u32,
     pub irq: char,
     pub event: &'a str,
@@ -300,13 +341,19 @@ pub struct TraceLine<'a> {
 /// Parses `  task-pid  [001] d.h1.  12.345678: event: rest`.
 pub fn trace_line(l: &str) -> Option<TraceLine<'_>> {
     let open = l.find("] ")?;
-    let cpu = l[..open].rsplit('[').next()?.parse().ok()?;
+    let (task, cpu) = l[..open].rsplit_once('[')?;
+    let cpu = cpu.parse().ok()?;
+    let pid = task.trim_end().rsplit('-').next()?.parse().ok()?;
     let mut it = l[open + 2..].split_whitespace();
     let flags = it.next()?;
     let irq = flags.chars().nth(2)?;
-    let (_, tail) = l.split_once(": ")?;
+    let (head, tail) = l.split_once(": ")?;
+    let (s, us) = head.split_whitespace().last()?.split_once('.')?;
+    let ts_ns = s.parse::<u64>().ok()? * 1_000_000_000 + us.parse::<u64>().ok()? * 1000;
     let (event, rest) = tail.split_once(": ")?;
     Some(TraceLine {
+        pid,
+        ts_ns,
         cpu,
         irq,
         event,

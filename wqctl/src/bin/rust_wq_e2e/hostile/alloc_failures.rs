@@ -230,3 +230,86 @@ pub fn flush_enomem_flushes_nothing(ctx: &Ctx) -> TestResult {
     });
     c.done()
 }
+
+/// MOD_DELAY with its allocations failing one by one (fail-nth): an ENOMEM
+/// leaves the item cancelled and counted as cancelled.  An item due in 5 s on
+/// the module's unbound queue is moved to 10 ms; after each ENOMEM, STATS
+/// counts it cancelled and not pending, a second MOD_DELAY of it is ENOENT,
+/// and a sentinel due 60 ms later runs alone (the item, had it been queued
+/// again, would have run first).  If MOD_DELAY passes no fault-injection
+/// point at all (fail-nth counts them), it cannot fail with ENOMEM, and the
+/// test says so.
+pub fn mod_delay_enomem_stays_cancelled(ctx: &Ctx) -> TestResult {
+    let dev = ctx.open()?;
+    let mut c = Checker::new();
+    let (_s, f) = failslab()?;
+    let id = crate::util::enq(
+        &dev,
+        EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 1).delay_us(5_000_000),
+        "ENQUEUE 1 unbound delayed 5 s",
+    )?;
+    let (r, points) = f
+        .count(|| dev.mod_delay(id, 5_000_000))
+        .map_err(|e| Outcome::Fail(vec![format!("fail-nth: {e}")]))?;
+    r.must("MOD_DELAY (counting its fault-injection points)")?;
+    dev.cancel(Target::All).must("CANCEL ALL")?;
+    diag(&format!("MOD_DELAY passes {points} fault-injection points"));
+    let mut enomem = 0u64;
+    for n in 1..=20u32 {
+        let id = crate::util::enq(
+            &dev,
+            EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 1).delay_us(5_000_000),
+            "ENQUEUE 1 unbound delayed 5 s",
+        )?;
+        let before = stats_tuple(&dev)?;
+        let (r, hit) = f
+            .call(n, || dev.mod_delay(id, 10_000))
+            .map_err(|e| Outcome::Fail(vec![format!("fail-nth: {e}")]))?;
+        match r {
+            Err(e) if e.0 == ENOMEM && hit => {
+                enomem += 1;
+                let st = stats_tuple(&dev)?;
+                let want = (before.0, before.1, before.2 + 1, before.3 - 1);
+                c.check(st == want, || {
+                    format!("MOD_DELAY with allocation {n} failing returned ENOMEM: STATS {st:?}, expected {want:?} (the item cancelled)")
+                });
+                c.errno(
+                    &format!("MOD_DELAY again after the ENOMEM (allocation {n})"),
+                    dev.mod_delay(id, 10_000),
+                    libc::ENOENT,
+                );
+                let mut others = Vec::new();
+                sentinel(
+                    &dev,
+                    EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 1).delay_us(60_000),
+                    &mut others,
+                )?;
+                c.check(others.is_empty(), || {
+                    format!("allocation {n}: after MOD_DELAY's ENOMEM, {} results came before the sentinel: the item ran", others.len())
+                });
+            }
+            Ok(()) => {
+                // Nothing failed any more: the item runs 10 ms later.
+                dev.flush(Target::All).must("FLUSH ALL")?;
+                let (res, _) = dev.drain_results().must("RESULTS")?;
+                c.check(res.iter().any(|r| r.id == id), || {
+                    format!("MOD_DELAY that succeeded: item {id} left no result")
+                });
+                break;
+            }
+            Err(e) => {
+                c.fail(format!(
+                    "MOD_DELAY with allocation {n} failing returned {e}"
+                ));
+                break;
+            }
+        }
+    }
+    diag(&format!("{enomem} MOD_DELAY calls failed with ENOMEM"));
+    c.check(enomem > 0 || points == 0, || {
+        format!(
+            "MOD_DELAY passes {points} fault-injection points, but none made it fail with ENOMEM"
+        )
+    });
+    c.done()
+}

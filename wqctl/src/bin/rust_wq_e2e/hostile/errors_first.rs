@@ -178,7 +178,9 @@ impl Drop for BlockingPage {
 /// While RESULTS is blocked copying to a buffer whose page fault does not
 /// end (userfaultfd), the file's items still finish and STATS answers (was:
 /// RESULTS held the lock every finishing item needs across the copy, stalling
-/// the shared queues).  Skipped without CONFIG_USERFAULTFD; a failure when the
+/// the shared queues); INFO answers too (it takes no lock), while an ENQUEUE
+/// of the same file waits until RESULTS returns (RESULTS holds the file's
+/// lock for the whole call).  Skipped without CONFIG_USERFAULTFD; a failure when the
 /// kernel is configured with it (RUST_WQ_REQUIRE userfaultfd).
 pub fn results_copy_unlocked(ctx: &Ctx) -> TestResult {
     let bp = match BlockingPage::new() {
@@ -236,7 +238,48 @@ pub fn results_copy_unlocked(ctx: &Ctx) -> TestResult {
         Ok(Err(e)) => c.fail(format!("while RESULTS was blocked in its copy: {e}")),
         Err(_) => c.fail("STATS did not answer within 5 s while RESULTS was blocked in its copy"),
     }
+    // INFO takes no lock either: it answers while RESULTS is still blocked.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let d4 = dev.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(d4.info().map(|i| i.abi_version));
+    });
+    match rx.recv_timeout(Duration::from_secs(5)) {
+        Ok(r) => {
+            c.eq(
+                "INFO while RESULTS was blocked in its copy",
+                r.ok(),
+                Some(RUST_WQ_ABI_VERSION),
+            );
+        }
+        Err(_) => c.fail("INFO did not answer within 5 s while RESULTS was blocked in its copy"),
+    }
+    // RESULTS holds the file's lock for the whole call, its copy included:
+    // an ENQUEUE of the same file waits until it has returned.
+    let enqueued = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (d5, flag) = (dev.clone(), enqueued.clone());
+    let enqueuer = std::thread::spawn(move || {
+        let r = d5.enqueue(EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 1));
+        flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        r
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    c.check(
+        !enqueued.load(std::sync::atomic::Ordering::SeqCst),
+        || "an ENQUEUE of the same file returned while RESULTS was blocked in its copy: RESULTS must hold the file's lock for the whole call".into(),
+    );
+    c.check(!reader.is_finished(), || {
+        "the RESULTS call ended before the page was provided: STATS, INFO and ENQUEUE were not tested against a held lock".into()
+    });
     bp.release();
+    match enqueuer.join() {
+        Ok(r) => {
+            c.check(r.is_ok(), || {
+                format!("the ENQUEUE that waited for RESULTS: {r:?}")
+            });
+        }
+        Err(_) => c.fail("the ENQUEUE thread panicked"),
+    }
     match reader.join() {
         Ok(r) => {
             c.eq("RESULTS count once the page was there", r.ok(), Some(1));

@@ -99,7 +99,7 @@ fn ordered_64_busy(ctx: &Ctx) -> Result<Device, Outcome> {
 
 /// In a child: opens the device and enqueues `n` items of `sleep_us` on the
 /// ordered queue; `None` if the ENQUEUE failed.
-fn child_busy_ordered(path: &str, n: u32, sleep_us: u64) -> Option<Device> {
+pub(super) fn child_busy_ordered(path: &str, n: u32, sleep_us: u64) -> Option<Device> {
     let dev = child_open(path);
     dev.enqueue(EnqueueArgs::new(RUST_WQ_Q_ORDERED, n).sleep_us(sleep_us))
         .ok()
@@ -107,7 +107,7 @@ fn child_busy_ordered(path: &str, n: u32, sleep_us: u64) -> Option<Device> {
 }
 
 /// A benchmark of 10 rounds: the lock is free if it returns.
-const SHORT_BENCH: BenchArgs = BenchArgs {
+pub(super) const SHORT_BENCH: BenchArgs = BenchArgs {
     op: RUST_WQ_BENCH_OP_RT,
     path: RUST_WQ_BENCH_PERCPU,
     items: 10,
@@ -241,7 +241,7 @@ pub fn reset_and_lock_wait_killable(ctx: &Ctx) -> TestResult {
 }
 
 /// A long BENCH (threads x items near the cap) in a child.
-fn long_bench(path: &str, ready: &dyn Fn()) -> i32 {
+pub(super) fn long_bench(path: &str, ready: &dyn Fn()) -> i32 {
     let dev = child_open(path);
     ready();
     let r = dev.bench(BenchArgs {
