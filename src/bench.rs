@@ -37,7 +37,7 @@ use crate::kthread::{
 };
 use crate::workqueue::{
     self as wq,
-    OwnedQueue, //
+    Workqueue, //
 };
 use core::sync::atomic::{
     AtomicBool,
@@ -253,7 +253,7 @@ pub(crate) struct What {
 /// [`Op::DelayedPar`] with one thread per online CPU (at most `threads` if not 0), every other
 /// operation with one thread, on CPU 0 (the first online CPU).
 pub(crate) fn run(
-    bench_queue: Arc<OwnedQueue>,
+    bench_queue: Arc<Workqueue>,
     path: Path,
     what: What,
     threads: u32,
@@ -441,7 +441,7 @@ pub(crate) fn run(
 ///
 /// `bench_queue` is the module's unbound sysfs queue (the `UNBOUND_SYSFS` path); the summary
 /// line goes to the log of `dev`, the device the call came from.
-pub(crate) fn ioctl(bench_queue: Arc<OwnedQueue>, dev: &Device, b: &mut abi::Bench) -> Result {
+pub(crate) fn ioctl(bench_queue: Arc<Workqueue>, dev: &Device, b: &mut abi::Bench) -> Result {
     let path = match b.path {
         abi::BENCH_UNBOUND_SYSFS => Path::UnboundSysfs,
         abi::BENCH_PERCPU => Path::PerCpu,

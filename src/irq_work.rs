@@ -91,7 +91,7 @@ unsafe extern "C" fn handler<F: FnOnce() -> R, R>(work: *mut bindings::irq_work)
 /// workqueue layer's operations documented as callable from any context (`enqueue`,
 /// `enqueue_on`, delayed enqueue and `mod_delayed`, `cancel`, `disable`, `enable`,
 /// `is_pending`) are fine; those documented to sleep (`cancel_sync`, `flush`, `disable_sync`,
-/// `OwnedQueue::flush`/`drain`) call `might_sleep()`, and the debug kernel reports a call from
+/// `Workqueue::flush`/`drain`) call `might_sleep()`, and the debug kernel reports a call from
 /// here, exactly as for C. Keep `f` short: other interrupts on this CPU wait for it.
 ///
 /// Must be called from task context with interrupts on (it sleeps). [`EBUSY`] if the work could

@@ -45,6 +45,17 @@ extern "C" {
 /// Every [`Completion::complete`] lets exactly one [`Completion::wait`] through, so a pair used
 /// alternately never needs `reinit_completion()`.
 ///
+/// Where it does the job, the module uses the `kernel` crate's [`kernel::sync::Completion`]
+/// (the layer's `scope`). This wrapper stays for what 7.3's lacks: that one offers only
+/// `complete_all()` and the uninterruptible `wait_for_completion()`, while
+/// - the benchmark and the `edu` driver need `wait_for_completion_killable()` (a user task
+///   waiting on them must die on `SIGKILL`) and `complete()` (one waiter per event: the
+///   benchmark's rounds reuse their completions without re-initialising);
+/// - `irq_work.rs` completes from a hard-interrupt handler, where C allows `complete()` but not
+///   `complete_all()`: `complete_all()` asserts a threaded context for `PREEMPT_RT`
+///   (`lockdep_assert_RT_in_threaded_ctx()`, `kernel/sched/completion.c:76`; tried: the
+///   debug kernel warns "Not in threaded context on PREEMPT_RT as expected").
+///
 /// # Invariants
 ///
 /// `inner` is an initialised `struct completion`.

@@ -6,7 +6,7 @@
 //! shared pool of items and of the run's own queues:
 //!
 //! - one kthread per online CPU (task context): every operation, including the sleeping ones
-//!   (`cancel_sync`, `disable_sync`, `flush`, `OwnedQueue::flush`/`drain`) and dropping a queue
+//!   (`cancel_sync`, `disable_sync`, `flush`, `Workqueue::flush`/`drain`) and dropping a queue
 //!   and making a new one;
 //! - two hrtimers in hard-interrupt context (`HRTIMER_MODE_REL_HARD`), and a BH work item on
 //!   `system_bh_wq` (softirq context) that the timers kick: only what the layer allows there
@@ -47,10 +47,10 @@ use crate::workqueue::{
     new_work,
     system_bh,
     BhWorkItem,
-    OwnedQueue,
     Work,
     WorkItem,
     //
+    Workqueue,
 };
 use core::sync::atomic::{
     AtomicBool, AtomicU64,
@@ -308,7 +308,7 @@ fn run(seed: u64, secs: u64, races: u32) -> Result<KVec<u8>> {
         GFP_KERNEL,
     )?;
     let reclaim_q = Arc::new(
-        OwnedQueue::builder()
+        Workqueue::builder()
             .unbound()
             .mem_reclaim()
             .build(fmt!("rust_wq_torture_reclaim"))?,

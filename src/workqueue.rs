@@ -15,12 +15,13 @@
 //! | `armed.rs` | how an owned queue knows the items armed on it (intrusive, per-CPU, IRQ-safe) |
 //! | `depth.rs` | the callers' disable depth and the gate of `mod_delayed`, lock-free |
 //! | `queue.rs` | [`Queue`]: a borrowed queue; `enqueue`, `enqueue_on`, delayed on `'static` queues |
-//! | `owned.rs`, `builder.rs` | [`OwnedQueue`] and its typestate builder |
+//! | `owned.rs`, `builder.rs` | [`Workqueue`] and its typestate builder |
 //! | `bh.rs`, `system.rs` | BH queues ([`BhWorkItem`]) and the system queues by their 7.3 names |
 //! | `cpu.rs` | [`CpuId`] for the `_on` calls, online checks |
 //! | `scoped.rs` | [`scope`], [`ScopedWork`], [`ScopedDelayedWork`]: items that borrow |
 //! | `static_work.rs` | [`StaticWork`], [`declare_work!`] (C's `DECLARE_WORK`) |
 //! | `static_delayed.rs` | [`StaticDelayedWork`], [`declare_delayed_work!`] (C's `DECLARE_DELAYED_WORK`) |
+//! | `spawn.rs` | [`Queue::try_spawn`]: a closure queued as a boxed item |
 //! | `on_cpu.rs` | [`work_on_cpu!`]: run a closure on a CPU and return its value |
 //! | `rcu.rs` | [`RcuWork`]: items that run after an RCU grace period |
 //! | `control.rs` | `set_max_active`, `enqueue_node`, `is_congested`, [`context::set_worker_desc`] |
@@ -53,7 +54,7 @@ mod armed;
 #[path = "workqueue/bh.rs"]
 mod bh;
 #[path = "workqueue/builder.rs"]
-mod builder;
+pub(crate) mod builder;
 #[path = "workqueue/context.rs"]
 pub(crate) mod context;
 #[path = "workqueue/control.rs"]
@@ -62,10 +63,10 @@ mod control;
 pub(crate) mod cpu;
 #[path = "workqueue/delay.rs"]
 mod delay;
-#[path = "workqueue/depth.rs"]
-mod depth;
 #[path = "workqueue/delayed.rs"]
 mod delayed;
+#[path = "workqueue/depth.rs"]
+mod depth;
 #[path = "workqueue/field.rs"]
 mod field;
 #[path = "workqueue/helpers.rs"]
@@ -86,6 +87,8 @@ pub(crate) mod raw_spinlock;
 mod rcu;
 #[path = "workqueue/scoped.rs"]
 mod scoped;
+#[path = "workqueue/spawn.rs"]
+mod spawn;
 #[path = "workqueue/static_delayed.rs"]
 mod static_delayed;
 #[path = "workqueue/static_work.rs"]
@@ -132,8 +135,8 @@ pub(crate) use field::{
 )]
 pub(crate) use on_cpu::work_on_cpu;
 pub(crate) use owned::{
-    OwnedQueue,
     ReapOnDrop, //
+    Workqueue,
 };
 pub(crate) use queue::Queue;
 #[cfg_attr(

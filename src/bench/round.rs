@@ -26,10 +26,10 @@ use crate::workqueue::{
     Delay,
     DelayedWork,
     DelayedWorkItem,
-    OwnedQueue,
     Queue,
     Work,
     WorkItem, //
+    Workqueue,
 };
 use core::sync::atomic::{
     AtomicU64,
@@ -281,7 +281,7 @@ declare_work!(static BENCH_STATIC = static_item);
 /// The queue a run hits: owned ones take delayed work through their own methods.
 #[derive(Clone, Copy)]
 enum Target<'a> {
-    Owned(&'a OwnedQueue),
+    Owned(&'a Workqueue),
     System(&'static Queue),
 }
 
@@ -303,17 +303,17 @@ impl Target<'_> {
 /// The queues a run can use: the module's sysfs one, or a per-CPU one made for this run.
 pub(super) enum Queues {
     /// The module's `rust_wq_bench` queue, shared with the device that owns it.
-    Module(Arc<OwnedQueue>),
-    Own(OwnedQueue),
+    Module(Arc<Workqueue>),
+    Own(Workqueue),
     System,
 }
 
 impl Queues {
-    pub(super) fn make(bench_queue: Arc<OwnedQueue>, path: Path) -> Result<Self> {
+    pub(super) fn make(bench_queue: Arc<Workqueue>, path: Path) -> Result<Self> {
         Ok(match path {
             Path::UnboundSysfs => Queues::Module(bench_queue),
             Path::PerCpu => Queues::Own(
-                OwnedQueue::builder()
+                Workqueue::builder()
                     .percpu()
                     .build(fmt!("rust_wq_bench_pcpu"))?,
             ),
@@ -563,7 +563,7 @@ pub(super) fn round(run: &Run, it: &Items, samples: &mut Samples) -> Result<u64>
 /// The queue's drop cancels every armed item and gives back (drops) the queue's `Arc` of each:
 /// a reference count decrement, as the round still holds the items; they are freed untimed.
 fn drop_armed(n: u32) -> Result<u64> {
-    let queue = OwnedQueue::builder()
+    let queue = Workqueue::builder()
         .percpu()
         .build(fmt!("rust_wq_bench_drop"))?;
     let mut armed = KVVec::with_capacity(n as usize, GFP_KERNEL)?;

@@ -27,7 +27,7 @@ use crate::workqueue::{
     self as wq,
     CpuId,
     Delay,
-    OwnedQueue, //
+    Workqueue, //
 };
 use core::sync::atomic::Ordering;
 use kernel::{
@@ -154,7 +154,7 @@ pub(crate) struct OpenFile {
 
 /// A queue an item can target.
 enum QueueRef<'a> {
-    Owned(&'a OwnedQueue),
+    Owned(&'a Workqueue),
     System(&'static wq::Queue),
 }
 

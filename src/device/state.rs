@@ -7,7 +7,7 @@ use super::{
     gate::Gate,
     log::LogLimit, //
 };
-use crate::workqueue::OwnedQueue;
+use crate::workqueue::Workqueue;
 use core::sync::atomic::AtomicU64;
 use kernel::{
     prelude::*,
@@ -19,14 +19,14 @@ use kernel::{
 #[pin_data]
 pub(crate) struct DeviceState {
     #[pin]
-    pub(super) percpu: OwnedQueue,
+    pub(super) percpu: Workqueue,
     #[pin]
-    pub(super) unbound: OwnedQueue,
+    pub(super) unbound: Workqueue,
     #[pin]
-    pub(super) ordered: OwnedQueue,
+    pub(super) ordered: Workqueue,
     /// The benchmark's queue: unbound and visible in sysfs, as `lib/test_workqueue.c`'s.
     /// Shared with a running benchmark, which holds it until its threads have stopped.
-    pub(super) bench: Arc<OwnedQueue>,
+    pub(super) bench: Arc<Workqueue>,
     /// The last sequence number handed to a running item.
     pub(super) seq: AtomicU64,
     /// One benchmark at a time (a waiter can leave on a signal).
@@ -40,11 +40,11 @@ impl DeviceState {
     /// Creates the module's queues.
     fn new() -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
-            percpu: OwnedQueue::builder().percpu().build(fmt!("rust_wq_percpu"))?,
-            unbound: OwnedQueue::builder().unbound().build(fmt!("rust_wq_unbound"))?,
-            ordered: OwnedQueue::builder().ordered().build(fmt!("rust_wq_ordered"))?,
+            percpu: Workqueue::builder().percpu().build(fmt!("rust_wq_percpu"))?,
+            unbound: Workqueue::builder().unbound().build(fmt!("rust_wq_unbound"))?,
+            ordered: Workqueue::builder().ordered().build(fmt!("rust_wq_ordered"))?,
             bench: Arc::new(
-                OwnedQueue::builder().unbound().sysfs().build(fmt!("rust_wq_bench"))?,
+                Workqueue::builder().unbound().sysfs().build(fmt!("rust_wq_bench"))?,
                 GFP_KERNEL
             )?,
             seq: AtomicU64::new(0),

@@ -38,10 +38,10 @@ mod tests {
         Delay,
         DelayedWork,
         DelayedWorkItem,
-        OwnedQueue,
         Queue,
         Work,
         WorkItem, //
+        Workqueue,
     };
     use core::sync::atomic::{
         AtomicU32,
@@ -210,13 +210,13 @@ mod tests {
 
     #[test]
     fn enqueue_from_hardirq_on_every_queue_kind() -> Result {
-        let percpu = OwnedQueue::builder()
+        let percpu = Workqueue::builder()
             .percpu()
             .build(fmt!("rust_wq_t_irq_p"))?;
-        let unbound = OwnedQueue::builder()
+        let unbound = Workqueue::builder()
             .unbound()
             .build(fmt!("rust_wq_t_irq_u"))?;
-        let ordered = OwnedQueue::builder()
+        let ordered = Workqueue::builder()
             .ordered()
             .build(fmt!("rust_wq_t_irq_o"))?;
         let queues: [&Queue; 5] = [&percpu, &unbound, &ordered, system_percpu(), system_dfl()];
@@ -247,7 +247,7 @@ mod tests {
 
     #[test]
     fn enqueue_on_from_hardirq_keeps_per_cpu_placement() -> Result {
-        let percpu = OwnedQueue::builder()
+        let percpu = Workqueue::builder()
             .percpu()
             .build(fmt!("rust_wq_t_irq_pc"))?;
         let mut checked = 0;
@@ -267,10 +267,10 @@ mod tests {
 
     #[test]
     fn delayed_enqueue_from_hardirq_on_system_and_owned_queues() -> Result {
-        let unbound = OwnedQueue::builder()
+        let unbound = Workqueue::builder()
             .unbound()
             .build(fmt!("rust_wq_t_irq_du"))?;
-        let percpu = OwnedQueue::builder()
+        let percpu = Workqueue::builder()
             .percpu()
             .build(fmt!("rust_wq_t_irq_dp"))?;
         let (a, b, c) = (d(None)?, d(None)?, d(None)?);
@@ -307,10 +307,10 @@ mod tests {
 
     #[test]
     fn mod_delayed_from_hardirq() -> Result {
-        let q = OwnedQueue::builder()
+        let q = Workqueue::builder()
             .unbound()
             .build(fmt!("rust_wq_t_irq_mod"))?;
-        let pq = OwnedQueue::builder()
+        let pq = Workqueue::builder()
             .percpu()
             .build(fmt!("rust_wq_t_irq_modp"))?;
         let (a, b, c) = (d(None)?, d(None)?, d(None)?);
@@ -343,7 +343,7 @@ mod tests {
     #[test]
     fn non_blocking_cancel_and_disable_from_hardirq() -> Result {
         static DROPS: AtomicU32 = AtomicU32::new(0);
-        let q = OwnedQueue::builder()
+        let q = Workqueue::builder()
             .ordered()
             .build(fmt!("rust_wq_t_irq_cancel"))?;
         let slow = slow_item(100)?;
@@ -381,7 +381,7 @@ mod tests {
     fn a_whole_batch_from_one_interrupt() -> Result {
         static DROPS: AtomicU32 = AtomicU32::new(0);
         const N: usize = 64;
-        let q = OwnedQueue::builder()
+        let q = Workqueue::builder()
             .unbound()
             .build(fmt!("rust_wq_t_irq_batch"))?;
         let mut plain = KVec::with_capacity(N, GFP_KERNEL)?;
@@ -416,7 +416,7 @@ mod tests {
     #[test]
     fn owned_queue_dropped_in_hardirq_is_destroyed_on_a_worker() -> Result {
         static DROPS: AtomicU32 = AtomicU32::new(0);
-        let q = OwnedQueue::builder()
+        let q = Workqueue::builder()
             .unbound()
             .build(fmt!("rust_wq_t_irq_drop"))?;
         let armed = d(Some(&DROPS))?;
@@ -428,7 +428,7 @@ mod tests {
         // `destroy_workqueue()` sleeps: dropped in the handler, the queue cancels its armed
         // timer there (non-blocking) and hands the destruction to `system_dfl_wq`.
         run_in_hardirq(move || drop(q))?;
-        OwnedQueue::wait_reaped();
+        Workqueue::wait_reaped();
         assert!(!armed.w.is_pending());
         assert_eq!(armed.seen.runs.load(SeqCst), 0);
         // The queued item ran before the queue was destroyed (destroy drains it).
@@ -443,7 +443,7 @@ mod tests {
         for _ in 0..20 {
             assert_eq!(run_in_softirq(Context::current)?, Context::SoftIrq);
         }
-        let q = OwnedQueue::builder()
+        let q = Workqueue::builder()
             .unbound()
             .build(fmt!("rust_wq_t_irq_soft"))?;
         let (a, b, c) = (p(None)?, d(None)?, d(None)?);

@@ -30,7 +30,7 @@ use crate::workqueue::raw_spinlock::{
 };
 use crate::workqueue::{
     cpu,
-    OwnedQueue, //
+    Workqueue, //
 };
 use core::sync::atomic::{
     AtomicBool,
@@ -60,7 +60,7 @@ pub(super) const NR_DITEMS: usize = 32;
 
 /// One of the run's own queues, with its generation (unique in the run, never 0).
 pub(super) struct TQueue {
-    pub(super) q: OwnedQueue,
+    pub(super) q: Workqueue,
     pub(super) gen: u64,
 }
 
@@ -187,7 +187,7 @@ impl Shared {
             return Ok(());
         }
         let gen = self.next_gen.fetch_add(1, SeqCst);
-        let b = OwnedQueue::builder();
+        let b = Workqueue::builder();
         let q = match gen % 3 {
             0 => b.percpu().build(fmt!("rust_wq_tq{}", gen))?,
             1 => b.unbound().build(fmt!("rust_wq_tq{}", gen))?,
@@ -222,7 +222,7 @@ impl Shared {
                 drop(it.acct().stamp.lock());
             }
         }
-        // The last reference: `OwnedQueue::drop` cancels what is armed on it, gives the
+        // The last reference: `Workqueue::drop` cancels what is armed on it, gives the
         // pointers back (dropped inside the layer: counted by `dec_ref`), destroys the queue.
         drop(b);
         drop(a);

@@ -156,7 +156,7 @@ pub(super) const INV_END_IDLE: usize = 6;
 /// another queue (review P1). Without it, no context arms such an item during the drop (best
 /// effort). Legal with any API: it stays.
 pub(super) const RACE_REARM_ON_DROP: u32 = 1;
-/// Was `OwnedQueue::drain(&self)` while other contexts enqueue on the same queue (review P3).
+/// Was `Workqueue::drain(&self)` while other contexts enqueue on the same queue (review P3).
 /// `drain` takes `&mut self` now, so the race no longer compiles
 /// (`tests/compile_fail/drain_shared_queue.rs`): the bit is accepted and ignored, and the
 /// drain op is a queue flush (the same wait; the slots' queues are shared).

@@ -5,7 +5,7 @@
 //! # Why
 //!
 //! C's `destroy_workqueue()` does not cancel delayed items whose timers are armed: they would
-//! fire into a freed queue. So an [`OwnedQueue`](super::OwnedQueue) must find, when it is
+//! fire into a freed queue. So an [`Workqueue`](super::Workqueue) must find, when it is
 //! dropped, exactly the items armed on it. It does so with intrusive links that live in each
 //! [`DelayedWork`](super::DelayedWork) field. Nothing is allocated per item and no reference is
 //! held (the pointer the queue owns for a pending item is the one C holds anyway).

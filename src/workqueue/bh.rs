@@ -63,16 +63,16 @@ impl BhQueue {
 /// # Invariants
 ///
 /// `wq` is a valid `WQ_BH` queue owned by this value.
-pub(crate) struct BhOwnedQueue {
+pub(crate) struct BhWorkqueue {
     wq: NonNull<bindings::workqueue_struct>,
 }
 
 // SAFETY: The queue may be used and destroyed from any thread.
-unsafe impl Send for BhOwnedQueue {}
+unsafe impl Send for BhWorkqueue {}
 // SAFETY: `&self` methods call C functions that lock internally.
-unsafe impl Sync for BhOwnedQueue {}
+unsafe impl Sync for BhWorkqueue {}
 
-impl BhOwnedQueue {
+impl BhWorkqueue {
     /// # Safety
     ///
     /// `wq` is a valid `WQ_BH` queue that the caller owns and gives to this value.
@@ -90,7 +90,7 @@ impl BhOwnedQueue {
     }
 }
 
-impl core::ops::Deref for BhOwnedQueue {
+impl core::ops::Deref for BhWorkqueue {
     type Target = BhQueue;
 
     fn deref(&self) -> &BhQueue {
@@ -99,7 +99,7 @@ impl core::ops::Deref for BhOwnedQueue {
     }
 }
 
-impl Drop for BhOwnedQueue {
+impl Drop for BhWorkqueue {
     fn drop(&mut self) {
         // SAFETY: We own the queue; nobody can queue on it any more (that needs `&self`).
         unsafe { bindings::destroy_workqueue(self.wq.as_ptr()) };

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The typestate builder of [`OwnedQueue`]: `alloc_workqueue()` whose invalid flag combinations
+//! The typestate builder of [`Workqueue`]: `alloc_workqueue()` whose invalid flag combinations
 //! do not compile.
 //!
-//! The kind comes first ([`OwnedQueue::builder`]`().percpu()`, `.unbound()`, `.ordered()`,
+//! The kind comes first ([`Workqueue::builder`]`().percpu()`, `.unbound()`, `.ordered()`,
 //! `.power_efficient()`, `.bh()`), so exactly one of `WQ_PERCPU`/`WQ_UNBOUND` is always set
 //! (7.3 warns otherwise). Each flag method exists only on the kinds C accepts it for:
 //!
@@ -14,20 +14,27 @@
 //! | `freezable()`, `mem_reclaim()` | yes | yes | yes | yes | — (C warns) |
 //! | `sysfs()` | yes | yes | — (C refuses ordered) | yes | — |
 //!
-//! The name is formatted into a stack buffer of C's `WQ_NAME_LEN` (no allocation); a name that
-//! does not fit is `EINVAL` (C would truncate it and warn).
+//! The name is a `fmt::Arguments` of any length, formatted by C itself through `%pA` (as
+//! upstream's `alloc_workqueue` wrapper does: no allocation, no buffer of ours). C keeps at most
+//! `WQ_NAME_LEN - 1` = 31 bytes of it, and for a longer name `__alloc_workqueue()` prints
+//! "workqueue: name exceeds WQ_NAME_LEN. Truncating to: ..." (`pr_warn_once`,
+//! `kernel/workqueue.c:5926` in 7.3): a warning in the log for a name the caller is allowed to
+//! give. So the layer measures the name first and hands C at most its first 31 bytes, cut at
+//! a UTF-8 character boundary (C would cut inside a character): a long name is accepted and
+//! shortened silently, never refused. A name containing a NUL byte is [`EINVAL`] (C would
+//! end the name there).
 
 use super::{
-    bh::BhOwnedQueue,
-    OwnedQueue, //
+    bh::BhWorkqueue,
+    Workqueue, //
 };
-use core::{fmt, marker::PhantomData, ptr::NonNull};
-use kernel::{bindings, error::code::*, prelude::*, str::Formatter};
+use core::{ffi::c_void, fmt, marker::PhantomData, ptr::NonNull};
+use kernel::{bindings, error::code::*, prelude::*};
 
 /// The largest `max_active` a queue may ask for (`WQ_MAX_ACTIVE`).
 pub(crate) const MAX_ACTIVE: u32 = bindings::wq_consts_WQ_MAX_ACTIVE;
 
-/// The longest queue name C keeps, with its NUL (`WQ_NAME_LEN`).
+/// The size of C's name buffer in a queue, with its NUL (`WQ_NAME_LEN`).
 pub(crate) const NAME_LEN: usize = 32;
 
 /// The kinds of queue; type parameters of [`Builder`].
@@ -82,7 +89,7 @@ impl Concurrent for kind::PerCpu {}
 impl Concurrent for kind::Unbound {}
 impl Concurrent for kind::PowerEfficient {}
 
-/// Chooses the kind; from [`OwnedQueue::builder`].
+/// Chooses the kind; from [`Workqueue::builder`].
 pub(crate) struct KindChooser(());
 
 impl KindChooser {
@@ -126,16 +133,17 @@ impl KindChooser {
 ///
 /// # Examples
 ///
-/// ```ignore
-/// let wq = OwnedQueue::builder().percpu().highpri().max_active(4)?.build(fmt!("my_wq/{}", 0))?;
-/// ```
+/// The example below is `src/workqueue/examples/builder.rs`, which the KUnit case
+/// `rust_wq_examples::example_builder` compiles and runs:
+///
+#[doc = concat!("```\n", include_str!("examples/builder.rs"), "```")]
 ///
 /// Combinations C rejects do not compile (out-of-tree doctests do not run, so `make check`
 /// proves this with the cases in `tests/compile_fail/`, `make compile-fail`):
 ///
 /// ```compile_fail
-/// OwnedQueue::builder().ordered().max_active(4); // no `max_active` on ordered queues
-/// OwnedQueue::builder().bh().mem_reclaim();      // no `mem_reclaim` on BH queues
+/// Workqueue::builder().ordered().max_active(4); // no `max_active` on ordered queues
+/// Workqueue::builder().bh().mem_reclaim();      // no `mem_reclaim` on BH queues
 /// ```
 pub(crate) struct Builder<K> {
     flags: u32,
@@ -161,30 +169,76 @@ impl<K: Kind> Builder<K> {
         self.flags
     }
 
-    /// Calls `alloc_workqueue()`.
+    /// Calls `alloc_workqueue()` with the name formatted by C through `%pA` (see the module
+    /// documentation for names longer than C keeps).
     fn alloc(&self, name: fmt::Arguments<'_>) -> Result<NonNull<bindings::workqueue_struct>> {
-        let mut buf = [0u8; NAME_LEN];
-        // Leave room for the NUL: a name of `NAME_LEN` bytes or more does not fit.
-        let len = {
-            let mut f = Formatter::new(&mut buf[..NAME_LEN - 1]);
-            fmt::write(&mut f, name).map_err(|_| EINVAL)?;
-            f.bytes_written()
-        };
-        if buf[..len].contains(&0) {
+        let mut measured = Measure { nul: false };
+        fmt::write(&mut measured, name)?;
+        if measured.nul {
             return Err(EINVAL);
         }
-        // SAFETY: The format is a literal `"%s"` consuming exactly one argument, a NUL-terminated
-        // string (`buf` is zeroed past `len`) that lives across the call (C copies it).
-        // `max_active` is at most `WQ_MAX_ACTIVE`, which fits in `c_int`.
+        // SAFETY: The format is a literal `"%pA"` consuming exactly one argument, a pointer to a
+        // `fmt::Arguments` (what C's `%pA` hands to the kernel crate's `rust_fmt_argument`),
+        // which lives until the end of this statement, so across the call (C formats the name
+        // into the queue during the call and keeps no pointer to it). `max_active` is at most
+        // `WQ_MAX_ACTIVE`, which fits in `c_int`.
         let raw = unsafe {
             bindings::alloc_workqueue_noprof(
-                c"%s".as_char_ptr(),
+                c"%pA".as_char_ptr(),
                 self.flags,
                 self.max_active as i32,
-                buf.as_ptr(),
+                core::ptr::from_ref(&format_args!("{}", ShortName(name))).cast::<c_void>(),
             )
         };
         NonNull::new(raw).ok_or(ENOMEM)
+    }
+}
+
+/// Checks a name before C formats it: does it contain a NUL byte?
+struct Measure {
+    nul: bool,
+}
+
+impl fmt::Write for Measure {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.nul |= s.as_bytes().contains(&0);
+        Ok(())
+    }
+}
+
+/// A queue name as this layer hands it to C: its first `NAME_LEN - 1` bytes at most, cut at a
+/// character boundary, so that C never truncates it (and never warns).
+pub(crate) struct ShortName<'a>(pub(crate) fmt::Arguments<'a>);
+
+impl fmt::Display for ShortName<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut cut = Cut {
+            out: f,
+            left: NAME_LEN - 1,
+        };
+        fmt::write(&mut cut, self.0)
+    }
+}
+
+/// Passes at most `left` more bytes on to `out`, cutting only at character boundaries.
+struct Cut<'a, W: fmt::Write> {
+    out: &'a mut W,
+    left: usize,
+}
+
+impl<W: fmt::Write> fmt::Write for Cut<'_, W> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let mut end = s.len().min(self.left);
+        // Index 0 is a boundary, so this stops.
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        // Once a character did not fit, nothing after it is written either.
+        self.left = if end < s.len() { 0 } else { self.left - end };
+        match s.get(..end) {
+            Some(head) if !head.is_empty() => self.out.write_str(head),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -200,11 +254,12 @@ impl<K: Sleeping> Builder<K> {
         self.set(bindings::wq_flags_WQ_FREEZABLE)
     }
 
-    /// Allocates the queue, named by `name` (at most 31 bytes, else `EINVAL`).
-    pub(crate) fn build(self, name: fmt::Arguments<'_>) -> Result<OwnedQueue> {
+    /// Allocates the queue, named by `name` (any length; C keeps the first 31 bytes, see the
+    /// module documentation).
+    pub(crate) fn build(self, name: fmt::Arguments<'_>) -> Result<Workqueue> {
         let wq = self.alloc(name)?;
         // SAFETY: `wq` was just allocated with `self.flags` and is ours; nothing is queued on it.
-        unsafe { OwnedQueue::from_new(wq, self.flags) }
+        unsafe { Workqueue::from_new(wq, self.flags) }
     }
 }
 
@@ -250,14 +305,14 @@ impl Builder<kind::Ordered> {
 impl Builder<kind::Bh> {
     /// Allocates the BH queue (items run in softirq context).
     #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
-    pub(crate) fn build(self, name: fmt::Arguments<'_>) -> Result<BhOwnedQueue> {
+    pub(crate) fn build(self, name: fmt::Arguments<'_>) -> Result<BhWorkqueue> {
         let wq = self.alloc(name)?;
         // SAFETY: `wq` was just allocated with `WQ_BH` and is ours.
-        Ok(unsafe { BhOwnedQueue::from_new(wq) })
+        Ok(unsafe { BhWorkqueue::from_new(wq) })
     }
 }
 
-impl OwnedQueue {
+impl Workqueue {
     /// Starts building a queue: choose the kind first.
     pub(crate) fn builder() -> KindChooser {
         KindChooser(())
@@ -277,7 +332,7 @@ impl OwnedQueue {
     }
 
     /// C's `create_singlethread_workqueue(name)`: ordered, `WQ_MEM_RECLAIM`, `__WQ_LEGACY`
-    /// (as [`OwnedQueue::create`]).
+    /// (as [`Workqueue::create`]).
     #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
     pub(crate) fn create_singlethread(name: fmt::Arguments<'_>) -> Result<Self> {
         Self::builder()

@@ -19,7 +19,7 @@
 //! call; on a production kernel such a call is a bug of the caller, not caught. The known
 //! places where safe code can sleep in atomic context this way:
 //!
-//! - dropping an [`OwnedQueue`](super::OwnedQueue) in task context with a spinlock held or
+//! - dropping an [`Workqueue`](super::Workqueue) in task context with a spinlock held or
 //!   bottom halves or interrupts off: the drop recognises worker and interrupt context only
 //!   (where it defers), and otherwise destroys the queue at once, which sleeps
 //!   (`destroy_workqueue()`, `rcu_barrier()`);

@@ -14,6 +14,7 @@
 //! | `set_worker_desc()` | (truncates silently at 31 bytes) | `EINVAL` |
 
 use super::{
+    arm::ArmError,
     cpu::CpuId,
     pointer::WorkPointer,
     queue::Queue,
@@ -24,7 +25,7 @@ use super::{
         WorkItem, //
     },
     EnqueueError,
-    OwnedQueue,
+    Workqueue,
     MAX_ACTIVE, //
 };
 use core::fmt;
@@ -39,7 +40,7 @@ use kernel::{
 /// The longest worker description C keeps, with its NUL (`WORKER_DESC_LEN`).
 pub(crate) const DESC_LEN: usize = bindings::wq_misc_consts_WORKER_DESC_LEN as usize;
 
-/// Why [`OwnedQueue::enqueue_node`] did not queue. The pointer always comes back.
+/// Why [`Workqueue::enqueue_node`] did not queue. The pointer always comes back.
 #[derive(Debug)]
 pub(crate) enum NodeError<P> {
     /// Pending or disabled (see [`EnqueueError`]).
@@ -59,7 +60,6 @@ impl<P> NodeError<P> {
     }
 
     /// The errno: `EBUSY` (pending), `EPERM` (disabled) or `EINVAL` (not an unbound queue).
-    #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
     pub(crate) fn to_errno(&self) -> Error {
         match self {
             Self::Refused(e) => e.to_errno(),
@@ -68,7 +68,22 @@ impl<P> NodeError<P> {
     }
 }
 
-impl OwnedQueue {
+impl<P> From<NodeError<P>> for Error {
+    /// The errno of [`NodeError::to_errno`]; the pointer is dropped.
+    fn from(e: NodeError<P>) -> Self {
+        e.to_errno()
+    }
+}
+
+// Kept here rather than beside `ArmError` in `arm.rs`, whose internals are being rewritten.
+impl<P> From<ArmError<P>> for Error {
+    /// The errno of [`ArmError::to_errno`]: `EBUSY`, `EPERM` or `ENODEV`; the pointer is dropped.
+    fn from(e: ArmError<P>) -> Self {
+        e.to_errno()
+    }
+}
+
+impl Workqueue {
     /// Changes how many items may run at once (C's `workqueue_set_max_active()`): per CPU for
     /// per-CPU queues, in total for unbound ones. Items already queued beyond the old limit
     /// start when the new one allows.
@@ -172,7 +187,7 @@ pub(crate) fn set_worker_desc(desc: fmt::Arguments<'_>) -> Result<bool> {
     // Leave room for the NUL.
     let len = {
         let mut f = Formatter::new(&mut buf[..DESC_LEN - 1]);
-        fmt::write(&mut f, desc).map_err(|_| EINVAL)?;
+        fmt::write(&mut f, desc)?;
         f.bytes_written()
     };
     if buf[..len].contains(&0) {

@@ -2,7 +2,15 @@
 
 //! [`Delay`]: how long a delayed item waits, never shorter than asked; and [`jiffies`].
 
-use kernel::{bindings, error::code::*, prelude::*, time::Jiffies};
+use kernel::{
+    bindings,
+    error::code::EINVAL,
+    prelude::*,
+    time::{
+        Delta,
+        Jiffies, //
+    },
+};
 
 /// A delay before a delayed work item is queued, in jiffies.
 ///
@@ -26,12 +34,12 @@ impl Delay {
         Delay(jiffies)
     }
 
-    /// A delay of at least `us` microseconds; [`EINVAL`] above [`Delay::MAX_MICROS`].
+    /// A delay of at least `us` microseconds; `EINVAL` above [`Delay::MAX_MICROS`].
     pub(crate) fn from_micros(us: u64) -> Result<Self> {
         if us == 0 {
             return Ok(Self::ZERO);
         }
-        let us = u32::try_from(us).map_err(|_| EINVAL)?;
+        let us = u32::try_from(us)?;
         // SAFETY: `__usecs_to_jiffies` is a pure conversion with no preconditions; it rounds up.
         let j = unsafe { bindings::__usecs_to_jiffies(us) };
         Ok(Delay(j.saturating_add(1)))
@@ -45,6 +53,20 @@ impl Delay {
     /// The delay in jiffies.
     pub(crate) const fn jiffies(self) -> Jiffies {
         self.0
+    }
+}
+
+/// A delay of at least the duration `d` (the `kernel` crate's [`Delta`]), rounded up to whole
+/// microseconds as [`Delay::from_micros`]: `EINVAL` for a negative duration or one above
+/// [`Delay::MAX_MICROS`].
+impl TryFrom<Delta> for Delay {
+    type Error = Error;
+
+    fn try_from(d: Delta) -> Result<Self> {
+        if d.as_nanos() < 0 {
+            return Err(EINVAL);
+        }
+        Self::from_micros(u64::try_from(d.as_micros_ceil())?)
     }
 }
 

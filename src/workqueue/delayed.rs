@@ -118,9 +118,14 @@ impl<T: HasWorkField<DelayedWork<T, ID>>, const ID: u64> HasDelayedWork<ID> for 
 
 /// Implements [`HasDelayedWork`] for a type, naming its [`DelayedWork`] field.
 ///
-/// ```ignore
-/// impl_has_delayed_work! { impl HasDelayedWork<0> for Job { self.timeout } }
-/// ```
+/// Upstream's syntax (the item type, then the field's id if not 0; generic types take their
+/// parameters in braces after `impl`; several impls in one call), or the short forms
+/// `impl HasDelayedWork for Job { .. }` and `impl HasDelayedWork<ID> for Job { .. }`.
+///
+/// The example below is `src/workqueue/examples/delayed_item.rs`, which the KUnit case
+/// `rust_wq_examples::example_delayed_item` compiles and runs:
+///
+#[doc = concat!("```\n", include_str!("examples/delayed_item.rs"), "```")]
 macro_rules! impl_has_delayed_work {
     (impl HasDelayedWork<$id:literal> for $ty:ty { self.$field:ident }) => {
         $crate::workqueue::impl_has_work_field! {
@@ -135,6 +140,18 @@ macro_rules! impl_has_delayed_work {
     (impl HasDelayedWork for $ty:ty { self.$field:ident }) => {
         $crate::workqueue::impl_has_delayed_work!(impl HasDelayedWork<0> for $ty { self.$field });
     };
+    ($(impl$({$($generics:tt)*})?
+       HasDelayedWork<$work_type:ty $(, $id:tt)?>
+       for $self:ty
+       { self.$field:ident }
+    )+) => {$(
+        // With `$work_type` = `Self`, the blanket impl makes `$self` a `HasDelayedWork`.
+        $crate::workqueue::impl_has_work_field! {
+            impl$({$($generics)*})?
+                HasWorkField<$crate::workqueue::DelayedWork<$work_type $(, $id)?>>
+                for $self { self.$field }
+        }
+    )+};
 }
 pub(crate) use impl_has_delayed_work;
 
@@ -316,8 +333,9 @@ impl RawDelayed {
         // (`armed.rs`, rule 5) and stays so while we hold its lock (its queue's drop must take
         // it to unlink this item).
         let list = unsafe { &*lock.cast::<ArmedList>() };
-        // SAFETY: We hold the list's lock and make no other reference to its head.
-        let h = unsafe { list.head().data_locked() };
+        // SAFETY: We hold the list's lock (so nobody else uses its head) and make no other
+        // reference to the head.
+        let h = unsafe { &mut *list.head().data_ptr() };
         // SAFETY: We hold the lock, taken with interrupts saved.
         let r = f(list, h, unsafe { IrqSpinLock::<Head>::irqs_off_token() });
         // SAFETY: Taken above with these flags.

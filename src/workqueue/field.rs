@@ -31,18 +31,20 @@ pub(crate) unsafe trait HasWorkField<F>: Sized {
     unsafe fn work_container_of(ptr: *mut F) -> *mut Self;
 }
 
-/// Implements [`HasWorkField<F>`] for a type by naming its field of type `F`.
+/// Implements [`HasWorkField<F>`] for a type by naming its field of type `F`; generic types take
+/// their parameters in braces after `impl`, as upstream's `impl_has_work!`.
 ///
-/// ```ignore
-/// impl_has_work_field! { impl HasWorkField<DelayedWork<Job, 0>> for Job { self.timeout } }
-/// ```
+/// The example below is `src/workqueue/examples/field.rs`, which the KUnit case
+/// `rust_wq_examples::example_field` compiles and runs:
+///
+#[doc = concat!("```\n", include_str!("examples/field.rs"), "```")]
 ///
 /// Used by `impl_has_delayed_work!` and `impl_has_rcu_work!`.
 macro_rules! impl_has_work_field {
-    (impl HasWorkField<$field_ty:ty> for $ty:ty { self.$field:ident }) => {
+    (impl$({$($generics:tt)*})? HasWorkField<$field_ty:ty> for $ty:ty { self.$field:ident }) => {
         // SAFETY: `raw_get_work` returns the address of the named field, which the type checker
         // proves is a `$field_ty`; `work_container_of` subtracts its offset, so it is the inverse.
-        unsafe impl $crate::workqueue::HasWorkField<$field_ty> for $ty {
+        unsafe impl$(<$($generics)*>)? $crate::workqueue::HasWorkField<$field_ty> for $ty {
             #[inline]
             unsafe fn raw_get_work(ptr: *mut Self) -> *mut $field_ty {
                 // SAFETY: The caller promises that `ptr` is aligned and not dangling.

@@ -104,9 +104,10 @@ where
 /// `work_on_cpu!(cpu, || expr)` is `Result<R>`: [`EINVAL`] for a CPU number past
 /// `nr_cpu_ids`, [`ENODEV`] for an offline CPU. Each call site gets its own lock class, as in C.
 ///
-/// ```ignore
-/// let total = work_on_cpu!(2, || read_counter_of_this_cpu())?;
-/// ```
+/// The example below is `src/workqueue/examples/on_cpu.rs`, which the KUnit case
+/// `rust_wq_examples::example_on_cpu` compiles and runs:
+///
+#[doc = concat!("```\n", include_str!("examples/on_cpu.rs"), "```")]
 #[cfg_attr(
     not(CONFIG_KUNIT),
     expect(unused_macros, reason = "used by KUnit only")

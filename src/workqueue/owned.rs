@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! [`OwnedQueue`]: a workqueue made with `alloc_workqueue()` and destroyed when dropped.
+//! [`Workqueue`]: a workqueue made with `alloc_workqueue()` and destroyed when dropped.
 
 use super::static_work::declare_work;
 use super::{
@@ -39,9 +39,9 @@ use kernel::{
 
 /// An owned workqueue, made with `alloc_workqueue()` and destroyed when dropped.
 ///
-/// Build one with [`OwnedQueue::builder`](super::Builder). It dereferences to [`Queue`] for
-/// immediate queueing, and offers delayed queueing itself ([`OwnedQueue::enqueue_delayed`],
-/// [`OwnedQueue::mod_delayed`]), which C does not make safe: `destroy_workqueue()` leaves armed
+/// Build one with [`Workqueue::builder`](super::Builder). It dereferences to [`Queue`] for
+/// immediate queueing, and offers delayed queueing itself ([`Workqueue::enqueue_delayed`],
+/// [`Workqueue::mod_delayed`]), which C does not make safe: `destroy_workqueue()` leaves armed
 /// timers to fire into the freed queue. This queue records, in the items' own
 /// [`DelayedWork`] fields, which items have a timer aimed at it (see `armed.rs`): no allocation,
 /// no reference, IRQ-safe. The value may be moved (the C queue and the lists are on the heap).
@@ -59,16 +59,15 @@ use kernel::{
 ///
 /// # Examples
 ///
-/// ```ignore
-/// let wq = OwnedQueue::builder().unbound().mem_reclaim().build(c"my_wq")?;
-/// wq.enqueue_delayed(job.clone(), Delay::from_millis(100)?)?;
-/// drop(wq); // cancels the armed timer, gives `job`'s pointer back, destroys the queue
-/// ```
-pub(crate) struct OwnedQueue {
+/// The example below is `src/workqueue/examples/owned.rs`, which the KUnit case
+/// `rust_wq_examples::example_owned` compiles and runs:
+///
+#[doc = concat!("```\n", include_str!("examples/owned.rs"), "```")]
+pub(crate) struct Workqueue {
     inner: NonNull<Inner>,
 }
 
-/// The heap part of an [`OwnedQueue`]: everything that must not move.
+/// The heap part of an [`Workqueue`]: everything that must not move.
 pub(crate) struct Inner {
     wq: NonNull<bindings::workqueue_struct>,
     /// The flags the queue was allocated with (C keeps them in its private `wq->flags`).
@@ -92,13 +91,13 @@ fn reap_all() {
     while let Some(inner) = NonNull::new(p) {
         // SAFETY: Entries of the stack are valid and owned by it; we took the whole stack.
         p = unsafe { inner.as_ref() }.next_reap.load(Ordering::Acquire);
-        // SAFETY: The entry came from a dropped `OwnedQueue` whose armed items were cancelled;
+        // SAFETY: The entry came from a dropped `Workqueue` whose armed items were cancelled;
         // nobody else uses it.
         unsafe { destroy(inner) };
     }
 }
 
-/// Calls [`OwnedQueue::wait_reaped`] when dropped.
+/// Calls [`Workqueue::wait_reaped`] when dropped.
 ///
 /// A queue dropped inside a work item is destroyed later by `REAPER`, a static item of this
 /// module queued on `system_dfl_wq`: a module that unloaded meanwhile would leave module text
@@ -115,16 +114,16 @@ impl ReapOnDrop {
 
 impl Drop for ReapOnDrop {
     fn drop(&mut self) {
-        OwnedQueue::wait_reaped();
+        Workqueue::wait_reaped();
     }
 }
 
 // SAFETY: The queue may be used and destroyed from any thread; the lists lock internally.
-unsafe impl Send for OwnedQueue {}
+unsafe impl Send for Workqueue {}
 // SAFETY: All `&self` methods call C functions that lock internally, or lock the lists.
-unsafe impl Sync for OwnedQueue {}
+unsafe impl Sync for Workqueue {}
 
-impl OwnedQueue {
+impl Workqueue {
     /// Takes ownership of a queue just returned by `alloc_workqueue()`.
     ///
     /// # Safety
@@ -303,7 +302,7 @@ impl OwnedQueue {
         unsafe { DelayedWork::<T, ID>::modify(p, || p.clone(), self.target(None), delay) }
     }
 
-    /// As [`OwnedQueue::mod_delayed`], on `cpu` (`ENODEV` if offline).
+    /// As [`Workqueue::mod_delayed`], on `cpu` (`ENODEV` if offline).
     #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
     pub(crate) fn mod_delayed_on<P, T, const ID: u64>(
         &self,
@@ -351,7 +350,7 @@ impl OwnedQueue {
     }
 }
 
-impl Deref for OwnedQueue {
+impl Deref for Workqueue {
     type Target = Queue;
 
     fn deref(&self) -> &Queue {
@@ -398,7 +397,7 @@ fn cancel_armed(inner: &Inner) -> usize {
 ///
 /// # Safety
 ///
-/// `inner` came from the `KBox` leaked in [`OwnedQueue::from_new`], its armed lists are empty,
+/// `inner` came from the `KBox` leaked in [`Workqueue::from_new`], its armed lists are empty,
 /// and nobody uses it any more.
 unsafe fn destroy(inner: NonNull<Inner>) {
     // SAFETY: Guaranteed by the caller: `inner` is valid.
@@ -414,7 +413,7 @@ unsafe fn destroy(inner: NonNull<Inner>) {
     drop(unsafe { KBox::from_raw(inner.as_ptr()) });
 }
 
-impl Drop for OwnedQueue {
+impl Drop for Workqueue {
     fn drop(&mut self) {
         let inner = self.inner();
         // No timer may fire into the queue once it is being destroyed.

@@ -32,7 +32,7 @@ use kernel::{
 /// A kernel workqueue that is borrowed, not owned.
 ///
 /// Wraps the C `struct workqueue_struct`. The system queues are `&'static Queue` values; an
-/// [`OwnedQueue`](super::OwnedQueue) dereferences to a `Queue` for immediate queueing.
+/// [`Workqueue`](super::Workqueue) dereferences to a `Queue` for immediate queueing.
 /// Delayed queueing through a plain `Queue` needs `&'static self`, so that no timer can outlive
 /// its queue; owned queues offer their own delayed calls.
 ///
@@ -42,13 +42,10 @@ use kernel::{
 ///
 /// # Examples
 ///
-/// ```ignore
-/// match system_percpu().enqueue(item) {
-///     Ok(()) => {}
-///     Err(EnqueueError::Pending(item)) => { /* pending, or being cancelled elsewhere */ }
-///     Err(EnqueueError::Disabled(item)) => { /* disabled; not queued */ }
-/// }
-/// ```
+/// The example below is `src/workqueue/examples/queue.rs`, which the KUnit case
+/// `rust_wq_examples::example_queue` compiles and runs:
+///
+#[doc = concat!("```\n", include_str!("examples/queue.rs"), "```")]
 #[repr(transparent)]
 pub(crate) struct Queue(Opaque<bindings::workqueue_struct>);
 

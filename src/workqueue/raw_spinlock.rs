@@ -205,15 +205,11 @@ impl<T> IrqSpinLock<T> {
     }
 
     /// The data, for a caller that holds the lock (taken through its address, see `armed.rs`).
-    ///
-    /// # Safety
-    ///
-    /// The caller holds the lock for as long as it uses the reference, and makes no other
-    /// reference to the data meanwhile.
+    /// Dereferencing it is sound while the lock is held and no other reference to the data
+    /// exists.
     #[inline]
-    pub(crate) unsafe fn data_locked(&self) -> &mut T {
-        // SAFETY: Guaranteed by the caller.
-        unsafe { &mut *self.data.get() }
+    pub(crate) fn data_ptr(&self) -> *mut T {
+        self.data.get()
     }
 
     /// A token for a caller that holds the lock (so interrupts are off).

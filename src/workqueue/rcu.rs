@@ -13,7 +13,7 @@
 //!   work function hands it to [`RcuWorkItem::run`], across the grace period: the item cannot be
 //!   freed while its `rcu_head` waits in RCU or its `work_struct` waits on the queue.
 //! - The RCU callback queues the item into the queue it was queued on. On `&'static Queue` (the
-//!   system queues) that queue lives forever; an [`OwnedQueue`] used for RCU work waits for every
+//!   system queues) that queue lives forever; an [`Workqueue`] used for RCU work waits for every
 //!   RCU callback (`rcu_barrier()`) in its drop, before `destroy_workqueue()` runs what they
 //!   queued.
 //! - C cannot cancel or disable an RCU work item (it warns if the inner work was disabled, and
@@ -30,7 +30,7 @@ use super::{
     queue::Queue,
     raw,
     EnqueueError,
-    OwnedQueue, //
+    Workqueue, //
 };
 use core::marker::PhantomData;
 use kernel::{
@@ -55,11 +55,14 @@ pub(crate) trait HasRcuWork<const ID: u64 = 0>: HasWorkField<RcuWork<Self, ID>> 
 
 impl<T: HasWorkField<RcuWork<T, ID>>, const ID: u64> HasRcuWork<ID> for T {}
 
-/// Implements [`HasRcuWork`] for a type, naming its [`RcuWork`] field.
+/// Implements [`HasRcuWork`] for a type, naming its [`RcuWork`] field: upstream's syntax (the
+/// item type, then the field's id if not 0; generics in braces after `impl`), or the short forms
+/// `impl HasRcuWork for Node { .. }` and `impl HasRcuWork<ID> for Node { .. }`.
 ///
-/// ```ignore
-/// impl_has_rcu_work! { impl HasRcuWork<0> for Node { self.free } }
-/// ```
+/// The example below is `src/workqueue/examples/rcu.rs`, which the KUnit case
+/// `rust_wq_examples::example_rcu` compiles and runs:
+///
+#[doc = concat!("```\n", include_str!("examples/rcu.rs"), "```")]
 #[cfg_attr(
     not(CONFIG_KUNIT),
     expect(unused_macros, reason = "used by KUnit only")
@@ -78,6 +81,18 @@ macro_rules! impl_has_rcu_work {
     (impl HasRcuWork for $ty:ty { self.$field:ident }) => {
         $crate::workqueue::impl_has_rcu_work!(impl HasRcuWork<0> for $ty { self.$field });
     };
+    ($(impl$({$($generics:tt)*})?
+       HasRcuWork<$work_type:ty $(, $id:tt)?>
+       for $self:ty
+       { self.$field:ident }
+    )+) => {$(
+        // With `$work_type` = `Self`, the blanket impl makes `$self` a `HasRcuWork`.
+        $crate::workqueue::impl_has_work_field! {
+            impl$({$($generics)*})?
+                HasWorkField<$crate::workqueue::RcuWork<$work_type $(, $id)?>>
+                for $self { self.$field }
+        }
+    )+};
 }
 pub(crate) use impl_has_rcu_work;
 
@@ -98,7 +113,7 @@ pub(crate) use new_rcu_work;
 ///
 /// Embed it in an item (`#[pin] free: RcuWork<Node>`), initialise it with [`new_rcu_work!`],
 /// name it with [`impl_has_rcu_work!`] and implement [`RcuWorkItem`]. Queue it with
-/// `enqueue_rcu` on a system queue or an [`OwnedQueue`].
+/// `enqueue_rcu` on a system queue or an [`Workqueue`].
 ///
 /// # Invariants
 ///
@@ -236,7 +251,7 @@ impl Queue {
     }
 }
 
-impl OwnedQueue {
+impl Workqueue {
     /// Queues an RCU work item on this queue after a grace period (C's `queue_rcu_work()`).
     /// Dropping the queue waits for the grace period (`rcu_barrier()`) and runs the item.
     /// Any context.

@@ -11,6 +11,10 @@
 //!
 //! A delayed scoped item is queued on a queue that outlives the scope (`&'env Queue`), so that
 //! its timer can never fire into a destroyed queue: no upstream or proposed API has one.
+//!
+//! A [`RequeueWork`] is bound to one queue when it is made, and its closure gets a [`Requeue`]
+//! with which `run` queues the item again (a polling loop that ends when the closure stops
+//! re-queueing, or when the item is dropped).
 
 use super::{
     delay::Delay,
@@ -24,7 +28,8 @@ use core::{
         Ordering, //
     },
 };
-use kernel::{bindings, prelude::*, types::Opaque};
+use kernel::{bindings, prelude::*, sync::Completion, types::Opaque};
+use pin_init::stack_pin_init;
 
 /// The scope of [`scope`]: counts the items queued in it that have not finished.
 ///
@@ -34,8 +39,8 @@ use kernel::{bindings, prelude::*, types::Opaque};
 /// items queued in the scope whose function has not returned and that were not cancelled.
 pub(crate) struct Scope<'scope, 'env: 'scope> {
     pending: AtomicUsize,
-    /// Completed by the last count; initialised in place by [`scope`], never moved after.
-    done: Opaque<bindings::completion>,
+    /// Completed by the last count; pinned on the stack of [`scope`].
+    done: &'scope Completion,
     _scope: PhantomData<&'scope mut &'scope ()>,
     _env: PhantomData<&'env mut &'env ()>,
 }
@@ -54,31 +59,24 @@ pub(crate) struct Scope<'scope, 'env: 'scope> {
 ///
 /// # Examples
 ///
-/// ```ignore
-/// let mut total = AtomicU32::new(0);
-/// scope(|s| {
-///     stack_pin_init!(let w = s.work(|| { total.fetch_add(1, Relaxed); }));
-///     w.as_ref().enqueue(system_dfl());
-///     // `w` is dropped here: cancelled or waited for.
-/// });
-/// ```
+/// The example below is `src/workqueue/examples/scoped.rs`, which the KUnit case
+/// `rust_wq_examples::example_scoped` compiles and runs:
+///
+#[doc = concat!("```\n", include_str!("examples/scoped.rs"), "```")]
 #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
 pub(crate) fn scope<'env, R>(f: impl for<'scope> FnOnce(&'scope Scope<'scope, 'env>) -> R) -> R {
     kernel::task::might_sleep();
+    stack_pin_init!(let done = Completion::new());
     let s = Scope {
         pending: AtomicUsize::new(1),
-        done: Opaque::uninit(),
+        done: &done,
         _scope: PhantomData,
         _env: PhantomData,
     };
-    // SAFETY: `s` is a local that is only borrowed from here on, so `done` never moves; it is
-    // initialised before any use.
-    unsafe { bindings::init_completion(s.done.get()) };
     let r = f(&s);
     if s.pending.fetch_sub(1, Ordering::AcqRel) != 1 {
         // Leaked items are still queued or running; the last one completes `done`.
-        // SAFETY: `done` was initialised above; we may sleep.
-        unsafe { bindings::wait_for_completion(s.done.get()) };
+        s.done.wait_for_completion();
     }
     r
 }
@@ -91,11 +89,11 @@ impl<'scope, 'env> Scope<'scope, 'env> {
     /// Drops one count; the last one wakes [`scope`]. The scope may be gone right after.
     fn put(&self) {
         if self.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
-            // `complete_all` is safe against the waiter freeing the completion as soon as it
-            // returns: the waiter only returns after taking the lock that this call releases last.
-            // SAFETY: `done` was initialised by `scope`, which is still waiting (its own count
-            // is gone, so this count was the last: `scope` cannot have returned).
-            unsafe { bindings::complete_all(self.done.get()) };
+            // `scope` is still waiting (its own count is gone, so this count was the last:
+            // `scope` cannot have returned), and `complete_all` is safe against the waiter
+            // freeing the completion as soon as it returns: the waiter only returns after
+            // taking the lock that this call releases last.
+            self.done.complete_all();
         }
     }
 
@@ -119,6 +117,37 @@ impl<'scope, 'env> Scope<'scope, 'env> {
                 }
             }),
             scope: self,
+            func: f,
+        })
+    }
+
+    /// A scoped work item bound to `queue`, whose closure may queue it again: `f` gets a
+    /// [`Requeue`] for the item it runs in.
+    ///
+    /// Every queueing of the item goes to `queue` (it has no other enqueue), which is what
+    /// makes a re-queue from `run` sound: see [`Requeue::again`].
+    #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
+    pub(crate) fn requeue_work<F>(
+        &'scope self,
+        queue: &'env Queue,
+        f: F,
+    ) -> impl PinInit<RequeueWork<'scope, 'env, F>>
+    where
+        F: Fn(&Requeue<'scope, 'env>) + Sync + 'scope,
+    {
+        pin_init!(RequeueWork {
+            work <- Opaque::ffi_init(|slot: *mut bindings::work_struct| {
+                let on_stack = raw::on_current_stack(slot.cast());
+                // SAFETY: `slot` is valid for writes; the function matches this item type; the
+                // key is static.
+                unsafe {
+                    let (name, key) = (c"RequeueWork::work", kernel::static_lock_class!());
+                    let run = RequeueWork::<'scope, 'env, F>::run;
+                    raw::init_work(slot, run, on_stack, name.as_char_ptr(), key.as_ptr())
+                }
+            }),
+            scope: self,
+            queue,
             func: f,
         })
     }
@@ -344,6 +373,139 @@ impl<F> PinnedDrop for ScopedDelayedWork<'_, '_, F> {
             unsafe {
                 bindings::timer_destroy_on_stack(core::ptr::addr_of_mut!((*self.dwork.get()).timer))
             };
+        }
+    }
+}
+
+/// A scoped work item bound to one queue whose closure may queue it again from `run`
+/// ([`Requeue::again`]); cancelled (synchronously) when dropped, even while it keeps
+/// re-queueing itself. A leaked one that keeps re-queueing itself keeps its [`scope`] waiting,
+/// as any leaked item does until it has run.
+///
+/// # Invariants
+///
+/// `work` is initialised with [`RequeueWork::run`] for this type and is only ever queued on
+/// `queue`. While it is pending or running it holds one count of `scope`.
+#[pin_data(PinnedDrop)]
+pub(crate) struct RequeueWork<'scope, 'env, F> {
+    #[pin]
+    work: Opaque<bindings::work_struct>,
+    scope: &'scope Scope<'scope, 'env>,
+    queue: &'env Queue,
+    func: F,
+}
+
+// SAFETY: As for `ScopedWork`; `&Queue` is `Sync`.
+unsafe impl<F: Sync> Sync for RequeueWork<'_, '_, F> {}
+
+/// What the closure of a [`RequeueWork`] gets: the means to queue its own item again.
+///
+/// It exists only for the length of one call of the closure (the closure gets a reference with
+/// a lifetime of that call), so it cannot be kept for later.
+pub(crate) struct Requeue<'scope, 'env> {
+    work: *mut bindings::work_struct,
+    scope: &'scope Scope<'scope, 'env>,
+    queue: &'env Queue,
+}
+
+impl Requeue<'_, '_> {
+    /// Queues the running item again on its queue (C's `queue_work()`); it runs again after
+    /// this run returns. `false` if it was not queued: already pending again, or being
+    /// cancelled (the item's drop or `cancel_sync` disables it for the length of its wait).
+    #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
+    pub(crate) fn again(&self) -> bool {
+        // The run that called us holds a count, so this one never takes the scope from zero.
+        self.scope.get();
+        // SAFETY: `work` is the initialised field of the item whose `run` is calling the
+        // closure, so the item is alive: its drop (`cancel_work_sync()`) waits for this run.
+        // That wait finds this run, and the re-queued instance, because every queueing of the
+        // item goes to the same `queue` (type invariant): C then queues a re-queue of a running
+        // item on the pool that runs it (`__queue_work()`, `kernel/workqueue.c:2390-2406`, the
+        // non-reentrancy rule), so at most one instance runs, and `__flush_work()` looks in the
+        // pool the item was last queued on, where it runs. A re-queue racing the drop is
+        // refused: `__cancel_work_sync()` keeps the item disabled across its flush
+        // (`kernel/workqueue.c:4556-4571`), so `queue_work_on()` returns `false`. `queue`
+        // outlives the scope (`'env`), which waits for this item: it is valid for as long as the
+        // item can be queued or run.
+        let queued =
+            unsafe { bindings::queue_work_on(raw::CPU_UNBOUND, self.queue.as_raw(), self.work) };
+        if !queued {
+            self.scope.put();
+        }
+        queued
+    }
+}
+
+impl<'scope, 'env, F> RequeueWork<'scope, 'env, F>
+where
+    F: Fn(&Requeue<'scope, 'env>) + Sync + 'scope,
+{
+    /// # Safety
+    ///
+    /// `ptr` is the `work` field of a pinned `RequeueWork<'scope, 'env, F>` queued by
+    /// [`RequeueWork::enqueue`] or [`Requeue::again`].
+    unsafe extern "C" fn run(ptr: *mut bindings::work_struct) {
+        // SAFETY: Guaranteed by the caller; the item is pinned and, being queued or running, is
+        // not freed: its drop cancels and waits first (see `Requeue::again` for why that wait
+        // finds this run), and a leaked one lives until the scope ends, which waits for it.
+        let this = unsafe {
+            &*kernel::container_of!(ptr.cast::<Opaque<bindings::work_struct>>(), Self, work)
+        };
+        let scope = this.scope;
+        let requeue = Requeue {
+            work: ptr,
+            scope,
+            queue: this.queue,
+        };
+        (this.func)(&requeue);
+        // The item may be dropped from here on; only the scope is used, and the scope outlives
+        // every count held on it.
+        scope.put();
+    }
+
+    /// Queues the item on its queue (C's `queue_work()`); `false` if it was already pending or
+    /// is being cancelled.
+    #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
+    pub(crate) fn enqueue(self: Pin<&Self>) -> bool {
+        self.scope.get();
+        // SAFETY: `work` is initialised; the item is pinned and stays valid until it has run or
+        // been cancelled (its drop does that); `queue` is the item's only queue (type
+        // invariant) and outlives the scope.
+        let queued = unsafe {
+            bindings::queue_work_on(raw::CPU_UNBOUND, self.queue.as_raw(), self.work.get())
+        };
+        if !queued {
+            self.scope.put();
+        }
+        queued
+    }
+
+    /// Cancels the item if pending, waiting for a running instance and refusing its re-queues
+    /// meanwhile (`cancel_work_sync()`). Returns whether it was pending. Sleeps.
+    #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
+    pub(crate) fn cancel_sync(self: Pin<&Self>) -> bool {
+        kernel::task::might_sleep();
+        // SAFETY: `work` is initialised; we may sleep.
+        let was_pending = unsafe { bindings::cancel_work_sync(self.work.get()) };
+        if was_pending {
+            self.scope.put();
+        }
+        was_pending
+    }
+}
+
+#[pinned_drop]
+impl<F> PinnedDrop for RequeueWork<'_, '_, F> {
+    fn drop(self: Pin<&mut Self>) {
+        // SAFETY: `work` is initialised; dropping may sleep (see `ScopedWork`). A re-queue from
+        // the running instance during the wait is refused (see `Requeue::again`).
+        if unsafe { bindings::cancel_work_sync(self.work.get()) } {
+            self.scope.put();
+        }
+        #[cfg(CONFIG_DEBUG_OBJECTS_WORK)]
+        if raw::on_current_stack(self.work.get().cast()) {
+            // SAFETY: Made on this stack (announced as such), idle now, never used again.
+            unsafe { bindings::destroy_work_on_stack(self.work.get()) };
         }
     }
 }

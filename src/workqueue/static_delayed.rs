@@ -269,12 +269,10 @@ impl StaticDelayedWork {
 /// with `, deferrable` C's `DECLARE_DEFERRABLE_WORK()` (`TIMER_DEFERRABLE`: an idle CPU is not
 /// woken for the timer).
 ///
-/// ```ignore
-/// fn poll() { pr_info!("poll\n"); }
-/// declare_delayed_work!(static POLL = poll, deferrable);
-/// POLL.schedule(Delay::from_millis(100)?);
-/// POLL.cancel_sync();
-/// ```
+/// The example below is `src/workqueue/examples/static_delayed.rs`, which the KUnit case
+/// `rust_wq_examples::example_static_delayed` compiles and runs:
+///
+#[doc = concat!("```\n", include_str!("examples/static_delayed.rs"), "```")]
 #[cfg_attr(
     not(CONFIG_KUNIT),
     expect(unused_macros, reason = "used by KUnit only")

@@ -175,12 +175,10 @@ pub(super) fn init_once(state: &AtomicU8, init: impl FnOnce()) {
 
 /// Declares a [`StaticWork`] that calls a function: the Rust form of C's `DECLARE_WORK()`.
 ///
-/// ```ignore
-/// fn tick() { pr_info!("tick\n"); }
-/// declare_work!(static TICK = tick);
-/// TICK.schedule();
-/// TICK.flush();
-/// ```
+/// The example below is `src/workqueue/examples/static_work.rs`, which the KUnit case
+/// `rust_wq_examples::example_static_work` compiles and runs:
+///
+#[doc = concat!("```\n", include_str!("examples/static_work.rs"), "```")]
 macro_rules! declare_work {
     ($vis:vis static $name:ident = $func:path) => {
         $vis static $name: $crate::workqueue::StaticWork =

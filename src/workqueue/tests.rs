@@ -15,12 +15,16 @@
 //! module's own helpers (`rust_wq_irq` in `src/irq_work/layer_tests.rs`) reuse the shared items here,
 //! which are `pub(crate)` for them.
 
+#[path = "tests/api.rs"]
+mod api;
 #[path = "tests/capi.rs"]
 mod capi;
 #[path = "tests/control.rs"]
 mod control;
 #[path = "tests/delayed.rs"]
 mod delayed;
+#[path = "tests/examples.rs"]
+mod examples;
 #[path = "tests/misc.rs"]
 mod misc;
 #[path = "tests/owned.rs"]

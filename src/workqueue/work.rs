@@ -108,10 +108,10 @@ impl<T: HasWorkField<Work<T, ID>>, const ID: u64> HasWork<ID> for T {}
 
 /// Names the [`Work`] field of an item type, upstream's syntax, generics allowed.
 ///
-/// ```ignore
-/// impl_has_work! { impl HasWork<Self> for Job { self.work } }
-/// impl_has_work! { impl{T: Send} HasWork<Wrapper<T>, 1> for Wrapper<T> { self.second } }
-/// ```
+/// The example below is `src/workqueue/examples/work_item.rs`, which the KUnit case
+/// `rust_wq_examples::example_work_item` compiles and runs:
+///
+#[doc = concat!("```\n", include_str!("examples/work_item.rs"), "```")]
 macro_rules! impl_has_work {
     ($(impl$({$($generics:tt)*})?
        HasWork<$work_type:ty $(, $id:tt)?>

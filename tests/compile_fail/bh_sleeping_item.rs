@@ -3,7 +3,7 @@
 // expect-error: E0277\]: the trait bound `Sleepy: BhWorkItem` is not satisfied
 use crate::workqueue::{
     impl_has_work,
-    OwnedQueue,
+    Workqueue,
     Work,
     WorkItem, //
 };
@@ -21,7 +21,7 @@ impl WorkItem for Sleepy {
 }
 
 fn _case(item: Arc<Sleepy>) -> Result {
-    let q = OwnedQueue::builder().bh().build(fmt!("q"))?;
+    let q = Workqueue::builder().bh().build(fmt!("q"))?;
     let _ = q.enqueue(item);
     Ok(())
 }

@@ -3,8 +3,8 @@
 //! WARN) and still reports success, so `drain` must exclude every other enqueuer: it takes the
 //! queue by `&mut`, and a queue shared by reference cannot be drained.
 // expect-error: E0596\]: cannot borrow `\*q` as mutable, as it is behind a `&` reference
-use crate::workqueue::OwnedQueue;
+use crate::workqueue::Workqueue;
 
-fn _case(q: &OwnedQueue) {
+fn _case(q: &Workqueue) {
     q.drain();
 }

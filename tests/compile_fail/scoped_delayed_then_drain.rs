@@ -6,11 +6,11 @@
 use crate::workqueue::{
     scope,
     Delay,
-    OwnedQueue, //
+    Workqueue, //
 };
 use pin_init::stack_pin_init;
 
-fn _case(mut q: OwnedQueue) {
+fn _case(mut q: Workqueue) {
     scope(|s| {
         stack_pin_init!(let w = s.delayed_work(|| {}));
         w.as_ref().enqueue(&q, Delay::ZERO);

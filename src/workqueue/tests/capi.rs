@@ -21,9 +21,9 @@ mod tests {
         BhWorkItem,
         Delay,
         EnqueueError,
-        OwnedQueue,
         Work,
         WorkItem, //
+        Workqueue,
     };
     use core::sync::atomic::{
         AtomicBool,
@@ -118,7 +118,7 @@ mod tests {
 
     #[test]
     fn owned_bh_queue_runs_several_items_of_two_types() -> Result {
-        let q = OwnedQueue::builder().bh().build(fmt!("rust_wq_t_bh2"))?;
+        let q = Workqueue::builder().bh().build(fmt!("rust_wq_t_bh2"))?;
         let mut a = KVec::new();
         let mut b = KVec::new();
         for _ in 0..8 {

@@ -25,11 +25,11 @@ mod tests {
         DelayedWorkItem,
         EnqueueError,
         NodeError,
-        OwnedQueue,
         RcuWork,
         RcuWorkItem,
         Work,
         WorkItem,
+        Workqueue,
         MAX_ACTIVE, //
     };
     use core::sync::atomic::{
@@ -87,7 +87,7 @@ mod tests {
 
     #[test]
     fn set_max_active_changes_concurrency_and_refuses_bad_values() -> Result {
-        let q = OwnedQueue::builder()
+        let q = Workqueue::builder()
             .percpu()
             .max_active(1)?
             .build(fmt!("rust_wq_t_maxact"))?;
@@ -119,11 +119,11 @@ mod tests {
         assert_eq!(q.set_max_active(MAX_ACTIVE + 1), Err(EINVAL));
         assert_eq!(q.set_max_active(MAX_ACTIVE), Ok(()));
         // Ordered queues: C refuses with a WARN_ON; here EINVAL.
-        let o = OwnedQueue::builder()
+        let o = Workqueue::builder()
             .ordered()
             .build(fmt!("rust_wq_t_maxact_o"))?;
         assert_eq!(o.set_max_active(2), Err(EINVAL));
-        let u = OwnedQueue::builder()
+        let u = Workqueue::builder()
             .unbound()
             .build(fmt!("rust_wq_t_maxact_u"))?;
         assert_eq!(u.set_max_active(4), Ok(()));
@@ -132,7 +132,7 @@ mod tests {
 
     #[test]
     fn enqueue_node_on_unbound_queues_only() -> Result {
-        let u = OwnedQueue::builder()
+        let u = Workqueue::builder()
             .unbound()
             .build(fmt!("rust_wq_t_node"))?;
         for node in [Some(0), None, Some(1000), Some(u32::MAX)] {
@@ -142,7 +142,7 @@ mod tests {
             assert_eq!(s.runs.load(SeqCst), 1);
         }
         // Ordered queues are unbound too; a pending item is refused with its pointer.
-        let o = OwnedQueue::builder()
+        let o = Workqueue::builder()
             .ordered()
             .build(fmt!("rust_wq_t_node_o"))?;
         let head = gated()?;
@@ -160,7 +160,7 @@ mod tests {
         o.flush();
         assert_eq!(s.runs.load(SeqCst), 1);
         // Per-CPU queues: EINVAL (C would WARN), pointer back, nothing queued.
-        let p = OwnedQueue::builder()
+        let p = Workqueue::builder()
             .percpu()
             .build(fmt!("rust_wq_t_node_p"))?;
         let s = slow_item(0)?;
@@ -210,7 +210,7 @@ mod tests {
     #[test]
     fn is_running_for_delayed_and_static_items() -> Result {
         RELEASE.store(false, SeqCst);
-        let q = OwnedQueue::builder()
+        let q = Workqueue::builder()
             .unbound()
             .build(fmt!("rust_wq_t_busy"))?;
         let b = Arc::pin_init(
@@ -353,7 +353,7 @@ mod tests {
         assert!(!r.rwork.flush());
 
         // On an owned queue: dropping it waits for the grace period and runs the item.
-        let q = OwnedQueue::builder()
+        let q = Workqueue::builder()
             .unbound()
             .build(fmt!("rust_wq_t_rcu"))?;
         assert!(q.enqueue_rcu(r.clone()).is_ok());
@@ -361,7 +361,7 @@ mod tests {
         assert_eq!(r.runs.load(SeqCst), 2);
 
         // drain() too (C would warn if the callback queued into a draining queue).
-        let mut q = OwnedQueue::builder()
+        let mut q = Workqueue::builder()
             .percpu()
             .build(fmt!("rust_wq_t_rcu2"))?;
         assert!(q.enqueue_rcu(r.clone()).is_ok());

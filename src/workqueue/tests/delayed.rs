@@ -17,7 +17,7 @@ mod tests {
         Delay,
         DelayedWork,
         DelayedWorkItem,
-        OwnedQueue, //
+        Workqueue, //
     };
     use core::sync::atomic::{
         AtomicU32,
@@ -72,8 +72,8 @@ mod tests {
         )
     }
 
-    fn owned(name: &str) -> Result<OwnedQueue> {
-        OwnedQueue::builder()
+    fn owned(name: &str) -> Result<Workqueue> {
+        Workqueue::builder()
             .unbound()
             .build(fmt!("rust_wq_t_{}", name))
     }
@@ -107,7 +107,7 @@ mod tests {
     #[test]
     fn dropping_a_spares_an_item_since_queued_on_b() -> Result {
         let a = owned("a")?;
-        let b = OwnedQueue::builder().ordered().build(fmt!("rust_wq_t_b"))?;
+        let b = Workqueue::builder().ordered().build(fmt!("rust_wq_t_b"))?;
         let it = d(None)?;
         // Armed on A (C writes `dwork->wq = A`), runs from A.
         assert!(a
@@ -187,7 +187,7 @@ mod tests {
     struct SelfOwned {
         #[pin]
         w: DelayedWork<SelfOwned>,
-        q: OwnedQueue,
+        q: Workqueue,
         runs: AtomicU32,
         _d: DropCount,
     }
@@ -216,7 +216,7 @@ mod tests {
         drop(it);
         // No cycle: once the item has run, its last reference goes, and the queue with it.
         assert!(wait_until(5000, || DROPS.load(SeqCst) == 1));
-        OwnedQueue::wait_reaped();
+        Workqueue::wait_reaped();
         // Cancelled instead of run: also freed at once.
         let q = owned("self2")?;
         let it = Arc::pin_init(
@@ -304,7 +304,7 @@ mod tests {
             .is_ok());
         assert_eq!(q.mod_delayed(&it, Delay::from_millis(10)?), Ok(true));
         assert!(wait_until(5000, || it.runs.load(SeqCst) == 1));
-        let pq = OwnedQueue::builder()
+        let pq = Workqueue::builder()
             .percpu()
             .build(fmt!("rust_wq_t_pcpu"))?;
         for c in 0..cpu::nr_cpu_ids() {

@@ -15,9 +15,9 @@ mod tests {
         system_bh,
         system_percpu,
         BhWorkItem,
-        OwnedQueue,
         Work,
         WorkItem, //
+        Workqueue,
     };
     use core::sync::atomic::{
         AtomicBool,
@@ -83,7 +83,7 @@ mod tests {
         assert!(system_bh().enqueue(a.clone()).is_ok());
         assert!(wait_until(5000, || a.runs.load(SeqCst) == 1));
         assert!(a.softirq.load(SeqCst));
-        let q = OwnedQueue::builder().bh().build(fmt!("rust_wq_t_bh"))?;
+        let q = Workqueue::builder().bh().build(fmt!("rust_wq_t_bh"))?;
         let b = bh_item()?;
         assert!(q.enqueue(b.clone()).is_ok());
         q.flush();
@@ -94,7 +94,7 @@ mod tests {
 
     #[test]
     fn cancel_from_an_interrupt_disabled_section() -> Result {
-        let q = OwnedQueue::builder()
+        let q = Workqueue::builder()
             .ordered()
             .build(fmt!("rust_wq_t_irqcancel"))?;
         let slow = slow_item(100)?;
@@ -170,7 +170,7 @@ mod tests {
             .is_ok());
         assert!(wait_until(5000, || b.runs.load(SeqCst) == 1));
         // A refusal hands the pointer back: queue twice behind a slow item.
-        let q = OwnedQueue::builder()
+        let q = Workqueue::builder()
             .power_efficient()
             .max_active(1)?
             .build(fmt!("rust_wq_t_pe"))?;

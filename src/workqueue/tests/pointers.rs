@@ -19,9 +19,9 @@ mod tests {
         DelayedWork,
         DelayedWorkItem,
         EnqueueError,
-        OwnedQueue,
         Work,
         WorkItem, //
+        Workqueue,
     };
     use core::{
         ptr::NonNull,
@@ -67,8 +67,8 @@ mod tests {
     }
 
     /// An ordered queue blocked by a gate.
-    fn blocked_queue() -> Result<(OwnedQueue, Arc<Gate>)> {
-        let q = OwnedQueue::builder()
+    fn blocked_queue() -> Result<(Workqueue, Arc<Gate>)> {
+        let q = Workqueue::builder()
             .ordered()
             .build(fmt!("rust_wq_t_ptr"))?;
         let gate = Arc::pin_init(
@@ -273,7 +273,7 @@ mod tests {
 
     #[test]
     fn delayed_arc_ops_give_the_pointer_back() -> Result {
-        let q = OwnedQueue::builder()
+        let q = Workqueue::builder()
             .unbound()
             .build(fmt!("rust_wq_t_dptr"))?;
         let long = Delay::from_millis(LONG)?;
@@ -316,7 +316,7 @@ mod tests {
 
     #[test]
     fn delayed_kbox_ops_give_the_pointer_back() -> Result {
-        let q = OwnedQueue::builder()
+        let q = Workqueue::builder()
             .unbound()
             .build(fmt!("rust_wq_t_dptr"))?;
         let long = Delay::from_millis(LONG)?;
@@ -359,7 +359,7 @@ mod tests {
 
     #[test]
     fn delayed_aref_ops_give_the_pointer_back() -> Result {
-        let q = OwnedQueue::builder()
+        let q = Workqueue::builder()
             .unbound()
             .build(fmt!("rust_wq_t_dptr"))?;
         let long = Delay::from_millis(LONG)?;

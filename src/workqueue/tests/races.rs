@@ -27,9 +27,9 @@ mod tests {
         Delay,
         DelayedWork,
         DelayedWorkItem,
-        OwnedQueue,
         Work,
         WorkItem, //
+        Workqueue,
     };
     use core::sync::atomic::{
         AtomicBool,
@@ -104,13 +104,13 @@ mod tests {
         for _ in 0..ROUNDS {
             DROPS.store(0, SeqCst);
             let q1 = Arc::new(
-                OwnedQueue::builder()
+                Workqueue::builder()
                     .unbound()
                     .build(fmt!("rust_wq_t_p1a"))?,
                 GFP_KERNEL,
             )?;
             let q2 = Arc::new(
-                OwnedQueue::builder()
+                Workqueue::builder()
                     .unbound()
                     .build(fmt!("rust_wq_t_p1b"))?,
                 GFP_KERNEL,
@@ -199,7 +199,7 @@ mod tests {
         const ROUNDS: u32 = 40;
         for _ in 0..ROUNDS {
             DROPS.store(0, SeqCst);
-            let mut q = OwnedQueue::builder()
+            let mut q = Workqueue::builder()
                 .unbound()
                 .build(fmt!("rust_wq_t_drain"))?;
             let mut items = KVec::with_capacity(N, GFP_KERNEL)?;
@@ -266,7 +266,7 @@ mod tests {
                 GFP_KERNEL,
             )
         };
-        let r = OwnedQueue::builder()
+        let r = Workqueue::builder()
             .unbound()
             .mem_reclaim()
             .max_active(4)?
@@ -324,9 +324,9 @@ mod tests {
         }
         for single in [false, true] {
             let q = if single {
-                OwnedQueue::create_singlethread(fmt!("rust_wq_t_l10s"))?
+                Workqueue::create_singlethread(fmt!("rust_wq_t_l10s"))?
             } else {
-                OwnedQueue::create(fmt!("rust_wq_t_l10"))?
+                Workqueue::create(fmt!("rust_wq_t_l10"))?
             };
             let dd = d(&DROPS, 200)?;
             assert!(system_dfl()

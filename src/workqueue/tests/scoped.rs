@@ -12,7 +12,7 @@ mod tests {
         scope,
         system_dfl,
         Delay,
-        OwnedQueue, //
+        Workqueue, //
     };
     use core::sync::atomic::{
         AtomicU32,
@@ -29,7 +29,7 @@ mod tests {
 
     #[test]
     fn scoped_work_borrows_the_stack_and_is_cancelled_on_drop() -> Result {
-        let q = OwnedQueue::builder()
+        let q = Workqueue::builder()
             .ordered()
             .build(fmt!("rust_wq_t_scoped"))?;
         let counter = AtomicU32::new(0);
