@@ -24,6 +24,7 @@ use super::{
 use core::{
     marker::PhantomData,
     sync::atomic::{
+        AtomicPtr,
         AtomicUsize,
         Ordering, //
     },
@@ -117,6 +118,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
                 }
             }),
             scope: self,
+            queue: AtomicPtr::new(core::ptr::null_mut()),
             func: f,
         })
     }
@@ -182,8 +184,24 @@ impl<'scope, 'env> Scope<'scope, 'env> {
                 };
             }),
             scope: self,
+            queue: AtomicPtr::new(core::ptr::null_mut()),
             func: f,
         })
+    }
+}
+
+/// Binds a scoped item to `queue` on its first queueing: `EINVAL` if it is bound to another.
+fn bind(slot: &AtomicPtr<bindings::workqueue_struct>, queue: &Queue) -> Result {
+    let q = queue.as_raw();
+    match slot.compare_exchange(
+        core::ptr::null_mut(),
+        q,
+        Ordering::AcqRel,
+        Ordering::Acquire,
+    ) {
+        Ok(_) => Ok(()),
+        Err(cur) if cur == q => Ok(()),
+        Err(_) => Err(EINVAL),
     }
 }
 
@@ -198,6 +216,8 @@ pub(crate) struct ScopedWork<'scope, 'env, F> {
     #[pin]
     work: Opaque<bindings::work_struct>,
     scope: &'scope Scope<'scope, 'env>,
+    /// The queue the item was first queued on (null before): the only one it may use.
+    queue: AtomicPtr<bindings::workqueue_struct>,
     func: F,
 }
 
@@ -223,18 +243,28 @@ impl<'scope, 'env, F: Fn() + Sync + 'scope> ScopedWork<'scope, 'env, F> {
         scope.put();
     }
 
-    /// Queues the item (C's `queue_work()`); `false` if it was already pending.
+    /// Queues the item (C's `queue_work()`): `Ok(false)` if it was already pending, and
+    /// [`EINVAL`] (nothing done) on a queue other than the first one it was queued on.
+    ///
+    /// A scoped item is bound to its first queue: C runs one item on two queues at once (its
+    /// non-reentrancy holds per queue), and `cancel_work_sync()` waits only on the pool of the
+    /// last queueing, so the drop could return while an instance queued earlier elsewhere still
+    /// ran on the item.
     #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
-    pub(crate) fn enqueue(self: Pin<&Self>, queue: &Queue) -> bool {
+    pub(crate) fn enqueue(self: Pin<&Self>, queue: &Queue) -> Result<bool> {
+        bind(&self.queue, queue)?;
         self.scope.get();
         // SAFETY: `work` is initialised; the item is pinned and stays valid until it has run or
-        // been cancelled (its drop does that); `queue` is valid and drains before it is destroyed.
+        // been cancelled (its drop does that); `queue` is valid and drains before it is
+        // destroyed, and is the item's only queue (`bind`), so a running instance and a new
+        // one are on one queue, where C does not run them at once and `cancel_work_sync()`
+        // waits for both.
         let queued =
             unsafe { bindings::queue_work_on(raw::CPU_UNBOUND, queue.as_raw(), self.work.get()) };
         if !queued {
             self.scope.put();
         }
-        queued
+        Ok(queued)
     }
 
     /// Cancels the item if pending, waiting for a running instance (`cancel_work_sync()`).
@@ -286,6 +316,8 @@ pub(crate) struct ScopedDelayedWork<'scope, 'env, F> {
     #[pin]
     dwork: Opaque<bindings::delayed_work>,
     scope: &'scope Scope<'scope, 'env>,
+    /// As in [`ScopedWork`].
+    queue: AtomicPtr<bindings::workqueue_struct>,
     func: F,
 }
 
@@ -309,9 +341,11 @@ impl<'scope, 'env, F: Fn() + Sync + 'scope> ScopedDelayedWork<'scope, 'env, F> {
     }
 
     /// Queues the item after `delay` on a queue that outlives the scope
-    /// (`queue_delayed_work()`); `false` if it was already pending.
+    /// (`queue_delayed_work()`): `Ok(false)` if it was already pending, [`EINVAL`] on a queue
+    /// other than its first (as [`ScopedWork::enqueue`]).
     #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
-    pub(crate) fn enqueue(self: Pin<&Self>, queue: &'env Queue, delay: Delay) -> bool {
+    pub(crate) fn enqueue(self: Pin<&Self>, queue: &'env Queue, delay: Delay) -> Result<bool> {
+        bind(&self.queue, queue)?;
         self.scope.get();
         // SAFETY: `dwork` is initialised; the item stays valid until it has run or been
         // cancelled; `queue` outlives the scope, which waits for the item, so the timer cannot
@@ -327,7 +361,7 @@ impl<'scope, 'env, F: Fn() + Sync + 'scope> ScopedDelayedWork<'scope, 'env, F> {
         if !queued {
             self.scope.put();
         }
-        queued
+        Ok(queued)
     }
 
     /// Cancels the item if pending (timer armed or queued), waiting for a running instance
