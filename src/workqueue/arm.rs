@@ -94,7 +94,7 @@ fn cpu_of(target: &Target<'_>) -> Option<i32> {
 
 impl<T, const ID: u64> DelayedWork<T, ID>
 where
-    T: DelayedWorkItem<ID> + HasDelayedWork<ID>,
+    T: DelayedWorkItem<ID> + HasDelayedWork<T, ID>,
 {
     /// Returns the field of the item `p` points at.
     #[inline]

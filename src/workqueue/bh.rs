@@ -48,7 +48,7 @@ impl BhQueue {
     /// Queues a non-sleeping item to run in softirq context (`queue_work()` on a BH queue).
     pub(crate) fn enqueue<P, T, const ID: u64>(&self, p: P) -> Result<(), EnqueueError<P>>
     where
-        T: WorkItem<ID, Pointer = P> + HasWork<ID> + BhWorkItem<ID>,
+        T: WorkItem<ID, Pointer = P> + HasWork<T, ID> + BhWorkItem<ID>,
         P: WorkPointer<T> + Send + 'static,
     {
         self.0.enqueue::<P, T, ID>(p)

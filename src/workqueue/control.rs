@@ -116,7 +116,7 @@ impl Workqueue {
         p: P,
     ) -> Result<(), NodeError<P>>
     where
-        T: WorkItem<ID, Pointer = P> + HasWork<ID>,
+        T: WorkItem<ID, Pointer = P> + HasWork<T, ID>,
         P: WorkPointer<T> + Send + 'static,
     {
         if self.flags() & bindings::wq_flags_WQ_UNBOUND == 0 {

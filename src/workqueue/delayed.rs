@@ -109,18 +109,18 @@ pub(crate) trait DelayedWorkItem<const ID: u64 = 0>: Sized {
 
 /// Declares that a type contains a [`DelayedWork<Self, ID>`] field: [`HasWorkField`] for that
 /// field type; every such type has it. Name the field with [`impl_has_delayed_work!`].
-pub(crate) trait HasDelayedWork<const ID: u64 = 0>:
-    HasWorkField<DelayedWork<Self, ID>>
+pub(crate) trait HasDelayedWork<T, const ID: u64 = 0>:
+    HasWorkField<DelayedWork<T, ID>>
 {
 }
 
-impl<T: HasWorkField<DelayedWork<T, ID>>, const ID: u64> HasDelayedWork<ID> for T {}
+impl<T: HasWorkField<DelayedWork<T, ID>>, const ID: u64> HasDelayedWork<T, ID> for T {}
 
 /// Implements [`HasDelayedWork`] for a type, naming its [`DelayedWork`] field.
 ///
 /// Upstream's syntax (the item type, then the field's id if not 0; generic types take their
 /// parameters in braces after `impl`; several impls in one call), or the short forms
-/// `impl HasDelayedWork for Job { .. }` and `impl HasDelayedWork<ID> for Job { .. }`.
+/// `impl HasDelayedWork for Job { .. }` and `impl HasDelayedWork<T, ID> for Job { .. }`.
 ///
 /// The example below is `src/workqueue/examples/delayed_item.rs`, which the KUnit case
 /// `rust_wq_examples::example_delayed_item` compiles and runs:
@@ -131,9 +131,9 @@ macro_rules! impl_has_delayed_work {
         $crate::workqueue::impl_has_work_field! {
             impl HasWorkField<$crate::workqueue::DelayedWork<$ty, $id>> for $ty { self.$field }
         }
-        // The blanket impl makes `$ty` a `HasDelayedWork<$id>`: checked here, at the item.
+        // The blanket impl makes `$ty` a `HasDelayedWork<$ty, $id>`: checked here, at the item.
         const _: () = {
-            fn has_field<T: $crate::workqueue::HasDelayedWork<$id>>() {}
+            fn has_field<T: $crate::workqueue::HasDelayedWork<T, $id>>() {}
             let _ = has_field::<$ty>;
         };
     };
@@ -440,7 +440,7 @@ unsafe impl<T, const ID: u64> Sync for DelayedWork<T, ID> {}
 
 impl<T, const ID: u64> DelayedWork<T, ID>
 where
-    T: DelayedWorkItem<ID> + HasDelayedWork<ID>,
+    T: DelayedWorkItem<ID> + HasDelayedWork<T, ID>,
 {
     /// Creates a delayed work field; use [`new_delayed_work!`].
     pub(crate) fn new(
@@ -487,7 +487,7 @@ where
 /// through `T::Pointer::into_raw`; the queue's pointer is handed to this call.
 unsafe extern "C" fn run<T, const ID: u64>(work: *mut bindings::work_struct)
 where
-    T: DelayedWorkItem<ID> + HasDelayedWork<ID>,
+    T: DelayedWorkItem<ID> + HasDelayedWork<T, ID>,
 {
     // SAFETY: `work` is the `work` field of the `delayed_work` that is the first field of a
     // `#[repr(C)]` `RawDelayed`, which is the only field of a `#[repr(transparent)]`
@@ -513,7 +513,7 @@ where
 /// caller owns (a cancel just succeeded); called once per such pointer.
 unsafe fn release<T, const ID: u64>(raw: *const RawDelayed)
 where
-    T: DelayedWorkItem<ID> + HasDelayedWork<ID>,
+    T: DelayedWorkItem<ID> + HasDelayedWork<T, ID>,
 {
     // SAFETY: `DelayedWork` is `#[repr(transparent)]` over `RawDelayed`; the caller promises the
     // field belongs to a `T` and that the pointer is owned.
@@ -525,7 +525,7 @@ where
 /// Operations on a tracked [`DelayedWork`] field; the C `delayed_work` functions.
 impl<T, const ID: u64> DelayedWork<T, ID>
 where
-    T: DelayedWorkItem<ID> + HasDelayedWork<ID>,
+    T: DelayedWorkItem<ID> + HasDelayedWork<T, ID>,
 {
     /// Takes back the queue's pointer after a successful cancel, once the link is settled.
     ///

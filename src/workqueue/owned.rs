@@ -263,7 +263,7 @@ impl Workqueue {
         delay: Delay,
     ) -> Result<(), super::EnqueueError<P>>
     where
-        T: DelayedWorkItem<ID, Pointer = P> + HasDelayedWork<ID>,
+        T: DelayedWorkItem<ID, Pointer = P> + HasDelayedWork<T, ID>,
         P: WorkPointer<T> + Send + 'static,
     {
         // SAFETY: The queue is valid; its drop cancels what the lists hold before destroying it.
@@ -283,7 +283,7 @@ impl Workqueue {
         delay: Delay,
     ) -> Result<(), ArmError<P>>
     where
-        T: DelayedWorkItem<ID, Pointer = P> + HasDelayedWork<ID>,
+        T: DelayedWorkItem<ID, Pointer = P> + HasDelayedWork<T, ID>,
         P: WorkPointer<T> + Send + 'static,
     {
         // SAFETY: As in `enqueue_delayed`.
@@ -295,7 +295,7 @@ impl Workqueue {
     /// queued; `EPERM`: it is disabled and nothing changed. Callable from any context.
     pub(crate) fn mod_delayed<P, T, const ID: u64>(&self, p: &P, delay: Delay) -> Result<bool>
     where
-        T: DelayedWorkItem<ID, Pointer = P> + HasDelayedWork<ID>,
+        T: DelayedWorkItem<ID, Pointer = P> + HasDelayedWork<T, ID>,
         P: WorkPointer<T> + Clone + Deref<Target = T> + Send + 'static,
     {
         // SAFETY: As in `enqueue_delayed`.
@@ -311,7 +311,7 @@ impl Workqueue {
         delay: Delay,
     ) -> Result<bool>
     where
-        T: DelayedWorkItem<ID, Pointer = P> + HasDelayedWork<ID>,
+        T: DelayedWorkItem<ID, Pointer = P> + HasDelayedWork<T, ID>,
         P: WorkPointer<T> + Clone + Deref<Target = T> + Send + 'static,
     {
         // SAFETY: As in `enqueue_delayed`.

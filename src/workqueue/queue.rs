@@ -79,7 +79,7 @@ impl Queue {
     #[inline]
     pub(crate) fn enqueue<P, T, const ID: u64>(&self, p: P) -> Result<(), EnqueueError<P>>
     where
-        T: WorkItem<ID, Pointer = P> + HasWork<ID>,
+        T: WorkItem<ID, Pointer = P> + HasWork<T, ID>,
         P: WorkPointer<T> + Send + 'static,
     {
         self.enqueue_raw::<P, T, ID>(raw::CPU_UNBOUND, p)
@@ -101,7 +101,7 @@ impl Queue {
         p: P,
     ) -> Result<(), ArmError<P>>
     where
-        T: WorkItem<ID, Pointer = P> + HasWork<ID>,
+        T: WorkItem<ID, Pointer = P> + HasWork<T, ID>,
         P: WorkPointer<T> + Send + 'static,
     {
         // A CPU that was never online has no worker: refuse it. One that goes offline after
@@ -118,7 +118,7 @@ impl Queue {
     #[inline]
     fn enqueue_raw<P, T, const ID: u64>(&self, cpu: i32, p: P) -> Result<(), EnqueueError<P>>
     where
-        T: WorkItem<ID, Pointer = P> + HasWork<ID>,
+        T: WorkItem<ID, Pointer = P> + HasWork<T, ID>,
         P: WorkPointer<T> + Send + 'static,
     {
         let item = p.into_raw();
@@ -154,7 +154,7 @@ impl Queue {
         delay: Delay,
     ) -> Result<(), EnqueueError<P>>
     where
-        T: DelayedWorkItem<ID, Pointer = P> + HasDelayedWork<ID>,
+        T: DelayedWorkItem<ID, Pointer = P> + HasDelayedWork<T, ID>,
         P: WorkPointer<T> + Send + 'static,
     {
         let target = Target {
@@ -179,7 +179,7 @@ impl Queue {
         delay: Delay,
     ) -> Result<(), ArmError<P>>
     where
-        T: DelayedWorkItem<ID, Pointer = P> + HasDelayedWork<ID>,
+        T: DelayedWorkItem<ID, Pointer = P> + HasDelayedWork<T, ID>,
         P: WorkPointer<T> + Send + 'static,
     {
         let target = Target {
@@ -202,7 +202,7 @@ impl Queue {
         delay: Delay,
     ) -> Result<bool>
     where
-        T: DelayedWorkItem<ID, Pointer = P> + HasDelayedWork<ID>,
+        T: DelayedWorkItem<ID, Pointer = P> + HasDelayedWork<T, ID>,
         P: WorkPointer<T> + Clone + core::ops::Deref<Target = T> + Send + 'static,
     {
         let target = Target {

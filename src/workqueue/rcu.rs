@@ -51,13 +51,13 @@ pub(crate) trait RcuWorkItem<const ID: u64 = 0>: Sized {
 
 /// Declares that a type contains an [`RcuWork<Self, ID>`] field: [`HasWorkField`] for that
 /// field type; every such type has it. Name the field with [`impl_has_rcu_work!`].
-pub(crate) trait HasRcuWork<const ID: u64 = 0>: HasWorkField<RcuWork<Self, ID>> {}
+pub(crate) trait HasRcuWork<T, const ID: u64 = 0>: HasWorkField<RcuWork<T, ID>> {}
 
-impl<T: HasWorkField<RcuWork<T, ID>>, const ID: u64> HasRcuWork<ID> for T {}
+impl<T: HasWorkField<RcuWork<T, ID>>, const ID: u64> HasRcuWork<T, ID> for T {}
 
 /// Implements [`HasRcuWork`] for a type, naming its [`RcuWork`] field: upstream's syntax (the
 /// item type, then the field's id if not 0; generics in braces after `impl`), or the short forms
-/// `impl HasRcuWork for Node { .. }` and `impl HasRcuWork<ID> for Node { .. }`.
+/// `impl HasRcuWork for Node { .. }` and `impl HasRcuWork<T, ID> for Node { .. }`.
 ///
 /// The example below is `src/workqueue/examples/rcu.rs`, which the KUnit case
 /// `rust_wq_examples::example_rcu` compiles and runs:
@@ -72,9 +72,9 @@ macro_rules! impl_has_rcu_work {
         $crate::workqueue::impl_has_work_field! {
             impl HasWorkField<$crate::workqueue::RcuWork<$ty, $id>> for $ty { self.$field }
         }
-        // The blanket impl makes `$ty` a `HasRcuWork<$id>`: checked here, at the item.
+        // The blanket impl makes `$ty` a `HasRcuWork<$ty, $id>`: checked here, at the item.
         const _: () = {
-            fn has_field<T: $crate::workqueue::HasRcuWork<$id>>() {}
+            fn has_field<T: $crate::workqueue::HasRcuWork<T, $id>>() {}
             let _ = has_field::<$ty>;
         };
     };
@@ -133,7 +133,7 @@ unsafe impl<T, const ID: u64> Sync for RcuWork<T, ID> {}
 
 impl<T, const ID: u64> RcuWork<T, ID>
 where
-    T: RcuWorkItem<ID> + HasRcuWork<ID>,
+    T: RcuWorkItem<ID> + HasRcuWork<T, ID>,
 {
     /// Creates an RCU work field; use [`new_rcu_work!`].
     #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
@@ -221,7 +221,7 @@ where
 /// through `T::Pointer::into_raw`; the queue's pointer is handed to this call.
 unsafe extern "C" fn run<T, const ID: u64>(work: *mut bindings::work_struct)
 where
-    T: RcuWorkItem<ID> + HasRcuWork<ID>,
+    T: RcuWorkItem<ID> + HasRcuWork<T, ID>,
 {
     // SAFETY: `work` is the `work` field of an `rcu_work`, which is the `Opaque` (transparent)
     // only non-zero-sized field of a `#[repr(transparent)]` `RcuWork<T, ID>`.
@@ -243,7 +243,7 @@ impl Queue {
         p: P,
     ) -> Result<(), EnqueueError<P>>
     where
-        T: RcuWorkItem<ID, Pointer = P> + HasRcuWork<ID>,
+        T: RcuWorkItem<ID, Pointer = P> + HasRcuWork<T, ID>,
         P: WorkPointer<T> + Send + 'static,
     {
         // SAFETY: `self` lives forever.
@@ -258,7 +258,7 @@ impl Workqueue {
     #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
     pub(crate) fn enqueue_rcu<P, T, const ID: u64>(&self, p: P) -> Result<(), EnqueueError<P>>
     where
-        T: RcuWorkItem<ID, Pointer = P> + HasRcuWork<ID>,
+        T: RcuWorkItem<ID, Pointer = P> + HasRcuWork<T, ID>,
         P: WorkPointer<T> + Send + 'static,
     {
         self.note_rcu_use();

@@ -100,11 +100,12 @@ pub(crate) trait WorkItem<const ID: u64 = 0>: Sized {
     fn run(this: Self::Pointer);
 }
 
-/// Declares that a type contains a [`Work<Self, ID>`] field; every type that names one with
-/// [`impl_has_work!`] has it.
-pub(crate) trait HasWork<const ID: u64 = 0>: HasWorkField<Work<Self, ID>> {}
+/// Declares that a type contains a [`Work<T, ID>`] field (`T` is the type itself: upstream's
+/// parameters, so a bound written as upstream's reads the same here); every type that names one
+/// with [`impl_has_work!`] has it.
+pub(crate) trait HasWork<T, const ID: u64 = 0>: HasWorkField<Work<T, ID>> {}
 
-impl<T: HasWorkField<Work<T, ID>>, const ID: u64> HasWork<ID> for T {}
+impl<T: HasWorkField<Work<T, ID>>, const ID: u64> HasWork<T, ID> for T {}
 
 /// Names the [`Work`] field of an item type, upstream's syntax, generics allowed.
 ///
@@ -202,7 +203,7 @@ unsafe impl<T, const ID: u64> Sync for Work<T, ID> {}
 
 impl<T, const ID: u64> Work<T, ID>
 where
-    T: WorkItem<ID> + HasWork<ID>,
+    T: WorkItem<ID> + HasWork<T, ID>,
 {
     /// Creates a work field; use [`new_work!`].
     pub(crate) fn new(name: &'static CStr, key: Pin<&'static LockClassKey>) -> impl PinInit<Self> {
@@ -249,7 +250,7 @@ impl<T, const ID: u64> Work<T, ID> {
 /// through `T::Pointer::into_raw`; the queue's pointer is handed to this call.
 unsafe extern "C" fn run<T, const ID: u64>(work: *mut bindings::work_struct)
 where
-    T: WorkItem<ID> + HasWork<ID>,
+    T: WorkItem<ID> + HasWork<T, ID>,
 {
     // `work` is the first field of the `#[repr(C)]` `RawWork` that is the only field of the
     // `#[repr(transparent)]` `Work<T, ID>`: the addresses are equal.
@@ -262,7 +263,7 @@ where
 
 impl<T, const ID: u64> Work<T, ID>
 where
-    T: WorkItem<ID> + HasWork<ID>,
+    T: WorkItem<ID> + HasWork<T, ID>,
 {
     /// Takes back the queue's pointer after a successful cancel.
     ///
@@ -274,7 +275,7 @@ where
     unsafe fn take_back(&self) -> T::Pointer {
         let field = core::ptr::from_ref(self).cast_mut();
         // SAFETY: Every `Work<T, ID>` that can be queued is the `HasWork` field of a `T`: the
-        // only way to queue one is through `T: HasWork<ID>`, and a cancel succeeds only for a
+        // only way to queue one is through `T: HasWork<T, ID>`, and a cancel succeeds only for a
         // queued item.
         let item = unsafe { T::work_container_of(field) };
         // SAFETY: The caller's promise: the pointer is ours, once.
