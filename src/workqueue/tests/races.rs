@@ -38,6 +38,7 @@ mod tests {
     };
     use kernel::{
         bindings,
+        error::code::EPERM,
         prelude::*,
         sync::Arc,
         time::{
@@ -476,6 +477,64 @@ mod tests {
         assert!(!pending);
         assert!(!running);
         assert_eq!(a.w.disable_depth(), 0);
+        Ok(())
+    }
+
+    /// The disable gate of `depth.rs`: `mod_delayed` of an idle item hands C a pointer that C
+    /// keeps only if the item is not disabled, and C does not say which happened. While a
+    /// `cancel_sync()` waits, C holds a disable that no caller counted (the callers' depth is 0):
+    /// a `mod_delayed` in that wait must be refused (`EPERM`); if it reaches C, C leaves the item
+    /// idle, the layer takes `false` ("was idle, now queued") for "C took the pointer", and the
+    /// pointer made for C leaks (the item is never freed).
+    #[test]
+    fn mod_delayed_racing_cancel_sync_gives_every_pointer_back() -> Result {
+        static DROPS: AtomicU32 = AtomicU32::new(0);
+        // A round waits about 100 ms (the run's sleep); rounds go on until the other thread has
+        // been refused during a wait at least once, so that the check below means something.
+        const MAX_ROUNDS: u32 = 50;
+        let it = d(&DROPS, 100)?;
+        let long = Delay::from_millis(HOUR_MS)?;
+        let refused = Arc::new(AtomicU32::new(0), GFP_KERNEL)?;
+        // Set while the item runs: the thread re-times it only then, so that it never pushes
+        // back the run that the test thread starts.
+        let go = Arc::new(AtomicBool::new(false), GFP_KERNEL)?;
+        let (b, r, g) = (it.clone(), refused.clone(), go.clone());
+        let c = another_online_cpu();
+        // Re-times the item to an hour over and over: queues it when idle (a new pointer each
+        // time), only moves the timer when pending, refused while a disable is held or changing.
+        let t = KThread::spawn_on(c, c"rust_wq_gate", move |stop| {
+            while !stop.should_stop() {
+                if g.load(SeqCst) && system_dfl().mod_delayed(&b, long) == Err(EPERM) {
+                    r.fetch_add(1, SeqCst);
+                }
+                crate::kthread::schedule_point();
+            }
+        })?;
+        let mut rounds = 0;
+        while rounds < MAX_ROUNDS && refused.load(SeqCst) == 0 {
+            rounds += 1;
+            // Fire it now and wait until it runs (it sleeps 100 ms), then cancel and wait: the
+            // other thread's re-timings land in that wait.
+            let before = it.runs.load(SeqCst);
+            let _ = system_dfl().mod_delayed(&it, Delay::ZERO);
+            let started = wait_until(2000, || it.runs.load(SeqCst) > before);
+            go.store(true, SeqCst);
+            drop(it.w.cancel_sync());
+            go.store(false, SeqCst);
+            if !started {
+                break;
+            }
+        }
+        drop(t);
+        // Take back what the thread left queued (an hour's timer); nothing runs any more.
+        drop(it.w.cancel_sync());
+        let runs = it.runs.load(SeqCst);
+        drop(it);
+        // Every pointer made for C came back: the last reference (ours) freed the item.
+        assert_eq!(DROPS.load(SeqCst), 1);
+        assert!(runs >= 1);
+        // Conclusive: the thread did re-time during a wait (and was refused).
+        assert!(refused.load(SeqCst) > 0);
         Ok(())
     }
 
