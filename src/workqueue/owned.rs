@@ -253,6 +253,7 @@ impl Workqueue {
 
     /// Queues a delayed item after `delay` (C's `queue_delayed_work()`). Callable from any
     /// context, with spinlocks held and interrupts off; allocates nothing.
+    #[inline(always)]
     pub(crate) fn enqueue_delayed<P, T, const ID: u64>(
         &self,
         p: P,
@@ -289,6 +290,7 @@ impl Workqueue {
     /// Changes the delay of an item, moving it to this queue, queueing it if idle (C's
     /// `mod_delayed_work()`). `Ok(true)`: it was pending; `Ok(false)`: it was idle and is now
     /// queued; `EPERM`: it is disabled and nothing changed. Callable from any context.
+    #[inline(always)]
     pub(crate) fn mod_delayed<P, T, const ID: u64>(&self, p: &P, delay: Delay) -> Result<bool>
     where
         T: DelayedWorkItem<ID, Pointer = P> + HasDelayedWork<T, ID>,

@@ -148,6 +148,7 @@ impl Queue {
 
     /// Queues a delayed item after `delay` (C's `queue_delayed_work()`), on a queue that lives
     /// forever (a system queue). Callable from any context.
+    #[inline(always)]
     pub(crate) fn enqueue_delayed<P, T, const ID: u64>(
         &'static self,
         p: P,
@@ -196,6 +197,7 @@ impl Queue {
     ///
     /// `Ok(true)`: it was pending and only the timer changed; `Ok(false)`: it was idle and is
     /// now queued (with a clone of `p`); `EPERM`: it is disabled, nothing changed.
+    #[inline(always)]
     pub(crate) fn mod_delayed<P, T, const ID: u64>(
         &'static self,
         p: &P,
