@@ -107,7 +107,7 @@ where
     ///
     /// On a queue that lives forever this is the C call alone. On an owned queue the item is
     /// linked on its list of that queue, under that list's lock (`armed.rs`). Everything else
-    /// (a CPU to check, a refusal to explain, a link to settle first) is on the slow path.
+    /// (a CPU to check, a refusal to explain, a first registration) is on the slow path.
     ///
     /// # Safety
     ///
@@ -167,7 +167,7 @@ where
     }
 
     /// [`DelayedWork::arm`] for what its fast path does not do: a CPU to check, a link to
-    /// settle, a refusal to explain (each attempt makes the C call again).
+    /// make, a refusal to explain (each attempt makes the C call again).
     ///
     /// # Safety
     ///

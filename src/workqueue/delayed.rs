@@ -5,9 +5,9 @@
 //! The field type [`DelayedWork<T, ID>`] wraps C's `struct delayed_work` together with three
 //! words of bookkeeping and the links of the owned queues' armed lists:
 //!
-//! - `st`, the armed list the item is linked on (see `armed.rs` for the protocol): an owned
-//!   queue knows exactly which items have a timer aimed at it, with no allocation and no
-//!   reference, and cancels exactly those when it is dropped;
+//! - `st`, the armed list the item is registered on (see `armed.rs` for the protocol): an
+//!   owned queue knows exactly which items may have a timer aimed at it, with no allocation and
+//!   no reference, and cancels exactly those aimed at it when it is dropped;
 //! - `depth`, the disables the layer's callers hold (`depth.rs`): an enable undoes only a
 //!   caller's disable, never the one a `cancel_sync()` holds while it waits, and C never warns;
 //! - `gate`, which keeps the C disable count still while `mod_delayed` decides whether C took
@@ -15,23 +15,25 @@
 //!
 //! C serialises every change of the item's state itself, through its `PENDING` bit: a queueing,
 //! a cancel and a re-timing each own the item for their length. So the layer takes no lock of
-//! its own where C's answer is enough: an arm on a queue that lives forever, a cancel of an item
-//! on no armed list, `cancel_sync` and `flush` are the C call plus a load and a branch. The
-//! lock of an armed list is taken only to link an item armed on an owned queue and to unlink it
-//! afterwards. Everything is callable with spinlocks held, interrupts off and from hard-interrupt
-//! handlers (the list locks are raw spinlocks, valid in hard-IRQ context even on `PREEMPT_RT`);
-//! only the `_sync` operations and `flush` sleep.
+//! its own on the hot paths: an arm (on any queue, once the item is registered on an owned
+//! one), a cancel, `cancel_sync`, `flush` and the work function are the C call plus a load or
+//! two and a branch. An armed list's lock is taken only to register an item on an owned queue
+//! (its first arm there, or a move from another owned queue), by the item's drop, and by the
+//! queue's drop. Everything is callable with spinlocks held, interrupts off and from
+//! hard-interrupt handlers (the list locks are raw spinlocks, valid in hard-IRQ context even on
+//! `PREEMPT_RT`); only the `_sync` operations and `flush` sleep.
 //!
 //! What each operation does besides the C call:
 //!
 //! | operation | system queue | owned queue |
 //! |---|---|---|
-//! | `enqueue_delayed` | nothing (a refusal reads the depth to say why) | its CPU's list lock: claim `st`, link |
-//! | `mod_delayed` | interrupts off, the gate, a pointer clone (dropped if it was pending) | the same under the list lock |
-//! | `cancel`, `disable` | one load of `st` (unlink under the list lock if linked) | the same |
-//! | `cancel_sync` | the gate's writer add/sub, one load of `st` | the same |
+//! | `enqueue_delayed` | nothing (a refusal reads the depth to say why) | two loads of `st` (the first arm registers the item under the list lock) |
+//! | `mod_delayed` | interrupts off, the gate, a pointer clone (dropped if it was pending) | the same, and two loads of `st` |
+//! | `cancel`, `disable` | a branch on C's result (`disable`: the depth) | the same |
+//! | `cancel_sync` | the gate's writer add/sub | the same |
 //! | `enable` | the gate's writer add/sub, one atomic subtract | the same |
-//! | the work function | one load of `st` (unlink if linked) | the same |
+//! | the work function | nothing | nothing |
+//! | the item's drop | one load of `st` | unregistering, under the list lock |
 //!
 //! The guarantees, and why they hold:
 //!
@@ -42,15 +44,14 @@
 //!   `mod_delayed` hands C a pointer that C keeps only if the item was idle and not disabled;
 //!   the gate (`depth.rs`) makes "not disabled" hold from the check to the C call.
 //! - **An owned queue's drop cancels exactly the items whose timers aim at it, and no timer
-//!   fires into a freed queue.** Every arm on an owned queue links the item before its list
-//!   lock is dropped; every end of a period unlinks a stale link before the pointer leaves the
-//!   layer; the drop decides item by item under the list lock, with the item's `st` still
-//!   naming the list, so no arm on another owned queue can begin meanwhile, and a cancel that
-//!   took a period of a queue that lives forever (re-aimed in between) queues it again
-//!   (`armed.rs`, rules 1-5).
-//! - **No use after free.** A linked item is alive (rule 4), and a list named by `st` is memory
-//!   until its lock is taken, because lists are freed an RCU grace period after their queue
-//!   unlinked every item, and `st` is followed with interrupts off (rule 5).
+//!   fires into a freed queue.** Every item current on a queue is registered on it (`armed.rs`,
+//!   rule 3); the drop decides item by item under the list lock, with the item's `st` still
+//!   naming the list, so no arm on another owned queue can move it meanwhile, and a cancel that
+//!   took a period of a queue that lives forever (re-aimed in between) queues it again.
+//! - **No use after free.** A registered item is alive (rule 4: its drop unregisters it), and a
+//!   list named by `st` is memory until its lock is taken, because lists are freed an RCU grace
+//!   period after their queue unregistered every item, and `st` is followed with interrupts
+//!   off (rule 5).
 //! - **Callable in any context but NMI.** Nothing sleeps except the `_sync` operations and
 //!   `flush`; the only locks are raw spinlocks taken with interrupts off; a gate writer waits
 //!   only for readers, which run with interrupts off and wait for nothing.
