@@ -187,9 +187,10 @@ impl ArmedList {
     }
 
     /// Empties the list. For each item, `f` is called with the list lock held, after the item is
-    /// unlinked (its `st` is cleared right after `f`); `f` returns a [`Taken`] saying what the caller now owns,
-    /// which `after` is given once the lock is released, before the next item is looked at.
-    /// Returns how many items `f` took.
+    /// unlinked (its `st` is cleared right after `f`); `f` returns a [`Taken`] saying what the
+    /// caller now owns, which `after` is given once the lock is released. Items are taken off
+    /// [`DRAIN_BATCH`] at a time per lock hold (so interrupts are off for a bounded time), and
+    /// `after` runs for a batch's items before the next batch. Returns how many items `f` took.
     ///
     /// Nothing of an item is used once the lock is dropped unless `f` took its pointer (which
     /// keeps it alive): from then on anyone may arm it again, on any queue.
@@ -200,26 +201,39 @@ impl ArmedList {
     ) -> usize {
         let mut n = 0;
         loop {
-            let step = self.head.with(|h, _| {
-                // SAFETY: We hold the list lock.
-                let node = unsafe { h.pop() }?;
-                // `st` still names this list while `f` decides: no arm on an owned queue can
-                // claim the item meanwhile (it would wait for this lock), so a period `f` sees
-                // end and begin again can only be one on a queue that lives forever.
-                let taken = f(node);
-                node.clear_st();
-                // Keep only the address: it is followed after the unlock only if `f` took the
-                // item's pointer.
-                Some((core::ptr::from_ref(node), taken))
+            let mut batch = [(ptr::null::<RawDelayed>(), Taken::Nothing); DRAIN_BATCH];
+            let (taken, more) = self.head.with(|h, _| {
+                let mut k = 0;
+                for _ in 0..DRAIN_BATCH {
+                    // SAFETY: We hold the list lock.
+                    let Some(node) = (unsafe { h.pop() }) else {
+                        return (k, false);
+                    };
+                    // `st` still names this list while `f` decides: no arm on an owned queue
+                    // can claim the item meanwhile (it would wait for this lock), so a period
+                    // `f` sees end and begin again can only be one on a queue that lives
+                    // forever.
+                    let t = f(node);
+                    node.clear_st();
+                    if !matches!(t, Taken::Nothing) {
+                        // Keep only the address: it is followed after the unlock only because
+                        // `f` took the item's pointer.
+                        if let Some(slot) = batch.get_mut(k) {
+                            *slot = (ptr::from_ref(node), t);
+                            k += 1;
+                        }
+                    }
+                }
+                (k, true)
             });
-            let Some((node, taken)) = step else {
-                return n;
-            };
-            if !matches!(taken, Taken::Nothing) {
+            for &(node, t) in batch.iter().take(taken) {
                 n += 1;
                 // SAFETY: `f` took the queue's pointer to this item, which keeps it alive until
                 // `after` gives it back or re-queues it.
-                after(unsafe { &*node }, taken);
+                after(unsafe { &*node }, t);
+            }
+            if !more {
+                return n;
             }
         }
     }
@@ -257,7 +271,11 @@ impl ArmedList {
     }
 }
 
+/// How many items a drain takes off a list per hold of its lock.
+const DRAIN_BATCH: usize = 16;
+
 /// What a drain step took from an item (see [`ArmedList::drain_with`]).
+#[derive(Clone, Copy)]
 pub(crate) enum Taken {
     /// Nothing: the item was left as it was.
     Nothing,
