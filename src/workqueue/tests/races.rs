@@ -85,8 +85,11 @@ mod tests {
     /// there really races the test thread.
     fn another_online_cpu() -> kernel::cpu::CpuId {
         let me = kernel::cpu::CpuId::current().as_u32();
-        (1..cpu::nr_cpu_ids())
-            .map(|i| (me + i) % cpu::nr_cpu_ids())
+        let n = cpu::nr_cpu_ids();
+        // No panic paths (`%` by a zero, `+` overflowing): objtool reported a fall-through
+        // into the next function after the division's panic call.
+        (1..n)
+            .filter_map(|i| me.wrapping_add(i).checked_rem(n))
             .find_map(|i| cpu::online_cpu(i).ok())
             .unwrap_or(kernel::cpu::CpuId::current())
     }
