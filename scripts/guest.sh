@@ -268,6 +268,9 @@ check_kernel_log() {
 	stage_begin log_scan
 	cp "$out/log_scan.setup" "$out/log_scan.body"
 	nres=$setup_results
+	# The whole kernel log since the module's load, kept beside the results: the scan reports
+	# only the lines it matched, and an oops needs its trace to be diagnosed afterwards.
+	log_since >"$out/dmesg.txt" || true
 	if ! dmesg | grep -F "$marker" >/dev/null; then
 		result "not ok" dmesg_clean "the marker is no longer in the kernel log (ring buffer overflow?)"
 	elif hits="$(log_since | bash "$repo/scripts/dmesg-scan.sh" 2>&1)"; then
