@@ -22,7 +22,7 @@ use super::{
     },
     EnqueueError, //
 };
-use core::sync::atomic::Ordering::Acquire;
+use core::sync::atomic::Ordering::Relaxed;
 use kernel::{bindings, error::code::*, prelude::*};
 
 /// Where an arm aims: the raw queue, its armed lists (owned queues only), and the CPU.
@@ -66,7 +66,7 @@ enum Armed {
     Refused,
     /// The CPU asked for is offline; nothing was done.
     Offline,
-    /// The item is pending on another owned queue (current on that queue's list).
+    /// The item is on (or being put on) an armed list: settle that first.
     Linked,
 }
 
@@ -77,6 +77,8 @@ enum Modded {
     Done(bool, *mut ()),
     /// Refused; nothing changed.
     Error(Error),
+    /// The item is linked on another list: handle it under that list's lock.
+    Elsewhere,
 }
 
 /// The C CPU number for `target`, if that CPU is online: `None` if it is not. Call with
@@ -107,7 +109,7 @@ where
     ///
     /// On a queue that lives forever this is the C call alone. On an owned queue the item is
     /// linked on its list of that queue, under that list's lock (`armed.rs`). Everything else
-    /// (a CPU to check, a refusal to explain, a first registration) is on the slow path.
+    /// (a CPU to check, a refusal to explain, a link to settle first) is on the slow path.
     ///
     /// # Safety
     ///
@@ -132,14 +134,14 @@ where
                     bindings::queue_delayed_work_on(raw::CPU_UNBOUND, target.wq, raw.dwork(), j)
                 },
                 Some(lists) => {
-                    // Registered on this queue already (the common case: an item re-armed on
-                    // its queue): the C call alone, then a check that no call moving the item
-                    // to another owned queue unregistered it meanwhile.
                     let list = lists.for_item(raw);
-                    let me = core::ptr::from_ref(list) as usize;
-                    if raw.st.load(Acquire) == me {
-                        // SAFETY: As above; the item is registered on the queue's list, so its
-                        // drop finds it (`armed.rs`).
+                    list.head().with(|h, _| {
+                        if !raw.claim_st(list) {
+                            // On a list already: the slow path settles it.
+                            return false;
+                        }
+                        // SAFETY: As above; the caller keeps the queue valid while `lists`
+                        // hold the item.
                         let queued = unsafe {
                             bindings::queue_delayed_work_on(
                                 raw::CPU_UNBOUND,
@@ -148,13 +150,18 @@ where
                                 j,
                             )
                         };
-                        if queued && raw.st.load(Acquire) != me {
-                            raw.reregister(list);
+                        if queued && j != 0 {
+                            // A timer is aimed at the queue: link the item before unlocking,
+                            // so that whoever ends this period finds the link complete.
+                            // SAFETY: We hold `list`'s lock and claimed `st` for it; the item
+                            // was on no list.
+                            unsafe { h.push(raw) };
+                        } else {
+                            // Refused, or queued at once (no timer): no link.
+                            raw.clear_st();
                         }
                         queued
-                    } else {
-                        false
-                    }
+                    })
                 }
             };
             if queued {
@@ -167,7 +174,7 @@ where
     }
 
     /// [`DelayedWork::arm`] for what its fast path does not do: a CPU to check, a link to
-    /// make, a refusal to explain (each attempt makes the C call again).
+    /// settle, a refusal to explain (each attempt makes the C call again).
     ///
     /// # Safety
     ///
@@ -200,28 +207,30 @@ where
                 }),
                 Some(lists) => {
                     let list = lists.for_item(raw);
-                    if !raw.ensure_registered(list) {
-                        // Current on another owned queue: pending there.
-                        Armed::Linked
-                    } else {
-                        let step = irqs_off(|_| match cpu_of(&target) {
-                            None => Armed::Offline,
-                            // SAFETY: As in `arm`; the item is registered on the queue's list;
-                            // the CPU is online and stays so (interrupts off), or unbound.
-                            Some(cpu) => match unsafe {
-                                bindings::queue_delayed_work_on(cpu, target.wq, raw.dwork(), j)
-                            } {
-                                true => Armed::Queued,
-                                false => Armed::Refused,
-                            },
-                        });
-                        if matches!(step, Armed::Queued)
-                            && raw.st.load(Acquire) != core::ptr::from_ref(list) as usize
-                        {
-                            raw.reregister(list);
+                    list.head().with(|h, _| {
+                        if !raw.claim_st(list) {
+                            return Armed::Linked;
                         }
-                        step
-                    }
+                        let Some(cpu) = cpu_of(&target) else {
+                            raw.clear_st();
+                            return Armed::Offline;
+                        };
+                        // SAFETY: As in `arm`.
+                        let queued = unsafe {
+                            bindings::queue_delayed_work_on(cpu, target.wq, raw.dwork(), j)
+                        };
+                        if queued && j != 0 {
+                            // SAFETY: As in `arm`.
+                            unsafe { h.push(raw) };
+                        } else {
+                            raw.clear_st();
+                        }
+                        if queued {
+                            Armed::Queued
+                        } else {
+                            Armed::Refused
+                        }
+                    })
                 }
             };
             match step {
@@ -238,8 +247,10 @@ where
                     }
                 }
                 Armed::Linked => {
-                    // Pending on another owned queue.
-                    return Err(ArmError::Refused(EnqueueError::Pending(back())));
+                    // A current link means a pending item; a stale one goes, and we retry.
+                    if raw.unlink_stale() {
+                        return Err(ArmError::Refused(EnqueueError::Pending(back())));
+                    }
                 }
             }
         }
@@ -293,6 +304,7 @@ where
             }
             Modded::Done(false, _) => Ok(false),
             Modded::Error(e) => Err(e),
+            Modded::Elsewhere => Err(EAGAIN),
         }
     }
 
@@ -315,33 +327,51 @@ where
         let j = delay.jiffies();
         let mut clone = Some(clone);
         let Some(lists) = target.lists else {
-            // A registration on an owned queue's list stays: that queue's drop sees the item
-            // aimed elsewhere and leaves it.
             let r = irqs_off(|irqs| Self::mod_raw(raw, irqs, &mut clone, &target, j));
-            return Self::finish_mod(r);
+            let ok = matches!(r, Modded::Done(..));
+            let r = Self::finish_mod(r);
+            if ok {
+                // The item now aims at a queue that lives forever: a link left on an owned
+                // queue's list is stale.
+                raw.settle();
+            }
+            return r;
         };
-        let list = lists.for_item(raw);
-        let me = core::ptr::from_ref(list) as usize;
         loop {
-            let cur = raw.st.load(Acquire);
-            if cur == me {
-                // Registered here: re-time, then check that no move to another owned queue
-                // unregistered it meanwhile (as in `arm`).
-                let r = irqs_off(|irqs| Self::mod_raw(raw, irqs, &mut clone, &target, j));
-                if matches!(r, Modded::Done(..)) && raw.st.load(Acquire) != me {
-                    raw.reregister(list);
+            let list = lists.for_item(raw);
+            let me = core::ptr::from_ref(list) as usize;
+            let r = list.head().with(|h, irqs| {
+                let linked_here = raw.st.load(Relaxed) == me;
+                if !linked_here && !raw.claim_st(list) {
+                    return Modded::Elsewhere;
                 }
+                // `st` names this list and we hold its lock: the link is ours to manage.
+                let r = Self::mod_raw(raw, irqs, &mut clone, &target, j);
+                let armed = matches!(r, Modded::Done(..)) && j != 0;
+                match (linked_here, armed) {
+                    // Aimed here with a timer: the link is current.
+                    (true, true) => {}
+                    // SAFETY: We hold `list`'s lock and claimed `st` for it; the item was on
+                    // no list.
+                    (false, true) => unsafe { h.push(raw) },
+                    (false, false) => raw.clear_st(),
+                    (true, false) => {
+                        if matches!(r, Modded::Done(..)) {
+                            // Queued at once, no timer: no link.
+                            // SAFETY: `st` names this list: the item is on it.
+                            unsafe { h.remove(raw) };
+                            raw.clear_st();
+                        }
+                    }
+                }
+                r
+            });
+            if !matches!(r, Modded::Elsewhere) {
                 return Self::finish_mod(r);
             }
-            if cur == 0 {
-                // Register here first, then re-time (next turn).
-                let _ = raw.ensure_registered(list);
-                continue;
-            }
-            // Registered on another queue's list, and maybe pending there: re-time under that
-            // list's lock, so that its queue's drop cannot decide about the item meanwhile,
-            // and unregister it there; then register it here (`item` keeps it alive, and this
-            // queue cannot be dropped during the call).
+            // Linked on another list: re-time under that list's lock, so that nobody ends the
+            // old period meanwhile, and unlink there; then link here if the new timer is still
+            // armed (`item` keeps the item alive).
             let moved = raw.with_link(|_, h, irqs| {
                 let r = Self::mod_raw(raw, irqs, &mut clone, &target, j);
                 if matches!(r, Modded::Done(..)) {
@@ -352,12 +382,14 @@ where
                 r
             });
             if let Some(r) = moved {
-                if matches!(r, Modded::Done(..)) {
-                    raw.reregister(list);
+                let ok = matches!(r, Modded::Done(..));
+                let r = Self::finish_mod(r);
+                if ok && j != 0 {
+                    raw.link_if_current(lists.for_item(raw));
                 }
-                return Self::finish_mod(r);
+                return r;
             }
-            // Unregistered meanwhile: try again.
+            // Unlinked meanwhile: try again from the start.
         }
     }
 }

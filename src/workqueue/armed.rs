@@ -12,45 +12,38 @@
 //!
 //! # The protocol (see also `delayed.rs`)
 //!
-//! Each queue has a power-of-two number of lists (at least one per CPU), each with its own
-//! IRQ-safe raw spinlock; an item always uses the same list of a queue (chosen by its address),
-//! so items armed by different CPUs at once spread over the lists. An item is *registered* on
-//! at most one list; its word `st` (in [`RawDelayed`]) names that list, or is 0.
+//! There is one list per possible CPU, each with its own IRQ-safe raw spinlock; an arm uses the
+//! list of the CPU it runs on, so CPUs arming delayed work on one queue do not share a lock.
+//! An item is on at most one list. Its word `st` (in [`RawDelayed`]) names that list, or is 0.
 //!
 //! 1. `st` changes only with the lock of the list it names (or will name) held: `0 -> L` and
 //!    `L -> 0` under `L`'s lock. So whoever holds `L`'s lock and reads `st == L` owns the item's
-//!    registration until it unlocks.
-//! 2. A registration lasts: the first arm of an item on an owned queue registers it there, and
-//!    it stays registered through any number of arms, runs and cancels, until its own drop
-//!    (rule 4), its queue's drop, or a *move*: an arm or re-timing on another owned queue,
-//!    which unregisters it under the old list's lock only if it is not *current* there
-//!    (pending with its `delayed_work` aimed at that list's queue, `dwork->wq`).
-//! 3. Every successful arm or re-timing on an owned queue `Q` ends with the item registered on
-//!    `Q`'s list: it registers first (if it is not), makes the C call, and checks `st` again
-//!    afterwards; a move that unregistered it in between (having judged it not current before
-//!    our C call made it so) is undone by registering it again. `Q` cannot be dropped during
-//!    that call (it is borrowed), so by the time `Q`'s drop looks, every item current on `Q` is
-//!    registered on `Q`: an item stops being current on `Q` only by leaving `Q` (run, cancel,
-//!    re-timing elsewhere), and a move away requires it not to be current.
-//! 4. A registered item is alive: the field's drop unregisters it (under the lock), and a
-//!    pending item holds a pointer that keeps it alive.
+//!    link until it unlocks.
+//! 2. An owned-queue arm takes its list's lock, claims `st` (`0 -> L`, compare-exchange), then
+//!    makes the C call, then links the item (or, if C refused, sets `st` back to 0), all before
+//!    unlocking. Whoever ends that arm's pending period (the work function when it starts, a
+//!    successful cancel or disable, a queue's drop) clears `PENDING` in C first and then
+//!    follows `st` to unlink, so it waits for the link to be complete.
+//! 3. A link is *current* while the item is pending with its `delayed_work` aimed at the list's
+//!    queue (`dwork->wq`); otherwise it is *stale*, left by a period that ended before its ender
+//!    got the list's lock, or re-aimed elsewhere by a call that does not link (a system-queue
+//!    arm). Every ender unlinks a stale link and keeps a current one ([`RawDelayed::settle`]).
+//! 4. An item is alive while it is linked: it is pending (the queue owns a pointer), or the
+//!    period ended and its ender (which owns the pointer, or is the work function about to
+//!    receive it) has yet to unlink it, which it does before giving the pointer to anyone.
 //! 5. `st` is followed, and its list locked, only inside an interrupts-off section, which is an
-//!    RCU read-side section: a dropped queue unregisters every item (`st = 0`) and then frees
-//!    its lists only after a grace period (`kvfree_rcu`). So a list named by `st` when it was
-//!    read is still memory when its lock is taken, and the re-check of `st` under the lock
-//!    tells whether it is still the item's list.
+//!    RCU read-side section: a dropped queue unlinks every item (`st = 0`) and then frees its
+//!    lists only after a grace period (`kvfree_rcu`). So a list named by `st` when it was read
+//!    is still memory when its lock is taken, and the re-check of `st` under the lock tells
+//!    whether it is still the item's list.
 //!
-//! So the hot paths take no lock: an arm or re-timing of an item registered on the queue is
-//! the C call and two loads of `st`; a cancel, `cancel_sync` and the work function do not touch
-//! the registration at all. A queue's drop pays instead: it walks every registered item,
-//! cancels those current on it, and unregisters all (`cancel_armed` in `owned.rs`).
+//! A system-queue arm, a cancel of an item on no list (`st == 0`) and `cancel_sync` take no
+//! lock: they are the C call, one load, and a branch.
 //!
 //! # Locking
 //!
 //! List locks are taken one at a time, never nested (an item's list is unlocked before another
-//! list is locked). A re-timing that moves an item calls C (`mod_delayed_work_on()`, which takes
-//! the pool's and the timer base's locks) under the old list's lock; a queue's drop cancels
-//! (`cancel_delayed_work()`) and fires timers under its list's lock. The disable gate of `delayed.rs` is not a lock: its writers wait only for
+//! list is locked). The disable gate of `delayed.rs` is not a lock: its writers wait only for
 //! readers, which run with interrupts off and never wait.
 
 use super::delayed::RawDelayed;
@@ -187,10 +180,9 @@ impl ArmedList {
     }
 
     /// Empties the list. For each item, `f` is called with the list lock held, after the item is
-    /// unlinked (its `st` is cleared right after `f`); `f` returns a [`Taken`] saying what the
-    /// caller now owns, which `after` is given once the lock is released. Items are taken off
-    /// [`DRAIN_BATCH`] at a time per lock hold (so interrupts are off for a bounded time), and
-    /// `after` runs for a batch's items before the next batch. Returns how many items `f` took.
+    /// unlinked (its `st` is cleared right after `f`); `f` returns a [`Taken`] saying what the caller now owns,
+    /// which `after` is given once the lock is released, before the next item is looked at.
+    /// Returns how many items `f` took.
     ///
     /// Nothing of an item is used once the lock is dropped unless `f` took its pointer (which
     /// keeps it alive): from then on anyone may arm it again, on any queue.
@@ -201,81 +193,46 @@ impl ArmedList {
     ) -> usize {
         let mut n = 0;
         loop {
-            let mut batch = [(ptr::null::<RawDelayed>(), Taken::Nothing); DRAIN_BATCH];
-            let (taken, more) = self.head.with(|h, _| {
-                let mut k = 0;
-                for _ in 0..DRAIN_BATCH {
-                    // SAFETY: We hold the list lock.
-                    let Some(node) = (unsafe { h.pop() }) else {
-                        return (k, false);
-                    };
-                    // `st` still names this list while `f` decides: no arm on an owned queue
-                    // can claim the item meanwhile (it would wait for this lock), so a period
-                    // `f` sees end and begin again can only be one on a queue that lives
-                    // forever.
-                    let t = f(node);
-                    node.clear_st();
-                    if !matches!(t, Taken::Nothing) {
-                        // Keep only the address: it is followed after the unlock only because
-                        // `f` took the item's pointer.
-                        if let Some(slot) = batch.get_mut(k) {
-                            *slot = (ptr::from_ref(node), t);
-                            k += 1;
-                        }
-                    }
-                }
-                (k, true)
+            let step = self.head.with(|h, _| {
+                // SAFETY: We hold the list lock.
+                let node = unsafe { h.pop() }?;
+                // `st` still names this list while `f` decides: no arm on an owned queue can
+                // claim the item meanwhile (it would wait for this lock), so a period `f` sees
+                // end and begin again can only be one on a queue that lives forever.
+                let taken = f(node);
+                node.clear_st();
+                // Keep only the address: it is followed after the unlock only if `f` took the
+                // item's pointer.
+                Some((core::ptr::from_ref(node), taken))
             });
-            for &(node, t) in batch.iter().take(taken) {
+            let Some((node, taken)) = step else {
+                return n;
+            };
+            if !matches!(taken, Taken::Nothing) {
                 n += 1;
                 // SAFETY: `f` took the queue's pointer to this item, which keeps it alive until
                 // `after` gives it back or re-queues it.
-                after(unsafe { &*node }, t);
-            }
-            if !more {
-                return n;
+                after(unsafe { &*node }, taken);
             }
         }
     }
 
-    /// The number of registered items current on this list's queue (pending, aimed at it):
-    /// those with a timer aimed at the queue, or fired and waiting on its pool.
+    /// The number of items linked on this list right now (a walk under the lock).
     #[cfg(CONFIG_KUNIT)]
     fn len(&self) -> usize {
         self.head.with(|h, _| {
             let (mut n, mut p) = (0, h.first);
             while !p.is_null() {
-                // SAFETY: Registered nodes are alive and we hold the list lock.
-                let node = unsafe { &*p };
-                if node.is_current_on(self) {
-                    n += 1;
-                }
-                p = node.links().next.get();
+                n += 1;
+                // SAFETY: Linked nodes are alive and we hold the list lock.
+                p = unsafe { (*p).links().next.get() };
             }
             n
         })
     }
-
-    /// Calls `f` on every registered item, with the list lock held (interrupts off); `f` must
-    /// not unregister anything.
-    fn walk(&self, f: &mut impl FnMut(&RawDelayed)) {
-        self.head.with(|h, _| {
-            let mut p = h.first;
-            while !p.is_null() {
-                // SAFETY: Registered nodes are alive and we hold the list lock.
-                let node = unsafe { &*p };
-                p = node.links().next.get();
-                f(node);
-            }
-        })
-    }
 }
 
-/// How many items a drain takes off a list per hold of its lock.
-const DRAIN_BATCH: usize = 16;
-
 /// What a drain step took from an item (see [`ArmedList::drain_with`]).
-#[derive(Clone, Copy)]
 pub(crate) enum Taken {
     /// Nothing: the item was left as it was.
     Nothing,
@@ -327,13 +284,6 @@ impl ArmedLists {
         unsafe { self.lists.get_unchecked(i) }
     }
 
-    /// Calls `f` on every registered item of every list, each list locked for its walk.
-    pub(crate) fn walk(&self, mut f: impl FnMut(&RawDelayed)) {
-        for list in self.lists.iter() {
-            list.walk(&mut f);
-        }
-    }
-
     /// Empties every list (see [`ArmedList::drain_with`]). Returns how many items `f` took.
     pub(crate) fn drain_with(
         &self,
@@ -378,8 +328,7 @@ impl ArmedLists {
         Some(total)
     }
 
-    /// How many registered items are current on the queue right now (a snapshot, for tests
-    /// and statistics): the items armed on it.
+    /// How many items are linked right now (a snapshot, for tests and statistics).
     #[cfg(CONFIG_KUNIT)]
     pub(crate) fn len(&self) -> usize {
         self.lists.iter().map(|l| l.len()).sum()

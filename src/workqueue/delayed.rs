@@ -5,9 +5,9 @@
 //! The field type [`DelayedWork<T, ID>`] wraps C's `struct delayed_work` together with three
 //! words of bookkeeping and the links of the owned queues' armed lists:
 //!
-//! - `st`, the armed list the item is registered on (see `armed.rs` for the protocol): an
-//!   owned queue knows exactly which items may have a timer aimed at it, with no allocation and
-//!   no reference, and cancels exactly those aimed at it when it is dropped;
+//! - `st`, the armed list the item is linked on (see `armed.rs` for the protocol): an owned
+//!   queue knows exactly which items have a timer aimed at it, with no allocation and no
+//!   reference, and cancels exactly those when it is dropped;
 //! - `depth`, the disables the layer's callers hold (`depth.rs`): an enable undoes only a
 //!   caller's disable, never the one a `cancel_sync()` holds while it waits, and C never warns;
 //! - `gate`, which keeps the C disable count still while `mod_delayed` decides whether C took
@@ -15,25 +15,23 @@
 //!
 //! C serialises every change of the item's state itself, through its `PENDING` bit: a queueing,
 //! a cancel and a re-timing each own the item for their length. So the layer takes no lock of
-//! its own on the hot paths: an arm (on any queue, once the item is registered on an owned
-//! one), a cancel, `cancel_sync`, `flush` and the work function are the C call plus a load or
-//! two and a branch. An armed list's lock is taken only to register an item on an owned queue
-//! (its first arm there, or a move from another owned queue), by the item's drop, and by the
-//! queue's drop. Everything is callable with spinlocks held, interrupts off and from
-//! hard-interrupt handlers (the list locks are raw spinlocks, valid in hard-IRQ context even on
-//! `PREEMPT_RT`); only the `_sync` operations and `flush` sleep.
+//! its own where C's answer is enough: an arm on a queue that lives forever, a cancel of an item
+//! on no armed list, `cancel_sync` and `flush` are the C call plus a load and a branch. The
+//! lock of an armed list is taken only to link an item armed on an owned queue and to unlink it
+//! afterwards. Everything is callable with spinlocks held, interrupts off and from hard-interrupt
+//! handlers (the list locks are raw spinlocks, valid in hard-IRQ context even on `PREEMPT_RT`);
+//! only the `_sync` operations and `flush` sleep.
 //!
 //! What each operation does besides the C call:
 //!
 //! | operation | system queue | owned queue |
 //! |---|---|---|
-//! | `enqueue_delayed` | nothing (a refusal reads the depth to say why) | two loads of `st` (the first arm registers the item under the list lock) |
-//! | `mod_delayed` | interrupts off, the gate, a pointer clone (dropped if it was pending) | the same, and two loads of `st` |
-//! | `cancel`, `disable` | a branch on C's result (`disable`: the depth) | the same |
-//! | `cancel_sync` | the gate's writer add/sub | the same |
+//! | `enqueue_delayed` | nothing (a refusal reads the depth to say why) | its CPU's list lock: claim `st`, link |
+//! | `mod_delayed` | interrupts off, the gate, a pointer clone (dropped if it was pending) | the same under the list lock |
+//! | `cancel`, `disable` | one load of `st` (unlink under the list lock if linked) | the same |
+//! | `cancel_sync` | the gate's writer add/sub, one load of `st` | the same |
 //! | `enable` | the gate's writer add/sub, one atomic subtract | the same |
-//! | the work function | nothing | nothing |
-//! | the item's drop | one load of `st` | unregistering, under the list lock |
+//! | the work function | one load of `st` (unlink if linked) | the same |
 //!
 //! The guarantees, and why they hold:
 //!
@@ -44,14 +42,15 @@
 //!   `mod_delayed` hands C a pointer that C keeps only if the item was idle and not disabled;
 //!   the gate (`depth.rs`) makes "not disabled" hold from the check to the C call.
 //! - **An owned queue's drop cancels exactly the items whose timers aim at it, and no timer
-//!   fires into a freed queue.** Every item current on a queue is registered on it (`armed.rs`,
-//!   rule 3); the drop decides item by item under the list lock, with the item's `st` still
-//!   naming the list, so no arm on another owned queue can move it meanwhile, and a cancel that
-//!   took a period of a queue that lives forever (re-aimed in between) queues it again.
-//! - **No use after free.** A registered item is alive (rule 4: its drop unregisters it), and a
-//!   list named by `st` is memory until its lock is taken, because lists are freed an RCU grace
-//!   period after their queue unregistered every item, and `st` is followed with interrupts
-//!   off (rule 5).
+//!   fires into a freed queue.** Every arm on an owned queue links the item before its list
+//!   lock is dropped; every end of a period unlinks a stale link before the pointer leaves the
+//!   layer; the drop decides item by item under the list lock, with the item's `st` still
+//!   naming the list, so no arm on another owned queue can begin meanwhile, and a cancel that
+//!   took a period of a queue that lives forever (re-aimed in between) queues it again
+//!   (`armed.rs`, rules 1-5).
+//! - **No use after free.** A linked item is alive (rule 4), and a list named by `st` is memory
+//!   until its lock is taken, because lists are freed an RCU grace period after their queue
+//!   unlinked every item, and `st` is followed with interrupts off (rule 5).
 //! - **Callable in any context but NMI.** Nothing sleeps except the `_sync` operations and
 //!   `flush`; the only locks are raw spinlocks taken with interrupts off; a gate writer waits
 //!   only for readers, which run with interrupts off and wait for nothing.
@@ -195,7 +194,7 @@ pub(crate) use new_delayed_work;
 /// - `depth` counts the disables the layer's callers hold (`depth.rs`); every C call that
 ///   changes C's disable count is made inside a writer section of `gate`.
 #[repr(C)]
-#[pin_data(PinnedDrop)]
+#[pin_data]
 pub(crate) struct RawDelayed {
     #[pin]
     dwork: Opaque<bindings::delayed_work>,
@@ -286,7 +285,7 @@ impl RawDelayed {
 
     /// Whether the item's link on `list` is current: pending, and aimed at the list's queue.
     #[inline]
-    pub(crate) fn is_current_on(&self, list: &ArmedList) -> bool {
+    pub(super) fn is_current_on(&self, list: &ArmedList) -> bool {
         self.is_pending() && self.aimed_at() == list.wq()
     }
 
@@ -344,84 +343,58 @@ impl RawDelayed {
         Some(r)
     }
 
-    /// Makes sure the item is registered on `list` (`armed.rs`, rule 2), moving it from another
-    /// list if it is registered there and not current there. Returns `false` if it is current
-    /// on another owned queue (pending, aimed there): then C would refuse to queue it anyway.
-    pub(super) fn ensure_registered(&self, list: &ArmedList) -> bool {
-        let me = core::ptr::from_ref(list) as usize;
-        loop {
-            let cur = self.st.load(Acquire);
-            if cur == me {
-                return true;
-            }
-            if cur != 0 {
-                let current_elsewhere = self.with_link(|l0, h, _| {
-                    if self.is_current_on(l0) {
-                        return true;
-                    }
-                    // SAFETY: We hold the lock of the list `st` names: the item is on it.
-                    unsafe { h.remove(self) };
-                    self.clear_st();
-                    false
-                });
-                if current_elsewhere == Some(true) {
-                    return false;
-                }
-                continue;
-            }
-            if self.register_on(list) {
-                return true;
-            }
+    /// Unlinks the item if its link is stale (`armed.rs`, rule 3). Every call that ends a
+    /// pending period calls this after C has ended it, before anyone gets the pointer.
+    #[inline]
+    pub(crate) fn settle(&self) {
+        if !self.maybe_linked() {
+            return;
         }
+        self.settle_slow();
     }
 
-    /// Registers the item on `list` if it is on no list; `false` if it is on one (or being put
-    /// on one) meanwhile.
-    fn register_on(&self, list: &ArmedList) -> bool {
+    #[cold]
+    fn settle_slow(&self) {
+        self.with_link(|list, h, _| {
+            if !self.is_current_on(list) {
+                // SAFETY: We hold the lock of the list `st` names, so the item is on it.
+                unsafe { h.remove(self) };
+                self.clear_st();
+            }
+        });
+    }
+
+    /// Unlinks the item unless its link is current; returns whether a current link remains
+    /// (then the item is pending, and C will refuse to queue it).
+    pub(super) fn unlink_stale(&self) -> bool {
+        self.with_link(|list, h, _| {
+            if self.is_current_on(list) {
+                return true;
+            }
+            // SAFETY: As in `settle_slow`.
+            unsafe { h.remove(self) };
+            self.clear_st();
+            false
+        })
+        .unwrap_or(false)
+    }
+
+    /// Links the item on `list` if it is idle on no list and still aimed at `list`'s queue with a
+    /// pending timer: the end of a move (`mod_delayed` to an owned queue from another queue's
+    /// list). The caller keeps the item alive for the call (it holds a pointer).
+    pub(super) fn link_if_current(&self, list: &ArmedList) {
         list.head().with(|h, _| {
             if !self.claim_st(list) {
-                return false;
-            }
-            // SAFETY: We hold `list`'s lock and claimed `st` for it; the item was on no list.
-            unsafe { h.push(self) };
-            true
-        })
-    }
-
-    /// After an arm or re-timing on `list`'s queue succeeded and `st` no longer names `list`
-    /// (a call moving the item to another owned queue decided, before our C call, that it was
-    /// not current here): registers it here again (rule 3). Nothing can drop the queue during
-    /// the caller's call, which holds a reference to it, so the registration is complete
-    /// before that queue could look for it.
-    #[cold]
-    pub(super) fn reregister(&self, list: &ArmedList) {
-        let me = core::ptr::from_ref(list) as usize;
-        loop {
-            let cur = self.st.load(Acquire);
-            if cur == me {
+                // On a list again: someone else re-armed it, and linked it if needed.
                 return;
             }
-            if cur != 0 {
-                let done = self.with_link(|l0, h, _| {
-                    if self.is_current_on(l0) {
-                        // Our period ended and an arm on that queue made the item current
-                        // there: it needs no registration here any more.
-                        return true;
-                    }
-                    // SAFETY: We hold the lock of the list `st` names: the item is on it.
-                    unsafe { h.remove(self) };
-                    self.clear_st();
-                    false
-                });
-                if done == Some(true) {
-                    return;
-                }
-                continue;
+            if self.is_current_on(list) {
+                // SAFETY: We hold `list`'s lock, claimed `st` for it, and the item was on no list.
+                unsafe { h.push(self) };
+            } else {
+                self.clear_st();
             }
-            if self.register_on(list) {
-                return;
-            }
-        }
+        });
     }
 
     /// The gate of the C disable count (`depth.rs`).
@@ -435,23 +408,6 @@ impl RawDelayed {
     #[inline]
     pub(super) fn disabled_or_changing(&self) -> bool {
         self.depth.get() > 0 || self.gate.writers()
-    }
-}
-
-#[pinned_drop]
-impl PinnedDrop for RawDelayed {
-    /// Unregisters the item from the armed list it is on (`armed.rs`, rule 4: a registered
-    /// item is alive). It is idle: a pending item holds a pointer that keeps it alive.
-    fn drop(self: Pin<&mut Self>) {
-        let this: &RawDelayed = &self;
-        if !this.maybe_linked() {
-            return;
-        }
-        this.with_link(|_, h, _| {
-            // SAFETY: We hold the lock of the list `st` names: the item is on it.
-            unsafe { h.remove(this) };
-            this.clear_st();
-        });
     }
 }
 
@@ -538,7 +494,11 @@ where
     // `DelayedWork<T, ID>`, so these casts give the field's address.
     let dwork = unsafe { kernel::container_of!(work, bindings::delayed_work, work) };
     let field = dwork.cast::<DelayedWork<T, ID>>();
-    // The item's registration on an owned queue's list (if any) stays: its drop ends it.
+    // SAFETY: The queue's pointer keeps the item alive until `from_raw` below hands it to `run`.
+    let raw = unsafe { &(*field).raw };
+    // C cleared `PENDING` before calling us: the period has ended; unlink its link (if any)
+    // before the pointer leaves the layer.
+    raw.settle();
     // SAFETY: `field` is the `DelayedWork<T, ID>` field of a `T` (the caller's promise).
     let item = unsafe { T::work_container_of(field) };
     // SAFETY: The queue held the pointer made by `into_raw` for this queueing; it is ours now.
@@ -567,13 +527,15 @@ impl<T, const ID: u64> DelayedWork<T, ID>
 where
     T: DelayedWorkItem<ID> + HasDelayedWork<T, ID>,
 {
-    /// Takes back the queue's pointer after a successful cancel.
+    /// Takes back the queue's pointer after a successful cancel, once the link is settled.
     ///
     /// # Safety
     ///
     /// A cancel or disable of this field just returned `true`.
     #[inline]
     unsafe fn take_back(&self) -> T::Pointer {
+        // The period ended in C; its link must go before the pointer leaves (rule 4).
+        self.raw.settle();
         let field = core::ptr::from_ref(self).cast_mut();
         // SAFETY: `self` is the `DelayedWork<T, ID>` field of a `T` (only such fields are made).
         let item = unsafe { T::work_container_of(field) };
@@ -592,6 +554,8 @@ where
             // SAFETY: The cancel succeeded.
             Some(unsafe { self.take_back() })
         } else {
+            // A stale link of an ended period (its ender has not got to it yet) is that ender's
+            // to settle; nothing of ours changed.
             None
         }
     }

@@ -217,36 +217,40 @@ impl Workqueue {
             kernel::sync::rcu::rcu_barrier();
         }
         let wq = inner.wq.as_ptr();
-        inner.armed.walk(|node| {
-            // Fire each timer aimed here now, as C's `flush_delayed_work()` does (without
-            // its wait): only a successful `timer_delete()` makes the timer's pending state
-            // ours, and then the item is queued as its timer would have queued it. Reading
-            // `is_pending()` and then re-timing with `mod_delayed_work_on()` raced with a
-            // timer that fired in between: the item started (C clears PENDING), and the
-            // re-timing queued it once more with no pointer behind it.
-            if node.aimed_at() != wq {
-                // Registered here but aimed elsewhere (armed.rs, rule 2): not ours.
-                return;
-            }
-            // SAFETY: `node` is registered on this queue's list, which we hold locked, so
-            // it is alive and initialised. The list lock keeps interrupts off, which
-            // `delayed_work_timer_fn()` requires (it is the item's timer function,
-            // `TIMER_IRQSAFE`). None of the calls sleeps. With the timer deleted its period
-            // is ours until it is queued or the timer re-added, so `wq` cannot change: if a
-            // system-queue arm re-aimed the item after the check above, its timer is put
-            // back as it was. A timer that was not pending (already fired or running) is
-            // left alone: `drain_workqueue` waits for its item.
-            unsafe {
-                let timer = core::ptr::addr_of_mut!((*node.dwork()).timer);
-                if bindings::timer_delete(timer) != 0 {
-                    if node.aimed_at() == wq {
-                        bindings::delayed_work_timer_fn(timer);
-                    } else {
-                        bindings::add_timer(timer);
+        inner.armed.drain_with(
+            |node| {
+                // Fire each timer aimed here now, as C's `flush_delayed_work()` does (without
+                // its wait): only a successful `timer_delete()` makes the timer's pending state
+                // ours, and then the item is queued as its timer would have queued it. Reading
+                // `is_pending()` and then re-timing with `mod_delayed_work_on()` raced with a
+                // timer that fired in between: the item started (C clears PENDING), and the
+                // re-timing queued it once more with no pointer behind it.
+                if node.aimed_at() != wq {
+                    // A stale link (armed.rs, rule 3): nothing of ours.
+                    return Taken::Nothing;
+                }
+                // SAFETY: `node` was linked on this queue's list, which we hold locked, so it
+                // is alive and initialised. The list lock keeps interrupts off, which
+                // `delayed_work_timer_fn()` requires (it is the item's timer function,
+                // `TIMER_IRQSAFE`). None of the calls sleeps. With the timer deleted its period
+                // is ours until it is queued or the timer re-added, so `wq` cannot change: if a
+                // system-queue arm re-aimed the item after the check above, its timer is put
+                // back as it was. A timer that was not pending (already fired or running) is
+                // left alone: `drain_workqueue` waits for its item.
+                unsafe {
+                    let timer = core::ptr::addr_of_mut!((*node.dwork()).timer);
+                    if bindings::timer_delete(timer) != 0 {
+                        if node.aimed_at() == wq {
+                            bindings::delayed_work_timer_fn(timer);
+                        } else {
+                            bindings::add_timer(timer);
+                        }
                     }
                 }
-            }
-        });
+                Taken::Nothing
+            },
+            |_, _| {},
+        );
         // SAFETY: The queue is valid (type invariant); we may sleep.
         unsafe { bindings::drain_workqueue(inner.wq.as_ptr()) };
     }

@@ -333,30 +333,4 @@ mod tests {
         assert!(cpu::online_cpu(cpu::nr_cpu_ids()).is_err());
         Ok(())
     }
-
-    /// An item stays registered on its owned queue's list after a cancel (the hot paths do not
-    /// touch the registration) and leaves it when it is dropped: a queue's lists never hold a
-    /// freed item (`armed.rs`, rules 2 and 4).
-    #[test]
-    fn registration_lasts_until_the_item_is_dropped() -> Result {
-        let q = Workqueue::builder()
-            .percpu()
-            .build(fmt!("rust_wq_t_register"))?;
-        let long = Delay::from_millis(60_000)?;
-        let a = d(None)?;
-        assert!(q.enqueue_delayed(a.clone(), long).is_ok());
-        assert_eq!(q.armed(), 1);
-        assert!(a.w.cancel().is_some());
-        // Registered, not armed.
-        assert_eq!(q.armed_check(), Some(1));
-        assert_eq!(q.armed(), 0);
-        // Re-armed on its queue: the same registration.
-        assert!(q.enqueue_delayed(a.clone(), long).is_ok());
-        assert_eq!(q.armed_check(), Some(1));
-        assert!(a.w.cancel().is_some());
-        drop(a);
-        // The drop unregistered it (a freed item on the list would fail the walk's checks).
-        assert_eq!(q.armed_check(), Some(0));
-        Ok(())
-    }
 }
