@@ -470,6 +470,8 @@ pub(super) fn round(run: &Run, it: &Items, samples: &mut Samples) -> Result<u64>
             let w = fresh.clone();
             let (ns, r) = timed(|| q.enqueue(w));
             drop(r);
+            // Bounded: the fresh item was just queued (a new item is never pending or
+            // disabled) and runs at once; runs only in the benchmark's kthreads (see above).
             fresh.done.wait();
             ns
         }

@@ -229,6 +229,8 @@ pub(super) fn round(op: Op, ptr: Ptr, q: &Queue, it: &Items) -> Result<u64> {
             let w = fresh.clone();
             let (ns, r) = timed(|| uq.enqueue(w));
             if r.is_ok() {
+                // Bounded: queued just now, it runs at once; only in the benchmark's kthreads
+                // (the user's task waits for them killably, `bench.rs`).
                 fresh.done.wait();
             }
             ns

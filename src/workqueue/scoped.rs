@@ -461,6 +461,8 @@ impl Requeue<'_, '_> {
         // (`kernel/workqueue.c:4556-4571`), so `queue_work_on()` returns `false`. `queue`
         // outlives the scope (`'env`), which waits for this item: it is valid for as long as the
         // item can be queued or run.
+        // SAFETY: As argued above: `work` is the running item's initialised field, alive until
+        // the scope's wait for it; `queue` is its only queue and outlives the scope.
         let queued =
             unsafe { bindings::queue_work_on(raw::CPU_UNBOUND, self.queue.as_raw(), self.work) };
         if !queued {
