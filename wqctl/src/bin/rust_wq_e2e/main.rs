@@ -23,6 +23,7 @@ mod concurrency;
 mod delay;
 mod device_irq;
 mod flush_cancel;
+mod footprint;
 mod hostile;
 mod irq;
 mod lifecycle;
@@ -150,6 +151,12 @@ fn all() -> Vec<Named<TestFn>> {
         ("bench_runs", bench::bench_runs),
         ("bench_bad_input_einval", bench::bench_bad_input_einval),
         ("bench_cpus_by_trace", bench::bench_cpus_by_trace),
+        ("file_memory_by_trace", footprint::file_memory_by_trace),
+        ("bench_memory_by_trace", footprint::bench_memory_by_trace),
+        (
+            "bench_tracked_delayed_by_lockdep",
+            footprint::bench_tracked_delayed_by_lockdep,
+        ),
         (
             "rmmod_refused_while_open",
             lifecycle::rmmod_refused_while_open,

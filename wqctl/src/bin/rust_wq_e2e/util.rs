@@ -237,12 +237,20 @@ pub fn sentinel(
 /// (`group/event`) enabled, the buffer cleared; dropped, it turns them off.
 pub struct Trace {
     events: Vec<String>,
+    /// Events given a filter (reset to none on drop).
+    filtered: Vec<String>,
+    /// The buffer size to restore on drop, when [`Trace::start_filtered`] grew it.
+    old_kb: Option<String>,
+    /// `trace_marker`, opened before tracing starts (so that a mark allocates nothing).
+    marker: Option<std::fs::File>,
     /// The trace clock was set to `mono` (restored to `local` on drop).
     mono: bool,
 }
 
 impl Trace {
     const DIR: &'static str = "/sys/kernel/tracing";
+    /// Per-CPU buffer of [`Trace::start_filtered`] (KiB).
+    pub const BIG_KB: u64 = 8192;
 
     fn write(file: &str, v: &str) -> Result<(), String> {
         std::fs::write(format!("{}/{file}", Self::DIR), v)
@@ -261,6 +269,37 @@ impl Trace {
         Self::start_clock(events, true)
     }
 
+    /// [`Trace::start`] with a filter per event (`events/EVENT/filter` syntax,
+    /// e.g. `common_pid == 42`); an empty filter records every instance. The
+    /// per-CPU buffer is made at least [`Trace::BIG_KB`] for the trace's life.
+    pub fn start_filtered(events: &[(&str, &str)]) -> Result<Trace, String> {
+        let names: Vec<&str> = events.iter().map(|(e, _)| *e).collect();
+        let old_kb = std::fs::read_to_string(format!("{}/buffer_size_kb", Self::DIR))
+            .map_err(|e| format!("read buffer_size_kb: {e}"))?;
+        let old_kb = old_kb.split_whitespace().next().unwrap_or("").to_string();
+        let grow = old_kb.parse::<u64>().map_or(true, |kb| kb < Self::BIG_KB);
+        if grow {
+            Self::write("buffer_size_kb", &Self::BIG_KB.to_string())?;
+        }
+        let mut filtered = Vec::new();
+        for (e, f) in events {
+            if !f.is_empty() {
+                Self::write(&format!("events/{e}/filter"), f)?;
+                filtered.push(e.to_string());
+            }
+        }
+        let mut t = Self::start_clock(&names, false);
+        if let Ok(t) = &mut t {
+            t.filtered = filtered;
+            t.old_kb = grow.then_some(old_kb);
+        } else {
+            for e in &filtered {
+                let _ = Self::write(&format!("events/{e}/filter"), "0");
+            }
+        }
+        t
+    }
+
     fn start_clock(events: &[&str], mono: bool) -> Result<Trace, String> {
         if !std::path::Path::new(&format!("{}/trace", Self::DIR)).exists() {
             let _ = std::process::Command::new("mount")
@@ -269,6 +308,12 @@ impl Trace {
         }
         let t = Trace {
             events: events.iter().map(|e| e.to_string()).collect(),
+            filtered: Vec::new(),
+            old_kb: None,
+            marker: std::fs::OpenOptions::new()
+                .write(true)
+                .open(format!("{}/trace_marker", Self::DIR))
+                .ok(),
             mono,
         };
         Self::write("tracing_on", "0")?;
@@ -283,6 +328,15 @@ impl Trace {
         Ok(t)
     }
 
+    /// Writes `text` into the trace (a `tracing_mark_write` line), through a file opened
+    /// at the start: the write allocates nothing in the caller.
+    pub fn mark(&self, text: &str) -> Result<(), String> {
+        use std::io::Write;
+        let mut f = self.marker.as_ref().ok_or("trace_marker is not open")?;
+        f.write_all(text.as_bytes())
+            .map_err(|e| format!("write to trace_marker: {e}"))
+    }
+
     /// Stops tracing and returns the buffer's text (an error if events were lost).
     pub fn stop(&self) -> Result<String, String> {
         Self::write("tracing_on", "0")?;
@@ -290,6 +344,20 @@ impl Trace {
             .map_err(|e| format!("read {}/trace: {e}", Self::DIR))?;
         if text.contains("LOST") {
             return Err("the trace buffer overflowed (LOST events)".into());
+        }
+        // "# entries-in-buffer/entries-written: 12/15": older events were overwritten.
+        if let Some(v) = text
+            .lines()
+            .find_map(|l| l.strip_prefix("# entries-in-buffer/entries-written: "))
+        {
+            let kept = v.split_whitespace().next().unwrap_or("");
+            if let Some((a, b)) = kept.split_once('/') {
+                if a != b {
+                    return Err(format!(
+                        "the trace buffer overflowed ({a} of {b} events kept)"
+                    ));
+                }
+            }
         }
         Ok(text)
     }
@@ -300,6 +368,12 @@ impl Drop for Trace {
         let _ = Self::write("tracing_on", "0");
         for e in &self.events {
             let _ = Self::write(&format!("events/{e}/enable"), "0");
+        }
+        for e in &self.filtered {
+            let _ = Self::write(&format!("events/{e}/filter"), "0");
+        }
+        if let Some(kb) = &self.old_kb {
+            let _ = Self::write("buffer_size_kb", kb);
         }
         let _ = Self::write("trace", "");
         if self.mono {

@@ -1,0 +1,344 @@
+//! What the module allocates and which of the layer's calls a benchmark makes, observed by
+//! the kernel's own tracepoints (the allocator's `kmem:*` and lockdep's `lock:lock_acquire`),
+//! not by anything the module reports about itself.
+
+use crate::util::{fill_delayed, gettid, trace_line, Trace};
+use crate::{Checker, Ctx, Outcome, TestResult};
+use libc::EINVAL;
+use std::collections::HashMap;
+use wqctl::abi::*;
+use wqctl::BenchArgs;
+
+/// "A few hundred bytes" per item (include/rust_wq.h, Memory), read as at most this many.
+const ITEM_BYTES_MAX: u64 = 512;
+
+/// A field `name=value` of a trace line's text.
+fn field<'a>(rest: &'a str, name: &str) -> Option<&'a str> {
+    rest.split_whitespace()
+        .find_map(|w| w.strip_prefix(name)?.strip_prefix('='))
+}
+
+fn num(rest: &str, name: &str) -> u64 {
+    field(rest, name).and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+/// With FOOTPRINT_DUMP set in the environment: a histogram of the trace's allocations by
+/// event, context, call site and size (to see what a failing bound is made of).
+fn dump(what: &str, text: &str) {
+    if std::env::var_os("FOOTPRINT_DUMP").is_none() {
+        return;
+    }
+    let mut h: HashMap<String, u64> = HashMap::new();
+    for l in text.lines().filter_map(trace_line) {
+        let site = field(l.rest, "call_site").unwrap_or("?");
+        let k = format!(
+            "{} {} {} req={} alloc={}",
+            l.event,
+            l.irq,
+            site,
+            num(l.rest, "bytes_req"),
+            num(l.rest, "bytes_alloc")
+        );
+        *h.entry(k).or_insert(0) += 1;
+    }
+    let mut v: Vec<_> = h.into_iter().collect();
+    v.sort();
+    for (k, n) in v {
+        crate::diag(&format!("DUMP {what}: {n} x {k}"));
+    }
+}
+
+fn trace(events: &[(&str, &str)]) -> Result<Trace, Outcome> {
+    Trace::start_filtered(events).map_err(|e| Outcome::Fail(vec![format!("cannot trace: {e}")]))
+}
+
+fn stop(t: Trace) -> Result<String, Outcome> {
+    let text = t.stop().map_err(|e| Outcome::Fail(vec![e]));
+    drop(t);
+    text
+}
+
+/// The lines of `text` between the marks `{tag} begin` and `{tag} end` ([`Trace::mark`]).
+fn window<'a>(text: &'a str, tag: &str) -> Vec<crate::util::TraceLine<'a>> {
+    let (begin, end) = (format!("{tag} begin"), format!("{tag} end"));
+    let mut inside = false;
+    let mut out = Vec::new();
+    for l in text.lines().filter_map(trace_line) {
+        if l.event == "tracing_mark_write" {
+            let m = l.rest.trim();
+            if m == begin {
+                inside = true;
+            } else if m == end {
+                inside = false;
+            }
+        } else if inside {
+            out.push(l);
+        }
+    }
+    out
+}
+
+/// What the debug kernel allocates for its own bookkeeping of each object (kmemleak's
+/// metadata, debugobjects' tracking of timers and work items): absent from a production
+/// kernel, so not memory the module makes the kernel hold.
+const DEBUG_ALLOCATORS: [&str; 2] = ["__alloc_object+", "kmem_alloc_batch+"];
+
+/// Allocations made by `lines` and not freed by them, in process context: (bytes requested,
+/// bytes allocated, allocations) of the module's, then bytes allocated by the debug kernel's
+/// bookkeeping. A large kmalloc is traced twice (once inside the other) with one pointer: it
+/// counts once.
+struct Held {
+    req: u64,
+    alloc: u64,
+    allocs: u64,
+    debug: u64,
+}
+
+fn held(lines: &[crate::util::TraceLine<'_>]) -> Held {
+    let mut live: HashMap<&str, (u64, u64, bool)> = HashMap::new();
+    let mut allocs = 0;
+    for l in lines {
+        if l.irq != '.' {
+            continue;
+        }
+        let Some(ptr) = field(l.rest, "ptr") else {
+            continue;
+        };
+        match l.event {
+            "kmalloc" | "kmem_cache_alloc" => {
+                let site = field(l.rest, "call_site").unwrap_or("");
+                let debug = DEBUG_ALLOCATORS.iter().any(|d| site.starts_with(d));
+                let v = (num(l.rest, "bytes_req"), num(l.rest, "bytes_alloc"), debug);
+                if live.insert(ptr, v).is_none() && !debug {
+                    allocs += 1;
+                }
+            }
+            "kfree" | "kmem_cache_free" => {
+                live.remove(ptr);
+            }
+            _ => {}
+        }
+    }
+    let mut h = Held {
+        req: 0,
+        alloc: 0,
+        allocs,
+        debug: 0,
+    };
+    for (req, alloc, debug) in live.into_values() {
+        if debug {
+            h.debug += alloc;
+        } else {
+            h.req += req;
+            h.alloc += alloc;
+        }
+    }
+    h
+}
+
+const ALLOC_EVENTS: [&str; 4] = [
+    "kmem/kmalloc",
+    "kmem/kmem_cache_alloc",
+    "kmem/kfree",
+    "kmem/kmem_cache_free",
+];
+
+/// Memory (H:41-44): an open file filled with max_pending items holds at most a few hundred
+/// bytes per item, its lists included. Observed: the allocator's own tracepoints in the
+/// calling thread (open and every ENQUEUE run there), allocations minus frees.
+pub fn file_memory_by_trace(ctx: &Ctx) -> TestResult {
+    let mut c = Checker::new();
+    let pid = format!("common_pid == {}", gettid());
+    let events: Vec<(&str, &str)> = ALLOC_EVENTS.iter().map(|e| (*e, pid.as_str())).collect();
+    let t = trace(&events)?;
+    let n = ctx.info.max_pending;
+    let mark = t.mark("file begin").map_err(|e| Outcome::Fail(vec![e]));
+    let dev = ctx.open();
+    let filled = match &dev {
+        Ok(d) => fill_delayed(ctx, d, n),
+        Err(_) => Ok(()),
+    };
+    let _ = t.mark("file end");
+    let text = stop(t)?;
+    mark?;
+    let dev = dev?;
+    filled?;
+    dump("file", &text);
+    let h = held(&window(&text, "file"));
+    // The items (a few hundred bytes each), the results ring (64 bytes per result) and two
+    // lists of max_pending pointers; the open file's own structures fit in the slack.
+    let bound = u64::from(n) * ITEM_BYTES_MAX
+        + u64::from(ctx.info.max_results) * 64
+        + 2 * u64::from(ctx.info.max_pending) * 8
+        + 64 * 1024;
+    crate::diag(&format!(
+        "file_memory_by_trace: open + {n} items: {} allocations, {} bytes held ({} requested, \
+         {} per item), bound {bound}; debug-kernel bookkeeping {} more",
+        h.allocs,
+        h.alloc,
+        h.req,
+        h.alloc / u64::from(n.max(1)),
+        h.debug
+    ));
+    c.check(h.allocs >= u64::from(n), || {
+        format!(
+            "{n} items were made but the trace shows {} allocations in the caller",
+            h.allocs
+        )
+    });
+    c.check(h.alloc <= bound, || {
+        format!(
+            "a file with {n} items holds {} bytes, over {bound} ({ITEM_BYTES_MAX} per item, \
+             64 per result, two lists of max_pending pointers, 64 KiB)",
+            h.alloc
+        )
+    });
+    c.ok("RESET", dev.reset());
+    c.done()
+}
+
+fn bench_args(op: u32, items: u32, threads: u32, start_latency: bool) -> BenchArgs {
+    BenchArgs {
+        path: RUST_WQ_BENCH_PERCPU,
+        items,
+        threads,
+        start_latency,
+        op,
+    }
+}
+
+/// The number of kmalloc events of `text`.
+fn kmallocs(text: &str) -> u64 {
+    text.lines()
+        .filter_map(trace_line)
+        .filter(|l| l.event == "kmalloc")
+        .count() as u64
+}
+
+/// BENCH memory (H:44-46, H:374-375, H:356-357): 32 bytes per round, nothing allocated over
+/// the cap, and QUEUE_FRESH allocates a new item every round. Observed: the allocator's
+/// kmalloc tracepoint in the caller and the bench kthreads ("rust_wq_bench/N").
+pub fn bench_memory_by_trace(ctx: &Ctx) -> TestResult {
+    let dev = ctx.open()?;
+    let mut c = Checker::new();
+    let tid = gettid();
+    let ours = format!("(common_pid == {tid} || comm ~ \"rust_wq_bench*\")");
+
+    // Per round: the large buffers of two RT runs (one thread, start latency measured)
+    // differ by the rounds' share. Small allocations (items, queues) do not depend on N.
+    let big = format!("bytes_req >= 4000 && {ours}");
+    let mut sums = Vec::new();
+    for n in [1000u32, 3000] {
+        let t = trace(&[("kmem/kmalloc", &big)])?;
+        let r = dev.bench(bench_args(RUST_WQ_BENCH_OP_RT, n, 1, true));
+        let text = stop(t)?;
+        dump("rt", &text);
+        c.ok(&format!("BENCH RT 1 thread x {n} rounds"), r);
+        // Every allocation of the run, once per pointer (frees are not traced here).
+        let lines: Vec<_> = text.lines().filter_map(trace_line).collect();
+        sums.push(held(&lines).req);
+    }
+    let (d, dn) = (sums[1].saturating_sub(sums[0]), 2000u64);
+    crate::diag(&format!(
+        "bench_memory_by_trace: large allocations {} B (1000 rounds), {} B (3000 rounds): {} B per round",
+        sums[0],
+        sums[1],
+        d / dn
+    ));
+    c.check(d <= 32 * dn && d >= 8 * dn, || {
+        format!(
+            "2000 more rounds allocated {d} more bytes in buffers of 4000 bytes or more: \
+             expected between 8 and 32 per round"
+        )
+    });
+
+    // Over the cap: EINVAL, and not one allocation in the caller.
+    let online = ctx.online.len().max(1) as u64;
+    let per = RUST_WQ_BENCH_MAX_TOTAL / online + 1;
+    if per <= u64::from(RUST_WQ_BENCH_MAX_ITEMS) {
+        let pid = format!("common_pid == {tid}");
+        let t = trace(&[("kmem/kmalloc", &pid), ("kmem/kmem_cache_alloc", &pid)])?;
+        let mark = t.mark("cap begin");
+        let r = dev.bench(bench_args(RUST_WQ_BENCH_OP_RT, per as u32, 0, false));
+        let _ = t.mark("cap end");
+        let text = stop(t)?;
+        dump("cap", &text);
+        if let Err(e) = mark {
+            c.fail(e);
+        }
+        c.errno("BENCH RT over MAX_TOTAL", r, EINVAL);
+        let allocs = window(&text, "cap")
+            .iter()
+            .filter(|l| l.event.starts_with("km"))
+            .count();
+        c.check(allocs == 0, || {
+            format!("BENCH over MAX_TOTAL allocated {allocs} times in the caller before EINVAL")
+        });
+    } else {
+        crate::diag("bench_memory_by_trace: too few CPUs to exceed MAX_TOTAL (not run)");
+    }
+
+    // QUEUE_FRESH: one more allocation per round than QUEUE, in the bench kthread.
+    let kthread = "comm ~ \"rust_wq_bench*\"";
+    let mut count = Vec::new();
+    for (name, op) in [
+        ("QUEUE", RUST_WQ_BENCH_OP_QUEUE),
+        ("QUEUE_FRESH", RUST_WQ_BENCH_OP_QUEUE_FRESH),
+    ] {
+        let t = trace(&[("kmem/kmalloc", kthread)])?;
+        let r = dev.bench(bench_args(op, 300, 1, false));
+        let text = stop(t)?;
+        c.ok(&format!("BENCH {name} 300 rounds"), r);
+        count.push(kmallocs(&text));
+    }
+    crate::diag(&format!(
+        "bench_memory_by_trace: kthread allocations for 300 rounds: QUEUE {}, QUEUE_FRESH {}",
+        count[0], count[1]
+    ));
+    c.check(count[1] >= count[0] + 300, || {
+        format!(
+            "QUEUE_FRESH made {} allocations in its kthread, QUEUE {}: not one new item per round",
+            count[1], count[0]
+        )
+    });
+    c.done()
+}
+
+/// BENCH path (H:378-380): delayed ops on the two owned queues go through the owned queue's
+/// tracked calls, which link the item on an armed list under its lock; on the system queue
+/// they do not. Observed: lockdep's lock_acquire tracepoint for the armed lists' lock class.
+pub fn bench_tracked_delayed_by_lockdep(ctx: &Ctx) -> TestResult {
+    let dev = ctx.open()?;
+    let mut c = Checker::new();
+    let filter = "name == \"ArmedList::head\"";
+    for (what, path, tracked) in [
+        ("owned WQ_PERCPU", RUST_WQ_BENCH_PERCPU, true),
+        ("owned rust_wq_bench", RUST_WQ_BENCH_UNBOUND_SYSFS, true),
+        ("system_percpu_wq", RUST_WQ_BENCH_SYSTEM_PERCPU, false),
+    ] {
+        let t = trace(&[("lock/lock_acquire", filter)])?;
+        let r = dev.bench(BenchArgs {
+            path,
+            ..bench_args(RUST_WQ_BENCH_OP_DELAYED, 200, 1, false)
+        });
+        let text = stop(t)?;
+        if c.ok(&format!("BENCH DELAYED on {what}"), r).is_none() {
+            continue;
+        }
+        let n = text
+            .lines()
+            .filter_map(trace_line)
+            .filter(|l| l.event == "lock_acquire")
+            .count();
+        if tracked {
+            c.check(n >= 200, || {
+                format!("BENCH DELAYED 200 rounds on {what} took the armed lists' lock {n} times")
+            });
+        } else {
+            c.check(n == 0, || {
+                format!("BENCH DELAYED on {what} took the armed lists' lock {n} times (untracked)")
+            });
+        }
+    }
+    c.done()
+}
