@@ -342,3 +342,215 @@ pub fn bench_tracked_delayed_by_lockdep(ctx: &Ctx) -> TestResult {
     }
     c.done()
 }
+
+/// The kernel calls one benchmark round makes, as the kernel's tracepoints count them in the
+/// benchmark's own kthreads: items queued (`workqueue_queue_work`), delayed items' timers
+/// started (`timer_start` of `delayed_work_timer_fn`) and timers cancelled (`timer_cancel`),
+/// in the kthreads' own (process) context.
+#[derive(Debug, PartialEq, Default)]
+struct Calls {
+    queued: u64,
+    /// The `cpu` of the queued items' pool (a per-CPU queue's: the queueing CPU's).
+    cpus: std::collections::BTreeSet<String>,
+    armed: u64,
+    cancelled: u64,
+}
+
+fn calls(text: &str) -> Calls {
+    let mut k = Calls::default();
+    // Process context only: an interrupt taken while the kthread ran is traced with its name.
+    for l in text.lines().filter_map(trace_line).filter(|l| l.irq == '.') {
+        match l.event {
+            "workqueue_queue_work" => {
+                k.queued += 1;
+                k.cpus
+                    .insert(field(l.rest, "cpu").unwrap_or("?").to_string());
+            }
+            "timer_start" if l.rest.contains("function=delayed_work_timer_fn") => k.armed += 1,
+            "timer_cancel" => k.cancelled += 1,
+            _ => {}
+        }
+    }
+    k
+}
+
+const CALL_EVENTS: [&str; 3] = [
+    "workqueue/workqueue_queue_work",
+    "timer/timer_start",
+    "timer/timer_cancel",
+];
+
+/// Traces `f` with [`CALL_EVENTS`] in the threads whose name matches `comm` (a glob).
+fn traced_calls(comm: &str, f: impl FnOnce() -> Result<(), String>) -> Result<Calls, Outcome> {
+    let filter = format!("comm ~ \"{comm}\"");
+    let events: Vec<(&str, &str)> = CALL_EVENTS.iter().map(|e| (*e, filter.as_str())).collect();
+    let t = trace(&events)?;
+    let r = f();
+    let text = stop(t)?;
+    r.map_err(|e| Outcome::Fail(vec![e]))?;
+    Ok(calls(&text))
+}
+
+/// BENCH ops (H:387-413) and the C twin (H:362-364): each op's rounds make the kernel calls
+/// the op names, and the same ones as bench/rust_wq_ctwin.c's rounds. Observed: the
+/// workqueue and timer tracepoints in the benchmark's kthreads ("rust_wq_bench/N") and in the
+/// twin's ("ctwin/N"), the twin loaded from beside rust_wq.ko (RUST_WQ_KO); the CPU of the
+/// pool each item went to shows the queue's kind (per-CPU: the queueing CPU).
+pub fn bench_calls_match_c_twin_by_trace(ctx: &Ctx) -> TestResult {
+    let Some(ko) = std::env::var_os("RUST_WQ_KO") else {
+        return crate::fail("RUST_WQ_KO is not set: the C twin cannot be found");
+    };
+    let twin = std::path::Path::new(&ko).with_file_name("rust_wq_ctwin.ko");
+    if !twin.exists() {
+        return crate::fail(format!("{} does not exist", twin.display()));
+    }
+    let dev = ctx.open()?;
+    let mut c = Checker::new();
+    const N: u64 = 20;
+    // (op, its number, path, twin's queue, items queued, timers armed by the round: at
+    // least N each where the op's calls do so).
+    let ops: [(&str, u32, u32, &str, bool, bool); 12] = [
+        (
+            "queue",
+            RUST_WQ_BENCH_OP_QUEUE,
+            RUST_WQ_BENCH_PERCPU,
+            "percpu",
+            true,
+            false,
+        ),
+        (
+            "queue-on",
+            RUST_WQ_BENCH_OP_QUEUE_ON,
+            RUST_WQ_BENCH_PERCPU,
+            "percpu",
+            true,
+            false,
+        ),
+        (
+            "delayed",
+            RUST_WQ_BENCH_OP_DELAYED,
+            RUST_WQ_BENCH_PERCPU,
+            "percpu",
+            false,
+            true,
+        ),
+        (
+            "mod-delayed",
+            RUST_WQ_BENCH_OP_MOD_DELAYED,
+            RUST_WQ_BENCH_PERCPU,
+            "percpu",
+            false,
+            true,
+        ),
+        (
+            "cancel-idle",
+            RUST_WQ_BENCH_OP_CANCEL_IDLE,
+            RUST_WQ_BENCH_PERCPU,
+            "percpu",
+            false,
+            false,
+        ),
+        (
+            "cancel-armed",
+            RUST_WQ_BENCH_OP_CANCEL_ARMED,
+            RUST_WQ_BENCH_PERCPU,
+            "percpu",
+            false,
+            true,
+        ),
+        (
+            "cancel-sync-idle",
+            RUST_WQ_BENCH_OP_CANCEL_SYNC_IDLE,
+            RUST_WQ_BENCH_PERCPU,
+            "percpu",
+            false,
+            false,
+        ),
+        (
+            "cancel-sync-armed",
+            RUST_WQ_BENCH_OP_CANCEL_SYNC_ARMED,
+            RUST_WQ_BENCH_PERCPU,
+            "percpu",
+            false,
+            true,
+        ),
+        (
+            "flush-idle",
+            RUST_WQ_BENCH_OP_FLUSH_IDLE,
+            RUST_WQ_BENCH_PERCPU,
+            "percpu",
+            false,
+            false,
+        ),
+        (
+            "disable",
+            RUST_WQ_BENCH_OP_DISABLE,
+            RUST_WQ_BENCH_PERCPU,
+            "percpu",
+            false,
+            false,
+        ),
+        (
+            "enable",
+            RUST_WQ_BENCH_OP_ENABLE,
+            RUST_WQ_BENCH_PERCPU,
+            "percpu",
+            false,
+            false,
+        ),
+        (
+            "static",
+            RUST_WQ_BENCH_OP_STATIC,
+            RUST_WQ_BENCH_SYSTEM_PERCPU,
+            "system-percpu",
+            true,
+            false,
+        ),
+    ];
+    for (name, op, path, twin_q, queues, arms) in ops {
+        let rust = traced_calls("rust_wq_bench*", || {
+            dev.bench(BenchArgs {
+                path,
+                ..bench_args(op, N as u32, 1, false)
+            })
+            .map(drop)
+            .map_err(|e| format!("BENCH {name}: {e}"))
+        })?;
+        let cwin = traced_calls("ctwin/*", || {
+            let out = std::process::Command::new("insmod")
+                .arg(&twin)
+                .arg(format!("items={N}"))
+                .arg(format!("runs={name}:{twin_q}"))
+                .output()
+                .map_err(|e| format!("insmod {}: {e}", twin.display()))?;
+            // The twin runs at load and then refuses to stay loaded (EAGAIN).
+            let err = String::from_utf8_lossy(&out.stderr);
+            if out.status.success() || !err.contains("Resource temporarily unavailable") {
+                return Err(format!(
+                    "insmod of the C twin ({name}): {:?}, {err}",
+                    out.status
+                ));
+            }
+            Ok(())
+        })?;
+        crate::diag(&format!(
+            "bench_calls_match_c_twin_by_trace: {name}: Rust {rust:?}, C twin {cwin:?}"
+        ));
+        c.check(rust == cwin, || {
+            format!("{name}: the Rust rounds made {rust:?}, the C twin's {cwin:?}")
+        });
+        c.check(!queues || rust.queued >= N, || {
+            format!("{name}: {N} rounds queued {} items", rust.queued)
+        });
+        c.check(!arms || rust.armed >= N, || {
+            format!(
+                "{name}: {N} rounds started {} delayed-work timers",
+                rust.armed
+            )
+        });
+        c.check(queues || arms || rust == Calls::default(), || {
+            format!("{name}: {N} rounds of an op that queues nothing made {rust:?}")
+        });
+    }
+    c.done()
+}

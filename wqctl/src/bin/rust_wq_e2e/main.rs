@@ -158,6 +158,10 @@ fn all() -> Vec<Named<TestFn>> {
             footprint::bench_tracked_delayed_by_lockdep,
         ),
         (
+            "bench_calls_match_c_twin_by_trace",
+            footprint::bench_calls_match_c_twin_by_trace,
+        ),
+        (
             "rmmod_refused_while_open",
             lifecycle::rmmod_refused_while_open,
         ),
