@@ -540,3 +540,7 @@ pub(crate) fn registration(module: &'static ThisModule) -> impl PinInit<Registra
     unsafe { BOUND.init() };
     Registration::new(NAME, module)
 }
+
+#[cfg(CONFIG_KUNIT)]
+#[path = "edu/tests.rs"]
+mod tests;

@@ -1,17 +1,19 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * C helpers of the module's own test helpers (src/kthread.rs), for C API that the 7.3 kernel
- * crate does not bind: a declaration bindgen never saw, and static inlines. Their Rust
- * declarations are in src/kthread.rs; keep the two in step. The workqueue layer has its own
- * (src/workqueue/helpers.c) and does not use these.
+ * C helpers of the module's own test helpers (src/kthread.rs, and src/edu/tests.rs for KUnit
+ * cases), for C API that the 7.3 kernel crate does not bind: a declaration bindgen never saw,
+ * and static inlines. Their Rust declarations are in those two files; keep them in step. The
+ * workqueue layer has its own (src/workqueue/helpers.c) and does not use these.
  */
 
 #include <linux/cpu.h>
 #include <linux/cpumask.h>
 #include <linux/err.h>
+#include <linux/interrupt.h>
 #include <linux/kthread.h>
 #include <linux/sched.h>
 #include <linux/sched/cputime.h>
+#include <linux/sched/signal.h>
 #include <linux/sched/task.h>
 
 #include "helpers.h"
@@ -50,4 +52,33 @@ struct task_struct *rust_wq_kthread_run_on_online_cpu(int (*threadfn)(void *data
 out:
 	cpus_read_unlock();
 	return p;
+}
+
+/*
+ * For KUnit cases only (src/edu/tests.rs): the calling kernel thread gets a pending SIGKILL,
+ * so that its next killable wait ends at once, as a killed user task's would. Kernel threads
+ * ignore signals unless allowed; with the handler allow_signal() sets, the signal is only
+ * pending (not a group exit), and rust_wq_test_unkill_self() takes it back.
+ */
+void rust_wq_test_kill_self(void)
+{
+	allow_signal(SIGKILL);
+	send_sig(SIGKILL, current, 1);
+}
+
+void rust_wq_test_unkill_self(void)
+{
+	flush_signals(current);
+	disallow_signal(SIGKILL);
+}
+
+/* For KUnit cases only: disable_irq() and enable_irq() of a vector the module requested. */
+void rust_wq_test_irq_disable(unsigned int irq)
+{
+	disable_irq(irq);
+}
+
+void rust_wq_test_irq_enable(unsigned int irq)
+{
+	enable_irq(irq);
 }
