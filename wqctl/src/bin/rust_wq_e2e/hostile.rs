@@ -44,6 +44,10 @@ pub fn all() -> Vec<(&'static str, TestFn)> {
             errors_first::results_copy_unlocked,
         ),
         (
+            "hostile_interrupted_calls_change_nothing",
+            errors_first::interrupted_calls_change_nothing,
+        ),
+        (
             "hostile_cancel_flush_efault_first",
             errors_first::cancel_flush_efault_first,
         ),

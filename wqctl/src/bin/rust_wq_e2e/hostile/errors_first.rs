@@ -314,3 +314,135 @@ pub fn cancel_flush_efault_first(ctx: &Ctx) -> TestResult {
     c.eq("CANCEL ALL", dev.cancel(Target::All).must("CANCEL ALL")?, 3);
     c.done()
 }
+
+extern "C" fn on_usr1(_: i32) {}
+
+/// H:37-38, "nothing was done", for CANCEL, MOD_DELAY and RESULTS interrupted while they wait
+/// for the file's lock. The lock is held by a RESULTS blocked in its copy to user memory (a
+/// holder that changes no item, unlike the RESET of `file_lock_waits_interruptible`, which
+/// would mask an effect). Observed: the kernel's timer tracepoints in the interrupted threads
+/// (a CANCEL or MOD_DELAY that did something stops or restarts the item's timer there), the
+/// result the interrupted RESULTS would have taken still there, and the armed item still
+/// armed (a later CANCEL takes it, stopping its timer in the trace).
+pub fn interrupted_calls_change_nothing(ctx: &Ctx) -> TestResult {
+    let bp = match BlockingPage::new() {
+        Ok(b) => b,
+        Err(e) => return unavailable("userfaultfd", format!("no userfaultfd ({e})")),
+    };
+    let dev = std::sync::Arc::new(ctx.open()?);
+    let mut c = Checker::new();
+    dev.enqueue(EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 2))
+        .must("ENQUEUE 2")?;
+    dev.flush(Target::All).must("FLUSH")?;
+    let armed = dev
+        .enqueue(EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 1).delay_us(30_000_000))
+        .must("ENQUEUE 1 delayed 30 s")?;
+    // SAFETY: a handler that does nothing, without SA_RESTART, for SIGUSR1.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_usr1 as extern "C" fn(i32) as usize;
+        libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut());
+    }
+    let arg = RustWqResults {
+        version: RUST_WQ_ABI_VERSION,
+        capacity: 1,
+        buf: bp.page as u64,
+        ..Default::default()
+    };
+    let d2 = dev.clone();
+    let holder = std::thread::spawn(move || {
+        let mut a = arg;
+        d2.ioctl_with(RUST_WQ_IOC_RESULTS, &mut a).map(|_| a.count)
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    let trace = match crate::util::Trace::start(&["timer/timer_start", "timer/timer_cancel"]) {
+        Ok(t) => t,
+        Err(e) => return unavailable("tracing", format!("cannot trace: {e}")),
+    };
+    type Call = fn(&wqctl::Device, u64) -> Result<u64, wqctl::Errno>;
+    let calls: [(&str, Call); 3] = [
+        ("CANCEL", |d, id| d.cancel(Target::Id(id))),
+        ("MOD_DELAY", |d, id| d.mod_delay(id, 1000).map(|()| 0)),
+        ("RESULTS", |d, _| d.results(8).map(|(r, _)| r.len() as u64)),
+    ];
+    let waiters: Vec<_> = calls
+        .iter()
+        .map(|&(name, call)| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let d = dev.clone();
+            let h = std::thread::spawn(move || {
+                // SAFETY: the id of this thread, for pthread_kill.
+                let _ = tx.send((unsafe { libc::pthread_self() }, crate::util::gettid()));
+                (name, call(&d, armed))
+            });
+            (rx.recv().ok(), h)
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    c.check(!holder.is_finished(), || {
+        "the RESULTS holding the lock ended before the page was provided: nothing was interrupted"
+            .into()
+    });
+    let mut tids = Vec::new();
+    for (ids, _) in &waiters {
+        if let Some((pt, tid)) = ids {
+            tids.push(*tid);
+            // SAFETY: the thread is alive until joined below.
+            unsafe { libc::pthread_kill(*pt, libc::SIGUSR1) };
+        }
+    }
+    for (_, h) in waiters {
+        match h.join() {
+            Ok((name, r)) => {
+                c.check(matches!(r, Err(e) if e.0 == libc::EINTR), || {
+                    format!("{name} waiting for the lock held by a blocked RESULTS, sent SIGUSR1: {r:?} (expected EINTR)")
+                });
+            }
+            Err(_) => c.fail("a waiting thread panicked"),
+        }
+    }
+    bp.release();
+    match holder.join() {
+        Ok(r) => {
+            c.eq("RESULTS count once the page was there", r.ok(), Some(1));
+        }
+        Err(_) => c.fail("the RESULTS thread panicked"),
+    }
+    // The interrupted RESULTS took nothing: the second result is still there.
+    if let Some((r, _)) = c.ok("RESULTS after the interrupted calls", dev.results(8)) {
+        c.eq(
+            "results left for a RESULTS after the interrupted one",
+            r.len(),
+            1,
+        );
+    }
+    // The interrupted CANCEL and MOD_DELAY left the item armed: this CANCEL takes it.
+    c.eq(
+        "CANCEL of the 30 s item after the interrupted calls",
+        dev.cancel(Target::Id(armed)).ok(),
+        Some(1),
+    );
+    let text = trace.stop().map_err(|e| crate::Outcome::Fail(vec![e]));
+    drop(trace);
+    // SAFETY: back to the default action.
+    unsafe { libc::signal(libc::SIGUSR1, libc::SIG_DFL) };
+    let text = text?;
+    let me = crate::util::gettid();
+    let (mut theirs, mut mine) = (0, 0);
+    for l in text.lines().filter_map(crate::util::trace_line) {
+        if l.irq != '.' {
+            continue;
+        }
+        if tids.contains(&l.pid) {
+            theirs += 1;
+        } else if l.pid == me && l.event == "timer_cancel" {
+            mine += 1;
+        }
+    }
+    c.eq("timer events in the interrupted threads", theirs, 0);
+    // The observation works: the CANCEL that did something stopped the item's timer.
+    c.check(mine >= 1, || {
+        "the CANCEL that took the armed item shows no timer_cancel in the trace".into()
+    });
+    c.done()
+}
