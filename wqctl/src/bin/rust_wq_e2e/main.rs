@@ -27,6 +27,7 @@ mod footprint;
 mod hostile;
 mod irq;
 mod lifecycle;
+mod lock_held;
 mod ordering;
 mod poll;
 mod results;
@@ -160,6 +161,10 @@ fn all() -> Vec<Named<TestFn>> {
         (
             "bench_calls_match_c_twin_by_trace",
             footprint::bench_calls_match_c_twin_by_trace,
+        ),
+        (
+            "enqueue_holds_the_lock_by_trace",
+            lock_held::enqueue_holds_the_lock_by_trace,
         ),
         (
             "rmmod_refused_while_open",

@@ -273,6 +273,15 @@ impl Trace {
     /// e.g. `common_pid == 42`); an empty filter records every instance. The
     /// per-CPU buffer is made at least [`Trace::BIG_KB`] for the trace's life.
     pub fn start_filtered(events: &[(&str, &str)]) -> Result<Trace, String> {
+        Self::start_filtered_clock(events, false)
+    }
+
+    /// [`Trace::start_filtered`] with the trace clock `mono` (see [`Trace::start_mono`]).
+    pub fn start_filtered_mono(events: &[(&str, &str)]) -> Result<Trace, String> {
+        Self::start_filtered_clock(events, true)
+    }
+
+    fn start_filtered_clock(events: &[(&str, &str)], mono: bool) -> Result<Trace, String> {
         let names: Vec<&str> = events.iter().map(|(e, _)| *e).collect();
         let old_kb = std::fs::read_to_string(format!("{}/buffer_size_kb", Self::DIR))
             .map_err(|e| format!("read buffer_size_kb: {e}"))?;
@@ -288,7 +297,7 @@ impl Trace {
                 filtered.push(e.to_string());
             }
         }
-        let mut t = Self::start_clock(&names, false);
+        let mut t = Self::start_clock(&names, mono);
         if let Ok(t) = &mut t {
             t.filtered = filtered;
             t.old_kb = grow.then_some(old_kb);
