@@ -63,7 +63,7 @@ impl Drop for Killed {
 }
 
 #[kernel::prelude::kunit_tests(rust_wq_edu)]
-mod tests {
+mod cases {
     use super::{
         super::{
             bound,
