@@ -320,8 +320,9 @@ extern "C" fn on_usr1(_: i32) {}
 /// H:37-38, "nothing was done", for CANCEL, MOD_DELAY and RESULTS interrupted while they wait
 /// for the file's lock. The lock is held by a RESULTS blocked in its copy to user memory (a
 /// holder that changes no item, unlike the RESET of `file_lock_waits_interruptible`, which
-/// would mask an effect). Observed: the kernel's timer tracepoints in the interrupted threads
-/// (a CANCEL or MOD_DELAY that did something stops or restarts the item's timer there), the
+/// would mask an effect). Observed: the kernel's timer tracepoints for the item's own timer in
+/// the interrupted threads (a CANCEL or MOD_DELAY that did something stops or restarts it
+/// there; other timers a thread may touch do not count), the
 /// result the interrupted RESULTS would have taken still there, and the armed item still
 /// armed (a later CANCEL takes it, stopping its timer in the trace).
 pub fn interrupted_calls_change_nothing(ctx: &Ctx) -> TestResult {
@@ -334,6 +335,11 @@ pub fn interrupted_calls_change_nothing(ctx: &Ctx) -> TestResult {
     dev.enqueue(EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 2))
         .must("ENQUEUE 2")?;
     dev.flush(Target::All).must("FLUSH")?;
+    // Traced from the arm of the 30 s item on: its `timer_start` names its timer.
+    let trace = match crate::util::Trace::start(&["timer/timer_start", "timer/timer_cancel"]) {
+        Ok(t) => t,
+        Err(e) => return unavailable("tracing", format!("cannot trace: {e}")),
+    };
     let armed = dev
         .enqueue(EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 1).delay_us(30_000_000))
         .must("ENQUEUE 1 delayed 30 s")?;
@@ -355,10 +361,6 @@ pub fn interrupted_calls_change_nothing(ctx: &Ctx) -> TestResult {
         d2.ioctl_with(RUST_WQ_IOC_RESULTS, &mut a).map(|_| a.count)
     });
     std::thread::sleep(Duration::from_millis(100));
-    let trace = match crate::util::Trace::start(&["timer/timer_start", "timer/timer_cancel"]) {
-        Ok(t) => t,
-        Err(e) => return unavailable("tracing", format!("cannot trace: {e}")),
-    };
     type Call = fn(&wqctl::Device, u64) -> Result<u64, wqctl::Errno>;
     let calls: [(&str, Call); 3] = [
         ("CANCEL", |d, id| d.cancel(Target::Id(id))),
@@ -428,9 +430,31 @@ pub fn interrupted_calls_change_nothing(ctx: &Ctx) -> TestResult {
     unsafe { libc::signal(libc::SIGUSR1, libc::SIG_DFL) };
     let text = text?;
     let me = crate::util::gettid();
+    let lines: Vec<_> = text
+        .lines()
+        .filter_map(crate::util::trace_line)
+        .filter(|l| l.irq == '.')
+        .collect();
+    let timer = |rest: &str| {
+        rest.split_whitespace()
+            .find_map(|w| w.strip_prefix("timer="))
+            .map(str::to_string)
+    };
+    // The 30 s item's timer: the first delayed-work timer this thread started.
+    let Some(item_timer) = lines
+        .iter()
+        .find(|l| {
+            l.pid == me
+                && l.event == "timer_start"
+                && l.rest.contains("function=delayed_work_timer_fn")
+        })
+        .and_then(|l| timer(l.rest))
+    else {
+        return crate::fail("the trace shows no timer_start for the 30 s item's ENQUEUE");
+    };
     let (mut theirs, mut mine) = (0, 0);
-    for l in text.lines().filter_map(crate::util::trace_line) {
-        if l.irq != '.' {
+    for l in &lines {
+        if timer(l.rest).as_deref() != Some(item_timer.as_str()) {
             continue;
         }
         if tids.contains(&l.pid) {
@@ -439,7 +463,11 @@ pub fn interrupted_calls_change_nothing(ctx: &Ctx) -> TestResult {
             mine += 1;
         }
     }
-    c.eq("timer events in the interrupted threads", theirs, 0);
+    c.eq(
+        "events of the item's timer in the interrupted threads",
+        theirs,
+        0,
+    );
     // The observation works: the CANCEL that did something stopped the item's timer.
     c.check(mine >= 1, || {
         "the CANCEL that took the armed item shows no timer_cancel in the trace".into()
