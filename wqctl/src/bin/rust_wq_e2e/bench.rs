@@ -476,3 +476,72 @@ pub fn bench_cpus_by_trace(ctx: &Ctx) -> TestResult {
     }
     c.done()
 }
+
+/// H:350-355: RT threads that are done sleep, not spin, until the last one is. Observed with
+/// the scheduler's `sched_waking` tracepoint (in the waker's context; trace clock mono): after the last item a bench
+/// kthread queued (`workqueue_queue_work` from a `rust_wq_bench/N` thread), the caller's
+/// thread wakes the done kthreads to let them exit. A thread that spun would be running, and
+/// would not be woken. The last thread to finish may not have gone to sleep yet when it is
+/// released, so at least half of the threads must be woken so.
+pub fn bench_done_threads_sleep_by_trace(ctx: &Ctx) -> TestResult {
+    let dev = ctx.open()?;
+    let mut c = Checker::new();
+    let threads = ctx.online.len().min(4) as u32;
+    if threads < 2 {
+        return crate::fail("fewer than 2 online CPUs: no thread can wait for another");
+    }
+    let tid = crate::util::gettid();
+    let kthreads = "comm ~ \"rust_wq_bench*\"";
+    let woken_by_me = format!("{kthreads} && common_pid == {tid}");
+    let t = crate::util::Trace::start_filtered_mono(&[
+        ("workqueue/workqueue_queue_work", kthreads),
+        ("sched/sched_waking", &woken_by_me),
+    ])
+    .map_err(|e| crate::Outcome::Fail(vec![format!("cannot trace: {e}")]))?;
+    let r = dev.bench(BenchArgs {
+        path: RUST_WQ_BENCH_PERCPU,
+        items: 200,
+        threads,
+        start_latency: false,
+        op: RUST_WQ_BENCH_OP_RT,
+    });
+    let text = t.stop().map_err(|e| crate::Outcome::Fail(vec![e]));
+    drop(t);
+    let text = text?;
+    let Some(out) = c.ok(&format!("BENCH RT {threads} threads x 200"), r) else {
+        return c.done();
+    };
+    let lines: Vec<_> = text.lines().filter_map(crate::util::trace_line).collect();
+    let last_queued = lines
+        .iter()
+        .filter(|l| l.event == "workqueue_queue_work")
+        .map(|l| l.ts_ns)
+        .max()
+        .unwrap_or(u64::MAX);
+    let mut woken: Vec<u32> = lines
+        .iter()
+        .filter(|l| l.event == "sched_waking" && l.ts_ns >= last_queued)
+        .filter_map(|l| {
+            l.rest
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("pid="))
+                .and_then(|p| p.parse().ok())
+        })
+        .collect();
+    woken.sort_unstable();
+    woken.dedup();
+    crate::diag(&format!(
+        "bench_done_threads_sleep_by_trace: {} threads ran; after the last item, the caller woke {} of them",
+        out.threads_run,
+        woken.len()
+    ));
+    c.eq("threads run", out.threads_run, threads);
+    c.check(2 * woken.len() as u32 >= out.threads_run, || {
+        format!(
+            "after the last item the caller woke {} of {} bench threads: the others did not sleep",
+            woken.len(),
+            out.threads_run
+        )
+    });
+    c.done()
+}

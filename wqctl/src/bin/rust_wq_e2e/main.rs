@@ -152,6 +152,10 @@ fn all() -> Vec<Named<TestFn>> {
         ("bench_runs", bench::bench_runs),
         ("bench_bad_input_einval", bench::bench_bad_input_einval),
         ("bench_cpus_by_trace", bench::bench_cpus_by_trace),
+        (
+            "bench_done_threads_sleep_by_trace",
+            bench::bench_done_threads_sleep_by_trace,
+        ),
         ("file_memory_by_trace", footprint::file_memory_by_trace),
         ("bench_memory_by_trace", footprint::bench_memory_by_trace),
         (
