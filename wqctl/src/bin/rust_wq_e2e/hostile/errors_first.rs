@@ -175,6 +175,22 @@ impl Drop for BlockingPage {
     }
 }
 
+/// A RESULTS of capacity 1 into `bp`'s page, on a thread of its own: once a result is waiting
+/// it blocks in its copy, holding the file's lock, until [`BlockingPage::release`].
+fn results_into(
+    dev: &std::sync::Arc<wqctl::Device>,
+    bp: &BlockingPage,
+) -> std::thread::JoinHandle<Result<u32, wqctl::Errno>> {
+    let mut a = RustWqResults {
+        version: RUST_WQ_ABI_VERSION,
+        capacity: 1,
+        buf: bp.page as u64,
+        ..Default::default()
+    };
+    let d = dev.clone();
+    std::thread::spawn(move || d.ioctl_with(RUST_WQ_IOC_RESULTS, &mut a).map(|_| a.count))
+}
+
 /// While RESULTS is blocked copying to a buffer whose page fault does not
 /// end (userfaultfd), the file's items still finish and STATS answers (was:
 /// RESULTS held the lock every finishing item needs across the copy, stalling
@@ -194,17 +210,7 @@ pub fn results_copy_unlocked(ctx: &Ctx) -> TestResult {
     dev.flush(Target::All).must("FLUSH")?;
     dev.enqueue(EnqueueArgs::new(RUST_WQ_Q_SYSTEM_PERCPU, 4).delay_us(300_000))
         .must("ENQUEUE 4 delayed 300 ms")?;
-    let arg = RustWqResults {
-        version: RUST_WQ_ABI_VERSION,
-        capacity: 1,
-        buf: bp.page as u64,
-        ..Default::default()
-    };
-    let d2 = dev.clone();
-    let reader = std::thread::spawn(move || {
-        let mut a = arg;
-        d2.ioctl_with(RUST_WQ_IOC_RESULTS, &mut a).map(|_| a.count)
-    });
+    let reader = results_into(&dev, &bp);
     std::thread::sleep(Duration::from_millis(100));
     let (tx, rx) = std::sync::mpsc::channel();
     let d3 = dev.clone();
@@ -349,17 +355,7 @@ pub fn interrupted_calls_change_nothing(ctx: &Ctx) -> TestResult {
         sa.sa_sigaction = on_usr1 as extern "C" fn(i32) as usize;
         libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut());
     }
-    let arg = RustWqResults {
-        version: RUST_WQ_ABI_VERSION,
-        capacity: 1,
-        buf: bp.page as u64,
-        ..Default::default()
-    };
-    let d2 = dev.clone();
-    let holder = std::thread::spawn(move || {
-        let mut a = arg;
-        d2.ioctl_with(RUST_WQ_IOC_RESULTS, &mut a).map(|_| a.count)
-    });
+    let holder = results_into(&dev, &bp);
     std::thread::sleep(Duration::from_millis(100));
     type Call = fn(&wqctl::Device, u64) -> Result<u64, wqctl::Errno>;
     let calls: [(&str, Call); 3] = [
