@@ -2,7 +2,7 @@
 //! the kernel's own tracepoints (the allocator's `kmem:*` and lockdep's `lock:lock_acquire`),
 //! not by anything the module reports about itself.
 
-use crate::util::{fill_delayed, gettid, trace_line, Trace};
+use crate::util::{field, fill_delayed, gettid, trace_line, Trace};
 use crate::{Checker, Ctx, Outcome, TestResult};
 use libc::EINVAL;
 use std::collections::HashMap;
@@ -11,12 +11,6 @@ use wqctl::BenchArgs;
 
 /// "A few hundred bytes" per item (include/rust_wq.h, Memory), read as at most this many.
 const ITEM_BYTES_MAX: u64 = 512;
-
-/// A field `name=value` of a trace line's text.
-fn field<'a>(rest: &'a str, name: &str) -> Option<&'a str> {
-    rest.split_whitespace()
-        .find_map(|w| w.strip_prefix(name)?.strip_prefix('='))
-}
 
 fn num(rest: &str, name: &str) -> u64 {
     field(rest, name).and_then(|v| v.parse().ok()).unwrap_or(0)
@@ -76,6 +70,29 @@ fn window<'a>(text: &'a str, tag: &str) -> Vec<crate::util::TraceLine<'a>> {
         }
     }
     out
+}
+
+/// The events traced between each `sys_enter_ioctl` and its `sys_exit_ioctl` (the syscall
+/// tracepoints print `sys_ioctl(fd: ...)` and `sys_ioctl -> 0x...`): the number of complete
+/// calls and their events, or an error if a call has no end in the buffer.
+fn in_ioctl(text: &str) -> Result<(usize, Vec<crate::util::TraceLine<'_>>), String> {
+    let (mut inside, mut calls, mut out) = (false, 0, Vec::new());
+    for l in text.lines() {
+        if l.contains(": sys_ioctl(") {
+            inside = true;
+        } else if l.contains(": sys_ioctl -> ") {
+            if inside {
+                calls += 1;
+            }
+            inside = false;
+        } else if let Some(t) = trace_line(l).filter(|_| inside) {
+            out.push(t);
+        }
+    }
+    if inside {
+        return Err("the trace has an ioctl entry without its exit".into());
+    }
+    Ok((calls, out))
 }
 
 /// What the debug kernel allocates for its own bookkeeping of each object (kmemleak's
@@ -231,13 +248,19 @@ pub fn bench_memory_by_trace(ctx: &Ctx) -> TestResult {
     let big = format!("bytes_req >= 4000 && {ours}");
     let mut sums = Vec::new();
     for n in [1000u32, 3000] {
-        let t = trace(&[("kmem/kmalloc", &big)])?;
+        let pid = format!("common_pid == {tid}");
+        let t = trace(&[
+            ("kmem/kmalloc", &big),
+            ("syscalls/sys_enter_ioctl", &pid),
+            ("syscalls/sys_exit_ioctl", &pid),
+        ])?;
         let r = dev.bench(bench_args(RUST_WQ_BENCH_OP_RT, n, 1, true));
         let text = stop(t)?;
         dump("rt", &text);
         c.ok(&format!("BENCH RT 1 thread x {n} rounds"), r);
-        // Every allocation of the run, once per pointer (frees are not traced here).
-        let lines: Vec<_> = text.lines().filter_map(trace_line).collect();
+        // Every allocation of the run while the ioctl was in progress (the bench threads live
+        // only then), once per pointer (frees are not traced here).
+        let lines = in_ioctl(&text).map_err(|e| Outcome::Fail(vec![e]))?.1;
         sums.push(held(&lines).req);
     }
     let (d, dn) = (sums[1].saturating_sub(sums[0]), 2000u64);
@@ -254,28 +277,41 @@ pub fn bench_memory_by_trace(ctx: &Ctx) -> TestResult {
         )
     });
 
-    // Over the cap: EINVAL, and not one allocation in the caller.
+    // Over the cap: EINVAL, and not one allocation in the caller's ioctl. The window is the
+    // system call itself (its syscall tracepoints), in process context: the caller's own
+    // page faults and heap growth around the call (a code page read over 9p, a brk) are not
+    // the module's, nor is an interrupt that happens to arrive during the call.
     let online = ctx.online.len().max(1) as u64;
     let per = RUST_WQ_BENCH_MAX_TOTAL / online + 1;
     if per <= u64::from(RUST_WQ_BENCH_MAX_ITEMS) {
         let pid = format!("common_pid == {tid}");
-        let t = trace(&[("kmem/kmalloc", &pid), ("kmem/kmem_cache_alloc", &pid)])?;
-        let mark = t.mark("cap begin");
+        let t = trace(&[
+            ("kmem/kmalloc", &pid),
+            ("kmem/kmem_cache_alloc", &pid),
+            ("syscalls/sys_enter_ioctl", &pid),
+            ("syscalls/sys_exit_ioctl", &pid),
+        ])?;
         let r = dev.bench(bench_args(RUST_WQ_BENCH_OP_RT, per as u32, 0, false));
-        let _ = t.mark("cap end");
         let text = stop(t)?;
         dump("cap", &text);
-        if let Err(e) = mark {
-            c.fail(e);
-        }
         c.errno("BENCH RT over MAX_TOTAL", r, EINVAL);
-        let allocs = window(&text, "cap")
-            .iter()
-            .filter(|l| l.event.starts_with("km"))
-            .count();
-        c.check(allocs == 0, || {
-            format!("BENCH over MAX_TOTAL allocated {allocs} times in the caller before EINVAL")
-        });
+        match in_ioctl(&text) {
+            Ok((calls, lines)) => {
+                let allocs = lines
+                    .iter()
+                    .filter(|l| l.event.starts_with("km") && l.irq == '.')
+                    .count();
+                c.check(calls == 1, || {
+                    format!("expected the trace of one ioctl of the caller, saw {calls}")
+                });
+                c.check(allocs == 0, || {
+                    format!(
+                        "BENCH over MAX_TOTAL allocated {allocs} times in its ioctl before EINVAL"
+                    )
+                });
+            }
+            Err(e) => c.fail(e),
+        }
     } else {
         crate::diag("bench_memory_by_trace: too few CPUs to exceed MAX_TOTAL (not run)");
     }

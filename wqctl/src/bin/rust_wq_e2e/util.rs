@@ -421,6 +421,12 @@ pub struct TraceLine<'a> {
     pub rest: &'a str,
 }
 
+/// A field `name=value` of a trace line's text.
+pub fn field<'a>(rest: &'a str, name: &str) -> Option<&'a str> {
+    rest.split_whitespace()
+        .find_map(|w| w.strip_prefix(name)?.strip_prefix('='))
+}
+
 /// Parses `  task-pid  [001] d.h1.  12.345678: event: rest`.
 pub fn trace_line(l: &str) -> Option<TraceLine<'_>> {
     let open = l.find("] ")?;
