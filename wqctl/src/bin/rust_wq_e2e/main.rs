@@ -21,11 +21,13 @@ mod basic;
 mod bench;
 mod concurrency;
 mod delay;
+mod delay_trace;
 mod device_irq;
 mod flush_cancel;
 mod footprint;
 mod hostile;
 mod irq;
+mod jiffies;
 mod lifecycle;
 mod lock_held;
 mod ordering;
@@ -75,15 +77,15 @@ fn all() -> Vec<Named<TestFn>> {
         ("delay_never_early", delay::delay_never_early),
         (
             "delay_never_early_by_trace",
-            delay::delay_never_early_by_trace,
+            delay_trace::delay_never_early_by_trace,
         ),
         (
             "mod_delay_never_early_by_trace",
-            delay::mod_delay_never_early_by_trace,
+            delay_trace::mod_delay_never_early_by_trace,
         ),
         (
             "delays_whole_jiffies_by_trace",
-            delay::delays_whole_jiffies_by_trace,
+            delay_trace::delays_whole_jiffies_by_trace,
         ),
         ("flush_waits", flush_cancel::flush_waits),
         ("flush_by_id", flush_cancel::flush_by_id),
