@@ -334,8 +334,6 @@ impl Drop for CloseFd {
     }
 }
 
-extern "C" fn on_usr1(_: i32) {}
-
 /// One call of a file, its result as a count.
 type FileCall = fn(&Device) -> Result<u64, wqctl::Errno>;
 
@@ -346,12 +344,7 @@ type FileCall = fn(&Device) -> Result<u64, wqctl::Errno>;
 /// SIGUSR1 (pthread_kill) 300 ms after it started waiting.
 fn lock_waits_interruptible(ctx: &Ctx) -> TestResult {
     let mut c = Checker::new();
-    // SAFETY: a handler that does nothing, without SA_RESTART, for SIGUSR1.
-    unsafe {
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = on_usr1 as extern "C" fn(i32) as usize;
-        libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut());
-    }
+    let _usr1 = crate::util::CatchUsr1::install(false);
     for attempt in 1..=3 {
         let dev = busy_file(ctx)?;
         // "Nothing was done", seen by the kernel's tracepoint: the
@@ -434,19 +427,9 @@ fn lock_waits_interruptible(ctx: &Ctx) -> TestResult {
         c.eq("calls that waited", seen.len(), 6);
         // Nothing was done: the interrupted ENQUEUE enqueued nothing.
         c.stats("after RESET and the interrupted calls", &dev, (0, 0, 0, 0));
-        // SAFETY: back to the default action.
-        unsafe { libc::signal(libc::SIGUSR1, libc::SIG_DFL) };
         return c.done();
     }
-    // SAFETY: back to the default action.
-    unsafe { libc::signal(libc::SIGUSR1, libc::SIG_DFL) };
     crate::fail("the 1 s item never started within 100 ms in 3 attempts: nothing decided")
-}
-
-static RESTARTS: AtomicU64 = AtomicU64::new(0);
-
-extern "C" fn count_usr1(_: i32) {
-    RESTARTS.fetch_add(1, Ordering::SeqCst);
 }
 
 /// Every call waiting for the file's lock (held by a RESET that waits for a
@@ -458,20 +441,10 @@ extern "C" fn count_usr1(_: i32) {
 /// item exactly once (STATS after the RESET zeroed them, and the results).
 fn lock_waits_restart(ctx: &Ctx) -> TestResult {
     let mut c = Checker::new();
-    // SAFETY: a handler that increments an atomic, with SA_RESTART, for SIGUSR1.
-    unsafe {
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = count_usr1 as extern "C" fn(i32) as usize;
-        sa.sa_flags = libc::SA_RESTART;
-        libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut());
-    }
-    let restore = || {
-        // SAFETY: back to the default action.
-        unsafe { libc::signal(libc::SIGUSR1, libc::SIG_DFL) };
-    };
+    let usr1 = crate::util::CatchUsr1::install(true);
     for attempt in 1..=3 {
         let dev = busy_file(ctx)?;
-        RESTARTS.store(0, Ordering::SeqCst);
+        usr1.reset();
         let done = AtomicBool::new(false);
         let calls: [(&str, FileCall); 4] = [
             ("ENQUEUE", |d| {
@@ -527,8 +500,9 @@ fn lock_waits_restart(ctx: &Ctx) -> TestResult {
             crate::diag(&format!("file_lock_waits_restart: attempt {attempt}: RESET took {} ms (the item had not started, or the RESET ended before the signals were handled)", reset_el.as_millis()));
             continue;
         }
-        restore();
-        c.eq("signals handled", RESTARTS.load(Ordering::SeqCst), 4);
+        let taken = usr1.taken();
+        drop(usr1);
+        c.eq("signals handled", taken, 4);
         c.eq("calls that waited", seen.len(), 4);
         let mut read = 0;
         let mut id = 0;
@@ -557,7 +531,7 @@ fn lock_waits_restart(ctx: &Ctx) -> TestResult {
         });
         return c.done();
     }
-    restore();
+    drop(usr1);
     crate::fail(
         "the 1 s item never started, or RESET ended too soon, in 3 attempts: nothing decided",
     )

@@ -2,6 +2,7 @@
 
 use crate::{fail, Checker, Ctx, Must, Outcome};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use wqctl::abi::*;
 use wqctl::parse::format_queue;
@@ -448,4 +449,47 @@ pub fn trace_line(l: &str) -> Option<TraceLine<'_>> {
         event,
         rest,
     })
+}
+
+/// SIGUSR1 taken since the last [`CatchUsr1::install`] or [`CatchUsr1::reset`].
+static USR1_TAKEN: AtomicU64 = AtomicU64::new(0);
+
+extern "C" fn count_usr1(_: i32) {
+    USR1_TAKEN.fetch_add(1, Ordering::SeqCst);
+}
+
+/// A SIGUSR1 handler that counts the signals, with `SA_RESTART` or without, installed for the
+/// whole process until the guard is dropped, which restores the default action. The tests
+/// that interrupt a waiting call send it to one thread (`pthread_kill`).
+pub struct CatchUsr1(());
+
+impl CatchUsr1 {
+    pub fn install(restart: bool) -> CatchUsr1 {
+        USR1_TAKEN.store(0, Ordering::SeqCst);
+        // SAFETY: `sa` is a zeroed `sigaction` (no flags, an empty mask) given a handler that
+        // only increments an atomic, which is async-signal-safe.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = count_usr1 as extern "C" fn(i32) as usize;
+            sa.sa_flags = if restart { libc::SA_RESTART } else { 0 };
+            libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut());
+        }
+        CatchUsr1(())
+    }
+
+    /// The signals the handler took since it was installed or reset.
+    pub fn taken(&self) -> u64 {
+        USR1_TAKEN.load(Ordering::SeqCst)
+    }
+
+    pub fn reset(&self) {
+        USR1_TAKEN.store(0, Ordering::SeqCst);
+    }
+}
+
+impl Drop for CatchUsr1 {
+    fn drop(&mut self) {
+        // SAFETY: back to the default action for SIGUSR1.
+        unsafe { libc::signal(libc::SIGUSR1, libc::SIG_DFL) };
+    }
 }

@@ -321,8 +321,6 @@ pub fn cancel_flush_efault_first(ctx: &Ctx) -> TestResult {
     c.done()
 }
 
-extern "C" fn on_usr1(_: i32) {}
-
 /// H:37-38, "nothing was done", for CANCEL, MOD_DELAY and RESULTS interrupted while they wait
 /// for the file's lock. The lock is held by a RESULTS blocked in its copy to user memory (a
 /// holder that changes no item, unlike the RESET of `file_lock_waits_interruptible`, which
@@ -349,12 +347,7 @@ pub fn interrupted_calls_change_nothing(ctx: &Ctx) -> TestResult {
     let armed = dev
         .enqueue(EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 1).delay_us(30_000_000))
         .must("ENQUEUE 1 delayed 30 s")?;
-    // SAFETY: a handler that does nothing, without SA_RESTART, for SIGUSR1.
-    unsafe {
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = on_usr1 as extern "C" fn(i32) as usize;
-        libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut());
-    }
+    let usr1 = crate::util::CatchUsr1::install(false);
     let holder = results_into(&dev, &bp);
     std::thread::sleep(Duration::from_millis(100));
     type Call = fn(&wqctl::Device, u64) -> Result<u64, wqctl::Errno>;
@@ -422,8 +415,7 @@ pub fn interrupted_calls_change_nothing(ctx: &Ctx) -> TestResult {
     );
     let text = trace.stop().map_err(|e| crate::Outcome::Fail(vec![e]));
     drop(trace);
-    // SAFETY: back to the default action.
-    unsafe { libc::signal(libc::SIGUSR1, libc::SIG_DFL) };
+    drop(usr1);
     let text = text?;
     let me = crate::util::gettid();
     let lines: Vec<_> = text
