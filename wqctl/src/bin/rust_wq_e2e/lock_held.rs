@@ -102,3 +102,80 @@ pub fn enqueue_holds_the_lock_by_trace(ctx: &Ctx) -> TestResult {
     });
     c.done()
 }
+
+/// H:18-21: a MOD_DELAY holds the file's lock for the whole call, from taking its item off
+/// its queue to arming it again, so that a CANCEL of the same id (which takes the lock while
+/// it takes its items off their queues) sees the item either still armed or armed again, never
+/// in between. One thread moves one item again and again (to 1 s) until MOD_DELAY says
+/// ENOENT; the main thread CANCELs the item meanwhile. Each CANCEL must take exactly that item
+/// (count 1), at once, and no MOD_DELAY begun after the CANCEL returned may succeed. (A CANCEL
+/// that found the item between the two would take it for a running item, cancel nothing and
+/// wait for it, while the MOD_DELAY armed it again.)
+pub fn mod_delay_holds_the_lock(ctx: &Ctx) -> TestResult {
+    let dev = ctx.open()?;
+    let mut c = Checker::new();
+    const TRIALS: u64 = 200;
+    let (mut overlapped, mut slow) = (0, 0u32);
+    for trial in 0..TRIALS {
+        let id = dev
+            .enqueue(EnqueueArgs::new(RUST_WQ_Q_UNBOUND, 1).delay_us(1_000_000))
+            .must("ENQUEUE 1 delayed 1 s")?;
+        let started = AtomicBool::new(false);
+        let (cancel, (cancel_began, cancelled_at), moves) = std::thread::scope(|s| {
+            let mover = s.spawn(|| {
+                // (began, succeeded) of each MOD_DELAY, until the first ENOENT or 1 s.
+                let mut moves = Vec::new();
+                started.store(true, Ordering::SeqCst);
+                let t = mono_ns();
+                while mono_ns() - t < 1_000_000_000 {
+                    let began = mono_ns();
+                    let r = dev.mod_delay(id, 1_000_000);
+                    moves.push((began, r.is_ok()));
+                    if r.is_err() {
+                        break;
+                    }
+                }
+                moves
+            });
+            // 0.2 to 2 ms of the mover's calls first (spun: a sleep would be coarse).
+            while !started.load(Ordering::SeqCst) {
+                std::hint::spin_loop();
+            }
+            let t = mono_ns();
+            while mono_ns() - t < 200_000 + (trial % 10) * 200_000 {
+                std::hint::spin_loop();
+            }
+            let began = mono_ns();
+            let cancel = dev.cancel(wqctl::Target::Id(id));
+            let at = mono_ns();
+            let moves = mover.join().unwrap_or_default();
+            (cancel, (began, at), moves)
+        });
+        if moves.iter().any(|&(b, ok)| ok && b < cancel_began) {
+            overlapped += 1;
+        }
+        if cancelled_at - cancel_began >= 100_000_000 {
+            slow += 1;
+        }
+        let late = moves
+            .iter()
+            .filter(|&&(b, ok)| ok && b > cancelled_at)
+            .count();
+        let ok = c.check(matches!(cancel, Ok(1)), || {
+            format!("trial {trial}: CANCEL of item {id} while another thread moved it: {cancel:?}, expected 1")
+        }) & c.check(late == 0, || {
+            format!("trial {trial}: {late} MOD_DELAYs of item {id} begun after its CANCEL returned succeeded")
+        });
+        if !ok {
+            break;
+        }
+    }
+    crate::diag(&format!(
+        "mod_delay_holds_the_lock: {TRIALS} trials; in {overlapped} the item had been moved before the CANCEL; {slow} CANCELs took 100 ms or more"
+    ));
+    c.check(overlapped >= TRIALS / 2, || {
+        format!("only {overlapped} of {TRIALS} CANCELs came after a MOD_DELAY of their item: the calls did not race")
+    });
+    c.stats("after the trials", &dev, (TRIALS, 0, TRIALS, 0));
+    c.done()
+}

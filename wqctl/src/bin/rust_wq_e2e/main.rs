@@ -173,6 +173,10 @@ fn all() -> Vec<Named<TestFn>> {
             lock_held::enqueue_holds_the_lock_by_trace,
         ),
         (
+            "mod_delay_holds_the_lock",
+            lock_held::mod_delay_holds_the_lock,
+        ),
+        (
             "rmmod_refused_while_open",
             lifecycle::rmmod_refused_while_open,
         ),
