@@ -61,15 +61,7 @@ pub fn delay_never_early_by_trace(ctx: &Ctx) -> TestResult {
     drop(trace);
     exactly(&mut c, "results", &got, ids.iter().copied());
     let lag = timers_on_time(&mut c, &text, tid, ids.len());
-    let mut events: Vec<u64> = text
-        .lines()
-        .filter_map(crate::util::trace_line)
-        .filter(|l| {
-            l.event == "workqueue_queue_work" && l.rest.contains("workqueue=rust_wq_unbound ")
-        })
-        .map(|l| l.ts_ns)
-        .collect();
-    events.sort_unstable();
+    let events = unbound_queued(&text);
     due.sort_unstable();
     c.eq(
         "workqueue_queue_work events on rust_wq_unbound (one per item)",
@@ -87,6 +79,20 @@ pub fn delay_never_early_by_trace(ctx: &Ctx) -> TestResult {
         });
     }
     c.done()
+}
+
+/// The times (trace clock) of the `workqueue_queue_work` events on rust_wq_unbound, sorted.
+fn unbound_queued(text: &str) -> Vec<u64> {
+    let mut events: Vec<u64> = text
+        .lines()
+        .filter_map(crate::util::trace_line)
+        .filter(|l| {
+            l.event == "workqueue_queue_work" && l.rest.contains("workqueue=rust_wq_unbound ")
+        })
+        .map(|l| l.ts_ns)
+        .collect();
+    events.sort_unstable();
+    events
 }
 
 /// Checks the `n` delayed-work timers this thread (`tid`) armed in `text`: each expired
@@ -319,38 +325,32 @@ pub fn mod_delay_never_early_by_trace(ctx: &Ctx) -> TestResult {
         ids.len(),
     );
     // The re-arm: one timer_start in this thread's task context per MOD_DELAY.
-    let starts = delayed_timer_starts(&text, tid);
+    let starts: Vec<_> = crate::jiffies::delayed_starts(&text)
+        .into_iter()
+        .filter(|s| s.pid == tid)
+        .collect();
     // Each re-arm's own time on the trace clock: the item is due 1200 ms after it. (Measured
     // on the trace clock alone, like the queueing it is compared with; the call's window,
     // read with CLOCK_MONOTONIC, only finds the event. The trace clock has microsecond
     // resolution: the window opens 1 us early.)
     let mut armed_at = Vec::new();
+    let mut rearms = Vec::new();
     for (i, (t0, t1)) in windows.iter().enumerate() {
-        let seen: Vec<(u64, char)> = starts
+        let seen: Vec<_> = starts
             .iter()
-            .filter(|(ts, _, _)| ts + 1000 >= *t0 && ts <= t1)
-            .map(|&(ts, irq, _)| (ts, irq))
+            .filter(|s| s.at.ts_ns + 1000 >= *t0 && s.at.ts_ns <= *t1)
             .collect();
-        let contexts: Vec<char> = seen.iter().map(|&(_, irq)| irq).collect();
+        let contexts: Vec<char> = seen.iter().map(|s| s.irq).collect();
         c.check(contexts == ['.'], || {
             format!("MOD_DELAY of item {}: timer_start contexts {contexts:?} by this thread during the call, expected one in task context ('.')", ids[i])
         });
-        if let [(ts, _)] = seen[..] {
-            armed_at.push(ts + 1_200_000_000);
+        if let [s] = seen[..] {
+            armed_at.push(s.at.ts_ns + 1_200_000_000);
         }
+        rearms.extend(seen.iter().map(|s| s.at));
     }
     // How stale `jiffies` was at the re-arms (see `jiffies.rs`): how much earlier than 1200 ms
     // by CLOCK_MONOTONIC a timer may expire when a tick came late.
-    let rearms: Vec<_> = crate::jiffies::delayed_starts(&text)
-        .into_iter()
-        .filter(|s| {
-            s.pid == tid
-                && windows
-                    .iter()
-                    .any(|(t0, t1)| s.at.ts_ns + 1000 >= *t0 && s.at.ts_ns <= *t1)
-        })
-        .map(|s| s.at)
-        .collect();
     let lag = match crate::jiffies::lag_at(&text, &rearms) {
         Ok((hz, lag)) => {
             crate::diag(&format!(
@@ -366,15 +366,7 @@ pub fn mod_delay_never_early_by_trace(ctx: &Ctx) -> TestResult {
     if armed_at.len() == due.len() {
         due = armed_at;
     }
-    let mut events: Vec<u64> = text
-        .lines()
-        .filter_map(crate::util::trace_line)
-        .filter(|l| {
-            l.event == "workqueue_queue_work" && l.rest.contains("workqueue=rust_wq_unbound ")
-        })
-        .map(|l| l.ts_ns)
-        .collect();
-    events.sort_unstable();
+    let events = unbound_queued(&text);
     c.eq(
         "workqueue_queue_work events on rust_wq_unbound (one per item)",
         events.len(),

@@ -247,8 +247,8 @@ pub fn bench_memory_by_trace(ctx: &Ctx) -> TestResult {
     // differ by the rounds' share. Small allocations (items, queues) do not depend on N.
     let big = format!("bytes_req >= 4000 && {ours}");
     let mut sums = Vec::new();
+    let pid = format!("common_pid == {tid}");
     for n in [1000u32, 3000] {
-        let pid = format!("common_pid == {tid}");
         let t = trace(&[
             ("kmem/kmalloc", &big),
             ("syscalls/sys_enter_ioctl", &pid),
@@ -284,7 +284,6 @@ pub fn bench_memory_by_trace(ctx: &Ctx) -> TestResult {
     let online = ctx.online.len().max(1) as u64;
     let per = RUST_WQ_BENCH_MAX_TOTAL / online + 1;
     if per <= u64::from(RUST_WQ_BENCH_MAX_ITEMS) {
-        let pid = format!("common_pid == {tid}");
         let t = trace(&[
             ("kmem/kmalloc", &pid),
             ("kmem/kmem_cache_alloc", &pid),
