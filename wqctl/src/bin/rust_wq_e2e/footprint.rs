@@ -393,10 +393,22 @@ struct Calls {
     cancelled: u64,
 }
 
-fn calls(text: &str) -> Calls {
+/// The calls among the trace's raw `lines` made in the threads whose name begins with `comm`
+/// (process context only: an interrupt taken while the thread ran is traced with its name);
+/// an error names an event of another thread (the window caught what it should not).
+fn calls(lines: &[&str], comm: &str) -> Result<Calls, String> {
     let mut k = Calls::default();
-    // Process context only: an interrupt taken while the kthread ran is traced with its name.
-    for l in text.lines().filter_map(trace_line).filter(|l| l.irq == '.') {
+    for raw in lines {
+        let Some(l) = trace_line(raw) else { continue };
+        let task = raw.split_once(" [").map_or("", |(t, _)| t.trim());
+        if !task.starts_with(comm) {
+            return Err(format!(
+                "an event of another thread in the window of {comm}: {raw}"
+            ));
+        }
+        if l.irq != '.' {
+            continue;
+        }
         match l.event {
             "workqueue_queue_work" => {
                 k.queued += 1;
@@ -408,7 +420,7 @@ fn calls(text: &str) -> Calls {
             _ => {}
         }
     }
-    k
+    Ok(k)
 }
 
 const CALL_EVENTS: [&str; 3] = [
@@ -417,15 +429,20 @@ const CALL_EVENTS: [&str; 3] = [
     "timer/timer_cancel",
 ];
 
-/// Traces `f` with [`CALL_EVENTS`] in the threads whose name matches `comm` (a glob).
-fn traced_calls(comm: &str, f: impl FnOnce() -> Result<(), String>) -> Result<Calls, Outcome> {
-    let filter = format!("comm ~ \"{comm}\"");
-    let events: Vec<(&str, &str)> = CALL_EVENTS.iter().map(|e| (*e, filter.as_str())).collect();
-    let t = trace(&events)?;
-    let r = f();
-    let text = stop(t)?;
-    r.map_err(|e| Outcome::Fail(vec![e]))?;
-    Ok(calls(&text))
+/// The raw lines of `text` between the marks `{tag} begin` and `{tag} end` ([`Trace::mark`]).
+fn raw_window<'a>(text: &'a str, tag: &str) -> Vec<&'a str> {
+    let (begin, end) = (format!("{tag} begin"), format!("{tag} end"));
+    let mut inside = false;
+    let mut out = Vec::new();
+    for raw in text.lines() {
+        match trace_line(raw) {
+            Some(l) if l.event == "tracing_mark_write" && l.rest.trim() == begin => inside = true,
+            Some(l) if l.event == "tracing_mark_write" && l.rest.trim() == end => inside = false,
+            Some(_) if inside => out.push(raw),
+            _ => {}
+        }
+    }
+    out
 }
 
 /// BENCH ops (H:387-413) and the C twin (H:362-364): each op's rounds make the kernel calls
@@ -544,8 +561,22 @@ pub fn bench_calls_match_c_twin_by_trace(ctx: &Ctx) -> TestResult {
             false,
         ),
     ];
-    for (name, op, path, twin_q, queues, arms) in ops {
-        let rust = traced_calls("rust_wq_bench*", || {
+    // One trace for every op and both sides, each BENCH and each load of the twin between
+    // marks of its own; the trace clock is CLOCK_MONOTONIC, so that the marks and the
+    // events on other CPUs are in order. (A trace per op and side took 0.7 s each: the
+    // buffer is resized for every trace.)
+    let filter = "comm ~ \"rust_wq_bench*\" || comm ~ \"ctwin/*\"";
+    let events: Vec<(&str, &str)> = CALL_EVENTS.iter().map(|e| (*e, filter)).collect();
+    let t = Trace::start_filtered_mono(&events)
+        .map_err(|e| Outcome::Fail(vec![format!("cannot trace: {e}")]))?;
+    let marked = |tag: String, f: &dyn Fn() -> Result<(), String>| {
+        t.mark(&format!("{tag} begin"))
+            .and_then(|()| f())
+            .and_then(|()| t.mark(&format!("{tag} end")))
+            .map_err(|e| Outcome::Fail(vec![e]))
+    };
+    for (name, op, path, twin_q, _, _) in ops {
+        marked(format!("rust {name}"), &|| {
             dev.bench(BenchArgs {
                 path,
                 ..bench_args(op, N as u32, 1, false)
@@ -553,7 +584,7 @@ pub fn bench_calls_match_c_twin_by_trace(ctx: &Ctx) -> TestResult {
             .map(drop)
             .map_err(|e| format!("BENCH {name}: {e}"))
         })?;
-        let cwin = traced_calls("ctwin/*", || {
+        marked(format!("twin {name}"), &|| {
             let out = std::process::Command::new("insmod")
                 .arg(&twin)
                 .arg(format!("items={N}"))
@@ -570,6 +601,15 @@ pub fn bench_calls_match_c_twin_by_trace(ctx: &Ctx) -> TestResult {
             }
             Ok(())
         })?;
+    }
+    let text = stop(t)?;
+    for (name, _, _, _, queues, arms) in ops {
+        let side = |tag: &str, comm: &str| {
+            calls(&raw_window(&text, &format!("{tag} {name}")), comm)
+                .map_err(|e| Outcome::Fail(vec![e]))
+        };
+        let rust = side("rust", "rust_wq_bench")?;
+        let cwin = side("twin", "ctwin/")?;
         crate::diag(&format!(
             "bench_calls_match_c_twin_by_trace: {name}: Rust {rust:?}, C twin {cwin:?}"
         ));
