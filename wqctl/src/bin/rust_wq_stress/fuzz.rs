@@ -27,7 +27,7 @@ mod pointers;
 mod worker;
 
 use crate::common::*;
-use fields::{NR_BENCH, NR_RESET};
+use fields::{Cpus, NR_BENCH, NR_RESET};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use worker::{describe, nr_name, worker, Worker};
@@ -71,7 +71,13 @@ pub fn run(opts: &Opts, rep: &mut Report) -> Result<(), Outcome> {
         let hs: Vec<_> = (0..threads)
             .map(|i| {
                 let (known, shared, errs, wd) = (&known, &shared, &errs, &wd);
-                s.spawn(move || worker(i, opts, per, known, shared, info.nr_cpu_ids, errs, wd))
+                // The CPUs offline now (never online, in make check's second boot) stay so:
+                // nothing takes CPUs down or brings them up during the fuzzing.
+                let cpus = Cpus {
+                    ids: info.nr_cpu_ids,
+                    online: info.online_cpus,
+                };
+                s.spawn(move || worker(i, opts, per, known, shared, cpus, errs, wd))
             })
             .collect();
         hs.into_iter()

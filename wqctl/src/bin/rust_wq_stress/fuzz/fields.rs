@@ -124,11 +124,27 @@ fn near_id(rng: &mut Rng, last_id: u64, other: impl FnOnce(&mut Rng) -> u64) -> 
     }
 }
 
+/// The CPU ids and which of them are online (INFO's `online_cpus`, the first 64).
+#[derive(Clone, Copy)]
+pub struct Cpus {
+    pub ids: u32,
+    pub online: u64,
+}
+
+impl Cpus {
+    /// Whether `cpu` (below `ids`) is online; ids from 64 on are taken as online.
+    pub fn is_online(self, cpu: u64) -> bool {
+        cpu >= 64 || self.online & (1 << cpu) != 0
+    }
+}
+
 /// What a structured argument is built from besides the random numbers.
 pub struct Context<'a> {
     pub ncpu: u32,
     /// The first id of the last successful ENQUEUE of this thread (0: none).
     pub last_id: u64,
+    /// The same of the last one due in 1 s or more (0: none).
+    pub long_id: u64,
     /// Start of the results arena.
     pub results_addr: usize,
     pub arena: &'a Arena,
@@ -196,7 +212,13 @@ pub fn structured(rng: &mut Rng, nr: u32, size: usize, buf: &mut [u8], cx: &Cont
         NR_MOD_DELAY => {
             type M = RustWqModDelay;
             put(buf, abi_field!(M, version), v);
-            let id = near_id(rng, cx.last_id, Rng::u64);
+            // Half of the time an item that is likely still pending (else MOD_DELAY rarely
+            // succeeds when the calls are slow and the short delays have run).
+            let id = if cx.long_id > 0 && rng.pct(50) {
+                cx.long_id
+            } else {
+                near_id(rng, cx.last_id, Rng::u64)
+            };
             put(buf, abi_field!(M, id), id);
             let lim = if rng.pct(50) {
                 50_000

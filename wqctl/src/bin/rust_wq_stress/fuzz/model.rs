@@ -13,7 +13,8 @@ fn nonzero(b: &[u8], f: Field) -> bool {
 /// What the header allows for an exact encoding of `nr` with a readable and
 /// writable argument holding `b`: the allowed outcomes (0 = success, else
 /// errnos).
-pub fn expect(nr: u32, b: &[u8], ncpu: u32, results_addr: usize, room: usize) -> Vec<i32> {
+pub fn expect(nr: u32, b: &[u8], cpus: Cpus, results_addr: usize, room: usize) -> Vec<i32> {
+    let ncpu = cpus.ids;
     let g = |f: Field| get(b, f).unwrap_or(0);
     let max_sleep = RUST_WQ_MAX_SLEEP_US;
     match nr {
@@ -38,6 +39,9 @@ pub fn expect(nr: u32, b: &[u8], ncpu: u32, results_addr: usize, room: usize) ->
             // invalid call is EINVAL even when the file is full.
             if bad {
                 vec![libc::EINVAL]
+            } else if cpu != u64::from(RUST_WQ_CPU_ANY) && !cpus.is_online(cpu) {
+                // A possible CPU that is offline: checked before the room.
+                vec![libc::ENODEV]
             } else if flags & RUST_WQ_ENQ_F_FROM_DEVICE_IRQ != 0 {
                 // Without a bound edu device (or when it is unbound meanwhile): ENODEV.
                 vec![0, libc::EBUSY, libc::ENODEV]

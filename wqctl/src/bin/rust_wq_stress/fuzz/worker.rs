@@ -69,7 +69,7 @@ pub fn worker(
     calls: u64,
     known: &Known,
     shared: &Device,
-    ncpu: u32,
+    cpus: Cpus,
     errs: &Errs,
     wd: &Watchdog,
 ) -> Worker {
@@ -84,6 +84,9 @@ pub fn worker(
     };
     let mut payload = vec![0u8; 1 << 14];
     let mut last_id = 0u64;
+    // The first id of the last successful ENQUEUE due in 1 s or more: still pending a while
+    // later (unless a FLUSH, CANCEL or RESET took it), so that MOD_DELAY can find one.
+    let mut long_id = 0u64;
     let ps = page_size();
     let known_weights: Vec<u64> = known
         .iter()
@@ -176,8 +179,9 @@ pub fn worker(
             rng.fill(&mut payload[..size]);
         } else {
             let cx = Context {
-                ncpu,
+                ncpu: cpus.ids,
                 last_id,
+                long_id,
                 results_addr,
                 arena: &arena,
             };
@@ -245,6 +249,9 @@ pub fn worker(
                 let mut b = [0u8; size_of::<RustWqEnqueue>()];
                 arena.read_arg(o, &mut b);
                 last_id = get(&b, abi_field!(RustWqEnqueue, first_id)).unwrap_or(0);
+                if get(&b, abi_field!(RustWqEnqueue, delay_us)).unwrap_or(0) >= 1_000_000 {
+                    long_id = last_id;
+                }
             }
         }
         if !is_bc {
@@ -294,7 +301,7 @@ pub fn worker(
                 Ptr::ReadOnly if ioc_dir(cmd) & IOC_READ != 0 => documented[1..].to_vec(),
                 Ptr::Valid | Ptr::Unaligned => {
                     let bytes = &payload[..isize.min(size)];
-                    let mut v = expect(nr, bytes, ncpu, results_addr, arena.results.len());
+                    let mut v = expect(nr, bytes, cpus, results_addr, arena.results.len());
                     if v.is_empty() {
                         v = documented.to_vec();
                     }
