@@ -63,7 +63,7 @@ impl OpenFile {
         // The whole call is atomic with respect to the file's other control calls: they cannot
         // see its items half queued. (Taken before the CPU-hotplug lock, as everywhere.)
         let _control = me.control.lock_interruptible()?;
-        // Held until every item is queued: the CPU cannot go offline in between.
+        // Checked again as each item is queued: the CPU may go offline in between (ENODEV).
         let cpu = match req.cpu {
             abi::CPU_ANY => None,
             c => Some(wq::cpu::online_cpu(c)?),

@@ -57,7 +57,7 @@ fn io<T>(r: std::io::Result<T>, what: &str) -> Result<T, Outcome> {
 }
 
 /// The device as INFO reports it: (IRQ number, MSI); fails if none is bound.
-fn bound_device(dev: &Device) -> Result<(u32, bool), Outcome> {
+pub(crate) fn bound_device(dev: &Device) -> Result<(u32, bool), Outcome> {
     let i = dev.info().must("INFO")?;
     if i.device_flags & RUST_WQ_INFO_DEVICE_BOUND == 0 {
         return fail(format!(
@@ -329,7 +329,7 @@ fn device_irq_static_item(ctx: &Ctx) -> TestResult {
 }
 
 /// The PCI address of the bound edu device (the link in the driver's directory).
-fn bound_address() -> Result<String, Outcome> {
+pub(crate) fn bound_address() -> Result<String, Outcome> {
     let dir = io(std::fs::read_dir(DRIVER_DIR), &format!("read {DRIVER_DIR}"))?;
     for e in dir.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
@@ -342,7 +342,7 @@ fn bound_address() -> Result<String, Outcome> {
 }
 
 /// Writes `addr` to the driver's `bind` or `unbind` file.
-fn sysfs_write(what: &str, addr: &str) -> Result<(), Outcome> {
+pub(crate) fn sysfs_write(what: &str, addr: &str) -> Result<(), Outcome> {
     io(
         std::fs::write(format!("{DRIVER_DIR}/{what}"), addr),
         &format!("write {addr} to {DRIVER_DIR}/{what}"),

@@ -407,7 +407,7 @@ fn irq_bad_flags_einval(ctx: &Ctx) -> TestResult {
 }
 
 /// Pins the calling thread to `cpu` (sched_setaffinity).
-fn pin_to(cpu: u32) -> Result<(), Outcome> {
+pub(crate) fn pin_to(cpu: u32) -> Result<(), Outcome> {
     // SAFETY: a zeroed cpu_set_t is an empty set; CPU_SET and
     // sched_setaffinity get a valid set of the right size.
     let r = unsafe {

@@ -30,6 +30,7 @@ mod irq;
 mod jiffies;
 mod lifecycle;
 mod lock_held;
+mod mid_call;
 mod ordering;
 mod poll;
 mod results;
@@ -219,6 +220,16 @@ fn all() -> Vec<Named<TestFn>> {
     ];
     v.extend(irq::all());
     v.extend(device_irq::all());
+    v.extend([
+        (
+            "from_irq_offline_mid_call_runs_nothing",
+            mid_call::from_irq_offline_mid_call_runs_nothing as TestFn,
+        ),
+        (
+            "device_irq_unbind_mid_call_runs_nothing",
+            mid_call::device_irq_unbind_mid_call_runs_nothing,
+        ),
+    ]);
     v.extend(poll::all());
     v.extend(session::all());
     v.extend(hostile::all());

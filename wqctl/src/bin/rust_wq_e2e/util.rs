@@ -347,6 +347,14 @@ impl Trace {
             .map_err(|e| format!("write to trace_marker: {e}"))
     }
 
+    /// Empties the buffer and traces again (after [`Trace::stop`]), keeping the events, the
+    /// filters and the buffer's size.
+    pub fn restart(&self) -> Result<(), String> {
+        Self::write("tracing_on", "0")?;
+        Self::write("trace", "")?;
+        Self::write("tracing_on", "1")
+    }
+
     /// Stops tracing and returns the buffer's text (an error if events were lost).
     pub fn stop(&self) -> Result<String, String> {
         Self::write("tracing_on", "0")?;
