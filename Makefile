@@ -134,15 +134,18 @@ lint-rustfmt: $(SETUP_DEP)
 
 # Clippy with the kernel's lints; any warning fails (but kbuild's own notice
 # that the host's pahole differs from the kernel's build, which is about the
-# machine, not the code).  rust_wq_main.o is removed so
-# that clippy really runs (kbuild would otherwise consider it up to date); the
-# next `make module` rebuilds it with rustc (the command line changed).
+# machine, not the code).  It builds a copy of the module's sources in
+# $(CLIPPY_TREE), so that it never touches the module built here (make check
+# runs it while the VMs load that module); its rust_wq_main.o is removed so
+# that clippy really runs (kbuild would otherwise consider it up to date).
+CLIPPY_TREE := build/clippy-tree
 lint-clippy: $(SETUP_DEP)
 	@$(MAKE) --no-print-directory kdir-check
-	@mkdir -p build
-	@rm -f rust_wq_main.o
+	@mkdir -p $(CLIPPY_TREE) && rm -rf $(addprefix $(CLIPPY_TREE)/,src bench include rust_wq_main.o)
+	@find Kbuild rust_wq_main.rs src bench include -type f \( -name '*.rs' -o -name '*.c' -o -name '*.h' -o -name Kbuild \) | \
+		cpio -pdm --quiet $(CLIPPY_TREE)
 	@$(TOOLCHAIN) set -o pipefail; \
-	$(KBUILD) CLIPPY=1 modules 2>&1 | tee build/clippy.log; rc=$$?; \
+	$(MAKE) --no-print-directory -C "$(KDIR)" M="$(CURDIR)/$(CLIPPY_TREE)" CLIPPY=1 modules 2>&1 | tee build/clippy.log; rc=$$?; \
 	if grep 'warning:' build/clippy.log | grep -qv 'warning: pahole version differs'; then echo "clippy: warnings above are errors" >&2; exit 1; fi; \
 	exit $$rc
 

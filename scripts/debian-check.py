@@ -4,8 +4,8 @@
 The steps of scripts/debian.sh (deps, fetch, toolchain, prepare, build, layout: the packages,
 the stock kernel's rustc and bindgen, the prepared tree, the module, and the guards that the
 build matches the kernel), then wqctl and the ABI check with the project's own toolchain, then
-one boot of the stock vmlinuz under virtme-ng running scripts/guest.sh check (the end-to-end
-suite, as `make check` runs it) and scripts/guest.sh run (the wqctl demo session).  The VM is
+one boot of the stock vmlinuz under virtme-ng running scripts/guest.sh check-all (the end-to-end
+suite and what else `make check` runs in its two boots, in one) and scripts/guest.sh run (the wqctl demo session).  The VM is
 booted only when every build step passed.
 
 The report is one KTAP document (results/debian/debian.ktap, also printed) in `make check`'s
@@ -108,7 +108,7 @@ def main():
 
 
 def boot(krel, version, res):
-    """One boot of the stock image: guest.sh check, then guest.sh run (the demo)."""
+    """One boot of the stock image: guest.sh check-all, then guest.sh run (the demo)."""
     kdir, kodir = debian("kdir"), debian("kodir")
     out = os.path.join(res, "guest")
     os.makedirs(out)
@@ -122,7 +122,7 @@ def boot(krel, version, res):
     g = f"bash {ROOT}/scripts/guest.sh"
     cmd = ["bash", "scripts/vm.sh", "--kdir", kdir, "--image", image, "--busybox", debian("busybox"),
            "--timeout", str(timeout), "--rwdir", out, "--append", kargs, "--",
-           f"{{ uname -r; uname -v; }} >{out}/kernel; {g} check {ROOT} {out}; "
+           f"{{ uname -r; uname -v; }} >{out}/kernel; {g} check-all {ROOT} {out}; "
            f"{g} run {ROOT} {out}/demo >{out}/demo.log 2>&1; echo $? >{out}/demo.rc"]
     env = dict(os.environ, RUST_WQ_REQUIRE=require, RUST_WQ_KO=os.path.join(kodir, "rust_wq.ko"))
     t0 = time.monotonic()

@@ -6,12 +6,18 @@
 # Usage: scripts/guest.sh check|stress|run|bench|scan REPO [OUT]
 #        scripts/guest.sh binary REPO OUT LIMIT CMD...
 #
-#   check   arm the log scan, insmod (the module's KUnit suite runs then),
-#           build/abi_check, rust_wq_e2e, the short stress scenarios, rmmod,
-#           reload cycles, wait until every timer the run could have armed has
-#           expired, then kmemleak, the kernel log, the taint mask, lockdep.
-#   stress  the same sequence with the long stress scenarios instead of
-#           abi_check, e2e and the short ones (make stress).
+#   check   part 1 of make check: arm the log scan, insmod (the module's KUnit
+#           suite runs then), build/abi_check, lane 1 of rust_wq_e2e, short
+#           stress scenarios, rmmod, reload cycles, wait until every timer the
+#           run could have armed has expired, then kmemleak, the kernel log,
+#           the taint mask, lockdep (see mode_check).
+#   check2  part 2 of make check, booted at the same time as part 1 with a
+#           never-online CPU: lane 2 of rust_wq_e2e, the other short stress
+#           scenarios, the torture seeds, the same checks at the end.
+#   check-all  both parts in one boot, without the never-online CPU (make
+#           check-debian).
+#   stress  insmod, the long stress scenarios and torture runs, then as check
+#           (make stress).
 #   run     insmod, the wqctl session scripts/demo.session, the kernel log
 #           since the marker, rmmod, the log scan (make run; exit 0 = good).
 #   bench   every operation of the workqueue layer timed beside its C twin,
@@ -36,7 +42,7 @@
 set -uo pipefail
 export PATH="/usr/sbin:/sbin:/usr/bin:/bin:$PATH"
 
-mode="${1:?usage: guest.sh check|stress|maxcpus|run|bench|scan REPO [OUT]}"
+mode="${1:?usage: guest.sh check|check2|check-all|stress|mutants|binary|run|bench|scan REPO [OUT]}"
 repo="${2:?repo}"
 out="${3:-/tmp/rust_wq-results}"
 [ "$mode" = scan ] && exec bash "$repo/scripts/dmesg-scan.sh"
@@ -361,50 +367,25 @@ torture_runs() { # torture_runs SECONDS
 	done
 }
 
-# check and stress: the stages.  Stress scenarios: $1 (mode), then their lists.
+# stress (make stress): the module loaded, the long stress scenarios, the torture seeds, unload,
+# reload cycles, leaks and the log.
 mode_tests() {
-	local limit="${RUST_WQ_TEST_TIMEOUT:-180}" why seed=() stress=() loaded=0
-	[ "$mode" = stress ] && { limit="${RUST_WQ_TEST_TIMEOUT:-600}"; stress=("--${RUST_WQ_STRESS_MODE:-long}"); }
+	local limit="${RUST_WQ_TEST_TIMEOUT:-600}" why seed=() stress loaded=0 scenarios
+	stress=("--${RUST_WQ_STRESS_MODE:-long}")
 	[ -n "${RUST_WQ_STRESS_SEED:-}" ] && seed=(--seed "$RUST_WQ_STRESS_SEED")
 	prepare
-	if [ "$mode" = check ]; then stage_begin kunit; else stage_begin load; fi
+	stage_begin load
 	info "insmod $ko ${RUST_WQ_INSMOD_ARGS:-}"
 	if why="$(do_insmod)"; then
 		loaded=1
-		armed_until 60 # the KUnit cases arm (and cancel) delays of up to 30 s
-		[ "$mode" = check ] && kunit_suites
 		result ok insmod
 	else
-		[ "$mode" = check ] && result "not ok" rust_wq "not run: insmod failed"
 		result "not ok" insmod "insmod failed"
 		{ echo "$why"; log_since | tail -n 30; } | diag
 	fi
 	stage_end
-	if [ "$mode" = check ]; then
-		stage_begin abi_check
-		run_binary abi_check "$limit" "$repo/build/abi_check"
-		stage_end
-		stage_begin e2e
-		if [ $loaded = 1 ]; then
-			run_binary rust_wq_e2e "$limit" "$bin/rust_wq_e2e"
-			armed_until 60 # delayed work of up to max_delay_us (60 s)
-		else
-			result "not ok" rust_wq_e2e "not run: insmod failed"
-		fi
-		stage_end
-	fi
 	stage_begin stress
-	if [ $loaded = 1 ] && [ "$mode" = check ]; then
-		# Two runs, so that the wait for the timers at the end is short: fuzz
-		# arms delays up to max_delay_us (60 s), the others up to 10 s.
-		run_binary "rust_wq_stress permissions fuzz" "$limit" "$bin/rust_wq_stress" "${seed[@]}" permissions fuzz
-		armed_until 60
-		run_binary "rust_wq_stress concurrency failslab failnth hotplug" "$limit" \
-			"$bin/rust_wq_stress" "${seed[@]}" concurrency failslab failnth hotplug
-		armed_until 10
-		torture_runs "${RUST_WQ_TORTURE_SECS:-6}"
-	elif [ $loaded = 1 ]; then
-		local scenarios
+	if [ $loaded = 1 ]; then
 		read -ra scenarios <<<"${RUST_WQ_STRESS_SCENARIOS:-permissions fuzz concurrency failslab failnth hotplug}"
 		run_binary "rust_wq_stress ${scenarios[*]}" "$limit" "$bin/rust_wq_stress" \
 			"${stress[@]}" "${seed[@]}" "${scenarios[@]}"
@@ -414,25 +395,132 @@ mode_tests() {
 		result "not ok" rust_wq_stress "not run: insmod failed"
 	fi
 	stage_end
+	unload_and_leaks $loaded "$limit" "${stress[@]}" --kmemleak reload
+	check_kernel_log
+}
+
+# unload_and_leaks LOADED LIMIT [RELOAD-ARGS...]: the stage unload_and_leaks: rmmod, the
+# stress scenario reload with RELOAD-ARGS if any (it needs the module unloaded and leaves
+# it so; it arms delays of at most 3 s), kmemleak, the wait for every timer the run armed.
+unload_and_leaks() {
+	local loaded=$1 limit=$2 why
+	shift 2
 	stage_begin unload_and_leaks
-	if [ $loaded = 0 ]; then
+	if [ "$loaded" = 0 ]; then
 		result "not ok" rmmod_clean "not run: insmod failed"
-		result "not ok" reload "not run: insmod failed"
+		[ $# -eq 0 ] || result "not ok" reload "not run: insmod failed"
 	elif why="$(do_rmmod)"; then
 		result ok rmmod_clean
-		# Reload cycles need the module unloaded, and leave it so; they arm
-		# delays of at most 3 s.
-		[ "$mode" = stress ] && stress+=(--kmemleak)
-		run_binary "rust_wq_stress reload" "$limit" "$bin/rust_wq_stress" "${stress[@]}" "${seed[@]}" reload
-		armed_until 3
+		if [ $# -gt 0 ]; then
+			run_binary "rust_wq_stress reload" "$limit" "$bin/rust_wq_stress" "${seed[@]}" "$@"
+			armed_until 3
+		fi
 	else
 		result "not ok" rmmod_clean
 		diag "$why"
-		result "not ok" reload "not run: rmmod failed"
+		[ $# -eq 0 ] || result "not ok" reload "not run: rmmod failed"
 	fi
-	wait_timer_horizon
+	# kmemleak first: its scans and their waits take the time the timers still need (a
+	# timer of the module that fires after rmmod is an oops, which the log scan after the
+	# wait reports).
 	check_kmemleak
+	wait_timer_horizon
 	stage_end
+}
+
+# check (make check): two boots that scripts/harness.py runs at the same time, each a whole
+# guest (its own kernel, module, kernel log and leak scan), so that neither half can disturb
+# the other's state and both of the host's cores are used (one boot keeps about one busy).
+#   part 1: 4 CPUs, all online. Every KUnit case (at insmod), abi_check, the e2e tests of
+#           lane 1 of 2, the short stress scenarios concurrency, failslab, failnth and
+#           hotplug, rmmod, the reload cycles, leaks, the log.
+#   part 2: 5 vCPUs booted with maxcpus=4, so one possible CPU was never online (the case P6
+#           of the layer needs such a CPU, and every other test here runs beside one). The
+#           KUnit cases that need it (the kernel command line's kunit.filter_glob), the short
+#           stress scenarios permissions and fuzz, the e2e tests of lane 2, the torture seeds,
+#           rmmod, leaks, the log.
+#   all:    (make check-debian) one boot: the stages of part 1, with the whole e2e suite and
+#           every short stress scenario and the torture seeds in its stage stress.
+# The order within a part keeps the wait for armed timers short: whatever arms delays of up
+# to 60 s (e2e, fuzz) runs as early as its part allows.  A test binary nested here keeps its
+# name first (scripts/inventory.py counts by it).
+mode_check() {
+	local part=$1 limit="${RUST_WQ_TEST_TIMEOUT:-180}" why seed=() loaded=0 never lane
+	[ -n "${RUST_WQ_STRESS_SEED:-}" ] && seed=(--seed "$RUST_WQ_STRESS_SEED")
+	if [ "$part" = all ]; then lane=1/1; else lane="$part/2"; fi
+	prepare
+	if [ "$part" != 2 ]; then
+		stage_begin kunit
+	else
+		stage_begin kunit_maxcpus
+		never="$(comm -23 <(seq 0 $(($(nproc --all) - 1))) <(seq 0 $(($(nproc) - 1))) 2>/dev/null | tr '\n' ' ')"
+		if [ "$(cat /sys/devices/system/cpu/possible)" != "$(cat /sys/devices/system/cpu/online)" ]; then
+			result ok never_online_cpus
+			diag "possible: $(cat /sys/devices/system/cpu/possible), online: $(cat /sys/devices/system/cpu/online) ${never:+(offline: $never)}"
+		else
+			result "not ok" never_online_cpus "every possible CPU is online: the boot did not get maxcpus= below the vCPU count"
+		fi
+	fi
+	info "insmod $ko (KUnit filter: $(tr ' ' '\n' </proc/cmdline | grep '^kunit.filter_glob=' || echo none))"
+	if why="$(do_insmod)"; then
+		loaded=1
+		armed_until 60 # the KUnit cases arm (and cancel) delays of up to 30 s
+		kunit_suites
+		result ok insmod
+	else
+		result "not ok" rust_wq "not run: insmod failed"
+		result "not ok" insmod "insmod failed"
+		{ echo "$why"; log_since | tail -n 30; } | diag
+	fi
+	stage_end
+	if [ "$part" != 2 ]; then
+		stage_begin abi_check
+		run_binary abi_check "$limit" "$repo/build/abi_check"
+		stage_end
+	else
+		stage_begin stress
+		if [ $loaded = 1 ]; then
+			run_binary "rust_wq_stress permissions fuzz" "$limit" "$bin/rust_wq_stress" "${seed[@]}" permissions fuzz
+			armed_until 60 # fuzz arms delays up to max_delay_us (60 s)
+		else
+			result "not ok" rust_wq_stress "not run: insmod failed"
+		fi
+		stage_end
+	fi
+	stage_begin e2e
+	if [ $loaded = 1 ]; then
+		run_binary "rust_wq_e2e --lane $lane" "$limit" "$bin/rust_wq_e2e" --lane "$lane"
+		armed_until 60 # delayed work of up to max_delay_us (60 s)
+	else
+		result "not ok" "rust_wq_e2e --lane $lane" "not run: insmod failed"
+	fi
+	stage_end
+	if [ "$part" != 2 ]; then
+		stage_begin stress
+		if [ $loaded = 0 ]; then
+			result "not ok" rust_wq_stress "not run: insmod failed"
+		else
+			if [ "$part" = all ]; then
+				run_binary "rust_wq_stress permissions fuzz" "$limit" "$bin/rust_wq_stress" "${seed[@]}" permissions fuzz
+				armed_until 60
+			fi
+			run_binary "rust_wq_stress concurrency failslab failnth hotplug" "$limit" \
+				"$bin/rust_wq_stress" "${seed[@]}" concurrency failslab failnth hotplug
+			armed_until 10
+			[ "$part" = all ] && torture_runs "${RUST_WQ_TORTURE_SECS:-6}"
+		fi
+		stage_end
+		unload_and_leaks $loaded "$limit" reload
+	else
+		stage_begin torture
+		if [ $loaded = 1 ]; then
+			torture_runs "${RUST_WQ_TORTURE_SECS:-6}"
+		else
+			result "not ok" rust_wq_torture "not run: insmod failed"
+		fi
+		stage_end
+		unload_and_leaks $loaded "$limit"
+	fi
 	check_kernel_log
 }
 
@@ -625,41 +713,6 @@ mode_bench() {
 	stage_end
 }
 
-# maxcpus: a short second boot of make check, with CPUs that are possible but
-# were never online (the kernel command line has maxcpus= and a KUnit filter):
-# the KUnit cases that need such a CPU, then unload, leaks and the log scan.
-mode_maxcpus() {
-	local why loaded=0 never
-	prepare
-	stage_begin kunit_maxcpus
-	never="$(comm -23 <(seq 0 $(($(nproc --all) - 1))) <(seq 0 $(($(nproc) - 1))) 2>/dev/null | tr '\n' ' ')"
-	if [ "$(cat /sys/devices/system/cpu/possible)" != "$(cat /sys/devices/system/cpu/online)" ]; then
-		result ok never_online_cpus
-		diag "possible: $(cat /sys/devices/system/cpu/possible), online: $(cat /sys/devices/system/cpu/online) ${never:+(offline: $never)}"
-	else
-		result "not ok" never_online_cpus "every possible CPU is online: the boot did not get maxcpus= below the vCPU count"
-	fi
-	info "insmod $ko (KUnit filter: $(tr ' ' '\n' </proc/cmdline | grep '^kunit.filter_glob=' || echo none))"
-	if why="$(do_insmod)"; then
-		loaded=1
-		kunit_suites
-		result ok insmod
-	else
-		result "not ok" rust_wq "not run: insmod failed"
-		result "not ok" insmod "insmod failed"
-		{ echo "$why"; log_since | tail -n 30; } | diag
-	fi
-	if [ $loaded = 1 ]; then
-		if why="$(do_rmmod)"; then result ok rmmod_clean; else
-			result "not ok" rmmod_clean; diag "$why"; fi
-	else
-		result "not ok" rmmod_clean "not run: insmod failed"
-	fi
-	check_kmemleak
-	stage_end
-	check_kernel_log
-}
-
 # binary LIMIT CMD...: CMD run as run_binary runs a test binary, the stage
 # document on stdout (the rest on stderr); the harness's self-tests use it.
 mode_binary() {
@@ -730,11 +783,13 @@ mode_mutants() {
 }
 
 case "$mode" in
-check | stress) mode_tests ;;
-maxcpus) mode_maxcpus ;;
+check) mode_check 1 ;;
+check2) mode_check 2 ;;
+check-all) mode_check all ;;
+stress) mode_tests ;;
 mutants) mode_mutants ;;
 binary) shift 3; mode_binary "$@" ;;
 run) mode_run ;;
 bench) mode_bench ;;
-*) echo "usage: guest.sh check|stress|maxcpus|mutants|binary|run|bench REPO [OUT]" >&2; exit 2 ;;
+*) echo "usage: guest.sh check|check2|check-all|stress|mutants|binary|run|bench REPO [OUT]" >&2; exit 2 ;;
 esac

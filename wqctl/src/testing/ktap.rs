@@ -111,6 +111,24 @@ pub struct Selection {
     /// Run only these tests (numbered 1..N in that subset, in the order of --list).
     #[arg(value_name = "TEST_NAME")]
     pub names: Vec<String>,
+    /// Run only lane K of N (`K/N`, 1 <= K <= N): the tests at positions K, K + N,
+    /// K + 2N, ... of the selection (make check runs the lanes in separate VMs).
+    #[arg(long, value_name = "K/N", value_parser = parse_lane)]
+    pub lane: Option<(usize, usize)>,
+}
+
+/// `K/N` with 1 <= K <= N.
+fn parse_lane(s: &str) -> Result<(usize, usize), String> {
+    let bad = || format!("expected K/N with 1 <= K <= N, got {s:?}");
+    let (k, n) = s.split_once('/').ok_or_else(bad)?;
+    let (k, n) = (
+        k.parse::<usize>().map_err(|_| bad())?,
+        n.parse::<usize>().map_err(|_| bad())?,
+    );
+    if k == 0 || k > n {
+        return Err(bad());
+    }
+    Ok((k, n))
 }
 
 impl Selection {
@@ -140,6 +158,9 @@ impl Selection {
                     self.names.iter().any(|w| w == n)
                 }
             })
+            .enumerate()
+            .filter(|(i, _)| self.lane.is_none_or(|(k, n)| i % n == k - 1))
+            .map(|(_, t)| t)
             .collect();
         Ok(Some(chosen))
     }
@@ -325,6 +346,32 @@ mod tests {
         assert_eq!(names(&s), ["a", "c"]);
         s.names = vec!["d".into()];
         assert!(s.resolve(&all, |_| true).is_err());
+    }
+
+    #[test]
+    fn lanes_split_the_selection_and_cover_it_once() {
+        let all: Vec<Named<fn()>> =
+            vec![("a", nop), ("b", nop), ("c", nop), ("d", nop), ("e", nop)];
+        let lane = |k, n| -> Vec<&str> {
+            let s = Selection {
+                lane: Some((k, n)),
+                ..Selection::default()
+            };
+            s.resolve(&all, |_| true)
+                .ok()
+                .flatten()
+                .unwrap_or_default()
+                .iter()
+                .map(|(n, _)| *n)
+                .collect()
+        };
+        assert_eq!(lane(1, 2), ["a", "c", "e"]);
+        assert_eq!(lane(2, 2), ["b", "d"]);
+        assert_eq!(lane(1, 1), ["a", "b", "c", "d", "e"]);
+        assert_eq!(parse_lane("2/2"), Ok((2, 2)));
+        for bad in ["0/2", "3/2", "1", "a/2", "1/0"] {
+            assert!(parse_lane(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
