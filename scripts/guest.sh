@@ -431,18 +431,20 @@ unload_and_leaks() {
 # check (make check): two boots that scripts/harness.py runs at the same time, each a whole
 # guest (its own kernel, module, kernel log and leak scan), so that neither half can disturb
 # the other's state and both of the host's cores are used (one boot keeps about one busy).
-#   part 1: 4 CPUs, all online. Every KUnit case (at insmod), abi_check, the e2e tests of
-#           lane 1 of 2, the short stress scenarios concurrency, failslab, failnth and
-#           hotplug, rmmod, the reload cycles, leaks, the log.
+#   part 1: 4 CPUs, all online. The KUnit suites but rust_wq_races (at insmod; the kernel
+#           command line's kunit.filter_glob), abi_check, the e2e tests of lane 1 of 2, the
+#           short stress scenarios concurrency, failslab, failnth and hotplug, rmmod, the
+#           reload cycles, leaks, the log.
 #   part 2: 5 vCPUs booted with maxcpus=4, so one possible CPU was never online (the case P6
 #           of the layer needs such a CPU, and every other test here runs beside one). The
-#           KUnit cases that need it (the kernel command line's kunit.filter_glob), the short
-#           stress scenarios permissions and fuzz, the e2e tests of lane 2, the torture seeds,
-#           rmmod, leaks, the log.
-#   all:    (make check-debian) one boot: the stages of part 1, with the whole e2e suite and
-#           every short stress scenario and the torture seeds in its stage stress.
+#           KUnit suite rust_wq_races, the short stress scenarios permissions and fuzz, the e2e
+#           tests of lane 2, the torture seeds, rmmod, leaks, the log.
+#   all:    (make check-debian) one boot: the stages of part 1, with every KUnit suite (no
+#           filter), the whole e2e suite, and every short stress scenario and the torture seeds
+#           in its stage stress.
 # The order within a part keeps the wait for armed timers short: whatever arms delays of up
-# to 60 s (e2e, fuzz) runs as early as its part allows.  A test binary nested here keeps its
+# to 60 s (e2e, fuzz) runs as early as its part allows, and the e2e lanes (of about equal
+# expected duration, `rust_wq_e2e --lane`) end at about the same time in both parts.  A test binary nested here keeps its
 # name first (scripts/inventory.py counts by it).
 mode_check() {
 	local part=$1 limit="${RUST_WQ_TEST_TIMEOUT:-180}" why seed=() loaded=0 never lane
@@ -473,11 +475,7 @@ mode_check() {
 		{ echo "$why"; log_since | tail -n 30; } | diag
 	fi
 	stage_end
-	if [ "$part" != 2 ]; then
-		stage_begin abi_check
-		run_binary abi_check "$limit" "$repo/build/abi_check"
-		stage_end
-	else
+	if [ "$part" = 2 ]; then
 		stage_begin stress
 		if [ $loaded = 1 ]; then
 			run_binary "rust_wq_stress permissions fuzz" "$limit" "$bin/rust_wq_stress" "${seed[@]}" permissions fuzz
@@ -495,6 +493,11 @@ mode_check() {
 		result "not ok" "rust_wq_e2e --lane $lane" "not run: insmod failed"
 	fi
 	stage_end
+	if [ "$part" != 2 ]; then
+		stage_begin abi_check
+		run_binary abi_check "$limit" "$repo/build/abi_check"
+		stage_end
+	fi
 	if [ "$part" != 2 ]; then
 		stage_begin stress
 		if [ $loaded = 0 ]; then

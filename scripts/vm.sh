@@ -24,6 +24,9 @@
 #                    (repeatable; an empty STR adds nothing)
 #   --rwdir DIR      make host DIR writable in the guest (same path)
 #   --verbose        show the guest's boot console (debugging boot failures)
+#   --console        show the guest console's emergency and alert messages
+#                    only (a panic, an oops), so that a VM that dies says why
+#                    (make check and make stress); the rest stays in dmesg
 #
 # The host's root filesystem is visible read-only in the guest at the same
 # paths, so host-built binaries and .ko files can be used directly.
@@ -58,6 +61,8 @@ while [ $# -gt 0 ]; do
 	--rwdir) extra+=(--rwdir "$2"); shift 2 ;;
 	--append) [ -n "$2" ] && extra+=(--append "$2"); shift 2 ;;
 	--verbose) extra+=(--verbose); shift ;;
+	# (vng's --verbose sets loglevel=7 before the user's options: this one wins.)
+	--console) extra+=(--verbose --append loglevel=2); shift ;;
 	--) shift; break ;;
 	-h | --help) sed -n '2,/^$/p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	-*) die "vm.sh: unknown option $1" ;;
@@ -108,8 +113,10 @@ kvm_works() {
 # A large log buffer: the tests scan the kernel log after a marker, which must
 # not be overwritten by a chatty run.
 [ "$image" = "$kdir/arch/x86/boot/bzImage" ] && run="$kdir" || run="$image"
+# 9p for the shared directories: vng tries virtiofsd first, which fails here, and waits
+# 3 s per directory before it falls back to 9p.
 args=(--run "$run" --cpus "$cpus" --memory "$memory" --user root --cwd "$RUST_WQ_ROOT"
-	--append log_buf_len=4M)
+	--force-9p --append log_buf_len=4M)
 if ! kvm_works; then
 	args+=(--disable-kvm)
 fi

@@ -544,55 +544,49 @@ mod tests {
     /// P6: `enqueue_on` a CPU that is offline. C accepts a CPU that went offline (the item runs
     /// elsewhere), but an item queued on a possible CPU that was never online never runs, and
     /// a flush of it hangs ("BUG: workqueue lockup"). The layer now refuses every offline CPU
-    /// (`Offline`, the pointer back), as its delayed `_on` calls do. The VM boot with
-    /// `maxcpus=` has never-online CPUs; the other boots take a CPU down for the case.
+    /// (`Offline`, the pointer back), as its delayed `_on` calls do. Both kinds are tried: every
+    /// possible CPU that is offline now (never online, in `make check`'s second boot, which has
+    /// `maxcpus=` below its vCPUs), and the last online CPU, taken down for the case.
     #[test]
     fn enqueue_on_an_offline_cpu_is_refused() -> Result {
         let n = cpu::nr_cpu_ids();
-        // A possible CPU that is offline now (never online, in a `maxcpus=` boot), if any.
-        let mut target = None;
+        // SAFETY: `__cpu_possible_mask` is a C global that lives for the whole uptime and is
+        // only changed during early boot.
+        let possible = unsafe {
+            kernel::cpumask::Cpumask::from_raw(core::ptr::addr_of!(bindings::__cpu_possible_mask))
+        };
+        let mut targets = KVec::new();
         for c in 1..n {
-            let id = cpu::cpu_id(c)?;
-            // SAFETY: `__cpu_possible_mask` is a C global that lives for the whole uptime and
-            // is only changed during early boot.
-            let possible = unsafe {
-                kernel::cpumask::Cpumask::from_raw(core::ptr::addr_of!(
-                    bindings::__cpu_possible_mask
-                ))
-            };
-            if possible.test(id) && !cpu::is_online(id) {
-                target = Some((c, false));
-                break;
+            if possible.test(cpu::cpu_id(c)?) && !cpu::is_online(cpu::cpu_id(c)?) {
+                targets.push((c, false), GFP_KERNEL)?;
             }
         }
-        if target.is_none() {
-            let last = n - 1;
-            // SAFETY: `remove_cpu` may sleep, which a KUnit case may; `last` is a valid CPU.
-            if last == 0 || unsafe { helpers::rust_wq_remove_cpu(last) } != 0 {
-                return Err(ENODEV);
-            }
-            target = Some((last, true));
-        }
-        let Some((c, taken_down)) = target else {
+        let Some(last) = (1..n)
+            .rev()
+            .find(|&c| cpu::cpu_id(c).is_ok_and(cpu::is_online))
+        else {
             return Err(ENODEV);
         };
-        let item = slow_item(0)?;
-        let r = crate::workqueue::system_percpu().enqueue_on(cpu::cpu_id(c)?, item.clone());
-        // Refused as offline, and the pointer handed back in the error.
-        let refused = matches!(r, Err(crate::workqueue::arm::ArmError::Offline(_)));
-        let ran = if refused {
-            false
-        } else {
-            wait_until(2000, || item.runs.load(SeqCst) > 0)
-        };
-        // Never leave an item behind that cannot run.
-        drop(item.work.cancel());
-        if taken_down {
-            // SAFETY: As above; brings back the CPU this case took down.
-            unsafe { helpers::rust_wq_add_cpu(c) };
+        // SAFETY: `remove_cpu` may sleep, which a KUnit case may; `last` is a valid CPU.
+        if unsafe { helpers::rust_wq_remove_cpu(last) } != 0 {
+            return Err(ENODEV);
         }
-        assert!(refused);
-        let _ = ran;
+        targets.push((last, true), GFP_KERNEL)?;
+        let mut refused = 0;
+        for &(c, _) in targets.iter() {
+            let item = slow_item(0)?;
+            let r = crate::workqueue::system_percpu().enqueue_on(cpu::cpu_id(c)?, item.clone());
+            // Refused as offline, and the pointer handed back in the error.
+            if matches!(r, Err(crate::workqueue::arm::ArmError::Offline(_))) {
+                refused += 1;
+            } else {
+                // Never leave an item behind that cannot run.
+                drop(item.work.cancel());
+            }
+        }
+        // SAFETY: As above; brings back the CPU this case took down.
+        unsafe { helpers::rust_wq_add_cpu(last) };
+        assert_eq!(refused, targets.len());
         Ok(())
     }
 

@@ -134,11 +134,26 @@ fn parse_lane(s: &str) -> Result<(usize, usize), String> {
 impl Selection {
     /// The tests of `all` to run: those named, or without names those that
     /// `by_default` accepts.  With `--list`, prints every name and returns
-    /// `Ok(None)`; an unknown name is an error.
+    /// `Ok(None)`; an unknown name is an error.  A lane is every Nth test (see
+    /// [`Selection::resolve_weighted`]).
     pub fn resolve<'a, T>(
         &self,
         all: &'a [Named<T>],
         by_default: impl Fn(&str) -> bool,
+    ) -> Result<Option<Vec<&'a Named<T>>>, String> {
+        self.resolve_weighted(all, by_default, |_| 1)
+    }
+
+    /// [`Selection::resolve`], with `--lane K/N` taking lane K of N lanes of about equal
+    /// total `weight` (a test's expected duration, any unit): the tests from the heaviest
+    /// down (ties in list order) each go to the lane with the least weight so far (ties:
+    /// the first), and a lane runs its tests in list order. With equal weights, lane K is
+    /// the Kth, K+Nth, ... test. The split depends only on the selection and the weights.
+    pub fn resolve_weighted<'a, T>(
+        &self,
+        all: &'a [Named<T>],
+        by_default: impl Fn(&str) -> bool,
+        weight: impl Fn(&str) -> u64,
     ) -> Result<Option<Vec<&'a Named<T>>>, String> {
         if self.list {
             for (name, _) in all {
@@ -149,7 +164,7 @@ impl Selection {
         if let Some(unknown) = self.names.iter().find(|n| !all.iter().any(|(a, _)| a == n)) {
             return Err(format!("unknown test {unknown:?} (see --list)"));
         }
-        let chosen = all
+        let chosen: Vec<&Named<T>> = all
             .iter()
             .filter(|(n, _)| {
                 if self.names.is_empty() {
@@ -158,11 +173,28 @@ impl Selection {
                     self.names.iter().any(|w| w == n)
                 }
             })
-            .enumerate()
-            .filter(|(i, _)| self.lane.is_none_or(|(k, n)| i % n == k - 1))
-            .map(|(_, t)| t)
             .collect();
-        Ok(Some(chosen))
+        let Some((k, n)) = self.lane else {
+            return Ok(Some(chosen));
+        };
+        let mut order: Vec<usize> = (0..chosen.len()).collect();
+        // Stable: equal weights keep list order.
+        order.sort_by_key(|&i| std::cmp::Reverse(weight(chosen[i].0)));
+        let mut load = vec![0u64; n];
+        let mut lane_of = vec![0usize; chosen.len()];
+        for i in order {
+            let l = (0..n).min_by_key(|&l| (load[l], l)).unwrap_or(0);
+            load[l] += weight(chosen[i].0);
+            lane_of[i] = l;
+        }
+        Ok(Some(
+            chosen
+                .into_iter()
+                .enumerate()
+                .filter(|&(i, _)| lane_of[i] == k - 1)
+                .map(|(_, t)| t)
+                .collect(),
+        ))
     }
 }
 
@@ -368,6 +400,27 @@ mod tests {
         assert_eq!(lane(1, 2), ["a", "c", "e"]);
         assert_eq!(lane(2, 2), ["b", "d"]);
         assert_eq!(lane(1, 1), ["a", "b", "c", "d", "e"]);
+        // Weighted: "d" (5) alone balances "a", "b", "c", "e" (1 + 1 + 2 + 1).
+        let weighted = |k| -> Vec<&str> {
+            let s = Selection {
+                lane: Some((k, 2)),
+                ..Selection::default()
+            };
+            let w = |n: &str| match n {
+                "d" => 5,
+                "c" => 2,
+                _ => 1,
+            };
+            s.resolve_weighted(&all, |_| true, w)
+                .ok()
+                .flatten()
+                .unwrap_or_default()
+                .iter()
+                .map(|(n, _)| *n)
+                .collect()
+        };
+        assert_eq!(weighted(1), ["d"]);
+        assert_eq!(weighted(2), ["a", "b", "c", "e"]);
         assert_eq!(parse_lane("2/2"), Ok((2, 2)));
         for bad in ["0/2", "3/2", "1", "a/2", "1/0"] {
             assert!(parse_lane(bad).is_err(), "{bad}");

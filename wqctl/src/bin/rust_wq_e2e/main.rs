@@ -237,6 +237,43 @@ fn all() -> Vec<Named<TestFn>> {
     v
 }
 
+/// The expected duration of a test in tenths of a second (measured in make check's two VMs
+/// at once on 2 host cores; the rest about 0.3 s): what `--lane` balances. Only the
+/// balance of the lanes depends on it.
+fn cost(name: &str) -> u64 {
+    match name {
+        "hostile_enqueue_enomem_runs_nothing" => 140,
+        "bench_calls_match_c_twin_by_trace" => 113,
+        "hostile_bench_alloc_failures" => 83,
+        "bench_memory_by_trace" => 67,
+        "mod_delay_holds_the_lock" => 47,
+        "bench_runs" | "epoll_closed_file_released" | "file_memory_by_trace" => 42,
+        "cancel_prevents_execution"
+        | "irq_close_cancels"
+        | "flush_restarts_with_sa_restart"
+        | "hostile_flush_interruptible"
+        | "close_with_pending"
+        | "poll_closed_by_other_thread"
+        | "results_dropped_beyond_max" => 31,
+        "bench_tracked_delayed_by_lockdep"
+        | "hostile_sigterm_ends_waits"
+        | "hostile_slept_50_rounds" => 28,
+        "device_irq_unbind_mid_call_runs_nothing"
+        | "hostile_results_bounded_unread"
+        | "close_waits_for_running"
+        | "from_irq_offline_mid_call_runs_nothing"
+        | "enqueue_holds_the_lock_by_trace"
+        | "queue_names_by_trace" => 22,
+        "delay_never_early_by_trace"
+        | "dmesg_lines_match_results"
+        | "hostile_bench_lock_wait_signals"
+        | "run_follows_results"
+        | "hostile_stats_dropped_since_open"
+        | "mod_delay_never_early_by_trace" => 17,
+        _ => 3,
+    }
+}
+
 /// End-to-end tests of the rust_wq module (as root, module loaded); prints
 /// KTAP version 1.  Set RUST_WQ_KO=/path/rust_wq.ko to enable
 /// rmmod_refused_while_open.  Exit status: 0 if no test failed, else 1.
@@ -253,7 +290,7 @@ struct Cli {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let all = all();
-    let selected = match cli.selection.resolve(&all, |_| true) {
+    let selected = match cli.selection.resolve_weighted(&all, |_| true, cost) {
         Ok(Some(s)) => s,
         Ok(None) => return ExitCode::SUCCESS,
         Err(e) => {
