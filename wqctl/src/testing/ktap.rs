@@ -384,12 +384,12 @@ mod tests {
     fn lanes_split_the_selection_and_cover_it_once() {
         let all: Vec<Named<fn()>> =
             vec![("a", nop), ("b", nop), ("c", nop), ("d", nop), ("e", nop)];
-        let lane = |k, n| -> Vec<&str> {
+        let lane = |k, n, weight: fn(&str) -> u64| -> Vec<&str> {
             let s = Selection {
                 lane: Some((k, n)),
                 ..Selection::default()
             };
-            s.resolve(&all, |_| true)
+            s.resolve_weighted(&all, |_| true, weight)
                 .ok()
                 .flatten()
                 .unwrap_or_default()
@@ -397,30 +397,18 @@ mod tests {
                 .map(|(n, _)| *n)
                 .collect()
         };
-        assert_eq!(lane(1, 2), ["a", "c", "e"]);
-        assert_eq!(lane(2, 2), ["b", "d"]);
-        assert_eq!(lane(1, 1), ["a", "b", "c", "d", "e"]);
+        let even = |_: &str| 1;
+        assert_eq!(lane(1, 2, even), ["a", "c", "e"]);
+        assert_eq!(lane(2, 2, even), ["b", "d"]);
+        assert_eq!(lane(1, 1, even), ["a", "b", "c", "d", "e"]);
         // Weighted: "d" (5) alone balances "a", "b", "c", "e" (1 + 1 + 2 + 1).
-        let weighted = |k| -> Vec<&str> {
-            let s = Selection {
-                lane: Some((k, 2)),
-                ..Selection::default()
-            };
-            let w = |n: &str| match n {
-                "d" => 5,
-                "c" => 2,
-                _ => 1,
-            };
-            s.resolve_weighted(&all, |_| true, w)
-                .ok()
-                .flatten()
-                .unwrap_or_default()
-                .iter()
-                .map(|(n, _)| *n)
-                .collect()
+        let w = |n: &str| match n {
+            "d" => 5,
+            "c" => 2,
+            _ => 1,
         };
-        assert_eq!(weighted(1), ["d"]);
-        assert_eq!(weighted(2), ["a", "b", "c", "e"]);
+        assert_eq!(lane(1, 2, w), ["d"]);
+        assert_eq!(lane(2, 2, w), ["a", "b", "c", "e"]);
         assert_eq!(parse_lane("2/2"), Ok((2, 2)));
         for bad in ["0/2", "3/2", "1", "a/2", "1/0"] {
             assert!(parse_lane(bad).is_err(), "{bad}");

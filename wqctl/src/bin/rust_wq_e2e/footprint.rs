@@ -2,7 +2,7 @@
 //! the kernel's own tracepoints (the allocator's `kmem:*` and lockdep's `lock:lock_acquire`),
 //! not by anything the module reports about itself.
 
-use crate::util::{field, fill_delayed, gettid, trace_line, Trace};
+use crate::util::{field, fill_delayed, gettid, marked_lines, trace_line, Trace};
 use crate::{Checker, Ctx, Outcome, TestResult};
 use libc::EINVAL;
 use std::collections::HashMap;
@@ -50,26 +50,6 @@ fn stop(t: Trace) -> Result<String, Outcome> {
     let text = t.stop().map_err(|e| Outcome::Fail(vec![e]));
     drop(t);
     text
-}
-
-/// The lines of `text` between the marks `{tag} begin` and `{tag} end` ([`Trace::mark`]).
-fn window<'a>(text: &'a str, tag: &str) -> Vec<crate::util::TraceLine<'a>> {
-    let (begin, end) = (format!("{tag} begin"), format!("{tag} end"));
-    let mut inside = false;
-    let mut out = Vec::new();
-    for l in text.lines().filter_map(trace_line) {
-        if l.event == "tracing_mark_write" {
-            let m = l.rest.trim();
-            if m == begin {
-                inside = true;
-            } else if m == end {
-                inside = false;
-            }
-        } else if inside {
-            out.push(l);
-        }
-    }
-    out
 }
 
 /// The events traced between each `sys_enter_ioctl` and its `sys_exit_ioctl` (the syscall
@@ -181,7 +161,12 @@ pub fn file_memory_by_trace(ctx: &Ctx) -> TestResult {
     let dev = dev?;
     filled?;
     dump("file", &text);
-    let h = held(&window(&text, "file"));
+    let h = held(
+        &marked_lines(&text, "file")
+            .into_iter()
+            .filter_map(trace_line)
+            .collect::<Vec<_>>(),
+    );
     // The items (a few hundred bytes each), the results ring (64 bytes per result) and two
     // lists of max_pending pointers; the open file's own structures fit in the slack. Bytes
     // requested: what the allocator adds (its size classes, and slub_debug's red zones and
@@ -425,22 +410,6 @@ const CALL_EVENTS: [&str; 3] = [
     "timer/timer_cancel",
 ];
 
-/// The raw lines of `text` between the marks `{tag} begin` and `{tag} end` ([`Trace::mark`]).
-fn raw_window<'a>(text: &'a str, tag: &str) -> Vec<&'a str> {
-    let (begin, end) = (format!("{tag} begin"), format!("{tag} end"));
-    let mut inside = false;
-    let mut out = Vec::new();
-    for raw in text.lines() {
-        match trace_line(raw) {
-            Some(l) if l.event == "tracing_mark_write" && l.rest.trim() == begin => inside = true,
-            Some(l) if l.event == "tracing_mark_write" && l.rest.trim() == end => inside = false,
-            Some(_) if inside => out.push(raw),
-            _ => {}
-        }
-    }
-    out
-}
-
 /// BENCH ops (H:387-413) and the C twin (H:362-364): each op's rounds make the kernel calls
 /// the op names, and the same ones as bench/rust_wq_ctwin.c's rounds. Observed: the
 /// workqueue and timer tracepoints in the benchmark's kthreads ("rust_wq_bench/N") and in the
@@ -601,7 +570,7 @@ pub fn bench_calls_match_c_twin_by_trace(ctx: &Ctx) -> TestResult {
     let text = stop(t)?;
     for (name, _, _, _, queues, arms) in ops {
         let side =
-            |tag: &str, comm: &str| calls(&raw_window(&text, &format!("{tag} {name}")), comm);
+            |tag: &str, comm: &str| calls(&marked_lines(&text, &format!("{tag} {name}")), comm);
         let rust = side("rust", "rust_wq_bench");
         let cwin = side("twin", "ctwin/");
         crate::diag(&format!(

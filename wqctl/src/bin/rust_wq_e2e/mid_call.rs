@@ -14,7 +14,7 @@
 //! counts only them, and each call that succeeded has its [`COUNT`] queueings in the trace.
 
 use crate::device_irq::{bound_address, bound_device, sysfs_write};
-use crate::util::{drain, ids, trace_line, Trace};
+use crate::util::{drain, ids, marked_lines, trace_line, Trace};
 use crate::{fail, Checker, Ctx, Must, Outcome, TestResult};
 use libc::{EBUSY, ENODEV};
 use std::collections::BTreeSet;
@@ -39,27 +39,16 @@ struct Trial {
 /// Counts the hardirq-context `workqueue_queue_work` events on `queue` (a workqueue name)
 /// between the marks `{tag} begin` and `{tag} end`.
 fn queued_between(text: &str, tag: &str, queue: &str) -> u64 {
-    let (begin, end) = (format!("{tag} begin"), format!("{tag} end"));
     let needle = format!("workqueue={queue} ");
-    let mut inside = false;
-    let mut n = 0;
-    for l in text.lines().filter_map(trace_line) {
-        if l.event == "tracing_mark_write" {
-            let m = l.rest.trim();
-            if m == begin {
-                inside = true;
-            } else if m == end {
-                inside = false;
-            }
-        } else if inside
-            && l.event == "workqueue_queue_work"
-            && (l.irq == 'h' || l.irq == 'H')
-            && format!("{} ", l.rest).contains(&needle)
-        {
-            n += 1;
-        }
-    }
-    n
+    marked_lines(text, tag)
+        .into_iter()
+        .filter_map(trace_line)
+        .filter(|l| {
+            l.event == "workqueue_queue_work"
+                && (l.irq == 'h' || l.irq == 'H')
+                && format!("{} ", l.rest).contains(&needle)
+        })
+        .count() as u64
 }
 
 /// Runs one trial: calls `args` on `dev` back to back, each between marks, until one fails

@@ -430,6 +430,23 @@ pub struct TraceLine<'a> {
     pub rest: &'a str,
 }
 
+/// The raw lines of `text` (a trace) between the marks `{tag} begin` and `{tag} end`
+/// ([`Trace::mark`]), the marks left out; [`trace_line`] parses them.
+pub fn marked_lines<'a>(text: &'a str, tag: &str) -> Vec<&'a str> {
+    let (begin, end) = (format!("{tag} begin"), format!("{tag} end"));
+    let mut inside = false;
+    let mut out = Vec::new();
+    for raw in text.lines() {
+        match trace_line(raw) {
+            Some(l) if l.event == "tracing_mark_write" && l.rest.trim() == begin => inside = true,
+            Some(l) if l.event == "tracing_mark_write" && l.rest.trim() == end => inside = false,
+            Some(_) if inside => out.push(raw),
+            _ => {}
+        }
+    }
+    out
+}
+
 /// A field `name=value` of a trace line's text.
 pub fn field<'a>(rest: &'a str, name: &str) -> Option<&'a str> {
     rest.split_whitespace()
