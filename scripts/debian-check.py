@@ -126,7 +126,7 @@ def boot(krel, version, res):
            f"{g} run {ROOT} {out}/demo >{out}/demo.log 2>&1; echo $? >{out}/demo.rc"]
     env = dict(os.environ, RUST_WQ_REQUIRE=require, RUST_WQ_KO=os.path.join(kodir, "rust_wq.ko"))
     t0 = time.monotonic()
-    rc, tail = harness.boot(cmd, env, os.path.join(res, "vm.log"))
+    rc, tail, _ = harness.boot(cmd, env, os.path.join(res, "vm.log"))
     harness.progress(f"VM: finished in {time.monotonic() - t0:.0f} s (status {rc})")
 
     # The stock kernel, not another one, ran the tests.

@@ -32,6 +32,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -297,19 +298,56 @@ def lib_sh(function, kdir):
     return out.stdout.strip()
 
 
-def boot(cmd, env, logpath, tag=""):
+def kill_tree(pid):
+    """SIGKILL to pid and every process below it (vm.sh's `timeout` runs vng and QEMU in a
+    process group of its own, so a group kill would miss them)."""
+    children = {}
+    for d in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(d))
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        todo += children.get(p, [])
+        try:
+            os.kill(p, 9)
+        except OSError:
+            pass
+
+
+# A VM that has printed nothing at all this long after QEMU started (with vm.sh --console
+# the kernel's first line comes within seconds) hung before its kernel ran.
+FIRST_OUTPUT_S = 90
+
+
+def boot(cmd, env, logpath, tag="", first_output_s=None):
     """Runs scripts/vm.sh; its output to logpath, the guest's progress to stderr (prefixed
-    with tag, so that two boots at the same time can be told apart)."""
+    with tag, so that two boots at the same time can be told apart). With first_output_s, a
+    VM that prints nothing within that many seconds is killed. Returns (status, the last
+    lines, whether it printed anything)."""
     with open(logpath, "w") as log:
         p = subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True, errors="replace")
+        printed = threading.Event()
+        if first_output_s:
+            def watchdog():
+                if not printed.wait(first_output_s):
+                    kill_tree(p.pid)
+            threading.Thread(target=watchdog, daemon=True).start()
         tail = []
         for line in p.stdout:
+            printed.set()
             log.write(line)
             tail = (tail + [line.rstrip("\n")])[-40:]
             if re.match(r"^\[guest\] (running|ok|not ok|waiting|repeat|items)|^\[rust_wq\]", line):
                 progress((f"({tag.lstrip('_')}) " if tag else "") + line.rstrip("\n").removeprefix("[guest] "))
-        return p.wait(), tail
+        rc = p.wait()
+        printed.set()
+        return rc, tail, bool(tail)
 
 
 def guest(mode, kdir, res, timeout, stages, extra_args="", tag="", cpus=None):
@@ -333,7 +371,14 @@ def guest(mode, kdir, res, timeout, stages, extra_args="", tag="", cpus=None):
            "--append", kargs, "--", f"bash {ROOT}/scripts/guest.sh {mode} {ROOT} {out}"]
     env = dict(os.environ, RUST_WQ_REQUIRE=require)
     t0 = time.monotonic()
-    rc, tail = boot(cmd, env, os.path.join(res, vmlog), tag)
+    rc, tail, printed = boot(cmd, env, os.path.join(res, vmlog), tag, FIRST_OUTPUT_S)
+    if not printed:
+        # QEMU hung before the kernel printed its first line (seen about once in 15 runs of
+        # two VMs at once on 2 cores): nothing of the module ran. Boot once more.
+        progress(f"VM{tag}: no output at all in {FIRST_OUTPUT_S} s (hung before the kernel ran); booting again")
+        shutil.rmtree(out, ignore_errors=True)
+        os.makedirs(out)
+        rc, tail, printed = boot(cmd, env, os.path.join(res, vmlog), tag, FIRST_OUTPUT_S)
     progress(f"VM{tag}: finished in {time.monotonic() - t0:.0f} s (status {rc})")
     try:
         done = open(os.path.join(out, "done")).read().split()
@@ -605,7 +650,7 @@ def bench(args):
     cmd = ["bash", "scripts/vm.sh", "--kdir", kdir, "--cpus", str(cpus), "--timeout", str(timeout),
            "--rwdir", guest_dir] + qemu + ["--", f"bash {ROOT}/scripts/guest.sh bench {ROOT} {guest_dir}"]
     t0 = time.monotonic()
-    rc, _ = boot(cmd, genv, base + ".log")
+    rc, _, _ = boot(cmd, genv, base + ".log")
     vm_wall, wall = int(time.monotonic() - t0), int(time.monotonic() - START)
     report_rc = subprocess.run([sys.executable, os.path.join(ROOT, "scripts/bench-report.py"), "--guest", guest_dir,
                                 "--out", base, "--kernel", kernel, "--items", str(items), "--repeats", str(repeats),
