@@ -7,13 +7,14 @@
 #        scripts/guest.sh binary REPO OUT LIMIT CMD...
 #
 #   check   part 1 of make check: arm the log scan, insmod (the module's KUnit
-#           suite runs then), build/abi_check, lane 1 of rust_wq_e2e, short
+#           suite runs then), lane 1 of rust_wq_e2e, short
 #           stress scenarios, rmmod, reload cycles, wait until every timer the
 #           run could have armed has expired, then kmemleak, the kernel log,
 #           the taint mask, lockdep (see mode_check).
 #   check2  part 2 of make check, booted at the same time as part 1 with a
 #           never-online CPU: lane 2 of rust_wq_e2e, the other short stress
-#           scenarios, the torture seeds, the same checks at the end.
+#           scenarios, the torture seeds, build/abi_check, the same checks at
+#           the end.
 #   check-all  both parts in one boot, without the never-online CPU (make
 #           check-debian).
 #   stress  insmod, the long stress scenarios and torture runs, then as check
@@ -432,13 +433,13 @@ unload_and_leaks() {
 # guest (its own kernel, module, kernel log and leak scan), so that neither half can disturb
 # the other's state and both of the host's cores are used (one boot keeps about one busy).
 #   part 1: 4 CPUs, all online. The KUnit suites but rust_wq_races (at insmod; the kernel
-#           command line's kunit.filter_glob), abi_check, the e2e tests of lane 1 of 2, the
+#           command line's kunit.filter_glob), the e2e tests of lane 1 of 2, the
 #           short stress scenarios concurrency, failslab, failnth and hotplug, rmmod, the
 #           reload cycles, leaks, the log.
 #   part 2: 5 vCPUs booted with maxcpus=4, so one possible CPU was never online (the case P6
 #           of the layer needs such a CPU, and every other test here runs beside one). The
 #           KUnit suite rust_wq_races, the short stress scenarios permissions and fuzz, the e2e
-#           tests of lane 2, the torture seeds, rmmod, leaks, the log.
+#           tests of lane 2, the torture seeds, abi_check, rmmod, leaks, the log.
 #   all:    (make check-debian) one boot: the stages of part 1, with every KUnit suite (no
 #           filter), the whole e2e suite, and every short stress scenario and the torture seeds
 #           in its stage stress.
@@ -446,6 +447,12 @@ unload_and_leaks() {
 # to 60 s (e2e, fuzz) runs as early as its part allows, and the e2e lanes (of about equal
 # expected duration, `rust_wq_e2e --lane`) end at about the same time in both parts.  A test binary nested here keeps its
 # name first (scripts/inventory.py counts by it).
+abi_check_stage() { # abi_check_stage LIMIT: the C program built from include/rust_wq.h
+	stage_begin abi_check
+	run_binary abi_check "$1" "$repo/build/abi_check"
+	stage_end
+}
+
 mode_check() {
 	local part=$1 limit="${RUST_WQ_TEST_TIMEOUT:-180}" why seed=() loaded=0 never lane
 	[ -n "${RUST_WQ_STRESS_SEED:-}" ] && seed=(--seed "$RUST_WQ_STRESS_SEED")
@@ -493,11 +500,7 @@ mode_check() {
 		result "not ok" "rust_wq_e2e --lane $lane" "not run: insmod failed"
 	fi
 	stage_end
-	if [ "$part" != 2 ]; then
-		stage_begin abi_check
-		run_binary abi_check "$limit" "$repo/build/abi_check"
-		stage_end
-	fi
+	[ "$part" != all ] || abi_check_stage "$limit"
 	if [ "$part" != 2 ]; then
 		stage_begin stress
 		if [ $loaded = 0 ]; then
@@ -522,6 +525,8 @@ mode_check() {
 			result "not ok" rust_wq_torture "not run: insmod failed"
 		fi
 		stage_end
+		# (here rather than in part 1: part 2 would otherwise wait idle for its armed timers)
+		abi_check_stage "$limit"
 		unload_and_leaks $loaded "$limit"
 	fi
 	check_kernel_log
