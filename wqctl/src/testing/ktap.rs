@@ -111,8 +111,9 @@ pub struct Selection {
     /// Run only these tests (numbered 1..N in that subset, in the order of --list).
     #[arg(value_name = "TEST_NAME")]
     pub names: Vec<String>,
-    /// Run only lane K of N (`K/N`, 1 <= K <= N): the tests at positions K, K + N,
-    /// K + 2N, ... of the selection (make check runs the lanes in separate VMs).
+    /// Run only lane K of N (`K/N`, 1 <= K <= N): the selection split into N lanes of about
+    /// equal expected duration, by the binary's table of its slow tests (with equal weights:
+    /// the tests at positions K, K + N, ...); make check runs the lanes in separate VMs.
     #[arg(long, value_name = "K/N", value_parser = parse_lane)]
     pub lane: Option<(usize, usize)>,
 }
