@@ -220,11 +220,19 @@ impl Workqueue {
         inner.armed.drain_with(
             |node| {
                 // Fire each timer aimed here now, as C's `flush_delayed_work()` does (without
-                // its wait): only a successful `timer_delete()` makes the timer's pending state
+                // its wait): only a successful timer delete makes the timer's pending state
                 // ours, and then the item is queued as its timer would have queued it. Reading
                 // `is_pending()` and then re-timing with `mod_delayed_work_on()` raced with a
                 // timer that fired in between: the item started (C clears PENDING), and the
                 // re-timing queued it once more with no pointer behind it.
+                //
+                // The delete waits for a timer function that is running (`timer_delete_sync()`,
+                // as `flush_delayed_work()`): a timer that had fired but whose function had not
+                // queued the item yet (its CPU preempted, as a vCPU can be) was left alone by
+                // `timer_delete()`, `drain_workqueue()` found nothing queued and returned, and the
+                // function then queued the item after the drain, or into the destroyed queue
+                // once the owner dropped it (an oops in `__queue_work()`, found by the KUnit case
+                // `drain_while_timers_fire_runs_each_item_once` with 5 vCPUs on 2 host cores).
                 if node.aimed_at() != wq {
                     // A stale link (armed.rs, rule 3): nothing of ours.
                     return Taken::Nothing;
@@ -232,14 +240,17 @@ impl Workqueue {
                 // SAFETY: `node` was linked on this queue's list, which we hold locked, so it
                 // is alive and initialised. The list lock keeps interrupts off, which
                 // `delayed_work_timer_fn()` requires (it is the item's timer function,
-                // `TIMER_IRQSAFE`). None of the calls sleeps. With the timer deleted its period
-                // is ours until it is queued or the timer re-added, so `wq` cannot change: if a
-                // system-queue arm re-aimed the item after the check above, its timer is put
-                // back as it was. A timer that was not pending (already fired or running) is
-                // left alone: `drain_workqueue` waits for its item.
+                // `TIMER_IRQSAFE`); waiting for a running timer function with interrupts off is
+                // allowed for an IRQ-safe timer, and the function (C's `__queue_work()`) takes
+                // no lock of ours, so the wait ends. None of the calls sleeps. With the timer
+                // deleted its period is ours until it is queued or the timer re-added, so `wq`
+                // cannot change: if a system-queue arm re-aimed the item after the check above,
+                // its timer is put back as it was. A timer that was not pending had fired and
+                // its function has returned: the item is queued (or ran), and
+                // `drain_workqueue` waits for it.
                 unsafe {
                     let timer = core::ptr::addr_of_mut!((*node.dwork()).timer);
-                    if bindings::timer_delete(timer) != 0 {
+                    if bindings::timer_delete_sync(timer) != 0 {
                         if node.aimed_at() == wq {
                             bindings::delayed_work_timer_fn(timer);
                         } else {
