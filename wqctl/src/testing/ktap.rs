@@ -116,6 +116,17 @@ pub struct Selection {
     /// the tests at positions K, K + N, ...); make check runs the lanes in separate VMs.
     #[arg(long, value_name = "K/N", value_parser = parse_lane)]
     pub lane: Option<(usize, usize)>,
+    /// With --lane K/N: what each of the N lanes has to do before its tests (W1,W2,...,WN,
+    /// in the unit of the binary's table: make check's second VM runs two stress scenarios
+    /// first), so that the lanes end at about the same time. Every lane must be given the
+    /// same list (each computes the whole split). Default: 0 for each.
+    #[arg(
+        long,
+        value_name = "W1,...,WN",
+        value_delimiter = ',',
+        requires = "lane"
+    )]
+    pub lane_start: Vec<u64>,
 }
 
 /// `K/N` with 1 <= K <= N.
@@ -181,7 +192,11 @@ impl Selection {
         let mut order: Vec<usize> = (0..chosen.len()).collect();
         // Stable: equal weights keep list order.
         order.sort_by_key(|&i| std::cmp::Reverse(weight(chosen[i].0)));
-        let mut load = vec![0u64; n];
+        let mut load = match self.lane_start.len() {
+            0 => vec![0u64; n],
+            m if m == n => self.lane_start.clone(),
+            m => return Err(format!("--lane-start has {m} values for {n} lanes")),
+        };
         let mut lane_of = vec![0usize; chosen.len()];
         for i in order {
             let l = (0..n).min_by_key(|&l| (load[l], l)).unwrap_or(0);
@@ -410,6 +425,22 @@ mod tests {
         };
         assert_eq!(lane(1, 2, w), ["d"]);
         assert_eq!(lane(2, 2, w), ["a", "b", "c", "e"]);
+        // A head start of lane 1 moves the light tests to lane 2.
+        let started = |k, start: Vec<u64>| -> Result<Vec<&str>, String> {
+            let s = Selection {
+                lane: Some((k, 2)),
+                lane_start: start,
+                ..Default::default()
+            };
+            Ok(s.resolve_weighted(&all, |_| true, even)?
+                .unwrap_or_default()
+                .iter()
+                .map(|t| t.0)
+                .collect())
+        };
+        assert_eq!(started(1, vec![3, 0]), Ok(vec!["d"]));
+        assert_eq!(started(2, vec![3, 0]), Ok(vec!["a", "b", "c", "e"]));
+        assert!(started(1, vec![1]).is_err());
         assert_eq!(parse_lane("2/2"), Ok((2, 2)));
         for bad in ["0/2", "3/2", "1", "a/2", "1/0"] {
             assert!(parse_lane(bad).is_err(), "{bad}");
