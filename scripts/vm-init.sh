@@ -20,9 +20,10 @@ PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export PATH HOME=/root TERM=linux
 
 poweroff() {
-	# reboot(2) through systemctl's double force (no manager involved).
+	# reboot(2) through systemctl's double force (no manager involved); failing that, PID 1
+	# exits: the kernel panics and, with vng's panic=-1 and QEMU's -no-reboot, QEMU ends.
 	systemctl poweroff --force --force
-	exec sleep infinity
+	exit 1
 }
 die() {
 	echo "vm-init: $*" >&2
