@@ -832,6 +832,11 @@ def selftest():
     expect("inventory_repeated_fails", "# reported 2 times: stress s" in doc, doc)
     missing, _, _ = inventory.compare(["kunit s.x"], inventory.reported([(["kunit", "rust_wq"], "fail")]))
     expect("inventory_nothing_reported_fails", missing == ["kunit s.x"], missing)
+    # A host step's stamp: another input file or another kernel tree is another digest.
+    stamps = [Stamp("selftest", files, kd).digest for files, kd in
+              ((("Makefile",), "/nonexistent-a"), (("Makefile", "Kbuild"), "/nonexistent-a"),
+               (("Makefile",), "/nonexistent-b"), (("Makefile",), "/nonexistent-a"))]
+    expect("stamp_sees_inputs_and_kernel_tree", len(set(stamps[:3])) == 3 and stamps[3] == stamps[0], stamps)
 
     def scan(text, allow=None):
         env = dict(os.environ)
