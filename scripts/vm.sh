@@ -29,7 +29,10 @@
 #                    (make check and make stress); the rest stays in dmesg
 #
 # The host's root filesystem is visible read-only in the guest at the same
-# paths, so host-built binaries and .ko files can be used directly.
+# paths, so host-built binaries and .ko files can be used directly. A COMMAND
+# on the project's kernel (no --image) runs with scripts/vm-init.sh as PID 1
+# and the root cached (cache=loose): do not change files the guest reads
+# during the run. RUST_WQ_VM_INIT=vng boots with vng's own init instead.
 #
 # Exit status: the guest command's; 124 when the VM timed out; 255 when the
 # guest died without reporting an exit status (e.g. a kernel panic).
@@ -64,7 +67,7 @@ while [ $# -gt 0 ]; do
 	# (vng's --verbose sets loglevel=7 before the user's options: this one wins.)
 	--console) extra+=(--verbose --append loglevel=2); shift ;;
 	--) shift; break ;;
-	-h | --help) sed -n '2,/^$/p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) awk 'NR > 1 { if (!/^#/ || /^# shellcheck/) exit; sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
 	-*) die "vm.sh: unknown option $1" ;;
 	*) break ;;
 	esac
