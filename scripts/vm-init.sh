@@ -20,9 +20,12 @@ PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export PATH HOME=/root TERM=linux
 
 poweroff() {
-	# reboot(2) through systemctl's double force (no manager involved); failing that, PID 1
-	# exits: the kernel panics and, with vng's panic=-1 and QEMU's -no-reboot, QEMU ends.
-	systemctl poweroff --force --force
+	# reboot(2) through systemctl's double force (no manager involved), or python3's libc
+	# (LINUX_REBOOT_CMD_POWER_OFF); failing both, PID 1 exits: the kernel panics and, with
+	# vng's panic=-1 and QEMU's -no-reboot, QEMU ends.
+	sync
+	systemctl poweroff --force --force 2>/dev/null ||
+		python3 -c 'import ctypes; ctypes.CDLL(None, use_errno=True).reboot(0x4321FEDC)'
 	exit 1
 }
 die() {
