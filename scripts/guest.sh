@@ -450,8 +450,8 @@ unload_and_leaks() {
 #           in its stage stress.
 # The order within a part keeps the wait for armed timers short: whatever arms delays of up
 # to 60 s (e2e, fuzz) runs as early as its part allows, and the e2e lanes (of about equal
-# expected duration, `rust_wq_e2e --lane`) end at about the same time in both parts.  A test binary nested here keeps its
-# name first (scripts/inventory.py counts by it).
+# expected duration, `rust_wq_e2e --lane`) end at about the same time in both parts. A test
+# binary nested here keeps its name first (scripts/inventory.py counts by it).
 abi_check_stage() { # abi_check_stage LIMIT: the C program built from include/rust_wq.h
 	stage_begin abi_check
 	run_binary abi_check "$1" "$repo/build/abi_check"

@@ -26,6 +26,8 @@ anything failed.  Progress goes to stderr; logs to results/MODE/.
 
 import argparse
 import concurrent.futures
+import glob
+import hashlib
 import os
 import re
 import shutil
@@ -488,8 +490,6 @@ class Stamp:
     again when any of it differs, and records a new stamp only when it passed."""
 
     def __init__(self, name, patterns, kdir):
-        import glob
-        import hashlib
         self.path = os.path.join("build", "stamps", name)
         h = hashlib.sha256()
         files = sorted({f for p in patterns for f in glob.glob(p, root_dir=ROOT, recursive=True)

@@ -237,25 +237,29 @@ impl Workqueue {
                     // A stale link (armed.rs, rule 3): nothing of ours.
                     return Taken::Nothing;
                 }
-                // SAFETY: `node` was linked on this queue's list, which we hold locked, so it
-                // is alive and initialised. The list lock keeps interrupts off, which
-                // `delayed_work_timer_fn()` requires (it is the item's timer function,
-                // `TIMER_IRQSAFE`); waiting for a running timer function with interrupts off is
-                // allowed for an IRQ-safe timer, and the function (C's `__queue_work()`) takes
-                // no lock of ours, so the wait ends. None of the calls sleeps. With the timer
-                // deleted its period is ours until it is queued or the timer re-added, so `wq`
-                // cannot change: if a system-queue arm re-aimed the item after the check above,
-                // its timer is put back as it was. A timer that was not pending had fired and
-                // its function has returned: the item is queued (or ran), and
+                // With the timer deleted its period is ours until it is queued or the timer
+                // re-added, so `wq` cannot change: if a system-queue arm re-aimed the item after
+                // the check above, its timer is put back as it was. A timer that was not pending
+                // had fired and its function has returned: the item is queued (or ran), and
                 // `drain_workqueue` waits for it.
-                unsafe {
-                    let timer = core::ptr::addr_of_mut!((*node.dwork()).timer);
-                    if bindings::timer_delete_sync(timer) != 0 {
-                        if node.aimed_at() == wq {
-                            bindings::delayed_work_timer_fn(timer);
-                        } else {
-                            bindings::add_timer(timer);
-                        }
+                // SAFETY: `node` was linked on this queue's list, which we hold locked, so it is
+                // alive and its `delayed_work` initialised.
+                let timer = unsafe { core::ptr::addr_of_mut!((*node.dwork()).timer) };
+                // SAFETY: `timer` is initialised (above). The list lock keeps interrupts off:
+                // waiting for a running timer function so is allowed for an IRQ-safe timer
+                // (`delayed_work_timer_fn` is `TIMER_IRQSAFE`), and that function (C's
+                // `__queue_work()`) takes no lock of ours, so the wait ends; nothing sleeps.
+                if unsafe { bindings::timer_delete_sync(timer) } != 0 {
+                    if node.aimed_at() == wq {
+                        // SAFETY: The timer's pending state is ours (deleted above) and
+                        // interrupts are off, as the timer function requires; it queues the
+                        // item on `wq`, valid (type invariant) and not destroyed before the
+                        // drain below.
+                        unsafe { bindings::delayed_work_timer_fn(timer) };
+                    } else {
+                        // SAFETY: The timer is initialised and not pending (deleted above); it
+                        // is put back as the arm that re-aimed it left it.
+                        unsafe { bindings::add_timer(timer) };
                     }
                 }
                 Taken::Nothing
