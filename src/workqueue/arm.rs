@@ -1,14 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Arming a tracked [`DelayedWork`]: `queue_delayed_work_on()` and `mod_delayed_work_on()`, and,
-//! on an owned queue, linking the item on the armed list of the CPU that arms it (the protocol is
-//! in `armed.rs`; the gate that `mod_delayed` reads in `depth.rs`).
+//! on an owned queue, the window that checks the item's registration on the queue's armed list
+//! (the protocol is in `armed.rs`; the gate that `mod_delayed` reads in `depth.rs`).
 
 use super::{
-    armed::ArmedLists,
+    armed::ArmedList,
     cpu::CpuId,
     delay::Delay,
     delayed::{
+        Busy,
         DelayedWork,
         DelayedWorkItem,
         HasDelayedWork,
@@ -22,13 +23,12 @@ use super::{
     },
     EnqueueError, //
 };
-use core::sync::atomic::Ordering::Relaxed;
 use kernel::{bindings, error::code::*, prelude::*};
 
-/// Where an arm aims: the raw queue, its armed lists (owned queues only), and the CPU.
+/// Where an arm aims: the raw queue, its armed list (owned queues only), and the CPU.
 pub(crate) struct Target<'a> {
     pub(crate) wq: *mut bindings::workqueue_struct,
-    pub(crate) lists: Option<&'a ArmedLists>,
+    pub(crate) list: Option<&'a ArmedList>,
     pub(crate) cpu: Option<CpuId>,
 }
 
@@ -60,14 +60,12 @@ impl<P> ArmError<P> {
 
 /// What one attempt at arming did.
 enum Armed {
-    /// C queued the item (and it is linked if it needs to be).
+    /// C queued the item.
     Queued,
     /// C refused: pending or disabled.
     Refused,
     /// The CPU asked for is offline; nothing was done.
     Offline,
-    /// The item is on (or being put on) an armed list: settle that first.
-    Linked,
 }
 
 /// What one attempt at re-timing did, and the pointer made for C if the item was idle.
@@ -77,8 +75,6 @@ enum Modded {
     Done(bool, *mut ()),
     /// Refused; nothing changed.
     Error(Error),
-    /// The item is linked on another list: handle it under that list's lock.
-    Elsewhere,
 }
 
 /// The C CPU number for `target`, if that CPU is online: `None` if it is not. Call with
@@ -107,15 +103,16 @@ where
 
     /// Queues `p` on `target` after `delay` (C's `queue_delayed_work_on()`).
     ///
-    /// On a queue that lives forever this is the C call alone. On an owned queue the item is
-    /// linked on its list of that queue, under that list's lock (`armed.rs`). Everything else
-    /// (a CPU to check, a refusal to explain, a link to settle first) is on the slow path.
+    /// On a queue that lives forever this is the C call alone. On an owned queue it is the C call
+    /// inside the item's window (`armed.rs`, rule 2): interrupts off, a count up and down, and a
+    /// load that finds the item registered on the queue's list. Everything else (a CPU to
+    /// check, a registration to make or move, a refusal to explain) is on the slow path.
     ///
     /// # Safety
     ///
     /// `target.wq` is a valid queue that stays valid until the timer has fired and the item has
-    /// run, or the item has been cancelled: either it lives forever, or `target.lists` are its
-    /// armed lists and its drop cancels what they hold before destroying it.
+    /// run, or the item has been cancelled: either it lives forever, or `target.list` is its
+    /// armed list and its drop cancels what is registered there before destroying it.
     #[inline(always)]
     pub(crate) unsafe fn arm(
         p: T::Pointer,
@@ -127,42 +124,17 @@ where
         let raw = &Self::of(unsafe { &*item }).raw;
         let j = delay.jiffies();
         if target.cpu.is_none() {
-            let queued = match target.lists {
+            let queue = || {
                 // SAFETY: `dwork` is initialised; the caller keeps the queue valid for as long
-                // as the timer may fire; the CPU is unbound.
-                None => unsafe {
+                // as the timer may fire (on an owned queue: the item is registered on its list,
+                // which the window checks); the CPU is unbound.
+                unsafe {
                     bindings::queue_delayed_work_on(raw::CPU_UNBOUND, target.wq, raw.dwork(), j)
-                },
-                Some(lists) => {
-                    let list = lists.for_item(raw);
-                    list.head().with(|h, _| {
-                        if !raw.claim_st(list) {
-                            // On a list already: the slow path settles it.
-                            return false;
-                        }
-                        // SAFETY: As above; the caller keeps the queue valid while `lists`
-                        // hold the item.
-                        let queued = unsafe {
-                            bindings::queue_delayed_work_on(
-                                raw::CPU_UNBOUND,
-                                target.wq,
-                                raw.dwork(),
-                                j,
-                            )
-                        };
-                        if queued && j != 0 {
-                            // A timer is aimed at the queue: link the item before unlocking,
-                            // so that whoever ends this period finds the link complete.
-                            // SAFETY: We hold `list`'s lock and claimed `st` for it; the item
-                            // was on no list.
-                            unsafe { h.push(raw) };
-                        } else {
-                            // Refused, or queued at once (no timer): no link.
-                            raw.clear_st();
-                        }
-                        queued
-                    })
                 }
+            };
+            let queued = match target.list {
+                None => queue(),
+                Some(list) => irqs_off(|irqs| raw.window(list, irqs, queue)) == Some(true),
             };
             if queued {
                 return Ok(());
@@ -173,8 +145,8 @@ where
         unsafe { Self::arm_slow(item, target, j) }
     }
 
-    /// [`DelayedWork::arm`] for what its fast path does not do: a CPU to check, a link to
-    /// settle, a refusal to explain (each attempt makes the C call again).
+    /// [`DelayedWork::arm`] for what its fast path does not do: a CPU to check, a registration
+    /// to make, a refusal to explain (each attempt makes the C call again).
     ///
     /// # Safety
     ///
@@ -192,46 +164,31 @@ where
         // SAFETY: Called only when the pointer was not queued: it is still ours, given back once
         // (each call returns).
         let back = || unsafe { T::Pointer::from_raw(item) };
-        loop {
-            let step = match target.lists {
-                None => irqs_off(|_| match cpu_of(&target) {
-                    None => Armed::Offline,
-                    // SAFETY: As in `arm`; the CPU is online and stays so (interrupts off), or
-                    // unbound.
-                    Some(cpu) => match unsafe {
-                        bindings::queue_delayed_work_on(cpu, target.wq, raw.dwork(), j)
-                    } {
-                        true => Armed::Queued,
-                        false => Armed::Refused,
-                    },
-                }),
-                Some(lists) => {
-                    let list = lists.for_item(raw);
-                    list.head().with(|h, _| {
-                        if !raw.claim_st(list) {
-                            return Armed::Linked;
-                        }
-                        let Some(cpu) = cpu_of(&target) else {
-                            raw.clear_st();
-                            return Armed::Offline;
-                        };
-                        // SAFETY: As in `arm`.
-                        let queued = unsafe {
-                            bindings::queue_delayed_work_on(cpu, target.wq, raw.dwork(), j)
-                        };
-                        if queued && j != 0 {
-                            // SAFETY: As in `arm`.
-                            unsafe { h.push(raw) };
-                        } else {
-                            raw.clear_st();
-                        }
-                        if queued {
-                            Armed::Queued
-                        } else {
-                            Armed::Refused
-                        }
-                    })
+        // One attempt, interrupts off: the CPU stays online until they are back on (cpu.rs).
+        let attempt = || match cpu_of(&target) {
+            None => Armed::Offline,
+            Some(cpu) => {
+                // SAFETY: As in `arm`; the CPU is online (interrupts off) or unbound.
+                let queued =
+                    unsafe { bindings::queue_delayed_work_on(cpu, target.wq, raw.dwork(), j) };
+                if queued {
+                    Armed::Queued
+                } else {
+                    Armed::Refused
                 }
+            }
+        };
+        loop {
+            let step = match target.list {
+                None => irqs_off(|_| attempt()),
+                Some(list) => match irqs_off(|irqs| raw.window(list, irqs, attempt)) {
+                    Some(step) => step,
+                    None => match raw.register(list) {
+                        Ok(()) => continue,
+                        // Pending on another owned queue: C would refuse it.
+                        Err(Busy) => return Err(ArmError::Refused(EnqueueError::Pending(back()))),
+                    },
+                },
             };
             match step {
                 Armed::Queued => return Ok(()),
@@ -243,12 +200,6 @@ where
                         return Err(ArmError::Refused(EnqueueError::Disabled(back())));
                     }
                     if raw.is_pending() {
-                        return Err(ArmError::Refused(EnqueueError::Pending(back())));
-                    }
-                }
-                Armed::Linked => {
-                    // A current link means a pending item; a stale one goes, and we retry.
-                    if raw.unlink_stale() {
                         return Err(ArmError::Refused(EnqueueError::Pending(back())));
                     }
                 }
@@ -304,7 +255,6 @@ where
             }
             Modded::Done(false, _) => Ok(false),
             Modded::Error(e) => Err(e),
-            Modded::Elsewhere => Err(EAGAIN),
         }
     }
 
@@ -317,6 +267,7 @@ where
     /// # Safety
     ///
     /// As for [`DelayedWork::arm`].
+    #[inline]
     pub(crate) unsafe fn modify(
         item: &T,
         clone: impl FnOnce() -> T::Pointer,
@@ -326,70 +277,41 @@ where
         let raw = &Self::of(item).raw;
         let j = delay.jiffies();
         let mut clone = Some(clone);
-        let Some(lists) = target.lists else {
+        let Some(list) = target.list else {
+            // The item now aims at a queue that lives forever; a registration on an owned
+            // queue's list stays, unneeded until the item is armed there again.
             let r = irqs_off(|irqs| Self::mod_raw(raw, irqs, &mut clone, &target, j));
-            let ok = matches!(r, Modded::Done(..));
-            let r = Self::finish_mod(r);
-            if ok {
-                // The item now aims at a queue that lives forever: a link left on an owned
-                // queue's list is stale.
-                raw.settle();
-            }
-            return r;
+            return Self::finish_mod(r);
         };
         loop {
-            let list = lists.for_item(raw);
-            let me = core::ptr::from_ref(list) as usize;
-            let r = list.head().with(|h, irqs| {
-                let linked_here = raw.st.load(Relaxed) == me;
-                if !linked_here && !raw.claim_st(list) {
-                    return Modded::Elsewhere;
-                }
-                // `st` names this list and we hold its lock: the link is ours to manage.
-                let r = Self::mod_raw(raw, irqs, &mut clone, &target, j);
-                let armed = matches!(r, Modded::Done(..)) && j != 0;
-                match (linked_here, armed) {
-                    // Aimed here with a timer: the link is current.
-                    (true, true) => {}
-                    // SAFETY: We hold `list`'s lock and claimed `st` for it; the item was on
-                    // no list.
-                    (false, true) => unsafe { h.push(raw) },
-                    (false, false) => raw.clear_st(),
-                    (true, false) => {
-                        if matches!(r, Modded::Done(..)) {
-                            // Queued at once, no timer: no link.
-                            // SAFETY: `st` names this list: the item is on it.
-                            unsafe { h.remove(raw) };
-                            raw.clear_st();
-                        }
-                    }
-                }
-                r
+            let r = irqs_off(|irqs| {
+                raw.window(list, irqs, || {
+                    Self::mod_raw(raw, irqs, &mut clone, &target, j)
+                })
             });
-            if !matches!(r, Modded::Elsewhere) {
+            if let Some(r) = r {
                 return Self::finish_mod(r);
             }
-            // Linked on another list: re-time under that list's lock, so that nobody ends the
-            // old period meanwhile, and unlink there; then link here if the new timer is still
-            // armed (`item` keeps the item alive).
-            let moved = raw.with_link(|_, h, irqs| {
+            if raw.register(list).is_ok() {
+                continue;
+            }
+            // Pending on another owned queue: re-time it under that queue's list lock, so that
+            // its drop cannot find it aimed there and unregistered, and register it here
+            // afterwards (our queue cannot be dropped meanwhile: `target` borrows it; `item`
+            // keeps the item alive). If someone registered it elsewhere in between, they armed
+            // it there: it is not aimed here any more.
+            let moved = raw.move_with(list, |irqs| {
                 let r = Self::mod_raw(raw, irqs, &mut clone, &target, j);
-                if matches!(r, Modded::Done(..)) {
-                    // SAFETY: `with_link` holds the lock of the list `st` names.
-                    unsafe { h.remove(raw) };
-                    raw.clear_st();
-                }
-                r
+                let left = matches!(r, Modded::Done(..));
+                (r, left)
             });
             if let Some(r) = moved {
-                let ok = matches!(r, Modded::Done(..));
-                let r = Self::finish_mod(r);
-                if ok && j != 0 {
-                    raw.link_if_current(lists.for_item(raw));
+                if matches!(r, Modded::Done(..)) {
+                    let _ = raw.register(list);
                 }
-                return r;
+                return Self::finish_mod(r);
             }
-            // Unlinked meanwhile: try again from the start.
+            // Registered here, or nowhere, meanwhile: try again.
         }
     }
 }

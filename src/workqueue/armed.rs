@@ -1,60 +1,81 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The armed lists of an owned queue: which tracked delayed items have a timer aimed at it.
+//! The armed list of an owned queue: the tracked delayed items registered on it, a superset of
+//! those whose timer is aimed at it.
 //!
 //! # Why
 //!
 //! C's `destroy_workqueue()` does not cancel delayed items whose timers are armed: they would
-//! fire into a freed queue. So an [`Workqueue`](super::Workqueue) must find, when it is
-//! dropped, exactly the items armed on it. It does so with intrusive links that live in each
-//! [`DelayedWork`](super::DelayedWork) field. Nothing is allocated per item and no reference is
-//! held (the pointer the queue owns for a pending item is the one C holds anyway).
+//! fire into a freed queue. So a [`Workqueue`](super::Workqueue) must find, when it is
+//! dropped, every item armed on it. It does so with intrusive links that live in each
+//! [`DelayedWork`](super::DelayedWork) field: nothing is allocated per item and no reference is
+//! held.
 //!
-//! # The protocol (see also `delayed.rs`)
+//! # The protocol
 //!
-//! There is one list per possible CPU, each with its own IRQ-safe raw spinlock; an arm uses the
-//! list of the CPU it runs on, so CPUs arming delayed work on one queue do not share a lock.
-//! An item is on at most one list. Its word `st` (in [`RawDelayed`]) names that list, or is 0.
+//! An item is *registered* on at most one list: its word `st` (in [`RawDelayed`]) names that
+//! list, or is 0, and its links are on that list. A registration is sticky: it outlives the
+//! pending period that made it, so that arming the item again on the same queue (the common
+//! case: a timeout re-armed, a poll) costs no lock. The list lock is taken only to change a
+//! registration, which is rare: an item's first arm on a queue, a move to another queue, the
+//! drop of the item or of the queue.
 //!
 //! 1. `st` changes only with the lock of the list it names (or will name) held: `0 -> L` and
-//!    `L -> 0` under `L`'s lock. So whoever holds `L`'s lock and reads `st == L` owns the item's
-//!    link until it unlocks.
-//! 2. An owned-queue arm takes its list's lock, claims `st` (`0 -> L`, compare-exchange), then
-//!    makes the C call, then links the item (or, if C refused, sets `st` back to 0), all before
-//!    unlocking. Whoever ends that arm's pending period (the work function when it starts, a
-//!    successful cancel or disable, a queue's drop) clears `PENDING` in C first and then
-//!    follows `st` to unlink, so it waits for the link to be complete.
-//! 3. A link is *current* while the item is pending with its `delayed_work` aimed at the list's
-//!    queue (`dwork->wq`); otherwise it is *stale*, left by a period that ended before its ender
-//!    got the list's lock, or re-aimed elsewhere by a call that does not link (a system-queue
-//!    arm). Every ender unlinks a stale link and keeps a current one ([`RawDelayed::settle`]).
-//! 4. An item is alive while it is linked: it is pending (the queue owns a pointer), or the
-//!    period ended and its ender (which owns the pointer, or is the work function about to
-//!    receive it) has yet to unlink it, which it does before giving the pointer to anyone.
-//! 5. `st` is followed, and its list locked, only inside an interrupts-off section, which is an
-//!    RCU read-side section: a dropped queue unlinks every item (`st = 0`) and then frees its
-//!    lists only after a grace period (`kvfree_rcu`). So a list named by `st` when it was read
-//!    is still memory when its lock is taken, and the re-check of `st` under the lock tells
-//!    whether it is still the item's list.
+//!    `L -> 0` under `L`'s lock. The links are used only under that lock.
+//! 2. **Arming on an owned queue** `Q` (list `L`) happens in a *window*: interrupts off, the
+//!    item's `arming` count up, `st` read: the C call is made only if `st == L`, and `arming`
+//!    goes down after it; nothing of the item is touched after that. If `st != L`, the item is
+//!    registered on `L` first (under `L`'s lock, moving it off another list if need be) and the
+//!    window is tried again.
+//! 3. **A move** off list `M` (to register on another list) takes `M`'s lock, sets `st` to 0,
+//!    waits until `arming` is 0, and then looks at the item: if it is pending and aimed at
+//!    `M`'s queue, `st` is set back to `M` and the move is refused (the item is pending, so an
+//!    arm elsewhere is refused too; a re-timing moves it under `M`'s lock instead, see
+//!    `arm.rs`); otherwise it is unlinked. The store of 0 and the increment of `arming` are
+//!    both sequentially consistent, so either the window sees `st != M` and makes no C call,
+//!    or the move sees the window's count and waits for its C call to finish, and then sees
+//!    what it did.
+//! 4. Hence the invariant the queue's drop relies on: **an item pending and aimed at an owned
+//!    queue is registered on its list**, or a call that borrows that queue (so the queue cannot
+//!    be dropped) is about to register it there (the end of a move by `mod_delayed`).
+//! 5. **A registered item is alive.** Its [`DelayedWork`](super::DelayedWork) field, when
+//!    dropped (pinned data is dropped before its memory is reused), unregisters it under the
+//!    list lock and waits until `arming` is 0, so a window that queued the item and lost it to
+//!    a work function or a cancel on another CPU still has memory to count down in. A window
+//!    runs with interrupts off, so the wait is short and cannot be on the waiter's own CPU.
+//! 6. `st` is followed, and its list locked, only inside an interrupts-off section, which is an
+//!    RCU read-side section: a dropped queue unregisters every item (`st = 0`) and frees its
+//!    list only after a grace period (`kvfree_rcu`). So a list named by `st` when it was read is
+//!    still memory when its lock is taken, and the re-check of `st` under the lock tells whether
+//!    it is still the item's list (`helpers.c`, `rust_wq_lock_st`).
 //!
-//! A system-queue arm, a cancel of an item on no list (`st == 0`) and `cancel_sync` take no
-//! lock: they are the C call, one load, and a branch.
+//! The queue's drop takes its list's lock and, item by item, unregisters it and cancels it if
+//! it is pending and aimed at the queue (a re-check after the cancel tells a period of this
+//! queue from one that a system-queue arm started in between: see `owned.rs`). A cancel, a
+//! `cancel_sync`, the work function and an arm on a queue that lives forever do nothing with
+//! the registration: they are the C call alone.
 //!
 //! # Locking
 //!
-//! List locks are taken one at a time, never nested (an item's list is unlocked before another
-//! list is locked). The disable gate of `delayed.rs` is not a lock: its writers wait only for
-//! readers, which run with interrupts off and never wait.
+//! List locks are taken one at a time, never nested. The disable gate of `depth.rs` and the
+//! `arming` count are not locks: their waiters wait only for sections that run with interrupts
+//! off and never wait.
 
 use super::delayed::RawDelayed;
 use super::raw_spinlock::{
     new_irq_spinlock,
     IrqSpinLock, //
 };
-use core::{cell::Cell, ptr};
+use core::{
+    cell::Cell,
+    ptr::{
+        self,
+        NonNull, //
+    }, //
+};
 use kernel::{bindings, prelude::*};
 
-/// The head of one armed list (no count: the hot paths keep only the links).
+/// The head of one armed list.
 pub(crate) struct Head {
     first: *const RawDelayed,
 }
@@ -95,7 +116,7 @@ impl Head {
         links.prev.set(ptr::null());
         links.next.set(self.first);
         if !self.first.is_null() {
-            // SAFETY: Linked nodes are alive (module docs, rule 4), and we hold the list lock.
+            // SAFETY: Registered nodes are alive (module docs, rule 5), and we hold the lock.
             unsafe { (*self.first).links().prev.set(node) };
         }
         self.first = node;
@@ -130,8 +151,8 @@ impl Head {
     ///
     /// The caller holds this list's lock.
     unsafe fn pop(&mut self) -> Option<&RawDelayed> {
-        // SAFETY: Linked nodes are alive and we hold the list lock. The reference is only used
-        // under the lock, or while the caller owns the item's pointer (see `drain_with`).
+        // SAFETY: Registered nodes are alive and we hold the list lock. The reference is only
+        // used under the lock, or while the caller owns the item's pointer (see `drain_with`).
         let node = unsafe { self.first.as_ref() }?;
         // SAFETY: `node` is on this list and we hold its lock.
         unsafe { self.remove(node) };
@@ -139,13 +160,13 @@ impl Head {
     }
 }
 
-/// One armed list.
+/// The armed list of one owned queue.
 ///
 /// # Invariants
 ///
-/// `wq` is the queue of the [`ArmedLists`] this list belongs to. The list starts with its lock
-/// (`#[repr(C)]`, and [`IrqSpinLock`] starts with its `raw_spinlock_t`): the address in an item's
-/// `st` is that of the lock (`helpers.c`, `rust_wq_lock_st`).
+/// `wq` is the queue this list belongs to. The list starts with its lock (`#[repr(C)]`, and
+/// [`IrqSpinLock`] starts with its `raw_spinlock_t`): the address in an item's `st` is that of
+/// the lock (`helpers.c`, `rust_wq_lock_st`).
 #[repr(C)]
 #[pin_data]
 pub(crate) struct ArmedList {
@@ -173,6 +194,12 @@ impl ArmedList {
         self.wq
     }
 
+    /// The value an item's `st` has while it is registered here.
+    #[inline]
+    pub(crate) fn id(&self) -> usize {
+        ptr::from_ref(self) as usize
+    }
+
     /// The list's lock, for the protocol in `delayed.rs`.
     #[inline]
     pub(crate) fn head(&self) -> &IrqSpinLock<Head> {
@@ -180,16 +207,16 @@ impl ArmedList {
     }
 
     /// Empties the list. For each item, `f` is called with the list lock held, after the item is
-    /// unlinked (its `st` is cleared right after `f`); `f` returns a [`Taken`] saying what the caller now owns,
-    /// which `after` is given once the lock is released, before the next item is looked at.
-    /// Returns how many items `f` took.
+    /// unlinked (its `st` is cleared right after `f`); `f` returns a [`Taken`] saying what the
+    /// caller now owns, which `after` is given once the lock is released, before the next item
+    /// is looked at. Returns how many items `f` took.
     ///
     /// Nothing of an item is used once the lock is dropped unless `f` took its pointer (which
-    /// keeps it alive): from then on anyone may arm it again, on any queue.
-    fn drain_with(
+    /// keeps it alive): from then on anyone may arm it again, on any queue, or drop it.
+    pub(crate) fn drain_with(
         &self,
-        f: &mut impl FnMut(&RawDelayed) -> Taken,
-        after: &mut impl FnMut(&RawDelayed, Taken),
+        mut f: impl FnMut(&RawDelayed) -> Taken,
+        mut after: impl FnMut(&RawDelayed, Taken),
     ) -> usize {
         let mut n = 0;
         loop {
@@ -197,7 +224,8 @@ impl ArmedList {
                 // SAFETY: We hold the list lock.
                 let node = unsafe { h.pop() }?;
                 // `st` still names this list while `f` decides: no arm on an owned queue can
-                // claim the item meanwhile (it would wait for this lock), so a period `f` sees
+                // register the item meanwhile (it would wait for this lock), and no arm on this
+                // queue can begin (its drop or drain has it exclusively), so a period `f` sees
                 // end and begin again can only be one on a queue that lives forever.
                 let taken = f(node);
                 node.clear_st();
@@ -217,17 +245,32 @@ impl ArmedList {
         }
     }
 
-    /// The number of items linked on this list right now (a walk under the lock).
+    /// Walks the list under its lock and counts the registered items for which `f` is true.
+    /// `None` on the first inconsistency: a node's `prev` is not the node before it, its `st`
+    /// does not name the list, or the walk does not end (more than ten million nodes). For tests
+    /// and the torture runner.
     #[cfg(CONFIG_KUNIT)]
-    fn len(&self) -> usize {
+    pub(crate) fn count(&self, f: impl Fn(&RawDelayed) -> bool) -> Option<usize> {
+        let limit = 10_000_000;
+        let me: *const ArmedList = self;
         self.head.with(|h, _| {
-            let (mut n, mut p) = (0, h.first);
+            let mut prev: *const RawDelayed = ptr::null();
+            let mut p = h.first;
+            let (mut reached, mut n) = (0, 0);
             while !p.is_null() {
-                n += 1;
-                // SAFETY: Linked nodes are alive and we hold the list lock.
-                p = unsafe { (*p).links().next.get() };
+                // SAFETY: Registered nodes are alive and we hold the list lock.
+                let node = unsafe { &*p };
+                if node.links().prev.get() != prev || reached >= limit || node.st_list() != me {
+                    return None;
+                }
+                reached += 1;
+                if f(node) {
+                    n += 1;
+                }
+                prev = p;
+                p = node.links().next.get();
             }
-            n
+            Some(n)
         })
     }
 }
@@ -244,110 +287,53 @@ pub(crate) enum Taken {
     Foreign,
 }
 
-/// The armed lists of one owned queue, one per possible CPU.
+/// The armed list of an owned queue, on the heap, freed an RCU grace period after its drop.
 ///
 /// # Invariants
 ///
-/// `lists` has a power-of-two number of entries, at least `nr_cpu_ids`, and `mask` is that
-/// number minus one; each is pinned (boxed) and never moves, and is freed only after an RCU
-/// grace period that follows the drop of this value (module docs, rule 5).
-pub(crate) struct ArmedLists {
-    lists: KVec<Pin<KBox<ArmedList>>>,
-    mask: usize,
+/// `list` points at a pinned [`ArmedList`] allocated by a `KBox` and owned by this value; it is
+/// freed only after an RCU grace period that follows the drop of this value (module docs,
+/// rule 6).
+pub(crate) struct Registry {
+    list: NonNull<ArmedList>,
 }
 
-impl ArmedLists {
-    /// Allocates the lists of the queue `wq` (the only allocation: at queue creation).
+// SAFETY: `ArmedList` is `Send` and `Sync`; this only owns one.
+unsafe impl Send for Registry {}
+// SAFETY: As above.
+unsafe impl Sync for Registry {}
+
+impl Registry {
+    /// Allocates the list of the queue `wq` (the only allocation: at queue creation).
     pub(crate) fn new(wq: *mut bindings::workqueue_struct) -> Result<Self> {
-        let n = (kernel::cpu::nr_cpu_ids() as usize)
-            .max(1)
-            .checked_next_power_of_two()
-            .ok_or(kernel::error::code::EINVAL)?;
-        let mut lists = KVec::with_capacity(n, GFP_KERNEL)?;
-        for _ in 0..n {
-            lists.push(KBox::pin_init(ArmedList::new(wq), GFP_KERNEL)?, GFP_KERNEL)?;
-        }
-        // INVARIANT: A power of two of pinned lists, at least one per possible CPU.
-        Ok(Self { lists, mask: n - 1 })
+        let list = KBox::pin_init(ArmedList::new(wq), GFP_KERNEL)?;
+        // SAFETY: The list is not moved out of its allocation: it is used through this pointer
+        // and freed as is (`Drop`).
+        let raw = KBox::into_raw(unsafe { Pin::into_inner_unchecked(list) });
+        // INVARIANT: A pinned list from a `KBox`, owned.
+        Ok(Self {
+            // SAFETY: `KBox::into_raw` never returns null.
+            list: unsafe { NonNull::new_unchecked(raw) },
+        })
     }
 
-    /// The list an item goes on: chosen by the item's address, so an item always meets the same
-    /// list of a queue (a re-arm or `mod_delayed` finds its own link there), and items armed by
-    /// different CPUs at once are spread over as many lists as there are CPUs (any list would
-    /// be correct).
+    /// The list.
     #[inline]
-    pub(crate) fn for_item(&self, node: &RawDelayed) -> &ArmedList {
-        let a = core::ptr::from_ref(node) as usize;
-        // Items are at least cache-line apart in practice; mix in higher bits too.
-        let i = ((a >> 6) ^ (a >> 12)) & self.mask;
-        // SAFETY: `i <= mask < lists.len()` (invariant).
-        unsafe { self.lists.get_unchecked(i) }
-    }
-
-    /// Empties every list (see [`ArmedList::drain_with`]). Returns how many items `f` took.
-    pub(crate) fn drain_with(
-        &self,
-        mut f: impl FnMut(&RawDelayed) -> Taken,
-        mut after: impl FnMut(&RawDelayed, Taken),
-    ) -> usize {
-        self.lists
-            .iter()
-            .map(|list| list.drain_with(&mut f, &mut after))
-            .sum()
-    }
-
-    /// Walks every list under its lock and checks its links: each node's `prev` is the node
-    /// before it, its `st` names the list, and the walk ends (no cycle: at most `limit` nodes
-    /// in all). For tests and the torture runner; returns the number of nodes reached, or
-    /// `None` on the first inconsistency.
-    #[cfg(CONFIG_KUNIT)]
-    pub(crate) fn check(&self) -> Option<usize> {
-        // More nodes than this means a cycle (no test arms anywhere near as many).
-        let limit = 10_000_000;
-        let mut total = 0;
-        for list in self.lists.iter() {
-            let me: *const ArmedList = &**list;
-            let n = list.head.with(|h, _| {
-                let mut prev: *const RawDelayed = ptr::null();
-                let mut p = h.first;
-                let mut n = 0;
-                while !p.is_null() {
-                    // SAFETY: Linked nodes are alive and we hold the list lock.
-                    let node = unsafe { &*p };
-                    if node.links().prev.get() != prev || n >= limit || node.st_list() != me {
-                        return None;
-                    }
-                    n += 1;
-                    prev = p;
-                    p = node.links().next.get();
-                }
-                Some(n)
-            })?;
-            total += n;
-        }
-        Some(total)
-    }
-
-    /// How many items are linked right now (a snapshot, for tests and statistics).
-    #[cfg(CONFIG_KUNIT)]
-    pub(crate) fn len(&self) -> usize {
-        self.lists.iter().map(|l| l.len()).sum()
+    pub(crate) fn list(&self) -> &ArmedList {
+        // SAFETY: Valid while `self` exists (type invariant).
+        unsafe { self.list.as_ref() }
     }
 }
 
-impl Drop for ArmedLists {
+impl Drop for Registry {
     fn drop(&mut self) {
-        // Rule 5: a call that read an item's `st` before the drain cleared it may still be about
-        // to take a list's lock, inside its interrupts-off section. Free each list only after a
-        // grace period, which waits for every such section.
-        while let Some(list) = self.lists.pop() {
-            // SAFETY: The list is not moved: its allocation is handed to `kvfree_rcu` as is.
-            // `ArmedList` needs no destructor (a raw spinlock, pointers and a count).
-            let raw = KBox::into_raw(unsafe { Pin::into_inner_unchecked(list) });
-            // SAFETY: `raw` came from a `KBox` (kmalloc'd), is not used by us any more, and is
-            // freed after a grace period; we may sleep (an owned queue is destroyed in task
-            // context: directly, or by the reaper).
-            unsafe { super::helpers::rust_wq_kvfree_rcu(raw.cast()) };
-        }
+        // Rule 6: a call that read an item's `st` before the queue's drop cleared it may still
+        // be about to take the list's lock, inside its interrupts-off section. Free the list
+        // only after a grace period, which waits for every such section. `ArmedList` needs no
+        // destructor (a raw spinlock and pointers).
+        // SAFETY: The list came from a `KBox` (kmalloc'd) and is not used by us any more; it is
+        // freed after a grace period; we may sleep (an owned queue is destroyed in task
+        // context: directly, or by the reaper).
+        unsafe { super::helpers::rust_wq_kvfree_rcu(self.list.as_ptr().cast()) };
     }
 }

@@ -5,9 +5,10 @@
 //! The field type [`DelayedWork<T, ID>`] wraps C's `struct delayed_work` together with three
 //! words of bookkeeping and the links of the owned queues' armed lists:
 //!
-//! - `st`, the armed list the item is linked on (see `armed.rs` for the protocol): an owned
-//!   queue knows exactly which items have a timer aimed at it, with no allocation and no
-//!   reference, and cancels exactly those when it is dropped;
+//! - `st`, the armed list of the owned queue the item is registered on, and `arming`, the arms
+//!   in their window (see `armed.rs` for the protocol): an owned queue finds every item whose
+//!   timer is aimed at it, with no allocation and no reference, and cancels exactly those when
+//!   it is dropped;
 //! - `depth`, the disables the layer's callers hold (`depth.rs`): an enable undoes only a
 //!   caller's disable, never the one a `cancel_sync()` holds while it waits, and C never warns;
 //! - `gate`, which keeps the C disable count still while `mod_delayed` decides whether C took
@@ -15,23 +16,26 @@
 //!
 //! C serialises every change of the item's state itself, through its `PENDING` bit: a queueing,
 //! a cancel and a re-timing each own the item for their length. So the layer takes no lock of
-//! its own where C's answer is enough: an arm on a queue that lives forever, a cancel of an item
-//! on no armed list, `cancel_sync` and `flush` are the C call plus a load and a branch. The
-//! lock of an armed list is taken only to link an item armed on an owned queue and to unlink it
-//! afterwards. Everything is callable with spinlocks held, interrupts off and from hard-interrupt
-//! handlers (the list locks are raw spinlocks, valid in hard-IRQ context even on `PREEMPT_RT`);
-//! only the `_sync` operations and `flush` sleep.
+//! its own where C's answer is enough: an arm on a queue that lives forever, a cancel,
+//! `cancel_sync`, `flush` and the work function are the C call plus at most a branch. An arm on
+//! an owned queue adds a window (interrupts off, a count up and down, one load) that checks the
+//! item's registration on the queue's armed list; the list's lock is taken only when that
+//! registration changes (the item's first arm on the queue, a move between queues, the drop of
+//! the item or of the queue). Everything is callable with spinlocks held, interrupts off and
+//! from hard-interrupt handlers (the list locks are raw spinlocks, valid in hard-IRQ context
+//! even on `PREEMPT_RT`); only the `_sync` operations and `flush` sleep.
 //!
 //! What each operation does besides the C call:
 //!
 //! | operation | system queue | owned queue |
 //! |---|---|---|
-//! | `enqueue_delayed` | nothing (a refusal reads the depth to say why) | its CPU's list lock: claim `st`, link |
-//! | `mod_delayed` | interrupts off, the gate, a pointer clone (dropped if it was pending) | the same under the list lock |
-//! | `cancel`, `disable` | one load of `st` (unlink under the list lock if linked) | the same |
-//! | `cancel_sync` | the gate's writer add/sub, one load of `st` | the same |
+//! | `enqueue_delayed` | nothing (a refusal reads the depth to say why) | the window: interrupts off, `arming` up and down, a load of `st` (registered first if need be) |
+//! | `mod_delayed` | interrupts off, the gate, a pointer clone (dropped if it was pending) | the same inside the window |
+//! | `cancel`, `disable` | a branch on C's answer (`disable`: the depth count too) | the same |
+//! | `cancel_sync` | the gate's writer add/sub | the same |
 //! | `enable` | the gate's writer add/sub, one atomic subtract | the same |
-//! | the work function | one load of `st` (unlink if linked) | the same |
+//! | the work function | nothing | the same |
+//! | the item's drop | a load of `st` and of `arming` | unregisters it under the list lock |
 //!
 //! The guarantees, and why they hold:
 //!
@@ -42,15 +46,17 @@
 //!   `mod_delayed` hands C a pointer that C keeps only if the item was idle and not disabled;
 //!   the gate (`depth.rs`) makes "not disabled" hold from the check to the C call.
 //! - **An owned queue's drop cancels exactly the items whose timers aim at it, and no timer
-//!   fires into a freed queue.** Every arm on an owned queue links the item before its list
-//!   lock is dropped; every end of a period unlinks a stale link before the pointer leaves the
-//!   layer; the drop decides item by item under the list lock, with the item's `st` still
-//!   naming the list, so no arm on another owned queue can begin meanwhile, and a cancel that
-//!   took a period of a queue that lives forever (re-aimed in between) queues it again
-//!   (`armed.rs`, rules 1-5).
-//! - **No use after free.** A linked item is alive (rule 4), and a list named by `st` is memory
-//!   until its lock is taken, because lists are freed an RCU grace period after their queue
-//!   unlinked every item, and `st` is followed with interrupts off (rule 5).
+//!   fires into a freed queue.** An arm on an owned queue makes its C call only inside a window
+//!   that saw the item registered on the queue's list, and a move off a list waits for every
+//!   such window and keeps an item that is pending there; so an item aimed at an owned queue is
+//!   registered on its list. The drop decides item by item under the list lock, with the
+//!   item's `st` still naming the list, so no arm on another owned queue can begin meanwhile,
+//!   and a cancel that took a period of a queue that lives forever (re-aimed in between) queues
+//!   it again (`armed.rs`, rules 1-4).
+//! - **No use after free.** A registered item is alive: its drop unregisters it and waits for
+//!   the windows still open on it (rule 5). A list named by `st` is memory until its lock is
+//!   taken, because lists are freed an RCU grace period after their queue unregistered every
+//!   item, and `st` is followed with interrupts off (rule 6).
 //! - **Callable in any context but NMI.** Nothing sleeps except the `_sync` operations and
 //!   `flush`; the only locks are raw spinlocks taken with interrupts off; a gate writer waits
 //!   only for readers, which run with interrupts off and wait for nothing.
@@ -83,11 +89,13 @@ use super::{
 use core::{
     marker::PhantomData,
     sync::atomic::{
+        AtomicU32,
         AtomicUsize,
         Ordering::{
             Acquire,
             Relaxed,
-            Release, //
+            Release,
+            SeqCst, //
         }, //
     }, //
 };
@@ -188,17 +196,21 @@ pub(crate) use new_delayed_work;
 ///
 /// - `dwork` was initialised with the work function of the item type that made this value, and
 ///   `release` gives back a pointer of that item type's `Pointer` type.
-/// - `st` is the address of the [`ArmedList`] the item is linked on, or is being linked on by
-///   the holder of that list's lock, or 0; it changes only with that list's lock held
-///   (`armed.rs`, rule 1). `links` are used only with that lock held.
+/// - `st` is the address of the [`ArmedList`] the item is registered (linked) on, or 0; it
+///   changes only with that list's lock held (`armed.rs`, rule 1), and `links` are used only
+///   with that lock held. A registered item is linked on its list, except while the holder of
+///   that list's lock is changing both.
+/// - `arming` is the number of arms inside their window (`armed.rs`, rule 2); the value is
+///   not dropped while it is non-zero, nor while it is registered.
 /// - `depth` counts the disables the layer's callers hold (`depth.rs`); every C call that
 ///   changes C's disable count is made inside a writer section of `gate`.
 #[repr(C)]
-#[pin_data]
+#[pin_data(PinnedDrop)]
 pub(crate) struct RawDelayed {
     #[pin]
     dwork: Opaque<bindings::delayed_work>,
-    pub(super) st: AtomicUsize,
+    st: AtomicUsize,
+    arming: AtomicU32,
     links: Links,
     pub(super) depth: Depth,
     gate: Gate,
@@ -283,7 +295,8 @@ impl RawDelayed {
         unsafe { core::ptr::read_volatile(core::ptr::addr_of!((*self.dwork.get()).wq)) }
     }
 
-    /// Whether the item's link on `list` is current: pending, and aimed at the list's queue.
+    /// Whether the item is pending and aimed at `list`'s queue (its registration there is
+    /// needed: `armed.rs`, rule 4).
     #[inline]
     pub(super) fn is_current_on(&self, list: &ArmedList) -> bool {
         self.is_pending() && self.aimed_at() == list.wq()
@@ -295,12 +308,6 @@ impl RawDelayed {
         self.st.load(Acquire) as *const ArmedList
     }
 
-    /// Whether the item may be on a list (a snapshot: a non-zero `st`).
-    #[inline]
-    fn maybe_linked(&self) -> bool {
-        self.st.load(Acquire) != 0
-    }
-
     /// Clears `st`: the caller holds the lock of the list it names and has just unlinked the
     /// item (or did not link it).
     #[inline]
@@ -309,15 +316,65 @@ impl RawDelayed {
     }
 
     /// Claims `st` for `list` (`0 -> list`); the caller holds `list`'s lock. `false` if the item
-    /// is on, or being put on, a list.
+    /// is registered on a list.
     #[inline]
-    pub(super) fn claim_st(&self, list: &ArmedList) -> bool {
-        let me = core::ptr::from_ref(list) as usize;
-        self.st.compare_exchange(0, me, Acquire, Relaxed).is_ok()
+    fn claim_st(&self, list: &ArmedList) -> bool {
+        self.st
+            .compare_exchange(0, list.id(), Acquire, Relaxed)
+            .is_ok()
     }
 
-    /// Runs `f` with the lock of the list the item is on held, after checking that `st` still
-    /// names it. `None` if the item is on no list.
+    /// An arm's window (`armed.rs`, rule 2): runs `f`, the C call of an arm on `list`'s queue,
+    /// if the item is registered on `list`, and returns its value; `None` (and `f` not called)
+    /// if it is not. Interrupts are off (the token), so a move or a drop that waits for the
+    /// window waits for a few instructions on another CPU.
+    #[inline(always)]
+    pub(super) fn window<R>(
+        &self,
+        list: &ArmedList,
+        _irqs: &IrqsOff,
+        f: impl FnOnce() -> R,
+    ) -> Option<R> {
+        // Rule 3: this increment and a move's store of 0 to `st` are both sequentially
+        // consistent, so either the load below sees the move, or the move sees the count.
+        self.arming.fetch_add(1, SeqCst);
+        let r = if self.st.load(SeqCst) == list.id() {
+            Some(f())
+        } else {
+            None
+        };
+        // The window's last touch of the item: once the count is 0, whoever got the pointer
+        // C took may drop the item (its drop waits for the count, rule 5). Release: a move
+        // that sees 0 sees what C did.
+        self.arming.fetch_sub(1, Release);
+        r
+    }
+
+    /// Waits until no arm's window is open on the item (rule 3 and 5). Windows run with
+    /// interrupts off, so this waits for a few instructions on another CPU.
+    fn wait_no_window(&self) {
+        while self.arming.load(SeqCst) != 0 {
+            core::hint::spin_loop();
+        }
+    }
+
+    /// Closes the item's registration on `other` for a move (rule 3): `st` becomes 0, then
+    /// every window that saw `other` has finished. The caller holds `other`'s lock and `st`
+    /// names it; it then unlinks the item or puts `st` back with [`RawDelayed::reopen`].
+    fn close(&self) {
+        // Sequentially consistent: see `window`.
+        self.st.store(0, SeqCst);
+        self.wait_no_window();
+    }
+
+    /// Undoes [`RawDelayed::close`]: the item stays registered on `other`, whose lock the caller
+    /// still holds.
+    fn reopen(&self, other: &ArmedList) {
+        self.st.store(other.id(), Release);
+    }
+
+    /// Runs `f` with the lock of the list the item is registered on held, after checking that
+    /// `st` still names it. `None` if the item is registered on no list.
     pub(super) fn with_link<R>(
         &self,
         f: impl FnOnce(&ArmedList, &mut Head, &IrqsOff) -> R,
@@ -330,8 +387,8 @@ impl RawDelayed {
             return None;
         }
         // SAFETY: `lock` is the start of the list `st` names, locked, so the list is alive
-        // (`armed.rs`, rule 5) and stays so while we hold its lock (its queue's drop must take
-        // it to unlink this item).
+        // (`armed.rs`, rule 6) and stays so while we hold its lock (its queue's drop must take
+        // it to unregister this item).
         let list = unsafe { &*lock.cast::<ArmedList>() };
         // SAFETY: We hold the list's lock (so nobody else uses its head) and make no other
         // reference to the head.
@@ -343,58 +400,79 @@ impl RawDelayed {
         Some(r)
     }
 
-    /// Unlinks the item if its link is stale (`armed.rs`, rule 3). Every call that ends a
-    /// pending period calls this after C has ended it, before anyone gets the pointer.
-    #[inline]
-    pub(crate) fn settle(&self) {
-        if !self.maybe_linked() {
-            return;
-        }
-        self.settle_slow();
-    }
-
-    #[cold]
-    fn settle_slow(&self) {
-        self.with_link(|list, h, _| {
-            if !self.is_current_on(list) {
-                // SAFETY: We hold the lock of the list `st` names, so the item is on it.
+    /// Registers the item on `list` (`armed.rs`, rule 2), moving it off the list it is
+    /// registered on (rule 3). `Err(Busy)` if it is pending and aimed at the queue of the list it
+    /// is registered on: it stays there (an arm would be refused anyway; a re-timing moves it
+    /// under that list's lock). The caller keeps the item alive (it holds a pointer or a
+    /// reference).
+    pub(super) fn register(&self, list: &ArmedList) -> Result<(), Busy> {
+        loop {
+            let cur = self.st.load(Acquire);
+            if cur == list.id() {
+                return Ok(());
+            }
+            if cur == 0 {
+                let done = list.head().with(|h, _| {
+                    if !self.claim_st(list) {
+                        return false;
+                    }
+                    // SAFETY: We hold `list`'s lock and claimed `st` for it; the item was on no
+                    // list.
+                    unsafe { h.push(self) };
+                    true
+                });
+                if done {
+                    return Ok(());
+                }
+                continue;
+            }
+            let moved = self.with_link(|other, h, _| {
+                if other.id() == list.id() {
+                    // Registered here meanwhile.
+                    return Ok(());
+                }
+                self.close();
+                if self.is_current_on(other) {
+                    self.reopen(other);
+                    return Err(Busy);
+                }
+                // SAFETY: We hold the lock of the list `st` named: the item is on it. `st` is
+                // 0 now, as an unlinked item's is.
                 unsafe { h.remove(self) };
-                self.clear_st();
+                Ok(())
+            });
+            if let Some(Err(busy)) = moved {
+                return Err(busy);
             }
-        });
+            // Registered here, unlinked, or unregistered meanwhile: look again.
+        }
     }
 
-    /// Unlinks the item unless its link is current; returns whether a current link remains
-    /// (then the item is pending, and C will refuse to queue it).
-    pub(super) fn unlink_stale(&self) -> bool {
-        self.with_link(|list, h, _| {
-            if self.is_current_on(list) {
-                return true;
+    /// Moves the item off the list it is registered on, with `f` (a re-timing that aims it
+    /// elsewhere) run under that list's lock between the close and the unlink, so that the
+    /// list's queue cannot be dropped while the item is still aimed at it unregistered. `f`
+    /// returns whether the item left (it is then unlinked; otherwise it stays registered).
+    /// `None` if the item is not registered on a list other than `list`'s.
+    pub(super) fn move_with<R>(
+        &self,
+        list: &ArmedList,
+        f: impl FnOnce(&IrqsOff) -> (R, bool),
+    ) -> Option<R> {
+        self.with_link(|other, h, irqs| {
+            if other.id() == list.id() {
+                return None;
             }
-            // SAFETY: As in `settle_slow`.
-            unsafe { h.remove(self) };
-            self.clear_st();
-            false
-        })
-        .unwrap_or(false)
-    }
-
-    /// Links the item on `list` if it is idle on no list and still aimed at `list`'s queue with a
-    /// pending timer: the end of a move (`mod_delayed` to an owned queue from another queue's
-    /// list). The caller keeps the item alive for the call (it holds a pointer).
-    pub(super) fn link_if_current(&self, list: &ArmedList) {
-        list.head().with(|h, _| {
-            if !self.claim_st(list) {
-                // On a list again: someone else re-armed it, and linked it if needed.
-                return;
-            }
-            if self.is_current_on(list) {
-                // SAFETY: We hold `list`'s lock, claimed `st` for it, and the item was on no list.
-                unsafe { h.push(self) };
+            self.close();
+            let (r, left) = f(irqs);
+            if left {
+                // SAFETY: We hold the lock of the list `st` named: the item is on it.
+                unsafe { h.remove(self) };
             } else {
-                self.clear_st();
+                self.reopen(other);
             }
-        });
+            Some(r)
+        })
+        .flatten()
     }
 
     /// The gate of the C disable count (`depth.rs`).
@@ -408,6 +486,33 @@ impl RawDelayed {
     #[inline]
     pub(super) fn disabled_or_changing(&self) -> bool {
         self.depth.get() > 0 || self.gate.writers()
+    }
+}
+
+/// A move refused: the item is pending and aimed at the queue of the list it is registered on
+/// ([`RawDelayed::register`]).
+pub(super) struct Busy;
+
+#[pinned_drop]
+impl PinnedDrop for RawDelayed {
+    fn drop(self: Pin<&mut Self>) {
+        // Only shared access from here on: a queue's drop may be looking at the item under its
+        // list's lock, and a window on another CPU may be counting down (`RawDelayed` is
+        // `!Unpin`, so the `&mut` asserts no exclusive access to it).
+        let this: &Self = &self;
+        // `armed.rs`, rule 5. Nobody holds a pointer to the item, so nothing arms or moves it any
+        // more; only a queue's drop or drain may unregister it meanwhile (then `with_link`
+        // finds `st` 0).
+        if this.st.load(Acquire) != 0 {
+            this.with_link(|_, h, _| {
+                // SAFETY: We hold the lock of the list `st` names: the item is on it.
+                unsafe { h.remove(this) };
+                this.clear_st();
+            });
+        }
+        // A window that queued the item, which then ran or was cancelled and dropped on another
+        // CPU, may not have counted down yet.
+        this.wait_no_window();
     }
 }
 
@@ -431,8 +536,8 @@ pub(crate) struct DelayedWork<T, const ID: u64 = 0> {
 
 // SAFETY: The C `delayed_work` may be used from any thread; the Rust state is atomics, and the
 // links are only touched under the lock of the list the item is on (armed.rs: a drain gives an
-// item back after dropping the list's lock, and never touches it afterwards). `T` is not
-// contained.
+// item back after dropping the list's lock, and never touches it afterwards; the item's drop
+// unregisters it under that lock). `T` is not contained.
 unsafe impl<T, const ID: u64> Send for DelayedWork<T, ID> {}
 // SAFETY: As above: every `&self` method uses atomics, takes a list lock, or calls C functions
 // that lock.
@@ -469,6 +574,7 @@ where
                     }
                 }),
                 st: AtomicUsize::new(0),
+                arming: AtomicU32::new(0),
                 links: Links::new(),
                 depth: Depth::new(),
                 gate: Gate::new(),
@@ -494,11 +600,8 @@ where
     // `DelayedWork<T, ID>`, so these casts give the field's address.
     let dwork = unsafe { kernel::container_of!(work, bindings::delayed_work, work) };
     let field = dwork.cast::<DelayedWork<T, ID>>();
-    // SAFETY: The queue's pointer keeps the item alive until `from_raw` below hands it to `run`.
-    let raw = unsafe { &(*field).raw };
-    // C cleared `PENDING` before calling us: the period has ended; unlink its link (if any)
-    // before the pointer leaves the layer.
-    raw.settle();
+    // C cleared `PENDING` before calling us: the period has ended. The item's registration on
+    // an owned queue's list, if any, stays (`armed.rs`).
     // SAFETY: `field` is the `DelayedWork<T, ID>` field of a `T` (the caller's promise).
     let item = unsafe { T::work_container_of(field) };
     // SAFETY: The queue held the pointer made by `into_raw` for this queueing; it is ours now.
@@ -527,15 +630,14 @@ impl<T, const ID: u64> DelayedWork<T, ID>
 where
     T: DelayedWorkItem<ID> + HasDelayedWork<T, ID>,
 {
-    /// Takes back the queue's pointer after a successful cancel, once the link is settled.
+    /// Takes back the queue's pointer after a successful cancel.
     ///
     /// # Safety
     ///
     /// A cancel or disable of this field just returned `true`.
     #[inline]
     unsafe fn take_back(&self) -> T::Pointer {
-        // The period ended in C; its link must go before the pointer leaves (rule 4).
-        self.raw.settle();
+        // The period ended in C. The item's registration, if any, stays (`armed.rs`).
         let field = core::ptr::from_ref(self).cast_mut();
         // SAFETY: `self` is the `DelayedWork<T, ID>` field of a `T` (only such fields are made).
         let item = unsafe { T::work_container_of(field) };
@@ -554,8 +656,6 @@ where
             // SAFETY: The cancel succeeded.
             Some(unsafe { self.take_back() })
         } else {
-            // A stale link of an ended period (its ender has not got to it yet) is that ender's
-            // to settle; nothing of ours changed.
             None
         }
     }
@@ -655,8 +755,6 @@ where
 
     /// Fires a pending timer now and waits until the item has run (C's
     /// `flush_delayed_work()`). Returns whether there was anything to wait for. Sleeps.
-    ///
-    /// The link of a fired timer is dropped by the work function when it starts, as usual.
     pub(crate) fn flush(&self) -> bool {
         kernel::task::might_sleep();
         // SAFETY: `dwork` is initialised; we may sleep. C re-queues the item only if its timer

@@ -9,7 +9,7 @@ use super::{
         Target, //
     },
     armed::{
-        ArmedLists,
+        Registry,
         Taken, //
     },
     cpu::CpuId,
@@ -42,9 +42,10 @@ use kernel::{
 /// Build one with [`Workqueue::builder`](super::Builder). It dereferences to [`Queue`] for
 /// immediate queueing, and offers delayed queueing itself ([`Workqueue::enqueue_delayed`],
 /// [`Workqueue::mod_delayed`]), which C does not make safe: `destroy_workqueue()` leaves armed
-/// timers to fire into the freed queue. This queue records, in the items' own
-/// [`DelayedWork`] fields, which items have a timer aimed at it (see `armed.rs`): no allocation,
-/// no reference, IRQ-safe. The value may be moved (the C queue and the lists are on the heap).
+/// timers to fire into the freed queue. This queue keeps, linked through the items' own
+/// [`DelayedWork`] fields, a list of the items armed on it (see `armed.rs`): no allocation, no
+/// reference, IRQ-safe, and no lock on an arm but an item's first on the queue. The value may be
+/// moved (the C queue and the list are on the heap).
 ///
 /// Dropping it cancels every item whose timer is still aimed at it and gives their pointers
 /// back, then `destroy_workqueue()` runs every queued item and waits for the running ones.
@@ -55,7 +56,7 @@ use kernel::{
 ///
 /// # Invariants
 ///
-/// `inner` holds a valid queue owned by this value, and the armed lists of that queue.
+/// `inner` holds a valid queue owned by this value, and the armed list of that queue.
 ///
 /// # Examples
 ///
@@ -74,7 +75,7 @@ pub(crate) struct Inner {
     flags: u32,
     /// Whether RCU work was ever queued on it (its drop then waits for RCU callbacks).
     rcu_used: AtomicBool,
-    armed: ArmedLists,
+    armed: Registry,
     /// The next queue waiting for [`REAPER`], when this one is dropped inside a work item.
     next_reap: AtomicPtr<Inner>,
 }
@@ -118,9 +119,9 @@ impl Drop for ReapOnDrop {
     }
 }
 
-// SAFETY: The queue may be used and destroyed from any thread; the lists lock internally.
+// SAFETY: The queue may be used and destroyed from any thread; the list locks internally.
 unsafe impl Send for Workqueue {}
-// SAFETY: All `&self` methods call C functions that lock internally, or lock the lists.
+// SAFETY: All `&self` methods call C functions that lock internally, or lock the list.
 unsafe impl Sync for Workqueue {}
 
 impl Workqueue {
@@ -134,7 +135,7 @@ impl Workqueue {
         wq: NonNull<bindings::workqueue_struct>,
         flags: u32,
     ) -> Result<Self> {
-        let armed = match ArmedLists::new(wq.as_ptr()) {
+        let armed = match Registry::new(wq.as_ptr()) {
             Ok(a) => a,
             Err(e) => {
                 // SAFETY: We own `wq` (the caller's promise) and nothing is on it.
@@ -150,7 +151,7 @@ impl Workqueue {
             next_reap: AtomicPtr::new(core::ptr::null_mut()),
         };
         match KBox::new(inner, GFP_KERNEL) {
-            // INVARIANT: A valid queue, owned, with its lists.
+            // INVARIANT: A valid queue, owned, with its list.
             Ok(b) => Ok(Self {
                 inner: NonNull::from(KBox::leak(b)),
             }),
@@ -183,7 +184,7 @@ impl Workqueue {
     fn target(&self, cpu: Option<CpuId>) -> Target<'_> {
         Target {
             wq: self.inner().wq.as_ptr(),
-            lists: Some(&self.inner().armed),
+            list: Some(self.inner().armed.list()),
             cpu,
         }
     }
@@ -217,7 +218,7 @@ impl Workqueue {
             kernel::sync::rcu::rcu_barrier();
         }
         let wq = inner.wq.as_ptr();
-        inner.armed.drain_with(
+        inner.armed.list().drain_with(
             |node| {
                 // Fire each timer aimed here now, as C's `flush_delayed_work()` does (without
                 // its wait): only a successful timer delete makes the timer's pending state
@@ -234,7 +235,7 @@ impl Workqueue {
                 // once the owner dropped it (an oops in `__queue_work()`, found by the KUnit case
                 // `drain_while_timers_fire_runs_each_item_once` with 5 vCPUs on 2 host cores).
                 if node.aimed_at() != wq {
-                    // A stale link (armed.rs, rule 3): nothing of ours.
+                    // Registered here, aimed elsewhere (armed.rs): nothing of ours.
                     return Taken::Nothing;
                 }
                 // With the timer deleted its period is ours until it is queued or the timer
@@ -242,8 +243,8 @@ impl Workqueue {
                 // the check above, its timer is put back as it was. A timer that was not pending
                 // had fired and its function has returned: the item is queued (or ran), and
                 // `drain_workqueue` waits for it.
-                // SAFETY: `node` was linked on this queue's list, which we hold locked, so it is
-                // alive and its `delayed_work` initialised.
+                // SAFETY: `node` was registered on this queue's list, which we hold locked, so it
+                // is alive and its `delayed_work` initialised.
                 let timer = unsafe { core::ptr::addr_of_mut!((*node.dwork()).timer) };
                 // SAFETY: `timer` is initialised (above). The list lock keeps interrupts off:
                 // waiting for a running timer function so is allowed for an IRQ-safe timer
@@ -282,7 +283,7 @@ impl Workqueue {
         T: DelayedWorkItem<ID, Pointer = P> + HasDelayedWork<T, ID>,
         P: WorkPointer<T> + Send + 'static,
     {
-        // SAFETY: The queue is valid; its drop cancels what the lists hold before destroying it.
+        // SAFETY: The queue is valid; its drop cancels what its list holds before destroying it.
         unsafe { DelayedWork::<T, ID>::arm(p, self.target(None), delay) }.map_err(|e| match e {
             ArmError::Refused(e) => e,
             // No CPU was given.
@@ -335,17 +336,21 @@ impl Workqueue {
         unsafe { DelayedWork::<T, ID>::modify(p, || p.clone(), self.target(Some(cpu)), delay) }
     }
 
-    /// How many items have a timer aimed at this queue right now (a snapshot).
+    /// How many items registered on this queue's armed list are pending and aimed at it right
+    /// now (a snapshot; `0` if the list is inconsistent, which [`Workqueue::armed_check`] tells).
     #[cfg(CONFIG_KUNIT)]
     pub(crate) fn armed(&self) -> usize {
-        self.inner().armed.len()
+        let wq = self.inner().wq.as_ptr();
+        let list = self.inner().armed.list();
+        list.count(|n| n.is_pending() && n.aimed_at() == wq)
+            .unwrap_or(0)
     }
 
-    /// Walks the armed lists and checks their links against their counts (for tests and the
-    /// torture runner): the number of items reached, or `None` if the lists are inconsistent.
+    /// Walks the armed list and checks its links (for tests and the torture runner): the number
+    /// of items registered on it, or `None` if it is inconsistent.
     #[cfg(CONFIG_KUNIT)]
     pub(crate) fn armed_check(&self) -> Option<usize> {
-        self.inner().armed.check()
+        self.inner().armed.list().count(|_| true)
     }
 
     /// Waits until every queue dropped inside a work item has been destroyed and the function
@@ -379,11 +384,11 @@ impl Deref for Workqueue {
 /// Cancels every item whose timer is aimed at the queue and gives the pointers back.
 fn cancel_armed(inner: &Inner) -> usize {
     let wq = inner.wq.as_ptr();
-    inner.armed.drain_with(
+    inner.armed.list().drain_with(
         |node| {
-            // The link is current if the item is pending and aimed here (armed.rs, rule 3): its
-            // timer is armed for this queue, or it fired and the item waits on this queue's
-            // pool. Either way it belongs to this queue.
+            // The item belongs to this queue if it is pending and aimed here: its timer is armed
+            // for this queue, or it fired and the item waits on this queue's pool. Registered
+            // and aimed elsewhere (or idle), it is only unregistered.
             if !(node.is_pending() && node.aimed_at() == wq) {
                 return Taken::Nothing;
             }
@@ -414,7 +419,7 @@ fn cancel_armed(inner: &Inner) -> usize {
 ///
 /// # Safety
 ///
-/// `inner` came from the `KBox` leaked in [`Workqueue::from_new`], its armed lists are empty,
+/// `inner` came from the `KBox` leaked in [`Workqueue::from_new`], its armed list is empty,
 /// and nobody uses it any more.
 unsafe fn destroy(inner: NonNull<Inner>) {
     // SAFETY: Guaranteed by the caller: `inner` is valid.
@@ -456,7 +461,7 @@ impl Drop for Workqueue {
             REAPER.enqueue(super::system::system_dfl());
             return;
         }
-        // SAFETY: We own `inner` (invariant), its lists are empty (cancelled above; nothing can
+        // SAFETY: We own `inner` (invariant), its list is empty (cancelled above; nothing can
         // arm on it any more, that needs `&self`), and nobody else uses it.
         unsafe { destroy(self.inner) };
     }

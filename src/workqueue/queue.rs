@@ -160,7 +160,7 @@ impl Queue {
     {
         let target = Target {
             wq: self.as_raw(),
-            lists: None,
+            list: None,
             cpu: None,
         };
         // SAFETY: `self` lives forever.
@@ -185,7 +185,7 @@ impl Queue {
     {
         let target = Target {
             wq: self.as_raw(),
-            lists: None,
+            list: None,
             cpu: Some(cpu),
         };
         // SAFETY: `self` lives forever.
@@ -209,7 +209,7 @@ impl Queue {
     {
         let target = Target {
             wq: self.as_raw(),
-            lists: None,
+            list: None,
             cpu: None,
         };
         // SAFETY: `self` lives forever.

@@ -7,7 +7,7 @@
 //! sleeping lock: taking one in a hard-interrupt handler is invalid there, and lockdep reports
 //! it on every kernel with `CONFIG_PROVE_RAW_LOCK_NESTING` ("BUG: Invalid wait context"). A
 //! `raw_spinlock_t` always spins, so the workqueue layer's locks that hard-IRQ callers take
-//! (a delayed item's lock, an owned queue's armed lists) are this type, as C's own
+//! (a delayed item's lock, an owned queue's armed list) are this type, as C's own
 //! `worker_pool::lock` and timer-base locks are. Keep the sections short: they run with
 //! interrupts off even on `PREEMPT_RT`.
 //!

@@ -182,6 +182,60 @@ mod tests {
         Ok(())
     }
 
+    #[test]
+    fn an_item_pending_on_one_owned_queue_stays_tracked_there() -> Result {
+        static DROPS: AtomicU32 = AtomicU32::new(0);
+        let q1 = owned("track1")?;
+        let q2 = owned("track2")?;
+        let x = d(Some(&DROPS))?;
+        let long = Delay::from_millis(30_000)?;
+        assert!(q1.enqueue_delayed(x.clone(), long).is_ok());
+        // Pending on q1: an arm on q2 is refused, and must leave the item registered on q1
+        // (q1's drop would miss it otherwise, and its timer fire into the freed queue).
+        assert!(q2.enqueue_delayed(x.clone(), long).is_err());
+        assert_eq!((q1.armed(), q2.armed()), (1, 0));
+        // A re-timing on q2 moves it there, registration included.
+        assert_eq!(q2.mod_delayed(&x, long), Ok(true));
+        assert_eq!((q1.armed(), q2.armed()), (0, 1));
+        drop(q1);
+        let pending_after_q1 = x.w.is_pending();
+        drop(q2);
+        let pending_after_q2 = x.w.is_pending();
+        // Should an assertion fail, take the timer back first (it would fire into a freed queue).
+        let left = x.w.cancel().is_some();
+        assert!(pending_after_q1);
+        assert!(!pending_after_q2 && !left);
+        assert_eq!(x.runs.load(SeqCst), 0);
+        // q2's drop gave the queue's pointer back: this is the last reference.
+        drop(x);
+        assert_eq!(DROPS.load(SeqCst), 1);
+        Ok(())
+    }
+
+    #[test]
+    fn an_item_dropped_while_registered_leaves_the_list() -> Result {
+        let q = owned("unreg")?;
+        let x = d(None)?;
+        let y = d(None)?;
+        let long = Delay::from_millis(30_000)?;
+        for it in [&x, &y] {
+            assert!(q.enqueue_delayed(it.clone(), long).is_ok());
+            assert!(it.w.cancel().is_some());
+        }
+        // Idle and still registered (so the next arm on `q` takes no lock), but not armed.
+        assert_eq!((q.armed(), q.armed_check()), (0, Some(2)));
+        // The item's drop unregisters it: the list never holds freed memory.
+        drop(x);
+        assert_eq!(q.armed_check(), Some(1));
+        // Armed again through its registration: tracked, and the drop cancels it.
+        assert!(q.enqueue_delayed(y.clone(), long).is_ok());
+        assert_eq!((q.armed(), q.armed_check()), (1, Some(1)));
+        drop(q);
+        let left = y.w.cancel().is_some();
+        assert!(!left);
+        Ok(())
+    }
+
     /// An item that owns the queue it is armed on.
     #[pin_data]
     struct SelfOwned {

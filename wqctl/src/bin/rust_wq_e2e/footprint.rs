@@ -327,12 +327,16 @@ pub fn bench_memory_by_trace(ctx: &Ctx) -> TestResult {
 }
 
 /// BENCH path (H:378-380): delayed ops on the two owned queues go through the owned queue's
-/// tracked calls, which link the item on an armed list under its lock; on the system queue
-/// they do not. Observed: lockdep's lock_acquire tracepoint for the armed lists' lock class.
+/// tracked calls, which register the item on the queue's armed list under its lock the first
+/// time and then arm it with no lock (the window of `armed.rs`); on the system queue they do
+/// not touch the list. Observed: lockdep's lock_acquire tracepoint for the armed list's lock
+/// class, in the benchmark's kthread: at least once (the registration) and far fewer times than
+/// the 200 arms on an owned queue, never on the system queue.
 pub fn bench_tracked_delayed_by_lockdep(ctx: &Ctx) -> TestResult {
     let dev = ctx.open()?;
     let mut c = Checker::new();
-    let filter = "name == \"ArmedList::head\"";
+    let filter = "name == \"ArmedList::head\" && comm ~ \"rust_wq_bench*\"";
+    let rounds = 200;
     for (what, path, tracked) in [
         ("owned WQ_PERCPU", RUST_WQ_BENCH_PERCPU, true),
         ("owned rust_wq_bench", RUST_WQ_BENCH_UNBOUND_SYSFS, true),
@@ -341,7 +345,7 @@ pub fn bench_tracked_delayed_by_lockdep(ctx: &Ctx) -> TestResult {
         let t = trace(&[("lock/lock_acquire", filter)])?;
         let r = dev.bench(BenchArgs {
             path,
-            ..bench_args(RUST_WQ_BENCH_OP_DELAYED, 200, 1, false)
+            ..bench_args(RUST_WQ_BENCH_OP_DELAYED, rounds, 1, false)
         });
         let text = stop(t)?;
         if c.ok(&format!("BENCH DELAYED on {what}"), r).is_none() {
@@ -353,12 +357,15 @@ pub fn bench_tracked_delayed_by_lockdep(ctx: &Ctx) -> TestResult {
             .filter(|l| l.event == "lock_acquire")
             .count();
         if tracked {
-            c.check(n >= 200, || {
-                format!("BENCH DELAYED 200 rounds on {what} took the armed lists' lock {n} times")
+            c.check(n >= 1, || {
+                format!("BENCH DELAYED {rounds} rounds on {what}: the item was never registered on the armed list")
+            });
+            c.check(n <= rounds as usize / 10, || {
+                format!("BENCH DELAYED {rounds} rounds on {what} took the armed list's lock {n} times: the arms are not lock-free")
             });
         } else {
             c.check(n == 0, || {
-                format!("BENCH DELAYED on {what} took the armed lists' lock {n} times (untracked)")
+                format!("BENCH DELAYED on {what} took the armed list's lock {n} times (untracked)")
             });
         }
     }
