@@ -221,7 +221,7 @@ where
         if !raw.gate().read_begin(irqs) {
             return Modded::Error(EPERM);
         }
-        let r = if raw.depth.get() > 0 {
+        let r = if raw.depth.held() {
             Modded::Error(EPERM)
         } else if let Some(cpu) = cpu_of(target) {
             match clone.take() {

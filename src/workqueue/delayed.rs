@@ -485,7 +485,7 @@ impl RawDelayed {
     /// refused now is one refused because the item is disabled.
     #[inline]
     pub(super) fn disabled_or_changing(&self) -> bool {
-        self.depth.get() > 0 || self.gate.writers()
+        self.depth.held() || self.gate.writers()
     }
 }
 
@@ -668,20 +668,16 @@ where
     pub(crate) fn disable(&self) -> Option<T::Pointer> {
         let gate = self.raw.gate();
         gate.write_begin();
-        let counted = self.raw.depth.has_room();
-        // SAFETY: `dwork` is initialised; neither call sleeps.
-        let was_pending = unsafe {
-            if counted {
-                bindings::disable_delayed_work(self.raw.dwork())
-            } else {
-                bindings::cancel_delayed_work(self.raw.dwork())
-            }
-        };
-        if counted {
-            self.raw.depth.count();
+        // SAFETY: `dwork` is initialised; does not sleep.
+        let was_pending = unsafe { bindings::disable_delayed_work(self.raw.dwork()) };
+        if !self.raw.depth.count() {
+            // Past the cap: undo C's disable (the callers' disables keep the item disabled).
+            // SAFETY: `dwork` is initialised; C's count is at least ours plus the disable just
+            // made (`depth.rs`); does not sleep.
+            unsafe { bindings::enable_delayed_work(self.raw.dwork()) };
         }
         gate.write_end();
-        // SAFETY: Disabling (or cancelling) took the pending item off its queue.
+        // SAFETY: Disabling took the pending item off its queue.
         was_pending.then(|| unsafe { self.take_back() })
     }
 
@@ -735,18 +731,13 @@ where
     pub(crate) fn disable_sync(&self) -> Option<T::Pointer> {
         let gate = self.raw.gate();
         gate.write_begin();
-        let counted = self.raw.depth.has_room();
-        // SAFETY: `dwork` is initialised; we may sleep (C checks). Both wait with cancel
+        // SAFETY: `dwork` is initialised; we may sleep (C checks). It waits with cancel
         // semantics, as in `cancel_sync`.
-        let was_pending = unsafe {
-            if counted {
-                bindings::disable_delayed_work_sync(self.raw.dwork())
-            } else {
-                bindings::cancel_delayed_work_sync(self.raw.dwork())
-            }
-        };
-        if counted {
-            self.raw.depth.count();
+        let was_pending = unsafe { bindings::disable_delayed_work_sync(self.raw.dwork()) };
+        if !self.raw.depth.count() {
+            // Past the cap: undo C's disable, as in `disable`.
+            // SAFETY: As there.
+            unsafe { bindings::enable_delayed_work(self.raw.dwork()) };
         }
         gate.write_end();
         // SAFETY: The cancel succeeded.

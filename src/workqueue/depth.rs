@@ -10,7 +10,9 @@
 //! 0). Besides the callers' disables, C's own `cancel_work_sync()` and `cancel_delayed_work_sync()`
 //! hold one for the length of their wait. [`Depth`] counts only the callers' ones:
 //!
-//! - a disable calls C first and counts afterwards ([`Depth::count`]);
+//! - a disable calls C first and counts afterwards ([`Depth::count`]); past the cap it takes the
+//!   count back and undoes its C disable with C's enable (so past the cap a disable only
+//!   cancels);
 //! - an enable takes a count first ([`Depth::take`]) and calls C afterwards, and calls C only
 //!   if it took one.
 //!
@@ -18,16 +20,18 @@
 //! disables that have called C and not yet counted plus the enables that have taken a count and
 //! not yet called C. An enable calls C only after taking a count, which was at least 1, so C's
 //! count is then at least 1 plus its own share: C never underflows, and an enable never undoes a
-//! `cancel_sync()`'s disable. A disable counts only below [`MAX_DISABLE_DEPTH`] (checked before
-//! the C call, [`Depth::has_room`]); past it, it only cancels. Concurrent disables can pass the
-//! check together, one per thread in the call at that instant, so C's count stays below its
-//! limit (twice the cap) unless more than 32,768 threads disable one item in the same instant.
+//! `cancel_sync()`'s disable. A disable keeps its count only up to [`MAX_DISABLE_DEPTH`]: the
+//! check comes after the C call, on the value its atomic add returns, and a disable past the
+//! cap takes its count back before its C enable (the order an enable keeps too). C's count
+//! exceeds ours by one per disable in that instant, so it stays below its limit (twice the cap)
+//! unless more than 32,768 threads disable one item in the same instant.
 //!
-//! The counter is an `i32` so that an enable racing another can step it to -1 and back without
-//! wrapping into a large value that a disable's check would see.
+//! The counter is an `i32` holding the depth minus the cap (so 0 is the cap): a disable's one
+//! atomic increment sets the flags that say whether it passed the cap (`lock inc; jg` on x86),
+//! and an enable racing another can step it one below its floor and back without wrapping.
 //!
-//! Costs: a disable one compare before and one atomic add after the C call; an enable one
-//! atomic subtract (and an add back if there was nothing to undo).
+//! Costs: a disable one atomic add and a branch after the C call; an enable one atomic
+//! subtract (and an add back if there was nothing to undo).
 
 use super::work::MAX_DISABLE_DEPTH;
 use core::sync::atomic::{
@@ -41,40 +45,51 @@ use core::sync::atomic::{
     }, //
 };
 
+/// The cap of [`Depth`], as its counter's type.
+const CAP: i32 = MAX_DISABLE_DEPTH as i32;
+
 /// The number of disables that callers of the layer hold on one item.
 ///
 /// # Invariants
 ///
-/// The value is the number of counted disables minus the enables that took one, plus a
-/// transient -1 per [`Depth::take`] in progress that found none; C's count is at least the
-/// non-negative part (module docs).
+/// The value plus [`CAP`] is the number of counted disables minus the enables that took one,
+/// plus a transient +1 per [`Depth::count`] in progress past the cap and a transient -1 per
+/// [`Depth::take`] in progress that found none; C's count is at least the non-negative part
+/// of that sum (module docs).
 pub(crate) struct Depth(AtomicI32);
 
 impl Depth {
     /// No disables.
     pub(crate) const fn new() -> Self {
-        Self(AtomicI32::new(0))
+        Self(AtomicI32::new(-CAP))
     }
 
-    /// Whether a disable about to be made may be counted (the depth is below the cap). Call
-    /// before the C disable; if `false`, cancel instead.
-    #[inline]
-    pub(crate) fn has_room(&self) -> bool {
-        self.0.load(Relaxed) < MAX_DISABLE_DEPTH as i32
+    /// Counts a disable that C has just made. Returns `false` if the callers already held
+    /// [`MAX_DISABLE_DEPTH`]: nothing is counted, and the caller must undo its C disable with
+    /// C's enable (past the cap a disable only cancels).
+    #[inline(always)]
+    pub(crate) fn count(&self) -> bool {
+        // INVARIANT: C's count went up first. Below the cap the old value is negative: the
+        // compiler tests the flags of the atomic increment itself (`lock inc; jle` on x86).
+        if self.0.fetch_add(1, Release) < 0 {
+            return true;
+        }
+        self.uncount();
+        false
     }
 
-    /// Counts a disable that C has just made.
-    #[inline]
-    pub(crate) fn count(&self) {
-        // INVARIANT: C's count went up first.
-        self.0.fetch_add(1, Release);
+    /// Takes back the count of a disable past the cap, before the caller's C enable.
+    #[cold]
+    #[inline(never)]
+    fn uncount(&self) {
+        self.0.fetch_sub(1, Relaxed);
     }
 
     /// Takes one counted disable back; returns whether there was one, in which case the caller
     /// must now call C's enable once.
     #[inline]
     pub(crate) fn take(&self) -> bool {
-        if self.0.fetch_sub(1, AcqRel) > 0 {
+        if self.0.fetch_sub(1, AcqRel) > -CAP {
             return true;
         }
         // Nothing to undo: put it back.
@@ -82,10 +97,16 @@ impl Depth {
         false
     }
 
+    /// Whether the callers hold a disable (a snapshot).
+    #[inline]
+    pub(crate) fn held(&self) -> bool {
+        self.0.load(Acquire) > -CAP
+    }
+
     /// The callers' depth (a snapshot).
     #[inline]
     pub(crate) fn get(&self) -> u32 {
-        self.0.load(Acquire).max(0) as u32
+        self.0.load(Acquire).saturating_add(CAP).clamp(0, CAP) as u32
     }
 }
 

@@ -321,20 +321,17 @@ where
     /// [`Work::disable`], also saying whether the depth went up.
     #[inline]
     fn disable_counted(&self) -> (Option<T::Pointer>, bool) {
-        let counted = self.raw.depth.has_room();
-        // SAFETY: `raw()` is initialised; neither call sleeps.
-        let was_pending = unsafe {
-            if counted {
-                bindings::disable_work(self.raw())
-            } else {
-                bindings::cancel_work(self.raw())
-            }
-        };
-        if counted {
-            // C's count went up first (`depth.rs`).
-            self.raw.depth.count();
+        // SAFETY: `raw()` is initialised; does not sleep.
+        let was_pending = unsafe { bindings::disable_work(self.raw()) };
+        // C's count went up first (`depth.rs`).
+        let counted = self.raw.depth.count();
+        if !counted {
+            // Past the cap: undo C's disable (the callers' disables keep the item disabled).
+            // SAFETY: `raw()` is initialised; C's count is at least ours plus the disable just
+            // made (`depth.rs`); does not sleep.
+            unsafe { bindings::enable_work(self.raw()) };
         }
-        // SAFETY: Disabling (or cancelling) took the pending item off its queue.
+        // SAFETY: Disabling took the pending item off its queue.
         (was_pending.then(|| unsafe { self.take_back() }), counted)
     }
 
