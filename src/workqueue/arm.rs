@@ -134,7 +134,12 @@ where
             };
             let queued = match target.list {
                 None => queue(),
-                Some(list) => irqs_off(|irqs| raw.window(list, irqs, queue)) == Some(true),
+                Some(list) => {
+                    matches!(
+                        irqs_off(|irqs| raw.window(list, irqs, |_| queue())),
+                        Ok(true)
+                    )
+                }
             };
             if queued {
                 return Ok(());
@@ -181,9 +186,9 @@ where
         loop {
             let step = match target.list {
                 None => irqs_off(|_| attempt()),
-                Some(list) => match irqs_off(|irqs| raw.window(list, irqs, attempt)) {
-                    Some(step) => step,
-                    None => match raw.register(list) {
+                Some(list) => match irqs_off(|irqs| raw.window(list, irqs, |_| attempt())) {
+                    Ok(step) => step,
+                    Err(_) => match raw.register(list) {
                         Ok(()) => continue,
                         // Pending on another owned queue: C would refuse it.
                         Err(Busy) => return Err(ArmError::Refused(EnqueueError::Pending(back()))),
@@ -285,11 +290,11 @@ where
         };
         loop {
             let r = irqs_off(|irqs| {
-                raw.window(list, irqs, || {
+                raw.window(list, irqs, |irqs| {
                     Self::mod_raw(raw, irqs, &mut clone, &target, j)
                 })
             });
-            if let Some(r) = r {
+            if let Ok(r) = r {
                 return Self::finish_mod(r);
             }
             if raw.register(list).is_ok() {

@@ -325,23 +325,23 @@ impl RawDelayed {
     }
 
     /// An arm's window (`armed.rs`, rule 2): runs `f`, the C call of an arm on `list`'s queue,
-    /// if the item is registered on `list`, and returns its value; `None` (and `f` not called)
-    /// if it is not. Interrupts are off (the token), so a move or a drop that waits for the
-    /// window waits for a few instructions on another CPU.
+    /// if the item is registered on `list`, and returns its value; if it is not, `f` is not
+    /// called and comes back. Interrupts are off (the token, which `f` is given), so a move or a
+    /// drop that waits for the window waits for a few instructions on another CPU.
     #[inline(always)]
-    pub(super) fn window<R>(
+    pub(super) fn window<R, F: FnOnce(&IrqsOff) -> R>(
         &self,
         list: &ArmedList,
-        _irqs: &IrqsOff,
-        f: impl FnOnce() -> R,
-    ) -> Option<R> {
+        irqs: &IrqsOff,
+        f: F,
+    ) -> Result<R, F> {
         // Rule 3: this increment and a move's store of 0 to `st` are both sequentially
         // consistent, so either the load below sees the move, or the move sees the count.
         self.arming.fetch_add(1, SeqCst);
         let r = if self.st.load(SeqCst) == list.id() {
-            Some(f())
+            Ok(f(irqs))
         } else {
-            None
+            Err(f)
         };
         // The window's last touch of the item: once the count is 0, whoever got the pointer
         // C took may drop the item (its drop waits for the count, rule 5). Release: a move

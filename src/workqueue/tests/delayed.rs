@@ -236,6 +236,28 @@ mod tests {
         Ok(())
     }
 
+    #[test]
+    fn an_item_freed_by_its_run_during_the_arms_window() -> Result {
+        static DROPS: AtomicU32 = AtomicU32::new(0);
+        const N: u32 = 1000;
+        let q = owned("window")?;
+        let long = Delay::from_millis(30_000)?;
+        for _ in 0..N {
+            let it = d(Some(&DROPS))?;
+            // Registered first, so that the arm below is the window alone (armed.rs, rule 2).
+            assert!(q.enqueue_delayed(it.clone(), long).is_ok());
+            assert!(it.w.cancel().is_some());
+            // The queue gets the only reference: a worker on another CPU may run the item and
+            // drop it while this CPU is still in the window; the drop waits for the window
+            // (rule 5) instead of freeing memory the window still counts down in.
+            assert!(q.enqueue_delayed(it, Delay::ZERO).is_ok());
+        }
+        q.flush();
+        assert!(wait_until(5000, || DROPS.load(SeqCst) == N));
+        assert_eq!(q.armed_check(), Some(0));
+        Ok(())
+    }
+
     /// An item that owns the queue it is armed on.
     #[pin_data]
     struct SelfOwned {
