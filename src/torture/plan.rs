@@ -190,7 +190,7 @@ pub(super) fn pick(table: &[(Op, u32)], rng: &mut Rng) -> Op {
 
 /// A random delay: mostly a few jiffies, sometimes none, sometimes up to 100, and sometimes
 /// long (250 to 1250 jiffies, 1 to 5 s at `HZ=250`): those items are still armed when their
-/// queue is dropped, which makes the drop's walk of its armed lists (the window of P1) long.
+/// queue is dropped, which makes the drop's walk of its armed list (the window of P1) long.
 pub(super) fn delay(rng: &mut Rng) -> Delay {
     let j = match rng.below(8) {
         0 => 0,

@@ -2,8 +2,8 @@
 
 //! Delayed work items whose timers this layer tracks: [`DelayedWork`] and its operations.
 //!
-//! The field type [`DelayedWork<T, ID>`] wraps C's `struct delayed_work` together with three
-//! words of bookkeeping and the links of the owned queues' armed lists:
+//! The field type [`DelayedWork<T, ID>`] wraps C's `struct delayed_work` together with four
+//! words of bookkeeping and the links of an owned queue's armed list:
 //!
 //! - `st`, the armed list of the owned queue the item is registered on, and `arming`, the arms
 //!   in their window (see `armed.rs` for the protocol): an owned queue finds every item whose
@@ -59,7 +59,8 @@
 //!   item, and `st` is followed with interrupts off (rule 6).
 //! - **Callable in any context but NMI.** Nothing sleeps except the `_sync` operations and
 //!   `flush`; the only locks are raw spinlocks taken with interrupts off; a gate writer waits
-//!   only for readers, which run with interrupts off and wait for nothing.
+//!   only for readers, and a move or an item's drop only for windows, which run with
+//!   interrupts off and wait for nothing.
 //! - **Enable undoes only the caller's disables; C never warns.** The depth protocol of
 //!   `depth.rs`.
 //!

@@ -109,7 +109,7 @@ unsafe impl Backend for RawSpinLockIrqBackend {
 ///
 /// With interrupts off the section is also an RCU read-side critical section (since Linux 5.0
 /// every `synchronize_rcu()`/`call_rcu()` grace period waits for interrupts-off regions), which
-/// the armed lists use to keep a list alive while an item's link to it is followed.
+/// the armed lists use to keep a list alive while an item's `st` is followed to it.
 #[inline]
 pub(crate) fn irqs_off<R>(f: impl FnOnce(&IrqsOff) -> R) -> R {
     // SAFETY: No precondition; the flags are restored below.

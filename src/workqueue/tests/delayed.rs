@@ -8,6 +8,7 @@ mod tests {
         wait_until,
         DropCount, //
     };
+    use crate::kthread::KThread;
     use crate::workqueue::{
         cpu,
         impl_has_delayed_work,
@@ -20,6 +21,7 @@ mod tests {
         Workqueue, //
     };
     use core::sync::atomic::{
+        AtomicBool,
         AtomicU32,
         AtomicU64,
         Ordering::SeqCst, //
@@ -255,6 +257,53 @@ mod tests {
         q.flush();
         assert!(wait_until(5000, || DROPS.load(SeqCst) == N));
         assert_eq!(q.armed_check(), Some(0));
+        Ok(())
+    }
+
+    #[test]
+    fn items_freed_while_their_queue_is_dropped() -> Result {
+        static DROPS: AtomicU32 = AtomicU32::new(0);
+        const N: usize = 2000;
+        const ROUNDS: u32 = 5;
+        let long = Delay::from_millis(30_000)?;
+        let c = cpu::online_cpu(0)?;
+        for _ in 0..ROUNDS {
+            DROPS.store(0, SeqCst);
+            let q = owned("freeq")?;
+            let mut items = KVVec::with_capacity(N, GFP_KERNEL)?;
+            for i in 0..N {
+                let it = d(Some(&DROPS))?;
+                assert!(q.enqueue_delayed(it.clone(), long).is_ok());
+                // Every other item idle again, still registered on `q`: the thread's reference
+                // is its last, and its drop unregisters it while the queue's drop walks the list.
+                if i % 2 == 0 {
+                    assert!(it.w.cancel().is_some());
+                }
+                items.push(it, GFP_KERNEL)?;
+            }
+            let (go, done) = (
+                Arc::new(AtomicBool::new(false), GFP_KERNEL)?,
+                Arc::new(AtomicBool::new(false), GFP_KERNEL)?,
+            );
+            let (g, dn) = (go.clone(), done.clone());
+            let t = KThread::spawn_on(c, c"rust_wq_freeq", move |stop| {
+                while !g.load(SeqCst) && !stop.should_stop() {
+                    crate::kthread::yield_cpu();
+                }
+                drop(items);
+                dn.store(true, SeqCst);
+                while !stop.should_stop() {
+                    crate::kthread::yield_cpu();
+                }
+            })?;
+            go.store(true, SeqCst);
+            drop(q);
+            assert!(wait_until(5000, || done.load(SeqCst)));
+            drop(t);
+            // Each item freed exactly once: by the thread, or by the queue's drop giving back
+            // the last reference of a pending one.
+            assert_eq!(DROPS.load(SeqCst), N as u32);
+        }
         Ok(())
     }
 

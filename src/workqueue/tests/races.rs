@@ -125,9 +125,9 @@ mod tests {
                 fillers.push(d(&DROPS, 0)?, GFP_KERNEL)?;
             }
             let long = Delay::from_millis(HOUR_MS)?;
-            // On one CPU's list of q1: the fillers, then `x` at the head, so `x` is cancelled
-            // first and the fillers keep the drop busy afterwards. On the same CPU's list of
-            // q2: `m`, so a re-arm of `x` there links `x` in front of `m`.
+            // On q1's armed list: the fillers, then `x` at the head, so `x` is cancelled first
+            // and the fillers keep the drop busy afterwards. On q2's list: `m`, so a re-arm of
+            // `x` there links `x` in front of `m`.
             let started = Arc::new(AtomicBool::new(false), GFP_KERNEL)?;
             let rearmed = Arc::new(AtomicBool::new(false), GFP_KERNEL)?;
             let (q1t, q2t, xt, mt, st, rt) = (
