@@ -12,7 +12,7 @@
 //! | `work.rs` | [`Work`], [`WorkItem`]: plain items; `cancel`, `cancel_sync`, `disable(_sync)`, `enable` (tracked depth), `flush`, `is_pending` |
 //! | `delayed.rs`, `arm.rs`, `delay.rs` | [`DelayedWork`] (tracked `delayed_work`), arming it, [`Delay`] |
 //! | `field.rs` | [`HasWorkField`]: finding a work field in its item and back ([`impl_has_work_field!`]) |
-//! | `armed.rs` | how an owned queue knows the items armed on it (intrusive, per-CPU, IRQ-safe) |
+//! | `armed.rs` | how an owned queue knows the items armed on it: its armed list, the items' registration (the arm window, moves, the item's drop), intrusive, IRQ-safe |
 //! | `depth.rs` | the callers' disable depth and the gate of `mod_delayed`, lock-free |
 //! | `queue.rs` | [`Queue`]: a borrowed queue; `enqueue`, `enqueue_on`, delayed on `'static` queues |
 //! | `owned.rs`, `builder.rs` | [`Workqueue`] and its typestate builder |

@@ -5,11 +5,13 @@
 //! (the protocol is in `armed.rs`; the gate that `mod_delayed` reads in `depth.rs`).
 
 use super::{
-    armed::ArmedList,
+    armed::{
+        ArmedList,
+        Busy, //
+    },
     cpu::CpuId,
     delay::Delay,
     delayed::{
-        Busy,
         DelayedWork,
         DelayedWorkItem,
         HasDelayedWork,

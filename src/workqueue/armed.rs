@@ -62,15 +62,23 @@
 //! off and never wait.
 
 use super::delayed::RawDelayed;
+use super::helpers;
 use super::raw_spinlock::{
     new_irq_spinlock,
-    IrqSpinLock, //
+    IrqSpinLock,
+    IrqsOff, //
 };
 use core::{
     cell::Cell,
     ptr::{
         self,
         NonNull, //
+    },
+    sync::atomic::Ordering::{
+        Acquire,
+        Relaxed,
+        Release,
+        SeqCst, //
     }, //
 };
 use kernel::{bindings, prelude::*};
@@ -335,5 +343,215 @@ impl Drop for Registry {
         // freed after a grace period; we may sleep (an owned queue is destroyed in task
         // context: directly, or by the reaper).
         unsafe { super::helpers::rust_wq_kvfree_rcu(self.list.as_ptr().cast()) };
+    }
+}
+
+/// The registration protocol on the item's side (module docs): the window, moves, the item's drop.
+impl RawDelayed {
+    /// Whether the item is pending and aimed at `list`'s queue (its registration there is
+    /// needed: module docs, rule 4).
+    #[inline]
+    pub(super) fn is_current_on(&self, list: &ArmedList) -> bool {
+        self.is_pending() && self.aimed_at() == list.wq()
+    }
+
+    /// The list `st` names (null if none): for checks only.
+    #[cfg(CONFIG_KUNIT)]
+    pub(crate) fn st_list(&self) -> *const ArmedList {
+        self.st.load(Acquire) as *const ArmedList
+    }
+
+    /// Clears `st`: the caller holds the lock of the list it names and has just unlinked the
+    /// item (or did not link it).
+    #[inline]
+    pub(crate) fn clear_st(&self) {
+        self.st.store(0, Release);
+    }
+
+    /// Claims `st` for `list` (`0 -> list`); the caller holds `list`'s lock. `false` if the item
+    /// is registered on a list.
+    #[inline]
+    fn claim_st(&self, list: &ArmedList) -> bool {
+        self.st
+            .compare_exchange(0, list.id(), Acquire, Relaxed)
+            .is_ok()
+    }
+
+    /// An arm's window (module docs, rule 2): runs `f`, the C call of an arm on `list`'s queue,
+    /// if the item is registered on `list`, and returns its value; if it is not, `f` is not
+    /// called and comes back. Interrupts are off (the token, which `f` is given), so a move or a
+    /// drop that waits for the window waits for a few instructions on another CPU.
+    #[inline(always)]
+    pub(super) fn window<R, F: FnOnce(&IrqsOff) -> R>(
+        &self,
+        list: &ArmedList,
+        irqs: &IrqsOff,
+        f: F,
+    ) -> Result<R, F> {
+        // Rule 3: this increment and a move's store of 0 to `st` are both sequentially
+        // consistent, so either the load below sees the move, or the move sees the count.
+        self.arming.fetch_add(1, SeqCst);
+        let r = if self.st.load(SeqCst) == list.id() {
+            Ok(f(irqs))
+        } else {
+            Err(f)
+        };
+        // The window's last touch of the item: once the count is 0, whoever got the pointer
+        // C took may drop the item (its drop waits for the count, rule 5). Release: a move
+        // that sees 0 sees what C did.
+        self.arming.fetch_sub(1, Release);
+        r
+    }
+
+    /// Waits until no arm's window is open on the item (rule 3 and 5). Windows run with
+    /// interrupts off, so this waits for a few instructions on another CPU.
+    fn wait_no_window(&self) {
+        while self.arming.load(SeqCst) != 0 {
+            core::hint::spin_loop();
+        }
+    }
+
+    /// Closes the item's registration on `other` for a move (rule 3): `st` becomes 0, then
+    /// every window that saw `other` has finished. The caller holds `other`'s lock and `st`
+    /// names it; it then unlinks the item or puts `st` back with [`RawDelayed::reopen`].
+    fn close(&self) {
+        // Sequentially consistent: see `window`.
+        self.st.store(0, SeqCst);
+        self.wait_no_window();
+    }
+
+    /// Undoes [`RawDelayed::close`]: the item stays registered on `other`, whose lock the caller
+    /// still holds.
+    fn reopen(&self, other: &ArmedList) {
+        self.st.store(other.id(), Release);
+    }
+
+    /// Runs `f` with the lock of the list the item is registered on held, after checking that
+    /// `st` still names it. `None` if the item is registered on no list.
+    pub(super) fn with_link<R>(
+        &self,
+        f: impl FnOnce(&ArmedList, &mut Head, &IrqsOff) -> R,
+    ) -> Option<R> {
+        let mut flags = 0;
+        // SAFETY: `st` is this item's word: 0 or the address of an armed list, whose lock is at
+        // its start (`ArmedList` invariant).
+        let lock = unsafe { helpers::rust_wq_lock_st(self.st.as_ptr(), &mut flags) };
+        if lock.is_null() {
+            return None;
+        }
+        // SAFETY: `lock` is the start of the list `st` names, locked, so the list is alive
+        // (module docs, rule 6) and stays so while we hold its lock (its queue's drop must take
+        // it to unregister this item).
+        let list = unsafe { &*lock.cast::<ArmedList>() };
+        // SAFETY: We hold the list's lock (so nobody else uses its head) and make no other
+        // reference to the head.
+        let h = unsafe { &mut *list.head().data_ptr() };
+        // SAFETY: We hold the lock, taken with interrupts saved.
+        let r = f(list, h, unsafe { IrqSpinLock::<Head>::irqs_off_token() });
+        // SAFETY: Taken above with these flags.
+        unsafe { helpers::rust_wq_unlock_st(lock, flags) };
+        Some(r)
+    }
+
+    /// Registers the item on `list` (module docs, rule 2), moving it off the list it is
+    /// registered on (rule 3). `Err(Busy)` if it is pending and aimed at the queue of the list it
+    /// is registered on: it stays there (an arm would be refused anyway; a re-timing moves it
+    /// under that list's lock). The caller keeps the item alive (it holds a pointer or a
+    /// reference).
+    pub(super) fn register(&self, list: &ArmedList) -> Result<(), Busy> {
+        loop {
+            let cur = self.st.load(Acquire);
+            if cur == list.id() {
+                return Ok(());
+            }
+            if cur == 0 {
+                let done = list.head().with(|h, _| {
+                    if !self.claim_st(list) {
+                        return false;
+                    }
+                    // SAFETY: We hold `list`'s lock and claimed `st` for it; the item was on no
+                    // list.
+                    unsafe { h.push(self) };
+                    true
+                });
+                if done {
+                    return Ok(());
+                }
+                continue;
+            }
+            let moved = self.with_link(|other, h, _| {
+                if other.id() == list.id() {
+                    // Registered here meanwhile.
+                    return Ok(());
+                }
+                self.close();
+                if self.is_current_on(other) {
+                    self.reopen(other);
+                    return Err(Busy);
+                }
+                // SAFETY: We hold the lock of the list `st` named: the item is on it. `st` is
+                // 0 now, as an unlinked item's is.
+                unsafe { h.remove(self) };
+                Ok(())
+            });
+            if let Some(Err(busy)) = moved {
+                return Err(busy);
+            }
+            // Registered here, unlinked, or unregistered meanwhile: look again.
+        }
+    }
+
+    /// Moves the item off the list it is registered on, with `f` (a re-timing that aims it
+    /// elsewhere) run under that list's lock between the close and the unlink, so that the
+    /// list's queue cannot be dropped while the item is still aimed at it unregistered. `f`
+    /// returns whether the item left (it is then unlinked; otherwise it stays registered).
+    /// `None` if the item is not registered on a list other than `list`'s.
+    pub(super) fn move_with<R>(
+        &self,
+        list: &ArmedList,
+        f: impl FnOnce(&IrqsOff) -> (R, bool),
+    ) -> Option<R> {
+        self.with_link(|other, h, irqs| {
+            if other.id() == list.id() {
+                return None;
+            }
+            self.close();
+            let (r, left) = f(irqs);
+            if left {
+                // SAFETY: We hold the lock of the list `st` named: the item is on it.
+                unsafe { h.remove(self) };
+            } else {
+                self.reopen(other);
+            }
+            Some(r)
+        })
+        .flatten()
+    }
+}
+
+/// A move refused: the item is pending and aimed at the queue of the list it is registered on
+/// ([`RawDelayed::register`]).
+pub(super) struct Busy;
+
+#[pinned_drop]
+impl PinnedDrop for RawDelayed {
+    fn drop(self: Pin<&mut Self>) {
+        // Only shared access from here on: a queue's drop may be looking at the item under its
+        // list's lock, and a window on another CPU may be counting down (`RawDelayed` is
+        // `!Unpin`, so the `&mut` asserts no exclusive access to it).
+        let this: &Self = &self;
+        // module docs, rule 5. Nobody holds a pointer to the item, so nothing arms or moves it any
+        // more; only a queue's drop or drain may unregister it meanwhile (then `with_link`
+        // finds `st` 0).
+        if this.st.load(Acquire) != 0 {
+            this.with_link(|_, h, _| {
+                // SAFETY: We hold the lock of the list `st` names: the item is on it.
+                unsafe { h.remove(this) };
+                this.clear_st();
+            });
+        }
+        // A window that queued the item, which then ran or was cancelled and dropped on another
+        // CPU, may not have counted down yet.
+        this.wait_no_window();
     }
 }
