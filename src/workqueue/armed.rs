@@ -27,14 +27,18 @@
 //!    goes down after it; nothing of the item is touched after that. If `st != L`, the item is
 //!    registered on `L` first (under `L`'s lock, moving it off another list if need be) and the
 //!    window is tried again.
-//! 3. **A move** off list `M` (to register on another list) takes `M`'s lock, sets `st` to 0,
-//!    waits until `arming` is 0, and then looks at the item: if it is pending and aimed at
-//!    `M`'s queue, `st` is set back to `M` and the move is refused (the item is pending, so an
-//!    arm elsewhere is refused too; a re-timing moves it under `M`'s lock instead, see
-//!    `arm.rs`); otherwise it is unlinked. The store of 0 and the increment of `arming` are
-//!    both sequentially consistent, so either the window sees `st != M` and makes no C call,
-//!    or the move sees the window's count and waits for its C call to finish, and then sees
-//!    what it did.
+//! 3. **A move** off list `M` (to register on another list) takes `M`'s lock, *closes* the
+//!    registration (`st` becomes `M`'s address marked [`CLOSING`]), waits until `arming` is 0,
+//!    and then looks at the item: if it is pending and aimed at `M`'s queue, `st` is set back
+//!    to `M` and the move is refused (the item is pending, so an arm elsewhere is refused too;
+//!    a re-timing moves it under `M`'s lock instead, see `arm.rs`); otherwise it is unlinked,
+//!    and only then is `st` cleared. The closing store and the increment of `arming` are both
+//!    sequentially consistent, so either the window sees `st != M` and makes no C call, or the
+//!    move sees the window's count and waits for its C call to finish, and then sees what it
+//!    did. The mark is not 0 because the item is still linked on `M`: with 0, another list
+//!    could claim `st` and link the item there too (found by the KUnit case
+//!    `registry_churn_across_two_owned_queues`: both lists corrupted, a timer left armed on a
+//!    queue being destroyed).
 //! 4. Hence the invariant the queue's drop relies on: **an item pending and aimed at an owned
 //!    queue is registered on its list**, or a call that borrows that queue (so the queue cannot
 //!    be dropped) is about to register it there (the end of a move by `mod_delayed`).
@@ -167,6 +171,12 @@ impl Head {
         Some(node)
     }
 }
+
+/// The mark of `st` while a move closes an item's registration (rule 3): the list's address
+/// with its lowest bit set (a list is at least 2-aligned: it starts with a `raw_spinlock_t`).
+pub(crate) const CLOSING: usize = 1;
+
+const _: () = assert!(core::mem::align_of::<ArmedList>() > CLOSING);
 
 /// The armed list of one owned queue.
 ///
@@ -411,12 +421,18 @@ impl RawDelayed {
         }
     }
 
-    /// Closes the item's registration on `other` for a move (rule 3): `st` becomes 0, then
-    /// every window that saw `other` has finished. The caller holds `other`'s lock and `st`
-    /// names it; it then unlinks the item or puts `st` back with [`RawDelayed::reopen`].
-    fn close(&self) {
+    /// Closes the item's registration on `other` for a move (rule 3): `st` becomes `other`'s
+    /// address marked [`CLOSING`], then every window that saw `other` has finished. The caller
+    /// holds `other`'s lock and `st` names it; it then unlinks the item and clears `st`
+    /// ([`RawDelayed::leave`]), or puts `st` back ([`RawDelayed::reopen`]).
+    ///
+    /// Not 0: the item is still linked on `other`, and 0 would let another list claim `st`
+    /// and link it there too (both lists corrupted). A window compares `st` with its list's
+    /// address, so the mark fails it as 0 would; a claim (`0 -> list`) fails on it; and a
+    /// locker through `st` waits for `other`'s lock and then finds `st` changed.
+    fn close(&self, other: &ArmedList) {
         // Sequentially consistent: see `window`.
-        self.st.store(0, SeqCst);
+        self.st.store(other.id() | CLOSING, SeqCst);
         self.wait_no_window();
     }
 
@@ -424,6 +440,19 @@ impl RawDelayed {
     /// still holds.
     fn reopen(&self, other: &ArmedList) {
         self.st.store(other.id(), Release);
+    }
+
+    /// Ends a move off the list whose lock the caller holds, after [`RawDelayed::close`]: the
+    /// item is unlinked, then `st` cleared (only now may another list claim it).
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the lock of the list `h` is the head of, and closed the item's
+    /// registration on it.
+    unsafe fn leave(&self, h: &mut Head) {
+        // SAFETY: The item is on that list (closed, not unlinked), whose lock the caller holds.
+        unsafe { h.remove(self) };
+        self.clear_st();
     }
 
     /// Runs `f` with the lock of the list the item is registered on held, after checking that
@@ -484,14 +513,13 @@ impl RawDelayed {
                     // Registered here meanwhile.
                     return Ok(());
                 }
-                self.close();
+                self.close(other);
                 if self.is_current_on(other) {
                     self.reopen(other);
                     return Err(Busy);
                 }
-                // SAFETY: We hold the lock of the list `st` named: the item is on it. `st` is
-                // 0 now, as an unlinked item's is.
-                unsafe { h.remove(self) };
+                // SAFETY: We hold `other`'s lock and closed the registration on it.
+                unsafe { self.leave(h) };
                 Ok(())
             });
             if let Some(Err(busy)) = moved {
@@ -515,11 +543,11 @@ impl RawDelayed {
             if other.id() == list.id() {
                 return None;
             }
-            self.close();
+            self.close(other);
             let (r, left) = f(irqs);
             if left {
-                // SAFETY: We hold the lock of the list `st` named: the item is on it.
-                unsafe { h.remove(self) };
+                // SAFETY: We hold `other`'s lock and closed the registration on it.
+                unsafe { self.leave(h) };
             } else {
                 self.reopen(other);
             }

@@ -97,10 +97,11 @@ notrace void rust_wq_raw_spin_unlock_irqrestore(raw_spinlock_t *lock, unsigned l
 /*
  * The lock of the armed list that an item's word `st` names (armed.rs): with interrupts saved
  * in *flags, reads *st, locks the raw spinlock at that address (an armed list starts with its
- * lock), and re-reads *st under it until the two agree. Returns the lock, held, or NULL (with
- * interrupts restored) when *st is 0. Interrupts stay off from before the first read, an RCU
- * read-side section, and a list is freed only after a grace period once no item names it: the
- * lock is memory until it is taken and the re-read tells whether it is still the item's list.
+ * lock; bit 0, CLOSING, marks a move in progress, whose mover holds that lock), and re-reads
+ * *st under it until the two agree. Returns the lock, held, or NULL (with interrupts restored)
+ * when *st is 0. Interrupts stay off from before the first read, an RCU read-side section, and
+ * a list is freed only after a grace period once no item names it: the lock is memory until it
+ * is taken and the re-read tells whether it is still the item's list.
  * Released with rust_wq_unlock_st().
  */
 notrace raw_spinlock_t *rust_wq_lock_st(unsigned long *st, unsigned long *flags)
@@ -109,7 +110,7 @@ notrace raw_spinlock_t *rust_wq_lock_st(unsigned long *st, unsigned long *flags)
 
 	local_irq_save(f);
 	for (;;) {
-		raw_spinlock_t *l = (raw_spinlock_t *)smp_load_acquire(st);
+		raw_spinlock_t *l = (raw_spinlock_t *)(smp_load_acquire(st) & ~1UL);
 
 		if (!l) {
 			local_irq_restore(f);

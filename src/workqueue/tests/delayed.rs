@@ -307,6 +307,98 @@ mod tests {
         Ok(())
     }
 
+    /// A small xorshift generator for the churn below.
+    fn next(x: &mut u64) -> u64 {
+        *x ^= *x << 13;
+        *x ^= *x >> 7;
+        *x ^= *x << 17;
+        *x
+    }
+
+    #[test]
+    fn registry_churn_across_two_owned_queues() -> Result {
+        static DROPS: AtomicU32 = AtomicU32::new(0);
+        static MADE: AtomicU32 = AtomicU32::new(0);
+        const SHARED: usize = 8;
+        const OPS: u32 = 12_000;
+        let qs = Arc::new([owned("churn1")?, owned("churn2")?], GFP_KERNEL)?;
+        let mut shared = KVec::with_capacity(SHARED, GFP_KERNEL)?;
+        for _ in 0..SHARED {
+            shared.push(d(Some(&DROPS))?, GFP_KERNEL)?;
+            MADE.fetch_add(1, SeqCst);
+        }
+        let shared = Arc::new(shared, GFP_KERNEL)?;
+        let mut threads = KVec::new();
+        let mut dones = KVec::new();
+        for c in 0..3 {
+            let Ok(cpu) = cpu::online_cpu(c) else {
+                continue;
+            };
+            let (qs, shared) = (qs.clone(), shared.clone());
+            let done = Arc::new(AtomicBool::new(false), GFP_KERNEL)?;
+            let dn = done.clone();
+            // Each thread moves the shared items between the two queues (arms refused while
+            // pending elsewhere, re-timings that move them, cancels), and churns items of its
+            // own: armed with no delay or a short one and given to the queue (a worker frees
+            // them during or after the window), or cancelled and dropped while registered.
+            threads.push(
+                KThread::spawn_on(cpu, c"rust_wq_churn", move |stop| {
+                    let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ (u64::from(c) + 1);
+                    for _ in 0..OPS {
+                        let r = next(&mut x);
+                        let q = &qs[(r & 1) as usize];
+                        let it = &shared[((r >> 1) % SHARED as u64) as usize];
+                        let delay = Delay::from_jiffies(((r >> 8) % 3) as kernel::time::Jiffies);
+                        match (r >> 4) % 6 {
+                            0 | 1 => drop(q.enqueue_delayed(it.clone(), delay)),
+                            2 => drop(q.mod_delayed(it, delay)),
+                            3 => drop(it.w.cancel()),
+                            4 => {
+                                if let Ok(own) = d(Some(&DROPS)) {
+                                    MADE.fetch_add(1, SeqCst);
+                                    // The queue may hold the last reference.
+                                    drop(q.enqueue_delayed(own, delay));
+                                }
+                            }
+                            _ => {
+                                if let Ok(own) = d(Some(&DROPS)) {
+                                    MADE.fetch_add(1, SeqCst);
+                                    let long = Delay::from_jiffies(1000);
+                                    if q.enqueue_delayed(own.clone(), long).is_ok() {
+                                        drop(own.w.cancel());
+                                    }
+                                    // Dropped idle and registered.
+                                    drop(own);
+                                }
+                            }
+                        }
+                        if stop.should_stop() {
+                            break;
+                        }
+                    }
+                    dn.store(true, SeqCst);
+                    while !stop.should_stop() {
+                        crate::kthread::yield_cpu();
+                    }
+                })?,
+                GFP_KERNEL,
+            )?;
+            dones.push(done, GFP_KERNEL)?;
+        }
+        for done in dones.iter() {
+            assert!(wait_until(60_000, || done.load(SeqCst)));
+        }
+        drop(threads);
+        for q in qs.iter() {
+            assert!(q.armed_check().is_some());
+        }
+        // Every queue's drop cancels what is still armed on it; then every item is freed once.
+        drop(qs);
+        drop(shared);
+        assert!(wait_until(5000, || DROPS.load(SeqCst) == MADE.load(SeqCst)));
+        Ok(())
+    }
+
     /// An item that owns the queue it is armed on.
     #[pin_data]
     struct SelfOwned {
