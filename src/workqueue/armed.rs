@@ -174,7 +174,7 @@ impl Head {
 
 /// The mark of `st` while a move closes an item's registration (rule 3): the list's address
 /// with its lowest bit set (a list is at least 2-aligned: it starts with a `raw_spinlock_t`).
-pub(crate) const CLOSING: usize = 1;
+const CLOSING: usize = 1;
 
 const _: () = assert!(core::mem::align_of::<ArmedList>() > CLOSING);
 
@@ -206,22 +206,10 @@ impl ArmedList {
         })
     }
 
-    /// The queue whose timers this list tracks.
-    #[inline]
-    pub(crate) fn wq(&self) -> *mut bindings::workqueue_struct {
-        self.wq
-    }
-
     /// The value an item's `st` has while it is registered here.
     #[inline]
-    pub(crate) fn id(&self) -> usize {
+    fn id(&self) -> usize {
         ptr::from_ref(self) as usize
-    }
-
-    /// The list's lock, for the protocol in `delayed.rs`.
-    #[inline]
-    pub(crate) fn head(&self) -> &IrqSpinLock<Head> {
-        &self.head
     }
 
     /// Empties the list. For each item, `f` is called with the list lock held, after the item is
@@ -361,20 +349,20 @@ impl RawDelayed {
     /// Whether the item is pending and aimed at `list`'s queue (its registration there is
     /// needed: module docs, rule 4).
     #[inline]
-    pub(super) fn is_current_on(&self, list: &ArmedList) -> bool {
-        self.is_pending() && self.aimed_at() == list.wq()
+    fn is_current_on(&self, list: &ArmedList) -> bool {
+        self.is_pending() && self.aimed_at() == list.wq
     }
 
     /// The list `st` names (null if none): for checks only.
     #[cfg(CONFIG_KUNIT)]
-    pub(crate) fn st_list(&self) -> *const ArmedList {
+    fn st_list(&self) -> *const ArmedList {
         self.st.load(Acquire) as *const ArmedList
     }
 
     /// Clears `st`: the caller holds the lock of the list it names and has just unlinked the
     /// item (or did not link it).
     #[inline]
-    pub(crate) fn clear_st(&self) {
+    fn clear_st(&self) {
         self.st.store(0, Release);
     }
 
@@ -457,10 +445,7 @@ impl RawDelayed {
 
     /// Runs `f` with the lock of the list the item is registered on held, after checking that
     /// `st` still names it. `None` if the item is registered on no list.
-    pub(super) fn with_link<R>(
-        &self,
-        f: impl FnOnce(&ArmedList, &mut Head, &IrqsOff) -> R,
-    ) -> Option<R> {
+    fn with_link<R>(&self, f: impl FnOnce(&ArmedList, &mut Head, &IrqsOff) -> R) -> Option<R> {
         let mut flags = 0;
         // SAFETY: `st` is this item's word: 0 or the address of an armed list, whose lock is at
         // its start (`ArmedList` invariant).
@@ -474,7 +459,7 @@ impl RawDelayed {
         let list = unsafe { &*lock.cast::<ArmedList>() };
         // SAFETY: We hold the list's lock (so nobody else uses its head) and make no other
         // reference to the head.
-        let h = unsafe { &mut *list.head().data_ptr() };
+        let h = unsafe { &mut *list.head.data_ptr() };
         // SAFETY: We hold the lock, taken with interrupts saved.
         let r = f(list, h, unsafe { IrqSpinLock::<Head>::irqs_off_token() });
         // SAFETY: Taken above with these flags.
@@ -494,7 +479,7 @@ impl RawDelayed {
                 return Ok(());
             }
             if cur == 0 {
-                let done = list.head().with(|h, _| {
+                let done = list.head.with(|h, _| {
                     if !self.claim_st(list) {
                         return false;
                     }
