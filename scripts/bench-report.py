@@ -44,8 +44,9 @@ OPS = [
      "armed list: no lock; the first arm of an item takes the list lock once to register it)"),
     ("delayed", "percpu", "KBox", "as above, Pin<KBox>"),
     ("mod-delayed", "system-percpu", "Arc",
-     "interrupts off, the gate's reader add/sub and a depth load; an Arc clone and drop (the pointer an idle "
-     "item would need: two calls to the kernel's out-of-line refcount helpers)"),
+     "interrupts off (two helper calls) and the gate's reader add/sub (one atomic add enters and checks that no "
+     "disable is held or changing); the caller hands its pointer in and gets it back if the item was pending: no "
+     "reference count is touched"),
     ("mod-delayed", "percpu", "Arc", "the same inside the window (the arming count up and down, a load of st)"),
     ("cancel-idle", "percpu", "Arc", "a branch on cancel_delayed_work's result"),
     ("cancel-armed", "system-percpu", "Arc", "a branch on the result"),

@@ -539,10 +539,10 @@ fn end_checks<T: Tracked>(s: &Shared, it: &T, busy: bool, kind: &str) {
             ),
         );
     }
-    // Pointers the layer dropped itself: `mod_delayed`'s spare one when the item was pending,
-    // and those an owned queue's drop cancelled. The rest of the drops are the torturer's.
-    let internal = ld(&a.decs) as i64 - ld(&a.own_puts) as i64;
-    let released = internal - ld(&a.mod_pending) as i64;
+    // Pointers the layer dropped itself: those an owned queue's drop cancelled (`mod_delayed`
+    // hands the torturer's pointer back when the item was pending). The rest of the drops are
+    // the torturer's.
+    let released = ld(&a.decs) as i64 - ld(&a.own_puts) as i64;
     let enq = ld(&a.enq_ok) as i64;
     let back = ld(&a.ran) as i64 + ld(&a.got_back) as i64 + released;
     if released < 0 || enq != back {

@@ -104,6 +104,7 @@ mod work;
 #[path = "workqueue/tests.rs"]
 pub(crate) mod tests;
 
+pub(crate) use arm::Retimed;
 pub(crate) use bh::BhWorkItem;
 pub(crate) use builder::MAX_ACTIVE;
 #[cfg_attr(

@@ -321,10 +321,12 @@ mod tests {
         let r = run_in_hardirq(|| {
             [
                 // Pending: only the timer moves.
-                q.mod_delayed(&a, short),
+                q.mod_delayed_cloned(&a, short),
                 // Idle: queued with a clone made in the handler (no allocation).
-                system_dfl().mod_delayed(&b, short),
-                pq.mod_delayed_on(cpu0, &c, short),
+                system_dfl().mod_delayed_cloned(&b, short),
+                pq.mod_delayed_on(cpu0, c.clone(), short)
+                    .map(|r| r.was_pending())
+                    .map_err(|e| e.to_errno()),
             ]
         })?;
         assert_eq!(r, [Ok(true), Ok(false), Ok(false)]);
@@ -334,7 +336,10 @@ mod tests {
         assert_eq!(c.seen.cpu.load(SeqCst), 0);
         // A disabled item: `EPERM` from the handler, nothing changed.
         assert!(a.w.disable().is_none());
-        assert_eq!(run_in_hardirq(|| q.mod_delayed(&a, short))?, Err(EPERM));
+        assert_eq!(
+            run_in_hardirq(|| q.mod_delayed_cloned(&a, short))?,
+            Err(EPERM)
+        );
         assert!(!a.w.is_pending());
         assert!(a.w.enable());
         Ok(())
@@ -454,7 +459,7 @@ mod tests {
                 q.enqueue(a.clone()).is_ok(),
                 q.enqueue_delayed(b.clone(), short).is_ok(),
                 system_dfl().enqueue_delayed(c.clone(), long).is_ok(),
-                q.mod_delayed(&c, short) == Ok(true),
+                q.mod_delayed_cloned(&c, short) == Ok(true),
             ]
         })?;
         assert_eq!(r, [true; 4]);

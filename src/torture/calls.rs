@@ -24,7 +24,8 @@ use super::plan::{
 use crate::workqueue::{
     cpu,
     system_dfl,
-    Delay, //
+    Delay,
+    Retimed, //
 };
 use core::sync::atomic::Ordering::SeqCst;
 use kernel::{
@@ -98,16 +99,22 @@ impl Shared {
         if d.is_system() {
             let mut s = a.stamp.lock();
             if modify {
-                if let Ok(moved) = system_dfl().mod_delayed(&ptr, delay) {
-                    *s = 0;
-                    if moved {
-                        a.mod_pending.fetch_add(1, SeqCst);
-                    } else {
+                match system_dfl().mod_delayed(ptr, delay) {
+                    Ok(Retimed::Queued) => {
+                        *s = 0;
                         queued = true;
                     }
+                    Ok(Retimed::Pending(p)) => {
+                        // Only the timer moved: the torturer's pointer comes back.
+                        *s = 0;
+                        drop(s);
+                        put(p);
+                    }
+                    Err(e) => {
+                        drop(s);
+                        put(e.into_inner());
+                    }
                 }
-                drop(s);
-                put(ptr);
             } else {
                 match system_dfl().enqueue_delayed(ptr, delay) {
                     Ok(()) => {
@@ -131,15 +138,18 @@ impl Shared {
                     return;
                 };
                 if modify {
-                    if let Ok(moved) = q.q.mod_delayed(&p, delay) {
-                        *s = q.gen;
-                        if moved {
-                            a.mod_pending.fetch_add(1, SeqCst);
-                        } else {
+                    match q.q.mod_delayed(p, delay) {
+                        Ok(Retimed::Queued) => {
+                            *s = q.gen;
                             queued = true;
                         }
+                        Ok(Retimed::Pending(p)) => {
+                            // Only the timer moved: the torturer's pointer comes back.
+                            *s = q.gen;
+                            ptr = Some(p);
+                        }
+                        Err(e) => ptr = Some(e.into_inner()),
                     }
-                    ptr = Some(p);
                 } else {
                     match q.q.enqueue_delayed(p, delay) {
                         Ok(()) => {

@@ -62,7 +62,7 @@ pub(super) static SELF_REQUEUE: AtomicBool = AtomicBool::new(false);
 pub(super) struct Acct {
     /// References: the pool's base reference (1) plus every `ARef` alive.
     pub(super) refs: AtomicI64,
-    /// `inc_ref` calls (the torturer's clones and the layer's own, in `mod_delayed`).
+    /// `inc_ref` calls (the torturer's clones).
     pub(super) incs: AtomicU64,
     /// `dec_ref` calls.
     pub(super) decs: AtomicU64,
@@ -74,9 +74,6 @@ pub(super) struct Acct {
     pub(super) underflows: AtomicU64,
     /// Successful enqueues: each one handed a pointer to a queue.
     pub(super) enq_ok: AtomicU64,
-    /// `mod_delayed` that found the item pending (`Ok(true)`): only the timer moved, and the
-    /// layer dropped the extra pointer it had made.
-    pub(super) mod_pending: AtomicU64,
     /// Runs (each one gets the pointer a queue held).
     pub(super) ran: AtomicU64,
     /// Pointers handed back by `cancel*`/`disable*` (`Some`).
@@ -115,7 +112,6 @@ impl Acct {
             own_puts: AtomicU64::new(0),
             underflows: AtomicU64::new(0),
             enq_ok: AtomicU64::new(0),
-            mod_pending: AtomicU64::new(0),
             ran: AtomicU64::new(0),
             got_back: AtomicU64::new(0),
             ext_begin: AtomicU64::new(0),

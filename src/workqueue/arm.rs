@@ -70,13 +70,32 @@ enum Armed {
     Offline,
 }
 
-/// What one attempt at re-timing did, and the pointer made for C if the item was idle.
+/// What one attempt at re-timing did.
+#[derive(Clone, Copy)]
 enum Modded {
-    /// C re-timed it: `true` if it was pending (the pointer made for it is given back after
-    /// the list lock is dropped), `false` if it was idle and is now queued (C took the pointer).
-    Done(bool, *mut ()),
-    /// Refused; nothing changed.
-    Error(Error),
+    /// C re-timed it: `true` if it was pending (C kept the pointer it already had), `false` if
+    /// it was idle and is now queued (C took ours).
+    Was(bool),
+    /// Disabled, or a disable in progress: nothing changed (`EPERM`).
+    Disabled,
+    /// The CPU asked for is offline: nothing changed (`ENODEV`).
+    Offline,
+}
+
+/// What [`DelayedWork::modify`] did with the pointer it was handed.
+pub(crate) enum Retimed<P> {
+    /// The item was idle and is now queued: the queue holds the pointer.
+    Queued,
+    /// The item was pending: only its timer changed. The queue already held a pointer to it, so
+    /// the one handed in comes back.
+    Pending(P),
+}
+
+impl<P> Retimed<P> {
+    /// Whether the item was pending (C's return value).
+    pub(crate) fn was_pending(&self) -> bool {
+        matches!(self, Self::Pending(_))
+    }
 }
 
 /// The C CPU number for `target`, if that CPU is online: `None` if it is not. Call with
@@ -214,109 +233,106 @@ where
         }
     }
 
-    /// The C re-timing of `raw`, as a reader of its gate (`depth.rs`): refused with `EPERM`
-    /// while the callers hold a disable or a writer is changing C's count, `ENODEV` for an
-    /// offline CPU. `clone` makes the pointer C keeps if the item was idle; it is called at
-    /// most once, and only on the way to C.
+    /// The C re-timing of `raw`, as a reader of its gate (`depth.rs`): refused while a caller
+    /// holds a disable or a writer is changing C's count, or if the CPU is offline.
+    /// C takes the pointer handed in only on `Was(false)`.
+    #[inline(always)]
     fn mod_raw(
         raw: &RawDelayed,
         irqs: &IrqsOff,
-        clone: &mut Option<impl FnOnce() -> T::Pointer>,
         target: &Target<'_>,
         j: kernel::time::Jiffies,
     ) -> Modded {
+        // The gate also keeps a reader out while a caller holds a disable.
         if !raw.gate().read_begin(irqs) {
-            return Modded::Error(EPERM);
+            return Modded::Disabled;
         }
-        let r = if raw.depth.held() {
-            Modded::Error(EPERM)
-        } else if let Some(cpu) = cpu_of(target) {
-            match clone.take() {
-                Some(clone) => {
-                    // If the item is idle, C queues it and keeps this pointer.
-                    let extra = clone().into_raw();
-                    // SAFETY: As in `arm`; no disable is held or can start before `read_end`
-                    // (the gate), so C queues an idle item: `false` means C took `extra`.
-                    let was =
-                        unsafe { bindings::mod_delayed_work_on(cpu, target.wq, raw.dwork(), j) };
-                    Modded::Done(was, extra.cast())
-                }
-                // Not reached: each attempt that gets here returns.
-                None => Modded::Error(EINVAL),
-            }
+        let r = if let Some(cpu) = cpu_of(target) {
+            // SAFETY: As in `arm`. No disable is held or can start before `read_end` (the
+            // gate), so C queues an idle item: `false` means C took the pointer.
+            Modded::Was(unsafe { bindings::mod_delayed_work_on(cpu, target.wq, raw.dwork(), j) })
         } else {
-            Modded::Error(ENODEV)
+            Modded::Offline
         };
         raw.gate().read_end();
         r
     }
 
-    /// Gives back the pointer `mod_raw` made, if C did not take it.
-    fn finish_mod(r: Modded) -> Result<bool> {
-        match r {
-            Modded::Done(true, extra) => {
-                // SAFETY: `extra` came from `into_raw` in `mod_raw` and C did not take it (the
-                // item was pending). No lock is held: dropping it may free the item's data.
-                drop(unsafe { T::Pointer::from_raw(extra.cast()) });
-                Ok(true)
-            }
-            Modded::Done(false, _) => Ok(false),
-            Modded::Error(e) => Err(e),
-        }
-    }
-
-    /// Changes the delay of `item`, queueing it if idle (C's `mod_delayed_work_on()`).
+    /// Changes the delay of the item `p` points at, queueing it with `p` if idle (C's
+    /// `mod_delayed_work_on()`).
     ///
-    /// Returns `Ok(true)` if it was pending (only the timer changed), `Ok(false)` if it was idle
-    /// and is now queued (with a new pointer made from `item`), and an error, with nothing
-    /// changed, if it is disabled or the CPU is offline.
+    /// [`Retimed::Queued`] if it was idle (the queue took `p`), [`Retimed::Pending`] with `p`
+    /// if it was pending (only the timer changed), and an error with `p`, nothing changed, if
+    /// it is disabled ([`EnqueueError::Disabled`]) or the CPU is offline.
     ///
     /// # Safety
     ///
     /// As for [`DelayedWork::arm`].
-    #[inline]
+    #[inline(always)]
     pub(crate) unsafe fn modify(
-        item: &T,
-        clone: impl FnOnce() -> T::Pointer,
+        p: T::Pointer,
         target: Target<'_>,
         delay: Delay,
-    ) -> Result<bool> {
-        let raw = &Self::of(item).raw;
+    ) -> Result<Retimed<T::Pointer>, ArmError<T::Pointer>> {
+        let item = p.into_raw();
+        // SAFETY: `item` is alive: we own its pointer until the queue takes it or we give it back.
+        let raw = &Self::of(unsafe { &*item }).raw;
         let j = delay.jiffies();
-        let mut clone = Some(clone);
-        let Some(list) = target.list else {
+        let r = match target.list {
             // The item now aims at a queue that lives forever; a registration on an owned
             // queue's list stays, unneeded until the item is armed there again.
-            let r = irqs_off(|irqs| Self::mod_raw(raw, irqs, &mut clone, &target, j));
-            return Self::finish_mod(r);
+            None => irqs_off(|irqs| Self::mod_raw(raw, irqs, &target, j)),
+            Some(list) => match irqs_off(|irqs| {
+                raw.window(list, irqs, |irqs| Self::mod_raw(raw, irqs, &target, j))
+            }) {
+                Ok(r) => r,
+                Err(_) => Self::modify_slow(raw, list, &target, j),
+            },
         };
+        // SAFETY: C took the pointer only on `Was(false)`; otherwise it is still ours, given
+        // back once (each arm returns).
+        let back = || unsafe { T::Pointer::from_raw(item) };
+        match r {
+            Modded::Was(false) => Ok(Retimed::Queued),
+            Modded::Was(true) => Ok(Retimed::Pending(back())),
+            Modded::Disabled => Err(ArmError::Refused(EnqueueError::Disabled(back()))),
+            Modded::Offline => Err(ArmError::Offline(back())),
+        }
+    }
+
+    /// [`DelayedWork::modify`] on an owned queue when the window found the item not registered
+    /// on `list`: register it and retry, or move it off the list it is pending on.
+    #[cold]
+    #[inline(never)]
+    fn modify_slow(
+        raw: &RawDelayed,
+        list: &ArmedList,
+        target: &Target<'_>,
+        j: kernel::time::Jiffies,
+    ) -> Modded {
         loop {
-            let r = irqs_off(|irqs| {
-                raw.window(list, irqs, |irqs| {
-                    Self::mod_raw(raw, irqs, &mut clone, &target, j)
-                })
-            });
-            if let Ok(r) = r {
-                return Self::finish_mod(r);
-            }
             if raw.register(list).is_ok() {
+                if let Ok(r) = irqs_off(|irqs| {
+                    raw.window(list, irqs, |irqs| Self::mod_raw(raw, irqs, target, j))
+                }) {
+                    return r;
+                }
                 continue;
             }
             // Pending on another owned queue: re-time it under that queue's list lock, so that
             // its drop cannot find it aimed there and unregistered, and register it here
-            // afterwards (our queue cannot be dropped meanwhile: `target` borrows it; `item`
-            // keeps the item alive). If someone registered it elsewhere in between, they armed
-            // it there: it is not aimed here any more.
+            // afterwards (our queue cannot be dropped meanwhile: `target` borrows it; the
+            // caller's pointer keeps the item alive). If someone registered it elsewhere in
+            // between, they armed it there: it is not aimed here any more.
             let moved = raw.move_with(list, |irqs| {
-                let r = Self::mod_raw(raw, irqs, &mut clone, &target, j);
-                let left = matches!(r, Modded::Done(..));
-                (r, left)
+                let r = Self::mod_raw(raw, irqs, target, j);
+                (r, matches!(r, Modded::Was(_)))
             });
             if let Some(r) = moved {
-                if matches!(r, Modded::Done(..)) {
+                if matches!(r, Modded::Was(_)) {
                     let _ = raw.register(list);
                 }
-                return Self::finish_mod(r);
+                return r;
             }
             // Registered here, or nowhere, meanwhile: try again.
         }

@@ -12,7 +12,8 @@
 //! - `depth`, the disables the layer's callers hold (`depth.rs`): an enable undoes only a
 //!   caller's disable, never the one a `cancel_sync()` holds while it waits, and C never warns;
 //! - `gate`, which keeps the C disable count still while `mod_delayed` decides whether C took
-//!   the pointer it was handed (`depth.rs`).
+//!   the pointer it was handed, and says in the same word whether a caller holds a disable
+//!   (`depth.rs`).
 //!
 //! C serialises every change of the item's state itself, through its `PENDING` bit: a queueing,
 //! a cancel and a re-timing each own the item for their length. So the layer takes no lock of
@@ -30,7 +31,7 @@
 //! | operation | system queue | owned queue |
 //! |---|---|---|
 //! | `enqueue_delayed` | nothing (a refusal reads the depth to say why) | the window: interrupts off, `arming` up and down, a load of `st` (registered first if need be) |
-//! | `mod_delayed` | interrupts off, the gate, a pointer clone (dropped if it was pending) | the same inside the window |
+//! | `mod_delayed` | interrupts off, the gate's reader add/sub (the caller's pointer goes to C, or back to the caller if it was pending) | the same inside the window |
 //! | `cancel`, `disable` | a branch on C's answer (`disable`: the depth count too) | the same |
 //! | `cancel_sync` | the gate's writer add/sub | the same |
 //! | `enable` | the gate's writer add/sub, one atomic subtract | the same |
@@ -43,8 +44,9 @@
 //!   it was handed) only if it was idle, and every pending period ends exactly once: the work
 //!   function receives the pointer, or exactly one cancel, disable or re-timing grabs the
 //!   pending item and says so. The layer turns each such `true` into the pointer once.
-//!   `mod_delayed` hands C a pointer that C keeps only if the item was idle and not disabled;
-//!   the gate (`depth.rs`) makes "not disabled" hold from the check to the C call.
+//!   `mod_delayed` hands C the caller's pointer, which C keeps only if the item was idle and
+//!   not disabled; the gate (`depth.rs`) makes "not disabled" hold from the check to the C
+//!   call, and the pointer goes back to the caller if the item was pending.
 //! - **An owned queue's drop cancels exactly the items whose timers aim at it, and no timer
 //!   fires into a freed queue.** An arm on an owned queue makes its C call only inside a window
 //!   that saw the item registered on the queue's list, and a move off a list waits for every
@@ -189,7 +191,8 @@ pub(crate) use new_delayed_work;
 /// - `arming` is the number of arms inside their window (`armed.rs`, rule 2); the value is
 ///   not dropped while it is non-zero, nor while it is registered.
 /// - `depth` counts the disables the layer's callers hold (`depth.rs`); every C call that
-///   changes C's disable count is made inside a writer section of `gate`.
+///   changes C's disable count, and every change of `depth`, is made inside a writer section
+///   of `gate`, whose high half also holds one unit per disable counted in `depth` (`Gate`).
 #[repr(C)]
 #[pin_data(PinnedDrop)]
 pub(crate) struct RawDelayed {
@@ -291,7 +294,7 @@ impl RawDelayed {
     /// refused now is one refused because the item is disabled.
     #[inline]
     pub(super) fn disabled_or_changing(&self) -> bool {
-        self.depth.held() || self.gate.writers()
+        self.gate.closed()
     }
 }
 
@@ -449,13 +452,16 @@ where
         gate.write_begin();
         // SAFETY: `dwork` is initialised; does not sleep.
         let was_pending = unsafe { bindings::disable_delayed_work(self.raw.dwork()) };
-        if !self.raw.depth.count() {
+        if self.raw.depth.count() {
+            // The unit stays while the disable is held (`Gate`).
+            gate.write_end_hold();
+        } else {
             // Past the cap: undo C's disable (the callers' disables keep the item disabled).
             // SAFETY: `dwork` is initialised; C's count is at least ours plus the disable just
             // made (`depth.rs`); does not sleep.
             unsafe { bindings::enable_delayed_work(self.raw.dwork()) };
+            gate.write_end();
         }
-        gate.write_end();
         // SAFETY: Disabling took the pending item off its queue.
         was_pending.then(|| unsafe { self.take_back() })
     }
@@ -467,16 +473,19 @@ where
     pub(crate) fn enable(&self) -> bool {
         let gate = self.raw.gate();
         gate.write_begin();
-        let r = if self.raw.depth.take() {
+        if self.raw.depth.take() {
             // SAFETY: `dwork` is initialised, and C's count is at least ours was (positive,
             // `depth.rs`); does not sleep.
-            unsafe { bindings::enable_delayed_work(self.raw.dwork()) }
+            let r = unsafe { bindings::enable_delayed_work(self.raw.dwork()) };
+            // Our unit and the one the undone disable kept (`Gate`).
+            gate.write_end_release();
+            r
         } else {
             // SAFETY: `work()` is an initialised `work_struct` inside `self`.
-            !unsafe { raw::is_disabled(self.raw.work()) }
-        };
-        gate.write_end();
-        r
+            let r = !unsafe { raw::is_disabled(self.raw.work()) };
+            gate.write_end();
+            r
+        }
     }
 
     /// Returns the caller's disable depth (a waiting `cancel_sync()`'s disable is not counted).
@@ -513,12 +522,15 @@ where
         // SAFETY: `dwork` is initialised; we may sleep (C checks). It waits with cancel
         // semantics, as in `cancel_sync`.
         let was_pending = unsafe { bindings::disable_delayed_work_sync(self.raw.dwork()) };
-        if !self.raw.depth.count() {
+        if self.raw.depth.count() {
+            // The unit stays while the disable is held, as in `disable`.
+            gate.write_end_hold();
+        } else {
             // Past the cap: undo C's disable, as in `disable`.
             // SAFETY: As there.
             unsafe { bindings::enable_delayed_work(self.raw.dwork()) };
+            gate.write_end();
         }
-        gate.write_end();
         // SAFETY: The cancel succeeded.
         was_pending.then(|| unsafe { self.take_back() })
     }

@@ -97,12 +97,6 @@ impl Depth {
         false
     }
 
-    /// Whether the callers hold a disable (a snapshot).
-    #[inline]
-    pub(crate) fn held(&self) -> bool {
-        self.0.load(Acquire) > -CAP
-    }
-
     /// The callers' depth (a snapshot).
     #[inline]
     pub(crate) fn get(&self) -> u32 {
@@ -110,25 +104,39 @@ impl Depth {
     }
 }
 
-/// Keeps a delayed item's C disable count still for a short section.
+/// Keeps a delayed item's C disable count still for a short section, and says whether it is
+/// zero.
 ///
 /// `mod_delayed_work_on()` returns whether the item *was pending*, not whether it queued it:
 /// on an idle item it queues it unless C's disable count is non-zero. The layer hands C a
 /// pointer for that case beforehand, so it must know which case happened, and C does not say.
-/// So `mod_delayed` is a *reader*: it checks that no disable is held or in progress and then
-/// calls C, and no *writer* (a disable, an enable, a `cancel_sync` or `disable_sync`, which
+/// So `mod_delayed` is a *reader*: it checks that C's count is zero and cannot change, and
+/// then calls C; no *writer* (a disable, an enable, a `cancel_sync` or `disable_sync`, which
 /// change C's count) may change the count in between.
 ///
-/// One word: the low half counts readers inside their section, the high half writers that have
-/// announced themselves. A reader adds itself and, if a writer is announced, leaves at once
-/// (the item is disabled, or about to be, or a `cancel_sync()` is waiting: `EPERM`, as the
-/// item lock gave before). A writer announces itself and waits until no reader is inside, then
-/// changes C's count, then leaves. One atomic add orders each against the other, so either the
-/// reader sees the writer, or the writer waits for the reader.
+/// One word: the low half counts readers inside their section; the high half counts *units*:
+/// one per writer inside its section, and one per disable the layer's callers hold (a disable
+/// that counted in [`Depth`] keeps its writer's unit when it leaves, [`Gate::write_end_hold`],
+/// and the enable that takes that count back drops it, [`Gate::write_end_release`]). So the
+/// high half is zero exactly when no caller holds a disable and no writer is changing C's
+/// count, which is when C's count is zero (`Depth`'s invariant: C's count is the callers'
+/// disables plus what writers in their sections hold).
+///
+/// A reader adds itself and, if the high half is not zero, leaves at once (the item is
+/// disabled, or about to be, or a `cancel_sync()` is waiting: `EPERM`); one atomic add both
+/// enters and checks. A writer adds its unit and waits until no reader is inside, then changes
+/// C's count, then leaves. One atomic add orders each against the other, so either the reader
+/// sees the writer, or the writer waits for the reader.
 ///
 /// Readers run with interrupts off and wait for nothing, so a writer's wait is short and
 /// cannot deadlock, whatever context it runs in (a writer in an interrupt handler cannot have
 /// interrupted a reader on its own CPU).
+///
+/// # Invariants
+///
+/// The high half is the number of writers inside their sections plus the disables counted in
+/// the item's [`Depth`] whose enables have not released their unit; the low half is the number
+/// of readers inside their sections.
 pub(crate) struct Gate(AtomicU64);
 
 const READER: u64 = 1;
@@ -141,8 +149,9 @@ impl Gate {
         Self(AtomicU64::new(0))
     }
 
-    /// Enters as a reader; `false` (and not entered) if a writer is announced. Interrupts must
-    /// be off until [`Gate::read_end`] (the token proves it).
+    /// Enters as a reader; `false` (and not entered) if a writer is inside or a caller holds a
+    /// disable: C's count may be non-zero. Interrupts must be off until [`Gate::read_end`] (the
+    /// token proves it).
     #[inline]
     pub(crate) fn read_begin(&self, _irqs_off: &super::raw_spinlock::IrqsOff) -> bool {
         if self.0.fetch_add(READER, AcqRel) < WRITER {
@@ -176,9 +185,24 @@ impl Gate {
         self.0.fetch_sub(WRITER, Release);
     }
 
-    /// Whether a writer is announced (a snapshot).
+    /// Ends the section of a disable that counted in [`Depth`]: its unit stays in the word,
+    /// keeping readers out, until the enable that takes the count back releases it.
     #[inline]
-    pub(crate) fn writers(&self) -> bool {
+    pub(crate) fn write_end_hold(&self) {
+        // INVARIANT: the unit now stands for the counted disable.
+    }
+
+    /// Ends the section of an enable that took a count back from [`Depth`]: its own unit and
+    /// that of the disable it undid.
+    #[inline]
+    pub(crate) fn write_end_release(&self) {
+        // INVARIANT: the count was taken back and C's enable made.
+        self.0.fetch_sub(2 * WRITER, Release);
+    }
+
+    /// Whether a writer is inside its section or a caller holds a disable (a snapshot).
+    #[inline]
+    pub(crate) fn closed(&self) -> bool {
         self.0.load(Acquire) >= WRITER
     }
 }

@@ -6,6 +6,7 @@ use super::static_work::declare_work;
 use super::{
     arm::{
         ArmError,
+        Retimed,
         Target, //
     },
     armed::{
@@ -307,33 +308,60 @@ impl Workqueue {
         unsafe { DelayedWork::<T, ID>::arm(p, self.target(Some(cpu)), delay) }
     }
 
-    /// Changes the delay of an item, moving it to this queue, queueing it if idle (C's
-    /// `mod_delayed_work()`). `Ok(true)`: it was pending; `Ok(false)`: it was idle and is now
-    /// queued; `EPERM`: it is disabled and nothing changed. Callable from any context.
+    /// Changes the delay of the item `p` points at, moving it to this queue, queueing it with
+    /// `p` if idle (C's `mod_delayed_work()`). [`Retimed::Queued`]: it was idle and is now
+    /// queued; [`Retimed::Pending`]: it was pending (`p` comes back, the queue already held a
+    /// pointer); [`EnqueueError::Disabled`] (`EPERM`): nothing changed. Callable from any
+    /// context; no reference count is touched.
     #[inline(always)]
-    pub(crate) fn mod_delayed<P, T, const ID: u64>(&self, p: &P, delay: Delay) -> Result<bool>
+    pub(crate) fn mod_delayed<P, T, const ID: u64>(
+        &self,
+        p: P,
+        delay: Delay,
+    ) -> Result<Retimed<P>, super::EnqueueError<P>>
     where
         T: DelayedWorkItem<ID, Pointer = P> + HasDelayedWork<T, ID>,
-        P: WorkPointer<T> + Clone + Deref<Target = T> + Send + 'static,
+        P: WorkPointer<T> + Send + 'static,
     {
         // SAFETY: As in `enqueue_delayed`.
-        unsafe { DelayedWork::<T, ID>::modify(p, || p.clone(), self.target(None), delay) }
+        unsafe { DelayedWork::<T, ID>::modify(p, self.target(None), delay) }.map_err(|e| match e {
+            ArmError::Refused(e) => e,
+            // No CPU was given.
+            ArmError::Offline(p) => super::EnqueueError::Disabled(p),
+        })
     }
 
-    /// As [`Workqueue::mod_delayed`], on `cpu` (`ENODEV` if offline).
+    /// As [`Workqueue::mod_delayed`], on `cpu` ([`ArmError::Offline`], `ENODEV`, if offline).
     #[cfg_attr(not(CONFIG_KUNIT), expect(dead_code, reason = "used by KUnit only"))]
     pub(crate) fn mod_delayed_on<P, T, const ID: u64>(
         &self,
         cpu: CpuId,
+        p: P,
+        delay: Delay,
+    ) -> Result<Retimed<P>, ArmError<P>>
+    where
+        T: DelayedWorkItem<ID, Pointer = P> + HasDelayedWork<T, ID>,
+        P: WorkPointer<T> + Send + 'static,
+    {
+        // SAFETY: As in `enqueue_delayed`.
+        unsafe { DelayedWork::<T, ID>::modify(p, self.target(Some(cpu)), delay) }
+    }
+
+    /// [`Workqueue::mod_delayed`] with a clone of `p`, for callers that keep theirs: `Ok(true)`
+    /// if the item was pending, `Ok(false)` if it was idle and is now queued, `EPERM` if
+    /// disabled. Takes and drops a reference besides what `mod_delayed` does.
+    pub(crate) fn mod_delayed_cloned<P, T, const ID: u64>(
+        &self,
         p: &P,
         delay: Delay,
     ) -> Result<bool>
     where
         T: DelayedWorkItem<ID, Pointer = P> + HasDelayedWork<T, ID>,
-        P: WorkPointer<T> + Clone + Deref<Target = T> + Send + 'static,
+        P: WorkPointer<T> + Clone + Send + 'static,
     {
-        // SAFETY: As in `enqueue_delayed`.
-        unsafe { DelayedWork::<T, ID>::modify(p, || p.clone(), self.target(Some(cpu)), delay) }
+        self.mod_delayed(p.clone(), delay)
+            .map(|r| r.was_pending())
+            .map_err(|e| e.to_errno())
     }
 
     /// How many items registered on this queue's armed list are pending and aimed at it right

@@ -5,6 +5,7 @@
 use super::{
     arm::{
         ArmError,
+        Retimed,
         Target, //
     },
     cpu::CpuId,
@@ -192,20 +193,22 @@ impl Queue {
         unsafe { DelayedWork::<T, ID>::arm(p, target, delay) }
     }
 
-    /// Changes the delay of an item, queueing it on this queue if idle (C's
-    /// `mod_delayed_work()`), on a queue that lives forever.
+    /// Changes the delay of the item `p` points at, queueing it on this queue with `p` if idle
+    /// (C's `mod_delayed_work()`), on a queue that lives forever.
     ///
-    /// `Ok(true)`: it was pending and only the timer changed; `Ok(false)`: it was idle and is
-    /// now queued (with a clone of `p`); `EPERM`: it is disabled, nothing changed.
+    /// [`Retimed::Queued`]: it was idle and is now queued (the queue took `p`);
+    /// [`Retimed::Pending`]: it was pending and only the timer changed (`p` comes back, the
+    /// queue already held a pointer); [`EnqueueError::Disabled`] (`EPERM`): it is disabled,
+    /// nothing changed. Callable from any context; no reference count is touched.
     #[inline(always)]
     pub(crate) fn mod_delayed<P, T, const ID: u64>(
         &'static self,
-        p: &P,
+        p: P,
         delay: Delay,
-    ) -> Result<bool>
+    ) -> Result<Retimed<P>, EnqueueError<P>>
     where
         T: DelayedWorkItem<ID, Pointer = P> + HasDelayedWork<T, ID>,
-        P: WorkPointer<T> + Clone + core::ops::Deref<Target = T> + Send + 'static,
+        P: WorkPointer<T> + Send + 'static,
     {
         let target = Target {
             wq: self.as_raw(),
@@ -213,6 +216,27 @@ impl Queue {
             cpu: None,
         };
         // SAFETY: `self` lives forever.
-        unsafe { DelayedWork::<T, ID>::modify(p, || p.clone(), target, delay) }
+        unsafe { DelayedWork::<T, ID>::modify(p, target, delay) }.map_err(|e| match e {
+            ArmError::Refused(e) => e,
+            // No CPU was given.
+            ArmError::Offline(p) => EnqueueError::Disabled(p),
+        })
+    }
+
+    /// [`Queue::mod_delayed`] with a clone of `p`, for callers that keep theirs: `Ok(true)` if
+    /// the item was pending, `Ok(false)` if it was idle and is now queued, `EPERM` if disabled.
+    /// Takes and drops a reference besides what `mod_delayed` does.
+    pub(crate) fn mod_delayed_cloned<P, T, const ID: u64>(
+        &'static self,
+        p: &P,
+        delay: Delay,
+    ) -> Result<bool>
+    where
+        T: DelayedWorkItem<ID, Pointer = P> + HasDelayedWork<T, ID>,
+        P: WorkPointer<T> + Clone + Send + 'static,
+    {
+        self.mod_delayed(p.clone(), delay)
+            .map(|r| r.was_pending())
+            .map_err(|e| e.to_errno())
     }
 }

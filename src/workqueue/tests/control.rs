@@ -224,7 +224,7 @@ mod tests {
             .is_ok());
         // Armed, not running.
         assert!(b.w.is_pending() && !b.w.is_running());
-        assert_eq!(q.mod_delayed(&b, Delay::ZERO), Ok(true));
+        assert_eq!(q.mod_delayed_cloned(&b, Delay::ZERO), Ok(true));
         assert!(STATIC_BLOCKER.enqueue(&q));
         assert!(wait_until(5000, || b.started.load(SeqCst)
             && STATIC_STARTED.load(SeqCst)));

@@ -92,8 +92,11 @@ mod tests {
             // these calls is reported by the debug kernel (DEBUG_ATOMIC_SLEEP, lockdep).
             let mut g: kernel::sync::SpinLockIrqGuard<'_, u32> = lock.lock();
             assert!(q.enqueue_delayed(a.clone(), long).is_ok());
-            assert_eq!(q.mod_delayed(&a, Delay::from_millis(20_000)?), Ok(true));
-            assert_eq!(q.mod_delayed(&b, long), Ok(false));
+            assert_eq!(
+                q.mod_delayed_cloned(&a, Delay::from_millis(20_000)?),
+                Ok(true)
+            );
+            assert_eq!(q.mod_delayed_cloned(&b, long), Ok(false));
             assert!(system_dfl().enqueue_delayed(b.clone(), long).is_err());
             assert!(a.w.cancel().is_some());
             assert!(b.w.disable().is_some());
@@ -197,7 +200,7 @@ mod tests {
         assert!(q2.enqueue_delayed(x.clone(), long).is_err());
         assert_eq!((q1.armed(), q2.armed()), (1, 0));
         // A re-timing on q2 moves it there, registration included.
-        assert_eq!(q2.mod_delayed(&x, long), Ok(true));
+        assert_eq!(q2.mod_delayed_cloned(&x, long), Ok(true));
         assert_eq!((q1.armed(), q2.armed()), (0, 1));
         drop(q1);
         let pending_after_q1 = x.w.is_pending();
@@ -351,7 +354,7 @@ mod tests {
                         let delay = Delay::from_jiffies(((r >> 8) % 3) as kernel::time::Jiffies);
                         match (r >> 4) % 6 {
                             0 | 1 => drop(q.enqueue_delayed(it.clone(), delay)),
-                            2 => drop(q.mod_delayed(it, delay)),
+                            2 => drop(q.mod_delayed(it.clone(), delay)),
                             3 => drop(it.w.cancel()),
                             4 => {
                                 if let Ok(own) = d(Some(&DROPS)) {
@@ -519,7 +522,7 @@ mod tests {
         assert!(q
             .enqueue_delayed(it.clone(), Delay::from_millis(30_000)?)
             .is_ok());
-        assert_eq!(q.mod_delayed(&it, Delay::from_millis(10)?), Ok(true));
+        assert_eq!(q.mod_delayed_cloned(&it, Delay::from_millis(10)?), Ok(true));
         assert!(wait_until(5000, || it.runs.load(SeqCst) == 1));
         let pq = Workqueue::builder()
             .percpu()
@@ -536,11 +539,13 @@ mod tests {
         // On a system queue, and moved between CPUs of an owned queue.
         let it = d(None)?;
         assert_eq!(
-            system_dfl().mod_delayed(&it, Delay::from_millis(30_000)?),
+            system_dfl().mod_delayed_cloned(&it, Delay::from_millis(30_000)?),
             Ok(false)
         );
         assert_eq!(
-            pq.mod_delayed_on(cpu::online_cpu(0)?, &it, Delay::from_millis(1)?),
+            pq.mod_delayed_on(cpu::online_cpu(0)?, it.clone(), Delay::from_millis(1)?)
+                .map(|r| r.was_pending())
+                .map_err(|e| e.to_errno()),
             Ok(true)
         );
         assert!(wait_until(5000, || it.runs.load(SeqCst) == 1));

@@ -19,6 +19,7 @@ mod tests {
         DelayedWork,
         DelayedWorkItem,
         EnqueueError,
+        Retimed,
         Work,
         WorkItem, //
         Workqueue,
@@ -293,7 +294,7 @@ mod tests {
             q.enqueue_delayed(a.clone(), long),
             Err(EnqueueError::Disabled(_))
         ));
-        assert_eq!(q.mod_delayed(&a, long), Err(EPERM));
+        assert_eq!(q.mod_delayed_cloned(&a, long), Err(EPERM));
         assert!(!a.w.is_pending());
         assert!(a.w.enable());
         assert!(q.enqueue_delayed(a.clone(), long).is_ok());
@@ -304,8 +305,13 @@ mod tests {
             q.enqueue_delayed(a.clone(), long),
             Err(EnqueueError::Pending(_))
         ));
+        // Pending: `mod_delayed` hands the same pointer back (the queue keeps its own).
+        match q.mod_delayed(a.clone(), long) {
+            Ok(Retimed::Pending(p)) => assert!(Arc::ptr_eq(&p, &a)),
+            _ => return Err(EINVAL),
+        }
         // Fire it now.
-        assert_eq!(q.mod_delayed(&a, Delay::ZERO), Ok(true));
+        assert_eq!(q.mod_delayed_cloned(&a, Delay::ZERO), Ok(true));
         a.w.flush();
         assert_eq!(DARC_RUNS.load(SeqCst), 1);
         assert_eq!(q.armed(), 0);
@@ -337,6 +343,11 @@ mod tests {
             Err(EnqueueError::Disabled(b)) => b,
             _ => return Err(EINVAL),
         };
+        // `mod_delayed` of a disabled item hands the box back.
+        let b = match q.mod_delayed(b, long) {
+            Err(EnqueueError::Disabled(b)) => b,
+            _ => return Err(EINVAL),
+        };
         assert!(b.w.enable());
         assert!(q.enqueue_delayed(b, long).is_ok());
         // SAFETY: As above.
@@ -349,7 +360,8 @@ mod tests {
             return Err(EINVAL);
         };
         assert!(b.w.enable());
-        assert!(q.enqueue_delayed(b, Delay::ZERO).is_ok());
+        // Idle: `mod_delayed` queues it with the box.
+        assert!(matches!(q.mod_delayed(b, Delay::ZERO), Ok(Retimed::Queued)));
         q.flush();
         assert_eq!(DBOX_RUNS.load(SeqCst), 1);
         assert_eq!(DBOX_DROPS.load(SeqCst), 1);
@@ -373,7 +385,7 @@ mod tests {
         assert!(r.w.cancel_sync().is_some());
         assert!(q.enqueue_delayed(r.clone(), long).is_ok());
         assert!(r.w.disable().is_some());
-        assert_eq!(q.mod_delayed(&r, long), Err(EPERM));
+        assert_eq!(q.mod_delayed_cloned(&r, long), Err(EPERM));
         assert!(matches!(
             q.enqueue_delayed(r.clone(), long),
             Err(EnqueueError::Disabled(_))
@@ -383,7 +395,7 @@ mod tests {
         assert!(r.w.disable_sync().is_some());
         assert!(r.w.enable());
         // Idle: `mod_delayed` queues it (with a reference of its own).
-        assert_eq!(q.mod_delayed(&r, Delay::ZERO), Ok(false));
+        assert_eq!(q.mod_delayed_cloned(&r, Delay::ZERO), Ok(false));
         r.w.flush();
         assert_eq!(DREF_RUNS.load(SeqCst), 1);
         drop(r);

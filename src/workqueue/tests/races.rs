@@ -507,7 +507,7 @@ mod tests {
         // time), only moves the timer when pending, refused while a disable is held or changing.
         let t = KThread::spawn_on(c, c"rust_wq_gate", move |stop| {
             while !stop.should_stop() {
-                if g.load(SeqCst) && system_dfl().mod_delayed(&b, long) == Err(EPERM) {
+                if g.load(SeqCst) && system_dfl().mod_delayed_cloned(&b, long) == Err(EPERM) {
                     r.fetch_add(1, SeqCst);
                 }
                 crate::kthread::schedule_point();
@@ -519,7 +519,7 @@ mod tests {
             // Fire it now and wait until it runs (it sleeps 100 ms), then cancel and wait: the
             // other thread's re-timings land in that wait.
             let before = it.runs.load(SeqCst);
-            let _ = system_dfl().mod_delayed(&it, Delay::ZERO);
+            let _ = system_dfl().mod_delayed_cloned(&it, Delay::ZERO);
             let started = wait_until(2000, || it.runs.load(SeqCst) > before);
             go.store(true, SeqCst);
             drop(it.w.cancel_sync());
