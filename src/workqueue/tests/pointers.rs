@@ -10,7 +10,10 @@ mod tests {
         wait_until,
         DropCount, //
     };
+    use crate::kthread::KThread;
+    use crate::workqueue::system_dfl;
     use crate::workqueue::{
+        cpu,
         impl_has_delayed_work,
         impl_has_work,
         new_delayed_work,
@@ -145,6 +148,7 @@ mod tests {
     delayed_item!(DArc, Arc<DArc>, DARC_RUNS, DARC_DROPS);
     delayed_item!(DBox, Pin<KBox<DBox>>, DBOX_RUNS, DBOX_DROPS);
     delayed_item!(DRef, ARef<DRef>, DREF_RUNS, DREF_DROPS);
+    delayed_item!(DGate, ARef<DGate>, DGATE_RUNS, DGATE_DROPS);
 
     macro_rules! init {
         ($name:ident, $drops:ident, plain) => {
@@ -401,6 +405,109 @@ mod tests {
         drop(r);
         drop(q);
         assert_eq!(DREF_DROPS.load(SeqCst), 1);
+        Ok(())
+    }
+
+    /// The gate's units (`depth.rs`): a disable that counted keeps its writer's unit until the
+    /// enable that undoes it releases both, so that `mod_delayed`, one atomic add, sees a held
+    /// disable. Here `mod_delayed` hands its own reference on a system and an owned queue while
+    /// another CPU disables and enables the item: it must be refused exactly while a disable is
+    /// held or changing (were it to reach C then, C would leave the disabled item idle and the
+    /// reference handed in would leak as if queued), and queue or re-time it otherwise. At the
+    /// end no disable is held, an idle item is queued (the gate is open again), and the item is
+    /// freed exactly once: every reference came back.
+    #[test]
+    fn mod_delayed_racing_disable_and_enable_gives_every_pointer_back() -> Result {
+        // Calls: at least the first, and until both outcomes were seen (conclusive), at most
+        // the second.
+        const MIN_CALLS: u32 = 50_000;
+        const MAX_CALLS: u32 = 400_000;
+        let q = Workqueue::builder()
+            .unbound()
+            .build(fmt!("rust_wq_t_dgate"))?;
+        let r = aref_of(KBox::pin_init(
+            init!(DGate, DGATE_DROPS, delayed),
+            GFP_KERNEL,
+        )?);
+        // Two CPUs when there are: the disables race the calls, not take turns with them.
+        let (c0, c1) = (
+            cpu::online_cpu(0)?,
+            cpu::online_cpu(1).or_else(|_| cpu::online_cpu(0))?,
+        );
+        let b = r.clone();
+        let disabler = KThread::spawn_on(c1, c"rust_wq_dgate", move |stop| {
+            while !stop.should_stop() {
+                // The queue's reference if it was pending: dropped here.
+                drop(b.w.disable());
+                b.w.enable();
+                crate::kthread::schedule_point();
+            }
+        })?;
+        // [calls, queued, pending, refused, other errors], counted by the calling thread.
+        let counts = Arc::new([const { AtomicU32::new(0) }; 5], GFP_KERNEL)?;
+        let (m, n, qq) = (r.clone(), counts.clone(), Arc::new(q, GFP_KERNEL)?);
+        let q2 = qq.clone();
+        let caller = KThread::spawn_on(c0, c"rust_wq_dgate_mod", move |stop| {
+            let mut i = 0u32;
+            let seen = |k: usize| n[k].load(SeqCst) > 0;
+            while !stop.should_stop() && i < MAX_CALLS && (i < MIN_CALLS || !seen(1) || !seen(3)) {
+                let delay = Delay::from_jiffies((i % 3) as kernel::time::Jiffies);
+                let res = if i % 2 == 0 {
+                    system_dfl().mod_delayed(m.clone(), delay)
+                } else {
+                    q2.mod_delayed(m.clone(), delay)
+                };
+                let k = match res {
+                    Ok(Retimed::Queued) => 1,
+                    Ok(Retimed::Pending(p)) => {
+                        drop(p);
+                        2
+                    }
+                    Err(EnqueueError::Disabled(p)) => {
+                        drop(p);
+                        3
+                    }
+                    Err(EnqueueError::Pending(p)) => {
+                        drop(p);
+                        4
+                    }
+                };
+                n[k].fetch_add(1, SeqCst);
+                i += 1;
+                n[0].store(i, SeqCst);
+                crate::kthread::schedule_point();
+            }
+            n[0].store(u32::MAX, SeqCst);
+        })?;
+        // Bounded: the caller stops after at most `MAX_CALLS` calls, none of which waits.
+        while counts[0].load(SeqCst) != u32::MAX {
+            fsleep(Delta::from_millis(10));
+        }
+        drop(caller);
+        drop(disabler);
+        let ld = |k: usize| counts[k].load(SeqCst);
+        let (queued, pending, refused, other_err) = (ld(1), ld(2), ld(3), ld(4));
+        pr_info!(
+            "mod_delayed racing disable/enable: {} queued, {} pending, {} refused\n",
+            queued,
+            pending,
+            refused
+        );
+        assert_eq!(other_err, 0);
+        assert!(queued > 0 && refused > 0);
+        assert_eq!(r.w.disable_depth(), 0);
+        // The gate is open: an idle item is queued, and runs.
+        drop(r.w.cancel_sync());
+        let runs = DGATE_RUNS.load(SeqCst);
+        assert!(matches!(
+            system_dfl().mod_delayed(r.clone(), Delay::ZERO),
+            Ok(Retimed::Queued)
+        ));
+        assert!(wait_until(5000, || DGATE_RUNS.load(SeqCst) > runs));
+        drop(r.w.cancel_sync());
+        drop(qq);
+        drop(r);
+        assert_eq!(DGATE_DROPS.load(SeqCst), 1);
         Ok(())
     }
 }
