@@ -76,6 +76,7 @@ use super::{
         Depth,
         Gate, //
     },
+    helpers,
     pointer::WorkPointer,
     raw,
     raw_spinlock::irqs_off, //
@@ -266,6 +267,17 @@ impl RawDelayed {
             // SAFETY: C did not take it: still ours, given back once.
             unsafe { self.release() };
         }
+    }
+
+    /// Whether the item's timer is armed (a snapshot). While it is, `aimed_at()` names the queue
+    /// the timer will queue it on: C sets `dwork->wq` before it adds the timer, and only a
+    /// grab of the pending item (which deletes the timer first) changes either. An item queued
+    /// with no delay has no timer, and C leaves `dwork->wq` as its last timer left it.
+    #[inline]
+    pub(crate) fn timer_pending(&self) -> bool {
+        // SAFETY: `dwork` is initialised and alive for the call; C reads the timer's link
+        // locklessly (`timer_pending()` is a snapshot by contract).
+        unsafe { helpers::rust_wq_timer_pending(core::ptr::addr_of!((*self.dwork()).timer)) }
     }
 
     /// Whether the item is pending (queued or timer armed).

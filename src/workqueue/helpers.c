@@ -14,6 +14,7 @@
 #include <linux/rcupdate.h>
 #include <linux/slab.h>
 #include <linux/spinlock.h>
+#include <linux/timer.h>
 
 #include "helpers.h"
 
@@ -142,6 +143,15 @@ notrace unsigned long rust_wq_irq_save(void)
 notrace void rust_wq_irq_restore(unsigned long flags)
 {
 	local_irq_restore(flags);
+}
+
+/*
+ * timer_pending(): whether the timer is armed (a lockless snapshot; the caller serialises with
+ * whoever arms or deletes it when the answer must stay true).
+ */
+bool rust_wq_timer_pending(const struct timer_list *timer)
+{
+	return timer_pending(timer);
 }
 
 /*

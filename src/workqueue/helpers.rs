@@ -73,6 +73,9 @@ extern "C" {
     /// [`rust_wq_raw_spin_lock_irqsave`]), restored in the reverse order of saving.
     pub(super) fn rust_wq_irq_restore(flags: c_ulong);
 
+    /// C's `timer_pending()`: whether `timer` (initialised) is armed. A snapshot.
+    pub(super) fn rust_wq_timer_pending(timer: *const bindings::timer_list) -> bool;
+
     /// C's `kvfree_rcu_mightsleep()`: frees `ptr` (from kmalloc, unused by the caller from now
     /// on) after an RCU grace period. Sleeps.
     pub(super) fn rust_wq_kvfree_rcu(ptr: *mut c_void);

@@ -414,19 +414,29 @@ fn cancel_armed(inner: &Inner) -> usize {
     let wq = inner.wq.as_ptr();
     inner.armed.list().drain_with(
         |node| {
-            // The item belongs to this queue if it is pending and aimed here: its timer is armed
-            // for this queue, or it fired and the item waits on this queue's pool. Registered
-            // and aimed elsewhere (or idle), it is only unregistered.
-            if !(node.is_pending() && node.aimed_at() == wq) {
+            // The item is this queue's to cancel if its timer is armed for this queue. Only a
+            // timer says where it aims: an item queued with no delay (here or on another queue)
+            // has no timer, and C leaves `dwork->wq` naming the queue of its last timer, which
+            // may be this one (dropping such an item queued on a system queue lost it: found by
+            // `rust_wq_owned.dropping_a_queue_leaves_an_item_queued_elsewhere_with_no_delay`).
+            // An item queued on this queue's pool (no delay, or its timer fired) is left to
+            // `destroy_workqueue()`, which runs it. Registered and aimed elsewhere (or idle), it
+            // is only unregistered.
+            if !(node.timer_pending() && node.aimed_at() == wq) {
                 return Taken::Nothing;
             }
             // SAFETY: `dwork` is initialised; `cancel_delayed_work` does not sleep.
             if !unsafe { bindings::cancel_delayed_work(node.dwork()) } {
                 return Taken::Nothing;
             }
-            // The period ended between the check and the cancel, and a new one began on a
-            // queue that lives forever (only those can start while `st` still names our list):
-            // the cancel took that one. `wq` says which.
+            // The cancel took the period checked above, or, if that one ended in between, a
+            // new one: on this queue (an arm through its window), or on a queue that lives
+            // forever (an arm elsewhere would have to move the registration, which waits for
+            // our lock). `wq` says which, if the new one had a timer: given back, or queued
+            // again where it was (`Taken::Foreign`). A new one queued with no delay leaves `wq`
+            // naming this queue and is given back as ours: a race of three (the timer fires,
+            // the item runs, and is queued again with no delay on a system queue, all between
+            // the check and the cancel) that loses that queueing, never a pointer.
             if node.aimed_at() == wq {
                 Taken::Pointer
             } else {

@@ -4,13 +4,22 @@
 
 #[kernel::prelude::kunit_tests(rust_wq_owned)]
 mod tests {
-    use super::super::slow_item;
+    use super::super::{
+        slow_item,
+        wait_until, //
+    };
+    use crate::kthread::KThread;
     use crate::workqueue::{
         context,
         cpu,
+        impl_has_delayed_work,
         impl_has_work,
+        new_delayed_work,
         new_work,
         system_percpu,
+        Delay,
+        DelayedWork,
+        DelayedWorkItem,
         Work,
         WorkItem,
         Workqueue,
@@ -233,6 +242,93 @@ mod tests {
         fsleep(Delta::from_millis(10));
         drop(wq);
         assert_eq!(s.runs.load(SeqCst), 1);
+        Ok(())
+    }
+
+    /// A delayed item that counts its runs.
+    #[pin_data]
+    struct Timed {
+        #[pin]
+        w: DelayedWork<Timed>,
+        runs: AtomicU32,
+    }
+    impl_has_delayed_work! { impl HasDelayedWork for Timed { self.w } }
+    impl DelayedWorkItem for Timed {
+        type Pointer = Arc<Timed>;
+        fn run(this: Arc<Timed>) {
+            this.runs.fetch_add(1, SeqCst);
+        }
+    }
+
+    /// An owned queue's drop cancels the items whose *timers* aim at it. C leaves an item's
+    /// `dwork->wq` as it was when the item is queued with no delay (`__queue_delayed_work()`
+    /// queues it at once), so an item armed on an owned queue, cancelled, and then queued with
+    /// no delay on a system queue still names the owned queue there; it stays registered on
+    /// that queue's armed list too (registrations are sticky). The drop must leave it queued
+    /// where it is: it runs. A kthread bound to one CPU queues it on that CPU and drops the
+    /// owned queue before it sleeps, so the item is still waiting for its worker then.
+    #[test]
+    fn dropping_a_queue_leaves_an_item_queued_elsewhere_with_no_delay() -> Result {
+        const ROUNDS: u32 = 100;
+        let c = cpu::online_cpu(0)?;
+        // [rounds done, items that never ran, rounds whose item waited until the drop, done]
+        let counts = Arc::new([const { AtomicU32::new(0) }; 4], GFP_KERNEL)?;
+        let n = counts.clone();
+        let t = KThread::spawn_on(c, c"rust_wq_stale", move |_stop| {
+            let long = Delay::from_millis(30_000).unwrap_or(Delay::ZERO);
+            for _ in 0..ROUNDS {
+                let Ok(q) = Workqueue::builder()
+                    .unbound()
+                    .build(fmt!("rust_wq_t_stale"))
+                else {
+                    break;
+                };
+                let Ok(it) = Arc::pin_init(
+                    pin_init!(Timed { w <- new_delayed_work!("Timed::w"), runs: AtomicU32::new(0) }),
+                    GFP_KERNEL,
+                ) else {
+                    break;
+                };
+                // Armed on the owned queue (`dwork->wq` names it), and taken back.
+                drop(q.enqueue_delayed(it.clone(), long));
+                drop(it.w.cancel());
+                // Queued at once on this CPU's pool: its worker cannot run before we sleep.
+                if system_percpu()
+                    .enqueue_delayed_on(c, it.clone(), Delay::ZERO)
+                    .is_err()
+                {
+                    break;
+                }
+                if it.runs.load(SeqCst) == 0 {
+                    n[2].fetch_add(1, SeqCst);
+                }
+                drop(q);
+                // Neither run nor pending any more: it was cancelled, its pointer dropped.
+                let lost = it.runs.load(SeqCst) == 0 && !it.w.is_pending();
+                if lost || !wait_until(5000, || it.runs.load(SeqCst) == 1) {
+                    n[1].fetch_add(1, SeqCst);
+                    drop(it.w.cancel());
+                }
+                n[0].fetch_add(1, SeqCst);
+            }
+            n[3].store(1, SeqCst);
+        })?;
+        // Bounded: each round waits at most 5 s for its item.
+        while counts[3].load(SeqCst) == 0 {
+            fsleep(Delta::from_millis(10));
+        }
+        drop(t);
+        let ld = |k: usize| counts[k].load(SeqCst);
+        pr_info!(
+            "stale dwork->wq: {} rounds, {} waited until the drop, {} never ran\n",
+            ld(0),
+            ld(2),
+            ld(1)
+        );
+        assert_eq!(ld(0), ROUNDS);
+        // Conclusive: the drop found the item still queued in some rounds.
+        assert!(ld(2) > 0);
+        assert_eq!(ld(1), 0);
         Ok(())
     }
 }
