@@ -414,29 +414,51 @@ fn cancel_armed(inner: &Inner) -> usize {
     let wq = inner.wq.as_ptr();
     inner.armed.list().drain_with(
         |node| {
-            // The item is this queue's to cancel if its timer is armed for this queue. Only a
-            // timer says where it aims: an item queued with no delay (here or on another queue)
-            // has no timer, and C leaves `dwork->wq` naming the queue of its last timer, which
-            // may be this one (dropping such an item queued on a system queue lost it: found by
+            // The item is this queue's to cancel if its timer is armed for this queue, or has
+            // fired and its function is about to queue it here. Only a timer says where it
+            // aims: an item queued with no delay (here or on another queue) has no timer, and C
+            // leaves `dwork->wq` naming the queue of its last timer, which may be this one
+            // (dropping such an item queued on a system queue cancelled it there: found by
             // `rust_wq_owned.dropping_a_queue_leaves_an_item_queued_elsewhere_with_no_delay`).
-            // An item queued on this queue's pool (no delay, or its timer fired) is left to
-            // `destroy_workqueue()`, which runs it. Registered and aimed elsewhere (or idle), it
-            // is only unregistered.
-            if !(node.timer_pending() && node.aimed_at() == wq) {
+            // Registered and aimed elsewhere (or idle), it is only unregistered.
+            if node.aimed_at() != wq {
                 return Taken::Nothing;
+            }
+            if !node.timer_pending() {
+                // No timer armed, but one may have just fired, its function not yet done (it
+                // queues the item here; a vCPU can be preempted in between): wait for it, as
+                // `drain()` does. Afterwards the item is idle, running, or on a pool: this
+                // queue's (`destroy_workqueue()` runs it) or, queued with no delay, another's.
+                // SAFETY: `node` is registered on this queue's list, which we hold locked, so
+                // it is alive and its `delayed_work` initialised.
+                let timer = unsafe { core::ptr::addr_of_mut!((*node.dwork()).timer) };
+                // SAFETY: As in `drain()`: the timer is initialised and IRQ-safe, so waiting
+                // for its function with interrupts off is allowed, and that function takes no
+                // lock of ours.
+                if unsafe { bindings::timer_delete_sync(timer) } == 0 {
+                    return Taken::Nothing;
+                }
+                // An arm added a timer in between, and we deleted it: put it back as that arm
+                // left it, and cancel below if it aims here.
+                // SAFETY: The timer is initialised and not pending (deleted above).
+                unsafe { bindings::add_timer(timer) };
+                if node.aimed_at() != wq {
+                    return Taken::Nothing;
+                }
             }
             // SAFETY: `dwork` is initialised; `cancel_delayed_work` does not sleep.
             if !unsafe { bindings::cancel_delayed_work(node.dwork()) } {
                 return Taken::Nothing;
             }
-            // The cancel took the period checked above, or, if that one ended in between, a
-            // new one: on this queue (an arm through its window), or on a queue that lives
-            // forever (an arm elsewhere would have to move the registration, which waits for
-            // our lock). `wq` says which, if the new one had a timer: given back, or queued
-            // again where it was (`Taken::Foreign`). A new one queued with no delay leaves `wq`
-            // naming this queue and is given back as ours: a race of three (the timer fires,
-            // the item runs, and is queued again with no delay on a system queue, all between
-            // the check and the cancel) that loses that queueing, never a pointer.
+            // The cancel took the period checked above (its timer, or the item its timer
+            // function queued here meanwhile), or, if that one ended in between, a new one: on
+            // this queue (an arm through its window), or on a queue that lives forever (an arm
+            // elsewhere would have to move the registration, which waits for our lock). `wq`
+            // says which, if the new one had a timer: given back, or queued again where it was
+            // (`Taken::Foreign`). A new one queued with no delay leaves `wq` naming this queue
+            // and is given back as ours: a race of three (the item runs from this queue's pool
+            // and is queued again with no delay on a system queue, all between the check and
+            // the cancel) that loses that queueing, never a pointer.
             if node.aimed_at() == wq {
                 Taken::Pointer
             } else {
