@@ -96,42 +96,26 @@ impl Shared {
         let ptr = clone_ref(d);
         // What happened: queued (a pointer handed over), moved (was pending), refused.
         let mut queued = false;
+        // No lock of the torturer's around the layer call: arms, re-timings and moves of one
+        // item race each other from every context (on two owned queues at once, too).
         if d.is_system() {
-            let mut s = a.stamp.lock();
             if modify {
                 match system_dfl().mod_delayed(ptr, delay) {
-                    Ok(Retimed::Queued) => {
-                        *s = 0;
-                        queued = true;
-                    }
-                    Ok(Retimed::Pending(p)) => {
-                        // Only the timer moved: the torturer's pointer comes back.
-                        *s = 0;
-                        drop(s);
-                        put(p);
-                    }
-                    Err(e) => {
-                        drop(s);
-                        put(e.into_inner());
-                    }
+                    Ok(Retimed::Queued) => queued = true,
+                    // Only the timer moved: the torturer's pointer comes back.
+                    Ok(Retimed::Pending(p)) => put(p),
+                    Err(e) => put(e.into_inner()),
                 }
             } else {
                 match system_dfl().enqueue_delayed(ptr, delay) {
-                    Ok(()) => {
-                        *s = 0;
-                        queued = true;
-                    }
-                    Err(e) => {
-                        drop(s);
-                        put(e.into_inner());
-                    }
+                    Ok(()) => queued = true,
+                    Err(e) => put(e.into_inner()),
                 }
             }
         } else {
             let mut ptr = Some(ptr);
             self.with_queue(slot, |q| {
-                let mut s = a.stamp.lock();
-                if self.hands_off(*s) {
+                if self.hands_off(d) {
                     return;
                 }
                 let Some(p) = ptr.take() else {
@@ -139,23 +123,14 @@ impl Shared {
                 };
                 if modify {
                     match q.q.mod_delayed(p, delay) {
-                        Ok(Retimed::Queued) => {
-                            *s = q.gen;
-                            queued = true;
-                        }
-                        Ok(Retimed::Pending(p)) => {
-                            // Only the timer moved: the torturer's pointer comes back.
-                            *s = q.gen;
-                            ptr = Some(p);
-                        }
+                        Ok(Retimed::Queued) => queued = true,
+                        // Only the timer moved: the torturer's pointer comes back.
+                        Ok(Retimed::Pending(p)) => ptr = Some(p),
                         Err(e) => ptr = Some(e.into_inner()),
                     }
                 } else {
                     match q.q.enqueue_delayed(p, delay) {
-                        Ok(()) => {
-                            *s = q.gen;
-                            queued = true;
-                        }
+                        Ok(()) => queued = true,
                         Err(e) => ptr = Some(e.into_inner()),
                     }
                 }
@@ -195,9 +170,9 @@ impl Shared {
         }
     }
 
-    /// Re-arms, on another queue, the items that were armed on the queue `gen` being dropped
-    /// (those its drop has already cancelled are idle, and are queued again).
-    pub(super) fn rearm_from(&self, gen: u64, rng: &mut Rng) {
+    /// Re-arms, on another queue, the items last armed on the queue `gen` (at `addr`) being
+    /// dropped (those its drop has already cancelled are idle, and are queued again).
+    pub(super) fn rearm_from(&self, gen: u64, addr: usize, rng: &mut Rng) {
         let start = rng.below(NR_SLOTS);
         let Some(target) = (0..NR_SLOTS)
             .map(|j| (start + j) % NR_SLOTS)
@@ -206,7 +181,7 @@ impl Shared {
             return;
         };
         for d in self.ditems.iter() {
-            if d.is_system() || *d.acct().stamp.lock() != gen {
+            if d.is_system() || d.dw.last_aim() != addr {
                 continue;
             }
             self.enqueue_d(d, target, delay(rng), false);

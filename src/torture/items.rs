@@ -96,8 +96,10 @@ pub(super) struct Acct {
     pub(super) enables: AtomicU64,
     /// Enable operations ended; `enables != enables_end`: one is in flight.
     pub(super) enables_end: AtomicU64,
-    /// The generation of the queue of the last successful enqueue (0: a system queue), and the
-    /// lock every enqueue of this item holds around the layer call and the stamp.
+    /// Plain items: the generation of the queue of the last successful enqueue (0: a system
+    /// queue), and the lock every enqueue of the item holds around the layer call and the
+    /// stamp. Delayed items do not use it: their arms race each other, and `check_dead`
+    /// looks at their timers.
     #[pin]
     pub(super) stamp: RawSpinLockIrq<u64>,
 }
@@ -327,19 +329,14 @@ impl DelayedWorkItem for DItem {
         run_sleep(this.idx, n);
         if run_requeues(n) {
             let p = clone_ref(&*this);
-            let mut s = this.acct.stamp.lock();
             match this
                 .acct
                 .touch(|| system_dfl().enqueue_delayed(p, Delay::from_jiffies(1)))
             {
                 Ok(()) => {
-                    *s = 0;
                     this.acct.enq_ok.fetch_add(1, SeqCst);
                 }
-                Err(e) => {
-                    drop(s);
-                    put(e.into_inner());
-                }
+                Err(e) => put(e.into_inner()),
             }
         }
         put(this);

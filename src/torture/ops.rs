@@ -36,6 +36,7 @@ use core::sync::atomic::{
     AtomicBool,
     AtomicI64,
     AtomicU64,
+    AtomicUsize,
     Ordering::SeqCst, //
 };
 use kernel::{
@@ -62,6 +63,8 @@ pub(super) const NR_DITEMS: usize = 32;
 pub(super) struct TQueue {
     pub(super) q: Workqueue,
     pub(super) gen: u64,
+    /// The C queue's address (what an item's `timer_target()` names).
+    pub(super) addr: usize,
 }
 
 /// A place for a queue. Interrupt contexts use it under `irq` (a raw spinlock), without taking
@@ -94,9 +97,14 @@ pub(super) struct Shared {
     pub(super) ditems: KVec<Pin<KBox<DItem>>>,
     pub(super) slots: KVec<Pin<KBox<Slot>>>,
     next_gen: AtomicU64,
-    /// Per slot: the generation of its queue being dropped right now (0: none). Several
-    /// slots can be dropping at once (one per kthread).
+    /// Per slot: the generation of its queue being dropped right now (0: none), and that
+    /// queue's address. Several slots can be dropping at once (one per kthread).
     dropping: [AtomicU64; NR_SLOTS],
+    dropping_addr: [AtomicUsize; NR_SLOTS],
+    /// Held while a queue is made, and from a queue's drop to the end of its check: no new
+    /// queue can take the dropped one's address before `check_dead` looked for timers aimed
+    /// at it.
+    made: Pin<KBox<Mutex<()>>>,
     pub(super) stop: AtomicBool,
     /// Operations per context and kind.
     pub(super) ops: [[AtomicU64; NR_OPS]; NR_CTX],
@@ -135,6 +143,8 @@ impl Shared {
                 slots,
                 next_gen: AtomicU64::new(1),
                 dropping: [const { AtomicU64::new(0) }; NR_SLOTS],
+                dropping_addr: [const { AtomicUsize::new(0) }; NR_SLOTS],
+                made: KBox::pin_init(new_mutex!((), "torture::Shared::made"), GFP_KERNEL)?,
                 stop: AtomicBool::new(false),
                 ops: [const { [const { AtomicU64::new(0) }; NR_OPS] }; NR_CTX],
                 viol: [const { AtomicU64::new(0) }; NR_INV],
@@ -188,12 +198,15 @@ impl Shared {
         }
         let gen = self.next_gen.fetch_add(1, SeqCst);
         let b = Workqueue::builder();
+        let made = self.made.lock();
         let q = match gen % 3 {
             0 => b.percpu().build(fmt!("rust_wq_tq{}", gen))?,
             1 => b.unbound().build(fmt!("rust_wq_tq{}", gen))?,
             _ => b.ordered().build(fmt!("rust_wq_tq{}", gen))?,
         };
-        let a = Arc::new(TQueue { q, gen }, GFP_KERNEL)?;
+        drop(made);
+        let addr = q.as_raw() as usize;
+        let a = Arc::new(TQueue { q, gen, addr }, GFP_KERNEL)?;
         *slot.irq.lock() = Some(a.clone());
         *t = Some(a);
         self.queues_made.fetch_add(1, SeqCst);
@@ -203,39 +216,40 @@ impl Shared {
     /// Takes the queue out of slot `i` and drops it, then checks that no item is left aimed at
     /// it. Task context. Returns the generation dropped (0: the slot was empty).
     pub(super) fn drop_queue(&self, i: usize) -> u64 {
-        let (Some(slot), Some(dropping)) = (self.slots.get(i), self.dropping.get(i)) else {
+        let (Some(slot), Some(dropping), Some(dropping_addr)) = (
+            self.slots.get(i),
+            self.dropping.get(i),
+            self.dropping_addr.get(i),
+        ) else {
             return 0;
         };
         let mut t = slot.task.lock();
         let a = t.take();
         let b = slot.irq.lock().take();
         drop(t);
-        let Some(gen) = a.as_ref().map(|q| q.gen) else {
+        let Some((gen, addr)) = a.as_ref().map(|q| (q.gen, q.addr)) else {
             return 0;
         };
+        dropping_addr.store(addr, SeqCst);
         dropping.store(gen, SeqCst);
-        if self.races & RACE_REARM_ON_DROP == 0 {
-            // The other half of `hands_off`: every arm holds its item's stamp lock from the
-            // check to the end, so once each lock has been free after `dropping` was set, an
-            // arm that missed it has finished, and every later one sees it.
-            for it in self.ditems.iter() {
-                drop(it.acct().stamp.lock());
-            }
-        }
+        let made = self.made.lock();
         // The last reference: `Workqueue::drop` cancels what is armed on it, gives the
         // pointers back (dropped inside the layer: counted by `dec_ref`), destroys the queue.
         drop(b);
         drop(a);
         dropping.store(0, SeqCst);
+        dropping_addr.store(0, SeqCst);
         self.queues_dropped.fetch_add(1, SeqCst);
-        self.check_dead(gen);
+        self.check_dead(gen, addr);
+        drop(made);
         gen
     }
 
-    /// After queue `gen` was destroyed: no item whose last successful enqueue aimed at it may
-    /// still be pending. One that is would fire into the freed queue: it is reported, and
-    /// cancelled (its pointer given back) so that it cannot.
-    pub(super) fn check_dead(&self, gen: u64) {
+    /// After queue `gen` (at `addr`) was destroyed: no plain item whose last successful
+    /// enqueue aimed at it may still be pending, and no delayed item's timer may aim at it.
+    /// One that does would fire into the freed queue: it is reported, and cancelled (its
+    /// pointer given back) so that it cannot.
+    pub(super) fn check_dead(&self, gen: u64, addr: usize) {
         for it in self.pitems.iter() {
             let s = it.acct().stamp.lock();
             if *s == gen && quiet_read(it.acct(), || it.w.is_pending()) {
@@ -250,10 +264,12 @@ impl Shared {
                 }
             }
         }
+        // A delayed item is checked by its timer: armed and aimed at the destroyed queue's
+        // address, it would fire into freed memory. Its arms race each other (no torturer's
+        // lock), so the queue of its last successful arm is not known; its timer says where it
+        // aims. No queue was made since the drop (`made`), so none can have that address.
         for it in self.ditems.iter() {
-            let s = it.acct().stamp.lock();
-            if *s == gen && quiet_read(it.acct(), || it.dw.is_pending()) {
-                drop(s);
+            if it.dw.timer_target() == Some(addr) {
                 self.violation(
                     INV_DEAD_QUEUE,
                     fmt!("delayed item {} armed on destroyed queue {}", it.idx(), gen),
@@ -266,15 +282,16 @@ impl Shared {
         }
     }
 
-    /// Whether an arm of an item whose stamp is `stamp` must be skipped: without
-    /// `RACE_REARM_ON_DROP`, no item armed on a queue being dropped is armed anywhere until the
-    /// drop is over (any such arm, not only the targeted re-arm, is the race of P1). Call with
-    /// the item's stamp lock held until the arm is over (see `drop_queue`).
-    pub(super) fn hands_off(&self, stamp: u64) -> bool {
+    /// Whether an arm of `d` should be skipped: without `RACE_REARM_ON_DROP`, an item last
+    /// armed on a queue being dropped is mostly not armed anywhere until the drop is over
+    /// (any such arm, not only the targeted re-arm, is the race of P1). A snapshot: an arm that
+    /// checked just before the drop began may still race it (arms take no torturer's lock).
+    pub(super) fn hands_off(&self, d: &DItem) -> bool {
         if self.races & RACE_REARM_ON_DROP != 0 {
             return false;
         }
-        stamp != 0 && self.dropping.iter().any(|d| d.load(SeqCst) == stamp)
+        let aim = d.dw.last_aim();
+        aim != 0 && self.dropping_addr.iter().any(|a| a.load(SeqCst) == aim)
     }
 
     /// Runs `f` on the queue of slot `i` under the slot's spinlock (any context).
@@ -297,14 +314,16 @@ impl Shared {
         // armed on it onto another queue: the race of P1.
         let start = rng.below(NR_SLOTS);
         let dropping = (0..NR_SLOTS)
-            .filter_map(|j| self.dropping.get((start + j) % NR_SLOTS))
-            .map(|d| d.load(SeqCst))
-            .find(|&g| g != 0)
-            .unwrap_or(0);
-        if dropping != 0 && self.races & RACE_REARM_ON_DROP != 0 && rng.chance(2) {
-            self.count(ctx, Op::Rearm);
-            self.rearm_from(dropping, rng);
-            return;
+            .map(|j| (start + j) % NR_SLOTS)
+            .filter_map(|j| Some((self.dropping.get(j)?, self.dropping_addr.get(j)?)))
+            .map(|(g, a)| (g.load(SeqCst), a.load(SeqCst)))
+            .find(|&(g, a)| g != 0 && a != 0);
+        if let Some((gen, addr)) = dropping {
+            if self.races & RACE_REARM_ON_DROP != 0 && rng.chance(2) {
+                self.count(ctx, Op::Rearm);
+                self.rearm_from(gen, addr, rng);
+                return;
+            }
         }
         let op = if ctx == Ctx::Task {
             pick(&TASK_OPS, rng)

@@ -547,6 +547,22 @@ where
         was_pending.then(|| unsafe { self.take_back() })
     }
 
+    /// The address of the queue the item's armed timer will queue it on, or `None` if no timer
+    /// is armed (a snapshot, for checks: no queue is dereferenced).
+    pub(crate) fn timer_target(&self) -> Option<usize> {
+        if self.raw.timer_pending() {
+            Some(self.raw.aimed_at() as usize)
+        } else {
+            None
+        }
+    }
+
+    /// The address of the queue the item's last timer aimed at (C's `dwork->wq`, which an
+    /// arm with no delay leaves as it was), or 0 before the first (a snapshot, for checks).
+    pub(crate) fn last_aim(&self) -> usize {
+        self.raw.aimed_at() as usize
+    }
+
     /// Fires a pending timer now and waits until the item has run (C's
     /// `flush_delayed_work()`). Returns whether there was anything to wait for. Sleeps.
     pub(crate) fn flush(&self) -> bool {
