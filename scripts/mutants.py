@@ -132,7 +132,9 @@ def main():
         t0 = time.monotonic()
         timeout = 120 + 200 * len(guest)
         with open(os.path.join(out, "vm.log"), "w") as f:
-            rc = subprocess.run(["bash", "scripts/vm.sh", "--kdir", kdir, "--timeout", str(timeout), "--rwdir", out,
+            # --console: a panic or oops that ends the boot is kept in vm.log (errors only).
+            rc = subprocess.run(["bash", "scripts/vm.sh", "--kdir", kdir, "--console", "--timeout", str(timeout),
+                                 "--rwdir", out,
                                  "--", f"bash {ROOT}/scripts/guest.sh mutants {ROOT} {out}"], cwd=ROOT,
                                 stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL).returncode
         t_vm += time.monotonic() - t0
@@ -151,7 +153,7 @@ def main():
         if missing and "(stopped)" not in done:
             # The boot ended while this one ran: the suite would have failed (crash or hang).
             m = missing.pop(0)
-            verdict[m["name"]] = ("elsewhere", f"the VM died or hung while it ran (vm.sh status {rc})")
+            verdict[m["name"]] = ("elsewhere", f"the VM died or hung while it ran (vm.sh status {rc}; console: {out}/vm.log)")
             progress(f"{m['name']}: caught elsewhere (VM status {rc})")
         guest = missing
     caught = [n for n, (s, _) in verdict.items() if s == "caught"]
