@@ -744,8 +744,9 @@ mode_binary() {
 # OUT/list: one mutant a line, NAME<TAB>KO<TAB>KIND<TAB>TEST (scripts/mutants.py).
 # For each: insmod KO (KUnit limited to TEST, or to nothing), TEST alone, rmmod,
 # the log scan since its insmod; one line NAME<TAB>caught|elsewhere|survived<TAB>HOW
-# appended to OUT/results.  A module that cannot be unloaded ends the boot
-# (a line "(stopped)"): the host boots again for the rest.
+# appended to OUT/results.  A module that cannot be unloaded, or a kernel that
+# oopsed (taint D), ends the boot (a line "(stopped)"): the host boots again for
+# the rest.
 mode_mutants() {
 	local name ko kind test rc status how hits limit="${RUST_WQ_MUTANT_TIMEOUT:-120}"
 	local filter=/sys/module/kunit/parameters/filter_glob
@@ -793,6 +794,14 @@ mode_mutants() {
 		fi
 		printf '%s\t%s\t%s\n' "$name" "$status" "$how" >>"$out/results"
 		info "mutant $name: $status ($how)"
+		# A mutant can oops the kernel after its verdict (a leaked item run after the
+		# rmmod, in freed module text): a kernel that died once (taint D) would blame
+		# the mutants after it, so the host boots again for the rest.
+		if (($(cat /proc/sys/kernel/tainted) & 128)); then
+			info "the kernel oopsed during mutant $name: the rest in a new boot"
+			printf '(stopped)\t\t\n' >>"$out/results"
+			return 0
+		fi
 	done <"$out/list"
 }
 
