@@ -16,7 +16,10 @@ insmod (KUnit limited to the expected case, or to none), the expected test alone
 kernel-log scan since its insmod.  A mutant is caught when its expected test fails; a mutant that
 the rest of the suite catches instead (insmod fails, the log scan, a crash or hang that ends the
 boot) is reported as caught elsewhere, a hole in the expected test's assertions.  A boot that
-dies is restarted with the mutants it did not get to.
+dies, or whose kernel oopsed (taint D), is restarted with the mutants it did not get to.  A
+mutant caught elsewhere after other mutants in its boot (whose damage, such as a leaked timer
+firing into freed module memory, may have been the cause) runs once more, first in a new boot,
+and that run decides.
 
 Prints "N of M mutants caught" and the survivors; exit status 0 when every mutant was caught by
 its expected test.  Environment: KDIR (default: the cached tree), MUTANTS (globs of names to
@@ -120,6 +123,7 @@ def main():
         guest.append(m)
     t_build = time.monotonic() - t_build
     boots, t_vm = 0, 0.0
+    retried = set()  # mutants run once more, first in a boot of their own
     while guest:
         boots += 1
         out = os.path.join(WORK, f"guest-{boots}")
@@ -146,16 +150,33 @@ def main():
         except OSError:
             pass
         missing = [m for m in guest if m["name"] not in done]
-        for m in guest:
-            if m["name"] in done:
-                verdict[m["name"]] = done[m["name"]]
-                progress(f"{m['name']}: {done[m['name']][0]} ({done[m['name']][1]})")
+        again = []
+        for i, m in enumerate(guest):
+            if m["name"] not in done:
+                continue
+            if done[m["name"]][0] == "elsewhere" and i > 0 and m["name"] not in retried:
+                # Not caught by its test, but by a splat that an earlier mutant of this boot
+                # may have caused (a leaked timer firing into freed module memory): once more,
+                # first in a new boot.
+                retried.add(m["name"])
+                again.append(m)
+                progress(f"{m['name']}: caught elsewhere after other mutants ({done[m['name']][1]}); again, first in a new boot")
+                continue
+            verdict[m["name"]] = done[m["name"]]
+            progress(f"{m['name']}: {done[m['name']][0]} ({done[m['name']][1]})")
         if missing and "(stopped)" not in done:
-            # The boot ended while this one ran: the suite would have failed (crash or hang).
+            # The boot ended while this one ran: the suite would have failed (crash or hang),
+            # unless an earlier mutant of this boot left the kernel to die (then once more, first
+            # in a new boot).
             m = missing.pop(0)
-            verdict[m["name"]] = ("elsewhere", f"the VM died or hung while it ran (vm.sh status {rc}; console: {out}/vm.log)")
-            progress(f"{m['name']}: caught elsewhere (VM status {rc})")
-        guest = missing
+            if m is not guest[0] and m["name"] not in retried:
+                retried.add(m["name"])
+                again.append(m)
+                progress(f"{m['name']}: the VM died (status {rc}) after other mutants; again, first in a new boot")
+            else:
+                verdict[m["name"]] = ("elsewhere", f"the VM died or hung while it ran (vm.sh status {rc}; console: {out}/vm.log)")
+                progress(f"{m['name']}: caught elsewhere (VM status {rc})")
+        guest = again + missing
     caught = [n for n, (s, _) in verdict.items() if s == "caught"]
     elsewhere = [n for n, (s, _) in verdict.items() if s == "elsewhere"]
     bad = [n for n in verdict if n not in caught and n not in elsewhere]
