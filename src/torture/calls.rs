@@ -170,13 +170,13 @@ impl Shared {
         }
     }
 
-    /// Re-arms, on another queue, the items last armed on the queue `gen` (at `addr`) being
-    /// dropped (those its drop has already cancelled are idle, and are queued again).
-    pub(super) fn rearm_from(&self, gen: u64, addr: usize, rng: &mut Rng) {
+    /// Re-arms, on another queue, the items last armed on the queue at `addr` being dropped
+    /// (those its drop has already cancelled are idle, and are queued again).
+    pub(super) fn rearm_from(&self, addr: usize, rng: &mut Rng) {
         let start = rng.below(NR_SLOTS);
         let Some(target) = (0..NR_SLOTS)
             .map(|j| (start + j) % NR_SLOTS)
-            .find(|&j| self.with_queue(j, |q| q.gen != gen) == Some(true))
+            .find(|&j| self.with_queue(j, |q| q.addr != addr) == Some(true))
         else {
             return;
         };

@@ -97,9 +97,9 @@ pub(super) struct Shared {
     pub(super) ditems: KVec<Pin<KBox<DItem>>>,
     pub(super) slots: KVec<Pin<KBox<Slot>>>,
     next_gen: AtomicU64,
-    /// Per slot: the generation of its queue being dropped right now (0: none), and that
-    /// queue's address. Several slots can be dropping at once (one per kthread).
-    dropping: [AtomicU64; NR_SLOTS],
+    /// Per slot: the address of its queue being dropped right now (0: none; unique while the
+    /// queue lives, and no queue is made from its drop to the end of its check, `made`).
+    /// Several slots can be dropping at once (one per kthread).
     dropping_addr: [AtomicUsize; NR_SLOTS],
     /// Held while a queue is made, and from a queue's drop to the end of its check: no new
     /// queue can take the dropped one's address before `check_dead` looked for timers aimed
@@ -142,7 +142,6 @@ impl Shared {
                 ditems,
                 slots,
                 next_gen: AtomicU64::new(1),
-                dropping: [const { AtomicU64::new(0) }; NR_SLOTS],
                 dropping_addr: [const { AtomicUsize::new(0) }; NR_SLOTS],
                 made: KBox::pin_init(new_mutex!((), "torture::Shared::made"), GFP_KERNEL)?,
                 stop: AtomicBool::new(false),
@@ -216,11 +215,8 @@ impl Shared {
     /// Takes the queue out of slot `i` and drops it, then checks that no item is left aimed at
     /// it. Task context. Returns the generation dropped (0: the slot was empty).
     pub(super) fn drop_queue(&self, i: usize) -> u64 {
-        let (Some(slot), Some(dropping), Some(dropping_addr)) = (
-            self.slots.get(i),
-            self.dropping.get(i),
-            self.dropping_addr.get(i),
-        ) else {
+        let (Some(slot), Some(dropping_addr)) = (self.slots.get(i), self.dropping_addr.get(i))
+        else {
             return 0;
         };
         let mut t = slot.task.lock();
@@ -231,13 +227,11 @@ impl Shared {
             return 0;
         };
         dropping_addr.store(addr, SeqCst);
-        dropping.store(gen, SeqCst);
         let made = self.made.lock();
         // The last reference: `Workqueue::drop` cancels what is armed on it, gives the
         // pointers back (dropped inside the layer: counted by `dec_ref`), destroys the queue.
         drop(b);
         drop(a);
-        dropping.store(0, SeqCst);
         dropping_addr.store(0, SeqCst);
         self.queues_dropped.fetch_add(1, SeqCst);
         self.check_dead(gen, addr);
@@ -314,14 +308,13 @@ impl Shared {
         // armed on it onto another queue: the race of P1.
         let start = rng.below(NR_SLOTS);
         let dropping = (0..NR_SLOTS)
-            .map(|j| (start + j) % NR_SLOTS)
-            .filter_map(|j| Some((self.dropping.get(j)?, self.dropping_addr.get(j)?)))
-            .map(|(g, a)| (g.load(SeqCst), a.load(SeqCst)))
-            .find(|&(g, a)| g != 0 && a != 0);
-        if let Some((gen, addr)) = dropping {
+            .filter_map(|j| self.dropping_addr.get((start + j) % NR_SLOTS))
+            .map(|a| a.load(SeqCst))
+            .find(|&a| a != 0);
+        if let Some(addr) = dropping {
             if self.races & RACE_REARM_ON_DROP != 0 && rng.chance(2) {
                 self.count(ctx, Op::Rearm);
-                self.rearm_from(gen, addr, rng);
+                self.rearm_from(addr, rng);
                 return;
             }
         }

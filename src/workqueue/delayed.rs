@@ -277,7 +277,48 @@ impl RawDelayed {
     pub(crate) fn timer_pending(&self) -> bool {
         // SAFETY: `dwork` is initialised and alive for the call; C reads the timer's link
         // locklessly (`timer_pending()` is a snapshot by contract).
-        unsafe { helpers::rust_wq_timer_pending(core::ptr::addr_of!((*self.dwork()).timer)) }
+        unsafe { helpers::rust_wq_timer_pending(self.timer()) }
+    }
+
+    /// The C timer inside the `delayed_work`.
+    fn timer(&self) -> *mut bindings::timer_list {
+        // SAFETY: `dwork` is valid memory for a `delayed_work`; this only computes a field address.
+        unsafe { core::ptr::addr_of_mut!((*self.dwork.get()).timer) }
+    }
+
+    /// Deletes the item's timer, waiting for its function if that is running (C's
+    /// `timer_delete_sync()`, as `flush_delayed_work()` does): afterwards no timer function of
+    /// the item is in flight. Returns whether a pending timer was deleted; then the item's
+    /// pending period is the caller's until it calls [`RawDelayed::fire_deleted_timer`] or
+    /// [`RawDelayed::readd_timer`], and `aimed_at()` cannot change meanwhile.
+    ///
+    /// Allowed with interrupts off and spinlocks held: the timer is `TIMER_IRQSAFE`, and its
+    /// function (`delayed_work_timer_fn()`, C's `__queue_work()`) takes no lock of the layer's,
+    /// so the wait ends; nothing sleeps.
+    pub(crate) fn delete_timer_sync(&self) -> bool {
+        // SAFETY: The timer is initialised (`dwork` is) and IRQ-safe; see above.
+        unsafe { bindings::timer_delete_sync(self.timer()) != 0 }
+    }
+
+    /// Does now what the deleted timer would have done: queues the item on `aimed_at()`.
+    ///
+    /// # Safety
+    ///
+    /// [`RawDelayed::delete_timer_sync`] just returned `true` and nothing re-added the timer;
+    /// interrupts are off (the timer function requires it); `aimed_at()` is a live queue.
+    pub(crate) unsafe fn fire_deleted_timer(&self) {
+        // SAFETY: Guaranteed by the caller.
+        unsafe { bindings::delayed_work_timer_fn(self.timer()) };
+    }
+
+    /// Puts a deleted timer back as the arm that added it left it (same expiry and queue).
+    ///
+    /// # Safety
+    ///
+    /// [`RawDelayed::delete_timer_sync`] just returned `true` and nothing re-added the timer.
+    pub(crate) unsafe fn readd_timer(&self) {
+        // SAFETY: The timer is initialised and not pending (guaranteed by the caller).
+        unsafe { bindings::add_timer(self.timer()) };
     }
 
     /// Whether the item is pending (queued or timer armed).

@@ -243,25 +243,17 @@ impl Workqueue {
                 // re-added, so `wq` cannot change: if a system-queue arm re-aimed the item after
                 // the check above, its timer is put back as it was. A timer that was not pending
                 // had fired and its function has returned: the item is queued (or ran), and
-                // `drain_workqueue` waits for it.
-                // SAFETY: `node` was registered on this queue's list, which we hold locked, so it
-                // is alive and its `delayed_work` initialised.
-                let timer = unsafe { core::ptr::addr_of_mut!((*node.dwork()).timer) };
-                // SAFETY: `timer` is initialised (above). The list lock keeps interrupts off:
-                // waiting for a running timer function so is allowed for an IRQ-safe timer
-                // (`delayed_work_timer_fn` is `TIMER_IRQSAFE`), and that function (C's
-                // `__queue_work()`) takes no lock of ours, so the wait ends; nothing sleeps.
-                if unsafe { bindings::timer_delete_sync(timer) } != 0 {
+                // `drain_workqueue` waits for it. (`node` is registered on this queue's list,
+                // which we hold locked with interrupts off: it is alive.)
+                if node.delete_timer_sync() {
                     if node.aimed_at() == wq {
-                        // SAFETY: The timer's pending state is ours (deleted above) and
-                        // interrupts are off, as the timer function requires; it queues the
-                        // item on `wq`, valid (type invariant) and not destroyed before the
-                        // drain below.
-                        unsafe { bindings::delayed_work_timer_fn(timer) };
+                        // SAFETY: Deleted just above, not re-added; the list lock keeps
+                        // interrupts off; `wq` is valid (type invariant) and not destroyed
+                        // before the drain below.
+                        unsafe { node.fire_deleted_timer() };
                     } else {
-                        // SAFETY: The timer is initialised and not pending (deleted above); it
-                        // is put back as the arm that re-aimed it left it.
-                        unsafe { bindings::add_timer(timer) };
+                        // SAFETY: Deleted just above, not re-added.
+                        unsafe { node.readd_timer() };
                     }
                 }
                 Taken::Nothing
@@ -429,19 +421,13 @@ fn cancel_armed(inner: &Inner) -> usize {
                 // queues the item here; a vCPU can be preempted in between): wait for it, as
                 // `drain()` does. Afterwards the item is idle, running, or on a pool: this
                 // queue's (`destroy_workqueue()` runs it) or, queued with no delay, another's.
-                // SAFETY: `node` is registered on this queue's list, which we hold locked, so
-                // it is alive and its `delayed_work` initialised.
-                let timer = unsafe { core::ptr::addr_of_mut!((*node.dwork()).timer) };
-                // SAFETY: As in `drain()`: the timer is initialised and IRQ-safe, so waiting
-                // for its function with interrupts off is allowed, and that function takes no
-                // lock of ours.
-                if unsafe { bindings::timer_delete_sync(timer) } == 0 {
+                if !node.delete_timer_sync() {
                     return Taken::Nothing;
                 }
                 // An arm added a timer in between, and we deleted it: put it back as that arm
                 // left it, and cancel below if it aims here.
-                // SAFETY: The timer is initialised and not pending (deleted above).
-                unsafe { bindings::add_timer(timer) };
+                // SAFETY: Deleted just above, not re-added.
+                unsafe { node.readd_timer() };
                 if node.aimed_at() != wq {
                     return Taken::Nothing;
                 }
