@@ -47,6 +47,7 @@ use core::sync::atomic::{
         SeqCst, //
     },
 };
+use items::Items;
 use kernel::{
     device::Device,
     prelude::*,
@@ -62,11 +63,12 @@ use kernel::{
 use percentile::percentiles;
 use round::{
     round,
-    Items,
     Queues,
     Samples, //
 };
 
+#[path = "bench/items.rs"]
+mod items;
 #[path = "bench/percentile.rs"]
 mod percentile;
 #[path = "bench/round.rs"]

@@ -1,277 +1,35 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! One round of each benchmarked operation, and the work items and queues the rounds use.
+//! One round of each benchmarked operation, and the queues the rounds use (the items:
+//! `items.rs`).
 //!
 //! The timed region allocates nothing and drops nothing, but for the drop that
 //! [`Op::DropArmed`] times.
 
+use super::items::{
+    BenchDelayed,
+    BenchItem,
+    BoxDelayed,
+    BoxItem,
+    BoxItems,
+    Items, //
+};
 use super::{
     now_ns,
     upstream,
-    Impl,
     Op,
     Path,
-    Ptr,
     Run, //
 };
-use crate::kthread::Completion;
-use crate::workqueue::{
-    self as wq,
-    declare_work,
-    impl_has_delayed_work,
-    impl_has_work,
-    new_delayed_work,
-    new_work,
-    CpuId,
-    Delay,
-    DelayedWork,
-    DelayedWorkItem,
-    Queue,
-    Work,
-    WorkItem, //
-    Workqueue,
-};
-use core::sync::atomic::{
-    AtomicU64,
-    Ordering::Relaxed, //
-};
+use crate::workqueue::{self as wq, declare_work, Delay, Queue, Workqueue};
+use core::sync::atomic::Ordering::Relaxed;
 use kernel::{
-    new_mutex,
     prelude::*,
-    sync::{
-        Arc,
-        Mutex, //
-    },
+    sync::Arc, //
 };
 
 /// The delay of armed items: long enough never to fire during a round (as in the C twin).
 const ARM_DELAY_MS: u32 = 10_000;
-
-/// The plain work item: reused every round, or made fresh for [`Op::QueueFresh`].
-#[pin_data]
-pub(super) struct BenchItem {
-    #[pin]
-    work: Work<BenchItem>,
-    #[pin]
-    done: Completion,
-    /// When the item was queued (set only when start latency is measured).
-    queued_ns: AtomicU64,
-    /// When it last started, minus `queued_ns`.
-    start_ns: AtomicU64,
-    measure_start: bool,
-}
-
-impl_has_work! {
-    impl HasWork<Self> for BenchItem { self.work }
-}
-
-impl WorkItem for BenchItem {
-    type Pointer = Arc<BenchItem>;
-
-    fn run(this: Arc<BenchItem>) {
-        if this.measure_start {
-            let q = this.queued_ns.load(Relaxed);
-            this.start_ns.store(now_ns().saturating_sub(q), Relaxed);
-        }
-        this.done.complete();
-    }
-}
-
-impl BenchItem {
-    /// Waits until the item is idle (its last run has returned).
-    pub(super) fn flush(&self) {
-        self.work.flush();
-    }
-
-    fn new(measure_start: bool) -> Result<Arc<Self>> {
-        Arc::pin_init(
-            pin_init!(BenchItem {
-                work <- new_work!("rust_wq::bench::BenchItem::work"),
-                done <- Completion::new(),
-                queued_ns: AtomicU64::new(0),
-                start_ns: AtomicU64::new(0),
-                measure_start,
-            }),
-            GFP_KERNEL,
-        )
-    }
-}
-
-/// The delayed work item of the delayed operations; its timer never fires (it is cancelled).
-#[pin_data]
-struct BenchDelayed {
-    #[pin]
-    dwork: DelayedWork<BenchDelayed>,
-}
-
-impl_has_delayed_work! {
-    impl HasDelayedWork for BenchDelayed { self.dwork }
-}
-
-impl DelayedWorkItem for BenchDelayed {
-    type Pointer = Arc<BenchDelayed>;
-
-    fn run(_this: Arc<BenchDelayed>) {}
-}
-
-/// Where a `Pin<KBox<_>>` item lives between rounds: the benchmark thread takes it out to queue
-/// it, and the work function (or a cancel) brings it back, so the same item is reused every
-/// round, as with `Arc`.
-#[pin_data]
-pub(super) struct Slot<T> {
-    /// Completed by the work function when it has brought the box back.
-    #[pin]
-    done: Completion,
-    #[pin]
-    held: Mutex<Option<Pin<KBox<T>>>>,
-}
-
-impl<T> Slot<T> {
-    fn new() -> Result<Arc<Self>> {
-        Arc::pin_init(
-            pin_init!(Slot {
-                done <- Completion::new(),
-                held <- new_mutex!(None, "rust_wq::bench::Slot::held"),
-            }),
-            GFP_KERNEL,
-        )
-    }
-
-    /// Called by the work function: the box is back, and the thread waiting for it may go on.
-    pub(super) fn come_home(&self, b: Pin<KBox<T>>) {
-        *self.held.lock() = Some(b);
-        self.done.complete();
-    }
-
-    /// Puts back a box the thread took out (nobody waits for it).
-    pub(super) fn put(&self, b: Pin<KBox<T>>) {
-        *self.held.lock() = Some(b);
-    }
-
-    /// Takes the box out; `None` if it is not home.
-    pub(super) fn take(&self) -> Option<Pin<KBox<T>>> {
-        self.held.lock().take()
-    }
-
-    /// Waits until the work function has brought the box back (it stays in the slot).
-    pub(super) fn wait_home(&self) {
-        self.done.wait();
-    }
-}
-
-/// A thread's [`Slot`]: the boxes point back at their slot, so dropping the box it holds when
-/// the slot goes breaks that cycle.
-pub(super) struct Home<T>(Arc<Slot<T>>);
-
-impl<T> Home<T> {
-    /// An empty home.
-    pub(super) fn new() -> Result<Self> {
-        Ok(Home(Slot::new()?))
-    }
-
-    /// The slot, for an item that must come back to it.
-    pub(super) fn slot(&self) -> Arc<Slot<T>> {
-        self.0.clone()
-    }
-}
-
-impl<T> core::ops::Deref for Home<T> {
-    type Target = Slot<T>;
-
-    fn deref(&self) -> &Slot<T> {
-        &self.0
-    }
-}
-
-impl<T> Drop for Home<T> {
-    fn drop(&mut self) {
-        // Every item is idle at the end of a run (each round leaves it so): the box is home.
-        drop(self.0.take());
-    }
-}
-
-/// The plain item queued through `Pin<KBox<_>>`.
-#[pin_data]
-pub(super) struct BoxItem {
-    #[pin]
-    work: Work<BoxItem>,
-    home: Arc<Slot<BoxItem>>,
-}
-
-impl_has_work! {
-    impl HasWork<Self> for BoxItem { self.work }
-}
-
-impl WorkItem for BoxItem {
-    type Pointer = Pin<KBox<BoxItem>>;
-
-    fn run(this: Pin<KBox<BoxItem>>) {
-        let home = this.home.clone();
-        home.come_home(this);
-    }
-}
-
-impl BoxItem {
-    fn new(home: Arc<Slot<BoxItem>>) -> Result<Pin<KBox<Self>>> {
-        KBox::pin_init(
-            pin_init!(BoxItem {
-                work <- new_work!("rust_wq::bench::BoxItem::work"),
-                home,
-            }),
-            GFP_KERNEL,
-        )
-    }
-}
-
-/// The delayed item queued through `Pin<KBox<_>>`; its timer never fires (it is cancelled).
-#[pin_data]
-pub(super) struct BoxDelayed {
-    #[pin]
-    dwork: DelayedWork<BoxDelayed>,
-    home: Arc<Slot<BoxDelayed>>,
-}
-
-impl_has_delayed_work! {
-    impl HasDelayedWork for BoxDelayed { self.dwork }
-}
-
-impl DelayedWorkItem for BoxDelayed {
-    type Pointer = Pin<KBox<BoxDelayed>>;
-
-    fn run(this: Pin<KBox<BoxDelayed>>) {
-        let home = this.home.clone();
-        home.come_home(this);
-    }
-}
-
-/// One thread's `Pin<KBox<_>>` items: each at home between rounds.
-struct BoxItems {
-    plain: Home<BoxItem>,
-    delayed: Home<BoxDelayed>,
-    /// Where the fresh items of [`Op::QueueFresh`] come back to (empty between rounds).
-    fresh: Home<BoxItem>,
-}
-
-impl BoxItems {
-    fn new() -> Result<Self> {
-        let plain = Home::new()?;
-        plain.put(BoxItem::new(plain.slot())?);
-        let delayed = Home::new()?;
-        let home = delayed.slot();
-        delayed.put(KBox::pin_init(
-            pin_init!(BoxDelayed {
-                dwork <- new_delayed_work!("rust_wq::bench::BoxDelayed::dwork"),
-                home,
-            }),
-            GFP_KERNEL,
-        )?);
-        Ok(BoxItems {
-            plain,
-            delayed,
-            fresh: Home::new()?,
-        })
-    }
-}
 
 /// The work function of the static item: nothing (the round flushes it).
 fn static_item() {}
@@ -358,49 +116,6 @@ impl Samples {
                 if measure_start { items as usize } else { 0 },
                 GFP_KERNEL,
             )?,
-        })
-    }
-}
-
-/// One thread's items.
-pub(super) struct Items {
-    pub(super) plain: Arc<BenchItem>,
-    delayed: Arc<BenchDelayed>,
-    /// The `Pin<KBox<_>>` items, when the run queues through boxes.
-    boxed: Option<BoxItems>,
-    /// Upstream's items, when the run times upstream.
-    up: Option<upstream::Items>,
-    cpu: CpuId,
-}
-
-impl BenchDelayed {
-    fn new() -> Result<Arc<Self>> {
-        Arc::pin_init(
-            pin_init!(BenchDelayed {
-                dwork <- new_delayed_work!("rust_wq::bench::BenchDelayed::dwork"),
-            }),
-            GFP_KERNEL,
-        )
-    }
-}
-
-impl Items {
-    /// The items of a thread bound to `cpu`, for a run through `imp` with `ptr`.
-    pub(super) fn new(cpu: CpuId, measure_start: bool, imp: Impl, ptr: Ptr) -> Result<Self> {
-        Ok(Items {
-            plain: BenchItem::new(measure_start)?,
-            delayed: BenchDelayed::new()?,
-            boxed: if (imp, ptr) == (Impl::Layer, Ptr::KBox) {
-                Some(BoxItems::new()?)
-            } else {
-                None
-            },
-            up: if imp == Impl::Upstream {
-                Some(upstream::Items::new()?)
-            } else {
-                None
-            },
-            cpu,
         })
     }
 }

@@ -16,11 +16,13 @@
 //! queue held, as a driver using upstream would have to. It is the benchmark's one raw
 //! workqueue call outside the layer, kept in this file.
 
-use super::round::{
-    arm_delay,
-    timed,
+use super::items::{
     Home,
     Slot, //
+};
+use super::round::{
+    arm_delay,
+    timed, //
 };
 use super::{
     Op,
